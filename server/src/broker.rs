@@ -1,0 +1,465 @@
+//! The broker's operations, one method per RPC, in plain Rust: authenticate and authorise the
+//! caller, validate, check policy, build log records, hand them to the ledger, and read views.
+//! No tonic here: the service layer converts messages and maps [`BrokerError`] to a status.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use infoshare_proto::v1;
+use prost::Message;
+
+use crate::access::{self, Operation};
+use crate::crypto::{Digest32, Keys};
+use crate::domain::MessageKind;
+use crate::error::BrokerError;
+use crate::identity::Role;
+use crate::policy::{self, ProtocolStore};
+use crate::records::{
+    Actor, Denied, Event, Record, RequestId, RequestSubmitted, ResponseSubmitted,
+};
+use crate::registry::{Agency, Principal, Registry};
+use crate::store::bodies::BodyEntry;
+use crate::store::ledger::{Command, Ledger, Outcome, visible_meta};
+use crate::tls::PeerInfo;
+use crate::validate::{self, ValidRequest, ValidResponse};
+use crate::views::{InboxEntry, RequestMeta};
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The registered principal.
+    pub principal: Principal,
+    /// SHA-256 of the certificate it used.
+    pub cert_sha256: Digest32,
+    /// Its SPIFFE id, as text.
+    pub spiffe: String,
+}
+
+impl Caller {
+    fn actor(&self) -> Actor {
+        Actor {
+            role: self.principal.role,
+            id: self.principal.id.clone(),
+            cert_sha256: self.cert_sha256,
+        }
+    }
+}
+
+/// A submitted (or replayed) request.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// Its id.
+    pub request_id: RequestId,
+    /// Its record's index.
+    pub index: u64,
+    /// When it was accepted (Unix ms).
+    pub time_ms: u64,
+    /// Whether this repeats an earlier submission.
+    pub replayed: bool,
+}
+
+/// One inbox item with its body.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    /// Its cursor (the log index of its record).
+    pub cursor: u64,
+    /// The entry.
+    pub entry: InboxEntry,
+    /// The body, unless purged.
+    pub body: Option<BodyEntry>,
+}
+
+/// A request as its parties see it.
+#[derive(Debug, Clone)]
+pub struct RequestDetail {
+    /// The id.
+    pub request_id: RequestId,
+    /// Status and parties.
+    pub meta: RequestMeta,
+    /// The request body, unless purged.
+    pub request: Option<BodyEntry>,
+    /// The response body, if answered and not purged.
+    pub response: Option<BodyEntry>,
+    /// The timeline records, oldest first.
+    pub timeline: Vec<(u64, Record)>,
+}
+
+/// The broker.
+#[derive(Clone)]
+pub struct Broker {
+    ledger: Ledger,
+    registry: Arc<Registry>,
+    protocols: Arc<ProtocolStore>,
+    keys: Arc<Keys>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Broker {
+    /// A broker over an opened ledger.
+    pub fn new(ledger: Ledger, registry: Registry, keys: Keys) -> Self {
+        Self {
+            ledger,
+            registry: Arc::new(registry),
+            protocols: Arc::new(ProtocolStore::default()),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Identifies the caller of a connection: its certificate's SPIFFE id must name a registered
+    /// principal.
+    pub fn authenticate(&self, peer: Option<&PeerInfo>) -> Result<Caller, BrokerError> {
+        let peer = peer.ok_or_else(|| {
+            BrokerError::Unauthenticated("connection carries no TLS peer information".into())
+        })?;
+        let spiffe = peer.spiffe.as_ref().map_err(|e| {
+            BrokerError::Unauthenticated(format!("client certificate refused: {e}"))
+        })?;
+        let principal = self.registry.principal(spiffe).ok_or_else(|| {
+            BrokerError::Unauthenticated(format!(
+                "{spiffe} is not a registered principal of this broker"
+            ))
+        })?;
+        Ok(Caller {
+            principal,
+            cert_sha256: peer.cert_sha256,
+            spiffe: spiffe.uri.clone(),
+        })
+    }
+
+    /// Checks that the caller's role may call `op`; a refusal is logged.
+    pub async fn authorize(&self, caller: &Caller, op: Operation) -> Result<(), BrokerError> {
+        if access::allowed(caller.principal.role, op) {
+            return Ok(());
+        }
+        let err = BrokerError::RoleNotAllowed {
+            role: caller.principal.role.as_str(),
+            operation: op.as_str(),
+        };
+        Err(self.refused(caller, op, None, err).await)
+    }
+
+    /// Logs a refusal as a Denied record and returns the error to give the caller. If the
+    /// record cannot be written, the caller gets the storage error instead: a refusal that is
+    /// not in the log is not reported as one.
+    async fn refused(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        request_id: Option<RequestId>,
+        err: BrokerError,
+    ) -> BrokerError {
+        let rule = match &err {
+            BrokerError::InvalidArgument { field, .. } => field.clone(),
+            BrokerError::Denied(d) => d.rule.to_string(),
+            BrokerError::RoleNotAllowed { .. } => "access.role".to_string(),
+            _ => "state".to_string(),
+        };
+        let record = Record {
+            time_ms: now_ms(),
+            actor: caller.actor(),
+            event: Event::Denied(Denied {
+                operation: op,
+                request_id,
+                reason_code: err.reason_code().chars().take(64).collect(),
+                rule: rule.chars().take(128).collect(),
+            }),
+        };
+        match self.ledger.submit(Command::Deny { record }).await {
+            Ok(_) => err,
+            Err(store) => store,
+        }
+    }
+
+    /// Logs refusals of sharing attempts (bad input, policy, state) and passes errors through.
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        request_id: Option<RequestId>,
+        result: Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
+        match result {
+            Err(e @ (BrokerError::Unavailable(_) | BrokerError::Internal(_))) => Err(e),
+            Err(e) => Err(self.refused(caller, op, request_id, e).await),
+            ok => ok,
+        }
+    }
+
+    fn agency(&self, id: &str) -> Result<&Agency, BrokerError> {
+        self.registry
+            .agency(id)
+            .ok_or_else(|| BrokerError::Unauthenticated(format!("{id} is not a registered agency")))
+    }
+
+    /// SubmitRequest.
+    pub async fn submit_request(
+        &self,
+        caller: &Caller,
+        input: &v1::SubmitRequestRequest,
+    ) -> Result<Submitted, BrokerError> {
+        let checked = self.check_request(caller, input);
+        let request = self
+            .audited(caller, Operation::SubmitRequest, None, checked)
+            .await?;
+        let time_ms = now_ms();
+        let request_id = RequestId(self.keys.random());
+        let body = BodyEntry {
+            kind: MessageKind::Request,
+            request_id,
+            salt: self.keys.random(),
+            body: request.body.encode_to_vec(),
+        };
+        let requester = &caller.principal.id;
+        let s = &request.subject;
+        let mut subjects = vec![self.keys.subject_by_name(
+            &s.family_name,
+            &s.given_names,
+            &s.date_of_birth.to_string(),
+        )];
+        subjects.extend(
+            s.identifiers
+                .iter()
+                .map(|(scheme, value)| self.keys.subject_by_identifier(scheme, value)),
+        );
+        let record = Record {
+            time_ms,
+            actor: caller.actor(),
+            event: Event::RequestSubmitted(RequestSubmitted {
+                request_id,
+                recipient: request.recipient.clone(),
+                staff: self.keys.staff(requester, &request.staff_id),
+                subjects,
+                protocol_id: request.protocol_id.clone(),
+                protocol_version: 0,
+                authority: request.authority,
+                purpose: request.purpose.clone(),
+                categories: request.categories.clone(),
+                classification: request.classification,
+                urgency: request.urgency,
+                consultation: request.consultation,
+                idempotency: self.keys.idempotency(requester, &request.idempotency_key),
+                body_commitment: body.commitment(),
+            }),
+        };
+        let outcome = self
+            .ledger
+            .submit(Command::SubmitRequest { record, body })
+            .await;
+        match self
+            .audited(caller, Operation::SubmitRequest, None, outcome)
+            .await?
+        {
+            Outcome::Appended { index } => Ok(Submitted {
+                request_id,
+                index,
+                time_ms,
+                replayed: false,
+            }),
+            Outcome::Replayed { request_id, index } => {
+                let time_ms = self
+                    .ledger
+                    .views()
+                    .timeline(&request_id)?
+                    .first()
+                    .map_or(0, |(_, r)| r.time_ms);
+                Ok(Submitted {
+                    request_id,
+                    index,
+                    time_ms,
+                    replayed: true,
+                })
+            }
+            Outcome::AlreadyAcknowledged { .. } => {
+                Err(BrokerError::Internal("unexpected ledger outcome".into()))
+            }
+        }
+    }
+
+    fn check_request(
+        &self,
+        caller: &Caller,
+        input: &v1::SubmitRequestRequest,
+    ) -> Result<ValidRequest, BrokerError> {
+        let request = validate::request(input)?;
+        let field = "request.recipient_agency_id";
+        if self.registry.agency(&request.recipient).is_none() {
+            return Err(BrokerError::invalid(
+                field,
+                format!("no agency {:?} is registered", request.recipient),
+            ));
+        }
+        if request.recipient == caller.principal.id {
+            return Err(BrokerError::invalid(
+                field,
+                "an agency cannot send a request to itself",
+            ));
+        }
+        let requester = self.agency(&caller.principal.id)?;
+        policy::check_request(requester, &request, &self.registry, &self.protocols)
+            .map_err(BrokerError::Denied)?;
+        Ok(request)
+    }
+
+    /// Acknowledge. Returns the acknowledgement's index and whether it was acknowledged before.
+    pub async fn acknowledge(
+        &self,
+        caller: &Caller,
+        input: &v1::AcknowledgeRequest,
+    ) -> Result<(u64, bool), BrokerError> {
+        let request_id = validate::request_id("request_id", &input.request_id)?;
+        let kind = validate::message_kind("kind", input.kind)?;
+        let command = Command::Acknowledge {
+            actor: caller.actor(),
+            time_ms: now_ms(),
+            request_id,
+            kind,
+        };
+        match self.ledger.submit(command).await? {
+            Outcome::Appended { index } => Ok((index, false)),
+            Outcome::AlreadyAcknowledged { index } => Ok((index, true)),
+            Outcome::Replayed { .. } => {
+                Err(BrokerError::Internal("unexpected ledger outcome".into()))
+            }
+        }
+    }
+
+    /// Respond. Returns the response record's index and time.
+    pub async fn respond(
+        &self,
+        caller: &Caller,
+        input: &v1::RespondRequest,
+    ) -> Result<(u64, u64), BrokerError> {
+        let request_id = RequestId::parse(&input.request_id);
+        let checked = self.check_response(caller, input);
+        let response = self
+            .audited(caller, Operation::Respond, request_id, checked)
+            .await?;
+        let time_ms = now_ms();
+        let id = response.request_id;
+        let body = BodyEntry {
+            kind: MessageKind::Response,
+            request_id: id,
+            salt: self.keys.random(),
+            body: response.body.encode_to_vec(),
+        };
+        let record = Record {
+            time_ms,
+            actor: caller.actor(),
+            event: Event::ResponseSubmitted(ResponseSubmitted {
+                request_id: id,
+                // Set by the ledger from the request's own record.
+                requester: String::new(),
+                staff: self.keys.staff(&caller.principal.id, &response.staff_id),
+                decision: response.decision,
+                ground: response.ground,
+                disclosed: response.items.clone(),
+                consultation: response.consultation,
+                body_commitment: body.commitment(),
+            }),
+        };
+        let outcome = self.ledger.submit(Command::Respond { record, body }).await;
+        match self
+            .audited(caller, Operation::Respond, Some(id), outcome)
+            .await?
+        {
+            Outcome::Appended { index } => Ok((index, time_ms)),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    fn check_response(
+        &self,
+        caller: &Caller,
+        input: &v1::RespondRequest,
+    ) -> Result<ValidResponse, BrokerError> {
+        let response = validate::response(input)?;
+        let views = self.ledger.views();
+        let meta = visible_meta(views, &response.request_id, &caller.principal.id)?;
+        let original = views
+            .timeline(&response.request_id)?
+            .into_iter()
+            .find(|(i, _)| *i == meta.request_idx)
+            .and_then(|(_, r)| match r.event {
+                Event::RequestSubmitted(s) => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| BrokerError::Internal("request record missing from views".into()))?;
+        let responder = self.agency(&caller.principal.id)?;
+        policy::check_response(
+            responder,
+            &response,
+            &original,
+            &self.registry,
+            &self.protocols,
+        )
+        .map_err(BrokerError::Denied)?;
+        Ok(response)
+    }
+
+    /// A page of the caller's inbox after `after`.
+    pub fn inbox_page(
+        &self,
+        caller: &Caller,
+        after: u64,
+        page_size: u32,
+        unacknowledged_only: bool,
+    ) -> Result<(Vec<InboxItem>, bool), BrokerError> {
+        let limit = validate::page_size(page_size)?;
+        let (entries, more) = self.ledger.views().inbox_page(
+            &caller.principal.id,
+            after,
+            limit,
+            unacknowledged_only,
+        )?;
+        let items = entries
+            .into_iter()
+            .map(|(cursor, entry)| {
+                let body = self.ledger.body(entry.kind, &entry.request_id)?;
+                Ok(InboxItem {
+                    cursor,
+                    entry,
+                    body,
+                })
+            })
+            .collect::<Result<_, BrokerError>>()?;
+        Ok((items, more))
+    }
+
+    /// GetRequest.
+    pub fn get_request(&self, caller: &Caller, id: &str) -> Result<RequestDetail, BrokerError> {
+        let request_id = validate::request_id("request_id", id)?;
+        let meta = visible_meta(self.ledger.views(), &request_id, &caller.principal.id)?;
+        let response = if meta.response_idx != 0 {
+            self.ledger.body(MessageKind::Response, &request_id)?
+        } else {
+            None
+        };
+        Ok(RequestDetail {
+            request_id,
+            request: self.ledger.body(MessageKind::Request, &request_id)?,
+            response,
+            timeline: self.ledger.views().timeline(&request_id)?,
+            meta,
+        })
+    }
+
+    /// The caller's registered display name and role (WhoAmI).
+    pub fn who_am_i(&self, caller: &Caller) -> (Role, String, String) {
+        (
+            caller.principal.role,
+            caller.principal.id.clone(),
+            caller.principal.name.clone(),
+        )
+    }
+}

@@ -1,0 +1,146 @@
+//! Server configuration: a TOML file, or `--dev` defaults for a first run.
+//!
+//! ```toml
+//! listen = "127.0.0.1:50051"     # address to listen on (TLS only; there is no plaintext port)
+//! data_dir = "data"              # log, bodies, views and keys
+//! trust_domain = "infoshare.dev" # SPIFFE trust domain of client identities
+//!
+//! [tls]
+//! ca = "certs/ca.pem"            # CA bundle client certificates must chain to
+//! cert = "certs/server/cert.pem" # the server's certificate chain
+//! key = "certs/server/key.pem"   # the server's private key
+//!
+//! [registry]
+//! agencies = "registry.toml"     # the agency registry
+//! ```
+//!
+//! Relative paths are relative to the directory of the configuration file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The broker's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// SPIFFE trust domain.
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// Registry files.
+    pub registry: RegistryFiles,
+}
+
+/// TLS file paths.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA bundle for client certificates.
+    pub ca: PathBuf,
+    /// Server certificate chain.
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+}
+
+/// Registry file paths.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFiles {
+    /// The agency registry.
+    pub agencies: PathBuf,
+}
+
+fn default_trust_domain() -> String {
+    infoshare_certs_dev::TRUST_DOMAIN.to_string()
+}
+
+/// Why configuration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The development PKI could not be made.
+    #[error("development PKI: {0}")]
+    Pki(#[from] infoshare_certs_dev::PkiError),
+}
+
+impl Config {
+    /// Reads a configuration file, resolving relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.data_dir,
+            &mut config.tls.ca,
+            &mut config.tls.cert,
+            &mut config.tls.key,
+            &mut config.registry.agencies,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The `--dev` configuration: the development PKI under `certs-dev/out` (made if missing),
+    /// the sample registry (written to `<data>/sample-registry.toml`), 127.0.0.1:50051 and
+    /// `./data`, all relative to the current directory.
+    pub fn dev(data_dir: &Path, listen: SocketAddr) -> Result<Self, ConfigError> {
+        let pki = PathBuf::from("certs-dev/out");
+        let principals =
+            infoshare_certs_dev::principals_from_registry_str(crate::registry::SAMPLE_REGISTRY)
+                .map_err(|message| ConfigError::Parse {
+                    path: "sample registry".into(),
+                    message,
+                })?;
+        infoshare_certs_dev::ensure(&pki, &principals, false)?;
+        let registry = data_dir.join("sample-registry.toml");
+        let io = |source| ConfigError::Io {
+            path: registry.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        std::fs::write(&registry, crate::registry::SAMPLE_REGISTRY).map_err(io)?;
+        Ok(Self {
+            listen,
+            data_dir: data_dir.to_path_buf(),
+            trust_domain: default_trust_domain(),
+            tls: TlsFiles {
+                ca: pki.join("ca/ca.pem"),
+                cert: pki.join("server/cert.pem"),
+                key: pki.join("server/key.pem"),
+            },
+            registry: RegistryFiles { agencies: registry },
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! infoshare: a secure broker for information requests between New Zealand agencies under s66C
+//! of the Oranga Tamariki Act 1989 and s20 of the Family Violence Act 2018.
+//!
+//! Layers, from the wire in:
+//! - [`tls`]: TLS 1.3 with required client certificates; the caller's SPIFFE id ([`identity`]).
+//! - [`service`]: thin tonic services; errors become statuses in one place.
+//! - [`broker`]: the operations, in plain Rust: [`access`] control, [`validate`], [`policy`],
+//!   building [`records`] with [`crypto`] pseudonyms and commitments.
+//! - [`store`]: the append-only log with group commit (the source of truth), the body store, and
+//!   the sled [`views`] derived from them.
+
+pub mod access;
+pub mod broker;
+pub mod codec;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod identity;
+pub mod policy;
+pub mod records;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod tls;
+pub mod validate;
+pub mod views;

@@ -1,0 +1,493 @@
+//! Log records: every state change of the broker, in a versioned, fixed binary encoding.
+//!
+//! A record holds coded metadata only — ids, codes, keyed pseudonyms and salted commitments —
+//! never names, dates of birth, free text or content. The exact layout (version 1) is below;
+//! integers are big-endian, `str8` is a one-byte length then UTF-8, `list8<T>` a one-byte count
+//! then the items, `opt<T>` a byte 0 (absent) or 1 then `T`.
+//!
+//! ```text
+//! record   = version:u8 (=1) event:u8 time_unix_ms:u64 actor body
+//! actor    = role:u8 (1 agency, 2 auditor, 3 admin) id:str8 cert_sha256:[32]
+//! event 1  RequestSubmitted
+//!            request_id:[16] recipient:str8 staff:[32] subjects:list8<[32]>
+//!            protocol_id:str8 protocol_version:u32 authority:u8 purpose:str8
+//!            categories:list8<str8> classification:u8 urgency:u8 consultation:u8
+//!            idempotency:[32] body_commitment:[32]
+//! event 2  RequestAcknowledged   request_id:[16]
+//! event 3  ResponseSubmitted
+//!            request_id:[16] requester:str8 staff:[32] decision:u8 ground:u8 (0 none)
+//!            disclosed:list8<category:str8 classification:u8> consultation:u8
+//!            body_commitment:[32]
+//! event 4  ResponseAcknowledged  request_id:[16]
+//! event 5  Denied
+//!            operation:u8 request_id:opt<[16]> reason_code:str8 rule:str8
+//! ```
+//!
+//! The actor of a record is the principal whose certificate made the call; its certificate's
+//! SHA-256 ties the record to the exact credential used.
+
+use crate::access::Operation;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::crypto::{Digest32, Pseudonym};
+use crate::domain::{Authority, Classification, Consultation, Decision, DeclineGround};
+use crate::identity::Role;
+
+/// The record format version this build writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// A broker-assigned request id: 16 random bytes, shown as 32 lowercase hex characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub [u8; 16]);
+
+impl RequestId {
+    /// Parses 32 lowercase hex characters.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != 32 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Self(out))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// Who made the call a record describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The principal's role.
+    pub role: Role,
+    /// The principal's registered id.
+    pub id: String,
+    /// SHA-256 of the client certificate (DER) used.
+    pub cert_sha256: Digest32,
+}
+
+/// One log record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// When the broker accepted it (Unix milliseconds).
+    pub time_ms: u64,
+    /// Who acted.
+    pub actor: Actor,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What a record says happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An agency submitted a request (the actor is the requester).
+    RequestSubmitted(RequestSubmitted),
+    /// The recipient acknowledged a request.
+    RequestAcknowledged {
+        /// The request.
+        request_id: RequestId,
+    },
+    /// The recipient answered a request.
+    ResponseSubmitted(ResponseSubmitted),
+    /// The requester acknowledged the answer.
+    ResponseAcknowledged {
+        /// The request.
+        request_id: RequestId,
+    },
+    /// An attempt was refused (the actor is who tried).
+    Denied(Denied),
+}
+
+/// The metadata of a submitted request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSubmitted {
+    /// The new request's id.
+    pub request_id: RequestId,
+    /// The agency asked.
+    pub recipient: String,
+    /// The requesting staff member's pseudonym.
+    pub staff: Pseudonym,
+    /// Pseudonyms of the subject: by name and date of birth, then one per agency identifier.
+    pub subjects: Vec<Pseudonym>,
+    /// The protocol relied on.
+    pub protocol_id: String,
+    /// The protocol version in force (0 until the protocol register exists).
+    pub protocol_version: u32,
+    /// The legal authority relied on.
+    pub authority: Authority,
+    /// The protocol purpose code.
+    pub purpose: String,
+    /// The requested category codes.
+    pub categories: Vec<String>,
+    /// The classification the requester assigned.
+    pub classification: Classification,
+    /// How urgent.
+    pub urgency: crate::domain::Urgency,
+    /// Whether the subject was consulted.
+    pub consultation: Consultation,
+    /// Keyed hash of the client's idempotency key.
+    pub idempotency: Digest32,
+    /// Salted commitment to the request body.
+    pub body_commitment: Digest32,
+}
+
+/// The metadata of a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseSubmitted {
+    /// The request answered.
+    pub request_id: RequestId,
+    /// The agency the answer goes to (the requester).
+    pub requester: String,
+    /// The answering staff member's pseudonym.
+    pub staff: Pseudonym,
+    /// Disclose, partly disclose or decline.
+    pub decision: Decision,
+    /// Why information was withheld, if it was.
+    pub ground: Option<DeclineGround>,
+    /// The categories disclosed, each with its classification.
+    pub disclosed: Vec<(String, Classification)>,
+    /// Whether the subject was consulted.
+    pub consultation: Consultation,
+    /// Salted commitment to the response body.
+    pub body_commitment: Digest32,
+}
+
+/// A refused attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    /// The operation attempted.
+    pub operation: Operation,
+    /// The request concerned, when there was one.
+    pub request_id: Option<RequestId>,
+    /// The stable machine-readable reason code.
+    pub reason_code: String,
+    /// The rule (or input field) that refused it.
+    pub rule: String,
+}
+
+impl Event {
+    /// The event type code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Event::RequestSubmitted(_) => 1,
+            Event::RequestAcknowledged { .. } => 2,
+            Event::ResponseSubmitted(_) => 3,
+            Event::ResponseAcknowledged { .. } => 4,
+            Event::Denied(_) => 5,
+        }
+    }
+
+    /// The request the event concerns, if any.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            Event::RequestSubmitted(r) => Some(r.request_id),
+            Event::ResponseSubmitted(r) => Some(r.request_id),
+            Event::RequestAcknowledged { request_id }
+            | Event::ResponseAcknowledged { request_id } => Some(*request_id),
+            Event::Denied(d) => d.request_id,
+        }
+    }
+}
+
+impl Record {
+    /// The version-1 encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(RECORD_VERSION)
+            .u8(self.event.code())
+            .u64(self.time_ms)
+            .u8(self.actor.role.code())
+            .str8(&self.actor.id)
+            .fixed(&self.actor.cert_sha256);
+        match &self.event {
+            Event::RequestSubmitted(r) => {
+                w.fixed(&r.request_id.0)
+                    .str8(&r.recipient)
+                    .fixed(&r.staff)
+                    .count8(r.subjects.len());
+                for s in &r.subjects {
+                    w.fixed(s);
+                }
+                w.str8(&r.protocol_id)
+                    .u32(r.protocol_version)
+                    .u8(r.authority.code())
+                    .str8(&r.purpose)
+                    .count8(r.categories.len());
+                for c in &r.categories {
+                    w.str8(c);
+                }
+                w.u8(r.classification.code())
+                    .u8(r.urgency.code())
+                    .u8(r.consultation.code())
+                    .fixed(&r.idempotency)
+                    .fixed(&r.body_commitment);
+            }
+            Event::RequestAcknowledged { request_id }
+            | Event::ResponseAcknowledged { request_id } => {
+                w.fixed(&request_id.0);
+            }
+            Event::ResponseSubmitted(r) => {
+                w.fixed(&r.request_id.0)
+                    .str8(&r.requester)
+                    .fixed(&r.staff)
+                    .u8(r.decision.code())
+                    .u8(r.ground.map_or(0, DeclineGround::code))
+                    .count8(r.disclosed.len());
+                for (category, class) in &r.disclosed {
+                    w.str8(category).u8(class.code());
+                }
+                w.u8(r.consultation.code()).fixed(&r.body_commitment);
+            }
+            Event::Denied(d) => {
+                w.u8(d.operation.code());
+                match d.request_id {
+                    Some(id) => w.u8(1).fixed(&id.0),
+                    None => w.u8(0),
+                };
+                w.str8(&d.reason_code).str8(&d.rule);
+            }
+        }
+        w.finish()
+    }
+
+    /// Decodes a record, refusing anything but an exact version-1 encoding.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != RECORD_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let event_code = r.u8()?;
+        let time_ms = r.u64()?;
+        let actor = Actor {
+            role: r.code("role", Role::from_code)?,
+            id: r.str8()?,
+            cert_sha256: r.fixed()?,
+        };
+        let event = match event_code {
+            1 => {
+                let request_id = RequestId(r.fixed()?);
+                let recipient = r.str8()?;
+                let staff = r.fixed()?;
+                let n = r.count8()?;
+                let subjects = (0..n).map(|_| r.fixed()).collect::<Result<_, _>>()?;
+                let protocol_id = r.str8()?;
+                let protocol_version = r.u32()?;
+                let authority = r.code("authority", Authority::from_code)?;
+                let purpose = r.str8()?;
+                let n = r.count8()?;
+                let categories = (0..n).map(|_| r.str8()).collect::<Result<_, _>>()?;
+                Event::RequestSubmitted(RequestSubmitted {
+                    request_id,
+                    recipient,
+                    staff,
+                    subjects,
+                    protocol_id,
+                    protocol_version,
+                    authority,
+                    purpose,
+                    categories,
+                    classification: r.code("classification", Classification::from_code)?,
+                    urgency: r.code("urgency", crate::domain::Urgency::from_code)?,
+                    consultation: r.code("consultation", Consultation::from_code)?,
+                    idempotency: r.fixed()?,
+                    body_commitment: r.fixed()?,
+                })
+            }
+            2 => Event::RequestAcknowledged {
+                request_id: RequestId(r.fixed()?),
+            },
+            3 => {
+                let request_id = RequestId(r.fixed()?);
+                let requester = r.str8()?;
+                let staff = r.fixed()?;
+                let decision = r.code("decision", Decision::from_code)?;
+                let ground = match r.u8()? {
+                    0 => None,
+                    code => Some(DeclineGround::from_code(code).ok_or(
+                        DecodeError::UnknownCode {
+                            field: "ground",
+                            code,
+                        },
+                    )?),
+                };
+                let n = r.count8()?;
+                let disclosed = (0..n)
+                    .map(|_| {
+                        Ok((
+                            r.str8()?,
+                            r.code("classification", Classification::from_code)?,
+                        ))
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                Event::ResponseSubmitted(ResponseSubmitted {
+                    request_id,
+                    requester,
+                    staff,
+                    decision,
+                    ground,
+                    disclosed,
+                    consultation: r.code("consultation", Consultation::from_code)?,
+                    body_commitment: r.fixed()?,
+                })
+            }
+            4 => Event::ResponseAcknowledged {
+                request_id: RequestId(r.fixed()?),
+            },
+            5 => {
+                let operation = r.code("operation", Operation::from_code)?;
+                let request_id = match r.u8()? {
+                    0 => None,
+                    1 => Some(RequestId(r.fixed()?)),
+                    code => {
+                        return Err(DecodeError::UnknownCode {
+                            field: "request_id presence",
+                            code,
+                        });
+                    }
+                };
+                Event::Denied(Denied {
+                    operation,
+                    request_id,
+                    reason_code: r.str8()?,
+                    rule: r.str8()?,
+                })
+            }
+            code => {
+                return Err(DecodeError::UnknownCode {
+                    field: "event",
+                    code,
+                });
+            }
+        };
+        r.end()?;
+        Ok(Record {
+            time_ms,
+            actor,
+            event,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::Urgency;
+
+    pub(crate) fn actor() -> Actor {
+        Actor {
+            role: Role::Agency,
+            id: "police".into(),
+            cert_sha256: [0xcc; 32],
+        }
+    }
+
+    pub(crate) fn submitted(id: u8) -> Record {
+        Record {
+            time_ms: 1_700_000_000_000,
+            actor: actor(),
+            event: Event::RequestSubmitted(RequestSubmitted {
+                request_id: RequestId([id; 16]),
+                recipient: "oranga-tamariki".into(),
+                staff: [1; 32],
+                subjects: vec![[2; 32], [3; 32]],
+                protocol_id: "youth-reengagement".into(),
+                protocol_version: 0,
+                authority: Authority::OtaS66C,
+                purpose: "assess-risk".into(),
+                categories: vec!["attendance".into(), "care-status".into()],
+                classification: Classification::InConfidence,
+                urgency: Urgency::Priority,
+                consultation: Consultation::Consulted,
+                idempotency: [4; 32],
+                body_commitment: [5; 32],
+            }),
+        }
+    }
+
+    fn all_kinds() -> Vec<Record> {
+        let mut out = vec![submitted(9)];
+        let mut r = submitted(9);
+        r.event = Event::RequestAcknowledged {
+            request_id: RequestId([9; 16]),
+        };
+        out.push(r.clone());
+        r.event = Event::ResponseSubmitted(ResponseSubmitted {
+            request_id: RequestId([9; 16]),
+            requester: "police".into(),
+            staff: [6; 32],
+            decision: Decision::PartialDisclose,
+            ground: Some(DeclineGround::EndangersSafety),
+            disclosed: vec![("attendance".into(), Classification::Sensitive)],
+            consultation: Consultation::NotConsulted,
+            body_commitment: [7; 32],
+        });
+        out.push(r.clone());
+        r.event = Event::ResponseAcknowledged {
+            request_id: RequestId([9; 16]),
+        };
+        out.push(r.clone());
+        r.event = Event::Denied(Denied {
+            operation: Operation::Respond,
+            request_id: None,
+            reason_code: "INVALID_ARGUMENT".into(),
+            rule: "response.items[0].content".into(),
+        });
+        out.push(r);
+        out
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        for rec in all_kinds() {
+            let bytes = rec.encode();
+            assert_eq!(Record::decode(&bytes).unwrap(), rec);
+        }
+    }
+
+    #[test]
+    fn known_answer_for_an_acknowledgement() {
+        let rec = Record {
+            time_ms: 0x0102030405060708,
+            actor: Actor {
+                role: Role::Agency,
+                id: "ab".into(),
+                cert_sha256: [0; 32],
+            },
+            event: Event::RequestAcknowledged {
+                request_id: RequestId([0xee; 16]),
+            },
+        };
+        let mut expected = vec![1, 2, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, b'a', b'b'];
+        expected.extend([0; 32]);
+        expected.extend([0xee; 16]);
+        assert_eq!(rec.encode(), expected);
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_refused() {
+        for rec in all_kinds() {
+            let bytes = rec.encode();
+            for cut in 0..bytes.len() {
+                assert!(Record::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(Record::decode(&longer), Err(DecodeError::Trailing(1)));
+        }
+        let mut bad = submitted(1).encode();
+        bad[0] = 2;
+        assert_eq!(Record::decode(&bad), Err(DecodeError::Version(2)));
+    }
+
+    #[test]
+    fn request_ids_parse_only_canonical_hex() {
+        let id = RequestId([0xab; 16]);
+        assert_eq!(RequestId::parse(&id.to_string()), Some(id));
+        assert_eq!(RequestId::parse(&id.to_string().to_uppercase()), None);
+        assert_eq!(RequestId::parse("abc"), None);
+        assert_eq!(RequestId::parse(&"zz".repeat(16)), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! Wiring: open the ledger, load the registry and keys, build TLS, and serve.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use infoshare_proto::v1::exchange_service_server::ExchangeServiceServer;
+use infoshare_proto::v1::identity_service_server::IdentityServiceServer;
+use tokio::net::TcpListener;
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::registry::Registry;
+use crate::service::exchange::ExchangeApi;
+use crate::service::identity::IdentityApi;
+use crate::store::ledger::Ledger;
+use crate::validate::MAX_MESSAGE_BYTES;
+
+/// A startup failure, as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+macro_rules! start_err {
+    ($what:literal, $e:expr) => {
+        StartError(format!(concat!($what, ": {}"), $e))
+    };
+}
+
+/// A server ready to serve: its listener is bound.
+pub struct Prepared {
+    listener: TcpListener,
+    broker: Broker,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    trust_domain: String,
+}
+
+impl Prepared {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+        let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain);
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(
+                ExchangeServiceServer::new(ExchangeApi::new(self.broker.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                IdentityServiceServer::new(IdentityApi::new(self.broker.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(|e| start_err!("server", e))
+    }
+}
+
+/// Opens storage and binds the listener.
+pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    let registry =
+        Registry::load(&config.registry.agencies).map_err(|e| start_err!("registry", e))?;
+    let keys = Keys::load_or_create(&config.data_dir.join("keys/pseudonym.key"))
+        .map_err(|e| start_err!("keys", e))?;
+    let tls = crate::tls::server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)
+        .map_err(|e| start_err!("tls", e))?;
+    let (ledger, report) = open_ledger(&config.data_dir)?;
+    tracing::info!(
+        records = report.records,
+        bodies = report.bodies,
+        replayed = report.replayed,
+        rebuilt_views = report.rebuilt,
+        truncated_log_bytes = report.truncated.0,
+        truncated_body_bytes = report.truncated.1,
+        agencies = registry.agency_count(),
+        "ledger open"
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| start_err!("listen", format!("{}: {e}", config.listen)))?;
+    Ok(Prepared {
+        listener,
+        broker: Broker::new(ledger, registry, keys),
+        tls,
+        trust_domain: config.trust_domain.clone(),
+    })
+}
+
+fn open_ledger(data_dir: &Path) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| start_err!("data directory", format!("{}: {e}", data_dir.display())))?;
+    Ledger::open(data_dir).map_err(|e| start_err!("ledger", e))
+}

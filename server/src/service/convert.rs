@@ -1,0 +1,102 @@
+//! Conversions from the broker's values to API messages.
+
+use infoshare_proto::v1;
+use prost::Message;
+
+use crate::broker::{InboxItem, RequestDetail};
+use crate::domain::{MessageKind, RequestStatus};
+use crate::error::BrokerError;
+use crate::records::{Event, Record};
+use crate::store::bodies::BodyEntry;
+
+/// A Unix-milliseconds time as a protobuf Timestamp.
+pub fn timestamp(ms: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
+}
+
+fn decode<M: Message + Default>(body: &BodyEntry) -> Result<M, BrokerError> {
+    M::decode(body.body.as_slice()).map_err(|e| {
+        BrokerError::Internal(format!(
+            "stored body of {} does not decode: {e}",
+            body.request_id
+        ))
+    })
+}
+
+/// An inbox item.
+pub fn inbox_item(item: &InboxItem) -> Result<v1::InboxItem, BrokerError> {
+    let (mut request, mut response) = (None, None);
+    if let Some(body) = &item.body {
+        match item.entry.kind {
+            MessageKind::Request => request = Some(decode(body)?),
+            MessageKind::Response => response = Some(decode(body)?),
+        }
+    }
+    Ok(v1::InboxItem {
+        cursor: item.cursor,
+        kind: kind(item.entry.kind) as i32,
+        request_id: item.entry.request_id.to_string(),
+        from_agency_id: item.entry.from.clone(),
+        sent_at: Some(timestamp(item.entry.time_ms)),
+        acknowledged: item.entry.acknowledged,
+        request,
+        response,
+        body_purged: item.body.is_none(),
+    })
+}
+
+fn kind(k: MessageKind) -> v1::MessageKind {
+    match k {
+        MessageKind::Request => v1::MessageKind::Request,
+        MessageKind::Response => v1::MessageKind::Response,
+    }
+}
+
+fn status(s: RequestStatus) -> v1::RequestStatus {
+    match s {
+        RequestStatus::Submitted => v1::RequestStatus::Submitted,
+        RequestStatus::Acknowledged => v1::RequestStatus::Acknowledged,
+        RequestStatus::Responded => v1::RequestStatus::Responded,
+        RequestStatus::Completed => v1::RequestStatus::Completed,
+    }
+}
+
+fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
+    let kind = match r.event {
+        Event::RequestSubmitted(_) => v1::EventKind::RequestSubmitted,
+        Event::RequestAcknowledged { .. } => v1::EventKind::RequestAcknowledged,
+        Event::ResponseSubmitted(_) => v1::EventKind::ResponseSubmitted,
+        Event::ResponseAcknowledged { .. } => v1::EventKind::ResponseAcknowledged,
+        Event::Denied(_) => return None,
+    };
+    Some(v1::TimelineEvent {
+        log_index: index,
+        kind: kind as i32,
+        at: Some(timestamp(r.time_ms)),
+        agency_id: r.actor.id.clone(),
+    })
+}
+
+/// A request's detail.
+pub fn request_detail(d: &RequestDetail) -> Result<v1::GetRequestResponse, BrokerError> {
+    let request = d.request.as_ref().map(decode).transpose()?;
+    let response = d.response.as_ref().map(decode).transpose()?;
+    let purged = d.request.is_none() || (d.meta.response_idx != 0 && d.response.is_none());
+    Ok(v1::GetRequestResponse {
+        request_id: d.request_id.to_string(),
+        requester_agency_id: d.meta.requester.clone(),
+        recipient_agency_id: d.meta.recipient.clone(),
+        status: status(d.meta.status) as i32,
+        request,
+        response,
+        timeline: d
+            .timeline
+            .iter()
+            .filter_map(|(i, r)| event(*i, r))
+            .collect(),
+        body_purged: purged,
+    })
+}

@@ -1,0 +1,191 @@
+//! ExchangeService.
+
+use infoshare_proto::v1;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::field::Empty;
+
+use super::convert;
+use crate::access::Operation;
+use crate::broker::{Broker, Caller};
+
+/// Items fetched per step while streaming an inbox.
+const STREAM_PAGE: u32 = 100;
+/// Items buffered per stream before the sender waits for the client.
+const STREAM_BUFFER: usize = 64;
+
+/// ExchangeService over a broker.
+pub struct ExchangeApi {
+    broker: Broker,
+}
+
+impl ExchangeApi {
+    /// The service.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+}
+
+fn record_request_id(id: &str) {
+    tracing::Span::current().record("request_id", id);
+}
+
+#[tonic::async_trait]
+impl v1::exchange_service_server::ExchangeService for ExchangeApi {
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubmitRequest", caller = Empty, request_id = Empty))]
+    async fn submit_request(
+        &self,
+        request: Request<v1::SubmitRequestRequest>,
+    ) -> Result<Response<v1::SubmitRequestResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::SubmitRequest).await?;
+        let done = self
+            .broker
+            .submit_request(&caller, request.get_ref())
+            .await?;
+        let id = done.request_id.to_string();
+        record_request_id(&id);
+        tracing::info!(
+            index = done.index,
+            replayed = done.replayed,
+            "request accepted"
+        );
+        Ok(Response::new(v1::SubmitRequestResponse {
+            request_id: id,
+            log_index: done.index,
+            accepted_at: Some(convert::timestamp(done.time_ms)),
+            replayed: done.replayed,
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ListInbox", caller = Empty))]
+    async fn list_inbox(
+        &self,
+        request: Request<v1::ListInboxRequest>,
+    ) -> Result<Response<v1::ListInboxResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ListInbox).await?;
+        let r = request.get_ref();
+        let (items, more) =
+            self.broker
+                .inbox_page(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)?;
+        let next_cursor = items.last().map_or(r.after_cursor, |i| i.cursor);
+        let items = items
+            .iter()
+            .map(convert::inbox_item)
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(v1::ListInboxResponse {
+            items,
+            next_cursor,
+            more,
+        }))
+    }
+
+    type SubscribeInboxStream = ReceiverStream<Result<v1::SubscribeInboxResponse, Status>>;
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubscribeInbox", caller = Empty))]
+    async fn subscribe_inbox(
+        &self,
+        request: Request<v1::SubscribeInboxRequest>,
+    ) -> Result<Response<Self::SubscribeInboxStream>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::SubscribeInbox).await?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let broker = self.broker.clone();
+        let after = request.get_ref().after_cursor;
+        tokio::spawn(follow_inbox(broker, caller, after, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Acknowledge", caller = Empty, request_id = Empty))]
+    async fn acknowledge(
+        &self,
+        request: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::Acknowledge).await?;
+        record_request_id(&request.get_ref().request_id);
+        let (log_index, already_acknowledged) =
+            self.broker.acknowledge(&caller, request.get_ref()).await?;
+        Ok(Response::new(v1::AcknowledgeResponse {
+            log_index,
+            already_acknowledged,
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Respond", caller = Empty, request_id = Empty))]
+    async fn respond(
+        &self,
+        request: Request<v1::RespondRequest>,
+    ) -> Result<Response<v1::RespondResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::Respond).await?;
+        record_request_id(&request.get_ref().request_id);
+        let (log_index, time_ms) = self.broker.respond(&caller, request.get_ref()).await?;
+        tracing::info!(index = log_index, "response accepted");
+        Ok(Response::new(v1::RespondResponse {
+            log_index,
+            accepted_at: Some(convert::timestamp(time_ms)),
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetRequest", caller = Empty, request_id = Empty))]
+    async fn get_request(
+        &self,
+        request: Request<v1::GetRequestRequest>,
+    ) -> Result<Response<v1::GetRequestResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::GetRequest).await?;
+        record_request_id(&request.get_ref().request_id);
+        let detail = self
+            .broker
+            .get_request(&caller, &request.get_ref().request_id)?;
+        Ok(Response::new(convert::request_detail(&detail)?))
+    }
+}
+
+/// Streams the caller's inbox after `cursor`: the backlog, then each item as its batch commits.
+/// Ends when the client goes away or the ledger stops.
+async fn follow_inbox(
+    broker: Broker,
+    caller: Caller,
+    mut cursor: u64,
+    tx: mpsc::Sender<Result<v1::SubscribeInboxResponse, Status>>,
+) {
+    let mut applied = broker.ledger().applied();
+    loop {
+        // Mark the current commit as seen before reading, so a commit that lands after the
+        // read wakes the wait below.
+        applied.borrow_and_update();
+        let page = broker
+            .inbox_page(&caller, cursor, STREAM_PAGE, false)
+            .and_then(|(items, more)| {
+                let items = items
+                    .iter()
+                    .map(|i| {
+                        Ok::<_, crate::error::BrokerError>((i.cursor, convert::inbox_item(i)?))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((items, more))
+            });
+        let (items, more) = match page {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        for (next, item) in items {
+            let message = v1::SubscribeInboxResponse { item: Some(item) };
+            if tx.send(Ok(message)).await.is_err() {
+                return;
+            }
+            cursor = next;
+        }
+        if more {
+            continue;
+        }
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() {
+                let _ = tx.send(Err(Status::unavailable("the broker is shutting down; reconnect with your last cursor"))).await;
+                return;
+            },
+            () = tx.closed() => return,
+        }
+    }
+}

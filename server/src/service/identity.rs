@@ -1,0 +1,44 @@
+//! IdentityService.
+
+use infoshare_proto::v1;
+use tonic::{Request, Response, Status};
+
+use crate::access::Operation;
+use crate::broker::Broker;
+use crate::identity::Role;
+
+/// IdentityService over a broker.
+pub struct IdentityApi {
+    broker: Broker,
+}
+
+impl IdentityApi {
+    /// The service.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::identity_service_server::IdentityService for IdentityApi {
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "WhoAmI", caller = tracing::field::Empty))]
+    async fn who_am_i(
+        &self,
+        request: Request<v1::WhoAmIRequest>,
+    ) -> Result<Response<v1::WhoAmIResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::WhoAmI).await?;
+        let (role, id, display_name) = self.broker.who_am_i(&caller);
+        let role = match role {
+            Role::Agency => v1::Role::Agency,
+            Role::Auditor => v1::Role::Auditor,
+            Role::Admin => v1::Role::Admin,
+        };
+        Ok(Response::new(v1::WhoAmIResponse {
+            role: role as i32,
+            id,
+            display_name,
+            spiffe_id: caller.spiffe.clone(),
+            certificate_sha256: hex::encode(caller.cert_sha256),
+        }))
+    }
+}

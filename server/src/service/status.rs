@@ -1,0 +1,76 @@
+//! The one place a [`BrokerError`] becomes a gRPC status. Every status carries a
+//! `google.rpc.ErrorInfo` whose `reason` is the stable reason code (domain `infoshare.nz`), so a
+//! client in any language can branch on it; policy denials add the rule in its metadata, and bad
+//! input adds a `BadRequest` naming the field.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::BrokerError;
+use crate::policy::DenialKind;
+
+/// The ErrorInfo domain of infoshare errors.
+pub const ERROR_DOMAIN: &str = "infoshare.nz";
+
+impl From<BrokerError> for Status {
+    fn from(e: BrokerError) -> Self {
+        let code = match &e {
+            BrokerError::InvalidArgument { .. } => Code::InvalidArgument,
+            BrokerError::Unauthenticated(_) => Code::Unauthenticated,
+            BrokerError::RoleNotAllowed { .. } => Code::PermissionDenied,
+            BrokerError::Denied(d) => match d.kind {
+                DenialKind::NotPermitted => Code::PermissionDenied,
+                DenialKind::Precondition => Code::FailedPrecondition,
+            },
+            BrokerError::NotFound(_) => Code::NotFound,
+            BrokerError::FailedPrecondition { .. } => Code::FailedPrecondition,
+            BrokerError::Conflict(_) => Code::AlreadyExists,
+            BrokerError::Unavailable(_) => Code::Unavailable,
+            BrokerError::Internal(_) => Code::Internal,
+        };
+        let mut metadata = HashMap::new();
+        if let BrokerError::Denied(d) = &e {
+            metadata.insert("rule".to_string(), d.rule.to_string());
+        }
+        let mut details = ErrorDetails::with_error_info(e.reason_code(), ERROR_DOMAIN, metadata);
+        if let BrokerError::InvalidArgument { field, message } = &e {
+            details.add_bad_request_violation(field.clone(), message.clone());
+        }
+        if matches!(e, BrokerError::Internal(_)) {
+            tracing::error!(error = %e, "internal error");
+        }
+        Status::with_error_details(code, e.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Denial;
+
+    #[test]
+    fn denials_carry_reason_and_rule() {
+        let status = Status::from(BrokerError::Denied(Denial {
+            rule: "party.requester_is_party",
+            reason_code: "NOT_A_PARTY",
+            message: "Police is not a party to this protocol.".into(),
+            kind: DenialKind::NotPermitted,
+        }));
+        assert_eq!(status.code(), Code::PermissionDenied);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "NOT_A_PARTY");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.metadata["rule"], "party.requester_is_party");
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let status = Status::from(BrokerError::invalid("request.purpose", "is required"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "request.purpose: is required");
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations[0].field, "request.purpose");
+    }
+}

@@ -1,0 +1,544 @@
+//! The ledger: one writer thread that sequences every state change, appends it to the log with
+//! group commit (one `fdatasync` per batch, shared by every call waiting in it), folds it into
+//! the views, and only then answers the callers.
+//!
+//! ```text
+//! RPC handlers ──Command──▶ channel ──▶ writer thread:  decide each command against views+batch
+//!                                                        append bodies, fdatasync
+//!                                                        append records, fdatasync
+//!                                                        commit views (one sled batch + marks)
+//!                                                        publish applied index, answer callers
+//! ```
+//!
+//! On open, the log and body segments are checked, and views that are missing, unreadable or
+//! behind are rebuilt by replaying them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::domain::MessageKind;
+use crate::error::BrokerError;
+use crate::records::{Actor, Event, Record, RequestId};
+use crate::store::bodies::{BODY_MAGIC, BodyEntry};
+use crate::store::segment::{self, SegmentError, SegmentLog};
+use crate::store::view_store::{Overlay, ViewStore};
+use crate::views::{self, KvRead, ViewError};
+
+/// Magic of the log segments.
+pub const LOG_MAGIC: [u8; 8] = *b"ISLOGv01";
+/// Most commands folded into one batch.
+const MAX_BATCH: usize = 512;
+/// Records replayed per sled batch during a rebuild.
+const REBUILD_CHUNK: usize = 20_000;
+
+/// A state change for the writer to sequence.
+#[derive(Debug)]
+pub enum Command {
+    /// Submit a request: a RequestSubmitted record and its body. Idempotent on the record's
+    /// idempotency hash within the requester.
+    SubmitRequest {
+        /// The record (event must be RequestSubmitted).
+        record: Record,
+        /// The body.
+        body: BodyEntry,
+    },
+    /// Acknowledge an inbox item.
+    Acknowledge {
+        /// Who acknowledges.
+        actor: Actor,
+        /// When.
+        time_ms: u64,
+        /// The request.
+        request_id: RequestId,
+        /// Which of its messages.
+        kind: MessageKind,
+    },
+    /// Answer a request: a ResponseSubmitted record and its body.
+    Respond {
+        /// The record (event must be ResponseSubmitted).
+        record: Record,
+        /// The body.
+        body: BodyEntry,
+    },
+    /// Record a refusal.
+    Deny {
+        /// The record (event must be Denied).
+        record: Record,
+    },
+}
+
+/// What a command came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A record was appended at `index`.
+    Appended {
+        /// The record's log index.
+        index: u64,
+    },
+    /// An earlier request with the same idempotency key exists.
+    Replayed {
+        /// Its id.
+        request_id: RequestId,
+        /// Its record index.
+        index: u64,
+    },
+    /// The item was acknowledged before, by the record at `index`.
+    AlreadyAcknowledged {
+        /// The earlier acknowledgement's index.
+        index: u64,
+    },
+}
+
+struct Job {
+    command: Command,
+    reply: oneshot::Sender<Result<Outcome, BrokerError>>,
+}
+
+/// What opening found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Records in the log.
+    pub records: u64,
+    /// Bodies in the body store.
+    pub bodies: u64,
+    /// Records replayed into the views.
+    pub replayed: u64,
+    /// Whether the view store was rebuilt from nothing.
+    pub rebuilt: bool,
+    /// Bytes cut from torn tails (log, bodies).
+    pub truncated: (u64, u64),
+}
+
+/// Handle to the ledger: send commands, read views and bodies, watch the applied index.
+#[derive(Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Job>,
+    applied: watch::Receiver<u64>,
+    views: Arc<ViewStore>,
+    bodies_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+/// Why the ledger could not open.
+pub enum OpenError {
+    /// The log or body segments are damaged or unreadable.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// The views could not be rebuilt.
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// A record passed its checksum but does not decode.
+    #[error("log record {index} does not decode: {error}")]
+    Record {
+        /// Its index.
+        index: u64,
+        /// Why.
+        error: crate::codec::DecodeError,
+    },
+}
+
+enum ReplayError {
+    Open(OpenError),
+}
+
+impl From<SegmentError> for ReplayError {
+    fn from(e: SegmentError) -> Self {
+        ReplayError::Open(e.into())
+    }
+}
+
+impl From<ViewError> for ReplayError {
+    fn from(e: ViewError) -> Self {
+        ReplayError::Open(e.into())
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger in `data_dir` (subdirectories `log`, `bodies`, `views`) and starts its
+    /// writer thread.
+    pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), OpenError> {
+        let (log, log_rec) = SegmentLog::open(&data_dir.join("log"), LOG_MAGIC)?;
+        let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
+        let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
+        let last_record = log.next_index() - 1;
+        let last_body = bodies.next_index() - 1;
+        let (mut applied, mut applied_bodies) = views.marks()?;
+        if applied > last_record || applied_bodies > last_body {
+            // Views ahead of the log cannot be trusted: the log is the truth.
+            tracing::warn!(applied, last_record, "views ahead of the log; rebuilding");
+            views = views.reset()?;
+            rebuilt = true;
+            (applied, applied_bodies) = (0, 0);
+        }
+        let replayed = last_record - applied;
+        replay(&views, &log, &bodies, applied, applied_bodies).map_err(|e| match e {
+            ReplayError::Open(e) => e,
+        })?;
+        let report = OpenReport {
+            records: last_record,
+            bodies: last_body,
+            replayed,
+            rebuilt,
+            truncated: (log_rec.truncated_bytes, body_rec.truncated_bytes),
+        };
+        let views = Arc::new(views);
+        let (tx, rx) = mpsc::channel(4096);
+        let (applied_tx, applied_rx) = watch::channel(last_record);
+        let bodies_dir = bodies.dir().to_path_buf();
+        let writer = Writer {
+            log,
+            bodies,
+            views: views.clone(),
+            applied: applied_tx,
+            poisoned: None,
+        };
+        std::thread::Builder::new()
+            .name("infoshare-ledger".into())
+            .spawn(move || writer.run(rx))
+            .expect("spawn ledger thread");
+        Ok((
+            Self {
+                tx,
+                applied: applied_rx,
+                views,
+                bodies_dir,
+            },
+            report,
+        ))
+    }
+
+    /// Sequences a command; returns once its record (if any) is durable and applied.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, BrokerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { command, reply })
+            .await
+            .map_err(|_| BrokerError::Unavailable("the ledger has stopped".into()))?;
+        rx.await
+            .map_err(|_| BrokerError::Unavailable("the ledger has stopped".into()))?
+    }
+
+    /// The views.
+    pub fn views(&self) -> &ViewStore {
+        &self.views
+    }
+
+    /// A receiver of the last applied log index, which changes after every committed batch.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// Reads a stored body; `None` when it is not stored (purged).
+    pub fn body(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+    ) -> Result<Option<BodyEntry>, BrokerError> {
+        let Some(pos) = self.views.body_position(kind, id)? else {
+            return Ok(None);
+        };
+        let bytes = segment::read_at(&self.bodies_dir, pos)
+            .map_err(|e| BrokerError::Internal(e.to_string()))?;
+        BodyEntry::decode(&bytes)
+            .map(Some)
+            .map_err(|e| BrokerError::Internal(format!("body of {id}: {e}")))
+    }
+}
+
+fn replay(
+    views: &ViewStore,
+    log: &SegmentLog,
+    bodies: &SegmentLog,
+    applied: u64,
+    applied_bodies: u64,
+) -> Result<(), ReplayError> {
+    let mut last_body = applied_bodies;
+    let mut ov = views.overlay();
+    bodies.for_each_from(applied_bodies + 1, |index, pos, payload| {
+        let (kind, id) = BodyEntry::decode_key(payload)
+            .map_err(|e| ViewError::Store(format!("body entry {index}: {e}")))?;
+        ov.put_body(kind, &id, pos);
+        last_body = index;
+        Ok::<_, ReplayError>(())
+    })?;
+    ov.set_marks(applied, last_body);
+    ov.commit()?;
+
+    let mut ov = Some(views.overlay());
+    let mut last = applied;
+    log.for_each_from(applied + 1, |index, _, raw| {
+        let record = Record::decode(raw)
+            .map_err(|error| ReplayError::Open(OpenError::Record { index, error }))?;
+        let o = ov.as_mut().expect("overlay present");
+        views::apply(o, index, &record, raw)?;
+        last = index;
+        if o.len() >= REBUILD_CHUNK {
+            let mut full = ov.take().expect("overlay present");
+            full.set_marks(last, last_body);
+            full.commit()?;
+            ov = Some(views.overlay());
+        }
+        Ok::<_, ReplayError>(())
+    })?;
+    let mut o = ov.take().expect("overlay present");
+    o.set_marks(last, last_body);
+    o.commit()?;
+    Ok(())
+}
+
+/// The writer thread's state.
+struct Writer {
+    log: SegmentLog,
+    bodies: SegmentLog,
+    views: Arc<ViewStore>,
+    applied: watch::Sender<u64>,
+    /// Set after a storage failure: every later write is refused (fail-stop), so nothing is
+    /// acknowledged that the log might not hold.
+    poisoned: Option<String>,
+}
+
+/// What deciding one command produced.
+enum Step {
+    Append(Record, Option<BodyEntry>),
+    Done(Outcome),
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.batch(&mut jobs);
+        }
+    }
+
+    fn batch(&mut self, jobs: &mut Vec<Job>) {
+        if let Some(why) = &self.poisoned {
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Err(BrokerError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        let views = self.views.clone();
+        let mut ov = views.overlay();
+        let mut results: Vec<Result<Outcome, BrokerError>> = Vec::with_capacity(jobs.len());
+        let mut raws: Vec<Vec<u8>> = Vec::new();
+        let mut bodies: Vec<BodyEntry> = Vec::new();
+        let mut pending_bodies: HashMap<(RequestId, MessageKind), usize> = HashMap::new();
+        let first_index = self.log.next_index();
+        for job in jobs.iter() {
+            let step = decide(&job.command, &ov, |kind, id| {
+                match pending_bodies.get(&(*id, kind)) {
+                    Some(&i) => Ok(Some(bodies[i].clone())),
+                    None => self.read_body(kind, id),
+                }
+            });
+            results.push(match step {
+                Ok(Step::Append(record, body)) => {
+                    let index = first_index + raws.len() as u64;
+                    let raw = record.encode();
+                    match views::apply(&mut ov, index, &record, &raw) {
+                        Ok(()) => {
+                            raws.push(raw);
+                            if let Some(b) = body {
+                                pending_bodies.insert((b.request_id, b.kind), bodies.len());
+                                bodies.push(b);
+                            }
+                            Ok(Outcome::Appended { index })
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                Ok(Step::Done(outcome)) => Ok(outcome),
+                Err(e) => Err(e),
+            });
+        }
+        if let Err(why) = self.persist(ov, &raws, &bodies) {
+            tracing::error!(error = %why, "storage failure: refusing further writes");
+            self.poisoned = Some(format!(
+                "storage failure; writes refused until restart ({why})"
+            ));
+            for job in jobs.drain(..) {
+                let _ = job
+                    .reply
+                    .send(Err(BrokerError::Unavailable("storage failure".into())));
+            }
+            return;
+        }
+        if !raws.is_empty() {
+            self.applied.send_replace(self.log.next_index() - 1);
+        }
+        for (job, result) in jobs.drain(..).zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Makes the batch durable, then applies it to the views.
+    fn persist(
+        &mut self,
+        mut ov: Overlay<'_>,
+        raws: &[Vec<u8>],
+        bodies: &[BodyEntry],
+    ) -> Result<(), String> {
+        if raws.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<Vec<u8>> = bodies.iter().map(BodyEntry::encode).collect();
+        let positions = self.bodies.append(&encoded).map_err(|e| e.to_string())?;
+        for (b, pos) in bodies.iter().zip(positions) {
+            ov.put_body(b.kind, &b.request_id, pos);
+        }
+        self.log.append(raws).map_err(|e| e.to_string())?;
+        ov.set_marks(self.log.next_index() - 1, self.bodies.next_index() - 1);
+        ov.commit().map_err(|e| e.to_string())
+    }
+
+    fn read_body(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+    ) -> Result<Option<BodyEntry>, BrokerError> {
+        let Some(pos) = self.views.body_position(kind, id)? else {
+            return Ok(None);
+        };
+        let bytes = segment::read_at(self.bodies.dir(), pos)
+            .map_err(|e| BrokerError::Internal(e.to_string()))?;
+        BodyEntry::decode(&bytes)
+            .map(Some)
+            .map_err(|e| BrokerError::Internal(e.to_string()))
+    }
+}
+
+/// Decides a command against the current state: what to append, or the outcome without
+/// appending. Pure but for `body` (reading a stored body to compare a resubmission).
+fn decide(
+    command: &Command,
+    kv: &impl KvRead,
+    body: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
+) -> Result<Step, BrokerError> {
+    match command {
+        Command::SubmitRequest { record, body: new } => {
+            let Event::RequestSubmitted(r) = &record.event else {
+                return Err(BrokerError::Internal(
+                    "SubmitRequest without its record".into(),
+                ));
+            };
+            if let Some((request_id, index)) =
+                views::idempotent_request(kv, &record.actor.id, &r.idempotency)?
+            {
+                return match body(MessageKind::Request, &request_id)? {
+                    Some(old) if old.body != new.body => Err(BrokerError::Conflict(format!(
+                        "idempotency key already used for request {request_id}, which differs from this one"
+                    ))),
+                    _ => Ok(Step::Done(Outcome::Replayed { request_id, index })),
+                };
+            }
+            Ok(Step::Append(record.clone(), Some(new.clone())))
+        }
+        Command::Acknowledge {
+            actor,
+            time_ms,
+            request_id,
+            kind,
+        } => {
+            let meta = visible_meta(kv, request_id, &actor.id)?;
+            let (is_owner, done, event) = match kind {
+                MessageKind::Request => (
+                    meta.recipient == actor.id,
+                    meta.request_ack_idx,
+                    Event::RequestAcknowledged {
+                        request_id: *request_id,
+                    },
+                ),
+                MessageKind::Response => {
+                    if meta.requester == actor.id && meta.response_idx == 0 {
+                        return Err(BrokerError::FailedPrecondition {
+                            reason_code: "NO_RESPONSE_YET",
+                            message: format!("request {request_id} has not been answered yet"),
+                        });
+                    }
+                    (
+                        meta.requester == actor.id,
+                        meta.response_ack_idx,
+                        Event::ResponseAcknowledged {
+                            request_id: *request_id,
+                        },
+                    )
+                }
+            };
+            if !is_owner {
+                return Err(BrokerError::FailedPrecondition {
+                    reason_code: "NOT_ADDRESSED_TO_CALLER",
+                    message: format!(
+                        "the {kind} of request {request_id} was not addressed to you, so you cannot acknowledge it"
+                    ),
+                });
+            }
+            if done != 0 {
+                return Ok(Step::Done(Outcome::AlreadyAcknowledged { index: done }));
+            }
+            Ok(Step::Append(
+                Record {
+                    time_ms: *time_ms,
+                    actor: actor.clone(),
+                    event,
+                },
+                None,
+            ))
+        }
+        Command::Respond { record, body } => {
+            let Event::ResponseSubmitted(r) = &record.event else {
+                return Err(BrokerError::Internal("Respond without its record".into()));
+            };
+            let meta = visible_meta(kv, &r.request_id, &record.actor.id)?;
+            if meta.recipient != record.actor.id {
+                return Err(BrokerError::FailedPrecondition {
+                    reason_code: "NOT_THE_RECIPIENT",
+                    message: format!(
+                        "only {}, the agency request {} was sent to, can answer it",
+                        meta.recipient, r.request_id
+                    ),
+                });
+            }
+            if meta.response_idx != 0 {
+                return Err(BrokerError::FailedPrecondition {
+                    reason_code: "ALREADY_ANSWERED",
+                    message: format!(
+                        "request {} was already answered (log index {})",
+                        r.request_id, meta.response_idx
+                    ),
+                });
+            }
+            let mut record = record.clone();
+            if let Event::ResponseSubmitted(r) = &mut record.event {
+                // The answer goes to whoever asked; the log says so from the views, not the caller.
+                r.requester = meta.requester;
+            }
+            Ok(Step::Append(record, Some(body.clone())))
+        }
+        Command::Deny { record } => Ok(Step::Append(record.clone(), None)),
+    }
+}
+
+/// The request's meta if `agency` is a party to it; otherwise it does not exist for them.
+pub fn visible_meta(
+    kv: &impl KvRead,
+    id: &RequestId,
+    agency: &str,
+) -> Result<views::RequestMeta, BrokerError> {
+    match views::request_meta(kv, id)? {
+        Some(meta) if meta.is_party(agency) => Ok(meta),
+        _ => Err(BrokerError::NotFound(format!(
+            "no request {id} is visible to you"
+        ))),
+    }
+}

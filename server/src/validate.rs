@@ -1,0 +1,635 @@
+//! Input validation: turns API messages into typed, checked values, or says which field is wrong.
+//! Nothing here reads state; a message that fails here changes nothing.
+//!
+//! Limits (also in README.md):
+//!
+//! | field | limit |
+//! |---|---|
+//! | codes: agency, protocol, purpose, category, identifier scheme | 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit |
+//! | `idempotency_key` | 1–128 printable ASCII characters |
+//! | `staff_id` | 1–64 printable ASCII characters |
+//! | names | family name 1–200 characters, given names 0–200, no control characters |
+//! | `date_of_birth` | `YYYY-MM-DD`, a real date from 1900-01-01 to today |
+//! | identifiers | at most 8; value 1–64 printable ASCII characters |
+//! | categories | 1–32 per request, no repeats |
+//! | `reason`, `explanation` | 1–4,000 characters |
+//! | `reason_not_consulted` | 1–2,000 characters, required when not consulted |
+//! | disclosed items | at most 64; content 1–65,536 bytes |
+//! | whole message | 1 MiB (gRPC decoding limit) |
+
+use infoshare_proto::v1;
+use time::{Date, Month, OffsetDateTime};
+
+use crate::domain::{
+    Authority, Classification, Consultation, Decision, DeclineGround, MessageKind, Urgency,
+};
+use crate::error::BrokerError;
+use crate::records::RequestId;
+
+/// Largest gRPC message the broker decodes.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+const CODE_MAX: usize = 64;
+const KEY_MAX: usize = 128;
+const STAFF_MAX: usize = 64;
+const NAME_MAX: usize = 200;
+const IDENTIFIERS_MAX: usize = 8;
+const CATEGORIES_MAX: usize = 32;
+const TEXT_MAX: usize = 4000;
+const CONSULT_TEXT_MAX: usize = 2000;
+const ITEMS_MAX: usize = 64;
+const CONTENT_MAX: usize = 65_536;
+/// Largest page of a list.
+pub const PAGE_MAX: u32 = 500;
+/// Page size when none is given.
+pub const PAGE_DEFAULT: u32 = 100;
+
+/// A checked subject.
+#[derive(Debug, Clone)]
+pub struct ValidSubject {
+    /// Family name.
+    pub family_name: String,
+    /// Given names (may be empty).
+    pub given_names: String,
+    /// Date of birth.
+    pub date_of_birth: Date,
+    /// Agency identifiers (scheme, value).
+    pub identifiers: Vec<(String, String)>,
+}
+
+/// A checked information request.
+#[derive(Debug, Clone)]
+pub struct ValidRequest {
+    /// The agency asked.
+    pub recipient: String,
+    /// The authority relied on.
+    pub authority: Authority,
+    /// The protocol id.
+    pub protocol_id: String,
+    /// The purpose code.
+    pub purpose: String,
+    /// The subject.
+    pub subject: ValidSubject,
+    /// The category codes requested.
+    pub categories: Vec<String>,
+    /// Urgency.
+    pub urgency: Urgency,
+    /// Classification.
+    pub classification: Classification,
+    /// Consultation.
+    pub consultation: Consultation,
+    /// The requesting staff member.
+    pub staff_id: String,
+    /// The client's idempotency key.
+    pub idempotency_key: String,
+    /// The request as received, kept as the body.
+    pub body: v1::InformationRequest,
+}
+
+/// A checked response.
+#[derive(Debug, Clone)]
+pub struct ValidResponse {
+    /// The request answered.
+    pub request_id: RequestId,
+    /// The decision.
+    pub decision: Decision,
+    /// Why information was withheld.
+    pub ground: Option<DeclineGround>,
+    /// Disclosed categories and their classifications.
+    pub items: Vec<(String, Classification)>,
+    /// Consultation.
+    pub consultation: Consultation,
+    /// The answering staff member.
+    pub staff_id: String,
+    /// The response as received, kept as the body.
+    pub body: v1::InformationResponse,
+}
+
+type Result<T> = std::result::Result<T, BrokerError>;
+
+fn invalid<T>(field: &str, message: impl Into<String>) -> Result<T> {
+    Err(BrokerError::invalid(field, message))
+}
+
+/// A protocol/purpose/category/agency code.
+fn code(field: &str, v: &str) -> Result<String> {
+    if v.is_empty() {
+        return invalid(field, "is required");
+    }
+    if v.len() > CODE_MAX {
+        return invalid(field, format!("is longer than {CODE_MAX} characters"));
+    }
+    let first_ok = v.as_bytes()[0].is_ascii_lowercase() || v.as_bytes()[0].is_ascii_digit();
+    let ok = first_ok
+        && v.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if !ok {
+        return invalid(
+            field,
+            "must be a code of a-z, 0-9, '.', '_' and '-' starting with a letter or digit",
+        );
+    }
+    Ok(v.to_string())
+}
+
+fn printable_ascii(field: &str, v: &str, max: usize) -> Result<String> {
+    if v.is_empty() {
+        return invalid(field, "is required");
+    }
+    if v.len() > max {
+        return invalid(field, format!("is longer than {max} characters"));
+    }
+    if !v.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return invalid(field, "must be printable ASCII");
+    }
+    Ok(v.to_string())
+}
+
+fn text(field: &str, v: &str, min: usize, max: usize, multiline: bool) -> Result<String> {
+    let chars = v.chars().count();
+    if chars < min {
+        return invalid(field, "is required");
+    }
+    if chars > max {
+        return invalid(field, format!("is longer than {max} characters"));
+    }
+    if v.chars()
+        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
+    {
+        return invalid(field, "must not contain control characters");
+    }
+    Ok(v.to_string())
+}
+
+fn enum_value<T>(field: &str, raw: i32, from: impl Fn(i32) -> Option<T>) -> Result<T> {
+    if raw == 0 {
+        return invalid(field, "is required");
+    }
+    from(raw).map_or_else(|| invalid(field, format!("has no value {raw}")), Ok)
+}
+
+fn date_of_birth(field: &str, v: &str) -> Result<Date> {
+    let bad = || invalid(field, "must be a date YYYY-MM-DD");
+    let parts: Vec<&str> = v.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return bad();
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return bad();
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i32>(), m.parse::<u8>(), d.parse::<u8>()) else {
+        return bad();
+    };
+    let Ok(month) = Month::try_from(m) else {
+        return bad();
+    };
+    let Ok(date) = Date::from_calendar_date(y, month, d) else {
+        return bad();
+    };
+    if y < 1900 || date > OffsetDateTime::now_utc().date() {
+        return invalid(field, "must be between 1900-01-01 and today");
+    }
+    Ok(date)
+}
+
+fn consultation(field: &str, c: Option<&v1::ConsultationRecord>) -> Result<Consultation> {
+    let Some(c) = c else {
+        return invalid(field, "is required");
+    };
+    let status = enum_value(&format!("{field}.status"), c.status, Consultation::from_i32)?;
+    let reason_field = format!("{field}.reason_not_consulted");
+    match status {
+        Consultation::NotConsulted => {
+            text(
+                &reason_field,
+                &c.reason_not_consulted,
+                1,
+                CONSULT_TEXT_MAX,
+                true,
+            )?;
+        }
+        Consultation::Consulted if !c.reason_not_consulted.is_empty() => {
+            return invalid(&reason_field, "must be empty when the person was consulted");
+        }
+        Consultation::Consulted => {}
+    }
+    Ok(status)
+}
+
+/// Parses a request id field.
+pub fn request_id(field: &str, v: &str) -> Result<RequestId> {
+    if v.is_empty() {
+        return invalid(field, "is required");
+    }
+    RequestId::parse(v).map_or_else(
+        || invalid(field, "must be 32 lowercase hexadecimal characters"),
+        Ok,
+    )
+}
+
+/// Parses a message kind field.
+pub fn message_kind(field: &str, raw: i32) -> Result<MessageKind> {
+    enum_value(field, raw, MessageKind::from_i32)
+}
+
+/// Checks a SubmitRequest. Whether the recipient exists is the caller's to check against the
+/// registry; here only its form is checked.
+pub fn request(input: &v1::SubmitRequestRequest) -> Result<ValidRequest> {
+    let idempotency_key = printable_ascii("idempotency_key", &input.idempotency_key, KEY_MAX)?;
+    let Some(r) = input.request.as_ref() else {
+        return invalid("request", "is required");
+    };
+    let Some(s) = r.subject.as_ref() else {
+        return invalid("request.subject", "is required");
+    };
+    if s.identifiers.len() > IDENTIFIERS_MAX {
+        return invalid(
+            "request.subject.identifiers",
+            format!("has more than {IDENTIFIERS_MAX} identifiers"),
+        );
+    }
+    let identifiers = s
+        .identifiers
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            Ok((
+                code(
+                    &format!("request.subject.identifiers[{i}].scheme"),
+                    &id.scheme,
+                )?,
+                printable_ascii(
+                    &format!("request.subject.identifiers[{i}].value"),
+                    &id.value,
+                    CODE_MAX,
+                )?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let subject = ValidSubject {
+        family_name: text(
+            "request.subject.family_name",
+            &s.family_name,
+            1,
+            NAME_MAX,
+            false,
+        )?,
+        given_names: text(
+            "request.subject.given_names",
+            &s.given_names,
+            0,
+            NAME_MAX,
+            false,
+        )?,
+        date_of_birth: date_of_birth("request.subject.date_of_birth", &s.date_of_birth)?,
+        identifiers,
+    };
+    if r.categories.is_empty() {
+        return invalid("request.categories", "at least one category is required");
+    }
+    if r.categories.len() > CATEGORIES_MAX {
+        return invalid(
+            "request.categories",
+            format!("has more than {CATEGORIES_MAX} categories"),
+        );
+    }
+    let mut categories = Vec::with_capacity(r.categories.len());
+    for (i, c) in r.categories.iter().enumerate() {
+        let c = code(&format!("request.categories[{i}]"), c)?;
+        if categories.contains(&c) {
+            return invalid(&format!("request.categories[{i}]"), "repeats a category");
+        }
+        categories.push(c);
+    }
+    Ok(ValidRequest {
+        recipient: code("request.recipient_agency_id", &r.recipient_agency_id)?,
+        authority: enum_value("request.authority", r.authority, Authority::from_i32)?,
+        protocol_id: code("request.protocol_id", &r.protocol_id)?,
+        purpose: code("request.purpose", &r.purpose)?,
+        subject,
+        categories,
+        urgency: enum_value("request.urgency", r.urgency, Urgency::from_i32)?,
+        classification: enum_value(
+            "request.classification",
+            r.classification,
+            Classification::from_i32,
+        )?,
+        consultation: consultation("request.consultation", r.consultation.as_ref())?,
+        staff_id: printable_ascii("request.staff_id", &r.staff_id, STAFF_MAX)?,
+        idempotency_key,
+        body: {
+            text("request.reason", &r.reason, 1, TEXT_MAX, true)?;
+            r.clone()
+        },
+    })
+}
+
+/// Checks a Respond call.
+pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
+    let request_id = request_id("request_id", &input.request_id)?;
+    let Some(r) = input.response.as_ref() else {
+        return invalid("response", "is required");
+    };
+    let decision = enum_value("response.decision", r.decision, Decision::from_i32)?;
+    if r.items.len() > ITEMS_MAX {
+        return invalid("response.items", format!("has more than {ITEMS_MAX} items"));
+    }
+    let mut items = Vec::with_capacity(r.items.len());
+    for (i, item) in r.items.iter().enumerate() {
+        let category = code(&format!("response.items[{i}].category"), &item.category)?;
+        let class = enum_value(
+            &format!("response.items[{i}].classification"),
+            item.classification,
+            Classification::from_i32,
+        )?;
+        let content_field = format!("response.items[{i}].content");
+        if item.content.is_empty() {
+            return invalid(&content_field, "is required");
+        }
+        if item.content.len() > CONTENT_MAX {
+            return invalid(
+                &content_field,
+                format!("is longer than {CONTENT_MAX} bytes"),
+            );
+        }
+        items.push((category, class));
+    }
+    let ground = match r.decline_ground {
+        0 => None,
+        raw => Some(enum_value(
+            "response.decline_ground",
+            raw,
+            DeclineGround::from_i32,
+        )?),
+    };
+    match decision {
+        Decision::Disclose => {
+            if items.is_empty() {
+                return invalid("response.items", "a disclosure needs at least one item");
+            }
+            if ground.is_some() {
+                return invalid(
+                    "response.decline_ground",
+                    "must be empty for a full disclosure",
+                );
+            }
+            if !r.explanation.is_empty() {
+                text("response.explanation", &r.explanation, 0, TEXT_MAX, true)?;
+            }
+        }
+        Decision::PartialDisclose | Decision::Decline => {
+            if decision == Decision::PartialDisclose && items.is_empty() {
+                return invalid(
+                    "response.items",
+                    "a partial disclosure needs at least one item",
+                );
+            }
+            if decision == Decision::Decline && !items.is_empty() {
+                return invalid("response.items", "a decline discloses nothing");
+            }
+            if ground.is_none() {
+                return invalid(
+                    "response.decline_ground",
+                    "is required when information is withheld",
+                );
+            }
+            text("response.explanation", &r.explanation, 1, TEXT_MAX, true)?;
+        }
+    }
+    Ok(ValidResponse {
+        request_id,
+        decision,
+        ground,
+        items,
+        consultation: consultation("response.consultation", r.consultation.as_ref())?,
+        staff_id: printable_ascii("response.staff_id", &r.staff_id, STAFF_MAX)?,
+        body: r.clone(),
+    })
+}
+
+/// The page size to use for a requested one.
+pub fn page_size(requested: u32) -> Result<usize> {
+    match requested {
+        0 => Ok(PAGE_DEFAULT as usize),
+        n if n > PAGE_MAX => invalid("page_size", format!("must be at most {PAGE_MAX}")),
+        n => Ok(n as usize),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn good_request() -> v1::SubmitRequestRequest {
+        v1::SubmitRequestRequest {
+            idempotency_key: "k-1".into(),
+            request: Some(v1::InformationRequest {
+                recipient_agency_id: "oranga-tamariki".into(),
+                authority: v1::LegalAuthority::OtaS66c as i32,
+                protocol_id: "youth-reengagement".into(),
+                purpose: "assess-risk".into(),
+                subject: Some(v1::Subject {
+                    family_name: "Ngata".into(),
+                    given_names: "Aroha".into(),
+                    date_of_birth: "2012-03-04".into(),
+                    identifiers: vec![v1::AgencyIdentifier {
+                        scheme: "nhi".into(),
+                        value: "ABC1234".into(),
+                    }],
+                }),
+                categories: vec!["attendance".into()],
+                reason: "Concern raised at school.".into(),
+                urgency: v1::Urgency::Routine as i32,
+                classification: v1::Classification::InConfidence as i32,
+                consultation: Some(v1::ConsultationRecord {
+                    status: v1::ConsultationStatus::Consulted as i32,
+                    reason_not_consulted: String::new(),
+                }),
+                staff_id: "officer-42".into(),
+            }),
+        }
+    }
+
+    fn field_of(r: Result<ValidRequest>) -> String {
+        match r {
+            Err(BrokerError::InvalidArgument { field, .. }) => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_request() {
+        let v = request(&good_request()).unwrap();
+        assert_eq!(v.recipient, "oranga-tamariki");
+        assert_eq!(v.authority, Authority::OtaS66C);
+        assert_eq!(
+            v.subject.identifiers,
+            vec![("nhi".into(), "ABC1234".into())]
+        );
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut v1::SubmitRequestRequest)>)> = vec![
+            ("idempotency_key", Box::new(|r| r.idempotency_key.clear())),
+            ("request", Box::new(|r| r.request = None)),
+            (
+                "request.subject",
+                Box::new(|r| r.request.as_mut().unwrap().subject = None),
+            ),
+            (
+                "request.authority",
+                Box::new(|r| r.request.as_mut().unwrap().authority = 0),
+            ),
+            (
+                "request.authority",
+                Box::new(|r| r.request.as_mut().unwrap().authority = 99),
+            ),
+            (
+                "request.classification",
+                Box::new(|r| r.request.as_mut().unwrap().classification = -3),
+            ),
+            (
+                "request.recipient_agency_id",
+                Box::new(|r| r.request.as_mut().unwrap().recipient_agency_id = "Police!".into()),
+            ),
+            (
+                "request.reason",
+                Box::new(|r| r.request.as_mut().unwrap().reason = "x".repeat(4001)),
+            ),
+            (
+                "request.categories",
+                Box::new(|r| r.request.as_mut().unwrap().categories.clear()),
+            ),
+            (
+                "request.categories[1]",
+                Box::new(|r| {
+                    r.request
+                        .as_mut()
+                        .unwrap()
+                        .categories
+                        .push("attendance".into())
+                }),
+            ),
+            (
+                "request.subject.date_of_birth",
+                Box::new(|r| {
+                    r.request
+                        .as_mut()
+                        .unwrap()
+                        .subject
+                        .as_mut()
+                        .unwrap()
+                        .date_of_birth = "2012-02-30".into()
+                }),
+            ),
+            (
+                "request.subject.date_of_birth",
+                Box::new(|r| {
+                    r.request
+                        .as_mut()
+                        .unwrap()
+                        .subject
+                        .as_mut()
+                        .unwrap()
+                        .date_of_birth = "3012-02-01".into()
+                }),
+            ),
+            (
+                "request.subject.family_name",
+                Box::new(|r| {
+                    r.request
+                        .as_mut()
+                        .unwrap()
+                        .subject
+                        .as_mut()
+                        .unwrap()
+                        .family_name = "a\u{0}b".into()
+                }),
+            ),
+            (
+                "request.subject.identifiers[0].scheme",
+                Box::new(|r| {
+                    r.request
+                        .as_mut()
+                        .unwrap()
+                        .subject
+                        .as_mut()
+                        .unwrap()
+                        .identifiers[0]
+                        .scheme = String::new()
+                }),
+            ),
+            (
+                "request.consultation.reason_not_consulted",
+                Box::new(|r| {
+                    r.request
+                        .as_mut()
+                        .unwrap()
+                        .consultation
+                        .as_mut()
+                        .unwrap()
+                        .status = 2
+                }),
+            ),
+            (
+                "request.staff_id",
+                Box::new(|r| r.request.as_mut().unwrap().staff_id = "é".into()),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut r = good_request();
+            mutate(&mut r);
+            assert_eq!(field_of(request(&r)), field);
+        }
+    }
+
+    fn good_response(decision: v1::Decision) -> v1::RespondRequest {
+        v1::RespondRequest {
+            request_id: "ab".repeat(16),
+            response: Some(v1::InformationResponse {
+                decision: decision as i32,
+                items: vec![v1::DisclosedItem {
+                    category: "attendance".into(),
+                    classification: v1::Classification::InConfidence as i32,
+                    content: "Attended 62% this term.".into(),
+                }],
+                decline_ground: 0,
+                explanation: String::new(),
+                staff_id: "teacher-7".into(),
+                consultation: Some(v1::ConsultationRecord {
+                    status: 1,
+                    reason_not_consulted: String::new(),
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn responses_must_be_consistent_with_their_decision() {
+        assert!(response(&good_response(v1::Decision::Disclose)).is_ok());
+        let mut decline = good_response(v1::Decision::Decline);
+        let err = response(&decline).unwrap_err();
+        assert!(
+            matches!(err, BrokerError::InvalidArgument { ref field, .. } if field == "response.items")
+        );
+        decline.response.as_mut().unwrap().items.clear();
+        let err = response(&decline).unwrap_err();
+        assert!(
+            matches!(err, BrokerError::InvalidArgument { ref field, .. } if field == "response.decline_ground")
+        );
+        decline.response.as_mut().unwrap().decline_ground =
+            v1::DeclineGround::EndangersSafety as i32;
+        decline.response.as_mut().unwrap().explanation =
+            "Disclosure would put the child at risk.".into();
+        assert_eq!(
+            response(&decline).unwrap().ground,
+            Some(DeclineGround::EndangersSafety)
+        );
+        let mut bad_id = good_response(v1::Decision::Disclose);
+        bad_id.request_id = "nope".into();
+        assert!(
+            matches!(response(&bad_id), Err(BrokerError::InvalidArgument { ref field, .. }) if field == "request_id")
+        );
+    }
+}
