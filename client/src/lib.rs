@@ -1,1 +1,347 @@
+//! Typed Rust client for the infoshare broker, used by the `infoshare` CLI, the end-to-end tests
+//! and anything else that talks to the broker.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), infoshare_client::ClientError> {
+//! use infoshare_client::{Client, Identity};
+//! let identity = Identity::from_dir("certs-dev/out/agency/police")?;
+//! let client = Client::connect("https://localhost:50051", &identity).await?;
+//! let me = client.who_am_i().await?;
+//! println!("{} ({})", me.display_name, me.spiffe_id);
+//! # Ok(()) }
+//! ```
+//!
+//! The caller's identity is its client certificate; nothing in a message says who is calling.
 
+use std::path::{Path, PathBuf};
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status, Streaming};
+use tonic_types::StatusExt;
+
+/// The API messages (`infoshare.v1`).
+pub use infoshare_proto::v1 as api;
+
+use api::exchange_service_client::ExchangeServiceClient;
+use api::identity_service_client::IdentityServiceClient;
+
+/// A client identity: the CA that signed the server's certificate, and the client's own
+/// certificate and key (as `certs-dev` writes them: `ca.pem`, `cert.pem`, `key.pem`).
+#[derive(Clone)]
+pub struct Identity {
+    ca_pem: Vec<u8>,
+    cert_and_key: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Identity")
+            .field("has_certificate", &self.cert_and_key.is_some())
+            .finish()
+    }
+}
+
+impl Identity {
+    /// Reads `ca.pem`, `cert.pem` and `key.pem` from `dir`.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| ClientError::Identity { path, source })
+        };
+        Ok(Self {
+            ca_pem: read("ca.pem")?,
+            cert_and_key: Some((read("cert.pem")?, read("key.pem")?)),
+        })
+    }
+
+    /// An identity that trusts `ca_pem` but presents no client certificate (the broker refuses
+    /// it; useful to check that it does).
+    pub fn anonymous(ca_pem: Vec<u8>) -> Self {
+        Self {
+            ca_pem,
+            cert_and_key: None,
+        }
+    }
+}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An identity file could not be read.
+    #[error("cannot read identity file {path}: {source}")]
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The server URL is not usable.
+    #[error("bad server URL {0:?}: {1}")]
+    ServerUrl(String, String),
+    /// The connection could not be made.
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    /// The broker answered with an error.
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        ClientError::Rpc(RpcError::from(s))
+    }
+}
+
+/// An error status from the broker, with its machine-readable details.
+#[derive(Debug, Clone)]
+pub struct RpcError {
+    /// The gRPC code.
+    pub code: Code,
+    /// The broker's message.
+    pub message: String,
+    /// The stable reason code (`google.rpc.ErrorInfo.reason`), e.g. `NOT_A_PARTY`.
+    pub reason: Option<String>,
+    /// The policy rule that refused the call, when one did.
+    pub rule: Option<String>,
+    /// The offending field, for bad input.
+    pub field: Option<String>,
+}
+
+impl From<Status> for RpcError {
+    fn from(s: Status) -> Self {
+        let info = s.get_details_error_info();
+        let field = s
+            .get_details_bad_request()
+            .and_then(|b| b.field_violations.first().map(|v| v.field.clone()));
+        Self {
+            code: s.code(),
+            message: s.message().to_string(),
+            reason: info.as_ref().map(|i| i.reason.clone()),
+            rule: info.and_then(|i| i.metadata.get("rule").cloned()),
+            field,
+        }
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", code_name(self.code))?;
+        match (&self.reason, &self.rule) {
+            (Some(reason), Some(rule)) => write!(f, " ({reason}, rule {rule})")?,
+            (Some(reason), None) => write!(f, " ({reason})")?,
+            _ => {}
+        }
+        if self.message.is_empty() {
+            Ok(())
+        } else {
+            write!(f, ": {}", self.message)
+        }
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// The canonical upper-case name of a gRPC code.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A connected client. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    exchange: ExchangeServiceClient<Channel>,
+    identity: IdentityServiceClient<Channel>,
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+impl Client {
+    /// Connects to `server` (e.g. `https://localhost:50051`) over mutual TLS.
+    pub async fn connect(server: &str, identity: &Identity) -> Result<Self> {
+        let bad_url = |why: String| ClientError::ServerUrl(server.to_string(), why);
+        let endpoint =
+            Endpoint::from_shared(server.to_string()).map_err(|e| bad_url(e.to_string()))?;
+        let uri = endpoint.uri().clone();
+        if uri.scheme_str() != Some("https") {
+            return Err(bad_url("the broker only speaks TLS: use https://".into()));
+        }
+        let host = uri
+            .host()
+            .ok_or_else(|| bad_url("no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&identity.ca_pem))
+            .domain_name(host);
+        if let Some((cert, key)) = &identity.cert_and_key {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        let channel = endpoint
+            .tls_config(tls)
+            .map_err(|e| bad_url(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect(server.to_string(), error_chain(&e)))?;
+        Ok(Self {
+            exchange: ExchangeServiceClient::new(channel.clone())
+                .max_decoding_message_size(8 << 20),
+            identity: IdentityServiceClient::new(channel),
+        })
+    }
+
+    /// Who the broker says the caller is.
+    pub async fn who_am_i(&self) -> Result<api::WhoAmIResponse> {
+        Ok(self
+            .identity
+            .clone()
+            .who_am_i(api::WhoAmIRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// Submits an information request. Resubmitting with the same `idempotency_key` returns the
+    /// first result.
+    pub async fn submit_request(
+        &self,
+        request: api::InformationRequest,
+        idempotency_key: &str,
+    ) -> Result<api::SubmitRequestResponse> {
+        let message = api::SubmitRequestRequest {
+            request: Some(request),
+            idempotency_key: idempotency_key.to_string(),
+        };
+        Ok(self
+            .exchange
+            .clone()
+            .submit_request(message)
+            .await?
+            .into_inner())
+    }
+
+    /// One page of the inbox after `after_cursor`.
+    pub async fn list_inbox(
+        &self,
+        after_cursor: u64,
+        page_size: u32,
+        unacknowledged_only: bool,
+    ) -> Result<api::ListInboxResponse> {
+        let message = api::ListInboxRequest {
+            after_cursor,
+            page_size,
+            unacknowledged_only,
+        };
+        Ok(self
+            .exchange
+            .clone()
+            .list_inbox(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Follows the inbox after `after_cursor`: the backlog, then live items.
+    pub async fn subscribe_inbox(&self, after_cursor: u64) -> Result<InboxStream> {
+        let message = api::SubscribeInboxRequest { after_cursor };
+        let inner = self
+            .exchange
+            .clone()
+            .subscribe_inbox(message)
+            .await?
+            .into_inner();
+        Ok(InboxStream { inner })
+    }
+
+    /// Acknowledges a request addressed to the caller, or a response to the caller's request.
+    pub async fn acknowledge(
+        &self,
+        request_id: &str,
+        kind: api::MessageKind,
+    ) -> Result<api::AcknowledgeResponse> {
+        let message = api::AcknowledgeRequest {
+            request_id: request_id.to_string(),
+            kind: kind as i32,
+        };
+        Ok(self
+            .exchange
+            .clone()
+            .acknowledge(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Answers a request addressed to the caller.
+    pub async fn respond(
+        &self,
+        request_id: &str,
+        response: api::InformationResponse,
+    ) -> Result<api::RespondResponse> {
+        let message = api::RespondRequest {
+            request_id: request_id.to_string(),
+            response: Some(response),
+        };
+        Ok(self.exchange.clone().respond(message).await?.into_inner())
+    }
+
+    /// Reads a request the caller is a party to, with its response and timeline.
+    pub async fn get_request(&self, request_id: &str) -> Result<api::GetRequestResponse> {
+        let message = api::GetRequestRequest {
+            request_id: request_id.to_string(),
+        };
+        Ok(self
+            .exchange
+            .clone()
+            .get_request(message)
+            .await?
+            .into_inner())
+    }
+}
+
+/// A live inbox subscription.
+pub struct InboxStream {
+    inner: Streaming<api::SubscribeInboxResponse>,
+}
+
+impl InboxStream {
+    /// The next item; `None` when the broker closed the stream.
+    pub async fn next(&mut self) -> Result<Option<api::InboxItem>> {
+        loop {
+            match self.inner.message().await? {
+                Some(api::SubscribeInboxResponse { item: Some(item) }) => return Ok(Some(item)),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod broker;
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod crypto;

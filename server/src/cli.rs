@@ -1,0 +1,76 @@
+//! The `infoshare-server` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::server;
+use clap::Parser;
+
+/// The infoshare broker: mutual-TLS gRPC, TLS 1.3 only.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(long, required_unless_present = "dev", conflicts_with = "dev")]
+    config: Option<PathBuf>,
+    /// First-run defaults: make the development PKI in ./certs-dev/out if missing, load the
+    /// sample registry, listen on 127.0.0.1:50051, keep data in ./data.
+    #[arg(long)]
+    dev: bool,
+    /// With --dev: the listen address.
+    #[arg(long, requires = "dev", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// With --dev: the data directory.
+    #[arg(long, requires = "dev", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+/// Runs the server command line (what `infoshare-server` does).
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let config = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::dev(&args.data_dir, args.listen),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let prepared = server::prepare(&config).await?;
+        // Tests and scripts read this line to find the port when listening on port 0.
+        println!("infoshare-server listening on {}", prepared.local_addr());
+        prepared.serve(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,102 @@
+//! Who may connect: a client certificate from the configured CA naming a registered principal.
+
+mod common;
+
+use common::{TestEnv, UNREGISTERED};
+use infoshare_certs_dev::Role;
+use infoshare_client::{Client, ClientError, Identity};
+use tonic::Code;
+
+/// A client without a valid certificate may complete the TLS handshake from its side (TLS 1.3
+/// checks the client's certificate after the client finishes), so the refusal shows either as a
+/// failed connect or as a failed first call: either way nothing gets through.
+async fn refused(url: &str, identity: &Identity) {
+    let client = match Client::connect(url, identity).await {
+        Ok(c) => c,
+        Err(ClientError::Connect(..)) => return,
+        Err(e) => panic!("unexpected error {e}"),
+    };
+    let err = client.who_am_i().await.expect_err("call must fail");
+    match err {
+        ClientError::Rpc(e) => assert_ne!(e.code, Code::Ok),
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let ca = std::fs::read(env.identity_dir(Role::Agency, "police").join("ca.pem")).unwrap();
+    refused(&server.url(), &Identity::anonymous(ca)).await;
+    assert!(
+        server.log().contains("TLS handshake refused"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let other = TestEnv::new();
+    // Trust the real server, but present a "police" certificate signed by another CA.
+    let dir = tempfile::tempdir().unwrap();
+    let real = env.identity_dir(Role::Agency, "police");
+    let forged = other.identity_dir(Role::Agency, "police");
+    std::fs::copy(real.join("ca.pem"), dir.path().join("ca.pem")).unwrap();
+    std::fs::copy(forged.join("cert.pem"), dir.path().join("cert.pem")).unwrap();
+    std::fs::copy(forged.join("key.pem"), dir.path().join("key.pem")).unwrap();
+    refused(&server.url(), &Identity::from_dir(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn an_unregistered_identity_is_unauthenticated() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let ghost = server.agency(&env, UNREGISTERED).await;
+    match ghost.who_am_i().await {
+        Err(ClientError::Rpc(e)) => {
+            assert_eq!(e.code, Code::Unauthenticated);
+            assert_eq!(e.reason.as_deref(), Some("UNREGISTERED_IDENTITY"));
+            assert!(e.message.contains(UNREGISTERED), "{}", e.message);
+        }
+        other => panic!("expected UNAUTHENTICATED, got {other:?}"),
+    }
+    let police = server.agency(&env, "police").await;
+    let me = police.who_am_i().await.unwrap();
+    assert_eq!(me.spiffe_id, "spiffe://infoshare.dev/agency/police");
+    assert_eq!(me.display_name, "New Zealand Police");
+    assert_eq!(me.certificate_sha256.len(), 64);
+}
+
+#[tokio::test]
+async fn the_server_speaks_only_tls_1_3() {
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    let env = TestEnv::new();
+    let server = env.start();
+    let dir = env.identity_dir(Role::Agency, "police");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let result = connector.connect(name, tcp).await;
+    assert!(result.is_err(), "a TLS 1.2 handshake must fail");
+}

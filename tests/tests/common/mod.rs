@@ -1,0 +1,140 @@
+//! Starts real infoshare servers on 127.0.0.1 (port 0) with a freshly generated PKI in a
+//! tempdir, as separate processes so they can be killed with SIGKILL.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use infoshare_certs_dev::{Principal, Role};
+use infoshare_client::{Client, Identity};
+
+/// An agency with a certificate from the right CA but absent from the registry.
+pub const UNREGISTERED: &str = "ghost-agency";
+
+/// A test environment: PKI, registry, configuration and data directory in one tempdir.
+pub struct TestEnv {
+    root: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let registry = root.path().join("registry.toml");
+        std::fs::write(&registry, infoshare_server::registry::SAMPLE_REGISTRY).unwrap();
+        let mut principals = infoshare_certs_dev::principals_from_registry(&registry).unwrap();
+        principals.push(Principal::new(Role::Agency, UNREGISTERED));
+        infoshare_certs_dev::ensure(&root.path().join("pki"), &principals, false).unwrap();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\n\
+             data_dir = \"data\"\n\
+             [tls]\n\
+             ca = \"pki/ca/ca.pem\"\n\
+             cert = \"pki/server/cert.pem\"\n\
+             key = \"pki/server/key.pem\"\n\
+             [registry]\n\
+             agencies = \"registry.toml\"\n"
+        );
+        std::fs::write(root.path().join("server.toml"), config).unwrap();
+        Self { root }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn identity_dir(&self, role: Role, id: &str) -> PathBuf {
+        infoshare_certs_dev::identity_dir(&self.root.path().join("pki"), &Principal::new(role, id))
+    }
+
+    pub fn identity(&self, role: Role, id: &str) -> Identity {
+        Identity::from_dir(self.identity_dir(role, id)).unwrap()
+    }
+
+    /// Starts a server on this environment's data.
+    pub fn start(&self) -> TestServer {
+        TestServer::start(self.root.path())
+    }
+}
+
+/// A running server process; killed when dropped.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl TestServer {
+    fn start(root: &Path) -> Self {
+        let log = root.join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+            .arg("--config")
+            .arg(root.join("server.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(addr) = line.trim().strip_prefix("infoshare-server listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "server did not start: {line:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Self {
+            addr: addr.parse().unwrap(),
+            child,
+            log,
+        }
+    }
+
+    /// `https://localhost:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    pub async fn client(&self, env: &TestEnv, role: Role, id: &str) -> Client {
+        Client::connect(&self.url(), &env.identity(role, id))
+            .await
+            .expect("connect")
+    }
+
+    pub async fn agency(&self, env: &TestEnv, id: &str) -> Client {
+        self.client(env, Role::Agency, id).await
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
