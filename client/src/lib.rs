@@ -127,10 +127,11 @@ impl From<Status> for RpcError {
 
 impl std::fmt::Display for RpcError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", code_name(self.code))?;
-        match (&self.reason, &self.rule) {
+        let code = code_name(self.code);
+        write!(f, "{code}")?;
+        match (self.reason.as_deref(), &self.rule) {
             (Some(reason), Some(rule)) => write!(f, " ({reason}, rule {rule})")?,
-            (Some(reason), None) => write!(f, " ({reason})")?,
+            (Some(reason), None) if reason != code => write!(f, " ({reason})")?,
             _ => {}
         }
         if self.message.is_empty() {

@@ -1,1 +1,7 @@
-fn main() {}
+//! `infoshare`: the command-line client of the infoshare broker.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -470,7 +470,8 @@ pub(crate) mod tests {
 
     #[test]
     fn names_the_bad_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut v1::SubmitRequestRequest)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut v1::SubmitRequestRequest)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("idempotency_key", Box::new(|r| r.idempotency_key.clear())),
             ("request", Box::new(|r| r.request = None)),
             (

@@ -302,7 +302,7 @@ struct Writer {
 
 /// What deciding one command produced.
 enum Step {
-    Append(Record, Option<BodyEntry>),
+    Append(Box<Record>, Option<BodyEntry>),
     Done(Outcome),
 }
 
@@ -344,6 +344,7 @@ impl Writer {
             });
             results.push(match step {
                 Ok(Step::Append(record, body)) => {
+                    let record = *record;
                     let index = first_index + raws.len() as u64;
                     let raw = record.encode();
                     match views::apply(&mut ov, index, &record, &raw) {
@@ -442,7 +443,7 @@ fn decide(
                     _ => Ok(Step::Done(Outcome::Replayed { request_id, index })),
                 };
             }
-            Ok(Step::Append(record.clone(), Some(new.clone())))
+            Ok(Step::Append(Box::new(record.clone()), Some(new.clone())))
         }
         Command::Acknowledge {
             actor,
@@ -487,11 +488,11 @@ fn decide(
                 return Ok(Step::Done(Outcome::AlreadyAcknowledged { index: done }));
             }
             Ok(Step::Append(
-                Record {
+                Box::new(Record {
                     time_ms: *time_ms,
                     actor: actor.clone(),
                     event,
-                },
+                }),
                 None,
             ))
         }
@@ -523,9 +524,9 @@ fn decide(
                 // The answer goes to whoever asked; the log says so from the views, not the caller.
                 r.requester = meta.requester;
             }
-            Ok(Step::Append(record, Some(body.clone())))
+            Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
-        Command::Deny { record } => Ok(Step::Append(record.clone(), None)),
+        Command::Deny { record } => Ok(Step::Append(Box::new(record.clone()), None)),
     }
 }
 

@@ -27,16 +27,14 @@ impl TestEnv {
         let mut principals = infoshare_certs_dev::principals_from_registry(&registry).unwrap();
         principals.push(Principal::new(Role::Agency, UNREGISTERED));
         infoshare_certs_dev::ensure(&root.path().join("pki"), &principals, false).unwrap();
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\n\
+        let config = "listen = \"127.0.0.1:0\"\n\
              data_dir = \"data\"\n\
              [tls]\n\
              ca = \"pki/ca/ca.pem\"\n\
              cert = \"pki/server/cert.pem\"\n\
              key = \"pki/server/key.pem\"\n\
              [registry]\n\
-             agencies = \"registry.toml\"\n"
-        );
+             agencies = \"registry.toml\"\n";
         std::fs::write(root.path().join("server.toml"), config).unwrap();
         Self { root }
     }

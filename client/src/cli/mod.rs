@@ -1,0 +1,283 @@
+//! Argument parsing and dispatch for the `infoshare` command.
+
+mod output;
+mod parse;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use infoshare_client::api::{self, MessageKind};
+use infoshare_client::{Client, ClientError, Identity};
+
+use output::Output;
+
+/// Send and answer information requests through the infoshare broker (mutual TLS).
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// Directory holding ca.pem, cert.pem and key.pem (as certs-dev writes them).
+    #[arg(long, env = "INFOSHARE_IDENTITY", global = true)]
+    identity: Option<PathBuf>,
+    /// Broker URL.
+    #[arg(
+        long,
+        env = "INFOSHARE_SERVER",
+        default_value = "https://localhost:50051",
+        global = true
+    )]
+    server: String,
+    /// Print machine-readable JSON (one object per line) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show who the broker says you are.
+    Whoami,
+    /// Send an information request to another agency.
+    Send(SendArgs),
+    /// List your inbox, or follow it live with --follow.
+    Inbox(InboxArgs),
+    /// Acknowledge a request sent to you (or, with --response, the answer to your request).
+    Ack {
+        /// The request id.
+        request_id: String,
+        /// Acknowledge the response to your request rather than a request sent to you.
+        #[arg(long)]
+        response: bool,
+    },
+    /// Answer a request sent to you.
+    Respond(RespondArgs),
+    /// Show a request, its answer and its timeline.
+    Show {
+        /// The request id.
+        request_id: String,
+    },
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The agency asked (its registered id, e.g. oranga-tamariki).
+    #[arg(long)]
+    to: String,
+    /// Legal authority: s66c (Oranga Tamariki Act) or s20 (Family Violence Act).
+    #[arg(long)]
+    authority: String,
+    /// The information-sharing protocol's id.
+    #[arg(long)]
+    protocol: String,
+    /// The protocol purpose code.
+    #[arg(long)]
+    purpose: String,
+    /// Subject's family name.
+    #[arg(long)]
+    family_name: String,
+    /// Subject's given names.
+    #[arg(long, default_value = "")]
+    given_names: String,
+    /// Subject's date of birth, YYYY-MM-DD.
+    #[arg(long)]
+    dob: String,
+    /// An identifier another agency holds, SCHEME=VALUE (e.g. nhi=ABC1234). Repeatable.
+    #[arg(long = "id", value_name = "SCHEME=VALUE")]
+    identifiers: Vec<String>,
+    /// An information category requested. Repeatable.
+    #[arg(long = "category", required = true)]
+    categories: Vec<String>,
+    /// Why the information is needed.
+    #[arg(long)]
+    reason: String,
+    /// routine, priority or immediate-safety.
+    #[arg(long, default_value = "routine")]
+    urgency: String,
+    /// Security classification of the request.
+    #[arg(long, default_value = "in-confidence")]
+    classification: String,
+    /// The subject was consulted.
+    #[arg(
+        long,
+        conflicts_with = "not_consulted",
+        required_unless_present = "not_consulted"
+    )]
+    consulted: bool,
+    /// The subject was not consulted, for this reason.
+    #[arg(long, value_name = "REASON")]
+    not_consulted: Option<String>,
+    /// Your staff id within your agency.
+    #[arg(long)]
+    staff_id: String,
+    /// Idempotency key: resending with the same key returns the first result. Default: random.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Args)]
+struct InboxArgs {
+    /// Start after this cursor.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+    /// Page size.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Only items you have not acknowledged.
+    #[arg(long)]
+    unacked: bool,
+    /// Keep the connection open and print items as they arrive.
+    #[arg(long, conflicts_with = "unacked")]
+    follow: bool,
+}
+
+#[derive(Args)]
+struct RespondArgs {
+    /// The request id.
+    request_id: String,
+    /// disclose, partial or decline.
+    #[arg(long)]
+    decision: String,
+    /// A disclosed item, CATEGORY:CLASSIFICATION:CONTENT. Repeatable.
+    #[arg(long = "item", value_name = "CATEGORY:CLASSIFICATION:CONTENT")]
+    items: Vec<String>,
+    /// Why information is withheld: not-for-purpose, endangers-safety, prejudices-law,
+    /// contrary-to-wishes, legal-privilege, not-held.
+    #[arg(long)]
+    ground: Option<String>,
+    /// Explanation for the requester (required when withholding).
+    #[arg(long, default_value = "")]
+    explanation: String,
+    /// The subject was consulted.
+    #[arg(
+        long,
+        conflicts_with = "not_consulted",
+        required_unless_present = "not_consulted"
+    )]
+    consulted: bool,
+    /// The subject was not consulted, for this reason.
+    #[arg(long, value_name = "REASON")]
+    not_consulted: Option<String>,
+    /// Your staff id within your agency.
+    #[arg(long)]
+    staff_id: String,
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return out.fail(&format!("cannot start: {e}")),
+    };
+    match runtime.block_on(run(cli, &out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => out.fail(&e),
+    }
+}
+
+fn consultation(consulted: bool, not: Option<String>) -> api::ConsultationRecord {
+    match (consulted, not) {
+        (_, Some(reason)) => api::ConsultationRecord {
+            status: api::ConsultationStatus::NotConsulted as i32,
+            reason_not_consulted: reason,
+        },
+        _ => api::ConsultationRecord {
+            status: api::ConsultationStatus::Consulted as i32,
+            reason_not_consulted: String::new(),
+        },
+    }
+}
+
+async fn run(cli: Cli, out: &Output) -> Result<(), String> {
+    let dir = cli
+        .identity
+        .ok_or("no identity: pass --identity DIR or set INFOSHARE_IDENTITY")?;
+    let identity = Identity::from_dir(&dir).map_err(|e| e.to_string())?;
+    let client = Client::connect(&cli.server, &identity)
+        .await
+        .map_err(|e| e.to_string())?;
+    let e = |e: ClientError| e.to_string();
+    match cli.command {
+        Cmd::Whoami => out.whoami(&client.who_am_i().await.map_err(e)?),
+        Cmd::Send(a) => {
+            let request = api::InformationRequest {
+                recipient_agency_id: a.to,
+                authority: parse::authority(&a.authority)? as i32,
+                protocol_id: a.protocol,
+                purpose: a.purpose,
+                subject: Some(api::Subject {
+                    family_name: a.family_name,
+                    given_names: a.given_names,
+                    date_of_birth: a.dob,
+                    identifiers: a
+                        .identifiers
+                        .iter()
+                        .map(|s| parse::identifier(s))
+                        .collect::<Result<_, _>>()?,
+                }),
+                categories: a.categories,
+                reason: a.reason,
+                urgency: parse::urgency(&a.urgency)? as i32,
+                classification: parse::classification(&a.classification)? as i32,
+                consultation: Some(consultation(a.consulted, a.not_consulted)),
+                staff_id: a.staff_id,
+            };
+            let key = a.idempotency_key.unwrap_or_else(parse::random_key);
+            let sent = client.submit_request(request, &key).await.map_err(e)?;
+            out.sent(&sent, &key);
+        }
+        Cmd::Inbox(a) if a.follow => {
+            let mut stream = client.subscribe_inbox(a.after).await.map_err(e)?;
+            out.inbox_header();
+            while let Some(item) = stream.next().await.map_err(e)? {
+                out.inbox_item(&item);
+            }
+            return Err("the broker closed the stream; resume with --after <last cursor>".into());
+        }
+        Cmd::Inbox(a) => {
+            let page = client
+                .list_inbox(a.after, a.limit, a.unacked)
+                .await
+                .map_err(e)?;
+            out.inbox_page(&page);
+        }
+        Cmd::Ack {
+            request_id,
+            response,
+        } => {
+            let kind = if response {
+                MessageKind::Response
+            } else {
+                MessageKind::Request
+            };
+            let ack = client.acknowledge(&request_id, kind).await.map_err(e)?;
+            out.acked(&request_id, &ack);
+        }
+        Cmd::Respond(a) => {
+            let response = api::InformationResponse {
+                decision: parse::decision(&a.decision)? as i32,
+                items: a
+                    .items
+                    .iter()
+                    .map(|s| parse::item(s))
+                    .collect::<Result<_, _>>()?,
+                decline_ground: match &a.ground {
+                    Some(g) => parse::ground(g)? as i32,
+                    None => 0,
+                },
+                explanation: a.explanation,
+                staff_id: a.staff_id,
+                consultation: Some(consultation(a.consulted, a.not_consulted)),
+            };
+            let done = client.respond(&a.request_id, response).await.map_err(e)?;
+            out.responded(&a.request_id, &done);
+        }
+        Cmd::Show { request_id } => out.detail(&client.get_request(&request_id).await.map_err(e)?),
+    }
+    Ok(())
+}

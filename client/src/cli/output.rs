@@ -1,0 +1,352 @@
+//! What the CLI prints: readable tables by default, one JSON object per line with `--json`.
+//! Errors are one line on stderr (and a JSON object on stdout with `--json`).
+
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use infoshare_client::api;
+use serde_json::{Value, json};
+
+pub struct Output {
+    json: bool,
+}
+
+fn time(ts: &Option<prost_types::Timestamp>) -> String {
+    match ts {
+        Some(t) if t.seconds >= 0 => {
+            let at = UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos.max(0) as u32);
+            humantime::format_rfc3339_seconds(at).to_string()
+        }
+        _ => "-".into(),
+    }
+}
+
+macro_rules! name_of {
+    ($enum:ty, $v:expr) => {
+        <$enum>::try_from($v)
+            .map(|e| e.as_str_name())
+            .unwrap_or("UNKNOWN")
+    };
+}
+
+/// Prints rows under headers, each column as wide as its widest cell.
+fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn request_json(r: &api::InformationRequest) -> Value {
+    let subject = r.subject.clone().unwrap_or_default();
+    json!({
+        "recipient_agency_id": r.recipient_agency_id,
+        "authority": name_of!(api::LegalAuthority, r.authority),
+        "protocol_id": r.protocol_id,
+        "purpose": r.purpose,
+        "subject": {
+            "family_name": subject.family_name,
+            "given_names": subject.given_names,
+            "date_of_birth": subject.date_of_birth,
+            "identifiers": subject.identifiers.iter().map(|i| json!({"scheme": i.scheme, "value": i.value})).collect::<Vec<_>>(),
+        },
+        "categories": r.categories,
+        "reason": r.reason,
+        "urgency": name_of!(api::Urgency, r.urgency),
+        "classification": name_of!(api::Classification, r.classification),
+        "consultation": r.consultation.as_ref().map(consultation_json),
+        "staff_id": r.staff_id,
+    })
+}
+
+fn consultation_json(c: &api::ConsultationRecord) -> Value {
+    json!({
+        "status": name_of!(api::ConsultationStatus, c.status),
+        "reason_not_consulted": c.reason_not_consulted,
+    })
+}
+
+fn response_json(r: &api::InformationResponse) -> Value {
+    json!({
+        "decision": name_of!(api::Decision, r.decision),
+        "items": r.items.iter().map(|i| json!({
+            "category": i.category,
+            "classification": name_of!(api::Classification, i.classification),
+            "content": i.content,
+        })).collect::<Vec<_>>(),
+        "decline_ground": name_of!(api::DeclineGround, r.decline_ground),
+        "explanation": r.explanation,
+        "staff_id": r.staff_id,
+        "consultation": r.consultation.as_ref().map(consultation_json),
+    })
+}
+
+fn item_json(i: &api::InboxItem) -> Value {
+    json!({
+        "cursor": i.cursor,
+        "kind": name_of!(api::MessageKind, i.kind),
+        "request_id": i.request_id,
+        "from_agency_id": i.from_agency_id,
+        "sent_at": time(&i.sent_at),
+        "acknowledged": i.acknowledged,
+        "body_purged": i.body_purged,
+        "request": i.request.as_ref().map(request_json),
+        "response": i.response.as_ref().map(response_json),
+    })
+}
+
+fn item_row(i: &api::InboxItem) -> Vec<String> {
+    let summary = match (&i.request, &i.response) {
+        (Some(r), _) => format!(
+            "{} {}/{} [{}] {}",
+            name_of!(api::LegalAuthority, r.authority).trim_start_matches("LEGAL_AUTHORITY_"),
+            r.protocol_id,
+            r.purpose,
+            r.categories.join(","),
+            name_of!(api::Urgency, r.urgency).trim_start_matches("URGENCY_"),
+        ),
+        (_, Some(r)) => format!(
+            "{} ({} items)",
+            name_of!(api::Decision, r.decision).trim_start_matches("DECISION_"),
+            r.items.len()
+        ),
+        _ if i.body_purged => "(body purged)".into(),
+        _ => String::new(),
+    };
+    vec![
+        i.cursor.to_string(),
+        name_of!(api::MessageKind, i.kind)
+            .trim_start_matches("MESSAGE_KIND_")
+            .to_string(),
+        i.request_id.clone(),
+        i.from_agency_id.clone(),
+        time(&i.sent_at),
+        if i.acknowledged { "yes" } else { "no" }.into(),
+        summary,
+    ]
+}
+
+const INBOX_HEADERS: [&str; 7] = [
+    "CURSOR", "KIND", "REQUEST", "FROM", "SENT", "ACK", "SUMMARY",
+];
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    fn emit(&self, v: Value) {
+        println!("{v}");
+    }
+
+    /// Prints an error and gives the failing exit code.
+    pub fn fail(&self, message: &str) -> ExitCode {
+        if self.json {
+            self.emit(json!({ "error": message }));
+        }
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    }
+
+    pub fn whoami(&self, me: &api::WhoAmIResponse) {
+        if self.json {
+            return self.emit(json!({
+                "role": name_of!(api::Role, me.role),
+                "id": me.id,
+                "display_name": me.display_name,
+                "spiffe_id": me.spiffe_id,
+                "certificate_sha256": me.certificate_sha256,
+            }));
+        }
+        println!("{} ({})", me.display_name, me.spiffe_id);
+        println!("certificate sha256 {}", me.certificate_sha256);
+    }
+
+    pub fn sent(&self, r: &api::SubmitRequestResponse, key: &str) {
+        if self.json {
+            return self.emit(json!({
+                "request_id": r.request_id,
+                "log_index": r.log_index,
+                "accepted_at": time(&r.accepted_at),
+                "replayed": r.replayed,
+                "idempotency_key": key,
+            }));
+        }
+        let note = if r.replayed {
+            " (already sent with this key)"
+        } else {
+            ""
+        };
+        println!(
+            "request {} accepted at {}{note}",
+            r.request_id,
+            time(&r.accepted_at)
+        );
+        println!("log index {}; idempotency key {key}", r.log_index);
+    }
+
+    pub fn inbox_header(&self) {
+        if !self.json {
+            let header: Vec<String> = INBOX_HEADERS.iter().map(|h| h.to_string()).collect();
+            println!("{}", header.join("  "));
+        }
+    }
+
+    pub fn inbox_item(&self, i: &api::InboxItem) {
+        if self.json {
+            return self.emit(item_json(i));
+        }
+        println!("{}", item_row(i).join("  "));
+    }
+
+    pub fn inbox_page(&self, page: &api::ListInboxResponse) {
+        if self.json {
+            return self.emit(json!({
+                "items": page.items.iter().map(item_json).collect::<Vec<_>>(),
+                "next_cursor": page.next_cursor,
+                "more": page.more,
+            }));
+        }
+        if page.items.is_empty() {
+            println!("inbox empty");
+            return;
+        }
+        let rows: Vec<Vec<String>> = page.items.iter().map(item_row).collect();
+        table(&INBOX_HEADERS, &rows);
+        if page.more {
+            println!("more: --after {}", page.next_cursor);
+        }
+    }
+
+    pub fn acked(&self, request_id: &str, a: &api::AcknowledgeResponse) {
+        if self.json {
+            return self.emit(json!({
+                "request_id": request_id,
+                "log_index": a.log_index,
+                "already_acknowledged": a.already_acknowledged,
+            }));
+        }
+        let note = if a.already_acknowledged {
+            "already acknowledged"
+        } else {
+            "acknowledged"
+        };
+        println!("{request_id} {note} (log index {})", a.log_index);
+    }
+
+    pub fn responded(&self, request_id: &str, r: &api::RespondResponse) {
+        if self.json {
+            return self.emit(json!({
+                "request_id": request_id,
+                "log_index": r.log_index,
+                "accepted_at": time(&r.accepted_at),
+            }));
+        }
+        println!(
+            "response to {request_id} accepted at {} (log index {})",
+            time(&r.accepted_at),
+            r.log_index
+        );
+    }
+
+    pub fn detail(&self, d: &api::GetRequestResponse) {
+        let timeline: Vec<Vec<String>> = d
+            .timeline
+            .iter()
+            .map(|e| {
+                vec![
+                    e.log_index.to_string(),
+                    time(&e.at),
+                    name_of!(api::EventKind, e.kind)
+                        .trim_start_matches("EVENT_KIND_")
+                        .to_string(),
+                    e.agency_id.clone(),
+                ]
+            })
+            .collect();
+        if self.json {
+            return self.emit(json!({
+                "request_id": d.request_id,
+                "requester_agency_id": d.requester_agency_id,
+                "recipient_agency_id": d.recipient_agency_id,
+                "status": name_of!(api::RequestStatus, d.status),
+                "request": d.request.as_ref().map(request_json),
+                "response": d.response.as_ref().map(response_json),
+                "timeline": d.timeline.iter().map(|e| json!({
+                    "log_index": e.log_index,
+                    "kind": name_of!(api::EventKind, e.kind),
+                    "at": time(&e.at),
+                    "agency_id": e.agency_id,
+                })).collect::<Vec<_>>(),
+                "body_purged": d.body_purged,
+            }));
+        }
+        println!("request   {}", d.request_id);
+        println!("from      {}", d.requester_agency_id);
+        println!("to        {}", d.recipient_agency_id);
+        println!(
+            "status    {}",
+            name_of!(api::RequestStatus, d.status).trim_start_matches("REQUEST_STATUS_")
+        );
+        if let Some(r) = &d.request {
+            let s = r.subject.clone().unwrap_or_default();
+            println!(
+                "authority {}  protocol {}  purpose {}",
+                name_of!(api::LegalAuthority, r.authority).trim_start_matches("LEGAL_AUTHORITY_"),
+                r.protocol_id,
+                r.purpose
+            );
+            println!(
+                "subject   {}, {} (born {})",
+                s.family_name, s.given_names, s.date_of_birth
+            );
+            for i in &s.identifiers {
+                println!("          {} {}", i.scheme, i.value);
+            }
+            println!("asks for  {}", r.categories.join(", "));
+            println!("reason    {}", r.reason);
+        }
+        if let Some(r) = &d.response {
+            println!(
+                "answer    {}",
+                name_of!(api::Decision, r.decision).trim_start_matches("DECISION_")
+            );
+            for i in &r.items {
+                println!(
+                    "  [{}] {}: {}",
+                    name_of!(api::Classification, i.classification)
+                        .trim_start_matches("CLASSIFICATION_"),
+                    i.category,
+                    i.content
+                );
+            }
+            if !r.explanation.is_empty() {
+                println!(
+                    "  withheld ({}): {}",
+                    name_of!(api::DeclineGround, r.decline_ground)
+                        .trim_start_matches("DECLINE_GROUND_"),
+                    r.explanation
+                );
+            }
+        }
+        if d.body_purged {
+            println!("(a body was purged at the end of its retention period)");
+        }
+        println!();
+        table(&["INDEX", "AT", "EVENT", "AGENCY"], &timeline);
+    }
+}

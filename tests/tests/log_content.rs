@@ -1,0 +1,111 @@
+//! The log holds coded metadata only: pseudonyms and commitments, never names, dates of birth,
+//! free text or content; refusals are logged like any other event.
+
+mod common;
+
+use common::TestEnv;
+use infoshare_client::api;
+use infoshare_server::access::Operation;
+use infoshare_server::records::{Event, Record};
+use infoshare_server::store::ledger::LOG_MAGIC;
+use infoshare_server::store::segment::{SegmentError, SegmentLog};
+use infoshare_tests::{sample_disclosure, sample_request};
+
+fn read_dir_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        all.extend(std::fs::read(e.path()).unwrap());
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn log_holds_no_personal_information_and_records_refusals() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let police = server.agency(&env, "police").await;
+    let ot = server.agency(&env, "oranga-tamariki").await;
+    let sent = police
+        .submit_request(sample_request("oranga-tamariki"), "pi-1")
+        .await
+        .unwrap();
+    ot.respond(&sent.request_id, sample_disclosure())
+        .await
+        .unwrap();
+    let bad = api::InformationRequest {
+        purpose: "Not A Code".into(),
+        ..sample_request("oranga-tamariki")
+    };
+    assert!(police.submit_request(bad, "pi-2").await.is_err());
+    let auditor = server
+        .client(&env, infoshare_certs_dev::Role::Auditor, "privacy-audit")
+        .await;
+    assert!(auditor.list_inbox(0, 10, false).await.is_err());
+    server.kill9();
+
+    let log = read_dir_bytes(&env.data_dir().join("log"));
+    let bodies = read_dir_bytes(&env.data_dir().join("bodies"));
+    let request = sample_request("oranga-tamariki");
+    let subject = request.subject.clone().unwrap();
+    let disclosed = &sample_disclosure().items[0].content;
+    let explanation = sample_disclosure().explanation;
+    let secrets = [
+        subject.family_name.as_str(),
+        subject.given_names.as_str(),
+        subject.date_of_birth.as_str(),
+        subject.identifiers[0].value.as_str(),
+        request.reason.as_str(),
+        request.staff_id.as_str(),
+        request
+            .consultation
+            .as_ref()
+            .unwrap()
+            .reason_not_consulted
+            .as_str(),
+        disclosed.as_str(),
+        explanation.as_str(),
+        "pi-1",
+    ];
+    for secret in secrets {
+        assert!(!contains(&log, secret), "the log contains {secret:?}");
+    }
+    // The bodies are where they belong (this check guards the one above against a vacuous pass).
+    assert!(contains(&bodies, &subject.family_name));
+    assert!(contains(&bodies, disclosed));
+
+    let (segments, _) = SegmentLog::open(&env.data_dir().join("log"), LOG_MAGIC).unwrap();
+    let mut records = Vec::new();
+    segments
+        .for_each_from(1, |_, _, raw| {
+            records.push(Record::decode(raw).unwrap());
+            Ok::<_, SegmentError>(())
+        })
+        .unwrap();
+    let events: Vec<&Event> = records.iter().map(|r| &r.event).collect();
+    assert!(matches!(events[0], Event::RequestSubmitted(r) if r.subjects.len() == 2));
+    assert!(matches!(events[1], Event::ResponseSubmitted(r) if r.requester == "police"));
+    match events[2] {
+        Event::Denied(d) => {
+            assert_eq!(d.operation, Operation::SubmitRequest);
+            assert_eq!(d.reason_code, "INVALID_ARGUMENT");
+            assert_eq!(d.rule, "request.purpose");
+            assert_eq!(records[2].actor.id, "police");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    match events[3] {
+        Event::Denied(d) => {
+            assert_eq!(d.operation, Operation::ListInbox);
+            assert_eq!(d.reason_code, "ROLE_NOT_ALLOWED");
+            assert_eq!(records[3].actor.id, "privacy-audit");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert_eq!(records.len(), 4);
+}
