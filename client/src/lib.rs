@@ -13,6 +13,8 @@
 //!
 //! The caller's identity is its client certificate; nothing in a message says who is calling.
 
+pub mod cli;
+
 use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};

@@ -1,7 +1,5 @@
 //! `infoshare`: the command-line client of the infoshare broker.
 
-mod cli;
-
 fn main() -> std::process::ExitCode {
-    cli::main()
+    infoshare_client::cli::main()
 }

@@ -127,3 +127,28 @@ async fn deleted_views_are_rebuilt_from_the_log_with_the_same_answers() {
     let ot = server.agency(&env, "oranga-tamariki").await;
     assert_eq!(ot.list_inbox(0, 100, false).await.unwrap(), before_inbox);
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_refuses_to_start() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let police = server.agency(&env, "police").await;
+    police
+        .submit_request(sample_request("msd"), "lock-1")
+        .await
+        .unwrap();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+        .arg("--config")
+        .arg(env.path().join("server.toml"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another infoshare-server"),
+        "{stderr}"
+    );
+    // The first is unharmed.
+    let msd = server.agency(&env, "msd").await;
+    assert_eq!(msd.list_inbox(0, 10, false).await.unwrap().items.len(), 1);
+}

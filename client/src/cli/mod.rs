@@ -1,4 +1,4 @@
-//! Argument parsing and dispatch for the `infoshare` command.
+//! The `infoshare` command line: argument parsing and dispatch (output in `output`).
 
 mod output;
 mod parse;
@@ -6,9 +6,9 @@ mod parse;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::api::{self, MessageKind};
+use crate::{Client, ClientError, Identity};
 use clap::{Args, Parser, Subcommand};
-use infoshare_client::api::{self, MessageKind};
-use infoshare_client::{Client, ClientError, Identity};
 
 use output::Output;
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use infoshare_client::api;
+use crate::api;
 use serde_json::{Value, json};
 
 pub struct Output {

@@ -1,7 +1,7 @@
 //! Parsing of the CLI's coded arguments. Names are case-insensitive and accept `-`, `_` or
 //! spaces between words (`in-confidence`, `IN_CONFIDENCE`).
 
-use infoshare_client::api;
+use crate::api;
 
 fn norm(s: &str) -> String {
     s.trim().to_ascii_uppercase().replace(['-', ' '], "_")

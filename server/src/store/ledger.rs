@@ -130,6 +130,17 @@ pub enum OpenError {
     /// The views could not be rebuilt.
     #[error(transparent)]
     View(#[from] ViewError),
+    /// Another process holds the data directory.
+    #[error("{0} is in use by another infoshare-server (lock held on its LOCK file)")]
+    Locked(String),
+    /// The lock file could not be opened.
+    #[error("{path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A record passed its checksum but does not decode.
     #[error("log record {index} does not decode: {error}")]
     Record {
@@ -160,6 +171,25 @@ impl Ledger {
     /// Opens the ledger in `data_dir` (subdirectories `log`, `bodies`, `views`) and starts its
     /// writer thread.
     pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), OpenError> {
+        // One writer per data directory: a second server must not append to the log or, worse,
+        // decide the views are unreadable and rebuild them under the first.
+        let lock_path = data_dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| OpenError::LockFile {
+                path: lock_path.display().to_string(),
+                source,
+            })?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => OpenError::Locked(data_dir.display().to_string()),
+            std::fs::TryLockError::Error(source) => OpenError::LockFile {
+                path: lock_path.display().to_string(),
+                source,
+            },
+        })?;
         let (log, log_rec) = SegmentLog::open(&data_dir.join("log"), LOG_MAGIC)?;
         let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
         let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
@@ -189,6 +219,7 @@ impl Ledger {
         let (applied_tx, applied_rx) = watch::channel(last_record);
         let bodies_dir = bodies.dir().to_path_buf();
         let writer = Writer {
+            _lock: lock,
             log,
             bodies,
             views: views.clone(),
@@ -291,6 +322,8 @@ fn replay(
 
 /// The writer thread's state.
 struct Writer {
+    /// Held for the life of the writer: the data directory's exclusive lock.
+    _lock: std::fs::File,
     log: SegmentLog,
     bodies: SegmentLog,
     views: Arc<ViewStore>,

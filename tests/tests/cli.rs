@@ -1,0 +1,158 @@
+//! The `infoshare` CLI against a real server: the README walk-through, in JSON and in tables.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{TestEnv, TestServer};
+use infoshare_certs_dev::Role;
+use serde_json::Value;
+
+fn cli(env: &TestEnv, server: &TestServer, agency: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
+        .env("INFOSHARE_IDENTITY", env.identity_dir(Role::Agency, agency))
+        .env("INFOSHARE_SERVER", server.url())
+        .args(args)
+        .output()
+        .expect("run the CLI")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn text(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_through_works() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let send = [
+        "--json",
+        "send",
+        "--to",
+        "rangitoto-school-board",
+        "--authority",
+        "s66c",
+        "--protocol",
+        "youth-reengagement",
+        "--purpose",
+        "assess-risk",
+        "--family-name",
+        "Ngata",
+        "--given-names",
+        "Aroha Mere",
+        "--dob",
+        "2012-03-04",
+        "--id",
+        "nhi=ZZZ0016",
+        "--category",
+        "attendance",
+        "--category",
+        "learning-support",
+        "--reason",
+        "Three weeks' absence.",
+        "--urgency",
+        "priority",
+        "--not-consulted",
+        "Contact could escalate risk",
+        "--staff-id",
+        "constable-4821",
+        "--idempotency-key",
+        "case-77-1",
+    ];
+    let sent = json(&cli(&env, &server, "police", &send));
+    let id = sent["request_id"].as_str().unwrap().to_string();
+    assert_eq!(sent["replayed"], false);
+    // Sending again with the same key is a replay, not a second request.
+    let again = json(&cli(&env, &server, "police", &send));
+    assert_eq!(again["request_id"], id.as_str());
+    assert_eq!(again["replayed"], true);
+
+    let inbox = json(&cli(
+        &env,
+        &server,
+        "rangitoto-school-board",
+        &["--json", "inbox"],
+    ));
+    let items = inbox["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["request_id"], id.as_str());
+    assert_eq!(items[0]["request"]["subject"]["family_name"], "Ngata");
+    assert_eq!(items[0]["request"]["authority"], "LEGAL_AUTHORITY_OTA_S66C");
+    let table = text(&cli(&env, &server, "rangitoto-school-board", &["inbox"]));
+    assert!(table.starts_with("CURSOR"), "{table}");
+    assert!(table.contains(&id), "{table}");
+
+    let ack = json(&cli(
+        &env,
+        &server,
+        "rangitoto-school-board",
+        &["--json", "ack", &id],
+    ));
+    assert_eq!(ack["already_acknowledged"], false);
+    let respond = [
+        "--json",
+        "respond",
+        id.as_str(),
+        "--decision",
+        "partial",
+        "--item",
+        "attendance:in-confidence:Attendance 41%: 9 unjustified absences.",
+        "--ground",
+        "not-held",
+        "--explanation",
+        "No learning support records held.",
+        "--consulted",
+        "--staff-id",
+        "attendance-officer-7",
+    ];
+    json(&cli(&env, &server, "rangitoto-school-board", &respond));
+
+    let shown = json(&cli(&env, &server, "police", &["--json", "show", &id]));
+    assert_eq!(shown["status"], "REQUEST_STATUS_RESPONDED");
+    assert_eq!(shown["response"]["decision"], "DECISION_PARTIAL_DISCLOSE");
+    assert_eq!(
+        shown["response"]["items"][0]["content"],
+        "Attendance 41%: 9 unjustified absences."
+    );
+    assert_eq!(shown["timeline"].as_array().unwrap().len(), 3);
+    let human = text(&cli(&env, &server, "police", &["show", &id]));
+    assert!(human.contains("status    RESPONDED"), "{human}");
+    assert!(human.contains("RESPONSE_SUBMITTED"), "{human}");
+    json(&cli(
+        &env,
+        &server,
+        "police",
+        &["--json", "ack", &id, "--response"],
+    ));
+
+    // Errors: one line naming the code and the reason, non-zero exit.
+    let denied = cli(&env, &server, "health-nz", &["show", &id]);
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: NOT_FOUND"), "{stderr}");
+    let bad = cli(&env, &server, "police", &["--json", "show", "nope"]);
+    assert!(!bad.status.success());
+    let err: Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("INVALID_ARGUMENT"),
+        "{err}"
+    );
+}
