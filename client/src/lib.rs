@@ -26,6 +26,7 @@ pub use infoshare_proto::v1 as api;
 
 use api::exchange_service_client::ExchangeServiceClient;
 use api::identity_service_client::IdentityServiceClient;
+use api::protocol_service_client::ProtocolServiceClient;
 
 /// A client identity: the CA that signed the server's certificate, and the client's own
 /// certificate and key (as `certs-dev` writes them: `ca.pem`, `cert.pem`, `key.pem`).
@@ -71,8 +72,8 @@ impl Identity {
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// An identity file could not be read.
-    #[error("cannot read identity file {path}: {source}")]
+    /// A local file (identity, document) could not be read.
+    #[error("cannot read {path}: {source}")]
     Identity {
         /// The file.
         path: PathBuf,
@@ -174,6 +175,7 @@ pub fn code_name(code: Code) -> &'static str {
 pub struct Client {
     exchange: ExchangeServiceClient<Channel>,
     identity: IdentityServiceClient<Channel>,
+    protocols: ProtocolServiceClient<Channel>,
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -210,7 +212,8 @@ impl Client {
         Ok(Self {
             exchange: ExchangeServiceClient::new(channel.clone())
                 .max_decoding_message_size(8 << 20),
-            identity: IdentityServiceClient::new(channel),
+            identity: IdentityServiceClient::new(channel.clone()),
+            protocols: ProtocolServiceClient::new(channel),
         })
     }
 
@@ -304,6 +307,101 @@ impl Client {
             response: Some(response),
         };
         Ok(self.exchange.clone().respond(message).await?.into_inner())
+    }
+
+    /// Discloses information proactively (on the caller's own initiative).
+    pub async fn disclose(
+        &self,
+        disclosure: api::ProactiveDisclosure,
+        idempotency_key: &str,
+    ) -> Result<api::DiscloseResponse> {
+        let message = api::DiscloseRequest {
+            disclosure: Some(disclosure),
+            idempotency_key: idempotency_key.to_string(),
+        };
+        Ok(self.exchange.clone().disclose(message).await?.into_inner())
+    }
+
+    /// Registers a protocol version (TOML document) as a draft (administrators).
+    pub async fn register_protocol(
+        &self,
+        document_toml: &str,
+    ) -> Result<api::RegisterProtocolResponse> {
+        let message = api::RegisterProtocolRequest {
+            document_toml: document_toml.to_string(),
+        };
+        Ok(self
+            .protocols
+            .clone()
+            .register_protocol(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Approves a draft protocol version (administrators other than its registrant).
+    pub async fn approve_protocol(
+        &self,
+        protocol_id: &str,
+        version: u32,
+        approver_role: &str,
+    ) -> Result<api::ApproveProtocolResponse> {
+        let message = api::ApproveProtocolRequest {
+            protocol_id: protocol_id.to_string(),
+            version,
+            approver_role: approver_role.to_string(),
+        };
+        Ok(self
+            .protocols
+            .clone()
+            .approve_protocol(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Suspends, resumes or revokes the version in force (administrators).
+    pub async fn change_protocol_state(
+        &self,
+        protocol_id: &str,
+        change: api::ProtocolStateChange,
+    ) -> Result<api::ChangeProtocolStateResponse> {
+        let message = api::ChangeProtocolStateRequest {
+            protocol_id: protocol_id.to_string(),
+            change: change as i32,
+        };
+        Ok(self
+            .protocols
+            .clone()
+            .change_protocol_state(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Lists the protocols visible to the caller.
+    pub async fn list_protocols(&self) -> Result<api::ListProtocolsResponse> {
+        Ok(self
+            .protocols
+            .clone()
+            .list_protocols(api::ListProtocolsRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// Reads a protocol version (0: the version in force).
+    pub async fn get_protocol(
+        &self,
+        protocol_id: &str,
+        version: u32,
+    ) -> Result<api::GetProtocolResponse> {
+        let message = api::GetProtocolRequest {
+            protocol_id: protocol_id.to_string(),
+            version,
+        };
+        Ok(self
+            .protocols
+            .clone()
+            .get_protocol(message)
+            .await?
+            .into_inner())
     }
 
     /// Reads a request the caller is a party to, with its response and timeline.

@@ -19,6 +19,18 @@ pub enum Operation {
     Respond,
     /// ExchangeService.GetRequest.
     GetRequest,
+    /// ExchangeService.Disclose.
+    Disclose,
+    /// ProtocolService.RegisterProtocol.
+    RegisterProtocol,
+    /// ProtocolService.ApproveProtocol.
+    ApproveProtocol,
+    /// ProtocolService.ChangeProtocolState.
+    ChangeProtocolState,
+    /// ProtocolService.ListProtocols.
+    ListProtocols,
+    /// ProtocolService.GetProtocol.
+    GetProtocol,
 }
 
 impl Operation {
@@ -31,6 +43,12 @@ impl Operation {
         Operation::Acknowledge,
         Operation::Respond,
         Operation::GetRequest,
+        Operation::Disclose,
+        Operation::RegisterProtocol,
+        Operation::ApproveProtocol,
+        Operation::ChangeProtocolState,
+        Operation::ListProtocols,
+        Operation::GetProtocol,
     ];
 
     /// The stable code used in log records.
@@ -43,6 +61,12 @@ impl Operation {
             Operation::Acknowledge => 5,
             Operation::Respond => 6,
             Operation::GetRequest => 7,
+            Operation::Disclose => 8,
+            Operation::RegisterProtocol => 9,
+            Operation::ApproveProtocol => 10,
+            Operation::ChangeProtocolState => 11,
+            Operation::ListProtocols => 12,
+            Operation::GetProtocol => 13,
         }
     }
 
@@ -61,12 +85,27 @@ impl Operation {
             Operation::Acknowledge => "Acknowledge",
             Operation::Respond => "Respond",
             Operation::GetRequest => "GetRequest",
+            Operation::Disclose => "Disclose",
+            Operation::RegisterProtocol => "RegisterProtocol",
+            Operation::ApproveProtocol => "ApproveProtocol",
+            Operation::ChangeProtocolState => "ChangeProtocolState",
+            Operation::ListProtocols => "ListProtocols",
+            Operation::GetProtocol => "GetProtocol",
         }
     }
 
-    /// Whether the operation shares information (its refusals are audited).
-    pub fn shares(self) -> bool {
-        matches!(self, Operation::SubmitRequest | Operation::Respond)
+    /// Whether the operation shares information or changes a register (its refusals are
+    /// audited with the rule that refused them).
+    pub fn audited(self) -> bool {
+        matches!(
+            self,
+            Operation::SubmitRequest
+                | Operation::Respond
+                | Operation::Disclose
+                | Operation::RegisterProtocol
+                | Operation::ApproveProtocol
+                | Operation::ChangeProtocolState
+        )
     }
 }
 
@@ -83,10 +122,23 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | Acknowledge
                 | Respond
                 | GetRequest
+                | Disclose
+                | ListProtocols
+                | GetProtocol
         ),
-        // Auditors and administrators get their own RPCs in later issues; until then they may
-        // only ask who they are. They never read message bodies.
-        Role::Auditor | Role::Admin => matches!(op, WhoAmI),
+        // Administrators keep the protocol register; they never see exchanges.
+        Role::Admin => matches!(
+            op,
+            WhoAmI
+                | RegisterProtocol
+                | ApproveProtocol
+                | ChangeProtocolState
+                | ListProtocols
+                | GetProtocol
+        ),
+        // Auditors read the register (their log RPCs come with the audit issue); they never
+        // read message bodies.
+        Role::Auditor => matches!(op, WhoAmI | ListProtocols | GetProtocol),
     }
 }
 
@@ -102,11 +154,28 @@ mod tests {
     }
 
     #[test]
-    fn only_agencies_exchange() {
+    fn only_agencies_exchange_and_only_admins_change_the_register() {
+        use Operation::*;
         for op in Operation::ALL {
-            assert!(allowed(Role::Agency, *op), "{op:?}");
-            assert_eq!(allowed(Role::Auditor, *op), *op == Operation::WhoAmI);
-            assert_eq!(allowed(Role::Admin, *op), *op == Operation::WhoAmI);
+            let exchange = matches!(
+                op,
+                SubmitRequest
+                    | ListInbox
+                    | SubscribeInbox
+                    | Acknowledge
+                    | Respond
+                    | GetRequest
+                    | Disclose
+            );
+            let register_change =
+                matches!(op, RegisterProtocol | ApproveProtocol | ChangeProtocolState);
+            assert_eq!(allowed(Role::Agency, *op), !register_change, "{op:?}");
+            assert_eq!(allowed(Role::Admin, *op), !exchange, "{op:?}");
+            assert_eq!(
+                allowed(Role::Auditor, *op),
+                !exchange && !register_change,
+                "{op:?}"
+            );
         }
     }
 }

@@ -13,15 +13,17 @@ use crate::crypto::{Digest32, Keys};
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::identity::Role;
-use crate::policy::{self, ProtocolStore};
+use crate::policy;
+use crate::protocol::{Protocol, ProtocolState, ProtocolStore};
 use crate::records::{
-    Actor, Denied, Event, Record, RequestId, RequestSubmitted, ResponseSubmitted,
+    Actor, Denied, DisclosureSubmitted, Event, ProtocolEvent, Record, RequestId, RequestSubmitted,
+    ResponseSubmitted,
 };
 use crate::registry::{Agency, Principal, Registry};
 use crate::store::bodies::BodyEntry;
 use crate::store::ledger::{Command, Ledger, Outcome, visible_meta};
 use crate::tls::PeerInfo;
-use crate::validate::{self, ValidRequest, ValidResponse};
+use crate::validate::{self, ValidDisclosure, ValidRequest, ValidResponse, ValidSubject};
 use crate::views::{InboxEntry, RequestMeta};
 
 /// An authenticated caller.
@@ -80,6 +82,8 @@ pub struct RequestDetail {
     pub request: Option<BodyEntry>,
     /// The response body, if answered and not purged.
     pub response: Option<BodyEntry>,
+    /// The disclosure body, for a proactive disclosure (unless purged).
+    pub disclosure: Option<BodyEntry>,
     /// The timeline records, oldest first.
     pub timeline: Vec<(u64, Record)>,
 }
@@ -89,7 +93,6 @@ pub struct RequestDetail {
 pub struct Broker {
     ledger: Ledger,
     registry: Arc<Registry>,
-    protocols: Arc<ProtocolStore>,
     keys: Arc<Keys>,
 }
 
@@ -100,13 +103,17 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Today's date for review dates and ages (UTC: at most a day off New Zealand's date).
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
 impl Broker {
     /// A broker over an opened ledger.
     pub fn new(ledger: Ledger, registry: Registry, keys: Keys) -> Self {
         Self {
             ledger,
             registry: Arc::new(registry),
-            protocols: Arc::new(ProtocolStore::default()),
             keys: Arc::new(keys),
         }
     }
@@ -190,6 +197,7 @@ impl Broker {
         result: Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
         match result {
+            Err(e) if !op.audited() => Err(e),
             Err(e @ (BrokerError::Unavailable(_) | BrokerError::Internal(_))) => Err(e),
             Err(e) => Err(self.refused(caller, op, request_id, e).await),
             ok => ok,
@@ -209,29 +217,17 @@ impl Broker {
         input: &v1::SubmitRequestRequest,
     ) -> Result<Submitted, BrokerError> {
         let checked = self.check_request(caller, input);
-        let request = self
+        let (request, allowed) = self
             .audited(caller, Operation::SubmitRequest, None, checked)
             .await?;
         let time_ms = now_ms();
         let request_id = RequestId(self.keys.random());
-        let body = BodyEntry {
-            kind: MessageKind::Request,
+        let body = self.body(
+            MessageKind::Request,
             request_id,
-            salt: self.keys.random(),
-            body: request.body.encode_to_vec(),
-        };
-        let requester = &caller.principal.id;
-        let s = &request.subject;
-        let mut subjects = vec![self.keys.subject_by_name(
-            &s.family_name,
-            &s.given_names,
-            &s.date_of_birth.to_string(),
-        )];
-        subjects.extend(
-            s.identifiers
-                .iter()
-                .map(|(scheme, value)| self.keys.subject_by_identifier(scheme, value)),
+            request.body.encode_to_vec(),
         );
+        let requester = &caller.principal.id;
         let record = Record {
             time_ms,
             actor: caller.actor(),
@@ -239,9 +235,9 @@ impl Broker {
                 request_id,
                 recipient: request.recipient.clone(),
                 staff: self.keys.staff(requester, &request.staff_id),
-                subjects,
+                subjects: self.subject_pseudonyms(&request.subject),
                 protocol_id: request.protocol_id.clone(),
-                protocol_version: 0,
+                protocol_version: allowed.protocol_version,
                 authority: request.authority,
                 purpose: request.purpose.clone(),
                 categories: request.categories.clone(),
@@ -252,14 +248,103 @@ impl Broker {
                 body_commitment: body.commitment(),
             }),
         };
-        let outcome = self
-            .ledger
-            .submit(Command::SubmitRequest { record, body })
-            .await;
-        match self
-            .audited(caller, Operation::SubmitRequest, None, outcome)
-            .await?
-        {
+        self.open(
+            caller,
+            Operation::SubmitRequest,
+            record,
+            body,
+            request_id,
+            time_ms,
+        )
+        .await
+    }
+
+    /// Disclose (proactive disclosure).
+    pub async fn disclose(
+        &self,
+        caller: &Caller,
+        input: &v1::DiscloseRequest,
+    ) -> Result<Submitted, BrokerError> {
+        let checked = self.check_disclosure(caller, input);
+        let (disclosure, allowed) = self
+            .audited(caller, Operation::Disclose, None, checked)
+            .await?;
+        let time_ms = now_ms();
+        let request_id = RequestId(self.keys.random());
+        let body = self.body(
+            MessageKind::Disclosure,
+            request_id,
+            disclosure.body.encode_to_vec(),
+        );
+        let discloser = &caller.principal.id;
+        let record = Record {
+            time_ms,
+            actor: caller.actor(),
+            event: Event::DisclosureSubmitted(DisclosureSubmitted {
+                request_id,
+                recipient: disclosure.recipient.clone(),
+                staff: self.keys.staff(discloser, &disclosure.staff_id),
+                subjects: self.subject_pseudonyms(&disclosure.subject),
+                protocol_id: disclosure.protocol_id.clone(),
+                protocol_version: allowed.protocol_version,
+                authority: disclosure.authority,
+                purpose: disclosure.purpose.clone(),
+                disclosed: disclosure.items.clone(),
+                consultation: disclosure.consultation,
+                idempotency: self
+                    .keys
+                    .idempotency(discloser, &disclosure.idempotency_key),
+                body_commitment: body.commitment(),
+            }),
+        };
+        self.open(
+            caller,
+            Operation::Disclose,
+            record,
+            body,
+            request_id,
+            time_ms,
+        )
+        .await
+    }
+
+    fn body(&self, kind: MessageKind, request_id: RequestId, body: Vec<u8>) -> BodyEntry {
+        BodyEntry {
+            kind,
+            request_id,
+            salt: self.keys.random(),
+            body,
+        }
+    }
+
+    /// Pseudonyms of a subject: by name and date of birth, then one per agency identifier.
+    fn subject_pseudonyms(&self, s: &ValidSubject) -> Vec<crate::crypto::Pseudonym> {
+        let mut out = vec![self.keys.subject_by_name(
+            &s.family_name,
+            &s.given_names,
+            &s.date_of_birth.to_string(),
+        )];
+        out.extend(
+            s.identifiers
+                .iter()
+                .map(|(scheme, value)| self.keys.subject_by_identifier(scheme, value)),
+        );
+        out
+    }
+
+    /// Hands an opening record (request or disclosure) to the ledger; a replay returns the
+    /// first result.
+    async fn open(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        record: Record,
+        body: BodyEntry,
+        request_id: RequestId,
+        time_ms: u64,
+    ) -> Result<Submitted, BrokerError> {
+        let outcome = self.ledger.submit(Command::Open { record, body }).await;
+        match self.audited(caller, op, None, outcome).await? {
             Outcome::Appended { index } => Ok(Submitted {
                 request_id,
                 index,
@@ -290,25 +375,63 @@ impl Broker {
         &self,
         caller: &Caller,
         input: &v1::SubmitRequestRequest,
-    ) -> Result<ValidRequest, BrokerError> {
+    ) -> Result<(ValidRequest, policy::Allowed), BrokerError> {
         let request = validate::request(input)?;
-        let field = "request.recipient_agency_id";
-        if self.registry.agency(&request.recipient).is_none() {
-            return Err(BrokerError::invalid(
-                field,
-                format!("no agency {:?} is registered", request.recipient),
-            ));
-        }
-        if request.recipient == caller.principal.id {
-            return Err(BrokerError::invalid(
-                field,
-                "an agency cannot send a request to itself",
-            ));
-        }
+        self.check_recipient("request.recipient_agency_id", &request.recipient, caller)?;
         let requester = self.agency(&caller.principal.id)?;
-        policy::check_request(requester, &request, &self.registry, &self.protocols)
-            .map_err(BrokerError::Denied)?;
-        Ok(request)
+        let allowed = policy::check_request(
+            requester,
+            &request,
+            &self.registry,
+            &self.ledger.protocols(),
+            today(),
+        )
+        .map_err(BrokerError::Denied)?;
+        Ok((request, allowed))
+    }
+
+    fn check_disclosure(
+        &self,
+        caller: &Caller,
+        input: &v1::DiscloseRequest,
+    ) -> Result<(ValidDisclosure, policy::Allowed), BrokerError> {
+        let disclosure = validate::disclosure(input)?;
+        self.check_recipient(
+            "disclosure.recipient_agency_id",
+            &disclosure.recipient,
+            caller,
+        )?;
+        let discloser = self.agency(&caller.principal.id)?;
+        let allowed = policy::check_disclosure(
+            discloser,
+            &disclosure,
+            &self.registry,
+            &self.ledger.protocols(),
+            today(),
+        )
+        .map_err(BrokerError::Denied)?;
+        Ok((disclosure, allowed))
+    }
+
+    fn check_recipient(
+        &self,
+        field: &str,
+        recipient: &str,
+        caller: &Caller,
+    ) -> Result<(), BrokerError> {
+        if self.registry.agency(recipient).is_none() {
+            return Err(BrokerError::invalid(
+                field,
+                format!("no agency {recipient:?} is registered"),
+            ));
+        }
+        if recipient == caller.principal.id {
+            return Err(BrokerError::invalid(
+                field,
+                "an agency cannot send to itself",
+            ));
+        }
+        Ok(())
     }
 
     /// Acknowledge. Returns the acknowledgement's index and whether it was acknowledged before.
@@ -399,9 +522,11 @@ impl Broker {
         policy::check_response(
             responder,
             &response,
+            &meta.requester,
             &original,
             &self.registry,
-            &self.protocols,
+            &self.ledger.protocols(),
+            today(),
         )
         .map_err(BrokerError::Denied)?;
         Ok(response)
@@ -445,13 +570,137 @@ impl Broker {
         } else {
             None
         };
+        let (request, disclosure) = match meta.kind {
+            MessageKind::Disclosure => (
+                None,
+                self.ledger.body(MessageKind::Disclosure, &request_id)?,
+            ),
+            _ => (self.ledger.body(MessageKind::Request, &request_id)?, None),
+        };
         Ok(RequestDetail {
             request_id,
-            request: self.ledger.body(MessageKind::Request, &request_id)?,
+            request,
+            disclosure,
             response,
             timeline: self.ledger.views().timeline(&request_id)?,
             meta,
         })
+    }
+
+    /// RegisterProtocol: checks the document against the template, the law and the registry,
+    /// then registers it as a draft.
+    pub async fn register_protocol(
+        &self,
+        caller: &Caller,
+        document: &str,
+    ) -> Result<(u64, Arc<ProtocolStore>, String, u32), BrokerError> {
+        let checked = self.check_document(document);
+        let protocol = self
+            .audited(caller, Operation::RegisterProtocol, None, checked)
+            .await?;
+        let event = ProtocolEvent::Registered {
+            protocol_id: protocol.id.clone(),
+            version: protocol.version,
+            document: document.to_string(),
+        };
+        let index = self
+            .change_register(caller, Operation::RegisterProtocol, event)
+            .await?;
+        Ok((
+            index,
+            self.ledger.protocols(),
+            protocol.id,
+            protocol.version,
+        ))
+    }
+
+    fn check_document(&self, document: &str) -> Result<Protocol, BrokerError> {
+        if document.len() > validate::MAX_MESSAGE_BYTES / 2 {
+            return Err(BrokerError::invalid(
+                "document_toml",
+                "is longer than 512 KiB",
+            ));
+        }
+        let protocol = Protocol::from_toml(document)?;
+        protocol.check(&self.registry)?;
+        Ok(protocol)
+    }
+
+    /// ApproveProtocol.
+    pub async fn approve_protocol(
+        &self,
+        caller: &Caller,
+        input: &v1::ApproveProtocolRequest,
+    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
+        let checked = validate::protocol_id("protocol_id", &input.protocol_id).and_then(|id| {
+            let role = validate::role_title("approver_role", &input.approver_role)?;
+            Ok((id, role))
+        });
+        let (protocol_id, approver_role) = self
+            .audited(caller, Operation::ApproveProtocol, None, checked)
+            .await?;
+        let event = ProtocolEvent::Approved {
+            protocol_id,
+            version: input.version,
+            approver_role,
+        };
+        let index = self
+            .change_register(caller, Operation::ApproveProtocol, event)
+            .await?;
+        Ok((index, self.ledger.protocols()))
+    }
+
+    /// ChangeProtocolState: suspend, resume or revoke the version in force.
+    pub async fn change_protocol_state(
+        &self,
+        caller: &Caller,
+        protocol_id: &str,
+        state: ProtocolState,
+    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
+        let checked = validate::protocol_id("protocol_id", protocol_id);
+        let protocol_id = self
+            .audited(caller, Operation::ChangeProtocolState, None, checked)
+            .await?;
+        let event = ProtocolEvent::StateChanged {
+            protocol_id,
+            // The ledger sets the version in force when it sequences the change.
+            version: 0,
+            state,
+        };
+        let index = self
+            .change_register(caller, Operation::ChangeProtocolState, event)
+            .await?;
+        Ok((index, self.ledger.protocols()))
+    }
+
+    async fn change_register(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        event: ProtocolEvent,
+    ) -> Result<u64, BrokerError> {
+        let record = Record {
+            time_ms: now_ms(),
+            actor: caller.actor(),
+            event: Event::Protocol(event),
+        };
+        let outcome = self.ledger.submit(Command::Protocol { record }).await;
+        match self.audited(caller, op, None, outcome).await? {
+            Outcome::Appended { index } => Ok(index),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    /// The register as the caller may see it: all of it for administrators and auditors; for an
+    /// agency, the versions it is party to.
+    pub fn protocols_visible(&self, caller: &Caller) -> (Arc<ProtocolStore>, Option<String>) {
+        let only = (caller.principal.role == Role::Agency).then(|| caller.principal.id.clone());
+        (self.ledger.protocols(), only)
+    }
+
+    /// Today's date, as the policy sees it.
+    pub fn today(&self) -> time::Date {
+        today()
     }
 
     /// The caller's registered display name and role (WhoAmI).

@@ -52,6 +52,10 @@ pub fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
         let prepared = server::prepare(&config).await?;
+        if args.dev {
+            server::bootstrap_dev_protocols(&prepared, std::path::Path::new("certs-dev/out"))
+                .await?;
+        }
         // Tests and scripts read this line to find the port when listening on port 0.
         println!("infoshare-server listening on {}", prepared.local_addr());
         prepared.serve(shutdown_signal()).await

@@ -70,6 +70,13 @@ impl Writer {
         self.buf.extend_from_slice(v.as_bytes());
         self
     }
+    /// A string of any length below 4 GiB with a four-byte length.
+    pub fn str32(&mut self, v: &str) -> &mut Self {
+        let len = u32::try_from(v.len()).expect("str32 field of 4 GiB or more");
+        self.u32(len);
+        self.buf.extend_from_slice(v.as_bytes());
+        self
+    }
     /// A count of at most 255 with a one-byte length, for lists.
     pub fn count8(&mut self, n: usize) -> &mut Self {
         self.buf
@@ -122,6 +129,13 @@ impl<'a> Reader<'a> {
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Utf8(at))
     }
+    /// A string with a four-byte length.
+    pub fn str32(&mut self) -> Result<String, DecodeError> {
+        let len = self.u32()? as usize;
+        let at = self.pos;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Utf8(at))
+    }
     /// A list count with a one-byte length.
     pub fn count8(&mut self) -> Result<usize, DecodeError> {
         Ok(self.u8()? as usize)
@@ -156,7 +170,8 @@ mod tests {
             .u64(3)
             .fixed(&[9; 4])
             .str8("kia ora")
-            .count8(2);
+            .count8(2)
+            .str32("mōrena");
         let bytes = w.finish();
         let mut r = Reader::new(&bytes);
         assert_eq!(r.u8().unwrap(), 1);
@@ -165,6 +180,7 @@ mod tests {
         assert_eq!(r.fixed::<4>().unwrap(), [9; 4]);
         assert_eq!(r.str8().unwrap(), "kia ora");
         assert_eq!(r.count8().unwrap(), 2);
+        assert_eq!(r.str32().unwrap(), "mōrena");
         r.end().unwrap();
 
         let mut r = Reader::new(&bytes[..3]);

@@ -175,6 +175,8 @@ coded_enum! {
         Request = 1 => "request",
         /// A response to a request.
         Response = 2 => "response",
+        /// A proactive disclosure.
+        Disclosure = 3 => "disclosure",
     }
 }
 

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod identity;
 pub mod policy;
+pub mod protocol;
 pub mod records;
 pub mod registry;
 pub mod server;

@@ -11,17 +11,31 @@
 //! event 1  RequestSubmitted
 //!            request_id:[16] recipient:str8 staff:[32] subjects:list8<[32]>
 //!            protocol_id:str8 protocol_version:u32 authority:u8 purpose:str8
-//!            categories:list8<str8> classification:u8 urgency:u8 consultation:u8
+//!            categories:list8<str8> classification:u8 urgency:u8 consultation:u8 (0 none)
 //!            idempotency:[32] body_commitment:[32]
 //! event 2  RequestAcknowledged   request_id:[16]
 //! event 3  ResponseSubmitted
 //!            request_id:[16] requester:str8 staff:[32] decision:u8 ground:u8 (0 none)
-//!            disclosed:list8<category:str8 classification:u8> consultation:u8
+//!            disclosed:list8<category:str8 classification:u8> consultation:u8 (0 none)
 //!            body_commitment:[32]
 //! event 4  ResponseAcknowledged  request_id:[16]
 //! event 5  Denied
 //!            operation:u8 request_id:opt<[16]> reason_code:str8 rule:str8
+//! event 6  ProtocolRegistered    protocol_id:str8 version:u32 document:str32 (TOML)
+//! event 7  ProtocolApproved      protocol_id:str8 version:u32 approver_role:str8
+//! event 8  ProtocolStateChanged  protocol_id:str8 version:u32 state:u8
+//!            (2 active, 3 suspended, 4 revoked)
+//! event 9  DisclosureSubmitted (proactive; the actor is the discloser)
+//!            request_id:[16] recipient:str8 staff:[32] subjects:list8<[32]>
+//!            protocol_id:str8 protocol_version:u32 authority:u8 purpose:str8
+//!            disclosed:list8<category:str8 classification:u8> consultation:u8 (0 none)
+//!            idempotency:[32] body_commitment:[32]
+//! event 10 DisclosureAcknowledged request_id:[16]
 //! ```
+//!
+//! A protocol document is a governance document (parties, purposes, categories, contacts of
+//! relationship managers by role), not information about a person; it is kept whole in the log so
+//! that the register, and which version authorised each share, can be proven from the log alone.
 //!
 //! The actor of a record is the principal whose certificate made the call; its certificate's
 //! SHA-256 ties the record to the exact credential used.
@@ -98,6 +112,47 @@ pub enum Event {
     },
     /// An attempt was refused (the actor is who tried).
     Denied(Denied),
+    /// A change to the protocol register (the actor is the administrator).
+    Protocol(ProtocolEvent),
+    /// An agency disclosed information on its own initiative (the actor is the discloser).
+    DisclosureSubmitted(DisclosureSubmitted),
+    /// The recipient acknowledged a proactive disclosure.
+    DisclosureAcknowledged {
+        /// The exchange.
+        request_id: RequestId,
+    },
+}
+
+/// A change to the protocol register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolEvent {
+    /// A protocol version was registered as a draft.
+    Registered {
+        /// Its id.
+        protocol_id: String,
+        /// Its version.
+        version: u32,
+        /// The TOML document.
+        document: String,
+    },
+    /// A draft was approved (by an administrator other than the one who registered it).
+    Approved {
+        /// Its id.
+        protocol_id: String,
+        /// Its version.
+        version: u32,
+        /// The approver's role.
+        approver_role: String,
+    },
+    /// The version in force was suspended, resumed or revoked.
+    StateChanged {
+        /// Its id.
+        protocol_id: String,
+        /// Its version.
+        version: u32,
+        /// The new state.
+        state: crate::protocol::ProtocolState,
+    },
 }
 
 /// The metadata of a submitted request.
@@ -125,11 +180,40 @@ pub struct RequestSubmitted {
     pub classification: Classification,
     /// How urgent.
     pub urgency: crate::domain::Urgency,
-    /// Whether the subject was consulted.
-    pub consultation: Consultation,
+    /// Whether the subject was consulted, if recorded.
+    pub consultation: Option<Consultation>,
     /// Keyed hash of the client's idempotency key.
     pub idempotency: Digest32,
     /// Salted commitment to the request body.
+    pub body_commitment: Digest32,
+}
+
+/// The metadata of a proactive disclosure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisclosureSubmitted {
+    /// The id of the new exchange.
+    pub request_id: RequestId,
+    /// The agency disclosed to.
+    pub recipient: String,
+    /// The disclosing staff member's pseudonym.
+    pub staff: Pseudonym,
+    /// Pseudonyms of the subject.
+    pub subjects: Vec<Pseudonym>,
+    /// The protocol relied on.
+    pub protocol_id: String,
+    /// The protocol version in force.
+    pub protocol_version: u32,
+    /// The legal authority relied on.
+    pub authority: Authority,
+    /// The protocol purpose code.
+    pub purpose: String,
+    /// The categories disclosed, each with its classification.
+    pub disclosed: Vec<(String, Classification)>,
+    /// Whether the subject was consulted, if recorded.
+    pub consultation: Option<Consultation>,
+    /// Keyed hash of the client's idempotency key.
+    pub idempotency: Digest32,
+    /// Salted commitment to the disclosure body.
     pub body_commitment: Digest32,
 }
 
@@ -148,8 +232,8 @@ pub struct ResponseSubmitted {
     pub ground: Option<DeclineGround>,
     /// The categories disclosed, each with its classification.
     pub disclosed: Vec<(String, Classification)>,
-    /// Whether the subject was consulted.
-    pub consultation: Consultation,
+    /// Whether the subject was consulted, if recorded.
+    pub consultation: Option<Consultation>,
     /// Salted commitment to the response body.
     pub body_commitment: Digest32,
 }
@@ -176,6 +260,11 @@ impl Event {
             Event::ResponseSubmitted(_) => 3,
             Event::ResponseAcknowledged { .. } => 4,
             Event::Denied(_) => 5,
+            Event::Protocol(ProtocolEvent::Registered { .. }) => 6,
+            Event::Protocol(ProtocolEvent::Approved { .. }) => 7,
+            Event::Protocol(ProtocolEvent::StateChanged { .. }) => 8,
+            Event::DisclosureSubmitted(_) => 9,
+            Event::DisclosureAcknowledged { .. } => 10,
         }
     }
 
@@ -187,6 +276,9 @@ impl Event {
             Event::RequestAcknowledged { request_id }
             | Event::ResponseAcknowledged { request_id } => Some(*request_id),
             Event::Denied(d) => d.request_id,
+            Event::Protocol(_) => None,
+            Event::DisclosureSubmitted(d) => Some(d.request_id),
+            Event::DisclosureAcknowledged { request_id } => Some(*request_id),
         }
     }
 }
@@ -220,25 +312,41 @@ impl Record {
                 }
                 w.u8(r.classification.code())
                     .u8(r.urgency.code())
-                    .u8(r.consultation.code())
+                    .u8(r.consultation.map_or(0, Consultation::code))
                     .fixed(&r.idempotency)
                     .fixed(&r.body_commitment);
             }
             Event::RequestAcknowledged { request_id }
-            | Event::ResponseAcknowledged { request_id } => {
+            | Event::ResponseAcknowledged { request_id }
+            | Event::DisclosureAcknowledged { request_id } => {
                 w.fixed(&request_id.0);
+            }
+            Event::DisclosureSubmitted(d) => {
+                w.fixed(&d.request_id.0)
+                    .str8(&d.recipient)
+                    .fixed(&d.staff)
+                    .count8(d.subjects.len());
+                for s in &d.subjects {
+                    w.fixed(s);
+                }
+                w.str8(&d.protocol_id)
+                    .u32(d.protocol_version)
+                    .u8(d.authority.code())
+                    .str8(&d.purpose);
+                disclosed(&mut w, &d.disclosed);
+                w.u8(d.consultation.map_or(0, Consultation::code))
+                    .fixed(&d.idempotency)
+                    .fixed(&d.body_commitment);
             }
             Event::ResponseSubmitted(r) => {
                 w.fixed(&r.request_id.0)
                     .str8(&r.requester)
                     .fixed(&r.staff)
                     .u8(r.decision.code())
-                    .u8(r.ground.map_or(0, DeclineGround::code))
-                    .count8(r.disclosed.len());
-                for (category, class) in &r.disclosed {
-                    w.str8(category).u8(class.code());
-                }
-                w.u8(r.consultation.code()).fixed(&r.body_commitment);
+                    .u8(r.ground.map_or(0, DeclineGround::code));
+                disclosed(&mut w, &r.disclosed);
+                w.u8(r.consultation.map_or(0, Consultation::code))
+                    .fixed(&r.body_commitment);
             }
             Event::Denied(d) => {
                 w.u8(d.operation.code());
@@ -247,6 +355,27 @@ impl Record {
                     None => w.u8(0),
                 };
                 w.str8(&d.reason_code).str8(&d.rule);
+            }
+            Event::Protocol(ProtocolEvent::Registered {
+                protocol_id,
+                version,
+                document,
+            }) => {
+                w.str8(protocol_id).u32(*version).str32(document);
+            }
+            Event::Protocol(ProtocolEvent::Approved {
+                protocol_id,
+                version,
+                approver_role,
+            }) => {
+                w.str8(protocol_id).u32(*version).str8(approver_role);
+            }
+            Event::Protocol(ProtocolEvent::StateChanged {
+                protocol_id,
+                version,
+                state,
+            }) => {
+                w.str8(protocol_id).u32(*version).u8(state.code());
             }
         }
         w.finish()
@@ -291,7 +420,7 @@ impl Record {
                     categories,
                     classification: r.code("classification", Classification::from_code)?,
                     urgency: r.code("urgency", crate::domain::Urgency::from_code)?,
-                    consultation: r.code("consultation", Consultation::from_code)?,
+                    consultation: opt_consultation(&mut r)?,
                     idempotency: r.fixed()?,
                     body_commitment: r.fixed()?,
                 })
@@ -313,15 +442,7 @@ impl Record {
                         },
                     )?),
                 };
-                let n = r.count8()?;
-                let disclosed = (0..n)
-                    .map(|_| {
-                        Ok((
-                            r.str8()?,
-                            r.code("classification", Classification::from_code)?,
-                        ))
-                    })
-                    .collect::<Result<_, DecodeError>>()?;
+                let disclosed = read_disclosed(&mut r)?;
                 Event::ResponseSubmitted(ResponseSubmitted {
                     request_id,
                     requester,
@@ -329,7 +450,7 @@ impl Record {
                     decision,
                     ground,
                     disclosed,
-                    consultation: r.code("consultation", Consultation::from_code)?,
+                    consultation: opt_consultation(&mut r)?,
                     body_commitment: r.fixed()?,
                 })
             }
@@ -355,6 +476,45 @@ impl Record {
                     rule: r.str8()?,
                 })
             }
+            6 => Event::Protocol(ProtocolEvent::Registered {
+                protocol_id: r.str8()?,
+                version: r.u32()?,
+                document: r.str32()?,
+            }),
+            7 => Event::Protocol(ProtocolEvent::Approved {
+                protocol_id: r.str8()?,
+                version: r.u32()?,
+                approver_role: r.str8()?,
+            }),
+            8 => Event::Protocol(ProtocolEvent::StateChanged {
+                protocol_id: r.str8()?,
+                version: r.u32()?,
+                state: r.code("protocol state", crate::protocol::ProtocolState::from_code)?,
+            }),
+            9 => {
+                let request_id = RequestId(r.fixed()?);
+                let recipient = r.str8()?;
+                let staff = r.fixed()?;
+                let n = r.count8()?;
+                let subjects = (0..n).map(|_| r.fixed()).collect::<Result<_, _>>()?;
+                Event::DisclosureSubmitted(DisclosureSubmitted {
+                    request_id,
+                    recipient,
+                    staff,
+                    subjects,
+                    protocol_id: r.str8()?,
+                    protocol_version: r.u32()?,
+                    authority: r.code("authority", Authority::from_code)?,
+                    purpose: r.str8()?,
+                    disclosed: read_disclosed(&mut r)?,
+                    consultation: opt_consultation(&mut r)?,
+                    idempotency: r.fixed()?,
+                    body_commitment: r.fixed()?,
+                })
+            }
+            10 => Event::DisclosureAcknowledged {
+                request_id: RequestId(r.fixed()?),
+            },
             code => {
                 return Err(DecodeError::UnknownCode {
                     field: "event",
@@ -368,6 +528,37 @@ impl Record {
             actor,
             event,
         })
+    }
+}
+
+fn disclosed(w: &mut Writer, items: &[(String, Classification)]) {
+    w.count8(items.len());
+    for (category, class) in items {
+        w.str8(category).u8(class.code());
+    }
+}
+
+fn read_disclosed(r: &mut Reader<'_>) -> Result<Vec<(String, Classification)>, DecodeError> {
+    let n = r.count8()?;
+    (0..n)
+        .map(|_| {
+            Ok((
+                r.str8()?,
+                r.code("classification", Classification::from_code)?,
+            ))
+        })
+        .collect()
+}
+
+fn opt_consultation(r: &mut Reader<'_>) -> Result<Option<Consultation>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        code => Consultation::from_code(code)
+            .map(Some)
+            .ok_or(DecodeError::UnknownCode {
+                field: "consultation",
+                code,
+            }),
     }
 }
 
@@ -400,7 +591,7 @@ pub(crate) mod tests {
                 categories: vec!["attendance".into(), "care-status".into()],
                 classification: Classification::InConfidence,
                 urgency: Urgency::Priority,
-                consultation: Consultation::Consulted,
+                consultation: Some(Consultation::Consulted),
                 idempotency: [4; 32],
                 body_commitment: [5; 32],
             }),
@@ -421,7 +612,7 @@ pub(crate) mod tests {
             decision: Decision::PartialDisclose,
             ground: Some(DeclineGround::EndangersSafety),
             disclosed: vec![("attendance".into(), Classification::Sensitive)],
-            consultation: Consultation::NotConsulted,
+            consultation: None,
             body_commitment: [7; 32],
         });
         out.push(r.clone());
@@ -435,6 +626,43 @@ pub(crate) mod tests {
             reason_code: "INVALID_ARGUMENT".into(),
             rule: "response.items[0].content".into(),
         });
+        out.push(r.clone());
+        r.event = Event::Protocol(ProtocolEvent::Registered {
+            protocol_id: "attendance".into(),
+            version: 2,
+            document: "id = \"attendance\"\n".into(),
+        });
+        out.push(r.clone());
+        r.event = Event::Protocol(ProtocolEvent::Approved {
+            protocol_id: "attendance".into(),
+            version: 2,
+            approver_role: "Chief Privacy Officer".into(),
+        });
+        out.push(r.clone());
+        r.event = Event::Protocol(ProtocolEvent::StateChanged {
+            protocol_id: "attendance".into(),
+            version: 2,
+            state: crate::protocol::ProtocolState::Suspended,
+        });
+        out.push(r.clone());
+        r.event = Event::DisclosureSubmitted(DisclosureSubmitted {
+            request_id: RequestId([8; 16]),
+            recipient: "msd".into(),
+            staff: [1; 32],
+            subjects: vec![[2; 32]],
+            protocol_id: "family-harm-sam".into(),
+            protocol_version: 3,
+            authority: Authority::FvaS20,
+            purpose: "victim-protection".into(),
+            disclosed: vec![("protection-orders".into(), Classification::Sensitive)],
+            consultation: Some(Consultation::NotConsulted),
+            idempotency: [3; 32],
+            body_commitment: [4; 32],
+        });
+        out.push(r.clone());
+        r.event = Event::DisclosureAcknowledged {
+            request_id: RequestId([8; 16]),
+        };
         out.push(r);
         out
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use infoshare_proto::v1::exchange_service_server::ExchangeServiceServer;
 use infoshare_proto::v1::identity_service_server::IdentityServiceServer;
+use infoshare_proto::v1::protocol_service_server::ProtocolServiceServer;
 use tokio::net::TcpListener;
 
 use crate::broker::Broker;
@@ -14,6 +15,7 @@ use crate::crypto::Keys;
 use crate::registry::Registry;
 use crate::service::exchange::ExchangeApi;
 use crate::service::identity::IdentityApi;
+use crate::service::protocol::ProtocolApi;
 use crate::store::ledger::Ledger;
 use crate::validate::MAX_MESSAGE_BYTES;
 
@@ -56,10 +58,63 @@ impl Prepared {
                 IdentityServiceServer::new(IdentityApi::new(self.broker.clone()))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES),
             )
+            .add_service(
+                ProtocolServiceServer::new(ProtocolApi::new(self.broker.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|e| start_err!("server", e))
     }
+}
+
+/// For `--dev`: when the protocol register is empty, registers the example protocols as the
+/// development administrator `registry-admin` and approves them as `privacy-officer`, each acting
+/// with its own development certificate (so the log names who did what, as for any other call).
+pub async fn bootstrap_dev_protocols(prepared: &Prepared, pki: &Path) -> Result<(), StartError> {
+    let broker = &prepared.broker;
+    if !broker.ledger().protocols().is_empty() {
+        return Ok(());
+    }
+    let admin = dev_caller(broker, pki, "registry-admin")?;
+    let approver = dev_caller(broker, pki, "privacy-officer")?;
+    for document in crate::protocol::model::EXAMPLES {
+        let (_, _, id, version) = broker
+            .register_protocol(&admin, document)
+            .await
+            .map_err(|e| start_err!("dev protocols", e))?;
+        let approve = infoshare_proto::v1::ApproveProtocolRequest {
+            protocol_id: id.clone(),
+            version,
+            approver_role: "Chief Privacy Officer (development)".into(),
+        };
+        broker
+            .approve_protocol(&approver, &approve)
+            .await
+            .map_err(|e| start_err!("dev protocols", e))?;
+        tracing::info!(protocol = %id, version, "example protocol registered and approved");
+    }
+    Ok(())
+}
+
+fn dev_caller(
+    broker: &Broker,
+    pki: &Path,
+    admin: &str,
+) -> Result<crate::broker::Caller, StartError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let path = pki.join("admin").join(admin).join("cert.pem");
+    let der = CertificateDer::from_pem_file(&path)
+        .map_err(|e| start_err!("dev protocols", format!("{}: {e}", path.display())))?;
+    let peer = crate::tls::PeerInfo {
+        remote: ([127, 0, 0, 1], 0).into(),
+        spiffe: crate::identity::spiffe_id_from_cert(&der, infoshare_certs_dev::TRUST_DOMAIN),
+        cert_sha256: crate::crypto::sha256(&der),
+    };
+    broker
+        .authenticate(Some(&peer))
+        .map_err(|e| start_err!("dev protocols", e))
 }
 
 /// Opens storage and binds the listener.

@@ -75,8 +75,8 @@ pub struct ValidRequest {
     pub urgency: Urgency,
     /// Classification.
     pub classification: Classification,
-    /// Consultation.
-    pub consultation: Consultation,
+    /// Consultation, if recorded.
+    pub consultation: Option<Consultation>,
     /// The requesting staff member.
     pub staff_id: String,
     /// The client's idempotency key.
@@ -96,8 +96,8 @@ pub struct ValidResponse {
     pub ground: Option<DeclineGround>,
     /// Disclosed categories and their classifications.
     pub items: Vec<(String, Classification)>,
-    /// Consultation.
-    pub consultation: Consultation,
+    /// Consultation, if recorded.
+    pub consultation: Option<Consultation>,
     /// The answering staff member.
     pub staff_id: String,
     /// The response as received, kept as the body.
@@ -192,9 +192,11 @@ fn date_of_birth(field: &str, v: &str) -> Result<Date> {
     Ok(date)
 }
 
-fn consultation(field: &str, c: Option<&v1::ConsultationRecord>) -> Result<Consultation> {
+/// A consultation record, if given. Whether one is required depends on the authority, so that is
+/// the policy's rule (`consultation.recorded`), not a validation.
+fn consultation(field: &str, c: Option<&v1::ConsultationRecord>) -> Result<Option<Consultation>> {
     let Some(c) = c else {
-        return invalid(field, "is required");
+        return Ok(None);
     };
     let status = enum_value(&format!("{field}.status"), c.status, Consultation::from_i32)?;
     let reason_field = format!("{field}.reason_not_consulted");
@@ -213,7 +215,7 @@ fn consultation(field: &str, c: Option<&v1::ConsultationRecord>) -> Result<Consu
         }
         Consultation::Consulted => {}
     }
-    Ok(status)
+    Ok(Some(status))
 }
 
 /// Parses a request id field.
@@ -225,6 +227,16 @@ pub fn request_id(field: &str, v: &str) -> Result<RequestId> {
         || invalid(field, "must be 32 lowercase hexadecimal characters"),
         Ok,
     )
+}
+
+/// Parses a protocol id field.
+pub fn protocol_id(field: &str, v: &str) -> Result<String> {
+    code(field, v)
+}
+
+/// Parses an approver's role title (e.g. "Chief Privacy Officer").
+pub fn role_title(field: &str, v: &str) -> Result<String> {
+    text(field, v.trim(), 1, 100, false)
 }
 
 /// Parses a message kind field.
@@ -324,6 +336,136 @@ pub fn request(input: &v1::SubmitRequestRequest) -> Result<ValidRequest> {
     })
 }
 
+/// Checks disclosed items: codes, classifications, content sizes, no category twice.
+fn disclosed_items(
+    field: &str,
+    items: &[v1::DisclosedItem],
+) -> Result<Vec<(String, Classification)>> {
+    if items.len() > ITEMS_MAX {
+        return invalid(field, format!("has more than {ITEMS_MAX} items"));
+    }
+    let mut out: Vec<(String, Classification)> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let category = code(&format!("{field}[{i}].category"), &item.category)?;
+        let class = enum_value(
+            &format!("{field}[{i}].classification"),
+            item.classification,
+            Classification::from_i32,
+        )?;
+        let content_field = format!("{field}[{i}].content");
+        if item.content.is_empty() {
+            return invalid(&content_field, "is required");
+        }
+        if item.content.len() > CONTENT_MAX {
+            return invalid(
+                &content_field,
+                format!("is longer than {CONTENT_MAX} bytes"),
+            );
+        }
+        if out.iter().any(|(c, _)| *c == category) {
+            return invalid(&format!("{field}[{i}].category"), "repeats a category");
+        }
+        out.push((category, class));
+    }
+    Ok(out)
+}
+
+/// Checks a subject.
+fn subject(field: &str, s: Option<&v1::Subject>) -> Result<ValidSubject> {
+    let Some(s) = s else {
+        return invalid(field, "is required");
+    };
+    if s.identifiers.len() > IDENTIFIERS_MAX {
+        return invalid(
+            &format!("{field}.identifiers"),
+            format!("has more than {IDENTIFIERS_MAX} identifiers"),
+        );
+    }
+    let identifiers = s
+        .identifiers
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            Ok((
+                code(&format!("{field}.identifiers[{i}].scheme"), &id.scheme)?,
+                printable_ascii(
+                    &format!("{field}.identifiers[{i}].value"),
+                    &id.value,
+                    CODE_MAX,
+                )?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ValidSubject {
+        family_name: text(
+            &format!("{field}.family_name"),
+            &s.family_name,
+            1,
+            NAME_MAX,
+            false,
+        )?,
+        given_names: text(
+            &format!("{field}.given_names"),
+            &s.given_names,
+            0,
+            NAME_MAX,
+            false,
+        )?,
+        date_of_birth: date_of_birth(&format!("{field}.date_of_birth"), &s.date_of_birth)?,
+        identifiers,
+    })
+}
+
+/// A checked proactive disclosure.
+#[derive(Debug, Clone)]
+pub struct ValidDisclosure {
+    /// The agency disclosed to.
+    pub recipient: String,
+    /// The authority relied on.
+    pub authority: Authority,
+    /// The protocol id.
+    pub protocol_id: String,
+    /// The purpose code.
+    pub purpose: String,
+    /// The subject.
+    pub subject: ValidSubject,
+    /// Disclosed categories and their classifications.
+    pub items: Vec<(String, Classification)>,
+    /// Consultation, if recorded.
+    pub consultation: Option<Consultation>,
+    /// The disclosing staff member.
+    pub staff_id: String,
+    /// The client's idempotency key.
+    pub idempotency_key: String,
+    /// The disclosure as received, kept as the body.
+    pub body: v1::ProactiveDisclosure,
+}
+
+/// Checks a Disclose call.
+pub fn disclosure(input: &v1::DiscloseRequest) -> Result<ValidDisclosure> {
+    let idempotency_key = printable_ascii("idempotency_key", &input.idempotency_key, KEY_MAX)?;
+    let Some(d) = input.disclosure.as_ref() else {
+        return invalid("disclosure", "is required");
+    };
+    let items = disclosed_items("disclosure.items", &d.items)?;
+    if items.is_empty() {
+        return invalid("disclosure.items", "a disclosure needs at least one item");
+    }
+    text("disclosure.reason", &d.reason, 1, TEXT_MAX, true)?;
+    Ok(ValidDisclosure {
+        recipient: code("disclosure.recipient_agency_id", &d.recipient_agency_id)?,
+        authority: enum_value("disclosure.authority", d.authority, Authority::from_i32)?,
+        protocol_id: code("disclosure.protocol_id", &d.protocol_id)?,
+        purpose: code("disclosure.purpose", &d.purpose)?,
+        subject: subject("disclosure.subject", d.subject.as_ref())?,
+        items,
+        consultation: consultation("disclosure.consultation", d.consultation.as_ref())?,
+        staff_id: printable_ascii("disclosure.staff_id", &d.staff_id, STAFF_MAX)?,
+        idempotency_key,
+        body: d.clone(),
+    })
+}
+
 /// Checks a Respond call.
 pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
     let request_id = request_id("request_id", &input.request_id)?;
@@ -387,13 +529,9 @@ pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
             if decision == Decision::Decline && !items.is_empty() {
                 return invalid("response.items", "a decline discloses nothing");
             }
-            if ground.is_none() {
-                return invalid(
-                    "response.decline_ground",
-                    "is required when information is withheld",
-                );
-            }
-            text("response.explanation", &r.explanation, 1, TEXT_MAX, true)?;
+            // That a ground and reasons are given is the policy's rule
+            // (`response.decline_reasoned`, s66J); here only their form.
+            text("response.explanation", &r.explanation, 0, TEXT_MAX, true)?;
         }
     }
     Ok(ValidResponse {
@@ -585,6 +723,14 @@ pub(crate) mod tests {
         }
     }
 
+    /// A response body with only an explanation (for policy tests).
+    pub(crate) fn response_body(explanation: &str) -> v1::InformationResponse {
+        v1::InformationResponse {
+            explanation: explanation.into(),
+            ..Default::default()
+        }
+    }
+
     fn good_response(decision: v1::Decision) -> v1::RespondRequest {
         v1::RespondRequest {
             request_id: "ab".repeat(16),
@@ -615,10 +761,8 @@ pub(crate) mod tests {
             matches!(err, BrokerError::InvalidArgument { ref field, .. } if field == "response.items")
         );
         decline.response.as_mut().unwrap().items.clear();
-        let err = response(&decline).unwrap_err();
-        assert!(
-            matches!(err, BrokerError::InvalidArgument { ref field, .. } if field == "response.decline_ground")
-        );
+        // Well-formed; that a ground is missing is the policy's to refuse.
+        assert_eq!(response(&decline).unwrap().ground, None);
         decline.response.as_mut().unwrap().decline_ground =
             v1::DeclineGround::EndangersSafety as i32;
         decline.response.as_mut().unwrap().explanation =

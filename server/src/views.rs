@@ -8,6 +8,7 @@
 //! t ‖ request_id ‖ index:u64be         → the record (timeline, oldest first)
 //! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
+//! q ‖ index:u64be                      → a protocol register record (folded at start-up)
 //! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -40,7 +41,9 @@ pub trait KvWrite: KvRead {
 /// Where a request stands, and where its records are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestMeta {
-    /// The requesting agency.
+    /// Request (answered by a response) or proactive disclosure.
+    pub kind: MessageKind,
+    /// The requesting (or disclosing) agency.
     pub requester: String,
     /// The agency asked.
     pub recipient: String,
@@ -59,7 +62,8 @@ pub struct RequestMeta {
 impl RequestMeta {
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.str8(&self.requester)
+        w.u8(self.kind.code())
+            .str8(&self.requester)
             .str8(&self.recipient)
             .u8(self.status.code())
             .u64(self.request_idx)
@@ -72,6 +76,7 @@ impl RequestMeta {
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let meta = Self {
+            kind: r.code("kind", MessageKind::from_code)?,
             requester: r.str8()?,
             recipient: r.str8()?,
             status: r.code("status", RequestStatus::from_code)?,
@@ -156,6 +161,14 @@ pub fn idempotency_key(agency: &str, hash: &[u8; 32]) -> Vec<u8> {
     [b"k".as_slice(), agency.as_bytes(), &[0], hash].concat()
 }
 
+/// Prefix of the protocol register records.
+pub const PROTOCOL_RECORDS: &[u8] = b"q";
+
+/// Key of a protocol register record.
+pub fn protocol_record_key(index: u64) -> Vec<u8> {
+    [PROTOCOL_RECORDS, &index.to_be_bytes()].concat()
+}
+
 /// The request's meta, if it exists.
 pub fn request_meta(kv: &impl KvRead, id: &RequestId) -> Result<Option<RequestMeta>, ViewError> {
     kv.get(&meta_key(id))?
@@ -196,6 +209,10 @@ pub fn apply(
     record: &Record,
     raw: &[u8],
 ) -> Result<(), ViewError> {
+    if let Event::Protocol(_) = record.event {
+        kv.put(protocol_record_key(index), raw.to_vec());
+        return Ok(());
+    }
     let Some(id) = record.event.request_id() else {
         return Ok(());
     };
@@ -207,28 +224,33 @@ pub fn apply(
     timeline_key.extend_from_slice(&index.to_be_bytes());
     match &record.event {
         Event::RequestSubmitted(r) => {
-            let requester = record.actor.id.clone();
-            let meta = RequestMeta {
-                requester: requester.clone(),
-                recipient: r.recipient.clone(),
-                status: RequestStatus::Submitted,
-                request_idx: index,
-                request_ack_idx: 0,
-                response_idx: 0,
-                response_ack_idx: 0,
-            };
+            opened(
+                kv,
+                MessageKind::Request,
+                id,
+                index,
+                record,
+                &r.recipient,
+                &r.idempotency,
+            );
+        }
+        Event::DisclosureSubmitted(d) => {
+            opened(
+                kv,
+                MessageKind::Disclosure,
+                id,
+                index,
+                record,
+                &d.recipient,
+                &d.idempotency,
+            );
+        }
+        Event::DisclosureAcknowledged { .. } => {
+            let mut meta = existing(kv, &id)?;
+            meta.request_ack_idx = index;
+            meta.status = RequestStatus::Completed;
+            set_acknowledged(kv, &meta.recipient, meta.request_idx)?;
             kv.put(meta_key(&id), meta.encode());
-            let entry = InboxEntry {
-                kind: MessageKind::Request,
-                request_id: id,
-                from: requester.clone(),
-                time_ms: record.time_ms,
-                acknowledged: false,
-            };
-            kv.put(inbox_key(&r.recipient, index), entry.encode());
-            let mut w = Writer::new();
-            w.fixed(&id.0).u64(index);
-            kv.put(idempotency_key(&requester, &r.idempotency), w.finish());
         }
         Event::RequestAcknowledged { .. } => {
             let mut meta = existing(kv, &id)?;
@@ -260,10 +282,45 @@ pub fn apply(
             set_acknowledged(kv, &meta.requester, meta.response_idx)?;
             kv.put(meta_key(&id), meta.encode());
         }
-        Event::Denied(_) => unreachable!("handled above"),
+        Event::Denied(_) | Event::Protocol(_) => unreachable!("handled above"),
     }
     kv.put(timeline_key, raw.to_vec());
     Ok(())
+}
+
+/// Opens an exchange: its meta, the recipient's inbox item and the sender's idempotency entry.
+fn opened(
+    kv: &mut impl KvWrite,
+    kind: MessageKind,
+    id: RequestId,
+    index: u64,
+    record: &Record,
+    recipient: &str,
+    idempotency: &[u8; 32],
+) {
+    let sender = record.actor.id.clone();
+    let meta = RequestMeta {
+        kind,
+        requester: sender.clone(),
+        recipient: recipient.to_string(),
+        status: RequestStatus::Submitted,
+        request_idx: index,
+        request_ack_idx: 0,
+        response_idx: 0,
+        response_ack_idx: 0,
+    };
+    kv.put(meta_key(&id), meta.encode());
+    let entry = InboxEntry {
+        kind,
+        request_id: id,
+        from: sender.clone(),
+        time_ms: record.time_ms,
+        acknowledged: false,
+    };
+    kv.put(inbox_key(recipient, index), entry.encode());
+    let mut w = Writer::new();
+    w.fixed(&id.0).u64(index);
+    kv.put(idempotency_key(&sender, idempotency), w.finish());
 }
 
 fn existing(kv: &impl KvRead, id: &RequestId) -> Result<RequestMeta, ViewError> {

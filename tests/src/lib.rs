@@ -3,13 +3,28 @@
 
 use infoshare_client::api;
 
-/// A well-formed s66C request from the caller to `to`.
+/// What `agency` shares under the youth re-engagement example protocol.
+pub fn categories_of(agency: &str) -> Vec<String> {
+    let c: &[&str] = match agency {
+        "education" | "rangitoto-school-board" => &["attendance", "learning-support"],
+        "oranga-tamariki" => &["care-status"],
+        "msd" => &["youth-service-enrolment"],
+        "police" => &["youth-offending-history"],
+        "te-whare-awhina" => &["mentoring-engagement"],
+        // Not a party: ask for something anyway (the broker refuses it).
+        _ => &["attendance"],
+    };
+    c.iter().map(|s| s.to_string()).collect()
+}
+
+/// A lawful s66C request to `to` under the youth re-engagement example protocol (purpose
+/// `support-plan`, which every party may request for), asking for what `to` shares.
 pub fn sample_request(to: &str) -> api::InformationRequest {
     api::InformationRequest {
         recipient_agency_id: to.to_string(),
         authority: api::LegalAuthority::OtaS66c as i32,
         protocol_id: "youth-reengagement".into(),
-        purpose: "assess-risk".into(),
+        purpose: "support-plan".into(),
         subject: Some(api::Subject {
             family_name: "Ngata".into(),
             given_names: "Aroha Mere".into(),
@@ -19,7 +34,7 @@ pub fn sample_request(to: &str) -> api::InformationRequest {
                 value: "ZZZ0016".into(),
             }],
         }),
-        categories: vec!["attendance".into(), "learning-support".into()],
+        categories: categories_of(to),
         reason: "Aroha has not attended school for three weeks; the youth re-engagement meeting \
                  needs her attendance and learning support history."
             .into(),
@@ -33,7 +48,7 @@ pub fn sample_request(to: &str) -> api::InformationRequest {
     }
 }
 
-/// A disclosure of the attendance category.
+/// A school's partial disclosure: attendance disclosed, learning support withheld.
 pub fn sample_disclosure() -> api::InformationResponse {
     api::InformationResponse {
         decision: api::Decision::PartialDisclose as i32,

@@ -26,7 +26,7 @@ async fn refused(url: &str, identity: &Identity) {
 #[tokio::test]
 async fn a_client_without_a_certificate_is_refused() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let ca = std::fs::read(env.identity_dir(Role::Agency, "police").join("ca.pem")).unwrap();
     refused(&server.url(), &Identity::anonymous(ca)).await;
     assert!(
@@ -39,7 +39,7 @@ async fn a_client_without_a_certificate_is_refused() {
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let other = TestEnv::new();
     // Trust the real server, but present a "police" certificate signed by another CA.
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +54,7 @@ async fn a_certificate_from_another_ca_is_refused() {
 #[tokio::test]
 async fn an_unregistered_identity_is_unauthenticated() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let ghost = server.agency(&env, UNREGISTERED).await;
     match ghost.who_am_i().await {
         Err(ClientError::Rpc(e)) => {
@@ -76,7 +76,7 @@ async fn the_server_speaks_only_tls_1_3() {
     use rustls::pki_types::pem::PemObject;
     use std::sync::Arc;
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let dir = env.identity_dir(Role::Agency, "police");
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {

@@ -38,7 +38,7 @@ fn text(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walk_through_works() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let send = [
         "--json",
         "send",

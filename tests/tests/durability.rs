@@ -9,16 +9,19 @@ use infoshare_tests::{sample_disclosure, sample_request};
 #[tokio::test]
 async fn acknowledged_submits_survive_kill_9() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
-    let ot = server.agency(&env, "oranga-tamariki").await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
     // Concurrent submits share group commits; every acknowledged one must survive.
     let mut handles = Vec::new();
     for i in 0..40 {
         let police = police.clone();
         handles.push(tokio::spawn(async move {
             police
-                .submit_request(sample_request("oranga-tamariki"), &format!("kill-{i}"))
+                .submit_request(
+                    sample_request("rangitoto-school-board"),
+                    &format!("kill-{i}"),
+                )
                 .await
                 .unwrap()
                 .request_id
@@ -28,16 +31,20 @@ async fn acknowledged_submits_survive_kill_9() {
     for h in handles {
         acked.push(h.await.unwrap());
     }
-    ot.acknowledge(&acked[0], MessageKind::Request)
+    school
+        .acknowledge(&acked[0], MessageKind::Request)
         .await
         .unwrap();
-    ot.respond(&acked[0], sample_disclosure()).await.unwrap();
+    school
+        .respond(&acked[0], sample_disclosure())
+        .await
+        .unwrap();
     server.kill9();
 
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
-    let ot = server.agency(&env, "oranga-tamariki").await;
-    let inbox = ot.list_inbox(0, 500, false).await.unwrap();
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let inbox = school.list_inbox(0, 500, false).await.unwrap();
     let mut delivered: Vec<String> = inbox.items.iter().map(|i| i.request_id.clone()).collect();
     delivered.sort();
     let mut expected = acked.clone();
@@ -55,7 +62,7 @@ async fn acknowledged_submits_survive_kill_9() {
     assert_eq!(detail.response.unwrap(), sample_disclosure());
     // Idempotency state survives: a retry after the crash is a replay.
     let retry = police
-        .submit_request(sample_request("oranga-tamariki"), "kill-3")
+        .submit_request(sample_request("rangitoto-school-board"), "kill-3")
         .await
         .unwrap();
     assert!(retry.replayed);
@@ -64,27 +71,30 @@ async fn acknowledged_submits_survive_kill_9() {
 #[tokio::test]
 async fn deleted_views_are_rebuilt_from_the_log_with_the_same_answers() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
-    let ot = server.agency(&env, "oranga-tamariki").await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(
             police
-                .submit_request(sample_request("oranga-tamariki"), &format!("v-{i}"))
+                .submit_request(sample_request("rangitoto-school-board"), &format!("v-{i}"))
                 .await
                 .unwrap()
                 .request_id,
         );
     }
-    ot.acknowledge(&ids[1], MessageKind::Request).await.unwrap();
-    ot.respond(&ids[2], sample_disclosure()).await.unwrap();
+    school
+        .acknowledge(&ids[1], MessageKind::Request)
+        .await
+        .unwrap();
+    school.respond(&ids[2], sample_disclosure()).await.unwrap();
     police
         .acknowledge(&ids[2], MessageKind::Response)
         .await
         .unwrap();
 
-    let before_inbox = ot.list_inbox(0, 100, false).await.unwrap();
+    let before_inbox = school.list_inbox(0, 100, false).await.unwrap();
     let before_police = police.list_inbox(0, 100, false).await.unwrap();
     let mut before_details = Vec::new();
     for id in &ids {
@@ -93,15 +103,18 @@ async fn deleted_views_are_rebuilt_from_the_log_with_the_same_answers() {
     server.kill9();
 
     std::fs::remove_dir_all(env.data_dir().join("views")).unwrap();
-    let server = env.start();
+    let server = env.start().await;
     assert!(
         server.log().contains("rebuilt_views=true"),
         "{}",
         server.log()
     );
     let police = server.agency(&env, "police").await;
-    let ot = server.agency(&env, "oranga-tamariki").await;
-    assert_eq!(ot.list_inbox(0, 100, false).await.unwrap(), before_inbox);
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    assert_eq!(
+        school.list_inbox(0, 100, false).await.unwrap(),
+        before_inbox
+    );
     assert_eq!(
         police.list_inbox(0, 100, false).await.unwrap(),
         before_police
@@ -110,7 +123,7 @@ async fn deleted_views_are_rebuilt_from_the_log_with_the_same_answers() {
         assert_eq!(police.get_request(id).await.unwrap(), before);
     }
     let retry = police
-        .submit_request(sample_request("oranga-tamariki"), "v-0")
+        .submit_request(sample_request("rangitoto-school-board"), "v-0")
         .await
         .unwrap();
     assert!(retry.replayed);
@@ -123,15 +136,18 @@ async fn deleted_views_are_rebuilt_from_the_log_with_the_same_answers() {
     std::fs::create_dir_all(&views).unwrap();
     std::fs::write(views.join("conf"), b"not sled").unwrap();
     std::fs::write(views.join("db"), b"not sled either").unwrap();
-    let server = env.start();
-    let ot = server.agency(&env, "oranga-tamariki").await;
-    assert_eq!(ot.list_inbox(0, 100, false).await.unwrap(), before_inbox);
+    let server = env.start().await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    assert_eq!(
+        school.list_inbox(0, 100, false).await.unwrap(),
+        before_inbox
+    );
 }
 
 #[tokio::test]
 async fn a_second_server_on_the_same_data_refuses_to_start() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
     police
         .submit_request(sample_request("msd"), "lock-1")

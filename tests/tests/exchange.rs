@@ -30,7 +30,7 @@ async fn next_item(stream: &mut infoshare_client::InboxStream) -> api::InboxItem
 #[tokio::test]
 async fn full_round_trip_request_delivery_ack_response() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let school = server.agency(&env, "rangitoto-school-board").await;
 
@@ -129,7 +129,7 @@ async fn full_round_trip_request_delivery_ack_response() {
 #[tokio::test]
 async fn resubmission_with_the_same_key_returns_the_first_result() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
 
@@ -178,7 +178,7 @@ async fn resubmission_with_the_same_key_returns_the_first_result() {
 #[tokio::test]
 async fn concurrent_first_submissions_with_one_key_make_one_request() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let mut handles = Vec::new();
     for _ in 0..16 {
@@ -204,7 +204,7 @@ async fn concurrent_first_submissions_with_one_key_make_one_request() {
 #[tokio::test]
 async fn subscription_resumes_after_reconnect_without_loss_or_duplicates() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
 
@@ -268,7 +268,7 @@ async fn subscription_resumes_after_reconnect_without_loss_or_duplicates() {
 #[tokio::test]
 async fn only_the_two_parties_can_see_a_request() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let a = server.agency(&env, "police").await;
     let b = server.agency(&env, "health-nz").await;
     let c = server.agency(&env, "oranga-tamariki").await;
@@ -308,7 +308,7 @@ async fn only_the_two_parties_can_see_a_request() {
 #[tokio::test]
 async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     let env = TestEnv::new();
-    let server = env.start();
+    let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
 

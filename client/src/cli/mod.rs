@@ -57,6 +57,106 @@ enum Cmd {
         /// The request id.
         request_id: String,
     },
+    /// Disclose information to another agency on your own initiative.
+    Disclose(DiscloseArgs),
+    /// The protocol register: list and show (everyone); register, approve, suspend, resume,
+    /// revoke (administrators).
+    #[command(subcommand)]
+    Protocol(ProtocolCmd),
+}
+
+#[derive(Subcommand)]
+enum ProtocolCmd {
+    /// List the protocols you can see.
+    List,
+    /// Show a protocol version and its document.
+    Show {
+        /// Protocol id.
+        protocol_id: String,
+        /// Version (default: the one in force).
+        #[arg(long, default_value_t = 0)]
+        version: u32,
+    },
+    /// Register a protocol version from a TOML file (see server/config/protocols/).
+    Register {
+        /// The TOML document.
+        file: PathBuf,
+    },
+    /// Approve a draft (must be another administrator than the one who registered it).
+    Approve {
+        /// Protocol id.
+        protocol_id: String,
+        /// Draft version.
+        version: u32,
+        /// The role you approve in, e.g. "Chief Privacy Officer".
+        #[arg(long)]
+        role: String,
+    },
+    /// Suspend the version in force.
+    Suspend {
+        /// Protocol id.
+        protocol_id: String,
+    },
+    /// Resume a suspended protocol.
+    Resume {
+        /// Protocol id.
+        protocol_id: String,
+    },
+    /// Revoke the version in force (final).
+    Revoke {
+        /// Protocol id.
+        protocol_id: String,
+    },
+}
+
+#[derive(Args)]
+struct DiscloseArgs {
+    /// The agency disclosed to.
+    #[arg(long)]
+    to: String,
+    /// Legal authority: s66c or s20.
+    #[arg(long)]
+    authority: String,
+    /// The information-sharing protocol's id.
+    #[arg(long)]
+    protocol: String,
+    /// The protocol purpose code.
+    #[arg(long)]
+    purpose: String,
+    /// Subject's family name.
+    #[arg(long)]
+    family_name: String,
+    /// Subject's given names.
+    #[arg(long, default_value = "")]
+    given_names: String,
+    /// Subject's date of birth, YYYY-MM-DD.
+    #[arg(long)]
+    dob: String,
+    /// An identifier another agency holds, SCHEME=VALUE. Repeatable.
+    #[arg(long = "id", value_name = "SCHEME=VALUE")]
+    identifiers: Vec<String>,
+    /// A disclosed item, CATEGORY:CLASSIFICATION:CONTENT. Repeatable.
+    #[arg(
+        long = "item",
+        value_name = "CATEGORY:CLASSIFICATION:CONTENT",
+        required = true
+    )]
+    items: Vec<String>,
+    /// Why the disclosure will help achieve the purpose.
+    #[arg(long)]
+    reason: String,
+    /// The subject was consulted.
+    #[arg(long, conflicts_with = "not_consulted")]
+    consulted: bool,
+    /// The subject was not consulted, for this reason.
+    #[arg(long, value_name = "REASON")]
+    not_consulted: Option<String>,
+    /// Your staff id within your agency.
+    #[arg(long)]
+    staff_id: String,
+    /// Idempotency key (default: random).
+    #[arg(long)]
+    idempotency_key: Option<String>,
 }
 
 #[derive(Args)]
@@ -180,17 +280,81 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn consultation(consulted: bool, not: Option<String>) -> api::ConsultationRecord {
+fn consultation(consulted: bool, not: Option<String>) -> Option<api::ConsultationRecord> {
     match (consulted, not) {
-        (_, Some(reason)) => api::ConsultationRecord {
+        (_, Some(reason)) => Some(api::ConsultationRecord {
             status: api::ConsultationStatus::NotConsulted as i32,
             reason_not_consulted: reason,
-        },
-        _ => api::ConsultationRecord {
+        }),
+        (true, None) => Some(api::ConsultationRecord {
             status: api::ConsultationStatus::Consulted as i32,
             reason_not_consulted: String::new(),
-        },
+        }),
+        (false, None) => None,
     }
+}
+
+fn subject(
+    family_name: String,
+    given_names: String,
+    dob: String,
+    identifiers: &[String],
+) -> Result<api::Subject, String> {
+    Ok(api::Subject {
+        family_name,
+        given_names,
+        date_of_birth: dob,
+        identifiers: identifiers
+            .iter()
+            .map(|s| parse::identifier(s))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+async fn protocol(client: &Client, cmd: ProtocolCmd, out: &Output) -> Result<(), ClientError> {
+    use api::ProtocolStateChange as Change;
+    let change = |id: String, change: Change| async move {
+        let r = client.change_protocol_state(&id, change).await?;
+        Ok::<_, ClientError>((r.protocol, r.log_index))
+    };
+    let (summary, index) = match cmd {
+        ProtocolCmd::List => {
+            out.protocols(&client.list_protocols().await?.protocols);
+            return Ok(());
+        }
+        ProtocolCmd::Show {
+            protocol_id,
+            version,
+        } => {
+            out.protocol_detail(&client.get_protocol(&protocol_id, version).await?);
+            return Ok(());
+        }
+        ProtocolCmd::Register { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|source| ClientError::Identity {
+                path: file.clone(),
+                source,
+            })?;
+            let r = client.register_protocol(&text).await?;
+            (r.protocol, r.log_index)
+        }
+        ProtocolCmd::Approve {
+            protocol_id,
+            version,
+            role,
+        } => {
+            let r = client
+                .approve_protocol(&protocol_id, version, &role)
+                .await?;
+            (r.protocol, r.log_index)
+        }
+        ProtocolCmd::Suspend { protocol_id } => change(protocol_id, Change::Suspend).await?,
+        ProtocolCmd::Resume { protocol_id } => change(protocol_id, Change::Resume).await?,
+        ProtocolCmd::Revoke { protocol_id } => change(protocol_id, Change::Revoke).await?,
+    };
+    if let Some(s) = summary {
+        out.protocol_changed(&s, index);
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli, out: &Output) -> Result<(), String> {
@@ -210,21 +374,17 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 authority: parse::authority(&a.authority)? as i32,
                 protocol_id: a.protocol,
                 purpose: a.purpose,
-                subject: Some(api::Subject {
-                    family_name: a.family_name,
-                    given_names: a.given_names,
-                    date_of_birth: a.dob,
-                    identifiers: a
-                        .identifiers
-                        .iter()
-                        .map(|s| parse::identifier(s))
-                        .collect::<Result<_, _>>()?,
-                }),
+                subject: Some(subject(
+                    a.family_name,
+                    a.given_names,
+                    a.dob,
+                    &a.identifiers,
+                )?),
                 categories: a.categories,
                 reason: a.reason,
                 urgency: parse::urgency(&a.urgency)? as i32,
                 classification: parse::classification(&a.classification)? as i32,
-                consultation: Some(consultation(a.consulted, a.not_consulted)),
+                consultation: consultation(a.consulted, a.not_consulted),
                 staff_id: a.staff_id,
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);
@@ -272,12 +432,38 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 },
                 explanation: a.explanation,
                 staff_id: a.staff_id,
-                consultation: Some(consultation(a.consulted, a.not_consulted)),
+                consultation: consultation(a.consulted, a.not_consulted),
             };
             let done = client.respond(&a.request_id, response).await.map_err(e)?;
             out.responded(&a.request_id, &done);
         }
         Cmd::Show { request_id } => out.detail(&client.get_request(&request_id).await.map_err(e)?),
+        Cmd::Disclose(a) => {
+            let disclosure = api::ProactiveDisclosure {
+                recipient_agency_id: a.to,
+                authority: parse::authority(&a.authority)? as i32,
+                protocol_id: a.protocol,
+                purpose: a.purpose,
+                subject: Some(subject(
+                    a.family_name,
+                    a.given_names,
+                    a.dob,
+                    &a.identifiers,
+                )?),
+                items: a
+                    .items
+                    .iter()
+                    .map(|s| parse::item(s))
+                    .collect::<Result<_, _>>()?,
+                reason: a.reason,
+                consultation: consultation(a.consulted, a.not_consulted),
+                staff_id: a.staff_id,
+            };
+            let key = a.idempotency_key.unwrap_or_else(parse::random_key);
+            let done = client.disclose(disclosure, &key).await.map_err(e)?;
+            out.disclosed(&done, &key);
+        }
+        Cmd::Protocol(p) => protocol(&client, p, out).await.map_err(e)?,
     }
     Ok(())
 }

@@ -95,6 +95,53 @@ fn response_json(r: &api::InformationResponse) -> Value {
     })
 }
 
+fn disclosure_json(d: &api::ProactiveDisclosure) -> Value {
+    let subject = d.subject.clone().unwrap_or_default();
+    json!({
+        "recipient_agency_id": d.recipient_agency_id,
+        "authority": name_of!(api::LegalAuthority, d.authority),
+        "protocol_id": d.protocol_id,
+        "purpose": d.purpose,
+        "subject": {
+            "family_name": subject.family_name,
+            "given_names": subject.given_names,
+            "date_of_birth": subject.date_of_birth,
+            "identifiers": subject.identifiers.iter().map(|i| json!({"scheme": i.scheme, "value": i.value})).collect::<Vec<_>>(),
+        },
+        "items": d.items.iter().map(|i| json!({
+            "category": i.category,
+            "classification": name_of!(api::Classification, i.classification),
+            "content": i.content,
+        })).collect::<Vec<_>>(),
+        "reason": d.reason,
+        "consultation": d.consultation.as_ref().map(consultation_json),
+        "staff_id": d.staff_id,
+    })
+}
+
+fn protocol_json(p: &api::ProtocolSummary) -> Value {
+    json!({
+        "protocol_id": p.protocol_id,
+        "version": p.version,
+        "title": p.title,
+        "lead_agency": p.lead_agency,
+        "parties": p.parties,
+        "status": name_of!(api::ProtocolStatus, p.status),
+        "review_date": p.review_date,
+        "registered_by": p.registered_by,
+        "registered_at": time(&p.registered_at),
+        "approved_by": p.approved_by,
+        "approver_role": p.approver_role,
+        "approved_at": time(&p.approved_at),
+    })
+}
+
+fn status_word(p: &api::ProtocolSummary) -> String {
+    name_of!(api::ProtocolStatus, p.status)
+        .trim_start_matches("PROTOCOL_STATUS_")
+        .to_string()
+}
+
 fn item_json(i: &api::InboxItem) -> Value {
     json!({
         "cursor": i.cursor,
@@ -106,6 +153,7 @@ fn item_json(i: &api::InboxItem) -> Value {
         "body_purged": i.body_purged,
         "request": i.request.as_ref().map(request_json),
         "response": i.response.as_ref().map(response_json),
+        "disclosure": i.disclosure.as_ref().map(disclosure_json),
     })
 }
 
@@ -124,6 +172,16 @@ fn item_row(i: &api::InboxItem) -> Vec<String> {
             name_of!(api::Decision, r.decision).trim_start_matches("DECISION_"),
             r.items.len()
         ),
+        _ if i.disclosure.is_some() => {
+            let d = i.disclosure.as_ref().expect("checked");
+            format!(
+                "{} {}/{} ({} items)",
+                name_of!(api::LegalAuthority, d.authority).trim_start_matches("LEGAL_AUTHORITY_"),
+                d.protocol_id,
+                d.purpose,
+                d.items.len()
+            )
+        }
         _ if i.body_purged => "(body purged)".into(),
         _ => String::new(),
     };
@@ -197,6 +255,111 @@ impl Output {
             time(&r.accepted_at)
         );
         println!("log index {}; idempotency key {key}", r.log_index);
+    }
+
+    pub fn disclosed(&self, r: &api::DiscloseResponse, key: &str) {
+        if self.json {
+            return self.emit(json!({
+                "request_id": r.request_id,
+                "log_index": r.log_index,
+                "accepted_at": time(&r.accepted_at),
+                "replayed": r.replayed,
+                "idempotency_key": key,
+            }));
+        }
+        let note = if r.replayed {
+            " (already sent with this key)"
+        } else {
+            ""
+        };
+        println!(
+            "disclosure {} accepted at {}{note}",
+            r.request_id,
+            time(&r.accepted_at)
+        );
+        println!("log index {}; idempotency key {key}", r.log_index);
+    }
+
+    pub fn protocols(&self, list: &[api::ProtocolSummary]) {
+        if self.json {
+            return self
+                .emit(json!({ "protocols": list.iter().map(protocol_json).collect::<Vec<_>>() }));
+        }
+        if list.is_empty() {
+            println!("no protocols");
+            return;
+        }
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|p| {
+                vec![
+                    p.protocol_id.clone(),
+                    p.version.to_string(),
+                    status_word(p),
+                    p.lead_agency.clone(),
+                    p.review_date.clone(),
+                    p.title.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "PROTOCOL",
+                "VERSION",
+                "STATUS",
+                "LEAD",
+                "REVIEW BY",
+                "TITLE",
+            ],
+            &rows,
+        );
+    }
+
+    pub fn protocol_changed(&self, p: &api::ProtocolSummary, log_index: u64) {
+        if self.json {
+            let mut v = protocol_json(p);
+            v["log_index"] = json!(log_index);
+            return self.emit(v);
+        }
+        println!(
+            "protocol {} version {} is {} (log index {log_index})",
+            p.protocol_id,
+            p.version,
+            status_word(p).to_lowercase()
+        );
+    }
+
+    pub fn protocol_detail(&self, r: &api::GetProtocolResponse) {
+        let p = r.protocol.clone().unwrap_or_default();
+        if self.json {
+            let mut v = protocol_json(&p);
+            v["document_toml"] = json!(r.document_toml);
+            return self.emit(v);
+        }
+        println!(
+            "protocol  {} version {} ({})",
+            p.protocol_id,
+            p.version,
+            status_word(&p).to_lowercase()
+        );
+        println!("title     {}", p.title);
+        println!("parties   {}", p.parties.join(", "));
+        println!("review by {}", p.review_date);
+        println!(
+            "registered by {} at {}",
+            p.registered_by,
+            time(&p.registered_at)
+        );
+        if !p.approved_by.is_empty() {
+            println!(
+                "approved by {} ({}) at {}",
+                p.approved_by,
+                p.approver_role,
+                time(&p.approved_at)
+            );
+        }
+        println!();
+        print!("{}", r.document_toml);
     }
 
     pub fn inbox_header(&self) {
@@ -286,6 +449,7 @@ impl Output {
                 "status": name_of!(api::RequestStatus, d.status),
                 "request": d.request.as_ref().map(request_json),
                 "response": d.response.as_ref().map(response_json),
+                "disclosure": d.disclosure.as_ref().map(disclosure_json),
                 "timeline": d.timeline.iter().map(|e| json!({
                     "log_index": e.log_index,
                     "kind": name_of!(api::EventKind, e.kind),
@@ -319,6 +483,29 @@ impl Output {
             }
             println!("asks for  {}", r.categories.join(", "));
             println!("reason    {}", r.reason);
+        }
+        if let Some(x) = &d.disclosure {
+            println!(
+                "disclosed {} under {}/{}",
+                name_of!(api::LegalAuthority, x.authority).trim_start_matches("LEGAL_AUTHORITY_"),
+                x.protocol_id,
+                x.purpose
+            );
+            let s = x.subject.clone().unwrap_or_default();
+            println!(
+                "subject   {}, {} (born {})",
+                s.family_name, s.given_names, s.date_of_birth
+            );
+            for i in &x.items {
+                println!(
+                    "  [{}] {}: {}",
+                    name_of!(api::Classification, i.classification)
+                        .trim_start_matches("CLASSIFICATION_"),
+                    i.category,
+                    i.content
+                );
+            }
+            println!("reason    {}", x.reason);
         }
         if let Some(r) = &d.response {
             println!(

@@ -6,6 +6,7 @@ use prost::Message;
 use crate::broker::{InboxItem, RequestDetail};
 use crate::domain::{MessageKind, RequestStatus};
 use crate::error::BrokerError;
+use crate::protocol::{Entry, ProtocolState};
 use crate::records::{Event, Record};
 use crate::store::bodies::BodyEntry;
 
@@ -28,11 +29,12 @@ fn decode<M: Message + Default>(body: &BodyEntry) -> Result<M, BrokerError> {
 
 /// An inbox item.
 pub fn inbox_item(item: &InboxItem) -> Result<v1::InboxItem, BrokerError> {
-    let (mut request, mut response) = (None, None);
+    let (mut request, mut response, mut disclosure) = (None, None, None);
     if let Some(body) = &item.body {
         match item.entry.kind {
             MessageKind::Request => request = Some(decode(body)?),
             MessageKind::Response => response = Some(decode(body)?),
+            MessageKind::Disclosure => disclosure = Some(decode(body)?),
         }
     }
     Ok(v1::InboxItem {
@@ -44,6 +46,7 @@ pub fn inbox_item(item: &InboxItem) -> Result<v1::InboxItem, BrokerError> {
         acknowledged: item.entry.acknowledged,
         request,
         response,
+        disclosure,
         body_purged: item.body.is_none(),
     })
 }
@@ -52,6 +55,7 @@ fn kind(k: MessageKind) -> v1::MessageKind {
     match k {
         MessageKind::Request => v1::MessageKind::Request,
         MessageKind::Response => v1::MessageKind::Response,
+        MessageKind::Disclosure => v1::MessageKind::Disclosure,
     }
 }
 
@@ -70,7 +74,9 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
         Event::RequestAcknowledged { .. } => v1::EventKind::RequestAcknowledged,
         Event::ResponseSubmitted(_) => v1::EventKind::ResponseSubmitted,
         Event::ResponseAcknowledged { .. } => v1::EventKind::ResponseAcknowledged,
-        Event::Denied(_) => return None,
+        Event::DisclosureSubmitted(_) => v1::EventKind::DisclosureSubmitted,
+        Event::DisclosureAcknowledged { .. } => v1::EventKind::DisclosureAcknowledged,
+        Event::Denied(_) | Event::Protocol(_) => return None,
     };
     Some(v1::TimelineEvent {
         log_index: index,
@@ -84,7 +90,9 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
 pub fn request_detail(d: &RequestDetail) -> Result<v1::GetRequestResponse, BrokerError> {
     let request = d.request.as_ref().map(decode).transpose()?;
     let response = d.response.as_ref().map(decode).transpose()?;
-    let purged = d.request.is_none() || (d.meta.response_idx != 0 && d.response.is_none());
+    let disclosure = d.disclosure.as_ref().map(decode).transpose()?;
+    let purged = (request.is_none() && disclosure.is_none())
+        || (d.meta.response_idx != 0 && d.response.is_none());
     Ok(v1::GetRequestResponse {
         request_id: d.request_id.to_string(),
         requester_agency_id: d.meta.requester.clone(),
@@ -98,5 +106,43 @@ pub fn request_detail(d: &RequestDetail) -> Result<v1::GetRequestResponse, Broke
             .filter_map(|(i, r)| event(*i, r))
             .collect(),
         body_purged: purged,
+        disclosure,
     })
+}
+
+/// A protocol version's summary, with its status as of `today`.
+pub fn protocol_summary(e: &Entry, today: time::Date) -> v1::ProtocolSummary {
+    let status = match e.status(today) {
+        "review-overdue" => v1::ProtocolStatus::ReviewOverdue,
+        _ => match e.state {
+            ProtocolState::Draft => v1::ProtocolStatus::Draft,
+            ProtocolState::Active => v1::ProtocolStatus::Active,
+            ProtocolState::Suspended => v1::ProtocolStatus::Suspended,
+            ProtocolState::Revoked => v1::ProtocolStatus::Revoked,
+            ProtocolState::Superseded => v1::ProtocolStatus::Superseded,
+        },
+    };
+    let p = &e.protocol;
+    v1::ProtocolSummary {
+        protocol_id: p.id.clone(),
+        version: p.version,
+        title: p.title.clone(),
+        lead_agency: p.lead_agency.clone(),
+        parties: p.parties.iter().map(|x| x.agency.clone()).collect(),
+        status: status as i32,
+        review_date: p.review_date.clone(),
+        registered_by: e.registered_by.clone(),
+        registered_at: Some(timestamp(e.registered_at_ms)),
+        approved_by: e
+            .approval
+            .as_ref()
+            .map(|a| a.by.clone())
+            .unwrap_or_default(),
+        approver_role: e
+            .approval
+            .as_ref()
+            .map(|a| a.role.clone())
+            .unwrap_or_default(),
+        approved_at: e.approval.as_ref().map(|a| timestamp(a.at_ms)),
+    }
 }

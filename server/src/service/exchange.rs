@@ -137,6 +137,28 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
             .get_request(&caller, &request.get_ref().request_id)?;
         Ok(Response::new(convert::request_detail(&detail)?))
     }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Disclose", caller = Empty, request_id = Empty))]
+    async fn disclose(
+        &self,
+        request: Request<v1::DiscloseRequest>,
+    ) -> Result<Response<v1::DiscloseResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::Disclose).await?;
+        let done = self.broker.disclose(&caller, request.get_ref()).await?;
+        let id = done.request_id.to_string();
+        record_request_id(&id);
+        tracing::info!(
+            index = done.index,
+            replayed = done.replayed,
+            "disclosure accepted"
+        );
+        Ok(Response::new(v1::DiscloseResponse {
+            request_id: id,
+            log_index: done.index,
+            accepted_at: Some(convert::timestamp(done.time_ms)),
+            replayed: done.replayed,
+        }))
+    }
 }
 
 /// Streams the caller's inbox after `cursor`: the backlog, then each item as its batch commits.

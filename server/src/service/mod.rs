@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod exchange;
 pub mod identity;
+pub mod protocol;
 pub mod status;
 
 use tonic::Request;

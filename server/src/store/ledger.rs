@@ -15,13 +15,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
-use crate::records::{Actor, Event, Record, RequestId};
+use crate::protocol::ProtocolStore;
+use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
 use crate::store::bodies::{BODY_MAGIC, BodyEntry};
 use crate::store::segment::{self, SegmentError, SegmentLog};
 use crate::store::view_store::{Overlay, ViewStore};
@@ -37,10 +38,11 @@ const REBUILD_CHUNK: usize = 20_000;
 /// A state change for the writer to sequence.
 #[derive(Debug)]
 pub enum Command {
-    /// Submit a request: a RequestSubmitted record and its body. Idempotent on the record's
-    /// idempotency hash within the requester.
-    SubmitRequest {
-        /// The record (event must be RequestSubmitted).
+    /// Open an exchange: a request (RequestSubmitted) or a proactive disclosure
+    /// (DisclosureSubmitted), with its body. Idempotent on the record's idempotency hash within
+    /// the sending agency.
+    Open {
+        /// The record.
         record: Record,
         /// The body.
         body: BodyEntry,
@@ -66,6 +68,12 @@ pub enum Command {
     /// Record a refusal.
     Deny {
         /// The record (event must be Denied).
+        record: Record,
+    },
+    /// Change the protocol register (event must be a protocol event); checked against the
+    /// register's lifecycle.
+    Protocol {
+        /// The record.
         record: Record,
     },
 }
@@ -119,7 +127,11 @@ pub struct Ledger {
     applied: watch::Receiver<u64>,
     views: Arc<ViewStore>,
     bodies_dir: PathBuf,
+    protocols: SharedProtocols,
 }
+
+/// The published protocol register: replaced whole after each batch that changes it.
+type SharedProtocols = Arc<RwLock<Arc<ProtocolStore>>>;
 
 #[derive(Debug, thiserror::Error)]
 /// Why the ledger could not open.
@@ -141,6 +153,9 @@ pub enum OpenError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The protocol register records do not fold.
+    #[error("protocol register: {0}")]
+    Register(String),
     /// A record passed its checksum but does not decode.
     #[error("log record {index} does not decode: {error}")]
     Record {
@@ -214,6 +229,11 @@ impl Ledger {
             rebuilt,
             truncated: (log_rec.truncated_bytes, body_rec.truncated_bytes),
         };
+        let mut register = ProtocolStore::default();
+        for record in views.protocol_records()? {
+            register.apply(&record).map_err(OpenError::Register)?;
+        }
+        let protocols: SharedProtocols = Arc::new(RwLock::new(Arc::new(register.clone())));
         let views = Arc::new(views);
         let (tx, rx) = mpsc::channel(4096);
         let (applied_tx, applied_rx) = watch::channel(last_record);
@@ -225,6 +245,8 @@ impl Ledger {
             views: views.clone(),
             applied: applied_tx,
             poisoned: None,
+            register,
+            published: protocols.clone(),
         };
         std::thread::Builder::new()
             .name("infoshare-ledger".into())
@@ -236,6 +258,7 @@ impl Ledger {
                 applied: applied_rx,
                 views,
                 bodies_dir,
+                protocols,
             },
             report,
         ))
@@ -250,6 +273,14 @@ impl Ledger {
             .map_err(|_| BrokerError::Unavailable("the ledger has stopped".into()))?;
         rx.await
             .map_err(|_| BrokerError::Unavailable("the ledger has stopped".into()))?
+    }
+
+    /// The protocol register as of the last committed batch.
+    pub fn protocols(&self) -> Arc<ProtocolStore> {
+        self.protocols
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The views.
@@ -331,6 +362,10 @@ struct Writer {
     /// Set after a storage failure: every later write is refused (fail-stop), so nothing is
     /// acknowledged that the log might not hold.
     poisoned: Option<String>,
+    /// The register including this batch's changes (what register commands are decided against).
+    register: ProtocolStore,
+    /// The register readers see, replaced after a batch that changed it commits.
+    published: SharedProtocols,
 }
 
 /// What deciding one command produced.
@@ -368,19 +403,30 @@ impl Writer {
         let mut bodies: Vec<BodyEntry> = Vec::new();
         let mut pending_bodies: HashMap<(RequestId, MessageKind), usize> = HashMap::new();
         let first_index = self.log.next_index();
+        let mut register_changed = false;
         for job in jobs.iter() {
-            let step = decide(&job.command, &ov, |kind, id| {
-                match pending_bodies.get(&(*id, kind)) {
+            let step = decide(
+                &job.command,
+                &ov,
+                &self.register,
+                |kind, id| match pending_bodies.get(&(*id, kind)) {
                     Some(&i) => Ok(Some(bodies[i].clone())),
                     None => self.read_body(kind, id),
-                }
-            });
+                },
+            );
             results.push(match step {
                 Ok(Step::Append(record, body)) => {
                     let record = *record;
                     let index = first_index + raws.len() as u64;
                     let raw = record.encode();
-                    match views::apply(&mut ov, index, &record, &raw) {
+                    let folded = views::apply(&mut ov, index, &record, &raw).and_then(|()| {
+                        if let Event::Protocol(_) = record.event {
+                            register_changed = true;
+                            self.register.apply(&record).map_err(ViewError::Store)?;
+                        }
+                        Ok(())
+                    });
+                    match folded {
                         Ok(()) => {
                             raws.push(raw);
                             if let Some(b) = body {
@@ -407,6 +453,10 @@ impl Writer {
                     .send(Err(BrokerError::Unavailable("storage failure".into())));
             }
             return;
+        }
+        if register_changed {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(self.register.clone());
         }
         if !raws.is_empty() {
             self.applied.send_replace(self.log.next_index() - 1);
@@ -457,22 +507,29 @@ impl Writer {
 fn decide(
     command: &Command,
     kv: &impl KvRead,
+    register: &ProtocolStore,
     body: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
 ) -> Result<Step, BrokerError> {
     match command {
-        Command::SubmitRequest { record, body: new } => {
-            let Event::RequestSubmitted(r) = &record.event else {
-                return Err(BrokerError::Internal(
-                    "SubmitRequest without its record".into(),
-                ));
+        Command::Open { record, body: new } => {
+            let idempotency = match &record.event {
+                Event::RequestSubmitted(r) => &r.idempotency,
+                Event::DisclosureSubmitted(d) => &d.idempotency,
+                _ => return Err(BrokerError::Internal("Open without its record".into())),
             };
             if let Some((request_id, index)) =
-                views::idempotent_request(kv, &record.actor.id, &r.idempotency)?
+                views::idempotent_request(kv, &record.actor.id, idempotency)?
             {
-                return match body(MessageKind::Request, &request_id)? {
-                    Some(old) if old.body != new.body => Err(BrokerError::Conflict(format!(
-                        "idempotency key already used for request {request_id}, which differs from this one"
-                    ))),
+                let meta = views::request_meta(kv, &request_id)?.ok_or_else(|| {
+                    BrokerError::Internal(format!("idempotency entry for unknown {request_id}"))
+                })?;
+                return match body(meta.kind, &request_id)? {
+                    Some(old) if old.kind != new.kind || old.body != new.body => {
+                        Err(BrokerError::Conflict(format!(
+                            "idempotency key already used for {} {request_id}, which differs from this one",
+                            meta.kind
+                        )))
+                    }
                     _ => Ok(Step::Done(Outcome::Replayed { request_id, index })),
                 };
             }
@@ -485,7 +542,20 @@ fn decide(
             kind,
         } => {
             let meta = visible_meta(kv, request_id, &actor.id)?;
+            if (meta.kind == MessageKind::Disclosure) != (*kind == MessageKind::Disclosure) {
+                return Err(BrokerError::FailedPrecondition {
+                    reason_code: "WRONG_MESSAGE_KIND",
+                    message: format!("{request_id} is a {}, not a {kind}", meta.kind),
+                });
+            }
             let (is_owner, done, event) = match kind {
+                MessageKind::Disclosure => (
+                    meta.recipient == actor.id,
+                    meta.request_ack_idx,
+                    Event::DisclosureAcknowledged {
+                        request_id: *request_id,
+                    },
+                ),
                 MessageKind::Request => (
                     meta.recipient == actor.id,
                     meta.request_ack_idx,
@@ -534,6 +604,15 @@ fn decide(
                 return Err(BrokerError::Internal("Respond without its record".into()));
             };
             let meta = visible_meta(kv, &r.request_id, &record.actor.id)?;
+            if meta.kind != MessageKind::Request {
+                return Err(BrokerError::FailedPrecondition {
+                    reason_code: "NOT_A_REQUEST",
+                    message: format!(
+                        "{} is a proactive disclosure; there is nothing to answer",
+                        r.request_id
+                    ),
+                });
+            }
             if meta.recipient != record.actor.id {
                 return Err(BrokerError::FailedPrecondition {
                     reason_code: "NOT_THE_RECIPIENT",
@@ -560,6 +639,30 @@ fn decide(
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
         Command::Deny { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Command::Protocol { record } => {
+            let approver = &record.actor.id;
+            let mut record = record.clone();
+            match &mut record.event {
+                Event::Protocol(ProtocolEvent::Registered { document, .. }) => {
+                    register.may_register(&crate::protocol::Protocol::from_toml(document)?)?;
+                }
+                Event::Protocol(ProtocolEvent::Approved {
+                    protocol_id,
+                    version,
+                    ..
+                }) => register.may_approve(protocol_id, *version, approver)?,
+                Event::Protocol(ProtocolEvent::StateChanged {
+                    protocol_id,
+                    version,
+                    state,
+                }) => {
+                    // The change applies to whichever version is in force now.
+                    *version = register.may_change(protocol_id, *state)?;
+                }
+                _ => return Err(BrokerError::Internal("Protocol without its record".into())),
+            }
+            Ok(Step::Append(Box::new(record), None))
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::store::segment::Position;
 use crate::views::{self, InboxEntry, KvRead, KvWrite, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 1;
+const VIEW_FORMAT: u64 = 2;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -224,6 +224,17 @@ impl ViewStore {
                         .map_err(|_| ViewError::Store("bad timeline key".into()))?,
                 );
                 Ok((index, Record::decode(&v)?))
+            })
+            .collect()
+    }
+
+    /// The protocol register records, in log order.
+    pub fn protocol_records(&self) -> Result<Vec<Record>, ViewError> {
+        self.tree
+            .scan_prefix(views::PROTOCOL_RECORDS)
+            .map(|item| {
+                let (_, v) = item.map_err(store_err)?;
+                Ok(Record::decode(&v)?)
             })
             .collect()
     }

@@ -55,8 +55,32 @@ impl TestEnv {
         Identity::from_dir(self.identity_dir(role, id)).unwrap()
     }
 
-    /// Starts a server on this environment's data.
-    pub fn start(&self) -> TestServer {
+    /// Starts a server on this environment's data, with the example protocols registered (by
+    /// `registry-admin`) and approved (by `privacy-officer`) through the admin API if the
+    /// register is empty.
+    pub async fn start(&self) -> TestServer {
+        let server = self.start_bare();
+        let admin = server.client(self, Role::Admin, "registry-admin").await;
+        if admin.list_protocols().await.unwrap().protocols.is_empty() {
+            let approver = server.client(self, Role::Admin, "privacy-officer").await;
+            for document in infoshare_server::protocol::model::EXAMPLES {
+                let draft = admin
+                    .register_protocol(document)
+                    .await
+                    .unwrap()
+                    .protocol
+                    .unwrap();
+                approver
+                    .approve_protocol(&draft.protocol_id, draft.version, "Chief Privacy Officer")
+                    .await
+                    .unwrap();
+            }
+        }
+        server
+    }
+
+    /// Starts a server on this environment's data, as it is.
+    pub fn start_bare(&self) -> TestServer {
         TestServer::start(self.root.path())
     }
 }

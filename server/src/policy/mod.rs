@@ -1,0 +1,215 @@
+//! The lawful-sharing policy: pure functions over the validated input, the agency registry, the
+//! protocol register and today's date. Deny by default: an attempt is allowed only when every
+//! rule in [`rules`] allows it, and the first rule that says no is the reason given.
+//!
+//! The rules come from `../shared/domain.md`: s66C Oranga Tamariki Act 1989, s20 Family Violence
+//! Act 2018, the multi-agency information-sharing protocol template, and the Protective Security
+//! Requirements' classifications.
+
+pub mod rules;
+#[cfg(test)]
+mod tests;
+
+use time::Date;
+
+use crate::domain::{AgencyKind, Authority, Classification};
+use crate::protocol::ProtocolStore;
+use crate::records::RequestSubmitted;
+use crate::registry::{Agency, Registry};
+use crate::validate::{ValidDisclosure, ValidRequest, ValidResponse};
+
+pub use rules::{eligible, eligible_kinds};
+
+/// How a denial maps onto gRPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialKind {
+    /// The caller is not allowed (PERMISSION_DENIED).
+    NotPermitted,
+    /// The state of a register does not allow it now (FAILED_PRECONDITION).
+    Precondition,
+}
+
+/// A refusal by a named rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The rule's name, e.g. `party.requester`.
+    pub rule: &'static str,
+    /// Stable machine-readable reason code, e.g. `NOT_A_PARTY`.
+    pub reason_code: &'static str,
+    /// A sentence a caseworker understands.
+    pub message: String,
+    /// How it maps onto gRPC.
+    pub kind: DenialKind,
+}
+
+/// What an allowed request or disclosure is made under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed {
+    /// The protocol version in force.
+    pub protocol_version: u32,
+}
+
+fn recipient<'a>(registry: &'a Registry, id: &str) -> Result<&'a Agency, Denial> {
+    registry.agency(id).ok_or_else(|| Denial {
+        rule: "party.recipient_registered",
+        reason_code: "UNKNOWN_AGENCY",
+        message: format!("No agency {id:?} is registered with the broker."),
+        kind: DenialKind::Precondition,
+    })
+}
+
+/// Checks a request from `requester` to the agency it names, under the protocol it names.
+pub fn check_request(
+    requester: &Agency,
+    request: &ValidRequest,
+    registry: &Registry,
+    protocols: &ProtocolStore,
+    today: Date,
+) -> Result<Allowed, Denial> {
+    use rules::*;
+    let recipient = recipient(registry, &request.recipient)?;
+    let entry = protocol_in_force(protocols, &request.protocol_id)?;
+    protocol_review_current(entry, today)?;
+    let p = &entry.protocol;
+    let asking = party(p, requester, "party.requester")?;
+    let asked = party(p, recipient, "party.recipient")?;
+    authority_for_purpose(p, request.authority, &request.purpose)?;
+    agency_eligible(requester, request.authority, "authority.requester_eligible")?;
+    agency_eligible(recipient, request.authority, "authority.recipient_eligible")?;
+    subject_is_child_or_young_person(request.authority, request.subject.date_of_birth, today)?;
+    may_request_for(asking, &request.purpose)?;
+    let mut highest = Classification::Unclassified;
+    for category in &request.categories {
+        let shared = category_shareable(asked, category)?;
+        // The answer will come back at the category's classification: the requester must be
+        // cleared for it.
+        classification_within_clearance(
+            shared.classification,
+            requester,
+            "classification.answer_within_requester_clearance",
+        )?;
+        highest = highest.max(shared.classification);
+    }
+    classification_minimum(request.classification)?;
+    classification_within_protocol(request.classification, highest)?;
+    classification_within_clearance(
+        request.classification,
+        recipient,
+        "classification.within_recipient_clearance",
+    )?;
+    consultation_recorded(request.authority, request.consultation)?;
+    Ok(Allowed {
+        protocol_version: p.version,
+    })
+}
+
+/// Checks a response by `responder` to the request `original` (whose requester is
+/// `original_requester`).
+pub fn check_response(
+    responder: &Agency,
+    response: &ValidResponse,
+    original_requester: &str,
+    original: &RequestSubmitted,
+    registry: &Registry,
+    protocols: &ProtocolStore,
+    today: Date,
+) -> Result<(), Denial> {
+    use rules::*;
+    from_recipient(responder, &original.recipient)?;
+    decline_has_reason(
+        response.decision,
+        response.ground,
+        &response.body.explanation,
+    )?;
+    let requester = recipient(registry, original_requester)?;
+    let entry = protocol_in_force(protocols, &original.protocol_id)?;
+    protocol_review_current(entry, today)?;
+    let p = &entry.protocol;
+    let sharing = party(p, responder, "party.responder")?;
+    party(p, requester, "party.requester")?;
+    agency_eligible(
+        responder,
+        original.authority,
+        "authority.responder_eligible",
+    )?;
+    agency_eligible(
+        requester,
+        original.authority,
+        "authority.requester_eligible",
+    )?;
+    authority_for_purpose(p, original.authority, &original.purpose)?;
+    if !response.items.is_empty() {
+        may_share_for(sharing, &original.purpose)?;
+        consultation_recorded(original.authority, response.consultation)?;
+    }
+    for (category, class) in &response.items {
+        disclosed_was_requested(category, &original.categories)?;
+        let shared = category_shareable(sharing, category)?;
+        classification_minimum(*class)?;
+        classification_within_protocol(*class, shared.classification)?;
+        classification_within_clearance(
+            *class,
+            requester,
+            "classification.within_recipient_clearance",
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks a proactive disclosure ("on its own initiative": s66C; s20) by `discloser`.
+pub fn check_disclosure(
+    discloser: &Agency,
+    disclosure: &ValidDisclosure,
+    registry: &Registry,
+    protocols: &ProtocolStore,
+    today: Date,
+) -> Result<Allowed, Denial> {
+    use rules::*;
+    let recipient = recipient(registry, &disclosure.recipient)?;
+    let entry = protocol_in_force(protocols, &disclosure.protocol_id)?;
+    protocol_review_current(entry, today)?;
+    let p = &entry.protocol;
+    let sharing = party(p, discloser, "party.discloser")?;
+    party(p, recipient, "party.recipient")?;
+    authority_for_purpose(p, disclosure.authority, &disclosure.purpose)?;
+    agency_eligible(
+        discloser,
+        disclosure.authority,
+        "authority.discloser_eligible",
+    )?;
+    agency_eligible(
+        recipient,
+        disclosure.authority,
+        "authority.recipient_eligible",
+    )?;
+    subject_is_child_or_young_person(
+        disclosure.authority,
+        disclosure.subject.date_of_birth,
+        today,
+    )?;
+    may_share_for(sharing, &disclosure.purpose)?;
+    for (category, class) in &disclosure.items {
+        let shared = category_shareable(sharing, category)?;
+        classification_minimum(*class)?;
+        classification_within_protocol(*class, shared.classification)?;
+        classification_within_clearance(
+            *class,
+            recipient,
+            "classification.within_recipient_clearance",
+        )?;
+    }
+    consultation_recorded(disclosure.authority, disclosure.consultation)?;
+    Ok(Allowed {
+        protocol_version: p.version,
+    })
+}
+
+/// Whether `kinds` holds one of `any` (used by eligibility).
+pub(crate) fn has_kind(agency: &Agency, any: &[AgencyKind]) -> bool {
+    any.iter().any(|k| agency.is(*k))
+}
+
+/// Whether `authority` requires the subject to be a child or young person.
+pub fn requires_child_or_young_person(authority: Authority) -> bool {
+    matches!(authority, Authority::OtaS66C)
+}

@@ -1,0 +1,370 @@
+//! The policy rules, one small function each, with the law or template clause it applies.
+//! Each returns the [`Denial`] it stands for, with a stable reason code and a sentence for a
+//! caseworker.
+
+use time::Date;
+
+use super::{Denial, DenialKind, has_kind, requires_child_or_young_person};
+use crate::domain::{AgencyKind, Authority, Classification, Consultation, Decision, DeclineGround};
+use crate::protocol::{Entry, Party, Protocol, ProtocolState, ProtocolStore, SharedCategory};
+use crate::registry::Agency;
+
+fn deny(
+    rule: &'static str,
+    reason_code: &'static str,
+    kind: DenialKind,
+    message: String,
+) -> Denial {
+    Denial {
+        rule,
+        reason_code,
+        message,
+        kind,
+    }
+}
+
+/// Age below which a person is a child or young person (s2 Oranga Tamariki Act 1989: a young
+/// person is 14 or over but under 18). **(verify for s66C: some Parts extend the age.)**
+pub const CHILD_OR_YOUNG_PERSON_UNDER: i32 = 18;
+
+/// Template §12 (central register; approval): sharing relies on a registered protocol whose
+/// approved version is in force — not a draft, not suspended, not revoked.
+pub fn protocol_in_force<'a>(protocols: &'a ProtocolStore, id: &str) -> Result<&'a Entry, Denial> {
+    let Some(entry) = protocols.in_force(id) else {
+        let message = if protocols.versions(id).is_empty() {
+            format!("No information-sharing protocol {id:?} is registered.")
+        } else {
+            format!("Protocol {id:?} has not been approved yet, so it authorises nothing.")
+        };
+        return Err(deny(
+            "protocol.in_force",
+            "PROTOCOL_NOT_ACTIVE",
+            DenialKind::Precondition,
+            message,
+        ));
+    };
+    match entry.state {
+        ProtocolState::Active => Ok(entry),
+        ProtocolState::Suspended => Err(deny(
+            "protocol.in_force",
+            "PROTOCOL_SUSPENDED",
+            DenialKind::Precondition,
+            format!("Protocol {id:?} is suspended: no sharing under it until it is resumed."),
+        )),
+        _ => Err(deny(
+            "protocol.in_force",
+            "PROTOCOL_REVOKED",
+            DenialKind::Precondition,
+            format!("Protocol {id:?} has been revoked: it authorises no sharing."),
+        )),
+    }
+}
+
+/// Template §12 (review period): past its review date a protocol no longer authorises sharing.
+pub fn protocol_review_current(entry: &Entry, today: Date) -> Result<(), Denial> {
+    if entry.review_overdue(today) {
+        return Err(deny(
+            "protocol.review_current",
+            "PROTOCOL_REVIEW_OVERDUE",
+            DenialKind::Precondition,
+            format!(
+                "Protocol {:?} was due for review on {} and has not been reviewed, so it no longer authorises sharing.",
+                entry.protocol.id,
+                entry
+                    .protocol
+                    .review_date()
+                    .map_or_else(|| "an invalid date".to_string(), |d| d.to_string())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Template §2 (attending agencies): only the protocol's parties share under it.
+pub fn party<'a>(
+    p: &'a Protocol,
+    agency: &Agency,
+    rule: &'static str,
+) -> Result<&'a Party, Denial> {
+    p.party(&agency.id).ok_or_else(|| {
+        deny(
+            rule,
+            "NOT_A_PARTY",
+            DenialKind::NotPermitted,
+            format!("{} is not a party to protocol {:?}.", agency.name, p.id),
+        )
+    })
+}
+
+/// Template §3 (legal authority for each purpose): the authority relied on must be one the
+/// protocol relies on for this purpose.
+pub fn authority_for_purpose(
+    p: &Protocol,
+    authority: Authority,
+    purpose: &str,
+) -> Result<(), Denial> {
+    if p.authorises(authority, purpose) {
+        return Ok(());
+    }
+    Err(deny(
+        "authority.for_purpose",
+        "AUTHORITY_NOT_FOR_PURPOSE",
+        DenialKind::NotPermitted,
+        format!(
+            "Protocol {:?} does not rely on {authority} for the purpose {purpose:?}.",
+            p.id
+        ),
+    ))
+}
+
+/// Whether `agency` may use `authority`: s66C Oranga Tamariki Act — a child welfare and
+/// protection agency or an independent person; s20 Family Violence Act — a family violence agency
+/// or a social services practitioner.
+pub fn eligible(agency: &Agency, authority: Authority) -> bool {
+    match authority {
+        Authority::OtaS66C => has_kind(
+            agency,
+            &[
+                AgencyKind::ChildWelfareAndProtection,
+                AgencyKind::IndependentPerson,
+            ],
+        ),
+        Authority::FvaS20 => has_kind(
+            agency,
+            &[
+                AgencyKind::FamilyViolenceAgency,
+                AgencyKind::SocialServicesPractitioner,
+            ],
+        ),
+    }
+}
+
+/// Who may use `authority`, in words.
+pub fn eligible_kinds(authority: Authority) -> &'static str {
+    match authority {
+        Authority::OtaS66C => {
+            "a child welfare and protection agency or an independent person (s2 Oranga Tamariki Act 1989)"
+        }
+        Authority::FvaS20 => {
+            "a family violence agency or a social services practitioner (s19 Family Violence Act 2018)"
+        }
+    }
+}
+
+/// s66C(1) OTA / s20 FVA: both the one sharing and the one receiving must be of the kinds the
+/// section names.
+pub fn agency_eligible(
+    agency: &Agency,
+    authority: Authority,
+    rule: &'static str,
+) -> Result<(), Denial> {
+    if eligible(agency, authority) {
+        return Ok(());
+    }
+    Err(deny(
+        rule,
+        "AUTHORITY_NOT_ELIGIBLE",
+        DenialKind::NotPermitted,
+        format!(
+            "{} cannot share under {authority}: only {} can.",
+            agency.name,
+            eligible_kinds(authority)
+        ),
+    ))
+}
+
+/// s66C OTA applies to information about a child or young person (s2: under 18 at the date of
+/// the request).
+pub fn subject_is_child_or_young_person(
+    authority: Authority,
+    dob: Date,
+    today: Date,
+) -> Result<(), Denial> {
+    if !requires_child_or_young_person(authority) {
+        return Ok(());
+    }
+    let mut age = today.year() - dob.year();
+    if (today.month() as u8, today.day()) < (dob.month() as u8, dob.day()) {
+        age -= 1;
+    }
+    if age < CHILD_OR_YOUNG_PERSON_UNDER {
+        return Ok(());
+    }
+    Err(deny(
+        "subject.child_or_young_person",
+        "SUBJECT_NOT_CHILD_OR_YOUNG_PERSON",
+        DenialKind::NotPermitted,
+        format!(
+            "{authority} covers children and young people (under {CHILD_OR_YOUNG_PERSON_UNDER}); the subject is {age}."
+        ),
+    ))
+}
+
+/// Template §4 (purposes per party): the requester may request only for its own purposes.
+pub fn may_request_for(party: &Party, purpose: &str) -> Result<(), Denial> {
+    if party.request_purposes.iter().any(|p| p == purpose) {
+        return Ok(());
+    }
+    Err(deny(
+        "purpose.requester_may_request",
+        "PURPOSE_NOT_PERMITTED",
+        DenialKind::NotPermitted,
+        format!(
+            "Under this protocol {} may not request information for {purpose:?}.",
+            party.agency
+        ),
+    ))
+}
+
+/// Template §4: the one sharing may share only for its own purposes.
+pub fn may_share_for(party: &Party, purpose: &str) -> Result<(), Denial> {
+    if party.share_purposes.iter().any(|p| p == purpose) {
+        return Ok(());
+    }
+    Err(deny(
+        "purpose.sharer_may_share",
+        "PURPOSE_NOT_PERMITTED",
+        DenialKind::NotPermitted,
+        format!(
+            "Under this protocol {} may not share information for {purpose:?}.",
+            party.agency
+        ),
+    ))
+}
+
+/// Template §5 (information to be shared, per party, as specific categories): a category can be
+/// asked of, or shared by, only a party that may share it.
+pub fn category_shareable<'a>(
+    party: &'a Party,
+    category: &str,
+) -> Result<&'a SharedCategory, Denial> {
+    party.share(category).ok_or_else(|| {
+        deny(
+            "category.shareable",
+            "CATEGORY_NOT_SHAREABLE",
+            DenialKind::NotPermitted,
+            format!(
+                "Under this protocol {} does not share {category:?}.",
+                party.agency
+            ),
+        )
+    })
+}
+
+/// Template §5/§9: personal information is IN-CONFIDENCE at minimum.
+pub fn classification_minimum(k: Classification) -> Result<(), Denial> {
+    if k >= Classification::InConfidence {
+        return Ok(());
+    }
+    Err(deny(
+        "classification.personal_minimum",
+        "CLASSIFICATION_BELOW_MINIMUM",
+        DenialKind::NotPermitted,
+        format!("Personal information must be classified IN-CONFIDENCE or higher, not {k}."),
+    ))
+}
+
+/// Template §5/§9: nothing above the classification the protocol sets for the categories.
+pub fn classification_within_protocol(
+    k: Classification,
+    max: Classification,
+) -> Result<(), Denial> {
+    if k <= max {
+        return Ok(());
+    }
+    Err(deny(
+        "classification.within_protocol",
+        "CLASSIFICATION_ABOVE_PROTOCOL",
+        DenialKind::NotPermitted,
+        format!(
+            "{k} is above {max}, the highest classification the protocol sets for this information."
+        ),
+    ))
+}
+
+/// PSR: a transfer never goes above the receiving agency's clearance.
+pub fn classification_within_clearance(
+    k: Classification,
+    agency: &Agency,
+    rule: &'static str,
+) -> Result<(), Denial> {
+    if k <= agency.clearance {
+        return Ok(());
+    }
+    Err(deny(
+        rule,
+        "CLASSIFICATION_ABOVE_CLEARANCE",
+        DenialKind::NotPermitted,
+        format!(
+            "{} is cleared to {} and cannot receive {k} information.",
+            agency.name, agency.clearance
+        ),
+    ))
+}
+
+/// s66C guidance (consultation): every s66C request and disclosure records whether the child or
+/// young person was consulted and, if not, why.
+pub fn consultation_recorded(
+    authority: Authority,
+    consultation: Option<Consultation>,
+) -> Result<(), Denial> {
+    if authority != Authority::OtaS66C || consultation.is_some() {
+        return Ok(());
+    }
+    Err(deny(
+        "consultation.recorded",
+        "CONSULTATION_RECORD_MISSING",
+        DenialKind::Precondition,
+        "Under s66C, record whether the child or young person was consulted, and if not, why."
+            .into(),
+    ))
+}
+
+/// s66C / s20 (sharing on request): a response discloses only what was requested; anything else
+/// is a proactive disclosure, made and checked as one.
+pub fn disclosed_was_requested(category: &str, requested: &[String]) -> Result<(), Denial> {
+    if requested.iter().any(|c| c == category) {
+        return Ok(());
+    }
+    Err(deny(
+        "response.only_requested",
+        "DISCLOSURE_NOT_REQUESTED",
+        DenialKind::NotPermitted,
+        format!(
+            "{category:?} was not requested: a response may disclose only the categories asked for (use a proactive disclosure otherwise)."
+        ),
+    ))
+}
+
+/// s66H OTA / s24 FVA (the one asked must consider the request): only the agency a request was
+/// sent to answers it.
+pub fn from_recipient(responder: &Agency, recipient: &str) -> Result<(), Denial> {
+    if responder.id == recipient {
+        return Ok(());
+    }
+    Err(deny(
+        "response.from_recipient",
+        "NOT_THE_RECIPIENT",
+        DenialKind::NotPermitted,
+        format!("Only {recipient}, the agency the request was sent to, can answer it."),
+    ))
+}
+
+/// s66I–s66J OTA (decline on listed grounds, with reasons); s24 FVA (duty to consider): whatever
+/// is withheld is withheld on a ground, with reasons given.
+pub fn decline_has_reason(
+    decision: Decision,
+    ground: Option<DeclineGround>,
+    explanation: &str,
+) -> Result<(), Denial> {
+    if decision == Decision::Disclose || (ground.is_some() && !explanation.trim().is_empty()) {
+        return Ok(());
+    }
+    Err(deny(
+        "response.decline_reasoned",
+        "DECLINE_REASON_MISSING",
+        DenialKind::Precondition,
+        "Withholding information needs a ground and an explanation for the requester (s66J)."
+            .into(),
+    ))
+}

@@ -1,0 +1,814 @@
+//! Table-driven tests of the policy: an allowed case, and for every rule at least one case it
+//! refuses, each case naming the rule it exercises. Then properties: nothing outside a protocol
+//! is ever allowed, and a denial never changes state.
+
+use proptest::prelude::*;
+use time::{Date, Month};
+
+use super::*;
+use crate::domain::{Consultation, Decision, DeclineGround, Urgency};
+use crate::identity::Role;
+use crate::protocol::ProtocolState;
+use crate::protocol::model::EXAMPLES;
+use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
+use crate::registry::SAMPLE_REGISTRY;
+use crate::validate::{ValidDisclosure, ValidResponse, ValidSubject};
+
+fn date(y: i32, m: u8, d: u8) -> Date {
+    Date::from_calendar_date(y, Month::try_from(m).unwrap(), d).unwrap()
+}
+
+const TODAY: (i32, u8, u8) = (2026, 11, 22);
+
+fn today() -> Date {
+    date(TODAY.0, TODAY.1, TODAY.2)
+}
+
+fn record(actor: &str, event: ProtocolEvent) -> Record {
+    Record {
+        time_ms: 0,
+        actor: Actor {
+            role: Role::Admin,
+            id: actor.into(),
+            cert_sha256: [0; 32],
+        },
+        event: Event::Protocol(event),
+    }
+}
+
+/// The example protocols, registered and approved.
+fn store() -> ProtocolStore {
+    let mut s = ProtocolStore::default();
+    for doc in EXAMPLES {
+        let p = crate::protocol::Protocol::from_toml(doc).unwrap();
+        s.apply(&record(
+            "registry-admin",
+            ProtocolEvent::Registered {
+                protocol_id: p.id.clone(),
+                version: 1,
+                document: doc.into(),
+            },
+        ))
+        .unwrap();
+        s.apply(&record(
+            "privacy-officer",
+            ProtocolEvent::Approved {
+                protocol_id: p.id,
+                version: 1,
+                approver_role: "CPO".into(),
+            },
+        ))
+        .unwrap();
+    }
+    s
+}
+
+fn set_state(s: &mut ProtocolStore, id: &str, state: ProtocolState) {
+    s.apply(&record(
+        "registry-admin",
+        ProtocolEvent::StateChanged {
+            protocol_id: id.into(),
+            version: 1,
+            state,
+        },
+    ))
+    .unwrap();
+}
+
+fn registry_with(from: &str, to: &str) -> Registry {
+    assert!(SAMPLE_REGISTRY.contains(from), "{from}");
+    Registry::from_toml(&SAMPLE_REGISTRY.replacen(from, to, 1)).unwrap()
+}
+
+fn subject(dob: Date) -> ValidSubject {
+    ValidSubject {
+        family_name: "Ngata".into(),
+        given_names: "Aroha".into(),
+        date_of_birth: dob,
+        identifiers: vec![],
+    }
+}
+
+/// Everything a request check reads.
+#[derive(Debug)]
+struct Req {
+    requester: &'static str,
+    request: ValidRequest,
+    registry: Registry,
+    store: ProtocolStore,
+    today: Date,
+}
+
+fn base_request() -> Req {
+    Req {
+        requester: "police",
+        request: ValidRequest {
+            recipient: "rangitoto-school-board".into(),
+            authority: Authority::OtaS66C,
+            protocol_id: "youth-reengagement".into(),
+            purpose: "support-plan".into(),
+            subject: subject(date(2012, 3, 4)),
+            categories: vec!["attendance".into()],
+            urgency: Urgency::Routine,
+            classification: Classification::InConfidence,
+            consultation: Some(Consultation::Consulted),
+            staff_id: "c-1".into(),
+            idempotency_key: "k".into(),
+            body: Default::default(),
+        },
+        registry: Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
+        store: store(),
+        today: today(),
+    }
+}
+
+fn run_request(r: &Req) -> Result<Allowed, Denial> {
+    let requester = r.registry.agency(r.requester).unwrap();
+    check_request(requester, &r.request, &r.registry, &r.store, r.today)
+}
+
+type ReqCase = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    fn(&mut Req),
+);
+
+#[test]
+fn request_rules() {
+    let cases: Vec<ReqCase> = vec![
+        ("lawful s66C request", None, |_| {}),
+        ("lawful s20 request without consultation", None, |r| {
+            r.request.authority = Authority::FvaS20;
+            r.request.protocol_id = "family-harm-sam".into();
+            r.request.purpose = "fv-safety-plan".into();
+            r.request.recipient = "safe-homes-trust".into();
+            r.request.categories = vec!["safety-plan".into()];
+            r.request.subject = subject(date(1990, 1, 1));
+            r.request.consultation = None;
+        }),
+        ("17 today is still a young person", None, |r| {
+            r.request.subject = subject(date(TODAY.0 - 18, TODAY.1, TODAY.2 + 1));
+        }),
+        (
+            "unregistered recipient",
+            Some(("party.recipient_registered", "UNKNOWN_AGENCY")),
+            |r| {
+                r.request.recipient = "nobody".into();
+            },
+        ),
+        (
+            "unknown protocol",
+            Some(("protocol.in_force", "PROTOCOL_NOT_ACTIVE")),
+            |r| {
+                r.request.protocol_id = "made-up".into();
+            },
+        ),
+        (
+            "draft protocol",
+            Some(("protocol.in_force", "PROTOCOL_NOT_ACTIVE")),
+            |r| {
+                let mut s = ProtocolStore::default();
+                s.apply(&record(
+                    "registry-admin",
+                    ProtocolEvent::Registered {
+                        protocol_id: "youth-reengagement".into(),
+                        version: 1,
+                        document: EXAMPLES[0].into(),
+                    },
+                ))
+                .unwrap();
+                r.store = s;
+            },
+        ),
+        (
+            "suspended protocol",
+            Some(("protocol.in_force", "PROTOCOL_SUSPENDED")),
+            |r| {
+                set_state(&mut r.store, "youth-reengagement", ProtocolState::Suspended);
+            },
+        ),
+        (
+            "revoked protocol",
+            Some(("protocol.in_force", "PROTOCOL_REVOKED")),
+            |r| {
+                set_state(&mut r.store, "youth-reengagement", ProtocolState::Revoked);
+            },
+        ),
+        (
+            "protocol past its review date",
+            Some(("protocol.review_current", "PROTOCOL_REVIEW_OVERDUE")),
+            |r| {
+                r.today = date(2028, 1, 1);
+            },
+        ),
+        (
+            "requester not a party",
+            Some(("party.requester", "NOT_A_PARTY")),
+            |r| {
+                r.requester = "health-nz";
+            },
+        ),
+        (
+            "recipient not a party",
+            Some(("party.recipient", "NOT_A_PARTY")),
+            |r| {
+                r.request.recipient = "corrections".into();
+            },
+        ),
+        (
+            "authority not relied on for the purpose",
+            Some(("authority.for_purpose", "AUTHORITY_NOT_FOR_PURPOSE")),
+            |r| {
+                r.request.authority = Authority::FvaS20;
+            },
+        ),
+        (
+            "requester no longer eligible",
+            Some(("authority.requester_eligible", "AUTHORITY_NOT_ELIGIBLE")),
+            |r| {
+                r.registry = registry_with(
+                    "kinds = [\"child-welfare-and-protection-agency\", \"family-violence-agency\"]\nsector = \"government\"\nclearance = \"SECRET\"",
+                    "kinds = [\"family-violence-agency\"]\nsector = \"government\"\nclearance = \"SECRET\"",
+                );
+            },
+        ),
+        (
+            "recipient not eligible",
+            Some(("authority.recipient_eligible", "AUTHORITY_NOT_ELIGIBLE")),
+            |r| {
+                r.registry = registry_with(
+                    "kinds = [\"child-welfare-and-protection-agency\", \"family-violence-agency\"]\nsector = \"government\"\nclearance = \"IN-CONFIDENCE\"",
+                    "kinds = [\"family-violence-agency\"]\nsector = \"government\"\nclearance = \"IN-CONFIDENCE\"",
+                );
+            },
+        ),
+        (
+            "adult subject under s66C",
+            Some((
+                "subject.child_or_young_person",
+                "SUBJECT_NOT_CHILD_OR_YOUNG_PERSON",
+            )),
+            |r| {
+                r.request.subject = subject(date(TODAY.0 - 18, TODAY.1, TODAY.2));
+            },
+        ),
+        (
+            "purpose the requester may not request for",
+            Some(("purpose.requester_may_request", "PURPOSE_NOT_PERMITTED")),
+            |r| {
+                r.requester = "msd";
+                r.request.purpose = "assess-risk".into();
+            },
+        ),
+        (
+            "category the recipient does not share",
+            Some(("category.shareable", "CATEGORY_NOT_SHAREABLE")),
+            |r| {
+                r.request.categories = vec!["care-status".into()];
+            },
+        ),
+        (
+            "answer above the requester's clearance",
+            Some((
+                "classification.answer_within_requester_clearance",
+                "CLASSIFICATION_ABOVE_CLEARANCE",
+            )),
+            |r| {
+                r.requester = "rangitoto-school-board";
+                r.request.recipient = "oranga-tamariki".into();
+                r.request.categories = vec!["care-status".into()];
+            },
+        ),
+        (
+            "personal information marked UNCLASSIFIED",
+            Some((
+                "classification.personal_minimum",
+                "CLASSIFICATION_BELOW_MINIMUM",
+            )),
+            |r| {
+                r.request.classification = Classification::Unclassified;
+            },
+        ),
+        (
+            "classified above the protocol",
+            Some((
+                "classification.within_protocol",
+                "CLASSIFICATION_ABOVE_PROTOCOL",
+            )),
+            |r| {
+                r.request.classification = Classification::Sensitive;
+            },
+        ),
+        (
+            "above the recipient's clearance",
+            Some((
+                "classification.within_recipient_clearance",
+                "CLASSIFICATION_ABOVE_CLEARANCE",
+            )),
+            |r| {
+                r.request.recipient = "oranga-tamariki".into();
+                r.request.categories = vec!["care-status".into()];
+                r.request.classification = Classification::Sensitive;
+                r.registry = registry_with(
+                    "clearance = \"RESTRICTED\"",
+                    "clearance = \"IN-CONFIDENCE\"",
+                );
+            },
+        ),
+        (
+            "s66C without a consultation record",
+            Some(("consultation.recorded", "CONSULTATION_RECORD_MISSING")),
+            |r| {
+                r.request.consultation = None;
+            },
+        ),
+    ];
+    for (name, expected, mutate) in cases {
+        let mut r = base_request();
+        mutate(&mut r);
+        let got = run_request(&r);
+        match (expected, got) {
+            (None, Ok(allowed)) => assert_eq!(allowed.protocol_version, 1, "{name}"),
+            (Some((rule, code)), Err(d)) => {
+                assert_eq!(
+                    (d.rule, d.reason_code),
+                    (rule, code),
+                    "{name}: {}",
+                    d.message
+                );
+                assert!(!d.message.is_empty());
+            }
+            (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        }
+    }
+}
+
+/// Everything a response check reads.
+struct Resp {
+    responder: &'static str,
+    requester: &'static str,
+    original: RequestSubmitted,
+    response: ValidResponse,
+    registry: Registry,
+    store: ProtocolStore,
+}
+
+fn base_response() -> Resp {
+    Resp {
+        responder: "rangitoto-school-board",
+        requester: "police",
+        original: RequestSubmitted {
+            request_id: RequestId([1; 16]),
+            recipient: "rangitoto-school-board".into(),
+            staff: [0; 32],
+            subjects: vec![],
+            protocol_id: "youth-reengagement".into(),
+            protocol_version: 1,
+            authority: Authority::OtaS66C,
+            purpose: "support-plan".into(),
+            categories: vec!["attendance".into(), "learning-support".into()],
+            classification: Classification::InConfidence,
+            urgency: Urgency::Routine,
+            consultation: Some(Consultation::Consulted),
+            idempotency: [0; 32],
+            body_commitment: [0; 32],
+        },
+        response: ValidResponse {
+            request_id: RequestId([1; 16]),
+            decision: Decision::PartialDisclose,
+            ground: Some(DeclineGround::NotHeld),
+            items: vec![("attendance".into(), Classification::InConfidence)],
+            consultation: Some(Consultation::Consulted),
+            staff_id: "t-1".into(),
+            body: crate::validate::tests::response_body("Not held."),
+        },
+        registry: Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
+        store: store(),
+    }
+}
+
+type RespCase = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    fn(&mut Resp),
+);
+
+#[test]
+fn response_rules() {
+    let cases: Vec<RespCase> = vec![
+        ("lawful partial disclosure", None, |_| {}),
+        (
+            "decline with a ground and reasons, no consultation needed",
+            None,
+            |r| {
+                r.response.decision = Decision::Decline;
+                r.response.items.clear();
+                r.response.consultation = None;
+            },
+        ),
+        (
+            "withholding without a ground",
+            Some(("response.decline_reasoned", "DECLINE_REASON_MISSING")),
+            |r| {
+                r.response.ground = None;
+            },
+        ),
+        (
+            "withholding without an explanation",
+            Some(("response.decline_reasoned", "DECLINE_REASON_MISSING")),
+            |r| {
+                r.response.body = crate::validate::tests::response_body(" ");
+            },
+        ),
+        (
+            "protocol suspended since the request",
+            Some(("protocol.in_force", "PROTOCOL_SUSPENDED")),
+            |r| {
+                set_state(&mut r.store, "youth-reengagement", ProtocolState::Suspended);
+            },
+        ),
+        (
+            "answer from an agency the request was not sent to",
+            Some(("response.from_recipient", "NOT_THE_RECIPIENT")),
+            |r| {
+                r.responder = "education";
+            },
+        ),
+        (
+            "responder no longer a party",
+            Some(("party.responder", "NOT_A_PARTY")),
+            |r| {
+                r.responder = "health-nz";
+                r.original.recipient = "health-nz".into();
+            },
+        ),
+        (
+            "responder not eligible",
+            Some(("authority.responder_eligible", "AUTHORITY_NOT_ELIGIBLE")),
+            |r| {
+                r.registry = registry_with(
+                    "kinds = [\"child-welfare-and-protection-agency\", \"family-violence-agency\"]\nsector = \"government\"\nclearance = \"IN-CONFIDENCE\"",
+                    "kinds = [\"family-violence-agency\"]\nsector = \"government\"\nclearance = \"IN-CONFIDENCE\"",
+                );
+            },
+        ),
+        (
+            "over-disclosure of a category not requested",
+            Some(("response.only_requested", "DISCLOSURE_NOT_REQUESTED")),
+            |r| {
+                r.original.categories = vec!["learning-support".into()];
+            },
+        ),
+        (
+            "requested but not the responder's to share",
+            Some(("category.shareable", "CATEGORY_NOT_SHAREABLE")),
+            |r| {
+                r.original.categories.push("care-status".into());
+                r.response.items = vec![("care-status".into(), Classification::Sensitive)];
+            },
+        ),
+        (
+            "sharing for a purpose the responder may not share for",
+            Some(("purpose.sharer_may_share", "PURPOSE_NOT_PERMITTED")),
+            |r| {
+                r.responder = "msd";
+                r.original.recipient = "msd".into();
+                r.original.purpose = "assess-risk".into();
+                r.original.categories = vec!["youth-service-enrolment".into()];
+                r.response.items = vec![(
+                    "youth-service-enrolment".into(),
+                    Classification::InConfidence,
+                )];
+            },
+        ),
+        (
+            "item marked UNCLASSIFIED",
+            Some((
+                "classification.personal_minimum",
+                "CLASSIFICATION_BELOW_MINIMUM",
+            )),
+            |r| {
+                r.response.items[0].1 = Classification::Unclassified;
+            },
+        ),
+        (
+            "item above the protocol's classification",
+            Some((
+                "classification.within_protocol",
+                "CLASSIFICATION_ABOVE_PROTOCOL",
+            )),
+            |r| {
+                r.response.items[0].1 = Classification::Sensitive;
+            },
+        ),
+        (
+            "item above the requester's clearance",
+            Some((
+                "classification.within_recipient_clearance",
+                "CLASSIFICATION_ABOVE_CLEARANCE",
+            )),
+            |r| {
+                r.registry =
+                    registry_with("clearance = \"SECRET\"", "clearance = \"UNCLASSIFIED\"");
+            },
+        ),
+        (
+            "s66C disclosure without a consultation record",
+            Some(("consultation.recorded", "CONSULTATION_RECORD_MISSING")),
+            |r| {
+                r.response.consultation = None;
+            },
+        ),
+    ];
+    for (name, expected, mutate) in cases {
+        let mut r = base_response();
+        mutate(&mut r);
+        let responder = r.registry.agency(r.responder).unwrap();
+        let got = check_response(
+            responder,
+            &r.response,
+            r.requester,
+            &r.original,
+            &r.registry,
+            &r.store,
+            today(),
+        );
+        match (expected, got) {
+            (None, Ok(())) => {}
+            (Some((rule, code)), Err(d)) => {
+                assert_eq!(
+                    (d.rule, d.reason_code),
+                    (rule, code),
+                    "{name}: {}",
+                    d.message
+                );
+            }
+            (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        }
+    }
+}
+
+fn base_disclosure() -> (&'static str, ValidDisclosure, Registry) {
+    (
+        "oranga-tamariki",
+        ValidDisclosure {
+            recipient: "police".into(),
+            authority: Authority::OtaS66C,
+            protocol_id: "youth-reengagement".into(),
+            purpose: "assess-risk".into(),
+            subject: subject(date(2012, 3, 4)),
+            items: vec![("care-status".into(), Classification::Sensitive)],
+            consultation: Some(Consultation::NotConsulted),
+            staff_id: "sw-1".into(),
+            idempotency_key: "k".into(),
+            body: Default::default(),
+        },
+        Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
+    )
+}
+
+type DiscCase = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    fn(&mut (&'static str, ValidDisclosure, Registry)),
+);
+
+#[test]
+fn proactive_disclosure_rules() {
+    let cases: Vec<DiscCase> = vec![
+        ("lawful s66C proactive disclosure", None, |_| {}),
+        ("lawful s20 proactive disclosure to an NGO", None, |d| {
+            d.0 = "police";
+            d.1.recipient = "safe-homes-trust".into();
+            d.1.authority = Authority::FvaS20;
+            d.1.protocol_id = "family-harm-sam".into();
+            d.1.purpose = "victim-protection".into();
+            d.1.subject = subject(date(1985, 6, 1));
+            d.1.items = vec![("protection-orders".into(), Classification::Sensitive)];
+            d.1.consultation = None;
+        }),
+        (
+            "discloser not a party",
+            Some(("party.discloser", "NOT_A_PARTY")),
+            |d| d.0 = "corrections",
+        ),
+        (
+            "purpose the discloser may not share for",
+            Some(("purpose.sharer_may_share", "PURPOSE_NOT_PERMITTED")),
+            |d| {
+                d.0 = "msd";
+                d.1.items = vec![(
+                    "youth-service-enrolment".into(),
+                    Classification::InConfidence,
+                )];
+            },
+        ),
+        (
+            "category not the discloser's to share",
+            Some(("category.shareable", "CATEGORY_NOT_SHAREABLE")),
+            |d| {
+                d.1.items = vec![("attendance".into(), Classification::InConfidence)];
+            },
+        ),
+        (
+            "above the recipient's clearance",
+            Some((
+                "classification.within_recipient_clearance",
+                "CLASSIFICATION_ABOVE_CLEARANCE",
+            )),
+            |d| {
+                d.1.recipient = "rangitoto-school-board".into();
+            },
+        ),
+        (
+            "adult subject under s66C",
+            Some((
+                "subject.child_or_young_person",
+                "SUBJECT_NOT_CHILD_OR_YOUNG_PERSON",
+            )),
+            |d| {
+                d.1.subject = subject(date(1990, 1, 1));
+            },
+        ),
+        (
+            "s66C without a consultation record",
+            Some(("consultation.recorded", "CONSULTATION_RECORD_MISSING")),
+            |d| {
+                d.1.consultation = None;
+            },
+        ),
+        (
+            "authority not relied on for the purpose",
+            Some(("authority.for_purpose", "AUTHORITY_NOT_FOR_PURPOSE")),
+            |d| {
+                d.1.purpose = "victim-protection".into();
+            },
+        ),
+    ];
+    let store = store();
+    for (name, expected, mutate) in cases {
+        let mut d = base_disclosure();
+        mutate(&mut d);
+        let discloser = d.2.agency(d.0).unwrap();
+        let got = check_disclosure(discloser, &d.1, &d.2, &store, today());
+        match (expected, got) {
+            (None, Ok(_)) => {}
+            (Some((rule, code)), Err(x)) => assert_eq!(
+                (x.rule, x.reason_code),
+                (rule, code),
+                "{name}: {}",
+                x.message
+            ),
+            (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        }
+    }
+}
+
+const AGENCIES: [&str; 12] = [
+    "police",
+    "oranga-tamariki",
+    "education",
+    "health-nz",
+    "msd",
+    "kainga-ora",
+    "corrections",
+    "justice",
+    "rangitoto-school-board",
+    "te-whare-awhina",
+    "safe-homes-trust",
+    "dr-aroha-ngata",
+];
+const PURPOSES: [&str; 8] = [
+    "assess-risk",
+    "support-plan",
+    "identify-supports",
+    "assess-need",
+    "fv-risk-assessment",
+    "fv-safety-plan",
+    "victim-protection",
+    "curiosity",
+];
+const CATEGORIES: [&str; 8] = [
+    "attendance",
+    "learning-support",
+    "care-status",
+    "youth-offending-history",
+    "safety-plan",
+    "protection-orders",
+    "enrolment-history",
+    "bank-records",
+];
+const PROTOCOL_IDS: [&str; 4] = [
+    "youth-reengagement",
+    "attendance",
+    "family-harm-sam",
+    "no-such-protocol",
+];
+
+fn arb_request() -> impl Strategy<Value = (usize, Req)> {
+    (
+        0..AGENCIES.len(),
+        0..AGENCIES.len(),
+        0..PROTOCOL_IDS.len(),
+        0..PURPOSES.len(),
+        proptest::sample::subsequence(CATEGORIES.to_vec(), 1..4),
+        1u8..=7,
+        any::<bool>(),
+        any::<bool>(),
+        1950i32..=2026,
+    )
+        .prop_map(
+            |(from, to, p, purpose, cats, class, s20, consulted, year)| {
+                let mut r = base_request();
+                r.request.recipient = AGENCIES[to].into();
+                r.request.protocol_id = PROTOCOL_IDS[p].into();
+                r.request.purpose = PURPOSES[purpose].into();
+                r.request.categories = cats.into_iter().map(String::from).collect();
+                r.request.classification = Classification::from_code(class).unwrap();
+                r.request.authority = if s20 {
+                    Authority::FvaS20
+                } else {
+                    Authority::OtaS66C
+                };
+                r.request.consultation = consulted.then_some(Consultation::Consulted);
+                r.request.subject = subject(date(year, 6, 15));
+                (from, r)
+            },
+        )
+}
+
+proptest! {
+    /// Whatever is asked, an allowed request is inside an active, current protocol: both agencies
+    /// are parties, eligible for the authority, the authority covers the purpose, the requester
+    /// may request for it and the recipient shares every category.
+    #[test]
+    fn no_request_outside_a_protocol_is_allowed((from, mut r) in arb_request()) {
+        r.requester = AGENCIES[from];
+        if let Ok(allowed) = run_request(&r) {
+            let entry = r.store.in_force(&r.request.protocol_id).expect("protocol exists");
+            prop_assert_eq!(entry.state, ProtocolState::Active);
+            prop_assert!(!entry.review_overdue(r.today));
+            prop_assert_eq!(allowed.protocol_version, entry.protocol.version);
+            let p = &entry.protocol;
+            let asking = p.party(r.requester).expect("requester is a party");
+            let asked = p.party(&r.request.recipient).expect("recipient is a party");
+            prop_assert!(p.authorises(r.request.authority, &r.request.purpose));
+            prop_assert!(asking.request_purposes.contains(&r.request.purpose));
+            for c in &r.request.categories {
+                prop_assert!(asked.share(c).is_some());
+            }
+            for a in [r.requester, r.request.recipient.as_str()] {
+                prop_assert!(eligible(r.registry.agency(a).unwrap(), r.request.authority));
+            }
+            prop_assert!(r.request.classification >= Classification::InConfidence);
+        }
+        // A protocol nobody registered never authorises anything.
+        r.request.protocol_id = "no-such-protocol".into();
+        prop_assert!(run_request(&r).is_err());
+    }
+
+    /// A refusal is logged but changes no view: applying a Denied record leaves the store as it
+    /// was, and the protocol register ignores it.
+    #[test]
+    fn a_denial_never_changes_state(
+        op in 1u8..=13,
+        code in "[A-Z_]{1,40}",
+        rule in "[a-z._\\[\\]0-9]{1,60}",
+        with_id in any::<bool>(),
+    ) {
+        use crate::views::{KvRead, KvWrite, ViewError};
+        use std::collections::BTreeMap;
+        #[derive(Default, Clone, PartialEq, Debug)]
+        struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
+        impl KvRead for Mem {
+            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+                Ok(self.0.get(key).cloned())
+            }
+        }
+        impl KvWrite for Mem {
+            fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+                self.0.insert(key, value);
+            }
+        }
+        let mut kv = Mem::default();
+        let submitted = crate::records::tests::submitted(1);
+        crate::views::apply(&mut kv, 1, &submitted, &submitted.encode()).unwrap();
+        let before = kv.clone();
+        let denied = Record {
+            time_ms: 5,
+            actor: submitted.actor.clone(),
+            event: Event::Denied(crate::records::Denied {
+                operation: crate::access::Operation::from_code(op).unwrap(),
+                request_id: with_id.then_some(RequestId([1; 16])),
+                reason_code: code,
+                rule,
+            }),
+        };
+        crate::views::apply(&mut kv, 2, &denied, &denied.encode()).unwrap();
+        prop_assert_eq!(&kv, &before);
+        let mut register = store();
+        let snapshot = format!("{:?}", register.all().map(|(k, v)| (k.clone(), v.len())).collect::<Vec<_>>());
+        register.apply(&denied).unwrap();
+        prop_assert_eq!(snapshot, format!("{:?}", register.all().map(|(k, v)| (k.clone(), v.len())).collect::<Vec<_>>()));
+    }
+}

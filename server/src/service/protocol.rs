@@ -1,0 +1,149 @@
+//! ProtocolService.
+
+use infoshare_proto::v1;
+use tonic::{Request, Response, Status};
+use tracing::field::Empty;
+
+use super::convert::protocol_summary;
+use crate::access::Operation;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::protocol::{ProtocolState, ProtocolStore};
+
+/// ProtocolService over a broker.
+pub struct ProtocolApi {
+    broker: Broker,
+}
+
+impl ProtocolApi {
+    /// The service.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+
+    fn summary(
+        &self,
+        store: &ProtocolStore,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<v1::ProtocolSummary, Status> {
+        let entry = match version {
+            Some(v) => store.get(id, v),
+            None => store.in_force(id).or_else(|| store.versions(id).last()),
+        }
+        .ok_or_else(|| BrokerError::Internal(format!("protocol {id} missing after change")))?;
+        Ok(protocol_summary(entry, self.broker.today()))
+    }
+}
+
+fn not_found(id: &str) -> Status {
+    BrokerError::NotFound(format!("no protocol {id} is visible to you")).into()
+}
+
+#[tonic::async_trait]
+impl v1::protocol_service_server::ProtocolService for ProtocolApi {
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "RegisterProtocol", caller = Empty))]
+    async fn register_protocol(
+        &self,
+        request: Request<v1::RegisterProtocolRequest>,
+    ) -> Result<Response<v1::RegisterProtocolResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::RegisterProtocol).await?;
+        let (log_index, store, id, version) = self
+            .broker
+            .register_protocol(&caller, &request.get_ref().document_toml)
+            .await?;
+        tracing::info!(protocol = %id, version, "protocol registered");
+        Ok(Response::new(v1::RegisterProtocolResponse {
+            protocol: Some(self.summary(&store, &id, Some(version))?),
+            log_index,
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ApproveProtocol", caller = Empty))]
+    async fn approve_protocol(
+        &self,
+        request: Request<v1::ApproveProtocolRequest>,
+    ) -> Result<Response<v1::ApproveProtocolResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ApproveProtocol).await?;
+        let r = request.get_ref();
+        let (log_index, store) = self.broker.approve_protocol(&caller, r).await?;
+        tracing::info!(protocol = %r.protocol_id, version = r.version, "protocol approved");
+        Ok(Response::new(v1::ApproveProtocolResponse {
+            protocol: Some(self.summary(&store, &r.protocol_id, Some(r.version))?),
+            log_index,
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ChangeProtocolState", caller = Empty))]
+    async fn change_protocol_state(
+        &self,
+        request: Request<v1::ChangeProtocolStateRequest>,
+    ) -> Result<Response<v1::ChangeProtocolStateResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ChangeProtocolState).await?;
+        let r = request.get_ref();
+        let state = match v1::ProtocolStateChange::try_from(r.change) {
+            Ok(v1::ProtocolStateChange::Suspend) => ProtocolState::Suspended,
+            Ok(v1::ProtocolStateChange::Resume) => ProtocolState::Active,
+            Ok(v1::ProtocolStateChange::Revoke) => ProtocolState::Revoked,
+            _ => {
+                return Err(
+                    BrokerError::invalid("change", "must be SUSPEND, RESUME or REVOKE").into(),
+                );
+            }
+        };
+        let (log_index, store) = self
+            .broker
+            .change_protocol_state(&caller, &r.protocol_id, state)
+            .await?;
+        tracing::info!(protocol = %r.protocol_id, state = state.as_str(), "protocol state changed");
+        Ok(Response::new(v1::ChangeProtocolStateResponse {
+            protocol: Some(self.summary(&store, &r.protocol_id, None)?),
+            log_index,
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ListProtocols", caller = Empty))]
+    async fn list_protocols(
+        &self,
+        request: Request<v1::ListProtocolsRequest>,
+    ) -> Result<Response<v1::ListProtocolsResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ListProtocols).await?;
+        let (store, only) = self.broker.protocols_visible(&caller);
+        let today = self.broker.today();
+        let protocols = store
+            .all()
+            .flat_map(|(_, versions)| versions.iter())
+            .filter(|e| {
+                only.as_deref()
+                    .is_none_or(|a| e.protocol.party(a).is_some())
+            })
+            .map(|e| protocol_summary(e, today))
+            .collect();
+        Ok(Response::new(v1::ListProtocolsResponse { protocols }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetProtocol", caller = Empty))]
+    async fn get_protocol(
+        &self,
+        request: Request<v1::GetProtocolRequest>,
+    ) -> Result<Response<v1::GetProtocolResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::GetProtocol).await?;
+        let r = request.get_ref();
+        let (store, only) = self.broker.protocols_visible(&caller);
+        let entry = match r.version {
+            0 => store
+                .in_force(&r.protocol_id)
+                .or_else(|| store.versions(&r.protocol_id).last()),
+            v => store.get(&r.protocol_id, v),
+        }
+        .filter(|e| {
+            only.as_deref()
+                .is_none_or(|a| e.protocol.party(a).is_some())
+        })
+        .ok_or_else(|| not_found(&r.protocol_id))?;
+        Ok(Response::new(v1::GetProtocolResponse {
+            protocol: Some(protocol_summary(entry, self.broker.today())),
+            document_toml: entry.document.to_string(),
+        }))
+    }
+}
