@@ -509,6 +509,15 @@ impl Broker {
         let response = validate::response(input)?;
         let views = self.ledger.views();
         let meta = visible_meta(views, &response.request_id, &caller.principal.id)?;
+        if meta.kind != MessageKind::Request {
+            return Err(BrokerError::FailedPrecondition {
+                reason_code: "NOT_A_REQUEST",
+                message: format!(
+                    "{} is a proactive disclosure; there is nothing to answer",
+                    response.request_id
+                ),
+            });
+        }
         let original = views
             .timeline(&response.request_id)?
             .into_iter()

@@ -331,13 +331,14 @@ fn existing(kv: &impl KvRead, id: &RequestId) -> Result<RequestMeta, ViewError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::records::tests::submitted;
     use std::collections::BTreeMap;
 
-    #[derive(Default)]
-    struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
+    /// An in-memory view store for tests of the pure view functions.
+    #[derive(Default, Clone, PartialEq, Debug)]
+    pub(crate) struct Mem(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
     impl KvRead for Mem {
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
             Ok(self.0.get(key).cloned())

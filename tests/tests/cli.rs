@@ -145,6 +145,27 @@ async fn the_readme_walk_through_works() {
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: NOT_FOUND"), "{stderr}");
+    // A policy denial names the reason and the rule.
+    let mut adult = send.to_vec();
+    let dob = adult.iter().position(|a| *a == "--dob").unwrap();
+    adult[dob + 1] = "1990-01-01";
+    adult.retain(|a| *a != "--json");
+    let key = adult
+        .iter()
+        .position(|a| *a == "--idempotency-key")
+        .unwrap();
+    adult[key + 1] = "case-77-adult";
+    let denied = cli(&env, &server, "police", &adult);
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: PERMISSION_DENIED (SUBJECT_NOT_CHILD_OR_YOUNG_PERSON, rule subject.child_or_young_person)"
+        ),
+        "{stderr}"
+    );
+    let listed = text(&cli(&env, &server, "police", &["protocol", "list"]));
+    assert!(listed.contains("youth-reengagement  1"), "{listed}");
     let bad = cli(&env, &server, "police", &["--json", "show", "nope"]);
     assert!(!bad.status.success());
     let err: Value = serde_json::from_slice(&bad.stdout).unwrap();

@@ -109,59 +109,10 @@ enum ProtocolCmd {
     },
 }
 
+/// What a request and a proactive disclosure both say: to whom, under what, about whom.
 #[derive(Args)]
-struct DiscloseArgs {
-    /// The agency disclosed to.
-    #[arg(long)]
-    to: String,
-    /// Legal authority: s66c or s20.
-    #[arg(long)]
-    authority: String,
-    /// The information-sharing protocol's id.
-    #[arg(long)]
-    protocol: String,
-    /// The protocol purpose code.
-    #[arg(long)]
-    purpose: String,
-    /// Subject's family name.
-    #[arg(long)]
-    family_name: String,
-    /// Subject's given names.
-    #[arg(long, default_value = "")]
-    given_names: String,
-    /// Subject's date of birth, YYYY-MM-DD.
-    #[arg(long)]
-    dob: String,
-    /// An identifier another agency holds, SCHEME=VALUE. Repeatable.
-    #[arg(long = "id", value_name = "SCHEME=VALUE")]
-    identifiers: Vec<String>,
-    /// A disclosed item, CATEGORY:CLASSIFICATION:CONTENT. Repeatable.
-    #[arg(
-        long = "item",
-        value_name = "CATEGORY:CLASSIFICATION:CONTENT",
-        required = true
-    )]
-    items: Vec<String>,
-    /// Why the disclosure will help achieve the purpose.
-    #[arg(long)]
-    reason: String,
-    /// The subject was consulted.
-    #[arg(long, conflicts_with = "not_consulted")]
-    consulted: bool,
-    /// The subject was not consulted, for this reason.
-    #[arg(long, value_name = "REASON")]
-    not_consulted: Option<String>,
-    /// Your staff id within your agency.
-    #[arg(long)]
-    staff_id: String,
-    /// Idempotency key (default: random).
-    #[arg(long)]
-    idempotency_key: Option<String>,
-}
-
-#[derive(Args)]
-struct SendArgs {
-    /// The agency asked (its registered id, e.g. oranga-tamariki).
+struct Basis {
+    /// The other agency (its registered id, e.g. oranga-tamariki).
     #[arg(long)]
     to: String,
     /// Legal authority: s66c (Oranga Tamariki Act) or s20 (Family Violence Act).
@@ -185,6 +136,78 @@ struct SendArgs {
     /// An identifier another agency holds, SCHEME=VALUE (e.g. nhi=ABC1234). Repeatable.
     #[arg(long = "id", value_name = "SCHEME=VALUE")]
     identifiers: Vec<String>,
+}
+
+impl Basis {
+    fn subject(&self) -> Result<api::Subject, String> {
+        Ok(api::Subject {
+            family_name: self.family_name.clone(),
+            given_names: self.given_names.clone(),
+            date_of_birth: self.dob.clone(),
+            identifiers: self
+                .identifiers
+                .iter()
+                .map(|s| parse::identifier(s))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Whether the subject was consulted (s66C requires one of the two when sharing).
+#[derive(Args)]
+struct ConsultArgs {
+    /// The subject was consulted.
+    #[arg(long, conflicts_with = "not_consulted")]
+    consulted: bool,
+    /// The subject was not consulted, for this reason.
+    #[arg(long, value_name = "REASON")]
+    not_consulted: Option<String>,
+}
+
+impl ConsultArgs {
+    fn record(self) -> Option<api::ConsultationRecord> {
+        match (self.consulted, self.not_consulted) {
+            (_, Some(reason)) => Some(api::ConsultationRecord {
+                status: api::ConsultationStatus::NotConsulted as i32,
+                reason_not_consulted: reason,
+            }),
+            (true, None) => Some(api::ConsultationRecord {
+                status: api::ConsultationStatus::Consulted as i32,
+                reason_not_consulted: String::new(),
+            }),
+            (false, None) => None,
+        }
+    }
+}
+
+#[derive(Args)]
+struct DiscloseArgs {
+    #[command(flatten)]
+    basis: Basis,
+    /// A disclosed item, CATEGORY:CLASSIFICATION:CONTENT. Repeatable.
+    #[arg(
+        long = "item",
+        value_name = "CATEGORY:CLASSIFICATION:CONTENT",
+        required = true
+    )]
+    items: Vec<String>,
+    /// Why the disclosure will help achieve the purpose.
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    consultation: ConsultArgs,
+    /// Your staff id within your agency.
+    #[arg(long)]
+    staff_id: String,
+    /// Idempotency key (default: random).
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[command(flatten)]
+    basis: Basis,
     /// An information category requested. Repeatable.
     #[arg(long = "category", required = true)]
     categories: Vec<String>,
@@ -197,16 +220,8 @@ struct SendArgs {
     /// Security classification of the request.
     #[arg(long, default_value = "in-confidence")]
     classification: String,
-    /// The subject was consulted.
-    #[arg(
-        long,
-        conflicts_with = "not_consulted",
-        required_unless_present = "not_consulted"
-    )]
-    consulted: bool,
-    /// The subject was not consulted, for this reason.
-    #[arg(long, value_name = "REASON")]
-    not_consulted: Option<String>,
+    #[command(flatten)]
+    consultation: ConsultArgs,
     /// Your staff id within your agency.
     #[arg(long)]
     staff_id: String,
@@ -248,16 +263,8 @@ struct RespondArgs {
     /// Explanation for the requester (required when withholding).
     #[arg(long, default_value = "")]
     explanation: String,
-    /// The subject was consulted.
-    #[arg(
-        long,
-        conflicts_with = "not_consulted",
-        required_unless_present = "not_consulted"
-    )]
-    consulted: bool,
-    /// The subject was not consulted, for this reason.
-    #[arg(long, value_name = "REASON")]
-    not_consulted: Option<String>,
+    #[command(flatten)]
+    consultation: ConsultArgs,
     /// Your staff id within your agency.
     #[arg(long)]
     staff_id: String,
@@ -278,37 +285,6 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => out.fail(&e),
     }
-}
-
-fn consultation(consulted: bool, not: Option<String>) -> Option<api::ConsultationRecord> {
-    match (consulted, not) {
-        (_, Some(reason)) => Some(api::ConsultationRecord {
-            status: api::ConsultationStatus::NotConsulted as i32,
-            reason_not_consulted: reason,
-        }),
-        (true, None) => Some(api::ConsultationRecord {
-            status: api::ConsultationStatus::Consulted as i32,
-            reason_not_consulted: String::new(),
-        }),
-        (false, None) => None,
-    }
-}
-
-fn subject(
-    family_name: String,
-    given_names: String,
-    dob: String,
-    identifiers: &[String],
-) -> Result<api::Subject, String> {
-    Ok(api::Subject {
-        family_name,
-        given_names,
-        date_of_birth: dob,
-        identifiers: identifiers
-            .iter()
-            .map(|s| parse::identifier(s))
-            .collect::<Result<_, _>>()?,
-    })
 }
 
 async fn protocol(client: &Client, cmd: ProtocolCmd, out: &Output) -> Result<(), ClientError> {
@@ -370,21 +346,16 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
         Cmd::Whoami => out.whoami(&client.who_am_i().await.map_err(e)?),
         Cmd::Send(a) => {
             let request = api::InformationRequest {
-                recipient_agency_id: a.to,
-                authority: parse::authority(&a.authority)? as i32,
-                protocol_id: a.protocol,
-                purpose: a.purpose,
-                subject: Some(subject(
-                    a.family_name,
-                    a.given_names,
-                    a.dob,
-                    &a.identifiers,
-                )?),
+                subject: Some(a.basis.subject()?),
+                recipient_agency_id: a.basis.to,
+                authority: parse::authority(&a.basis.authority)? as i32,
+                protocol_id: a.basis.protocol,
+                purpose: a.basis.purpose,
                 categories: a.categories,
                 reason: a.reason,
                 urgency: parse::urgency(&a.urgency)? as i32,
                 classification: parse::classification(&a.classification)? as i32,
-                consultation: consultation(a.consulted, a.not_consulted),
+                consultation: a.consultation.record(),
                 staff_id: a.staff_id,
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);
@@ -432,7 +403,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 },
                 explanation: a.explanation,
                 staff_id: a.staff_id,
-                consultation: consultation(a.consulted, a.not_consulted),
+                consultation: a.consultation.record(),
             };
             let done = client.respond(&a.request_id, response).await.map_err(e)?;
             out.responded(&a.request_id, &done);
@@ -440,23 +411,18 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
         Cmd::Show { request_id } => out.detail(&client.get_request(&request_id).await.map_err(e)?),
         Cmd::Disclose(a) => {
             let disclosure = api::ProactiveDisclosure {
-                recipient_agency_id: a.to,
-                authority: parse::authority(&a.authority)? as i32,
-                protocol_id: a.protocol,
-                purpose: a.purpose,
-                subject: Some(subject(
-                    a.family_name,
-                    a.given_names,
-                    a.dob,
-                    &a.identifiers,
-                )?),
+                subject: Some(a.basis.subject()?),
+                recipient_agency_id: a.basis.to,
+                authority: parse::authority(&a.basis.authority)? as i32,
+                protocol_id: a.basis.protocol,
+                purpose: a.basis.purpose,
                 items: a
                     .items
                     .iter()
                     .map(|s| parse::item(s))
                     .collect::<Result<_, _>>()?,
                 reason: a.reason,
-                consultation: consultation(a.consulted, a.not_consulted),
+                consultation: a.consultation.record(),
                 staff_id: a.staff_id,
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);

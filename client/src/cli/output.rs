@@ -52,18 +52,12 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 fn request_json(r: &api::InformationRequest) -> Value {
-    let subject = r.subject.clone().unwrap_or_default();
     json!({
         "recipient_agency_id": r.recipient_agency_id,
         "authority": name_of!(api::LegalAuthority, r.authority),
         "protocol_id": r.protocol_id,
         "purpose": r.purpose,
-        "subject": {
-            "family_name": subject.family_name,
-            "given_names": subject.given_names,
-            "date_of_birth": subject.date_of_birth,
-            "identifiers": subject.identifiers.iter().map(|i| json!({"scheme": i.scheme, "value": i.value})).collect::<Vec<_>>(),
-        },
+        "subject": subject_json(&r.subject),
         "categories": r.categories,
         "reason": r.reason,
         "urgency": name_of!(api::Urgency, r.urgency),
@@ -71,6 +65,29 @@ fn request_json(r: &api::InformationRequest) -> Value {
         "consultation": r.consultation.as_ref().map(consultation_json),
         "staff_id": r.staff_id,
     })
+}
+
+fn subject_json(s: &Option<api::Subject>) -> Value {
+    let s = s.clone().unwrap_or_default();
+    json!({
+        "family_name": s.family_name,
+        "given_names": s.given_names,
+        "date_of_birth": s.date_of_birth,
+        "identifiers": s.identifiers.iter().map(|i| json!({"scheme": i.scheme, "value": i.value})).collect::<Vec<_>>(),
+    })
+}
+
+fn items_json(items: &[api::DisclosedItem]) -> Vec<Value> {
+    items
+        .iter()
+        .map(|i| {
+            json!({
+                "category": i.category,
+                "classification": name_of!(api::Classification, i.classification),
+                "content": i.content,
+            })
+        })
+        .collect()
 }
 
 fn consultation_json(c: &api::ConsultationRecord) -> Value {
@@ -83,11 +100,7 @@ fn consultation_json(c: &api::ConsultationRecord) -> Value {
 fn response_json(r: &api::InformationResponse) -> Value {
     json!({
         "decision": name_of!(api::Decision, r.decision),
-        "items": r.items.iter().map(|i| json!({
-            "category": i.category,
-            "classification": name_of!(api::Classification, i.classification),
-            "content": i.content,
-        })).collect::<Vec<_>>(),
+        "items": items_json(&r.items),
         "decline_ground": name_of!(api::DeclineGround, r.decline_ground),
         "explanation": r.explanation,
         "staff_id": r.staff_id,
@@ -96,23 +109,13 @@ fn response_json(r: &api::InformationResponse) -> Value {
 }
 
 fn disclosure_json(d: &api::ProactiveDisclosure) -> Value {
-    let subject = d.subject.clone().unwrap_or_default();
     json!({
         "recipient_agency_id": d.recipient_agency_id,
         "authority": name_of!(api::LegalAuthority, d.authority),
         "protocol_id": d.protocol_id,
         "purpose": d.purpose,
-        "subject": {
-            "family_name": subject.family_name,
-            "given_names": subject.given_names,
-            "date_of_birth": subject.date_of_birth,
-            "identifiers": subject.identifiers.iter().map(|i| json!({"scheme": i.scheme, "value": i.value})).collect::<Vec<_>>(),
-        },
-        "items": d.items.iter().map(|i| json!({
-            "category": i.category,
-            "classification": name_of!(api::Classification, i.classification),
-            "content": i.content,
-        })).collect::<Vec<_>>(),
+        "subject": subject_json(&d.subject),
+        "items": items_json(&d.items),
         "reason": d.reason,
         "consultation": d.consultation.as_ref().map(consultation_json),
         "staff_id": d.staff_id,

@@ -776,20 +776,7 @@ proptest! {
         rule in "[a-z._\\[\\]0-9]{1,60}",
         with_id in any::<bool>(),
     ) {
-        use crate::views::{KvRead, KvWrite, ViewError};
-        use std::collections::BTreeMap;
-        #[derive(Default, Clone, PartialEq, Debug)]
-        struct Mem(BTreeMap<Vec<u8>, Vec<u8>>);
-        impl KvRead for Mem {
-            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-                Ok(self.0.get(key).cloned())
-            }
-        }
-        impl KvWrite for Mem {
-            fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-                self.0.insert(key, value);
-            }
-        }
+        use crate::views::tests::Mem;
         let mut kv = Mem::default();
         let submitted = crate::records::tests::submitted(1);
         crate::views::apply(&mut kv, 1, &submitted, &submitted.encode()).unwrap();

@@ -299,15 +299,25 @@ impl Ledger {
         kind: MessageKind,
         id: &RequestId,
     ) -> Result<Option<BodyEntry>, BrokerError> {
-        let Some(pos) = self.views.body_position(kind, id)? else {
-            return Ok(None);
-        };
-        let bytes = segment::read_at(&self.bodies_dir, pos)
-            .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        BodyEntry::decode(&bytes)
-            .map(Some)
-            .map_err(|e| BrokerError::Internal(format!("body of {id}: {e}")))
+        read_body(&self.views, &self.bodies_dir, kind, id)
     }
+}
+
+/// Reads a stored body through the views' index; `None` when it is not stored (purged).
+fn read_body(
+    views: &ViewStore,
+    bodies_dir: &Path,
+    kind: MessageKind,
+    id: &RequestId,
+) -> Result<Option<BodyEntry>, BrokerError> {
+    let Some(pos) = views.body_position(kind, id)? else {
+        return Ok(None);
+    };
+    let bytes =
+        segment::read_at(bodies_dir, pos).map_err(|e| BrokerError::Internal(e.to_string()))?;
+    BodyEntry::decode(&bytes)
+        .map(Some)
+        .map_err(|e| BrokerError::Internal(format!("body of {id}: {e}")))
 }
 
 fn replay(
@@ -491,14 +501,7 @@ impl Writer {
         kind: MessageKind,
         id: &RequestId,
     ) -> Result<Option<BodyEntry>, BrokerError> {
-        let Some(pos) = self.views.body_position(kind, id)? else {
-            return Ok(None);
-        };
-        let bytes = segment::read_at(self.bodies.dir(), pos)
-            .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        BodyEntry::decode(&bytes)
-            .map(Some)
-            .map_err(|e| BrokerError::Internal(e.to_string()))
+        read_body(&self.views, self.bodies.dir(), kind, id)
     }
 }
 
