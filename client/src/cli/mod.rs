@@ -74,8 +74,8 @@ enum ProtocolCmd {
         /// Protocol id.
         protocol_id: String,
         /// Version (default: the one in force).
-        #[arg(long, default_value_t = 0)]
-        version: u32,
+        #[arg(value_name = "VERSION")]
+        protocol_version: Option<u32>,
     },
     /// Register a protocol version from a TOML file (see server/config/protocols/).
     Register {
@@ -87,7 +87,8 @@ enum ProtocolCmd {
         /// Protocol id.
         protocol_id: String,
         /// Draft version.
-        version: u32,
+        #[arg(value_name = "VERSION")]
+        protocol_version: u32,
         /// The role you approve in, e.g. "Chief Privacy Officer".
         #[arg(long)]
         role: String,
@@ -300,8 +301,9 @@ async fn protocol(client: &Client, cmd: ProtocolCmd, out: &Output) -> Result<(),
         }
         ProtocolCmd::Show {
             protocol_id,
-            version,
+            protocol_version,
         } => {
+            let version = protocol_version.unwrap_or(0);
             out.protocol_detail(&client.get_protocol(&protocol_id, version).await?);
             return Ok(());
         }
@@ -315,11 +317,11 @@ async fn protocol(client: &Client, cmd: ProtocolCmd, out: &Output) -> Result<(),
         }
         ProtocolCmd::Approve {
             protocol_id,
-            version,
+            protocol_version,
             role,
         } => {
             let r = client
-                .approve_protocol(&protocol_id, version, &role)
+                .approve_protocol(&protocol_id, protocol_version, &role)
                 .await?;
             (r.protocol, r.log_index)
         }
@@ -432,4 +434,14 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
         Cmd::Protocol(p) => protocol(&client, p, out).await.map_err(e)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }
