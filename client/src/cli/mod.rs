@@ -42,13 +42,17 @@ enum Cmd {
     Send(SendArgs),
     /// List your inbox, or follow it live with --follow.
     Inbox(InboxArgs),
-    /// Acknowledge a request sent to you (or, with --response, the answer to your request).
+    /// Acknowledge a request sent to you (or, with --response, the answer to your request; with
+    /// --disclosure, a proactive disclosure to you).
     Ack {
         /// The request id.
         request_id: String,
-        /// Acknowledge the response to your request rather than a request sent to you.
-        #[arg(long)]
+        /// Acknowledge the response to your request.
+        #[arg(long, conflicts_with = "disclosure")]
         response: bool,
+        /// Acknowledge a proactive disclosure made to you.
+        #[arg(long)]
+        disclosure: bool,
     },
     /// Answer a request sent to you.
     Respond(RespondArgs),
@@ -382,11 +386,12 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
         Cmd::Ack {
             request_id,
             response,
+            disclosure,
         } => {
-            let kind = if response {
-                MessageKind::Response
-            } else {
-                MessageKind::Request
+            let kind = match (response, disclosure) {
+                (true, _) => MessageKind::Response,
+                (_, true) => MessageKind::Disclosure,
+                _ => MessageKind::Request,
             };
             let ack = client.acknowledge(&request_id, kind).await.map_err(e)?;
             out.acked(&request_id, &ack);
