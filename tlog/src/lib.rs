@@ -1,0 +1,15 @@
+//! Transparency-log primitives shared by the broker and its auditors, so that what the server
+//! proves and what a client verifies are the same code:
+//!
+//! - [`merkle`]: the RFC 9162 (Certificate Transparency v2) Merkle tree — leaf hash
+//!   `SHA-256(0x00 ‖ entry)`, node hash `SHA-256(0x01 ‖ left ‖ right)` — with inclusion and
+//!   consistency proofs and their verification, tested against the transparency-dev/merkle
+//!   vectors.
+//! - [`note`]: checkpoints in the C2SP `tlog-checkpoint` format, signed with Ed25519 as C2SP
+//!   `signed-note`s.
+
+pub mod merkle;
+pub mod note;
+
+pub use merkle::{Hash, Tree, leaf_hash};
+pub use note::{Checkpoint, NoteSigner, NoteVerifier};
