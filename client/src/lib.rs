@@ -14,6 +14,7 @@
 //! The caller's identity is its client certificate; nothing in a message says who is calling.
 
 pub mod cli;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,7 @@ use tonic_types::StatusExt;
 /// The API messages (`infoshare.v1`).
 pub use infoshare_proto::v1 as api;
 
+use api::audit_service_client::AuditServiceClient;
 use api::exchange_service_client::ExchangeServiceClient;
 use api::identity_service_client::IdentityServiceClient;
 use api::protocol_service_client::ProtocolServiceClient;
@@ -176,6 +178,7 @@ pub struct Client {
     exchange: ExchangeServiceClient<Channel>,
     identity: IdentityServiceClient<Channel>,
     protocols: ProtocolServiceClient<Channel>,
+    audit: AuditServiceClient<Channel>,
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -213,7 +216,8 @@ impl Client {
             exchange: ExchangeServiceClient::new(channel.clone())
                 .max_decoding_message_size(8 << 20),
             identity: IdentityServiceClient::new(channel.clone()),
-            protocols: ProtocolServiceClient::new(channel),
+            protocols: ProtocolServiceClient::new(channel.clone()),
+            audit: AuditServiceClient::new(channel).max_decoding_message_size(64 << 20),
         })
     }
 
@@ -400,6 +404,93 @@ impl Client {
             .protocols
             .clone()
             .get_protocol(message)
+            .await?
+            .into_inner())
+    }
+
+    /// The audit log's origin, verifier key and latest checkpoint (auditors).
+    pub async fn log_info(&self) -> Result<api::GetLogInfoResponse> {
+        Ok(self
+            .audit
+            .clone()
+            .get_log_info(api::GetLogInfoRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// A consistency proof between two tree sizes (0 for the latest) (auditors).
+    pub async fn consistency_proof(
+        &self,
+        first_size: u64,
+        second_size: u64,
+    ) -> Result<api::GetConsistencyProofResponse> {
+        let message = api::GetConsistencyProofRequest {
+            first_size,
+            second_size,
+        };
+        Ok(self
+            .audit
+            .clone()
+            .get_consistency_proof(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Raw records by index range, with proofs (auditors).
+    pub async fn audit_records(
+        &self,
+        start_index: u64,
+        count: u32,
+    ) -> Result<api::AuditRecordsResponse> {
+        let message = api::GetRecordsRequest { start_index, count };
+        Ok(self.audit.clone().get_records(message).await?.into_inner())
+    }
+
+    /// Records matching a filter, with proofs (auditors).
+    pub async fn audit_query(
+        &self,
+        filter: api::AuditFilter,
+        after_index: u64,
+        page_size: u32,
+    ) -> Result<api::AuditRecordsResponse> {
+        let message = api::QueryRecordsRequest {
+            filter: Some(filter),
+            after_index,
+            page_size,
+        };
+        Ok(self
+            .audit
+            .clone()
+            .query_records(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Breach investigation: everything about one subject (auditors).
+    pub async fn subject_timeline(
+        &self,
+        subject: api::SubjectQuery,
+    ) -> Result<api::AuditRecordsResponse> {
+        let message = api::SubjectTimelineRequest {
+            subject: Some(subject),
+        };
+        Ok(self
+            .audit
+            .clone()
+            .subject_timeline(message)
+            .await?
+            .into_inner())
+    }
+
+    /// A self-contained evidence bundle (auditors).
+    pub async fn export_bundle(&self, filter: api::AuditFilter) -> Result<api::EvidenceBundle> {
+        let message = api::ExportBundleRequest {
+            filter: Some(filter),
+        };
+        Ok(self
+            .audit
+            .clone()
+            .export_bundle(message)
             .await?
             .into_inner())
     }

@@ -31,6 +31,18 @@ pub enum Operation {
     ListProtocols,
     /// ProtocolService.GetProtocol.
     GetProtocol,
+    /// AuditService.GetLogInfo.
+    GetLogInfo,
+    /// AuditService.GetConsistencyProof.
+    GetConsistencyProof,
+    /// AuditService.GetRecords.
+    GetRecords,
+    /// AuditService.QueryRecords.
+    QueryRecords,
+    /// AuditService.SubjectTimeline.
+    SubjectTimeline,
+    /// AuditService.ExportBundle.
+    ExportBundle,
 }
 
 impl Operation {
@@ -49,6 +61,12 @@ impl Operation {
         Operation::ChangeProtocolState,
         Operation::ListProtocols,
         Operation::GetProtocol,
+        Operation::GetLogInfo,
+        Operation::GetConsistencyProof,
+        Operation::GetRecords,
+        Operation::QueryRecords,
+        Operation::SubjectTimeline,
+        Operation::ExportBundle,
     ];
 
     /// The stable code used in log records.
@@ -67,6 +85,12 @@ impl Operation {
             Operation::ChangeProtocolState => 11,
             Operation::ListProtocols => 12,
             Operation::GetProtocol => 13,
+            Operation::GetLogInfo => 14,
+            Operation::GetConsistencyProof => 15,
+            Operation::GetRecords => 16,
+            Operation::QueryRecords => 17,
+            Operation::SubjectTimeline => 18,
+            Operation::ExportBundle => 19,
         }
     }
 
@@ -91,6 +115,12 @@ impl Operation {
             Operation::ChangeProtocolState => "ChangeProtocolState",
             Operation::ListProtocols => "ListProtocols",
             Operation::GetProtocol => "GetProtocol",
+            Operation::GetLogInfo => "GetLogInfo",
+            Operation::GetConsistencyProof => "GetConsistencyProof",
+            Operation::GetRecords => "GetRecords",
+            Operation::QueryRecords => "QueryRecords",
+            Operation::SubjectTimeline => "SubjectTimeline",
+            Operation::ExportBundle => "ExportBundle",
         }
     }
 
@@ -136,9 +166,20 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | ListProtocols
                 | GetProtocol
         ),
-        // Auditors read the register (their log RPCs come with the audit issue); they never
-        // read message bodies.
-        Role::Auditor => matches!(op, WhoAmI | ListProtocols | GetProtocol),
+        // Auditors read the register and the log (coded metadata and proofs); they never read
+        // message bodies.
+        Role::Auditor => matches!(
+            op,
+            WhoAmI
+                | ListProtocols
+                | GetProtocol
+                | GetLogInfo
+                | GetConsistencyProof
+                | GetRecords
+                | QueryRecords
+                | SubjectTimeline
+                | ExportBundle
+        ),
     }
 }
 
@@ -154,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn only_agencies_exchange_and_only_admins_change_the_register() {
+    fn each_role_gets_only_its_own_operations() {
         use Operation::*;
         for op in Operation::ALL {
             let exchange = matches!(
@@ -169,8 +210,21 @@ mod tests {
             );
             let register_change =
                 matches!(op, RegisterProtocol | ApproveProtocol | ChangeProtocolState);
-            assert_eq!(allowed(Role::Agency, *op), !register_change, "{op:?}");
-            assert_eq!(allowed(Role::Admin, *op), !exchange, "{op:?}");
+            let audit = matches!(
+                op,
+                GetLogInfo
+                    | GetConsistencyProof
+                    | GetRecords
+                    | QueryRecords
+                    | SubjectTimeline
+                    | ExportBundle
+            );
+            assert_eq!(
+                allowed(Role::Agency, *op),
+                !register_change && !audit,
+                "{op:?}"
+            );
+            assert_eq!(allowed(Role::Admin, *op), !exchange && !audit, "{op:?}");
             assert_eq!(
                 allowed(Role::Auditor, *op),
                 !exchange && !register_change,

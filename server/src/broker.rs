@@ -21,7 +21,7 @@ use crate::records::{
 };
 use crate::registry::{Agency, Principal, Registry};
 use crate::store::bodies::BodyEntry;
-use crate::store::ledger::{Command, Ledger, Outcome, visible_meta};
+use crate::store::ledger::{Command, Ledger, Outcome, Receipt, visible_meta};
 use crate::tls::PeerInfo;
 use crate::validate::{self, ValidDisclosure, ValidRequest, ValidResponse, ValidSubject};
 use crate::views::{InboxEntry, RequestMeta};
@@ -38,7 +38,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor {
             role: self.principal.role,
             id: self.principal.id.clone(),
@@ -58,6 +58,8 @@ pub struct Submitted {
     pub time_ms: u64,
     /// Whether this repeats an earlier submission.
     pub replayed: bool,
+    /// Proof that its record is in the log.
+    pub receipt: Receipt,
 }
 
 /// One inbox item with its body.
@@ -91,12 +93,12 @@ pub struct RequestDetail {
 /// The broker.
 #[derive(Clone)]
 pub struct Broker {
-    ledger: Ledger,
-    registry: Arc<Registry>,
-    keys: Arc<Keys>,
+    pub(crate) ledger: Ledger,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) keys: Arc<Keys>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -182,7 +184,11 @@ impl Broker {
                 rule: rule.chars().take(128).collect(),
             }),
         };
-        match self.ledger.submit(Command::Deny { record }).await {
+        match self.ledger.submit(Command::Append { record }).await {
+            Ok(Outcome::Appended { receipt, .. }) => BrokerError::Logged {
+                error: Box::new(err),
+                receipt: Box::new(receipt),
+            },
             Ok(_) => err,
             Err(store) => store,
         }
@@ -345,11 +351,12 @@ impl Broker {
     ) -> Result<Submitted, BrokerError> {
         let outcome = self.ledger.submit(Command::Open { record, body }).await;
         match self.audited(caller, op, None, outcome).await? {
-            Outcome::Appended { index } => Ok(Submitted {
+            Outcome::Appended { index, receipt } => Ok(Submitted {
                 request_id,
                 index,
                 time_ms,
                 replayed: false,
+                receipt,
             }),
             Outcome::Replayed { request_id, index } => {
                 let time_ms = self
@@ -363,6 +370,7 @@ impl Broker {
                     index,
                     time_ms,
                     replayed: true,
+                    receipt: self.ledger.receipt(index)?,
                 })
             }
             Outcome::AlreadyAcknowledged { .. } => {
@@ -434,12 +442,13 @@ impl Broker {
         Ok(())
     }
 
-    /// Acknowledge. Returns the acknowledgement's index and whether it was acknowledged before.
+    /// Acknowledge. Returns the acknowledgement's index, whether it was acknowledged before,
+    /// and the acknowledgement's receipt.
     pub async fn acknowledge(
         &self,
         caller: &Caller,
         input: &v1::AcknowledgeRequest,
-    ) -> Result<(u64, bool), BrokerError> {
+    ) -> Result<(u64, bool, Receipt), BrokerError> {
         let request_id = validate::request_id("request_id", &input.request_id)?;
         let kind = validate::message_kind("kind", input.kind)?;
         let command = Command::Acknowledge {
@@ -449,20 +458,22 @@ impl Broker {
             kind,
         };
         match self.ledger.submit(command).await? {
-            Outcome::Appended { index } => Ok((index, false)),
-            Outcome::AlreadyAcknowledged { index } => Ok((index, true)),
+            Outcome::Appended { index, receipt } => Ok((index, false, receipt)),
+            Outcome::AlreadyAcknowledged { index } => {
+                Ok((index, true, self.ledger.receipt(index)?))
+            }
             Outcome::Replayed { .. } => {
                 Err(BrokerError::Internal("unexpected ledger outcome".into()))
             }
         }
     }
 
-    /// Respond. Returns the response record's index and time.
+    /// Respond. Returns the response record's index, time and receipt.
     pub async fn respond(
         &self,
         caller: &Caller,
         input: &v1::RespondRequest,
-    ) -> Result<(u64, u64), BrokerError> {
+    ) -> Result<(u64, u64, Receipt), BrokerError> {
         let request_id = RequestId::parse(&input.request_id);
         let checked = self.check_response(caller, input);
         let response = self
@@ -496,7 +507,7 @@ impl Broker {
             .audited(caller, Operation::Respond, Some(id), outcome)
             .await?
         {
-            Outcome::Appended { index } => Ok((index, time_ms)),
+            Outcome::Appended { index, receipt } => Ok((index, time_ms, receipt)),
             _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
         }
     }
@@ -695,7 +706,7 @@ impl Broker {
         };
         let outcome = self.ledger.submit(Command::Protocol { record }).await;
         match self.audited(caller, op, None, outcome).await? {
-            Outcome::Appended { index } => Ok(index),
+            Outcome::Appended { index, .. } => Ok(index),
             _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
         }
     }

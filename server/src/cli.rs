@@ -13,8 +13,12 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Configuration file (TOML).
-    #[arg(long, required_unless_present = "dev", conflicts_with = "dev")]
+    #[arg(long, required_unless_present_any = ["dev", "verify_log"], conflicts_with_all = ["dev", "verify_log"])]
     config: Option<PathBuf>,
+    /// Verify the log in this data directory offline (checksums, encodings, and the Merkle root
+    /// against the last signed checkpoint), print the result and exit.
+    #[arg(long, value_name = "DATA_DIR", conflicts_with = "dev")]
+    verify_log: Option<PathBuf>,
     /// First-run defaults: make the development PKI in ./certs-dev/out if missing, load the
     /// sample registry, listen on 127.0.0.1:50051, keep data in ./data.
     #[arg(long)]
@@ -38,6 +42,21 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    if let Some(dir) = &args.verify_log {
+        return match crate::store::verify::verify_data_dir(dir) {
+            Ok(v) => {
+                println!(
+                    "log verified: {} records; the signed checkpoint of size {} matches",
+                    v.records, v.checkpoint_size
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("log verification FAILED: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match &args.config {
         Some(path) => Config::load(path),
         None => Config::dev(&args.data_dir, args.listen),

@@ -4,6 +4,7 @@
 //! listen = "127.0.0.1:50051"     # address to listen on (TLS only; there is no plaintext port)
 //! data_dir = "data"              # log, bodies, views and keys
 //! trust_domain = "infoshare.dev" # SPIFFE trust domain of client identities
+//! log_origin = "infoshare.dev/log" # audit log origin (checkpoint first line, signing key name)
 //!
 //! [tls]
 //! ca = "certs/ca.pem"            # CA bundle client certificates must chain to
@@ -32,6 +33,10 @@ pub struct Config {
     /// SPIFFE trust domain.
     #[serde(default = "default_trust_domain")]
     pub trust_domain: String,
+    /// The audit log's origin: the first line of its checkpoints and the name of its signing
+    /// key. Unique per deployment.
+    #[serde(default = "default_log_origin")]
+    pub log_origin: String,
     /// TLS files.
     pub tls: TlsFiles,
     /// Registry files.
@@ -56,6 +61,10 @@ pub struct TlsFiles {
 pub struct RegistryFiles {
     /// The agency registry.
     pub agencies: PathBuf,
+}
+
+fn default_log_origin() -> String {
+    "infoshare.dev/log".to_string()
 }
 
 fn default_trust_domain() -> String {
@@ -135,6 +144,7 @@ impl Config {
             listen,
             data_dir: data_dir.to_path_buf(),
             trust_domain: default_trust_domain(),
+            log_origin: default_log_origin(),
             tls: TlsFiles {
                 ca: pki.join("ca/ca.pem"),
                 cert: pki.join("server/cert.pem"),

@@ -155,7 +155,8 @@ pub fn commitment(salt: &[u8; 32], body: &[u8]) -> Digest32 {
         .expect("SHA-256 is 32 bytes")
 }
 
-fn write_new_secret(path: &Path, secret: &[u8]) -> std::io::Result<()> {
+/// Writes a new secret file with mode 0600 (fails if it exists).
+pub(crate) fn write_new_secret(path: &Path, secret: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {

@@ -48,6 +48,14 @@ pub enum BrokerError {
     /// A bug or an inconsistency between the log and the views.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A refusal that was logged: the error, with the receipt of its Denied record.
+    #[error("{error}")]
+    Logged {
+        /// The refusal.
+        error: Box<BrokerError>,
+        /// Proof that the refusal is in the log.
+        receipt: Box<crate::store::ledger::Receipt>,
+    },
 }
 
 impl BrokerError {
@@ -71,6 +79,7 @@ impl BrokerError {
             BrokerError::Conflict(_) => "IDEMPOTENCY_KEY_REUSED",
             BrokerError::Unavailable(_) => "STORAGE_UNAVAILABLE",
             BrokerError::Internal(_) => "INTERNAL",
+            BrokerError::Logged { error, .. } => error.reason_code(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //!   the sled [`views`] derived from them.
 
 pub mod access;
+pub mod audit;
 pub mod broker;
 pub mod cli;
 pub mod codec;

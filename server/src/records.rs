@@ -31,6 +31,11 @@
 //!            disclosed:list8<category:str8 classification:u8> consultation:u8 (0 none)
 //!            idempotency:[32] body_commitment:[32]
 //! event 10 DisclosureAcknowledged request_id:[16]
+//! event 11 AuditQueried (the actor is the auditor)
+//!            query:u8 (1 query, 2 subject timeline, 3 export, 4 records by index)
+//!            subjects:list8<[32]> agency:str8 staff:opt<[32]> protocol_id:str8
+//!            authority:u8 (0 any) event:u8 (0 any) decision:str8 since_ms:u64 until_ms:u64
+//!            result_count:u32
 //! ```
 //!
 //! A protocol document is a governance document (parties, purposes, categories, contacts of
@@ -121,6 +126,66 @@ pub enum Event {
         /// The exchange.
         request_id: RequestId,
     },
+    /// An auditor queried the log.
+    AuditQueried(AuditQueried),
+}
+
+/// What an auditor asked (identifiers only as pseudonyms) and how many records it got.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AuditQueried {
+    /// 1 query, 2 subject timeline, 3 export, 4 records by index.
+    pub query: u8,
+    /// Subject pseudonyms asked about.
+    pub subjects: Vec<Pseudonym>,
+    /// Agency asked about (empty: any).
+    pub agency: String,
+    /// Staff pseudonym asked about.
+    pub staff: Option<Pseudonym>,
+    /// Protocol asked about (empty: any).
+    pub protocol_id: String,
+    /// Authority asked about.
+    pub authority: Option<Authority>,
+    /// Event type code asked about (0: any).
+    pub event: u8,
+    /// Decision asked about (empty: any).
+    pub decision: String,
+    /// Time range asked about (0: open).
+    pub since_ms: u64,
+    /// Time range asked about (0: open).
+    pub until_ms: u64,
+    /// Records returned.
+    pub result_count: u32,
+}
+
+/// Stable names of the event types, by code.
+pub const EVENT_TYPES: [(u8, &str); 11] = [
+    (1, "request-submitted"),
+    (2, "request-acknowledged"),
+    (3, "response-submitted"),
+    (4, "response-acknowledged"),
+    (5, "denied"),
+    (6, "protocol-registered"),
+    (7, "protocol-approved"),
+    (8, "protocol-state-changed"),
+    (9, "disclosure-submitted"),
+    (10, "disclosure-acknowledged"),
+    (11, "audit-query"),
+];
+
+/// The event type code with this name.
+pub fn event_code(name: &str) -> Option<u8> {
+    EVENT_TYPES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(c, _)| *c)
+}
+
+/// The name of an event type code.
+pub fn event_name(code: u8) -> &'static str {
+    EVENT_TYPES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("unknown", |(_, n)| n)
 }
 
 /// A change to the protocol register.
@@ -265,6 +330,7 @@ impl Event {
             Event::Protocol(ProtocolEvent::StateChanged { .. }) => 8,
             Event::DisclosureSubmitted(_) => 9,
             Event::DisclosureAcknowledged { .. } => 10,
+            Event::AuditQueried(_) => 11,
         }
     }
 
@@ -279,6 +345,7 @@ impl Event {
             Event::Protocol(_) => None,
             Event::DisclosureSubmitted(d) => Some(d.request_id),
             Event::DisclosureAcknowledged { request_id } => Some(*request_id),
+            Event::AuditQueried(_) => None,
         }
     }
 }
@@ -337,6 +404,24 @@ impl Record {
                 w.u8(d.consultation.map_or(0, Consultation::code))
                     .fixed(&d.idempotency)
                     .fixed(&d.body_commitment);
+            }
+            Event::AuditQueried(q) => {
+                w.u8(q.query).count8(q.subjects.len());
+                for s in &q.subjects {
+                    w.fixed(s);
+                }
+                w.str8(&q.agency);
+                match &q.staff {
+                    Some(s) => w.u8(1).fixed(s),
+                    None => w.u8(0),
+                };
+                w.str8(&q.protocol_id)
+                    .u8(q.authority.map_or(0, Authority::code))
+                    .u8(q.event)
+                    .str8(&q.decision)
+                    .u64(q.since_ms)
+                    .u64(q.until_ms)
+                    .u32(q.result_count);
             }
             Event::ResponseSubmitted(r) => {
                 w.fixed(&r.request_id.0)
@@ -515,6 +600,43 @@ impl Record {
             10 => Event::DisclosureAcknowledged {
                 request_id: RequestId(r.fixed()?),
             },
+            11 => {
+                let query = r.u8()?;
+                let n = r.count8()?;
+                let subjects = (0..n).map(|_| r.fixed()).collect::<Result<_, _>>()?;
+                let agency = r.str8()?;
+                let staff = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.fixed()?),
+                    code => {
+                        return Err(DecodeError::UnknownCode {
+                            field: "staff presence",
+                            code,
+                        });
+                    }
+                };
+                let protocol_id = r.str8()?;
+                let authority = match r.u8()? {
+                    0 => None,
+                    code => Some(Authority::from_code(code).ok_or(DecodeError::UnknownCode {
+                        field: "authority",
+                        code,
+                    })?),
+                };
+                Event::AuditQueried(AuditQueried {
+                    query,
+                    subjects,
+                    agency,
+                    staff,
+                    protocol_id,
+                    authority,
+                    event: r.u8()?,
+                    decision: r.str8()?,
+                    since_ms: r.u64()?,
+                    until_ms: r.u64()?,
+                    result_count: r.u32()?,
+                })
+            }
             code => {
                 return Err(DecodeError::UnknownCode {
                     field: "event",
@@ -663,6 +785,20 @@ pub(crate) mod tests {
         r.event = Event::DisclosureAcknowledged {
             request_id: RequestId([8; 16]),
         };
+        out.push(r.clone());
+        r.event = Event::AuditQueried(AuditQueried {
+            query: 2,
+            subjects: vec![[9; 32]],
+            agency: "police".into(),
+            staff: Some([3; 32]),
+            protocol_id: "attendance".into(),
+            authority: Some(Authority::FvaS20),
+            event: 3,
+            decision: "decline".into(),
+            since_ms: 1,
+            until_ms: 2,
+            result_count: 7,
+        });
         out.push(r);
         out
     }

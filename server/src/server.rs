@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use infoshare_proto::v1::audit_service_server::AuditServiceServer;
 use infoshare_proto::v1::exchange_service_server::ExchangeServiceServer;
 use infoshare_proto::v1::identity_service_server::IdentityServiceServer;
 use infoshare_proto::v1::protocol_service_server::ProtocolServiceServer;
@@ -13,6 +14,7 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::registry::Registry;
+use crate::service::audit::AuditApi;
 use crate::service::exchange::ExchangeApi;
 use crate::service::identity::IdentityApi;
 use crate::service::protocol::ProtocolApi;
@@ -61,6 +63,11 @@ impl Prepared {
             .add_service(
                 ProtocolServiceServer::new(ProtocolApi::new(self.broker.clone()))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                AuditServiceServer::new(AuditApi::new(self.broker.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(64 << 20),
             )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
@@ -125,7 +132,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         .map_err(|e| start_err!("keys", e))?;
     let tls = crate::tls::server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)
         .map_err(|e| start_err!("tls", e))?;
-    let (ledger, report) = open_ledger(&config.data_dir)?;
+    let (ledger, report) = open_ledger(&config.data_dir, &config.log_origin)?;
     tracing::info!(
         records = report.records,
         bodies = report.bodies,
@@ -135,6 +142,15 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         truncated_body_bytes = report.truncated.1,
         agencies = registry.agency_count(),
         "ledger open"
+    );
+    // Auditors pin this key to verify checkpoints, receipts and evidence bundles offline.
+    tracing::info!(
+        verifier_key = ledger.verifier_key(),
+        "audit log signing key"
+    );
+    println!(
+        "infoshare-server log verifier key {}",
+        ledger.verifier_key()
     );
     let listener = TcpListener::bind(config.listen)
         .await
@@ -147,8 +163,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     })
 }
 
-fn open_ledger(data_dir: &Path) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
+fn open_ledger(
+    data_dir: &Path,
+    origin: &str,
+) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| start_err!("data directory", format!("{}: {e}", data_dir.display())))?;
-    Ledger::open(data_dir).map_err(|e| start_err!("ledger", e))
+    Ledger::open(data_dir, origin).map_err(|e| start_err!("ledger", e))
 }

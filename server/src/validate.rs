@@ -416,6 +416,11 @@ fn subject(field: &str, s: Option<&v1::Subject>) -> Result<ValidSubject> {
     })
 }
 
+/// Checks a subject as an auditor gives it (the same normalisation as a request's).
+pub fn subject_for_audit(field: &str, s: &v1::Subject) -> Result<ValidSubject> {
+    subject(field, Some(s))
+}
+
 /// A checked proactive disclosure.
 #[derive(Debug, Clone)]
 pub struct ValidDisclosure {

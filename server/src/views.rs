@@ -9,6 +9,12 @@
 //! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
+//! xr ‖ index:u64be                     → every record (for audit reads and receipts)
+//! xs ‖ subject pseudonym ‖ index       → audit index by subject
+//! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
+//! xf ‖ staff pseudonym ‖ index         → audit index by staff member
+//! xp ‖ protocol ‖ 0x00 ‖ index         → audit index by protocol
+//! xe ‖ event code ‖ index              → audit index by event type
 //! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -161,6 +167,73 @@ pub fn idempotency_key(agency: &str, hash: &[u8; 32]) -> Vec<u8> {
     [b"k".as_slice(), agency.as_bytes(), &[0], hash].concat()
 }
 
+/// Key of a record by log index.
+pub fn record_key(index: u64) -> Vec<u8> {
+    [b"xr".as_slice(), &index.to_be_bytes()].concat()
+}
+
+/// Audit index prefixes.
+pub mod audit_index {
+    /// By subject pseudonym.
+    pub fn subject(pseudonym: &[u8; 32]) -> Vec<u8> {
+        [b"xs".as_slice(), pseudonym].concat()
+    }
+    /// By agency.
+    pub fn agency(agency: &str) -> Vec<u8> {
+        [b"xa".as_slice(), agency.as_bytes(), &[0]].concat()
+    }
+    /// By staff pseudonym.
+    pub fn staff(pseudonym: &[u8; 32]) -> Vec<u8> {
+        [b"xf".as_slice(), pseudonym].concat()
+    }
+    /// By protocol.
+    pub fn protocol(id: &str) -> Vec<u8> {
+        [b"xp".as_slice(), id.as_bytes(), &[0]].concat()
+    }
+    /// By event type.
+    pub fn event(code: u8) -> Vec<u8> {
+        [b"xe".as_slice(), &[code]].concat()
+    }
+    /// Every record.
+    pub fn all() -> Vec<u8> {
+        b"xr".to_vec()
+    }
+}
+
+/// Adds a record to the record store and the audit indexes.
+fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record, raw: &[u8]) {
+    use audit_index as x;
+    let at = index.to_be_bytes();
+    let mut put = |prefix: Vec<u8>| kv.put([prefix.as_slice(), &at].concat(), Vec::new());
+    put(x::event(record.event.code()));
+    put(x::agency(&record.actor.id));
+    match &record.event {
+        Event::RequestSubmitted(r) => {
+            r.subjects.iter().for_each(|s| put(x::subject(s)));
+            put(x::agency(&r.recipient));
+            put(x::staff(&r.staff));
+            put(x::protocol(&r.protocol_id));
+        }
+        Event::DisclosureSubmitted(d) => {
+            d.subjects.iter().for_each(|s| put(x::subject(s)));
+            put(x::agency(&d.recipient));
+            put(x::staff(&d.staff));
+            put(x::protocol(&d.protocol_id));
+        }
+        Event::ResponseSubmitted(r) => {
+            put(x::agency(&r.requester));
+            put(x::staff(&r.staff));
+        }
+        Event::Protocol(
+            crate::records::ProtocolEvent::Registered { protocol_id, .. }
+            | crate::records::ProtocolEvent::Approved { protocol_id, .. }
+            | crate::records::ProtocolEvent::StateChanged { protocol_id, .. },
+        ) => put(x::protocol(protocol_id)),
+        _ => {}
+    }
+    kv.put(record_key(index), raw.to_vec());
+}
+
 /// Prefix of the protocol register records.
 pub const PROTOCOL_RECORDS: &[u8] = b"q";
 
@@ -209,6 +282,7 @@ pub fn apply(
     record: &Record,
     raw: &[u8],
 ) -> Result<(), ViewError> {
+    index_for_audit(kv, index, record, raw);
     if let Event::Protocol(_) = record.event {
         kv.put(protocol_record_key(index), raw.to_vec());
         return Ok(());
@@ -217,7 +291,7 @@ pub fn apply(
         return Ok(());
     };
     if matches!(record.event, Event::Denied(_)) {
-        // Refusals change no state; the audit indexes of a later issue read them.
+        // Refusals change no state; only the audit indexes above record them.
         return Ok(());
     }
     let mut timeline_key = timeline_prefix(&id);
@@ -282,7 +356,9 @@ pub fn apply(
             set_acknowledged(kv, &meta.requester, meta.response_idx)?;
             kv.put(meta_key(&id), meta.encode());
         }
-        Event::Denied(_) | Event::Protocol(_) => unreachable!("handled above"),
+        Event::Denied(_) | Event::Protocol(_) | Event::AuditQueried(_) => {
+            unreachable!("handled above")
+        }
     }
     kv.put(timeline_key, raw.to_vec());
     Ok(())

@@ -84,7 +84,7 @@ impl Tree {
             }
             self.levels[level].push(hash);
             let len = self.levels[level].len();
-            if len % 2 == 1 {
+            if !len.is_multiple_of(2) {
                 break;
             }
             hash = node_hash(&self.levels[level][len - 2], &self.levels[level][len - 1]);
@@ -98,7 +98,7 @@ impl Tree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             if let Some(h) = self
                 .levels

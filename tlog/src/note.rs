@@ -72,9 +72,8 @@ impl Checkpoint {
             .ok_or(NoteError::Format("no origin"))?;
         let size = lines
             .next()
-            .and_then(|l| {
-                (!l.starts_with('+') && !(l.len() > 1 && l.starts_with('0'))).then_some(l)
-            })
+            // Canonical decimal only: no sign, no leading zeros.
+            .filter(|l| !(l.starts_with('+') || l.len() > 1 && l.starts_with('0')))
             .and_then(|l| l.parse::<u64>().ok())
             .ok_or(NoteError::Format("bad tree size"))?;
         let root: Hash = lines

@@ -1,5 +1,6 @@
 //! The `infoshare` command line: argument parsing and dispatch (output in `output`).
 
+mod audit;
 mod output;
 mod parse;
 
@@ -67,6 +68,9 @@ enum Cmd {
     /// revoke (administrators).
     #[command(subcommand)]
     Protocol(ProtocolCmd),
+    /// The audit log (auditors): query, timeline, verify, export, verify-bundle.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Subcommand)]
@@ -340,6 +344,11 @@ async fn protocol(client: &Client, cmd: ProtocolCmd, out: &Output) -> Result<(),
 }
 
 async fn run(cli: Cli, out: &Output) -> Result<(), String> {
+    if let Cmd::Audit(a) = &cli.command
+        && let Some(result) = audit::offline(a, out)
+    {
+        return result;
+    }
     let dir = cli
         .identity
         .ok_or("no identity: pass --identity DIR or set INFOSHARE_IDENTITY")?;
@@ -437,6 +446,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
             out.disclosed(&done, &key);
         }
         Cmd::Protocol(p) => protocol(&client, p, out).await.map_err(e)?,
+        Cmd::Audit(a) => audit::run(&client, a, out).await?,
     }
     Ok(())
 }

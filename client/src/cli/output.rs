@@ -11,6 +11,10 @@ pub struct Output {
     json: bool,
 }
 
+fn hex_str(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn time(ts: &Option<prost_types::Timestamp>) -> String {
     match ts {
         Some(t) if t.seconds >= 0 => {
@@ -363,6 +367,184 @@ impl Output {
         }
         println!();
         print!("{}", r.document_toml);
+    }
+
+    pub fn log_info(&self, info: &api::GetLogInfoResponse, cp: &infoshare_tlog::Checkpoint) {
+        if self.json {
+            return self.emit(json!({
+                "origin": info.origin,
+                "verifier_key": info.verifier_key,
+                "size": cp.size,
+                "root": hex_str(&cp.root),
+                "checkpoint": info.checkpoint,
+            }));
+        }
+        println!("origin       {}", info.origin);
+        println!("verifier key {}", info.verifier_key);
+        println!("size         {}", cp.size);
+        println!("root         {}", hex_str(&cp.root));
+    }
+
+    pub fn audit_records(&self, r: &api::AuditRecordsResponse, cp: &infoshare_tlog::Checkpoint) {
+        if self.json {
+            return self.emit(json!({
+                "checkpoint_size": cp.size,
+                "verified": true,
+                "records": r.records.iter().map(|x| {
+                    let s = x.summary.clone().unwrap_or_default();
+                    json!({
+                        "log_index": x.log_index,
+                        "event_type": s.event_type,
+                        "at": time(&s.at),
+                        "actor": s.actor,
+                        "actor_certificate_sha256": s.actor_certificate_sha256,
+                        "request_id": s.request_id,
+                        "counterpart": s.counterpart,
+                        "protocol_id": s.protocol_id,
+                        "protocol_version": s.protocol_version,
+                        "authority": name_of!(api::LegalAuthority, s.authority),
+                        "purpose": s.purpose,
+                        "categories": s.categories,
+                        "disclosed": s.disclosed.iter().map(|d| json!({
+                            "category": d.category,
+                            "classification": name_of!(api::Classification, d.classification),
+                        })).collect::<Vec<_>>(),
+                        "decision": s.decision,
+                        "reason_code": s.reason_code,
+                        "rule": s.rule,
+                        "subject_pseudonyms": s.subject_pseudonyms,
+                        "staff_pseudonym": s.staff_pseudonym,
+                        "result_count": s.result_count,
+                    })
+                }).collect::<Vec<_>>(),
+                "next_after_index": r.next_after_index,
+                "more": r.more,
+            }));
+        }
+        let rows: Vec<Vec<String>> = r
+            .records
+            .iter()
+            .map(|x| {
+                let s = x.summary.clone().unwrap_or_default();
+                let what = if !s.disclosed.is_empty() {
+                    s.disclosed
+                        .iter()
+                        .map(|d| {
+                            format!(
+                                "{}[{}]",
+                                d.category,
+                                name_of!(api::Classification, d.classification)
+                                    .trim_start_matches("CLASSIFICATION_")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else if !s.categories.is_empty() {
+                    s.categories.join(",")
+                } else {
+                    s.rule.clone()
+                };
+                vec![
+                    x.log_index.to_string(),
+                    time(&s.at),
+                    s.event_type,
+                    s.actor,
+                    s.counterpart,
+                    s.protocol_id,
+                    [s.decision, s.reason_code]
+                        .iter()
+                        .filter(|x| !x.is_empty())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    what,
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "INDEX",
+                "AT",
+                "EVENT",
+                "ACTOR",
+                "OTHER PARTY",
+                "PROTOCOL",
+                "DECISION",
+                "WHAT",
+            ],
+            &rows,
+        );
+        println!(
+            "{} records; every inclusion proof verified against the signed checkpoint of size {}",
+            r.records.len(),
+            cp.size
+        );
+        if r.more {
+            println!("more: --after {}", r.next_after_index);
+        }
+    }
+
+    pub fn log_verified(
+        &self,
+        new: &infoshare_tlog::Checkpoint,
+        old: Option<&infoshare_tlog::Checkpoint>,
+    ) {
+        if self.json {
+            return self.emit(json!({
+                "verified": true,
+                "size": new.size,
+                "root": hex_str(&new.root),
+                "previous_size": old.map(|o| o.size),
+            }));
+        }
+        match old {
+            Some(o) => println!(
+                "log verified: size {} is consistent with the checkpoint of size {} seen before",
+                new.size, o.size
+            ),
+            None => println!(
+                "log key pinned; checkpoint of size {} stored for the next verify",
+                new.size
+            ),
+        }
+    }
+
+    pub fn exported(&self, path: &std::path::Path, cp: &infoshare_tlog::Checkpoint, n: usize) {
+        if self.json {
+            return self.emit(json!({ "file": path.display().to_string(), "records": n, "checkpoint_size": cp.size }));
+        }
+        println!(
+            "{n} records exported to {} (checkpoint size {})",
+            path.display(),
+            cp.size
+        );
+    }
+
+    pub fn bundle_verified(
+        &self,
+        b: &api::EvidenceBundle,
+        cp: &infoshare_tlog::Checkpoint,
+        n: usize,
+        pinned: bool,
+    ) {
+        if self.json {
+            return self.emit(json!({
+                "verified": true,
+                "origin": b.origin,
+                "records": n,
+                "checkpoint_size": cp.size,
+                "key_pinned": pinned,
+            }));
+        }
+        println!(
+            "bundle verified: {n} records of {} in the signed checkpoint of size {}",
+            b.origin, cp.size
+        );
+        if !pinned {
+            println!(
+                "note: verified with the bundle's own key; pass --key with the log's published verifier key to pin it"
+            );
+        }
     }
 
     pub fn inbox_header(&self) {

@@ -10,6 +10,16 @@ use crate::protocol::{Entry, ProtocolState};
 use crate::records::{Event, Record};
 use crate::store::bodies::BodyEntry;
 
+/// A receipt.
+pub fn receipt(r: &crate::store::ledger::Receipt) -> v1::Receipt {
+    v1::Receipt {
+        log_index: r.log_index,
+        checkpoint: r.checkpoint.to_string(),
+        inclusion_proof: r.proof.iter().map(|h| h.to_vec()).collect(),
+        record: r.record.clone(),
+    }
+}
+
 /// A Unix-milliseconds time as a protobuf Timestamp.
 pub fn timestamp(ms: u64) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -76,7 +86,7 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
         Event::ResponseAcknowledged { .. } => v1::EventKind::ResponseAcknowledged,
         Event::DisclosureSubmitted(_) => v1::EventKind::DisclosureSubmitted,
         Event::DisclosureAcknowledged { .. } => v1::EventKind::DisclosureAcknowledged,
-        Event::Denied(_) | Event::Protocol(_) => return None,
+        Event::Denied(_) | Event::Protocol(_) | Event::AuditQueried(_) => return None,
     };
     Some(v1::TimelineEvent {
         log_index: index,

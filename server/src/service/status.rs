@@ -16,6 +16,10 @@ pub const ERROR_DOMAIN: &str = "infoshare.nz";
 
 impl From<BrokerError> for Status {
     fn from(e: BrokerError) -> Self {
+        let (e, receipt) = match e {
+            BrokerError::Logged { error, receipt } => (*error, Some(receipt)),
+            e => (e, None),
+        };
         let code = match &e {
             BrokerError::InvalidArgument { .. } => Code::InvalidArgument,
             BrokerError::Unauthenticated(_) => Code::Unauthenticated,
@@ -29,10 +33,22 @@ impl From<BrokerError> for Status {
             BrokerError::Conflict(_) => Code::AlreadyExists,
             BrokerError::Unavailable(_) => Code::Unavailable,
             BrokerError::Internal(_) => Code::Internal,
+            BrokerError::Logged { .. } => Code::Internal,
         };
         let mut metadata = HashMap::new();
         if let BrokerError::Denied(d) = &e {
             metadata.insert("rule".to_string(), d.rule.to_string());
+        }
+        if let Some(r) = receipt {
+            // The refusal's own receipt: proof that it was logged.
+            use base64::Engine;
+            use prost::Message;
+            metadata.insert("log_index".to_string(), r.log_index.to_string());
+            let encoded = super::convert::receipt(&r).encode_to_vec();
+            metadata.insert(
+                "receipt".to_string(),
+                base64::engine::general_purpose::STANDARD.encode(encoded),
+            );
         }
         let mut details = ErrorDetails::with_error_info(e.reason_code(), ERROR_DOMAIN, metadata);
         if let BrokerError::InvalidArgument { field, message } = &e {

@@ -27,6 +27,8 @@ use crate::store::bodies::{BODY_MAGIC, BodyEntry};
 use crate::store::segment::{self, SegmentError, SegmentLog};
 use crate::store::view_store::{Overlay, ViewStore};
 use crate::views::{self, KvRead, ViewError};
+use infoshare_tlog::merkle::Hash;
+use infoshare_tlog::{Checkpoint, NoteSigner, NoteVerifier, Tree, leaf_hash};
 
 /// Magic of the log segments.
 pub const LOG_MAGIC: [u8; 8] = *b"ISLOGv01";
@@ -65,9 +67,9 @@ pub enum Command {
         /// The body.
         body: BodyEntry,
     },
-    /// Record a refusal.
-    Deny {
-        /// The record (event must be Denied).
+    /// Append a record that needs no state check (a refusal, an audit query).
+    Append {
+        /// The record.
         record: Record,
     },
     /// Change the protocol register (event must be a protocol event); checked against the
@@ -78,6 +80,30 @@ pub enum Command {
     },
 }
 
+/// Proof that a record is in the log: its index, a signed checkpoint covering it, the inclusion
+/// proof against that checkpoint, and the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The record's log index (leaf index + 1).
+    pub log_index: u64,
+    /// The signed checkpoint note.
+    pub checkpoint: Arc<str>,
+    /// The inclusion proof, leaf first.
+    pub proof: Vec<Hash>,
+    /// The record's bytes.
+    pub record: Vec<u8>,
+}
+
+/// The log's head: its Merkle tree and latest signed checkpoint (one per committed batch).
+pub struct LogHead {
+    /// Leaf hashes of every record (leaf i = log index i + 1).
+    pub tree: Tree,
+    /// The latest checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Its signed note.
+    pub note: Arc<str>,
+}
+
 /// What a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -85,6 +111,8 @@ pub enum Outcome {
     Appended {
         /// The record's log index.
         index: u64,
+        /// Its receipt.
+        receipt: Receipt,
     },
     /// An earlier request with the same idempotency key exists.
     Replayed {
@@ -128,6 +156,9 @@ pub struct Ledger {
     views: Arc<ViewStore>,
     bodies_dir: PathBuf,
     protocols: SharedProtocols,
+    head: Arc<RwLock<LogHead>>,
+    verifier_key: Arc<str>,
+    public_key: Arc<[u8]>,
 }
 
 /// The published protocol register: replaced whole after each batch that changes it.
@@ -156,6 +187,18 @@ pub enum OpenError {
     /// The protocol register records do not fold.
     #[error("protocol register: {0}")]
     Register(String),
+    /// The log signing key could not be loaded or made.
+    #[error("log signing key {path}: {message}")]
+    SigningKey {
+        /// The key file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The log does not match the last checkpoint this server signed: records were removed or
+    /// changed after they were acknowledged.
+    #[error("the log does not match its last signed checkpoint: {0}")]
+    Tampered(String),
     /// A record passed its checksum but does not decode.
     #[error("log record {index} does not decode: {error}")]
     Record {
@@ -185,7 +228,7 @@ impl From<ViewError> for ReplayError {
 impl Ledger {
     /// Opens the ledger in `data_dir` (subdirectories `log`, `bodies`, `views`) and starts its
     /// writer thread.
-    pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), OpenError> {
+    pub fn open(data_dir: &Path, origin: &str) -> Result<(Self, OpenReport), OpenError> {
         // One writer per data directory: a second server must not append to the log or, worse,
         // decide the views are unreadable and rebuild them under the first.
         let lock_path = data_dir.join("LOCK");
@@ -229,6 +272,28 @@ impl Ledger {
             rebuilt,
             truncated: (log_rec.truncated_bytes, body_rec.truncated_bytes),
         };
+        let signer = load_signer(&data_dir.join("keys/log-signing.pk8"), origin)?;
+        let mut tree = Tree::new();
+        log.for_each_from(1, |_, _, raw| {
+            tree.push(leaf_hash(raw));
+            Ok::<_, SegmentError>(())
+        })?;
+        let checkpoint_path = data_dir.join("checkpoint.note");
+        check_signed_checkpoint(&checkpoint_path, &signer, &tree)?;
+        let checkpoint = Checkpoint {
+            origin: origin.to_string(),
+            size: tree.size(),
+            root: tree.root(tree.size()).expect("size of the tree"),
+        };
+        let note: Arc<str> = signer.sign(&checkpoint).into();
+        store_checkpoint(&checkpoint_path, &note);
+        let verifier_key: Arc<str> = signer.verifier_key().into();
+        let public_key: Arc<[u8]> = signer.public_key().into();
+        let head = Arc::new(RwLock::new(LogHead {
+            tree,
+            checkpoint,
+            note,
+        }));
         let mut register = ProtocolStore::default();
         for record in views.protocol_records()? {
             register.apply(&record).map_err(OpenError::Register)?;
@@ -247,6 +312,9 @@ impl Ledger {
             poisoned: None,
             register,
             published: protocols.clone(),
+            head: head.clone(),
+            signer,
+            checkpoint_path,
         };
         std::thread::Builder::new()
             .name("infoshare-ledger".into())
@@ -259,6 +327,9 @@ impl Ledger {
                 views,
                 bodies_dir,
                 protocols,
+                head,
+                verifier_key,
+                public_key,
             },
             report,
         ))
@@ -273,6 +344,39 @@ impl Ledger {
             .map_err(|_| BrokerError::Unavailable("the ledger has stopped".into()))?;
         rx.await
             .map_err(|_| BrokerError::Unavailable("the ledger has stopped".into()))?
+    }
+
+    /// The log's head (tree and latest checkpoint), for proofs.
+    pub fn head(&self) -> std::sync::RwLockReadGuard<'_, LogHead> {
+        self.head.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log's verifier key (C2SP note format).
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    /// The log's raw Ed25519 public key.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    /// A receipt for the record at `log_index`, against the latest checkpoint.
+    pub fn receipt(&self, log_index: u64) -> Result<Receipt, BrokerError> {
+        let record = self.views.record(log_index)?.ok_or_else(|| {
+            BrokerError::Internal(format!("record {log_index} missing from views"))
+        })?;
+        let head = self.head();
+        let proof = head
+            .tree
+            .inclusion_proof(log_index - 1, head.checkpoint.size)
+            .ok_or_else(|| BrokerError::Internal(format!("record {log_index} beyond the tree")))?;
+        Ok(Receipt {
+            log_index,
+            checkpoint: head.note.clone(),
+            proof,
+            record,
+        })
     }
 
     /// The protocol register as of the last committed batch.
@@ -376,6 +480,76 @@ struct Writer {
     register: ProtocolStore,
     /// The register readers see, replaced after a batch that changed it commits.
     published: SharedProtocols,
+    /// The Merkle tree and latest checkpoint, shared with readers.
+    head: Arc<RwLock<LogHead>>,
+    /// Signs one checkpoint per batch.
+    signer: NoteSigner,
+    /// Where the latest checkpoint is kept, to detect truncation on start-up.
+    checkpoint_path: PathBuf,
+}
+
+/// A decided command, before its batch is durable.
+enum Pending {
+    Appended(u64),
+    Done(Outcome),
+}
+
+/// Loads the log signing key (PKCS#8), making one (mode 0600) on first start.
+fn load_signer(path: &Path, origin: &str) -> Result<NoteSigner, OpenError> {
+    let err = |message: String| OpenError::SigningKey {
+        path: path.display().to_string(),
+        message,
+    };
+    let pkcs8 = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let fresh = NoteSigner::generate_pkcs8().map_err(|e| err(e.to_string()))?;
+            crate::crypto::write_new_secret(path, &fresh).map_err(|e| err(e.to_string()))?;
+            fresh
+        }
+        Err(e) => return Err(err(e.to_string())),
+    };
+    NoteSigner::new(origin, &pkcs8).map_err(|e| err(e.to_string()))
+}
+
+/// Refuses a log that does not contain what the last signed checkpoint covered.
+fn check_signed_checkpoint(path: &Path, signer: &NoteSigner, tree: &Tree) -> Result<(), OpenError> {
+    let Ok(note) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let verifier = NoteVerifier::parse(&signer.verifier_key())
+        .map_err(|e| OpenError::Tampered(e.to_string()))?;
+    let checkpoint = verifier.verify(&note).map_err(|e| {
+        OpenError::Tampered(format!(
+            "{} is not signed by this log's key ({e})",
+            path.display()
+        ))
+    })?;
+    if checkpoint.size > tree.size() {
+        return Err(OpenError::Tampered(format!(
+            "the log holds {} records but checkpoint {} was signed over {}: records were removed",
+            tree.size(),
+            path.display(),
+            checkpoint.size
+        )));
+    }
+    if tree.root(checkpoint.size) != Some(checkpoint.root) {
+        return Err(OpenError::Tampered(format!(
+            "the first {} records no longer hash to the signed root: a record was changed",
+            checkpoint.size
+        )));
+    }
+    Ok(())
+}
+
+/// Keeps the latest checkpoint beside the log (replaced atomically; not synced, because a lost
+/// update only weakens truncation detection to the previous batch, and the same checkpoint is
+/// re-signed identically from the log).
+fn store_checkpoint(path: &Path, note: &str) {
+    let tmp = path.with_extension("tmp");
+    if let Err(e) = std::fs::write(&tmp, note).and_then(|()| std::fs::rename(&tmp, path)) {
+        tracing::warn!(error = %e, "could not store the latest checkpoint");
+    }
 }
 
 /// What deciding one command produced.
@@ -408,7 +582,7 @@ impl Writer {
         }
         let views = self.views.clone();
         let mut ov = views.overlay();
-        let mut results: Vec<Result<Outcome, BrokerError>> = Vec::with_capacity(jobs.len());
+        let mut results: Vec<Result<Pending, BrokerError>> = Vec::with_capacity(jobs.len());
         let mut raws: Vec<Vec<u8>> = Vec::new();
         let mut bodies: Vec<BodyEntry> = Vec::new();
         let mut pending_bodies: HashMap<(RequestId, MessageKind), usize> = HashMap::new();
@@ -443,12 +617,12 @@ impl Writer {
                                 pending_bodies.insert((b.request_id, b.kind), bodies.len());
                                 bodies.push(b);
                             }
-                            Ok(Outcome::Appended { index })
+                            Ok(Pending::Appended(index))
                         }
                         Err(e) => Err(e.into()),
                     }
                 }
-                Ok(Step::Done(outcome)) => Ok(outcome),
+                Ok(Step::Done(outcome)) => Ok(Pending::Done(outcome)),
                 Err(e) => Err(e),
             });
         }
@@ -471,9 +645,42 @@ impl Writer {
         if !raws.is_empty() {
             self.applied.send_replace(self.log.next_index() - 1);
         }
+        let head = self.head.read().unwrap_or_else(|e| e.into_inner());
         for (job, result) in jobs.drain(..).zip(results) {
-            let _ = job.reply.send(result);
+            let reply = result.map(|pending| match pending {
+                Pending::Done(outcome) => outcome,
+                Pending::Appended(index) => Outcome::Appended {
+                    index,
+                    receipt: Receipt {
+                        log_index: index,
+                        checkpoint: head.note.clone(),
+                        proof: head
+                            .tree
+                            .inclusion_proof(index - 1, head.checkpoint.size)
+                            .expect("an appended record is in the tree"),
+                        record: raws[(index - first_index) as usize].clone(),
+                    },
+                },
+            });
+            let _ = job.reply.send(reply);
         }
+    }
+
+    /// Adds the batch's leaves to the tree and signs one checkpoint for the batch.
+    fn sign_batch(&mut self, raws: &[Vec<u8>]) {
+        let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+        for raw in raws {
+            head.tree.push(leaf_hash(raw));
+        }
+        let size = head.tree.size();
+        let checkpoint = Checkpoint {
+            origin: head.checkpoint.origin.clone(),
+            size,
+            root: head.tree.root(size).expect("size of the tree"),
+        };
+        head.note = self.signer.sign(&checkpoint).into();
+        head.checkpoint = checkpoint;
+        store_checkpoint(&self.checkpoint_path, &head.note);
     }
 
     /// Makes the batch durable, then applies it to the views.
@@ -492,6 +699,7 @@ impl Writer {
             ov.put_body(b.kind, &b.request_id, pos);
         }
         self.log.append(raws).map_err(|e| e.to_string())?;
+        self.sign_batch(raws);
         ov.set_marks(self.log.next_index() - 1, self.bodies.next_index() - 1);
         ov.commit().map_err(|e| e.to_string())
     }
@@ -641,7 +849,7 @@ fn decide(
             }
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
-        Command::Deny { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
         Command::Protocol { record } => {
             let approver = &record.actor.id;
             let mut record = record.clone();

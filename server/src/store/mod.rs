@@ -4,4 +4,5 @@
 pub mod bodies;
 pub mod ledger;
 pub mod segment;
+pub mod verify;
 pub mod view_store;

@@ -11,7 +11,7 @@ use crate::store::segment::Position;
 use crate::views::{self, InboxEntry, KvRead, KvWrite, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 2;
+const VIEW_FORMAT: u64 = 3;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -237,6 +237,25 @@ impl ViewStore {
                 Ok(Record::decode(&v)?)
             })
             .collect()
+    }
+
+    /// The record at a log index.
+    pub fn record(&self, index: u64) -> Result<Option<Vec<u8>>, ViewError> {
+        self.get(&views::record_key(index))
+    }
+
+    /// Log indexes under an audit index prefix, after `after`, ascending, at most `limit`.
+    pub fn indexed(&self, prefix: &[u8], after: u64, limit: usize) -> Result<Vec<u64>, ViewError> {
+        let start = [prefix, &after.saturating_add(1).to_be_bytes()].concat();
+        let mut out = Vec::new();
+        for item in self.tree.range(start..) {
+            let (k, _) = item.map_err(store_err)?;
+            if !k.starts_with(prefix) || k.len() != prefix.len() + 8 || out.len() == limit {
+                break;
+            }
+            out.push(u64::from_be_bytes(k[prefix.len()..].try_into().expect("8")));
+        }
+        Ok(out)
     }
 
     /// Where a body is, if it is stored.

@@ -83,6 +83,14 @@ impl TestEnv {
     pub fn start_bare(&self) -> TestServer {
         TestServer::start(self.root.path())
     }
+
+    /// Runs the server binary with `args` to completion (e.g. `--verify-log`).
+    pub fn run_server(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
 }
 
 /// A running server process; killed when dropped.
@@ -90,9 +98,13 @@ pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
     log: PathBuf,
+    /// The log verifier key the server printed at start-up.
+    pub verifier_key: String,
 }
 
 impl TestServer {
+    // The child is moved into the TestServer, whose Drop kills and waits for it.
+    #[allow(clippy::zombie_processes)]
     fn start(root: &Path) -> Self {
         let log = root.join(format!(
             "server-{}.log",
@@ -109,21 +121,30 @@ impl TestServer {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(addr) = line.trim().strip_prefix("infoshare-server listening on ") else {
-            let _ = child.kill();
-            panic!(
-                "server did not start: {line:?}\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Self {
-            addr: addr.parse().unwrap(),
-            child,
-            log,
+        // The server prints its log verifier key, then the address once it is ready.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut verifier_key = String::new();
+        loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let line = line.trim();
+            if let Some(key) = line.strip_prefix("infoshare-server log verifier key ") {
+                verifier_key = key.to_string();
+            } else if let Some(addr) = line.strip_prefix("infoshare-server listening on ") {
+                return Self {
+                    addr: addr.parse().unwrap(),
+                    child,
+                    log,
+                    verifier_key,
+                };
+            } else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
         }
     }
 

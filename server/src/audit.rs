@@ -1,0 +1,427 @@
+//! The auditor's queries over the log, in plain Rust: filters over records, answered from the
+//! derived audit indexes, each result with its inclusion proof against one signed checkpoint,
+//! and each query itself logged (who asked what — identifiers only as pseudonyms — and how many
+//! records it returned).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use infoshare_tlog::merkle::Hash;
+
+use crate::broker::{Broker, Caller, now_ms};
+use crate::crypto::Pseudonym;
+use crate::domain::{Authority, Decision};
+use crate::error::BrokerError;
+use crate::records::{AuditQueried, Event, Record, RequestId};
+use crate::store::ledger::{Command, Outcome};
+use crate::views::audit_index;
+
+/// Largest page of audit results.
+pub const PAGE_MAX: usize = 500;
+/// Most records an evidence bundle holds.
+pub const EXPORT_MAX: usize = 10_000;
+
+/// Conditions on records; all that are set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Any of these subject pseudonyms.
+    pub subjects: Vec<Pseudonym>,
+    /// The agency acted or was the other party.
+    pub agency: Option<String>,
+    /// The staff member (pseudonym).
+    pub staff: Option<Pseudonym>,
+    /// The protocol.
+    pub protocol: Option<String>,
+    /// The authority.
+    pub authority: Option<Authority>,
+    /// The event type code.
+    pub event: Option<u8>,
+    /// disclose, partial-disclose, decline or denied.
+    pub decision: Option<String>,
+    /// At or after (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Before (Unix ms).
+    pub until_ms: Option<u64>,
+}
+
+/// Which kind of audit query (the code logged in AuditQueried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// QueryRecords.
+    Query = 1,
+    /// SubjectTimeline.
+    Timeline = 2,
+    /// ExportBundle.
+    Export = 3,
+    /// GetRecords.
+    Range = 4,
+}
+
+/// (log index, raw record, decoded record, inclusion proof).
+pub type ProvenRecord = (u64, Vec<u8>, Record, Vec<Hash>);
+
+/// Records with proofs against one checkpoint.
+#[derive(Debug, Clone)]
+pub struct Proven {
+    /// The signed checkpoint note.
+    pub checkpoint: Arc<str>,
+    /// The records.
+    pub records: Vec<ProvenRecord>,
+    /// The last index examined (for paging).
+    pub next_after: u64,
+    /// Whether more may match.
+    pub more: bool,
+}
+
+fn counterpart(r: &Record) -> Option<&str> {
+    match &r.event {
+        Event::RequestSubmitted(x) => Some(&x.recipient),
+        Event::DisclosureSubmitted(x) => Some(&x.recipient),
+        Event::ResponseSubmitted(x) => Some(&x.requester),
+        _ => None,
+    }
+}
+
+/// The decision a record states, if any.
+pub fn decision_of(r: &Record) -> Option<&'static str> {
+    match &r.event {
+        Event::ResponseSubmitted(x) => Some(x.decision.as_str()),
+        Event::DisclosureSubmitted(_) => Some(Decision::Disclose.as_str()),
+        Event::Denied(_) => Some("denied"),
+        _ => None,
+    }
+}
+
+impl Filter {
+    /// Whether `r` meets every condition.
+    pub fn matches(&self, r: &Record) -> bool {
+        let (subjects, staff, protocol, authority): (&[Pseudonym], _, _, _) = match &r.event {
+            Event::RequestSubmitted(x) => (
+                &x.subjects,
+                Some(&x.staff),
+                Some(&x.protocol_id),
+                Some(x.authority),
+            ),
+            Event::DisclosureSubmitted(x) => (
+                &x.subjects,
+                Some(&x.staff),
+                Some(&x.protocol_id),
+                Some(x.authority),
+            ),
+            Event::ResponseSubmitted(x) => (&[], Some(&x.staff), None, None),
+            Event::Protocol(
+                crate::records::ProtocolEvent::Registered { protocol_id, .. }
+                | crate::records::ProtocolEvent::Approved { protocol_id, .. }
+                | crate::records::ProtocolEvent::StateChanged { protocol_id, .. },
+            ) => (&[], None, Some(protocol_id), None),
+            _ => (&[], None, None, None),
+        };
+        (self.subjects.is_empty() || subjects.iter().any(|s| self.subjects.contains(s)))
+            && self
+                .agency
+                .as_deref()
+                .is_none_or(|a| r.actor.id == a || counterpart(r) == Some(a))
+            && self.staff.is_none_or(|s| staff == Some(&s))
+            && self
+                .protocol
+                .as_deref()
+                .is_none_or(|p| protocol.map(String::as_str) == Some(p))
+            && self.authority.is_none_or(|a| authority == Some(a))
+            && self.event.is_none_or(|e| r.event.code() == e)
+            && self
+                .decision
+                .as_deref()
+                .is_none_or(|d| decision_of(r) == Some(d))
+            && self.since_ms.is_none_or(|t| r.time_ms >= t)
+            && self.until_ms.is_none_or(|t| r.time_ms < t)
+    }
+
+    /// The audit index prefixes that together hold every candidate (the most selective
+    /// condition's); the union is scanned and every condition checked.
+    fn index_prefixes(&self) -> Vec<Vec<u8>> {
+        if !self.subjects.is_empty() {
+            self.subjects.iter().map(audit_index::subject).collect()
+        } else if let Some(s) = &self.staff {
+            vec![audit_index::staff(s)]
+        } else if let Some(a) = &self.agency {
+            vec![audit_index::agency(a)]
+        } else if let Some(p) = &self.protocol {
+            vec![audit_index::protocol(p)]
+        } else if let Some(e) = self.event {
+            vec![audit_index::event(e)]
+        } else {
+            vec![audit_index::all()]
+        }
+    }
+
+    fn logged(&self, kind: QueryKind, result_count: usize) -> AuditQueried {
+        AuditQueried {
+            query: kind as u8,
+            subjects: self.subjects.clone(),
+            agency: self.agency.clone().unwrap_or_default(),
+            staff: self.staff,
+            protocol_id: self.protocol.clone().unwrap_or_default(),
+            authority: self.authority,
+            event: self.event.unwrap_or(0),
+            decision: self.decision.clone().unwrap_or_default(),
+            since_ms: self.since_ms.unwrap_or(0),
+            until_ms: self.until_ms.unwrap_or(0),
+            result_count: result_count.min(u32::MAX as usize) as u32,
+        }
+    }
+}
+
+impl Broker {
+    /// The log's origin, verifier key, public key and latest signed checkpoint.
+    pub fn log_info(&self) -> (String, String, Vec<u8>, Arc<str>) {
+        let head = self.ledger.head();
+        (
+            head.checkpoint.origin.clone(),
+            self.ledger.verifier_key().to_string(),
+            self.ledger.public_key().to_vec(),
+            head.note.clone(),
+        )
+    }
+
+    /// A consistency proof from `first` to `second` (0: latest), with both roots and the
+    /// latest checkpoint.
+    pub fn consistency(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<(Vec<Hash>, Hash, Hash, Arc<str>), BrokerError> {
+        let head = self.ledger.head();
+        let latest = head.checkpoint.size;
+        let second = if second == 0 { latest } else { second };
+        if first > second || second > latest {
+            return Err(BrokerError::invalid(
+                "first_size",
+                format!("sizes must satisfy first <= second <= {latest} (the latest checkpoint)"),
+            ));
+        }
+        let proof = head
+            .tree
+            .consistency_proof(first, second)
+            .expect("sizes checked");
+        let roots = (
+            head.tree.root(first).expect("sizes checked"),
+            head.tree.root(second).expect("sizes checked"),
+        );
+        Ok((proof, roots.0, roots.1, head.note.clone()))
+    }
+
+    /// Proves `indices` against the latest checkpoint.
+    fn prove(&self, indices: &[u64]) -> Result<(Arc<str>, Vec<ProvenRecord>), BrokerError> {
+        let head = self.ledger.head();
+        let size = head.checkpoint.size;
+        let mut out = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let raw = self.ledger.views().record(i)?.ok_or_else(|| {
+                BrokerError::Internal(format!("record {i} missing from the views"))
+            })?;
+            let record = Record::decode(&raw)
+                .map_err(|e| BrokerError::Internal(format!("record {i}: {e}")))?;
+            let proof = head.tree.inclusion_proof(i - 1, size).ok_or_else(|| {
+                BrokerError::Internal(format!("record {i} beyond the checkpoint"))
+            })?;
+            out.push((i, raw, record, proof));
+        }
+        Ok((head.note.clone(), out))
+    }
+
+    /// Logs an audit query: who asked (the actor), what, and how many records it returned.
+    async fn log_query(&self, caller: &Caller, logged: AuditQueried) -> Result<(), BrokerError> {
+        let record = Record {
+            time_ms: now_ms(),
+            actor: caller.actor(),
+            event: Event::AuditQueried(logged),
+        };
+        match self.ledger.submit(Command::Append { record }).await? {
+            Outcome::Appended { .. } => Ok(()),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    /// Matching log indexes after `after`, ascending, at most `limit`; the last index
+    /// examined; and whether the limit stopped the scan.
+    fn matching(
+        &self,
+        filter: &Filter,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, u64, bool), BrokerError> {
+        const STEP: usize = 1000;
+        let views = self.ledger.views();
+        let prefixes = filter.index_prefixes();
+        let mut found = Vec::new();
+        let mut cursor = after;
+        loop {
+            // The next STEP candidates of each prefix, merged. A prefix that returned a full
+            // STEP may hold more beyond its last one, so only candidates up to the lowest such
+            // horizon are complete in this round.
+            let mut candidates = BTreeSet::new();
+            let mut horizon = u64::MAX;
+            for p in &prefixes {
+                let got = views.indexed(p, cursor, STEP)?;
+                if got.len() == STEP {
+                    horizon = horizon.min(*got.last().expect("full"));
+                }
+                candidates.extend(got);
+            }
+            if candidates.is_empty() {
+                return Ok((found, cursor, false));
+            }
+            for i in candidates.into_iter().take_while(|&i| i <= horizon) {
+                let raw = views.record(i)?.ok_or_else(|| {
+                    BrokerError::Internal(format!("record {i} missing from the views"))
+                })?;
+                let record = Record::decode(&raw)
+                    .map_err(|e| BrokerError::Internal(format!("record {i}: {e}")))?;
+                if filter.matches(&record) {
+                    if found.len() == limit {
+                        return Ok((found, cursor, true));
+                    }
+                    found.push(i);
+                }
+                cursor = i;
+            }
+            if horizon == u64::MAX {
+                return Ok((found, cursor, false));
+            }
+        }
+    }
+
+    /// QueryRecords.
+    pub async fn audit_query(
+        &self,
+        caller: &Caller,
+        filter: &Filter,
+        after: u64,
+        page: usize,
+    ) -> Result<Proven, BrokerError> {
+        let (indices, next_after, more) = self.matching(filter, after, page.clamp(1, PAGE_MAX))?;
+        let (checkpoint, records) = self.prove(&indices)?;
+        self.log_query(caller, filter.logged(QueryKind::Query, records.len()))
+            .await?;
+        Ok(Proven {
+            checkpoint,
+            next_after: records.last().map_or(next_after, |r| r.0),
+            records,
+            more,
+        })
+    }
+
+    /// ExportBundle.
+    pub async fn audit_export(
+        &self,
+        caller: &Caller,
+        filter: &Filter,
+    ) -> Result<Proven, BrokerError> {
+        let (indices, next_after, more) = self.matching(filter, 0, EXPORT_MAX)?;
+        let (checkpoint, records) = self.prove(&indices)?;
+        self.log_query(caller, filter.logged(QueryKind::Export, records.len()))
+            .await?;
+        Ok(Proven {
+            checkpoint,
+            records,
+            next_after,
+            more,
+        })
+    }
+
+    /// SubjectTimeline: every request and disclosure about the subject, and every event about
+    /// those exchanges.
+    pub async fn audit_timeline(
+        &self,
+        caller: &Caller,
+        subjects: Vec<Pseudonym>,
+    ) -> Result<Proven, BrokerError> {
+        let filter = Filter {
+            subjects,
+            ..Filter::default()
+        };
+        let (direct, _, _) = self.matching(&filter, 0, EXPORT_MAX)?;
+        let views = self.ledger.views();
+        let mut all = BTreeSet::new();
+        let mut exchanges: BTreeSet<RequestId> = BTreeSet::new();
+        for &i in &direct {
+            all.insert(i);
+            if let Some(raw) = views.record(i)?
+                && let Ok(r) = Record::decode(&raw)
+            {
+                exchanges.extend(r.event.request_id());
+            }
+        }
+        for id in exchanges {
+            all.extend(views.timeline(&id)?.into_iter().map(|(i, _)| i));
+        }
+        let indices: Vec<u64> = all.into_iter().collect();
+        let (checkpoint, records) = self.prove(&indices)?;
+        self.log_query(caller, filter.logged(QueryKind::Timeline, records.len()))
+            .await?;
+        Ok(Proven {
+            checkpoint,
+            next_after: indices.last().copied().unwrap_or(0),
+            records,
+            more: false,
+        })
+    }
+
+    /// GetRecords: raw records by index range.
+    pub async fn audit_range(
+        &self,
+        caller: &Caller,
+        start: u64,
+        count: usize,
+    ) -> Result<Proven, BrokerError> {
+        if start == 0 {
+            return Err(BrokerError::invalid(
+                "start_index",
+                "log indexes start at 1",
+            ));
+        }
+        if count == 0 || count > PAGE_MAX {
+            return Err(BrokerError::invalid(
+                "count",
+                format!("must be 1..={PAGE_MAX}"),
+            ));
+        }
+        let size = self.ledger.head().checkpoint.size;
+        let end = start.saturating_add(count as u64).min(size + 1);
+        let indices: Vec<u64> = (start..end).collect();
+        let (checkpoint, records) = self.prove(&indices)?;
+        self.log_query(
+            caller,
+            Filter::default().logged(QueryKind::Range, records.len()),
+        )
+        .await?;
+        Ok(Proven {
+            checkpoint,
+            next_after: end.saturating_sub(1),
+            more: end <= size,
+            records,
+        })
+    }
+
+    /// Pseudonyms of a subject as an auditor identifies them: by name and date of birth, or by
+    /// an agency identifier.
+    pub fn subject_pseudonyms_for_audit(
+        &self,
+        name: Option<(&str, &str, &str)>,
+        identifier: Option<(&str, &str)>,
+    ) -> Vec<Pseudonym> {
+        let mut out = Vec::new();
+        if let Some((family, given, dob)) = name {
+            out.push(self.keys.subject_by_name(family, given, dob));
+        }
+        if let Some((scheme, value)) = identifier {
+            out.push(self.keys.subject_by_identifier(scheme, value));
+        }
+        out
+    }
+
+    /// A staff member's pseudonym.
+    pub fn staff_pseudonym(&self, agency: &str, staff_id: &str) -> Pseudonym {
+        self.keys.staff(agency, staff_id)
+    }
+}

@@ -1,0 +1,322 @@
+//! AuditService: converts filters in, proven records out.
+
+use infoshare_proto::v1;
+use tonic::{Request, Response, Status};
+use tracing::field::Empty;
+
+use super::convert::{self, timestamp};
+use crate::access::Operation;
+use crate::audit::{Filter, Proven, decision_of};
+use crate::broker::Broker;
+use crate::domain::{Authority, Classification};
+use crate::error::BrokerError;
+use crate::records::{Event, ProtocolEvent, Record, event_code, event_name};
+use crate::validate;
+
+/// AuditService over a broker.
+pub struct AuditApi {
+    broker: Broker,
+}
+
+impl AuditApi {
+    /// The service.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+
+    fn subjects(&self, field: &str, s: &v1::SubjectQuery) -> Result<Vec<[u8; 32]>, BrokerError> {
+        let name = if s.family_name.is_empty() && s.date_of_birth.is_empty() {
+            None
+        } else {
+            let subject = v1::Subject {
+                family_name: s.family_name.clone(),
+                given_names: s.given_names.clone(),
+                date_of_birth: s.date_of_birth.clone(),
+                identifiers: s.identifier.clone().into_iter().collect(),
+            };
+            // Same normalisation as when the request was made.
+            let checked = validate::subject_for_audit(field, &subject)?;
+            Some((
+                checked.family_name,
+                checked.given_names,
+                checked.date_of_birth.to_string(),
+            ))
+        };
+        let identifier = s
+            .identifier
+            .as_ref()
+            .map(|i| (i.scheme.clone(), i.value.clone()));
+        if name.is_none() && identifier.is_none() {
+            return Err(BrokerError::invalid(
+                field,
+                "give the family name, given names and date of birth, or an agency identifier",
+            ));
+        }
+        Ok(self.broker.subject_pseudonyms_for_audit(
+            name.as_ref()
+                .map(|(f, g, d)| (f.as_str(), g.as_str(), d.as_str())),
+            identifier.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+        ))
+    }
+
+    fn filter(&self, f: Option<&v1::AuditFilter>) -> Result<Filter, BrokerError> {
+        let Some(f) = f else {
+            return Ok(Filter::default());
+        };
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let ms = |t: &Option<prost_types::Timestamp>| {
+            t.as_ref()
+                .map(|t| (t.seconds.max(0) as u64) * 1000 + (t.nanos.max(0) as u64) / 1_000_000)
+        };
+        Ok(Filter {
+            subjects: match &f.subject {
+                Some(s) => self.subjects("filter.subject", s)?,
+                None => Vec::new(),
+            },
+            agency: nonempty(&f.agency_id),
+            staff: f
+                .staff
+                .as_ref()
+                .map(|s| self.broker.staff_pseudonym(&s.agency_id, &s.staff_id)),
+            protocol: nonempty(&f.protocol_id),
+            authority: match f.authority {
+                0 => None,
+                a => Some(Authority::from_i32(a).ok_or_else(|| {
+                    BrokerError::invalid("filter.authority", format!("has no value {a}"))
+                })?),
+            },
+            event: match f.event_type.as_str() {
+                "" => None,
+                name => Some(event_code(name).ok_or_else(|| {
+                    BrokerError::invalid(
+                        "filter.event_type",
+                        format!("unknown event type {name:?}"),
+                    )
+                })?),
+            },
+            decision: match f.decision.as_str() {
+                "" => None,
+                d @ ("disclose" | "partial-disclose" | "decline" | "denied") => Some(d.to_string()),
+                other => {
+                    return Err(BrokerError::invalid(
+                        "filter.decision",
+                        format!("{other:?} is not disclose, partial-disclose, decline or denied"),
+                    ));
+                }
+            },
+            since_ms: ms(&f.since),
+            until_ms: ms(&f.until),
+        })
+    }
+}
+
+fn classification(c: Classification) -> i32 {
+    i32::from(c.code())
+}
+
+/// A record decoded for reading.
+pub fn summary(r: &Record) -> v1::RecordSummary {
+    let mut s = v1::RecordSummary {
+        event_type: event_name(r.event.code()).to_string(),
+        at: Some(timestamp(r.time_ms)),
+        actor: format!("{}/{}", r.actor.role.as_str(), r.actor.id),
+        actor_certificate_sha256: hex::encode(r.actor.cert_sha256),
+        request_id: r
+            .event
+            .request_id()
+            .map(|i| i.to_string())
+            .unwrap_or_default(),
+        decision: decision_of(r).unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    match &r.event {
+        Event::RequestSubmitted(x) => {
+            s.counterpart = x.recipient.clone();
+            s.protocol_id = x.protocol_id.clone();
+            s.protocol_version = x.protocol_version;
+            s.authority = i32::from(x.authority.code());
+            s.purpose = x.purpose.clone();
+            s.categories = x.categories.clone();
+            s.classification = classification(x.classification);
+            s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
+            s.staff_pseudonym = hex::encode(x.staff);
+        }
+        Event::DisclosureSubmitted(x) => {
+            s.counterpart = x.recipient.clone();
+            s.protocol_id = x.protocol_id.clone();
+            s.protocol_version = x.protocol_version;
+            s.authority = i32::from(x.authority.code());
+            s.purpose = x.purpose.clone();
+            s.disclosed = disclosed(&x.disclosed);
+            s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
+            s.staff_pseudonym = hex::encode(x.staff);
+        }
+        Event::ResponseSubmitted(x) => {
+            s.counterpart = x.requester.clone();
+            s.disclosed = disclosed(&x.disclosed);
+            s.staff_pseudonym = hex::encode(x.staff);
+            s.reason_code = x.ground.map(|g| g.as_str().to_string()).unwrap_or_default();
+        }
+        Event::Denied(d) => {
+            s.reason_code = d.reason_code.clone();
+            s.rule = d.rule.clone();
+        }
+        Event::Protocol(
+            ProtocolEvent::Registered {
+                protocol_id,
+                version,
+                ..
+            }
+            | ProtocolEvent::Approved {
+                protocol_id,
+                version,
+                ..
+            }
+            | ProtocolEvent::StateChanged {
+                protocol_id,
+                version,
+                ..
+            },
+        ) => {
+            s.protocol_id = protocol_id.clone();
+            s.protocol_version = *version;
+        }
+        Event::AuditQueried(q) => {
+            s.result_count = q.result_count;
+            s.subject_pseudonyms = q.subjects.iter().map(hex::encode).collect();
+        }
+        _ => {}
+    }
+    s
+}
+
+fn disclosed(items: &[(String, Classification)]) -> Vec<v1::DisclosedCategory> {
+    items
+        .iter()
+        .map(|(c, k)| v1::DisclosedCategory {
+            category: c.clone(),
+            classification: classification(*k),
+        })
+        .collect()
+}
+
+fn records(p: Proven) -> v1::AuditRecordsResponse {
+    v1::AuditRecordsResponse {
+        checkpoint: p.checkpoint.to_string(),
+        records: p
+            .records
+            .into_iter()
+            .map(|(index, raw, record, proof)| v1::AuditRecord {
+                log_index: index,
+                summary: Some(summary(&record)),
+                record: raw,
+                inclusion_proof: proof.iter().map(|h| h.to_vec()).collect(),
+            })
+            .collect(),
+        next_after_index: p.next_after,
+        more: p.more,
+    }
+}
+
+#[tonic::async_trait]
+impl v1::audit_service_server::AuditService for AuditApi {
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetLogInfo", caller = Empty))]
+    async fn get_log_info(
+        &self,
+        request: Request<v1::GetLogInfoRequest>,
+    ) -> Result<Response<v1::GetLogInfoResponse>, Status> {
+        super::caller(&self.broker, &request, Operation::GetLogInfo).await?;
+        let (origin, verifier_key, public_key, checkpoint) = self.broker.log_info();
+        Ok(Response::new(v1::GetLogInfoResponse {
+            origin,
+            verifier_key,
+            public_key,
+            checkpoint: checkpoint.to_string(),
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetConsistencyProof", caller = Empty))]
+    async fn get_consistency_proof(
+        &self,
+        request: Request<v1::GetConsistencyProofRequest>,
+    ) -> Result<Response<v1::GetConsistencyProofResponse>, Status> {
+        super::caller(&self.broker, &request, Operation::GetConsistencyProof).await?;
+        let r = request.get_ref();
+        let (proof, first_root, second_root, checkpoint) =
+            self.broker.consistency(r.first_size, r.second_size)?;
+        Ok(Response::new(v1::GetConsistencyProofResponse {
+            proof: proof.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: checkpoint.to_string(),
+            first_root: first_root.to_vec(),
+            second_root: second_root.to_vec(),
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetRecords", caller = Empty))]
+    async fn get_records(
+        &self,
+        request: Request<v1::GetRecordsRequest>,
+    ) -> Result<Response<v1::AuditRecordsResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::GetRecords).await?;
+        let r = request.get_ref();
+        let proven = self
+            .broker
+            .audit_range(&caller, r.start_index, r.count as usize)
+            .await?;
+        Ok(Response::new(records(proven)))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "QueryRecords", caller = Empty))]
+    async fn query_records(
+        &self,
+        request: Request<v1::QueryRecordsRequest>,
+    ) -> Result<Response<v1::AuditRecordsResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::QueryRecords).await?;
+        let r = request.get_ref();
+        let filter = self.filter(r.filter.as_ref())?;
+        let page = match r.page_size {
+            0 => 100,
+            n => n as usize,
+        };
+        let proven = self
+            .broker
+            .audit_query(&caller, &filter, r.after_index, page)
+            .await?;
+        Ok(Response::new(records(proven)))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubjectTimeline", caller = Empty))]
+    async fn subject_timeline(
+        &self,
+        request: Request<v1::SubjectTimelineRequest>,
+    ) -> Result<Response<v1::AuditRecordsResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::SubjectTimeline).await?;
+        let subject = request
+            .get_ref()
+            .subject
+            .as_ref()
+            .ok_or_else(|| BrokerError::invalid("subject", "is required"))?;
+        let subjects = self.subjects("subject", subject)?;
+        let proven = self.broker.audit_timeline(&caller, subjects).await?;
+        Ok(Response::new(records(proven)))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ExportBundle", caller = Empty))]
+    async fn export_bundle(
+        &self,
+        request: Request<v1::ExportBundleRequest>,
+    ) -> Result<Response<v1::EvidenceBundle>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ExportBundle).await?;
+        let filter = self.filter(request.get_ref().filter.as_ref())?;
+        let proven = self.broker.audit_export(&caller, &filter).await?;
+        let (origin, verifier_key, _, _) = self.broker.log_info();
+        let r = records(proven);
+        Ok(Response::new(v1::EvidenceBundle {
+            origin,
+            verifier_key,
+            checkpoint: r.checkpoint,
+            records: r.records,
+            exported_at: Some(convert::timestamp(crate::broker::now_ms())),
+        }))
+    }
+}
