@@ -112,11 +112,22 @@ pub struct RpcError {
     pub rule: Option<String>,
     /// The offending field, for bad input.
     pub field: Option<String>,
+    /// For a logged refusal: the receipt of its Denied record.
+    pub receipt: Option<Box<api::Receipt>>,
 }
 
 impl From<Status> for RpcError {
     fn from(s: Status) -> Self {
         let info = s.get_details_error_info();
+        let receipt = info
+            .as_ref()
+            .and_then(|i| i.metadata.get("receipt"))
+            .and_then(|b| {
+                use base64::Engine;
+                use prost::Message;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+                api::Receipt::decode(bytes.as_slice()).ok().map(Box::new)
+            });
         let field = s
             .get_details_bad_request()
             .and_then(|b| b.field_violations.first().map(|v| v.field.clone()));
@@ -126,6 +137,7 @@ impl From<Status> for RpcError {
             reason: info.as_ref().map(|i| i.reason.clone()),
             rule: info.and_then(|i| i.metadata.get("rule").cloned()),
             field,
+            receipt,
         }
     }
 }

@@ -177,3 +177,153 @@ async fn the_readme_walk_through_works() {
         "{err}"
     );
 }
+
+fn auditor_cli(env: &TestEnv, server: &TestServer, dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
+        .env(
+            "INFOSHARE_IDENTITY",
+            env.identity_dir(Role::Auditor, "privacy-audit"),
+        )
+        .env("INFOSHARE_SERVER", server.url())
+        .env("INFOSHARE_AUDIT_STATE", dir.join("audit.state"))
+        .args(args)
+        .output()
+        .expect("run the CLI")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditor_cli_queries_verifies_and_exports() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let work = tempfile::tempdir().unwrap();
+    let police = server.agency(&env, "police").await;
+    police
+        .submit_request(
+            infoshare_tests::sample_request("rangitoto-school-board"),
+            "cli-audit-1",
+        )
+        .await
+        .unwrap();
+
+    let query = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &[
+            "--json",
+            "audit",
+            "query",
+            "--family-name",
+            "Ngata",
+            "--given-names",
+            "Aroha Mere",
+            "--dob",
+            "2012-03-04",
+        ],
+    ));
+    assert_eq!(query["verified"], true);
+    assert_eq!(query["records"].as_array().unwrap().len(), 1);
+    assert_eq!(query["records"][0]["event_type"], "request-submitted");
+    let table = text(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["audit", "timeline", "--id", "nhi=ZZZ0016"],
+    ));
+    assert!(table.contains("every inclusion proof verified"), "{table}");
+
+    // First verify pins the key; the second proves consistency with the first.
+    let first = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["--json", "audit", "verify"],
+    ));
+    assert!(first["previous_size"].is_null());
+    police
+        .submit_request(
+            infoshare_tests::sample_request("rangitoto-school-board"),
+            "cli-audit-2",
+        )
+        .await
+        .unwrap();
+    let second = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["--json", "audit", "verify"],
+    ));
+    assert_eq!(second["previous_size"], first["size"]);
+    assert!(second["size"].as_u64() > first["size"].as_u64());
+    // A different pinned key is refused.
+    let other = TestEnv::new();
+    let other_server = other.start().await;
+    let wrong = auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["audit", "verify", "--key", &other_server.verifier_key],
+    );
+    assert!(!wrong.status.success());
+
+    // Export, then verify offline against the published key; a tampered bundle fails.
+    let bundle = work.path().join("evidence.bin");
+    json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &[
+            "--json",
+            "audit",
+            "export",
+            "--agency",
+            "police",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    ));
+    let offline = Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
+        .args([
+            "--json",
+            "audit",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            "--key",
+            &server.verifier_key,
+        ])
+        .output()
+        .unwrap();
+    let verified = json(&offline);
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["key_pinned"], true);
+    assert!(verified["records"].as_u64().unwrap() >= 2);
+    // Alter one byte of one record, as a forger editing the evidence would.
+    use prost::Message;
+    let mut decoded =
+        infoshare_client::api::EvidenceBundle::decode(std::fs::read(&bundle).unwrap().as_slice())
+            .unwrap();
+    decoded.records[0].record[12] ^= 0x01;
+    std::fs::write(&bundle, decoded.encode_to_vec()).unwrap();
+    let tampered = Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
+        .args([
+            "audit",
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            "--key",
+            &server.verifier_key,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !tampered.status.success(),
+        "{} / {} / records {}",
+        String::from_utf8_lossy(&tampered.stdout),
+        String::from_utf8_lossy(&tampered.stderr),
+        decoded.records.len()
+    );
+    let stderr = String::from_utf8_lossy(&tampered.stderr);
+    assert!(
+        stderr.contains("does not verify against the checkpoint"),
+        "{stderr}"
+    );
+}

@@ -248,7 +248,19 @@ impl Ledger {
                 source,
             },
         })?;
-        let (log, log_rec) = SegmentLog::open(&data_dir.join("log"), LOG_MAGIC)?;
+        // Entries under the last signed checkpoint were acknowledged: a bad frame among them is
+        // tampering or damage, never a torn write to cut away.
+        let checkpoint_path = data_dir.join("checkpoint.note");
+        let signed = std::fs::read_to_string(&checkpoint_path)
+            .ok()
+            .and_then(|n| n.lines().nth(1).and_then(|l| l.parse::<u64>().ok()))
+            .unwrap_or(0);
+        let (log, log_rec) = SegmentLog::open_protecting(
+            &data_dir.join("log"),
+            LOG_MAGIC,
+            crate::store::segment::DEFAULT_SEGMENT_BYTES,
+            signed,
+        )?;
         let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
         let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
         let last_record = log.next_index() - 1;
@@ -278,7 +290,6 @@ impl Ledger {
             tree.push(leaf_hash(raw));
             Ok::<_, SegmentError>(())
         })?;
-        let checkpoint_path = data_dir.join("checkpoint.note");
         check_signed_checkpoint(&checkpoint_path, &signer, &tree)?;
         let checkpoint = Checkpoint {
             origin: origin.to_string(),

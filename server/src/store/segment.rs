@@ -127,6 +127,18 @@ impl SegmentLog {
         magic: [u8; 8],
         max_segment_bytes: u64,
     ) -> Result<(Self, Recovery), SegmentError> {
+        Self::open_protecting(dir, magic, max_segment_bytes, 0)
+    }
+
+    /// As [`open_with`](Self::open_with), treating a bad frame at or below entry `protected`
+    /// (entries known to have been acknowledged, e.g. covered by a signed checkpoint) as
+    /// corruption even in the last segment: only a tail beyond it can be a torn write.
+    pub fn open_protecting(
+        dir: &Path,
+        magic: [u8; 8],
+        max_segment_bytes: u64,
+        protected: u64,
+    ) -> Result<(Self, Recovery), SegmentError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut segments = list_segments(dir)?;
         let mut recovery = Recovery::default();
@@ -162,7 +174,9 @@ impl SegmentLog {
                         pos = end;
                         next += 1;
                     }
-                    Err(what) if !last => return Err(corrupt(next, pos as u64, what)),
+                    Err(what) if !last || next <= protected => {
+                        return Err(corrupt(next, pos as u64, what));
+                    }
                     Err(_) => {
                         quarantine(dir, &data[pos..])?;
                         recovery.truncated_bytes = (data.len() - pos) as u64;
@@ -484,6 +498,28 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".quarantine"))
             .count();
         assert_eq!(quarantined, 1);
+    }
+
+    #[test]
+    fn a_bad_frame_in_a_protected_entry_is_corruption_not_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+        log.append(&[b"one".to_vec(), b"two".to_vec(), b"three".to_vec()])
+            .unwrap();
+        drop(log);
+        let seg = segment_path(dir.path(), 1);
+        let mut data = fs::read(&seg).unwrap();
+        let last = data.len() - 1;
+        data[last] ^= 1; // the payload of entry 3
+        fs::write(&seg, &data).unwrap();
+        match SegmentLog::open_protecting(dir.path(), MAGIC, DEFAULT_SEGMENT_BYTES, 3) {
+            Err(SegmentError::Corrupt { index, .. }) => assert_eq!(index, 3),
+            other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
+        // Unprotected, the same bytes are a torn tail.
+        let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+        assert_eq!((log.next_index(), rec.entries), (3, 2));
     }
 
     #[test]
