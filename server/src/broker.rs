@@ -621,10 +621,11 @@ impl Broker {
         let event = ProtocolEvent::Registered {
             protocol_id: protocol.id.clone(),
             version: protocol.version,
-            document: document.to_string(),
+            document_sha256: crate::crypto::sha256(document.as_bytes()),
         };
+        let body = crate::store::bodies::protocol_body(&protocol.id, protocol.version, document);
         let index = self
-            .change_register(caller, Operation::RegisterProtocol, event)
+            .change_register(caller, Operation::RegisterProtocol, event, Some(body))
             .await?;
         Ok((
             index,
@@ -665,7 +666,7 @@ impl Broker {
             approver_role,
         };
         let index = self
-            .change_register(caller, Operation::ApproveProtocol, event)
+            .change_register(caller, Operation::ApproveProtocol, event, None)
             .await?;
         Ok((index, self.ledger.protocols()))
     }
@@ -688,7 +689,7 @@ impl Broker {
             state,
         };
         let index = self
-            .change_register(caller, Operation::ChangeProtocolState, event)
+            .change_register(caller, Operation::ChangeProtocolState, event, None)
             .await?;
         Ok((index, self.ledger.protocols()))
     }
@@ -698,13 +699,17 @@ impl Broker {
         caller: &Caller,
         op: Operation,
         event: ProtocolEvent,
+        document: Option<BodyEntry>,
     ) -> Result<u64, BrokerError> {
         let record = Record {
             time_ms: now_ms(),
             actor: caller.actor(),
             event: Event::Protocol(event),
         };
-        let outcome = self.ledger.submit(Command::Protocol { record }).await;
+        let outcome = self
+            .ledger
+            .submit(Command::Protocol { record, document })
+            .await;
         match self.audited(caller, op, None, outcome).await? {
             Outcome::Appended { index, .. } => Ok(index),
             _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),

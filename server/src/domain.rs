@@ -177,6 +177,8 @@ coded_enum! {
         Response = 2 => "response",
         /// A proactive disclosure.
         Disclosure = 3 => "disclosure",
+        /// A protocol document (kept in the body store, never purged).
+        Protocol = 4 => "protocol",
     }
 }
 

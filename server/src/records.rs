@@ -21,7 +21,7 @@
 //! event 4  ResponseAcknowledged  request_id:[16]
 //! event 5  Denied
 //!            operation:u8 request_id:opt<[16]> reason_code:str8 rule:str8
-//! event 6  ProtocolRegistered    protocol_id:str8 version:u32 document:str32 (TOML)
+//! event 6  ProtocolRegistered    protocol_id:str8 version:u32 document_sha256:[32]
 //! event 7  ProtocolApproved      protocol_id:str8 version:u32 approver_role:str8
 //! event 8  ProtocolStateChanged  protocol_id:str8 version:u32 state:u8
 //!            (2 active, 3 suspended, 4 revoked)
@@ -38,9 +38,8 @@
 //!            result_count:u32
 //! ```
 //!
-//! A protocol document is a governance document (parties, purposes, categories, contacts of
-//! relationship managers by role), not information about a person; it is kept whole in the log so
-//! that the register, and which version authorised each share, can be proven from the log alone.
+//! A protocol document (TOML, free text and contacts) is kept in the body store; its record holds
+//! the document's SHA-256, so which version authorised each share is provable from the log.
 //!
 //! The actor of a record is the principal whose certificate made the call; its certificate's
 //! SHA-256 ties the record to the exact credential used.
@@ -197,8 +196,8 @@ pub enum ProtocolEvent {
         protocol_id: String,
         /// Its version.
         version: u32,
-        /// The TOML document.
-        document: String,
+        /// SHA-256 of the TOML document (kept in the body store).
+        document_sha256: Digest32,
     },
     /// A draft was approved (by an administrator other than the one who registered it).
     Approved {
@@ -444,9 +443,9 @@ impl Record {
             Event::Protocol(ProtocolEvent::Registered {
                 protocol_id,
                 version,
-                document,
+                document_sha256,
             }) => {
-                w.str8(protocol_id).u32(*version).str32(document);
+                w.str8(protocol_id).u32(*version).fixed(document_sha256);
             }
             Event::Protocol(ProtocolEvent::Approved {
                 protocol_id,
@@ -564,7 +563,7 @@ impl Record {
             6 => Event::Protocol(ProtocolEvent::Registered {
                 protocol_id: r.str8()?,
                 version: r.u32()?,
-                document: r.str32()?,
+                document_sha256: r.fixed()?,
             }),
             7 => Event::Protocol(ProtocolEvent::Approved {
                 protocol_id: r.str8()?,
@@ -752,7 +751,7 @@ pub(crate) mod tests {
         r.event = Event::Protocol(ProtocolEvent::Registered {
             protocol_id: "attendance".into(),
             version: 2,
-            document: "id = \"attendance\"\n".into(),
+            document_sha256: [6; 32],
         });
         out.push(r.clone());
         r.event = Event::Protocol(ProtocolEvent::Approved {

@@ -241,7 +241,10 @@ pub fn role_title(field: &str, v: &str) -> Result<String> {
 
 /// Parses a message kind field.
 pub fn message_kind(field: &str, raw: i32) -> Result<MessageKind> {
-    enum_value(field, raw, MessageKind::from_i32)
+    // Protocol documents share the body store but are no message kind of the API.
+    enum_value(field, raw, |v| {
+        MessageKind::from_i32(v).filter(|k| *k != MessageKind::Protocol)
+    })
 }
 
 /// Checks a SubmitRequest. Whether the recipient exists is the caller's to check against the

@@ -76,6 +76,9 @@ async fn log_holds_no_personal_information_and_records_refusals() {
     for secret in secrets {
         assert!(!contains(&log, secret), "the log contains {secret:?}");
     }
+    // Protocol documents (free text, contacts) are in the body store too; the log holds hashes.
+    assert!(!contains(&log, "relationship_manager"));
+    assert!(contains(&bodies, "relationship_manager"));
     // The bodies are where they belong (this check guards the one above against a vacuous pass).
     assert!(contains(&bodies, &subject.family_name));
     assert!(contains(&bodies, disclosed));

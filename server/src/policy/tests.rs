@@ -36,42 +36,52 @@ fn record(actor: &str, event: ProtocolEvent) -> Record {
     }
 }
 
+/// The registration record of version 1 of a document.
+fn registered(id: &str, doc: &str) -> Record {
+    record(
+        "registry-admin",
+        ProtocolEvent::Registered {
+            protocol_id: id.into(),
+            version: 1,
+            document_sha256: crate::crypto::sha256(doc.as_bytes()),
+        },
+    )
+}
+
 /// The example protocols, registered and approved.
 fn store() -> ProtocolStore {
     let mut s = ProtocolStore::default();
     for doc in EXAMPLES {
         let p = crate::protocol::Protocol::from_toml(doc).unwrap();
-        s.apply(&record(
-            "registry-admin",
-            ProtocolEvent::Registered {
-                protocol_id: p.id.clone(),
-                version: 1,
-                document: doc.into(),
-            },
-        ))
-        .unwrap();
-        s.apply(&record(
-            "privacy-officer",
-            ProtocolEvent::Approved {
-                protocol_id: p.id,
-                version: 1,
-                approver_role: "CPO".into(),
-            },
-        ))
+        s.apply(&registered(&p.id, doc), Some(doc)).unwrap();
+        s.apply(
+            &record(
+                "privacy-officer",
+                ProtocolEvent::Approved {
+                    protocol_id: p.id,
+                    version: 1,
+                    approver_role: "CPO".into(),
+                },
+            ),
+            None,
+        )
         .unwrap();
     }
     s
 }
 
 fn set_state(s: &mut ProtocolStore, id: &str, state: ProtocolState) {
-    s.apply(&record(
-        "registry-admin",
-        ProtocolEvent::StateChanged {
-            protocol_id: id.into(),
-            version: 1,
-            state,
-        },
-    ))
+    s.apply(
+        &record(
+            "registry-admin",
+            ProtocolEvent::StateChanged {
+                protocol_id: id.into(),
+                version: 1,
+                state,
+            },
+        ),
+        None,
+    )
     .unwrap();
 }
 
@@ -168,14 +178,10 @@ fn request_rules() {
             Some(("protocol.in_force", "PROTOCOL_NOT_ACTIVE")),
             |r| {
                 let mut s = ProtocolStore::default();
-                s.apply(&record(
-                    "registry-admin",
-                    ProtocolEvent::Registered {
-                        protocol_id: "youth-reengagement".into(),
-                        version: 1,
-                        document: EXAMPLES[0].into(),
-                    },
-                ))
+                s.apply(
+                    &registered("youth-reengagement", EXAMPLES[0]),
+                    Some(EXAMPLES[0]),
+                )
                 .unwrap();
                 r.store = s;
             },
@@ -798,7 +804,7 @@ proptest! {
         prop_assert!(kv.0.contains_key(&crate::views::record_key(2)), "the refusal is in the audit record store");
         let mut register = store();
         let snapshot = format!("{:?}", register.all().map(|(k, v)| (k.clone(), v.len())).collect::<Vec<_>>());
-        register.apply(&denied).unwrap();
+        register.apply(&denied, None).unwrap();
         prop_assert_eq!(snapshot, format!("{:?}", register.all().map(|(k, v)| (k.clone(), v.len())).collect::<Vec<_>>()));
     }
 }

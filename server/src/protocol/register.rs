@@ -245,19 +245,32 @@ impl ProtocolStore {
     }
 
     /// Folds a record into the register (records that are not about protocols are ignored).
-    pub fn apply(&mut self, record: &Record) -> Result<(), String> {
+    /// A registration needs its document (from the body store), which must match the record's
+    /// hash.
+    pub fn apply(&mut self, record: &Record, document: Option<&str>) -> Result<(), String> {
         let Event::Protocol(event) = &record.event else {
             return Ok(());
         };
         match event {
-            ProtocolEvent::Registered { document, .. } => {
+            ProtocolEvent::Registered {
+                protocol_id,
+                version,
+                document_sha256,
+            } => {
+                let document = document
+                    .ok_or_else(|| format!("document of {protocol_id} v{version} is missing"))?;
+                if crate::crypto::sha256(document.as_bytes()) != *document_sha256 {
+                    return Err(format!(
+                        "document of {protocol_id} v{version} does not match its logged hash"
+                    ));
+                }
                 let protocol = Protocol::from_toml(document).map_err(|e| e.to_string())?;
                 self.protocols
                     .entry(protocol.id.clone())
                     .or_default()
                     .push(Entry {
                         protocol: Arc::new(protocol),
-                        document: document.as_str().into(),
+                        document: document.into(),
                         registered_by: record.actor.id.clone(),
                         registered_at_ms: record.time_ms,
                         approval: None,

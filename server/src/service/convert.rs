@@ -45,6 +45,11 @@ pub fn inbox_item(item: &InboxItem) -> Result<v1::InboxItem, BrokerError> {
             MessageKind::Request => request = Some(decode(body)?),
             MessageKind::Response => response = Some(decode(body)?),
             MessageKind::Disclosure => disclosure = Some(decode(body)?),
+            MessageKind::Protocol => {
+                return Err(BrokerError::Internal(
+                    "a protocol document in an inbox".into(),
+                ));
+            }
         }
     }
     Ok(v1::InboxItem {
@@ -66,6 +71,7 @@ fn kind(k: MessageKind) -> v1::MessageKind {
         MessageKind::Request => v1::MessageKind::Request,
         MessageKind::Response => v1::MessageKind::Response,
         MessageKind::Disclosure => v1::MessageKind::Disclosure,
+        MessageKind::Protocol => v1::MessageKind::Unspecified,
     }
 }
 

@@ -25,6 +25,25 @@ pub struct BodyEntry {
     pub body: Vec<u8>,
 }
 
+/// The body-store key of a protocol document version.
+pub fn protocol_body_id(protocol_id: &str, version: u32) -> RequestId {
+    let digest = crate::crypto::sha256(
+        format!("infoshare.v1/protocol\0{protocol_id}\0{version}").as_bytes(),
+    );
+    RequestId(digest[..16].try_into().expect("16 bytes"))
+}
+
+/// A protocol document as a body entry (its log record holds the document's plain SHA-256:
+/// a governance document needs no salt).
+pub fn protocol_body(protocol_id: &str, version: u32, document: &str) -> BodyEntry {
+    BodyEntry {
+        kind: MessageKind::Protocol,
+        request_id: protocol_body_id(protocol_id, version),
+        salt: [0; 32],
+        body: document.as_bytes().to_vec(),
+    }
+}
+
 impl BodyEntry {
     /// The salted commitment the log records for this body.
     pub fn commitment(&self) -> Digest32 {

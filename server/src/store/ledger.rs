@@ -77,6 +77,8 @@ pub enum Command {
     Protocol {
         /// The record.
         record: Record,
+        /// The document, for a registration.
+        document: Option<BodyEntry>,
     },
 }
 
@@ -307,7 +309,29 @@ impl Ledger {
         }));
         let mut register = ProtocolStore::default();
         for record in views.protocol_records()? {
-            register.apply(&record).map_err(OpenError::Register)?;
+            let document = match &record.event {
+                Event::Protocol(ProtocolEvent::Registered {
+                    protocol_id,
+                    version,
+                    ..
+                }) => {
+                    let id = crate::store::bodies::protocol_body_id(protocol_id, *version);
+                    let body = read_body(&views, bodies.dir(), MessageKind::Protocol, &id)
+                        .map_err(|e| OpenError::Register(e.to_string()))?
+                        .ok_or_else(|| {
+                            OpenError::Register(format!(
+                                "document of {protocol_id} v{version} missing from the body store"
+                            ))
+                        })?;
+                    Some(String::from_utf8(body.body).map_err(|_| {
+                        OpenError::Register(format!("document of {protocol_id} is not UTF-8"))
+                    })?)
+                }
+                _ => None,
+            };
+            register
+                .apply(&record, document.as_deref())
+                .map_err(OpenError::Register)?;
         }
         let protocols: SharedProtocols = Arc::new(RwLock::new(Arc::new(register.clone())));
         let views = Arc::new(views);
@@ -617,7 +641,12 @@ impl Writer {
                     let folded = views::apply(&mut ov, index, &record, &raw).and_then(|()| {
                         if let Event::Protocol(_) = record.event {
                             register_changed = true;
-                            self.register.apply(&record).map_err(ViewError::Store)?;
+                            let document = body
+                                .as_ref()
+                                .map(|b| String::from_utf8_lossy(&b.body).into_owned());
+                            self.register
+                                .apply(&record, document.as_deref())
+                                .map_err(ViewError::Store)?;
                         }
                         Ok(())
                     });
@@ -771,6 +800,9 @@ fn decide(
                 });
             }
             let (is_owner, done, event) = match kind {
+                MessageKind::Protocol => {
+                    return Err(BrokerError::invalid("kind", "is not a message kind"));
+                }
                 MessageKind::Disclosure => (
                     meta.recipient == actor.id,
                     meta.request_ack_idx,
@@ -861,12 +893,18 @@ fn decide(
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
         Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
-        Command::Protocol { record } => {
+        Command::Protocol { record, document } => {
             let approver = &record.actor.id;
             let mut record = record.clone();
             match &mut record.event {
-                Event::Protocol(ProtocolEvent::Registered { document, .. }) => {
-                    register.may_register(&crate::protocol::Protocol::from_toml(document)?)?;
+                Event::Protocol(ProtocolEvent::Registered { .. }) => {
+                    let text = document
+                        .as_ref()
+                        .map(|d| String::from_utf8_lossy(&d.body).into_owned())
+                        .ok_or_else(|| {
+                            BrokerError::Internal("registration without its document".into())
+                        })?;
+                    register.may_register(&crate::protocol::Protocol::from_toml(&text)?)?;
                 }
                 Event::Protocol(ProtocolEvent::Approved {
                     protocol_id,
@@ -883,7 +921,7 @@ fn decide(
                 }
                 _ => return Err(BrokerError::Internal("Protocol without its record".into())),
             }
-            Ok(Step::Append(Box::new(record), None))
+            Ok(Step::Append(Box::new(record), document.clone()))
         }
     }
 }
