@@ -24,7 +24,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use time::{Duration, OffsetDateTime};
+pub use time::Duration;
+use time::OffsetDateTime;
 
 /// The SPIFFE trust domain of development identities.
 pub const TRUST_DOMAIN: &str = "infoshare.dev";
@@ -216,6 +217,45 @@ pub fn issue_client(
         true,
         &mut Report::default(),
     )
+}
+
+/// Writes a CRL signed by the CA under `out` to `dest`, revoking the certificates in the given
+/// PEM files (none: an empty CRL). Valid from an hour ago for `valid_for`.
+pub fn write_crl(
+    out: &Path,
+    revoked: &[PathBuf],
+    dest: &Path,
+    valid_for: Duration,
+) -> Result<(), PkiError> {
+    let ca_key = KeyPair::from_pem(&read(&out.join("ca/ca.key.pem"))?)?;
+    let issuer = Issuer::new(ca_params(Validity::default()), ca_key);
+    let now = OffsetDateTime::now_utc();
+    let mut revoked_certs = Vec::new();
+    for path in revoked {
+        let bad = |message: String| PkiError::Registry {
+            path: path.clone(),
+            message,
+        };
+        let pem = read(path)?;
+        let (_, block) =
+            x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let cert = block.parse_x509().map_err(|e| bad(e.to_string()))?;
+        revoked_certs.push(rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(cert.tbs_certificate.raw_serial()),
+            revocation_time: now - Duration::minutes(1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+    }
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - Duration::hours(1),
+        next_update: now + valid_for,
+        crl_number: rcgen::SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    write_public(dest, &params.signed_by(&issuer)?.pem()?)
 }
 
 /// The directory holding a principal's `ca.pem`, `cert.pem` and `key.pem`.

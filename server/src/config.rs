@@ -10,6 +10,7 @@
 //! ca = "certs/ca.pem"            # CA bundle client certificates must chain to
 //! cert = "certs/server/cert.pem" # the server's certificate chain
 //! key = "certs/server/key.pem"   # the server's private key
+//! crl = ["certs/revoked.pem"]    # optional CRLs for client certificates (reloaded on SIGHUP)
 //!
 //! [registry]
 //! agencies = "registry.toml"     # the agency registry
@@ -53,6 +54,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Server private key.
     pub key: PathBuf,
+    /// Certificate revocation lists (PEM) for client certificates; reloaded on SIGHUP.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
 }
 
 /// Registry file paths.
@@ -113,7 +117,10 @@ impl Config {
             &mut config.tls.cert,
             &mut config.tls.key,
             &mut config.registry.agencies,
-        ] {
+        ]
+        .into_iter()
+        .chain(config.tls.crl.iter_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -149,6 +156,7 @@ impl Config {
                 ca: pki.join("ca/ca.pem"),
                 cert: pki.join("server/cert.pem"),
                 key: pki.join("server/key.pem"),
+                crl: Vec::new(),
             },
             registry: RegistryFiles { agencies: registry },
         })

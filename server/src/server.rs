@@ -36,7 +36,8 @@ macro_rules! start_err {
 pub struct Prepared {
     listener: TcpListener,
     broker: Broker,
-    tls: std::sync::Arc<rustls::ServerConfig>,
+    tls: crate::tls::SharedTlsConfig,
+    tls_files: crate::config::TlsFiles,
     trust_domain: String,
 }
 
@@ -46,10 +47,35 @@ impl Prepared {
         self.listener.local_addr().expect("bound listener")
     }
 
-    /// Serves until `shutdown` completes.
+    /// Rebuilds the TLS configuration from its files (certificate, key, CA bundle, CRLs) and
+    /// puts it in force for new connections. On error the old configuration stays.
+    pub fn reload_tls(&self) -> Result<(), StartError> {
+        reload(&self.tls, &self.tls_files)
+    }
+
+    /// Serves until `shutdown` completes; SIGHUP reloads the TLS configuration.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+        let (tls, files) = (self.tls.clone(), self.tls_files.clone());
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match reload(&tls, &files) {
+                    Ok(()) => {
+                        tracing::info!("TLS configuration reloaded (certificate, CA bundle, CRLs)")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS reload failed; the previous configuration stays in force")
+                    }
+                }
+            }
+        });
         let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain);
         tonic::transport::Server::builder()
+            // Bounds how long a connection made before a revocation keeps working.
+            .max_connection_age(Duration::from_secs(15 * 60))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(
@@ -73,6 +99,16 @@ impl Prepared {
             .await
             .map_err(|e| start_err!("server", e))
     }
+}
+
+fn reload(
+    tls: &crate::tls::SharedTlsConfig,
+    files: &crate::config::TlsFiles,
+) -> Result<(), StartError> {
+    let fresh = crate::tls::server_config(&files.ca, &files.cert, &files.key, &files.crl)
+        .map_err(|e| start_err!("tls reload", e))?;
+    *tls.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    Ok(())
 }
 
 /// For `--dev`: when the protocol register is empty, registers the example protocols as the
@@ -130,8 +166,13 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         Registry::load(&config.registry.agencies).map_err(|e| start_err!("registry", e))?;
     let keys = Keys::load_or_create(&config.data_dir.join("keys/pseudonym.key"))
         .map_err(|e| start_err!("keys", e))?;
-    let tls = crate::tls::server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)
-        .map_err(|e| start_err!("tls", e))?;
+    let tls = crate::tls::server_config(
+        &config.tls.ca,
+        &config.tls.cert,
+        &config.tls.key,
+        &config.tls.crl,
+    )
+    .map_err(|e| start_err!("tls", e))?;
     let (ledger, report) = open_ledger(&config.data_dir, &config.log_origin)?;
     tracing::info!(
         records = report.records,
@@ -158,7 +199,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     Ok(Prepared {
         listener,
         broker: Broker::new(ledger, registry, keys),
-        tls,
+        tls: std::sync::Arc::new(std::sync::RwLock::new(tls)),
+        tls_files: config.tls.clone(),
         trust_domain: config.trust_domain.clone(),
     })
 }

@@ -68,8 +68,18 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-/// Builds the server's rustls configuration: TLS 1.3 only, client certificates required.
-pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// The TLS configuration in force, swapped whole on reload.
+pub type SharedTlsConfig = Arc<std::sync::RwLock<Arc<ServerConfig>>>;
+
+/// Builds the server's rustls configuration: TLS 1.3 only, client certificates required and
+/// checked against the CA bundle and the CRLs.
+pub fn server_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    crls: &[std::path::PathBuf],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    use rustls::pki_types::CertificateRevocationListDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in load_certs(ca)? {
@@ -77,7 +87,14 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ServerCon
             .add(c)
             .map_err(|e| TlsError::Rustls(format!("CA {}: {e}", ca.display())))?;
     }
+    let mut revoked = Vec::new();
+    for path in crls {
+        for crl in CertificateRevocationListDer::pem_file_iter(path).map_err(pem_err(path))? {
+            revoked.push(crl.map_err(pem_err(path))?);
+        }
+    }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(revoked)
         .build()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
@@ -156,11 +173,10 @@ impl AsyncWrite for TlsConnection {
 /// dropped; it never reaches tonic.
 pub fn incoming(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    config: SharedTlsConfig,
     trust_domain: String,
 ) -> ReceiverStream<Result<TlsConnection, std::io::Error>> {
     let (tx, rx) = mpsc::channel(128);
-    let acceptor = TlsAcceptor::from(config);
     let trust_domain: Arc<str> = trust_domain.into();
     tokio::spawn(async move {
         loop {
@@ -174,7 +190,10 @@ pub fn incoming(
             };
             // Without it every small gRPC frame waits on Nagle against delayed ACK (~40 ms).
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            // The configuration current at accept time: a reload (new certificate, CA bundle or
+            // CRL) applies to every connection made after it.
+            let acceptor =
+                TlsAcceptor::from(config.read().unwrap_or_else(|e| e.into_inner()).clone());
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
             tokio::spawn(async move {

@@ -100,3 +100,68 @@ async fn the_server_speaks_only_tls_1_3() {
     let result = connector.connect(name, tcp).await;
     assert!(result.is_err(), "a TLS 1.2 handshake must fail");
 }
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    infoshare_certs_dev::issue_client(
+        &env.path().join("pki"),
+        &infoshare_certs_dev::Principal::new(Role::Agency, "police"),
+        infoshare_certs_dev::Validity {
+            not_before: common::time_days(-30),
+            not_after: common::time_days(-1),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    refused(&server.url(), &Identity::from_dir(dir.path()).unwrap()).await;
+    assert!(
+        server.log().contains("TLS handshake refused"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_after_a_crl_reload_without_restart() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let police_dir = env.identity_dir(Role::Agency, "police");
+    // Before: police connects.
+    let before = server.agency(&env, "police").await;
+    before.who_am_i().await.unwrap();
+
+    infoshare_certs_dev::write_crl(
+        &env.path().join("pki"),
+        &[police_dir.join("cert.pem")],
+        &env.path().join("crl.pem"),
+        common::time_days(30),
+    )
+    .unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("TLS configuration reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload: {}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // After: a new connection with the revoked certificate is refused; others still work, and
+    // the server never restarted.
+    refused(&server.url(), &Identity::from_dir(&police_dir).unwrap()).await;
+    let msd = server.agency(&env, "msd").await;
+    msd.who_am_i().await.unwrap();
+    assert!(
+        !server
+            .log()
+            .contains("ledger open records=0 bodies=0 replayed=0 rebuilt_views=false")
+    );
+}

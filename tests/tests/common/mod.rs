@@ -11,6 +11,11 @@ use std::process::{Child, Command, Stdio};
 use infoshare_certs_dev::{Principal, Role};
 use infoshare_client::{Client, Identity};
 
+/// A duration of whole days, as the PKI helpers take it.
+pub fn time_days(days: i64) -> infoshare_certs_dev::Duration {
+    infoshare_certs_dev::Duration::days(days)
+}
+
 /// An agency with a certificate from the right CA but absent from the registry.
 pub const UNREGISTERED: &str = "ghost-agency";
 
@@ -27,12 +32,21 @@ impl TestEnv {
         let mut principals = infoshare_certs_dev::principals_from_registry(&registry).unwrap();
         principals.push(Principal::new(Role::Agency, UNREGISTERED));
         infoshare_certs_dev::ensure(&root.path().join("pki"), &principals, false).unwrap();
+        // An empty CRL to start with; tests revoke by rewriting it and sending SIGHUP.
+        infoshare_certs_dev::write_crl(
+            &root.path().join("pki"),
+            &[],
+            &root.path().join("crl.pem"),
+            time_days(30),
+        )
+        .unwrap();
         let config = "listen = \"127.0.0.1:0\"\n\
              data_dir = \"data\"\n\
              [tls]\n\
              ca = \"pki/ca/ca.pem\"\n\
              cert = \"pki/server/cert.pem\"\n\
              key = \"pki/server/key.pem\"\n\
+             crl = [\"crl.pem\"]\n\
              [registry]\n\
              agencies = \"registry.toml\"\n";
         std::fs::write(root.path().join("server.toml"), config).unwrap();
@@ -161,6 +175,11 @@ impl TestServer {
 
     pub async fn agency(&self, env: &TestEnv, id: &str) -> Client {
         self.client(env, Role::Agency, id).await
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, no chance to clean up.
