@@ -96,6 +96,7 @@ pub struct Broker {
     pub(crate) ledger: Ledger,
     pub(crate) registry: Arc<Registry>,
     pub(crate) keys: Arc<Keys>,
+    pub(crate) limiter: Arc<crate::limits::Limiter>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -112,12 +113,38 @@ fn today() -> time::Date {
 
 impl Broker {
     /// A broker over an opened ledger.
-    pub fn new(ledger: Ledger, registry: Registry, keys: Keys) -> Self {
+    pub fn new(
+        ledger: Ledger,
+        registry: Registry,
+        keys: Keys,
+        limits: crate::limits::Limits,
+    ) -> Self {
         Self {
             ledger,
             registry: Arc::new(registry),
             keys: Arc::new(keys),
+            limiter: Arc::new(crate::limits::Limiter::new(limits)),
         }
+    }
+
+    /// The limiter.
+    pub fn limiter(&self) -> &crate::limits::Limiter {
+        &self.limiter
+    }
+
+    /// Takes one call from the caller's rate bucket.
+    pub fn check_rate(&self, caller: &Caller) -> Result<(), BrokerError> {
+        if self.limiter.allow_call(&caller.spiffe) {
+            return Ok(());
+        }
+        Err(BrokerError::Exhausted {
+            reason_code: "RATE_LIMITED",
+            message: format!(
+                "{} is over its call rate ({} calls/s); retry with backoff",
+                caller.principal.id,
+                self.limiter.limits().calls_per_second
+            ),
+        })
     }
 
     /// The ledger.

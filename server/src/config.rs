@@ -42,6 +42,9 @@ pub struct Config {
     pub tls: TlsFiles,
     /// Registry files.
     pub registry: RegistryFiles,
+    /// Per-principal limits.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// TLS file paths.
@@ -159,6 +162,7 @@ impl Config {
                 crl: Vec::new(),
             },
             registry: RegistryFiles { agencies: registry },
+            limits: crate::limits::Limits::default(),
         })
     }
 }

@@ -42,6 +42,14 @@ pub enum BrokerError {
     /// An idempotency key was reused for a different request.
     #[error("{0}")]
     Conflict(String),
+    /// The caller is over one of its limits.
+    #[error("{message}")]
+    Exhausted {
+        /// Stable reason code (RATE_LIMITED, TOO_MANY_STREAMS).
+        reason_code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// Storage failed; the broker refuses writes until it is restarted.
     #[error("{0}")]
     Unavailable(String),
@@ -78,6 +86,7 @@ impl BrokerError {
             BrokerError::FailedPrecondition { reason_code, .. } => reason_code,
             BrokerError::Conflict(_) => "IDEMPOTENCY_KEY_REUSED",
             BrokerError::Unavailable(_) => "STORAGE_UNAVAILABLE",
+            BrokerError::Exhausted { reason_code, .. } => reason_code,
             BrokerError::Internal(_) => "INTERNAL",
             BrokerError::Logged { error, .. } => error.reason_code(),
         }

@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod policy;
 pub mod protocol;
 pub mod records;

@@ -198,7 +198,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         .map_err(|e| start_err!("listen", format!("{}: {e}", config.listen)))?;
     Ok(Prepared {
         listener,
-        broker: Broker::new(ledger, registry, keys),
+        broker: Broker::new(ledger, registry, keys, config.limits.clone()),
         tls: std::sync::Arc::new(std::sync::RwLock::new(tls)),
         tls_files: config.tls.clone(),
         trust_domain: config.trust_domain.clone(),

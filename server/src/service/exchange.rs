@@ -89,10 +89,25 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         request: Request<v1::SubscribeInboxRequest>,
     ) -> Result<Response<Self::SubscribeInboxStream>, Status> {
         let caller = super::caller(&self.broker, &request, Operation::SubscribeInbox).await?;
+        let slot = self
+            .broker
+            .limiter()
+            .open_stream(&caller.spiffe)
+            .ok_or_else(|| crate::error::BrokerError::Exhausted {
+                reason_code: "TOO_MANY_STREAMS",
+                message: format!(
+                    "{} already has {} inbox streams open",
+                    caller.principal.id,
+                    self.broker.limiter().limits().streams_per_principal
+                ),
+            })?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let broker = self.broker.clone();
         let after = request.get_ref().after_cursor;
-        tokio::spawn(follow_inbox(broker, caller, after, tx));
+        tokio::spawn(async move {
+            follow_inbox(broker, caller, after, tx).await;
+            drop(slot);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -196,10 +211,21 @@ async fn follow_inbox(
                 return;
             }
         };
+        let timeout = broker.limiter().limits().stream_send_timeout();
         for (next, item) in items {
             let message = v1::SubscribeInboxResponse { item: Some(item) };
-            if tx.send(Ok(message)).await.is_err() {
-                return;
+            match tokio::time::timeout(timeout, tx.send(Ok(message))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    // A client that stops reading only loses its own stream; it resumes from its
+                    // last cursor.
+                    tracing::info!(caller = %caller.spiffe, cursor, "slow stream client; closing");
+                    let _ = tx.try_send(Err(Status::resource_exhausted(
+                        "you did not read your inbox stream in time; reconnect with your last cursor",
+                    )));
+                    return;
+                }
             }
             cursor = next;
         }

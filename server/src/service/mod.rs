@@ -23,6 +23,7 @@ pub(crate) async fn caller<T>(
 ) -> Result<Caller, BrokerError> {
     let caller = broker.authenticate(request.extensions().get::<PeerInfo>())?;
     tracing::Span::current().record("caller", caller.spiffe.as_str());
+    broker.check_rate(&caller)?;
     broker.authorize(&caller, op).await?;
     Ok(caller)
 }

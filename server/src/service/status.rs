@@ -32,6 +32,7 @@ impl From<BrokerError> for Status {
             BrokerError::FailedPrecondition { .. } => Code::FailedPrecondition,
             BrokerError::Conflict(_) => Code::AlreadyExists,
             BrokerError::Unavailable(_) => Code::Unavailable,
+            BrokerError::Exhausted { .. } => Code::ResourceExhausted,
             BrokerError::Internal(_) => Code::Internal,
             BrokerError::Logged { .. } => Code::Internal,
         };

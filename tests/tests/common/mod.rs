@@ -26,6 +26,11 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// An environment whose server configuration ends with `extra` (TOML).
+    pub fn with_config(extra: &str) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let registry = root.path().join("registry.toml");
         std::fs::write(&registry, infoshare_server::registry::SAMPLE_REGISTRY).unwrap();
@@ -49,7 +54,7 @@ impl TestEnv {
              crl = [\"crl.pem\"]\n\
              [registry]\n\
              agencies = \"registry.toml\"\n";
-        std::fs::write(root.path().join("server.toml"), config).unwrap();
+        std::fs::write(root.path().join("server.toml"), format!("{config}{extra}")).unwrap();
         Self { root }
     }
 
