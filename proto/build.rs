@@ -6,11 +6,14 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let dir = root.join("infoshare/v1");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
-        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["infoshare/v1", "infoshare/bench/v1"] {
+        files.extend(
+            std::fs::read_dir(root.join(dir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "proto")),
+        );
+    }
     files.sort();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

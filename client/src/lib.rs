@@ -198,32 +198,7 @@ type Result<T> = std::result::Result<T, ClientError>;
 impl Client {
     /// Connects to `server` (e.g. `https://localhost:50051`) over mutual TLS.
     pub async fn connect(server: &str, identity: &Identity) -> Result<Self> {
-        let bad_url = |why: String| ClientError::ServerUrl(server.to_string(), why);
-        let endpoint =
-            Endpoint::from_shared(server.to_string()).map_err(|e| bad_url(e.to_string()))?;
-        let uri = endpoint.uri().clone();
-        if uri.scheme_str() != Some("https") {
-            return Err(bad_url("the broker only speaks TLS: use https://".into()));
-        }
-        let host = uri
-            .host()
-            .ok_or_else(|| bad_url("no host".into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&identity.ca_pem))
-            .domain_name(host);
-        if let Some((cert, key)) = &identity.cert_and_key {
-            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
-        }
-        let channel = endpoint
-            .tls_config(tls)
-            .map_err(|e| bad_url(e.to_string()))?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect(server.to_string(), error_chain(&e)))?;
+        let channel = connect_channel(server, identity).await?;
         Ok(Self {
             exchange: ExchangeServiceClient::new(channel.clone())
                 .max_decoding_message_size(8 << 20),
@@ -519,6 +494,36 @@ impl Client {
             .await?
             .into_inner())
     }
+}
+
+/// A mutual-TLS channel to `server` (what [`Client::connect`] uses; also for other services on
+/// the same transport, such as the benchmark's echo).
+pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channel> {
+    let bad_url = |why: String| ClientError::ServerUrl(server.to_string(), why);
+    let endpoint = Endpoint::from_shared(server.to_string()).map_err(|e| bad_url(e.to_string()))?;
+    let uri = endpoint.uri().clone();
+    if uri.scheme_str() != Some("https") {
+        return Err(bad_url("the broker only speaks TLS: use https://".into()));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| bad_url("no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&identity.ca_pem))
+        .domain_name(host);
+    if let Some((cert, key)) = &identity.cert_and_key {
+        tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+    }
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| bad_url(e.to_string()))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| ClientError::Connect(server.to_string(), error_chain(&e)))
 }
 
 /// A live inbox subscription.

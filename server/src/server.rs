@@ -42,6 +42,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The broker (for in-process tools such as the benchmark).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The TLS configuration in force (for in-process tools such as the benchmark).
+    pub fn tls(&self) -> crate::tls::SharedTlsConfig {
+        self.tls.clone()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")

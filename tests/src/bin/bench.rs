@@ -1,0 +1,488 @@
+//! `infoshare-bench`: load benchmark of the broker over real mutual TLS, reported as ratios
+//! against baselines measured in the same run on the same machine:
+//!
+//! - raw transport: a minimal tonic unary echo over the same TLS 1.3 mTLS setup;
+//! - broker: full lawful cycles (request → delivery → response → delivery) plus 10% denied
+//!   requests, closed loop, then open loop at a fixed offered rate (latency from the scheduled
+//!   time, so stalls are not hidden by coordinated omission);
+//! - disk: a bare batched `fdatasync` loop at the batch size the broker's group commit reached;
+//! - verification: the time to verify a log of N records from scratch (checksums, decoding,
+//!   Merkle tree).
+//!
+//! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
+//! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_VERIFY_RECORDS adjust it).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use infoshare_certs_dev::{Principal, Role};
+use infoshare_client::api;
+use infoshare_client::{Client, Identity};
+use infoshare_proto::bench::v1 as echo;
+use infoshare_tests::{categories_of, sample_request};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Latencies in microseconds.
+#[derive(Default)]
+struct Samples(Vec<u64>);
+
+impl Samples {
+    fn pct(&mut self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.sort_unstable();
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[i] as f64 / 1000.0
+    }
+    fn line(&mut self, name: &str, secs: f64) -> String {
+        let n = self.0.len();
+        format!(
+            "{name:<22} {:>9.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   p99.9 {:>7.2} ms   (n={n})",
+            n as f64 / secs,
+            self.pct(0.50),
+            self.pct(0.99),
+            self.pct(0.999)
+        )
+    }
+}
+
+struct Echo;
+
+#[tonic::async_trait]
+impl echo::echo_service_server::EchoService for Echo {
+    async fn echo(
+        &self,
+        request: tonic::Request<echo::EchoRequest>,
+    ) -> Result<tonic::Response<echo::EchoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(echo::EchoResponse {
+            payload: request.into_inner().payload,
+        }))
+    }
+}
+
+/// (requester, recipient) pairs that are lawful under the youth re-engagement protocol.
+const PAIRS: [(&str, &str); 4] = [
+    ("police", "rangitoto-school-board"),
+    ("msd", "oranga-tamariki"),
+    ("education", "police"),
+    ("oranga-tamariki", "education"),
+];
+
+fn answer(recipient: &str) -> api::InformationResponse {
+    let category = categories_of(recipient)[0].clone();
+    let classification = if category == "attendance" {
+        api::Classification::InConfidence
+    } else {
+        api::Classification::Sensitive
+    };
+    api::InformationResponse {
+        decision: api::Decision::Disclose as i32,
+        items: vec![api::DisclosedItem {
+            category,
+            classification: classification as i32,
+            content: "Benchmark disclosure content of a realistic length for one category.".into(),
+        }],
+        staff_id: "bench-responder".into(),
+        consultation: Some(api::ConsultationRecord {
+            status: 1,
+            reason_not_consulted: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+struct Clients {
+    by_agency: std::collections::HashMap<&'static str, Client>,
+}
+
+/// One full cycle (submit, respond), or a denied submit every tenth time. Returns
+/// (submit µs, respond µs or None if denied).
+async fn cycle(clients: &Clients, pair: usize, n: u64) -> (u64, Option<u64>) {
+    let (from, to) = PAIRS[pair % PAIRS.len()];
+    let mut request = sample_request(to);
+    let deny = n % 10 == 9;
+    if deny {
+        request.subject.as_mut().unwrap().date_of_birth = "1970-01-01".into();
+    }
+    let key = format!("bench-{pair}-{n}");
+    let t = Instant::now();
+    let sent = clients.by_agency[from].submit_request(request, &key).await;
+    let submit = t.elapsed().as_micros() as u64;
+    match (deny, sent) {
+        (true, Err(_)) => (submit, None),
+        (false, Ok(sent)) => {
+            let t = Instant::now();
+            clients.by_agency[to]
+                .respond(&sent.request_id, answer(to))
+                .await
+                .expect("respond");
+            (submit, Some(t.elapsed().as_micros() as u64))
+        }
+        (deny, other) => panic!("unexpected outcome (deny={deny}): {other:?}"),
+    }
+}
+
+fn main() {
+    let secs: u64 = env_or("INFOSHARE_BENCH_SECS", 5);
+    let rate: u64 = env_or("INFOSHARE_BENCH_RATE", 1000);
+    let verify_n: u64 = env_or("INFOSHARE_BENCH_VERIFY_RECORDS", 1_000_000);
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path();
+
+    // PKI, registry and configuration, as the end-to-end tests make them.
+    std::fs::write(
+        root.join("registry.toml"),
+        infoshare_server::registry::SAMPLE_REGISTRY,
+    )
+    .unwrap();
+    let principals =
+        infoshare_certs_dev::principals_from_registry(&root.join("registry.toml")).unwrap();
+    infoshare_certs_dev::ensure(&root.join("pki"), &principals, false).unwrap();
+    std::fs::write(
+        root.join("server.toml"),
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n[tls]\nca = \"pki/ca/ca.pem\"\ncert = \"pki/server/cert.pem\"\nkey = \"pki/server/key.pem\"\n[registry]\nagencies = \"registry.toml\"\n[limits]\ncalls_per_second = 1e9\nburst = 1e9\n",
+    )
+    .unwrap();
+    let config = infoshare_server::config::Config::load(&root.join("server.toml")).unwrap();
+
+    // The broker and the echo baseline, on their own runtime (client and server share the
+    // machine's two cores, as in the baseline).
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (broker_addr, echo_addr, batches) = server_rt.block_on(async {
+        let prepared = infoshare_server::server::prepare(&config)
+            .await
+            .expect("prepare");
+        infoshare_server::server::bootstrap_dev_protocols(&prepared, &root.join("pki"))
+            .await
+            .expect("protocols");
+        let ledger = prepared.broker().ledger().clone();
+        let broker_addr = prepared.local_addr();
+        let tls = prepared.tls();
+        tokio::spawn(prepared.serve(std::future::pending()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let echo_addr = listener.local_addr().unwrap();
+        let incoming = infoshare_server::tls::incoming(listener, tls, "infoshare.dev".into());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(echo::echo_service_server::EchoServiceServer::new(Echo))
+                .serve_with_incoming(incoming),
+        );
+        let batches = move || ledger.batches_committed();
+        (broker_addr, echo_addr, batches)
+    });
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let identity = |role, id: &str| {
+        Identity::from_dir(infoshare_certs_dev::identity_dir(
+            &root.join("pki"),
+            &Principal::new(role, id),
+        ))
+        .unwrap()
+    };
+    let duration = Duration::from_secs(secs);
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "infoshare-bench: {secs} s per phase, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+    .unwrap();
+
+    // 1. Raw transport: echo, closed loop, 64 in flight over 4 connections.
+    let echo_rate = client_rt.block_on(async {
+        let url = format!("https://localhost:{}", echo_addr.port());
+        let mut channels = Vec::new();
+        for _ in 0..4 {
+            channels.push(
+                infoshare_client::connect_channel(&url, &identity(Role::Agency, "police"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let deadline = Instant::now() + duration;
+        let mut tasks = Vec::new();
+        for w in 0..64 {
+            let mut c = echo::echo_service_client::EchoServiceClient::new(channels[w % 4].clone());
+            tasks.push(tokio::spawn(async move {
+                let mut s = Samples::default();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    c.echo(echo::EchoRequest {
+                        payload: vec![7; 512],
+                    })
+                    .await
+                    .unwrap();
+                    s.0.push(t.elapsed().as_micros() as u64);
+                }
+                s.0
+            }));
+        }
+        let mut all = Samples::default();
+        for t in tasks {
+            all.0.extend(t.await.unwrap());
+        }
+        let rate = all.0.len() as f64 / secs as f64;
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            all.line("echo (baseline)", secs as f64)
+        )
+        .unwrap();
+        rate
+    });
+
+    // 2. Broker, closed loop: 64 cycles in flight; every agency also follows its inbox.
+    let url = format!("https://localhost:{}", broker_addr.port());
+    let agencies = [
+        "police",
+        "msd",
+        "education",
+        "oranga-tamariki",
+        "rangitoto-school-board",
+    ];
+    let delivered = Arc::new(AtomicU64::new(0));
+    let clients = client_rt.block_on(async {
+        let mut by_agency = std::collections::HashMap::new();
+        for a in agencies {
+            by_agency.insert(
+                a,
+                Client::connect(&url, &identity(Role::Agency, a))
+                    .await
+                    .unwrap(),
+            );
+        }
+        for a in agencies {
+            let mut stream = by_agency[a].subscribe_inbox(0).await.unwrap();
+            let delivered = delivered.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(_)) = stream.next().await {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        Arc::new(Clients { by_agency })
+    });
+    let batches_before = batches();
+    let (broker_calls, records_per_batch, append_rate) = client_rt.block_on(async {
+        let deadline = Instant::now() + duration;
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for w in 0..64 {
+            let clients = clients.clone();
+            let counter = counter.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut submit, mut respond, mut denied) = (Samples::default(), Samples::default(), Samples::default());
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    match cycle(&clients, w, n).await {
+                        (s, Some(r)) => {
+                            submit.0.push(s);
+                            respond.0.push(r);
+                        }
+                        (s, None) => denied.0.push(s),
+                    }
+                }
+                (submit.0, respond.0, denied.0)
+            }));
+        }
+        let (mut submit, mut respond, mut denied) = (Samples::default(), Samples::default(), Samples::default());
+        for t in tasks {
+            let (s, r, d) = t.await.unwrap();
+            submit.0.extend(s);
+            respond.0.extend(r);
+            denied.0.extend(d);
+        }
+        let calls = (submit.0.len() + respond.0.len() + denied.0.len()) as f64 / secs as f64;
+        let cycles = respond.0.len() as f64 / secs as f64;
+        let records = submit.0.len() + respond.0.len() + denied.0.len();
+        let b = (batches() - batches_before).max(1);
+        let mut o = std::io::stdout();
+        writeln!(o, "{}", submit.line("submit (lawful)", secs as f64)).unwrap();
+        writeln!(o, "{}", respond.line("respond", secs as f64)).unwrap();
+        writeln!(o, "{}", denied.line("submit (denied)", secs as f64)).unwrap();
+        writeln!(o, "full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)", records as f64 / b as f64).unwrap();
+        (calls, records as f64 / b as f64, records as f64 / secs as f64)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    // 3. Open loop at a fixed offered rate of round trips.
+    client_rt.block_on(async {
+        let total = rate * secs;
+        let start = tokio::time::Instant::now() + Duration::from_millis(50);
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
+            tokio::time::sleep_until(scheduled).await;
+            let clients = clients.clone();
+            tasks.push(tokio::spawn(async move {
+                // A full round trip is offered at each scheduled time; the submit's latency
+                // counts from that time, not from when the task got to run.
+                let (from, to) = PAIRS[(i % 4) as usize];
+                let key = format!("open-{i}");
+                let sent = clients.by_agency[from]
+                    .submit_request(sample_request(to), &key)
+                    .await
+                    .unwrap();
+                let submit = scheduled.elapsed().as_micros() as u64;
+                clients.by_agency[to]
+                    .respond(&sent.request_id, answer(to))
+                    .await
+                    .unwrap();
+                let round_trip = scheduled.elapsed().as_micros() as u64;
+                (submit, round_trip)
+            }));
+        }
+        let (mut s, mut rt) = (Samples::default(), Samples::default());
+        for t in tasks {
+            let (a, b) = t.await.unwrap();
+            s.0.push(a);
+            rt.0.push(b);
+        }
+        let mut o = std::io::stdout();
+        writeln!(
+            o,
+            "{}",
+            s.line(&format!("open-loop submit @{rate}/s"), secs as f64)
+        )
+        .unwrap();
+        writeln!(o, "{}", rt.line("open-loop round trip", secs as f64)).unwrap();
+    });
+
+    // 4. Bare batched fdatasync at the broker's batch size.
+    let batch = records_per_batch.round().max(1.0) as usize;
+    let fsync_rate = {
+        let path = root.join("fsync.bin");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let frame = vec![0x5a_u8; 260];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut records = 0u64;
+        let t = Instant::now();
+        while Instant::now() < deadline {
+            let mut buf = Vec::with_capacity(frame.len() * batch);
+            for _ in 0..batch {
+                buf.extend_from_slice(&frame);
+            }
+            f.write_all(&buf).unwrap();
+            f.sync_data().unwrap();
+            records += batch as u64;
+        }
+        records as f64 / t.elapsed().as_secs_f64()
+    };
+    let broker_append = append_rate;
+    writeln!(
+        out,
+        "bare fdatasync loop    {fsync_rate:>9.0} records/s at {batch} per sync"
+    )
+    .unwrap();
+
+    // 5. Verify a log of N records from scratch.
+    let verify_secs = {
+        let dir = root.join("verify-data");
+        let (mut log, _) = infoshare_server::store::segment::SegmentLog::open(
+            &dir.join("log"),
+            infoshare_server::store::ledger::LOG_MAGIC,
+        )
+        .unwrap();
+        let template = infoshare_server::records::Record::decode(&bench_record()).unwrap();
+        let mut n = 0u64;
+        while n < verify_n {
+            let chunk: Vec<Vec<u8>> = (0..1000.min(verify_n - n))
+                .map(|i| {
+                    let mut r = template.clone();
+                    r.time_ms += n + i;
+                    r.encode()
+                })
+                .collect();
+            n += chunk.len() as u64;
+            log.append(&chunk).unwrap();
+        }
+        drop(log);
+        let t = Instant::now();
+        let v = infoshare_server::store::verify::verify_data_dir(&dir).unwrap();
+        assert_eq!(v.records, verify_n);
+        t.elapsed().as_secs_f64()
+    };
+
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
+        broker_calls,
+        echo_rate,
+        broker_calls / echo_rate
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "durable append rate vs bare fdatasync at the same batch size: {:.0} / {:.0} = {:.2}",
+        broker_append,
+        fsync_rate,
+        broker_append / fsync_rate
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "verify {verify_n} records from scratch: {verify_secs:.2} s"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "deliveries streamed: {}",
+        delivered.load(Ordering::Relaxed)
+    )
+    .unwrap();
+    drop(clients);
+    // The servers run until the process exits; no graceful shutdown to wait for.
+    std::mem::forget(server_rt);
+}
+
+/// A realistic request record (the size of the ones the broker writes).
+fn bench_record() -> Vec<u8> {
+    use infoshare_server::domain::{Authority, Classification, Consultation, Urgency};
+    use infoshare_server::records::{Actor, Event, Record, RequestId, RequestSubmitted};
+    Record {
+        time_ms: 1_800_000_000_000,
+        actor: Actor {
+            role: infoshare_server::identity::Role::Agency,
+            id: "police".into(),
+            cert_sha256: [1; 32],
+        },
+        event: Event::RequestSubmitted(RequestSubmitted {
+            request_id: RequestId([2; 16]),
+            recipient: "rangitoto-school-board".into(),
+            staff: [3; 32],
+            subjects: vec![[4; 32], [5; 32]],
+            protocol_id: "youth-reengagement".into(),
+            protocol_version: 1,
+            authority: Authority::OtaS66C,
+            purpose: "support-plan".into(),
+            categories: vec!["attendance".into(), "learning-support".into()],
+            classification: Classification::InConfidence,
+            urgency: Urgency::Routine,
+            consultation: Some(Consultation::Consulted),
+            idempotency: [6; 32],
+            body_commitment: [7; 32],
+        }),
+    }
+    .encode()
+}
