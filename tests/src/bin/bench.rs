@@ -12,7 +12,7 @@
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
 //! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_VERIFY_RECORDS adjust it).
 
-use std::io::Write;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -196,13 +196,10 @@ fn main() {
         .unwrap()
     };
     let duration = Duration::from_secs(secs);
-    let mut out = std::io::stdout();
-    writeln!(
-        out,
+    println!(
         "infoshare-bench: {secs} s per phase, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
-    .unwrap();
+    );
 
     // 1. Raw transport: echo, closed loop, 64 in flight over 4 connections.
     let echo_rate = client_rt.block_on(async {
@@ -238,12 +235,7 @@ fn main() {
             all.0.extend(t.await.unwrap());
         }
         let rate = all.0.len() as f64 / secs as f64;
-        writeln!(
-            std::io::stdout(),
-            "{}",
-            all.line("echo (baseline)", secs as f64)
-        )
-        .unwrap();
+        println!("{}", all.line("echo (baseline)", secs as f64));
         rate
     });
 
@@ -312,11 +304,10 @@ fn main() {
         let cycles = respond.0.len() as f64 / secs as f64;
         let records = submit.0.len() + respond.0.len() + denied.0.len();
         let b = (batches() - batches_before).max(1);
-        let mut o = std::io::stdout();
-        writeln!(o, "{}", submit.line("submit (lawful)", secs as f64)).unwrap();
-        writeln!(o, "{}", respond.line("respond", secs as f64)).unwrap();
-        writeln!(o, "{}", denied.line("submit (denied)", secs as f64)).unwrap();
-        writeln!(o, "full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)", records as f64 / b as f64).unwrap();
+        println!("{}", submit.line("submit (lawful)", secs as f64));
+        println!("{}", respond.line("respond", secs as f64));
+        println!("{}", denied.line("submit (denied)", secs as f64));
+        println!("full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)", records as f64 / b as f64);
         (calls, records as f64 / b as f64, records as f64 / secs as f64)
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -354,14 +345,11 @@ fn main() {
             s.0.push(a);
             rt.0.push(b);
         }
-        let mut o = std::io::stdout();
-        writeln!(
-            o,
+        println!(
             "{}",
             s.line(&format!("open-loop submit @{rate}/s"), secs as f64)
-        )
-        .unwrap();
-        writeln!(o, "{}", rt.line("open-loop round trip", secs as f64)).unwrap();
+        );
+        println!("{}", rt.line("open-loop round trip", secs as f64));
     });
 
     // 4. Bare batched fdatasync at the broker's batch size.
@@ -389,11 +377,7 @@ fn main() {
         records as f64 / t.elapsed().as_secs_f64()
     };
     let broker_append = append_rate;
-    writeln!(
-        out,
-        "bare fdatasync loop    {fsync_rate:>9.0} records/s at {batch} per sync"
-    )
-    .unwrap();
+    println!("bare fdatasync loop    {fsync_rate:>9.0} records/s at {batch} per sync");
 
     // 5. Verify a log of N records from scratch.
     let verify_secs = {
@@ -423,34 +407,21 @@ fn main() {
         t.elapsed().as_secs_f64()
     };
 
-    writeln!(out).unwrap();
-    writeln!(
-        out,
+    println!();
+    println!(
         "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
         broker_calls,
         echo_rate,
         broker_calls / echo_rate
-    )
-    .unwrap();
-    writeln!(
-        out,
+    );
+    println!(
         "durable append rate vs bare fdatasync at the same batch size: {:.0} / {:.0} = {:.2}",
         broker_append,
         fsync_rate,
         broker_append / fsync_rate
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "verify {verify_n} records from scratch: {verify_secs:.2} s"
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "deliveries streamed: {}",
-        delivered.load(Ordering::Relaxed)
-    )
-    .unwrap();
+    );
+    println!("verify {verify_n} records from scratch: {verify_secs:.2} s");
+    println!("deliveries streamed: {}", delivered.load(Ordering::Relaxed));
     drop(clients);
     // The servers run until the process exits; no graceful shutdown to wait for.
     std::mem::forget(server_rt);
