@@ -375,7 +375,14 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);
             let sent = client.submit_request(request, &key).await.map_err(e)?;
-            out.sent(&sent, &key);
+            out.accepted(
+                "request",
+                &sent.request_id,
+                sent.log_index,
+                &sent.accepted_at,
+                sent.replayed,
+                &key,
+            );
         }
         Cmd::Inbox(a) if a.follow => {
             let mut stream = client.subscribe_inbox(a.after).await.map_err(e)?;
@@ -443,7 +450,14 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);
             let done = client.disclose(disclosure, &key).await.map_err(e)?;
-            out.disclosed(&done, &key);
+            out.accepted(
+                "disclosure",
+                &done.request_id,
+                done.log_index,
+                &done.accepted_at,
+                done.replayed,
+                &key,
+            );
         }
         Cmd::Protocol(p) => protocol(&client, p, out).await.map_err(e)?,
         Cmd::Audit(a) => audit::run(&client, a, out).await?,

@@ -241,50 +241,35 @@ impl Output {
         println!("certificate sha256 {}", me.certificate_sha256);
     }
 
-    pub fn sent(&self, r: &api::SubmitRequestResponse, key: &str) {
+    /// A request or proactive disclosure the broker accepted (`what` names which).
+    pub fn accepted(
+        &self,
+        what: &str,
+        request_id: &str,
+        log_index: u64,
+        accepted_at: &Option<prost_types::Timestamp>,
+        replayed: bool,
+        key: &str,
+    ) {
         if self.json {
             return self.emit(json!({
-                "request_id": r.request_id,
-                "log_index": r.log_index,
-                "accepted_at": time(&r.accepted_at),
-                "replayed": r.replayed,
+                "request_id": request_id,
+                "log_index": log_index,
+                "accepted_at": time(accepted_at),
+                "replayed": replayed,
                 "idempotency_key": key,
             }));
         }
-        let note = if r.replayed {
+        let note = if replayed {
             " (already sent with this key)"
         } else {
             ""
         };
         println!(
-            "request {} accepted at {}{note}",
-            r.request_id,
-            time(&r.accepted_at)
+            "{what} {request_id} accepted at {}{note}",
+            time(accepted_at)
         );
-        println!("log index {}; idempotency key {key}", r.log_index);
-    }
-
-    pub fn disclosed(&self, r: &api::DiscloseResponse, key: &str) {
-        if self.json {
-            return self.emit(json!({
-                "request_id": r.request_id,
-                "log_index": r.log_index,
-                "accepted_at": time(&r.accepted_at),
-                "replayed": r.replayed,
-                "idempotency_key": key,
-            }));
-        }
-        let note = if r.replayed {
-            " (already sent with this key)"
-        } else {
-            ""
-        };
-        println!(
-            "disclosure {} accepted at {}{note}",
-            r.request_id,
-            time(&r.accepted_at)
-        );
-        println!("log index {}; idempotency key {key}", r.log_index);
+        println!("log index {log_index}; idempotency key {key}");
     }
 
     pub fn protocols(&self, list: &[api::ProtocolSummary]) {
