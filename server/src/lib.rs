@@ -18,6 +18,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+#[cfg(test)]
+mod fuzz_props;
 pub mod identity;
 pub mod limits;
 pub mod policy;
