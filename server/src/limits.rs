@@ -19,6 +19,8 @@ pub struct Limits {
     pub streams_per_principal: usize,
     /// How long a stream waits for a slow client to take an item before closing the stream.
     pub stream_send_timeout_secs: u64,
+    /// How long a client may take to complete its TLS handshake.
+    pub handshake_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             burst: 1000.0,
             streams_per_principal: 16,
             stream_send_timeout_secs: 30,
+            handshake_timeout_secs: 10,
         }
     }
 }

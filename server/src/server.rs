@@ -82,7 +82,8 @@ impl Prepared {
                 }
             }
         });
-        let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain);
+        let handshake = Duration::from_secs(self.broker.limiter().limits().handshake_timeout_secs);
+        let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, handshake);
         tonic::transport::Server::builder()
             // Bounds how long a connection made before a revocation keeps working.
             .max_connection_age(Duration::from_secs(15 * 60))

@@ -28,7 +28,7 @@ use tonic::transport::server::Connected;
 use crate::crypto::{Digest32, sha256};
 use crate::identity::{IdentityError, SpiffeId, spiffe_id_from_cert};
 
-/// How long a client may take to complete the TLS handshake.
+/// How long a client may take to complete the TLS handshake, unless configured otherwise.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why TLS could not be set up.
@@ -169,12 +169,13 @@ impl AsyncWrite for TlsConnection {
 }
 
 /// Accepts TCP connections on `listener` and completes TLS handshakes concurrently (each bounded
-/// by [`HANDSHAKE_TIMEOUT`]), yielding finished connections. A failed handshake is logged and
+/// by `handshake_timeout`), yielding finished connections. A failed handshake is logged and
 /// dropped; it never reaches tonic.
 pub fn incoming(
     listener: TcpListener,
     config: SharedTlsConfig,
     trust_domain: String,
+    handshake_timeout: Duration,
 ) -> ReceiverStream<Result<TlsConnection, std::io::Error>> {
     let (tx, rx) = mpsc::channel(128);
     let trust_domain: Arc<str> = trust_domain.into();
@@ -198,7 +199,7 @@ pub fn incoming(
             let trust_domain = trust_domain.clone();
             tokio::spawn(async move {
                 let stream =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::info!(%remote, error = %e, "TLS handshake refused");

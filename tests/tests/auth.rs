@@ -29,11 +29,7 @@ async fn a_client_without_a_certificate_is_refused() {
     let server = env.start().await;
     let ca = std::fs::read(env.identity_dir(Role::Agency, "police").join("ca.pem")).unwrap();
     refused(&server.url(), &Identity::anonymous(ca)).await;
-    assert!(
-        server.log().contains("TLS handshake refused"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("TLS handshake refused").await;
 }
 
 #[tokio::test]
@@ -117,11 +113,7 @@ async fn an_expired_certificate_is_refused() {
     )
     .unwrap();
     refused(&server.url(), &Identity::from_dir(dir.path()).unwrap()).await;
-    assert!(
-        server.log().contains("TLS handshake refused"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("TLS handshake refused").await;
 }
 
 #[tokio::test]

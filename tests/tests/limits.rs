@@ -66,3 +66,29 @@ async fn concurrent_streams_are_capped_per_agency() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_stalled_handshake_is_dropped_and_blocks_no_one() {
+    let env = TestEnv::with_config(
+        "\n[limits]\ncalls_per_second = 1000.0\nburst = 1000.0\nhandshake_timeout_secs = 1\n",
+    );
+    let server = env.start().await;
+    // A TCP connection that never starts TLS.
+    let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Meanwhile everyone else is served.
+    server
+        .agency(&env, "police")
+        .await
+        .who_am_i()
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut idle, &mut buf),
+    )
+    .await
+    .expect("the server closes a stalled handshake within its timeout");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    server.wait_for_log("TLS handshake timed out").await;
+}

@@ -1,6 +1,9 @@
 //! ExchangeService.
 
 use infoshare_proto::v1;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -81,7 +84,7 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         }))
     }
 
-    type SubscribeInboxStream = ReceiverStream<Result<v1::SubscribeInboxResponse, Status>>;
+    type SubscribeInboxStream = InboxStream;
 
     #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubscribeInbox", caller = Empty))]
     async fn subscribe_inbox(
@@ -104,11 +107,17 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let broker = self.broker.clone();
         let after = request.get_ref().after_cursor;
+        let too_slow = Arc::new(AtomicBool::new(false));
+        let flag = too_slow.clone();
         tokio::spawn(async move {
-            follow_inbox(broker, caller, after, tx).await;
+            follow_inbox(broker, caller, after, tx, &flag).await;
             drop(slot);
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(InboxStream {
+            rx: ReceiverStream::new(rx),
+            too_slow,
+            finished: false,
+        }))
     }
 
     #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Acknowledge", caller = Empty, request_id = Empty))]
@@ -180,6 +189,44 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
     }
 }
 
+/// An inbox stream: the items, then — if the client read too slowly — a RESOURCE_EXHAUSTED
+/// status telling it to reconnect from its last cursor. (The status cannot be queued behind the
+/// items the slow client never took, so it is added when the queue runs dry.)
+pub struct InboxStream {
+    rx: ReceiverStream<Result<v1::SubscribeInboxResponse, Status>>,
+    too_slow: Arc<AtomicBool>,
+    finished: bool,
+}
+
+impl tokio_stream::Stream for InboxStream {
+    type Item = Result<v1::SubscribeInboxResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.rx).poll_next(cx) {
+            Poll::Ready(None) if !self.finished && self.too_slow.load(Ordering::Acquire) => {
+                self.finished = true;
+                Poll::Ready(Some(Err(Status::resource_exhausted(
+                    "you did not read your inbox stream in time; reconnect with your last cursor",
+                ))))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Why an inbox stream ended.
+#[derive(Debug, PartialEq, Eq)]
+enum StreamEnd {
+    /// The client went away, the ledger stopped, or an error was sent.
+    Closed,
+    /// The client did not take an item within the send timeout.
+    TooSlow,
+}
+
 /// Streams the caller's inbox after `cursor`: the backlog, then each item as its batch commits.
 /// Ends when the client goes away or the ledger stops.
 async fn follow_inbox(
@@ -187,7 +234,8 @@ async fn follow_inbox(
     caller: Caller,
     mut cursor: u64,
     tx: mpsc::Sender<Result<v1::SubscribeInboxResponse, Status>>,
-) {
+    too_slow: &AtomicBool,
+) -> StreamEnd {
     let mut applied = broker.ledger().applied();
     loop {
         // Mark the current commit as seen before reading, so a commit that lands after the
@@ -208,7 +256,7 @@ async fn follow_inbox(
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
-                return;
+                return StreamEnd::Closed;
             }
         };
         let timeout = broker.limiter().limits().stream_send_timeout();
@@ -216,15 +264,14 @@ async fn follow_inbox(
             let message = v1::SubscribeInboxResponse { item: Some(item) };
             match tokio::time::timeout(timeout, tx.send(Ok(message))).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return,
+                Ok(Err(_)) => return StreamEnd::Closed,
                 Err(_) => {
                     // A client that stops reading only loses its own stream; it resumes from its
                     // last cursor.
                     tracing::info!(caller = %caller.spiffe, cursor, "slow stream client; closing");
-                    let _ = tx.try_send(Err(Status::resource_exhausted(
-                        "you did not read your inbox stream in time; reconnect with your last cursor",
-                    )));
-                    return;
+                    // Set before `tx` is dropped, so the stream sees it when its queue runs dry.
+                    too_slow.store(true, Ordering::Release);
+                    return StreamEnd::TooSlow;
                 }
             }
             cursor = next;
@@ -235,9 +282,9 @@ async fn follow_inbox(
         tokio::select! {
             changed = applied.changed() => if changed.is_err() {
                 let _ = tx.send(Err(Status::unavailable("the broker is shutting down; reconnect with your last cursor"))).await;
-                return;
+                return StreamEnd::Closed;
             },
-            () = tx.closed() => return,
+            () = tx.closed() => return StreamEnd::Closed,
         }
     }
 }

@@ -174,7 +174,12 @@ fn main() {
         tokio::spawn(prepared.serve(std::future::pending()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let echo_addr = listener.local_addr().unwrap();
-        let incoming = infoshare_server::tls::incoming(listener, tls, "infoshare.dev".into());
+        let incoming = infoshare_server::tls::incoming(
+            listener,
+            tls,
+            "infoshare.dev".into(),
+            infoshare_server::tls::HANDSHAKE_TIMEOUT,
+        );
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(echo::echo_service_server::EchoServiceServer::new(Echo))

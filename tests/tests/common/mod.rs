@@ -193,6 +193,19 @@ impl TestServer {
         self.child.wait().unwrap();
     }
 
+    /// Waits (up to 5 s) until the server's log contains `text`; panics with the log if not.
+    pub async fn wait_for_log(&self, text: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.log().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "log lacks {text:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
