@@ -23,6 +23,10 @@ struct Args {
     /// sample registry, listen on 127.0.0.1:50051, keep data in ./data.
     #[arg(long)]
     dev: bool,
+    /// Check the configuration (registry, TLS files, CRLs, data directory, limits), print the
+    /// result and exit without serving.
+    #[arg(long)]
+    check_config: bool,
     /// With --dev: the listen address.
     #[arg(long, requires = "dev", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
@@ -68,6 +72,18 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.check_config {
+        return match server::check_config(&config) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
         let prepared = server::prepare(&config).await?;

@@ -83,6 +83,31 @@ impl Prepared {
             }
         });
         let handshake = Duration::from_secs(self.broker.limiter().limits().handshake_timeout_secs);
+        // Standard gRPC health and server reflection (v1 and v1alpha: many clients still speak
+        // the latter), so grpcurl and any gRPC client can probe and discover the API. They sit
+        // behind the same mutual TLS as everything else.
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<ExchangeServiceServer<ExchangeApi>>()
+            .await;
+        health_reporter
+            .set_serving::<ProtocolServiceServer<ProtocolApi>>()
+            .await;
+        health_reporter
+            .set_serving::<AuditServiceServer<AuditApi>>()
+            .await;
+        health_reporter
+            .set_serving::<IdentityServiceServer<IdentityApi>>()
+            .await;
+        let descriptors = api_descriptors();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(&descriptors)
+            .build_v1()
+            .map_err(|e| start_err!("reflection", e))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(&descriptors)
+            .build_v1alpha()
+            .map_err(|e| start_err!("reflection", e))?;
         let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, handshake);
         tonic::transport::Server::builder()
             // Bounds how long a connection made before a revocation keeps working.
@@ -106,10 +131,65 @@ impl Prepared {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(64 << 20),
             )
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|e| start_err!("server", e))
     }
+}
+
+/// The API's file descriptors for reflection, without the benchmark's echo (not served here).
+fn api_descriptors() -> Vec<u8> {
+    use prost::Message;
+    let mut set = prost_types::FileDescriptorSet::decode(infoshare_proto::FILE_DESCRIPTOR_SET)
+        .expect("the built-in descriptor set decodes");
+    set.file
+        .retain(|f| f.package.as_deref() != Some("infoshare.bench.v1"));
+    set.encode_to_vec()
+}
+
+/// Checks a configuration without serving: the registry parses, the TLS files and CRLs load,
+/// and the data directory is usable. For `infoshare-server --check-config`.
+pub fn check_config(config: &Config) -> Result<String, StartError> {
+    let registry =
+        Registry::load(&config.registry.agencies).map_err(|e| start_err!("registry", e))?;
+    crate::tls::server_config(
+        &config.tls.ca,
+        &config.tls.cert,
+        &config.tls.key,
+        &config.tls.crl,
+    )
+    .map_err(|e| start_err!("tls", e))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        start_err!(
+            "data directory",
+            format!("{}: {e}", config.data_dir.display())
+        )
+    })?;
+    let probe = config.data_dir.join(".check-config");
+    std::fs::write(&probe, b"ok")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            start_err!(
+                "data directory",
+                format!("{} is not writable: {e}", config.data_dir.display())
+            )
+        })?;
+    let l = &config.limits;
+    if l.calls_per_second <= 0.0 || l.burst < 1.0 || l.streams_per_principal == 0 {
+        return Err(StartError(
+            "limits: calls_per_second, burst and streams_per_principal must be positive".into(),
+        ));
+    }
+    Ok(format!(
+        "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; listen {}",
+        registry.agency_count(),
+        config.tls.crl.len(),
+        config.data_dir.display(),
+        config.listen
+    ))
 }
 
 fn reload(
