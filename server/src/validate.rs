@@ -481,29 +481,7 @@ pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
         return invalid("response", "is required");
     };
     let decision = enum_value("response.decision", r.decision, Decision::from_i32)?;
-    if r.items.len() > ITEMS_MAX {
-        return invalid("response.items", format!("has more than {ITEMS_MAX} items"));
-    }
-    let mut items = Vec::with_capacity(r.items.len());
-    for (i, item) in r.items.iter().enumerate() {
-        let category = code(&format!("response.items[{i}].category"), &item.category)?;
-        let class = enum_value(
-            &format!("response.items[{i}].classification"),
-            item.classification,
-            Classification::from_i32,
-        )?;
-        let content_field = format!("response.items[{i}].content");
-        if item.content.is_empty() {
-            return invalid(&content_field, "is required");
-        }
-        if item.content.len() > CONTENT_MAX {
-            return invalid(
-                &content_field,
-                format!("is longer than {CONTENT_MAX} bytes"),
-            );
-        }
-        items.push((category, class));
-    }
+    let items = disclosed_items("response.items", &r.items)?;
     let ground = match r.decline_ground {
         0 => None,
         raw => Some(enum_value(
