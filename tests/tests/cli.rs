@@ -8,13 +8,26 @@ use common::{TestEnv, TestServer};
 use infoshare_certs_dev::Role;
 use serde_json::Value;
 
+/// Runs the CLI as `role`/`id` against `server`, with `extra` environment variables.
+fn run_cli(
+    env: &TestEnv,
+    server: &TestServer,
+    (role, id): (Role, &str),
+    extra: &[(&str, std::path::PathBuf)],
+    args: &[&str],
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"));
+    command
+        .env("INFOSHARE_IDENTITY", env.identity_dir(role, id))
+        .env("INFOSHARE_SERVER", server.url());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    command.args(args).output().expect("run the CLI")
+}
+
 fn cli(env: &TestEnv, server: &TestServer, agency: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
-        .env("INFOSHARE_IDENTITY", env.identity_dir(Role::Agency, agency))
-        .env("INFOSHARE_SERVER", server.url())
-        .args(args)
-        .output()
-        .expect("run the CLI")
+    run_cli(env, server, (Role::Agency, agency), &[], args)
 }
 
 fn json(out: &Output) -> Value {
@@ -179,16 +192,8 @@ async fn the_readme_walk_through_works() {
 }
 
 fn auditor_cli(env: &TestEnv, server: &TestServer, dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
-        .env(
-            "INFOSHARE_IDENTITY",
-            env.identity_dir(Role::Auditor, "privacy-audit"),
-        )
-        .env("INFOSHARE_SERVER", server.url())
-        .env("INFOSHARE_AUDIT_STATE", dir.join("audit.state"))
-        .args(args)
-        .output()
-        .expect("run the CLI")
+    let state = [("INFOSHARE_AUDIT_STATE", dir.join("audit.state"))];
+    run_cli(env, server, (Role::Auditor, "privacy-audit"), &state, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,22 +212,6 @@ pub enum OpenError {
     },
 }
 
-enum ReplayError {
-    Open(OpenError),
-}
-
-impl From<SegmentError> for ReplayError {
-    fn from(e: SegmentError) -> Self {
-        ReplayError::Open(e.into())
-    }
-}
-
-impl From<ViewError> for ReplayError {
-    fn from(e: ViewError) -> Self {
-        ReplayError::Open(e.into())
-    }
-}
-
 impl Ledger {
     /// Opens the ledger in `data_dir` (subdirectories `log`, `bodies`, `views`) and starts its
     /// writer thread.
@@ -254,8 +238,9 @@ impl Ledger {
         // Entries under the last signed checkpoint were acknowledged: a bad frame among them is
         // tampering or damage, never a torn write to cut away.
         let checkpoint_path = data_dir.join("checkpoint.note");
-        let signed = std::fs::read_to_string(&checkpoint_path)
-            .ok()
+        let stored_note = std::fs::read_to_string(&checkpoint_path).ok();
+        let signed = stored_note
+            .as_deref()
             .and_then(|n| n.lines().nth(1).and_then(|l| l.parse::<u64>().ok()))
             .unwrap_or(0);
         let (log, log_rec) = SegmentLog::open_protecting(
@@ -277,9 +262,7 @@ impl Ledger {
             (applied, applied_bodies) = (0, 0);
         }
         let replayed = last_record - applied;
-        replay(&views, &log, &bodies, applied, applied_bodies).map_err(|e| match e {
-            ReplayError::Open(e) => e,
-        })?;
+        replay(&views, &log, &bodies, applied, applied_bodies)?;
         let report = OpenReport {
             records: last_record,
             bodies: last_body,
@@ -293,7 +276,7 @@ impl Ledger {
             tree.push(leaf_hash(raw));
             Ok::<_, SegmentError>(())
         })?;
-        check_signed_checkpoint(&checkpoint_path, &signer, &tree)?;
+        check_signed_checkpoint(&checkpoint_path, stored_note.as_deref(), &signer, &tree)?;
         let checkpoint = Checkpoint {
             origin: origin.to_string(),
             size: tree.size(),
@@ -475,7 +458,7 @@ fn replay(
     bodies: &SegmentLog,
     applied: u64,
     applied_bodies: u64,
-) -> Result<(), ReplayError> {
+) -> Result<(), OpenError> {
     let mut last_body = applied_bodies;
     let mut ov = views.overlay();
     bodies.for_each_from(applied_bodies + 1, |index, pos, payload| {
@@ -483,7 +466,7 @@ fn replay(
             .map_err(|e| ViewError::Store(format!("body entry {index}: {e}")))?;
         ov.put_body(kind, &id, pos);
         last_body = index;
-        Ok::<_, ReplayError>(())
+        Ok::<_, OpenError>(())
     })?;
     ov.set_marks(applied, last_body);
     ov.commit()?;
@@ -491,8 +474,7 @@ fn replay(
     let mut ov = Some(views.overlay());
     let mut last = applied;
     log.for_each_from(applied + 1, |index, _, raw| {
-        let record = Record::decode(raw)
-            .map_err(|error| ReplayError::Open(OpenError::Record { index, error }))?;
+        let record = Record::decode(raw).map_err(|error| OpenError::Record { index, error })?;
         let o = ov.as_mut().expect("overlay present");
         views::apply(o, index, &record, raw)?;
         last = index;
@@ -502,7 +484,7 @@ fn replay(
             full.commit()?;
             ov = Some(views.overlay());
         }
-        Ok::<_, ReplayError>(())
+        Ok::<_, OpenError>(())
     })?;
     let mut o = ov.take().expect("overlay present");
     o.set_marks(last, last_body);
@@ -560,13 +542,18 @@ fn load_signer(path: &Path, origin: &str) -> Result<NoteSigner, OpenError> {
 }
 
 /// Refuses a log that does not contain what the last signed checkpoint covered.
-fn check_signed_checkpoint(path: &Path, signer: &NoteSigner, tree: &Tree) -> Result<(), OpenError> {
-    let Ok(note) = std::fs::read_to_string(path) else {
+fn check_signed_checkpoint(
+    path: &Path,
+    note: Option<&str>,
+    signer: &NoteSigner,
+    tree: &Tree,
+) -> Result<(), OpenError> {
+    let Some(note) = note else {
         return Ok(());
     };
     let verifier = NoteVerifier::parse(&signer.verifier_key())
         .map_err(|e| OpenError::Tampered(e.to_string()))?;
-    let checkpoint = verifier.verify(&note).map_err(|e| {
+    let checkpoint = verifier.verify(note).map_err(|e| {
         OpenError::Tampered(format!(
             "{} is not signed by this log's key ({e})",
             path.display()
