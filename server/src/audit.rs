@@ -138,8 +138,10 @@ impl Filter {
 
     /// The audit index prefixes that together hold every candidate (the most selective
     /// condition's); the union is scanned and every condition checked.
-    fn index_prefixes(&self) -> Vec<Vec<u8>> {
-        if !self.subjects.is_empty() {
+    /// The audit indexes whose union holds every match; `None` when only a scan of every
+    /// record will do.
+    fn index_prefixes(&self) -> Option<Vec<Vec<u8>>> {
+        Some(if !self.subjects.is_empty() {
             self.subjects.iter().map(audit_index::subject).collect()
         } else if let Some(s) = &self.staff {
             vec![audit_index::staff(s)]
@@ -150,8 +152,8 @@ impl Filter {
         } else if let Some(e) = self.event {
             vec![audit_index::event(e)]
         } else {
-            vec![audit_index::all()]
-        }
+            return None;
+        })
     }
 
     fn logged(&self, kind: QueryKind, result_count: usize) -> AuditQueried {
@@ -216,9 +218,7 @@ impl Broker {
         let size = head.checkpoint.size;
         let mut out = Vec::with_capacity(indices.len());
         for &i in indices {
-            let raw = self.ledger.views().record(i)?.ok_or_else(|| {
-                BrokerError::Internal(format!("record {i} missing from the views"))
-            })?;
+            let raw = self.ledger.record(i)?;
             let record = Record::decode(&raw)
                 .map_err(|e| BrokerError::Internal(format!("record {i}: {e}")))?;
             let proof = head.tree.inclusion_proof(i - 1, size).ok_or_else(|| {
@@ -261,23 +261,30 @@ impl Broker {
             // horizon are complete in this round.
             let mut candidates = BTreeSet::new();
             let mut horizon = u64::MAX;
-            for p in &prefixes {
-                let got = views.indexed(p, cursor, STEP)?;
-                if got.len() == STEP {
-                    horizon = horizon.min(*got.last().expect("full"));
+            match &prefixes {
+                Some(prefixes) => {
+                    for p in prefixes {
+                        let got = views.indexed(p, cursor, STEP)?;
+                        if got.len() == STEP {
+                            horizon = horizon.min(*got.last().expect("full"));
+                        }
+                        candidates.extend(got);
+                    }
                 }
-                candidates.extend(got);
+                None => {
+                    let last = self.ledger.head().checkpoint.size;
+                    let end = last.min(cursor + STEP as u64);
+                    candidates.extend(cursor + 1..=end);
+                    if end < last {
+                        horizon = end;
+                    }
+                }
             }
             if candidates.is_empty() {
                 return Ok((found, cursor, false));
             }
             for i in candidates.into_iter().take_while(|&i| i <= horizon) {
-                let raw = views.record(i)?.ok_or_else(|| {
-                    BrokerError::Internal(format!("record {i} missing from the views"))
-                })?;
-                let record = Record::decode(&raw)
-                    .map_err(|e| BrokerError::Internal(format!("record {i}: {e}")))?;
-                if filter.matches(&record) {
+                if filter.matches(&self.ledger.decoded(i)?) {
                     if found.len() == limit {
                         return Ok((found, cursor, true));
                     }
@@ -341,19 +348,14 @@ impl Broker {
             ..Filter::default()
         };
         let (direct, _, _) = self.matching(&filter, 0, EXPORT_MAX)?;
-        let views = self.ledger.views();
         let mut all = BTreeSet::new();
         let mut exchanges: BTreeSet<RequestId> = BTreeSet::new();
         for &i in &direct {
             all.insert(i);
-            if let Some(raw) = views.record(i)?
-                && let Ok(r) = Record::decode(&raw)
-            {
-                exchanges.extend(r.event.request_id());
-            }
+            exchanges.extend(self.ledger.decoded(i)?.event.request_id());
         }
         for id in exchanges {
-            all.extend(views.timeline(&id)?.into_iter().map(|(i, _)| i));
+            all.extend(self.ledger.views().timeline(&id)?);
         }
         let indices: Vec<u64> = all.into_iter().collect();
         let (checkpoint, records) = self.prove(&indices)?;

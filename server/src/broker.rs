@@ -386,12 +386,7 @@ impl Broker {
                 receipt,
             }),
             Outcome::Replayed { request_id, index } => {
-                let time_ms = self
-                    .ledger
-                    .views()
-                    .timeline(&request_id)?
-                    .first()
-                    .map_or(0, |(_, r)| r.time_ms);
+                let time_ms = self.ledger.decoded(index)?.time_ms;
                 Ok(Submitted {
                     request_id,
                     index,
@@ -556,15 +551,12 @@ impl Broker {
                 ),
             });
         }
-        let original = views
-            .timeline(&response.request_id)?
-            .into_iter()
-            .find(|(i, _)| *i == meta.request_idx)
-            .and_then(|(_, r)| match r.event {
-                Event::RequestSubmitted(s) => Some(s),
-                _ => None,
-            })
-            .ok_or_else(|| BrokerError::Internal("request record missing from views".into()))?;
+        let Event::RequestSubmitted(original) = self.ledger.decoded(meta.request_idx)?.event else {
+            return Err(BrokerError::Internal(format!(
+                "record {} is not the request {}",
+                meta.request_idx, response.request_id
+            )));
+        };
         let responder = self.agency(&caller.principal.id)?;
         policy::check_response(
             responder,
@@ -629,7 +621,7 @@ impl Broker {
             request,
             disclosure,
             response,
-            timeline: self.ledger.views().timeline(&request_id)?,
+            timeline: self.ledger.timeline(&request_id)?,
             meta,
         })
     }

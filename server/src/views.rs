@@ -5,17 +5,19 @@
 //! Keys (all byte strings):
 //! ```text
 //! r ‖ request_id                       → RequestMeta
-//! t ‖ request_id ‖ index:u64be         → the record (timeline, oldest first)
+//! t ‖ request_id ‖ index:u64be         → () (the request's records, oldest first)
 //! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
-//! xr ‖ index:u64be                     → every record (for audit reads and receipts)
 //! xs ‖ subject pseudonym ‖ index       → audit index by subject
 //! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
 //! xf ‖ staff pseudonym ‖ index         → audit index by staff member
 //! xp ‖ protocol ‖ 0x00 ‖ index         → audit index by protocol
 //! xe ‖ event code ‖ index              → audit index by event type
 //! ```
+//!
+//! Records themselves are read from the log by position (the log is their only store); the
+//! views hold only small values and empty-valued index keys.
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::domain::{MessageKind, RequestStatus};
@@ -167,11 +169,6 @@ pub fn idempotency_key(agency: &str, hash: &[u8; 32]) -> Vec<u8> {
     [b"k".as_slice(), agency.as_bytes(), &[0], hash].concat()
 }
 
-/// Key of a record by log index.
-pub fn record_key(index: u64) -> Vec<u8> {
-    [b"xr".as_slice(), &index.to_be_bytes()].concat()
-}
-
 /// Audit index prefixes.
 pub mod audit_index {
     /// By subject pseudonym.
@@ -194,14 +191,10 @@ pub mod audit_index {
     pub fn event(code: u8) -> Vec<u8> {
         [b"xe".as_slice(), &[code]].concat()
     }
-    /// Every record.
-    pub fn all() -> Vec<u8> {
-        b"xr".to_vec()
-    }
 }
 
-/// Adds a record to the record store and the audit indexes.
-fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record, raw: &[u8]) {
+/// Adds a record to the audit indexes.
+fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record) {
     use audit_index as x;
     let at = index.to_be_bytes();
     let mut put = |prefix: Vec<u8>| kv.put([prefix.as_slice(), &at].concat(), Vec::new());
@@ -231,7 +224,6 @@ fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record, raw: &[u8
         ) => put(x::protocol(protocol_id)),
         _ => {}
     }
-    kv.put(record_key(index), raw.to_vec());
 }
 
 /// Prefix of the protocol register records.
@@ -282,7 +274,7 @@ pub fn apply(
     record: &Record,
     raw: &[u8],
 ) -> Result<(), ViewError> {
-    index_for_audit(kv, index, record, raw);
+    index_for_audit(kv, index, record);
     if let Event::Protocol(_) = record.event {
         kv.put(protocol_record_key(index), raw.to_vec());
         return Ok(());
@@ -360,7 +352,7 @@ pub fn apply(
             unreachable!("handled above")
         }
     }
-    kv.put(timeline_key, raw.to_vec());
+    kv.put(timeline_key, Vec::new());
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use crate::error::BrokerError;
 use crate::protocol::ProtocolStore;
 use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
 use crate::store::bodies::{BODY_MAGIC, BodyEntry};
-use crate::store::segment::{self, SegmentError, SegmentLog};
+use crate::store::segment::{self, SegmentError, SegmentLog, SegmentReader};
 use crate::store::view_store::{Overlay, ViewStore};
 use crate::views::{self, KvRead, ViewError};
 use infoshare_tlog::merkle::Hash;
@@ -104,6 +104,9 @@ pub struct LogHead {
     pub checkpoint: Checkpoint,
     /// Its signed note.
     pub note: Arc<str>,
+    /// Where each record lies in the log (record i at `positions[i - 1]`): the log is the only
+    /// store of records; this index is rebuilt from it on open.
+    positions: Vec<segment::Position>,
 }
 
 /// What a command came to.
@@ -156,7 +159,8 @@ pub struct Ledger {
     tx: mpsc::Sender<Job>,
     applied: watch::Receiver<u64>,
     views: Arc<ViewStore>,
-    bodies_dir: PathBuf,
+    records: Arc<SegmentReader>,
+    bodies: Arc<SegmentReader>,
     protocols: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
     verifier_key: Arc<str>,
@@ -250,6 +254,7 @@ impl Ledger {
             signed,
         )?;
         let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
+        let body_reader = Arc::new(SegmentReader::new(bodies.dir()));
         let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
         let last_record = log.next_index() - 1;
         let last_body = bodies.next_index() - 1;
@@ -272,8 +277,10 @@ impl Ledger {
         };
         let signer = load_signer(&data_dir.join("keys/log-signing.pk8"), origin)?;
         let mut tree = Tree::new();
-        log.for_each_from(1, |_, _, raw| {
+        let mut positions = Vec::with_capacity(last_record as usize);
+        log.for_each_from(1, |_, pos, raw| {
             tree.push(leaf_hash(raw));
+            positions.push(pos);
             Ok::<_, SegmentError>(())
         })?;
         check_signed_checkpoint(&checkpoint_path, stored_note.as_deref(), &signer, &tree)?;
@@ -290,6 +297,7 @@ impl Ledger {
             tree,
             checkpoint,
             note,
+            positions,
         }));
         let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut register = ProtocolStore::default();
@@ -301,7 +309,7 @@ impl Ledger {
                     ..
                 }) => {
                     let id = crate::store::bodies::protocol_body_id(protocol_id, *version);
-                    let body = read_body(&views, bodies.dir(), MessageKind::Protocol, &id)
+                    let body = read_body(&views, &body_reader, MessageKind::Protocol, &id)
                         .map_err(|e| OpenError::Register(e.to_string()))?
                         .ok_or_else(|| {
                             OpenError::Register(format!(
@@ -322,11 +330,12 @@ impl Ledger {
         let views = Arc::new(views);
         let (tx, rx) = mpsc::channel(4096);
         let (applied_tx, applied_rx) = watch::channel(last_record);
-        let bodies_dir = bodies.dir().to_path_buf();
+        let records = Arc::new(SegmentReader::new(log.dir()));
         let writer = Writer {
             _lock: lock,
             log,
             bodies,
+            body_reader: body_reader.clone(),
             views: views.clone(),
             applied: applied_tx,
             poisoned: None,
@@ -334,7 +343,7 @@ impl Ledger {
             published: protocols.clone(),
             head: head.clone(),
             signer,
-            checkpoint_path,
+            checkpoints: spawn_checkpoint_keeper(checkpoint_path),
             batches: batches.clone(),
         };
         std::thread::Builder::new()
@@ -346,7 +355,8 @@ impl Ledger {
                 tx,
                 applied: applied_rx,
                 views,
-                bodies_dir,
+                records,
+                bodies: body_reader.clone(),
                 protocols,
                 head,
                 verifier_key,
@@ -391,9 +401,7 @@ impl Ledger {
 
     /// A receipt for the record at `log_index`, against the latest checkpoint.
     pub fn receipt(&self, log_index: u64) -> Result<Receipt, BrokerError> {
-        let record = self.views.record(log_index)?.ok_or_else(|| {
-            BrokerError::Internal(format!("record {log_index} missing from views"))
-        })?;
+        let record = self.record(log_index)?;
         let head = self.head();
         let proof = head
             .tree
@@ -405,6 +413,32 @@ impl Ledger {
             proof,
             record,
         })
+    }
+
+    /// The bytes of the committed record at `index`, read from the log.
+    pub fn record(&self, index: u64) -> Result<Vec<u8>, BrokerError> {
+        let pos = index
+            .checked_sub(1)
+            .and_then(|i| self.head().positions.get(i as usize).copied())
+            .ok_or_else(|| BrokerError::Internal(format!("record {index} is not in the log")))?;
+        self.records
+            .read(pos)
+            .map_err(|e| BrokerError::Internal(format!("record {index}: {e}")))
+    }
+
+    /// The committed record at `index`, decoded.
+    pub fn decoded(&self, index: u64) -> Result<Record, BrokerError> {
+        Record::decode(&self.record(index)?)
+            .map_err(|e| BrokerError::Internal(format!("record {index}: {e}")))
+    }
+
+    /// A request's records, oldest first.
+    pub fn timeline(&self, id: &RequestId) -> Result<Vec<(u64, Record)>, BrokerError> {
+        self.views
+            .timeline(id)?
+            .into_iter()
+            .map(|i| Ok((i, self.decoded(i)?)))
+            .collect()
     }
 
     /// The protocol register as of the last committed batch.
@@ -431,22 +465,23 @@ impl Ledger {
         kind: MessageKind,
         id: &RequestId,
     ) -> Result<Option<BodyEntry>, BrokerError> {
-        read_body(&self.views, &self.bodies_dir, kind, id)
+        read_body(&self.views, &self.bodies, kind, id)
     }
 }
 
 /// Reads a stored body through the views' index; `None` when it is not stored (purged).
 fn read_body(
     views: &ViewStore,
-    bodies_dir: &Path,
+    reader: &SegmentReader,
     kind: MessageKind,
     id: &RequestId,
 ) -> Result<Option<BodyEntry>, BrokerError> {
     let Some(pos) = views.body_position(kind, id)? else {
         return Ok(None);
     };
-    let bytes =
-        segment::read_at(bodies_dir, pos).map_err(|e| BrokerError::Internal(e.to_string()))?;
+    let bytes = reader
+        .read(pos)
+        .map_err(|e| BrokerError::Internal(e.to_string()))?;
     BodyEntry::decode(&bytes)
         .map(Some)
         .map_err(|e| BrokerError::Internal(format!("body of {id}: {e}")))
@@ -471,23 +506,37 @@ fn replay(
     ov.set_marks(applied, last_body);
     ov.commit()?;
 
+    fold_log(views, log, applied, views::apply, |o, last| {
+        o.set_marks(last, last_body)
+    })
+}
+
+/// Folds the log's records after `from` into the views with `fold`, committing in chunks, each
+/// with its applied-through mark set by `mark`.
+fn fold_log<'v>(
+    views: &'v ViewStore,
+    log: &SegmentLog,
+    from: u64,
+    mut fold: impl FnMut(&mut Overlay<'v>, u64, &Record, &[u8]) -> Result<(), ViewError>,
+    mark: impl Fn(&mut Overlay<'v>, u64),
+) -> Result<(), OpenError> {
     let mut ov = Some(views.overlay());
-    let mut last = applied;
-    log.for_each_from(applied + 1, |index, _, raw| {
+    let mut last = from;
+    log.for_each_from(from + 1, |index, _, raw| {
         let record = Record::decode(raw).map_err(|error| OpenError::Record { index, error })?;
         let o = ov.as_mut().expect("overlay present");
-        views::apply(o, index, &record, raw)?;
+        fold(o, index, &record, raw)?;
         last = index;
         if o.len() >= REBUILD_CHUNK {
             let mut full = ov.take().expect("overlay present");
-            full.set_marks(last, last_body);
+            mark(&mut full, last);
             full.commit()?;
             ov = Some(views.overlay());
         }
         Ok::<_, OpenError>(())
     })?;
     let mut o = ov.take().expect("overlay present");
-    o.set_marks(last, last_body);
+    mark(&mut o, last);
     o.commit()?;
     Ok(())
 }
@@ -498,6 +547,7 @@ struct Writer {
     _lock: std::fs::File,
     log: SegmentLog,
     bodies: SegmentLog,
+    body_reader: Arc<SegmentReader>,
     views: Arc<ViewStore>,
     applied: watch::Sender<u64>,
     /// Set after a storage failure: every later write is refused (fail-stop), so nothing is
@@ -511,8 +561,8 @@ struct Writer {
     head: Arc<RwLock<LogHead>>,
     /// Signs one checkpoint per batch.
     signer: NoteSigner,
-    /// Where the latest checkpoint is kept, to detect truncation on start-up.
-    checkpoint_path: PathBuf,
+    /// Keeps the latest checkpoint on disk, to detect truncation on start-up.
+    checkpoints: std::sync::mpsc::Sender<Arc<str>>,
     /// Batches committed since start (one fdatasync pair and one signature each).
     batches: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -584,6 +634,30 @@ fn store_checkpoint(path: &Path, note: &str) {
     if let Err(e) = std::fs::write(&tmp, note).and_then(|()| std::fs::rename(&tmp, path)) {
         tracing::warn!(error = %e, "could not store the latest checkpoint");
     }
+}
+
+/// Least time between two writes of the checkpoint file.
+const CHECKPOINT_STORE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Starts the thread that keeps the latest checkpoint on disk, off the writer's path: under
+/// load it writes at most every [`CHECKPOINT_STORE_INTERVAL`] (the latest note then), so the
+/// stored checkpoint trails the log by at most that, and the last one is written when the
+/// writer stops.
+fn spawn_checkpoint_keeper(path: PathBuf) -> std::sync::mpsc::Sender<Arc<str>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<str>>();
+    std::thread::Builder::new()
+        .name("infoshare-checkpoint".into())
+        .spawn(move || {
+            while let Ok(mut note) = rx.recv() {
+                while let Ok(newer) = rx.try_recv() {
+                    note = newer;
+                }
+                store_checkpoint(&path, &note);
+                std::thread::sleep(CHECKPOINT_STORE_INTERVAL);
+            }
+        })
+        .expect("spawn checkpoint thread");
+    tx
 }
 
 /// What deciding one command produced.
@@ -706,11 +780,13 @@ impl Writer {
     }
 
     /// Adds the batch's leaves to the tree and signs one checkpoint for the batch.
-    fn sign_batch(&mut self, raws: &[Vec<u8>]) {
+    fn sign_batch(&mut self, raws: &[Vec<u8>], positions: Vec<segment::Position>) {
+        let leaves: Vec<Hash> = raws.iter().map(|r| leaf_hash(r)).collect();
         let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
-        for raw in raws {
-            head.tree.push(leaf_hash(raw));
+        for leaf in leaves {
+            head.tree.push(leaf);
         }
+        head.positions.extend(positions);
         let size = head.tree.size();
         let checkpoint = Checkpoint {
             origin: head.checkpoint.origin.clone(),
@@ -721,7 +797,7 @@ impl Writer {
         head.checkpoint = checkpoint;
         self.batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        store_checkpoint(&self.checkpoint_path, &head.note);
+        let _ = self.checkpoints.send(head.note.clone());
     }
 
     /// Makes the batch durable, then applies it to the views.
@@ -739,8 +815,8 @@ impl Writer {
         for (b, pos) in bodies.iter().zip(positions) {
             ov.put_body(b.kind, &b.request_id, pos);
         }
-        self.log.append(raws).map_err(|e| e.to_string())?;
-        self.sign_batch(raws);
+        let positions = self.log.append(raws).map_err(|e| e.to_string())?;
+        self.sign_batch(raws, positions);
         ov.set_marks(self.log.next_index() - 1, self.bodies.next_index() - 1);
         ov.commit().map_err(|e| e.to_string())
     }
@@ -750,7 +826,7 @@ impl Writer {
         kind: MessageKind,
         id: &RequestId,
     ) -> Result<Option<BodyEntry>, BrokerError> {
-        read_body(&self.views, self.bodies.dir(), kind, id)
+        read_body(&self.views, &self.body_reader, kind, id)
     }
 }
 

@@ -361,29 +361,65 @@ pub fn scan_read_only(
     Ok(next - 1)
 }
 
-/// Reads one entry by position, checking its frame. Safe to call while the log is appended to.
-pub fn read_at(dir: &Path, pos: Position) -> Result<Vec<u8>, SegmentError> {
-    let path = segment_path(dir, pos.segment);
-    let file = File::open(&path).map_err(io_err(&path))?;
+fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<u8>, SegmentError> {
     let mut buf = vec![0u8; FRAME + pos.len as usize];
     file.read_exact_at(&mut buf, pos.offset)
-        .map_err(io_err(&path))?;
-    let (start, end) = check_frame(&buf, 0).map_err(|what| SegmentError::Corrupt {
-        path: path.clone(),
+        .map_err(io_err(path))?;
+    let corrupt = |what| SegmentError::Corrupt {
+        path: path.to_path_buf(),
         index: 0,
         offset: pos.offset,
         what,
-    })?;
+    };
+    let (start, end) = check_frame(&buf, 0).map_err(corrupt)?;
     if end - start != pos.len as usize {
-        return Err(SegmentError::Corrupt {
-            path,
-            index: 0,
-            offset: pos.offset,
-            what: "length differs from index",
-        });
+        return Err(corrupt("length differs from index"));
     }
     buf.drain(..FRAME);
     Ok(buf)
+}
+
+/// Reads entries by position for many readers at once, keeping each segment file open: one
+/// `open` per segment, not one per read (deliveries and audit reads are on the hot path).
+pub struct SegmentReader {
+    dir: PathBuf,
+    files: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<File>>>,
+}
+
+impl SegmentReader {
+    /// A reader of the segments in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            files: Default::default(),
+        }
+    }
+
+    /// Reads one entry by position, checking its frame. Safe while the log is appended to.
+    pub fn read(&self, pos: Position) -> Result<Vec<u8>, SegmentError> {
+        let path = segment_path(&self.dir, pos.segment);
+        let file = {
+            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            match files.get(&pos.segment) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = std::sync::Arc::new(File::open(&path).map_err(io_err(&path))?);
+                    files.insert(pos.segment, f.clone());
+                    f
+                }
+            }
+        };
+        read_frame(&file, &path, pos)
+    }
+
+    /// Closes a segment's file (before it is deleted, so a later read fails rather than
+    /// reading a deleted file through an old handle).
+    pub fn forget(&self, segment: u64) {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&segment);
+    }
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
@@ -460,7 +496,10 @@ mod tests {
         }
         assert_eq!(log.next_index(), 21);
         assert!(list_segments(dir.path()).unwrap().len() > 1);
-        assert_eq!(read_at(dir.path(), positions[5]).unwrap(), vec![102; 3]);
+        assert_eq!(
+            SegmentReader::new(dir.path()).read(positions[5]).unwrap(),
+            vec![102; 3]
+        );
         drop(log);
         let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
         assert_eq!(rec.entries, 20);

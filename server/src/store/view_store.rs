@@ -11,7 +11,7 @@ use crate::store::segment::Position;
 use crate::views::{self, InboxEntry, KvRead, KvWrite, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 3;
+const VIEW_FORMAT: u64 = 4;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -211,19 +211,17 @@ impl ViewStore {
         Ok((out, false))
     }
 
-    /// A request's timeline records, oldest first.
-    pub fn timeline(&self, id: &RequestId) -> Result<Vec<(u64, Record)>, ViewError> {
+    /// Log indexes of a request's records, oldest first.
+    pub fn timeline(&self, id: &RequestId) -> Result<Vec<u64>, ViewError> {
         let prefix = views::timeline_prefix(id);
         self.tree
             .scan_prefix(&prefix)
-            .map(|item| {
-                let (k, v) = item.map_err(store_err)?;
-                let index = u64::from_be_bytes(
-                    k[prefix.len()..]
-                        .try_into()
-                        .map_err(|_| ViewError::Store("bad timeline key".into()))?,
-                );
-                Ok((index, Record::decode(&v)?))
+            .keys()
+            .map(|k| {
+                let k = k.map_err(store_err)?;
+                Ok(u64::from_be_bytes(k[prefix.len()..].try_into().map_err(
+                    |_| ViewError::Store("bad timeline key".into()),
+                )?))
             })
             .collect()
     }
@@ -237,11 +235,6 @@ impl ViewStore {
                 Ok(Record::decode(&v)?)
             })
             .collect()
-    }
-
-    /// The record at a log index.
-    pub fn record(&self, index: u64) -> Result<Option<Vec<u8>>, ViewError> {
-        self.get(&views::record_key(index))
     }
 
     /// Log indexes under an audit index prefix, after `after`, ascending, at most `limit`.

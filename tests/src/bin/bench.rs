@@ -10,7 +10,8 @@
 //!   Merkle tree).
 //!
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
-//! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_VERIFY_RECORDS adjust it).
+//! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64) and
+//! INFOSHARE_BENCH_VERIFY_RECORDS adjust it).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -28,6 +29,21 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU time this process has used (user + system, all threads), from /proc/self/stat.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // Clock ticks are 100 per second on Linux.
+    f.iter().sum::<u64>() as f64 / 100.0
 }
 
 /// Latencies in microseconds.
@@ -134,6 +150,7 @@ async fn cycle(clients: &Clients, pair: usize, n: u64) -> (u64, Option<u64>) {
 fn main() {
     let secs: u64 = env_or("INFOSHARE_BENCH_SECS", 5);
     let rate: u64 = env_or("INFOSHARE_BENCH_RATE", 1000);
+    let inflight: usize = env_or("INFOSHARE_BENCH_INFLIGHT", 64);
     let verify_n: u64 = env_or("INFOSHARE_BENCH_VERIFY_RECORDS", 1_000_000);
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
@@ -244,7 +261,7 @@ fn main() {
         rate
     });
 
-    // 2. Broker, closed loop: 64 cycles in flight; every agency also follows its inbox.
+    // 2. Broker, closed loop: `inflight` cycles at once; every agency also follows its inbox.
     let url = format!("https://localhost:{}", broker_addr.port());
     let agencies = [
         "police",
@@ -276,11 +293,12 @@ fn main() {
         Arc::new(Clients { by_agency })
     });
     let batches_before = batches();
+    let cpu_before = cpu_secs();
     let (broker_calls, records_per_batch, append_rate) = client_rt.block_on(async {
         let deadline = Instant::now() + duration;
         let counter = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
-        for w in 0..64 {
+        for w in 0..inflight {
             let clients = clients.clone();
             let counter = counter.clone();
             tasks.push(tokio::spawn(async move {
@@ -313,6 +331,7 @@ fn main() {
         println!("{}", respond.line("respond", secs as f64));
         println!("{}", denied.line("submit (denied)", secs as f64));
         println!("full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)", records as f64 / b as f64);
+        println!("cpu busy               {:>9.2} of {} cores (client and server together)", (cpu_secs() - cpu_before) / secs as f64, std::thread::available_parallelism().map_or(0, |n| n.get()));
         (calls, records as f64 / b as f64, records as f64 / secs as f64)
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -357,10 +376,16 @@ fn main() {
         println!("{}", rt.line("open-loop round trip", secs as f64));
     });
 
-    // 4. Bare batched fdatasync at the broker's batch size.
-    let batch = records_per_batch.round().max(1.0) as usize;
-    let fsync_rate = {
-        let path = root.join("fsync.bin");
+    // 4. The log alone under load (no TLS, no gRPC): 64 writers submitting requests with
+    // their bodies straight to the ledger, against a bare batched fdatasync loop at the batch
+    // size the ledger reached, and at the broker's.
+    let (ledger_rate, ledger_batch) =
+        client_rt.block_on(ledger_under_load(&root.join("ledger-bench"), duration));
+    println!(
+        "ledger alone           {ledger_rate:>9.0} records/s   ({ledger_batch:.1} per batch: each batch one fdatasync of bodies, one of the log)"
+    );
+    let fsync_at = |batch: usize| {
+        let path = root.join(format!("fsync-{batch}.bin"));
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -379,10 +404,18 @@ fn main() {
             f.sync_data().unwrap();
             records += batch as u64;
         }
-        records as f64 / t.elapsed().as_secs_f64()
+        let rate = records as f64 / t.elapsed().as_secs_f64();
+        println!("bare fdatasync loop    {rate:>9.0} records/s at {batch} per sync");
+        rate
     };
+    let ledger_fsync_rate = fsync_at(ledger_batch.round().max(1.0) as usize);
+    let sled_us = sled_cost_per_key(&root.join("sled-bench"));
+    println!(
+        "sled batch insert      {sled_us:>9.2} µs per key (500-key batches of view-shaped keys)"
+    );
+    let broker_batch = records_per_batch.round().max(1.0) as usize;
+    let fsync_rate = fsync_at(broker_batch);
     let broker_append = append_rate;
-    println!("bare fdatasync loop    {fsync_rate:>9.0} records/s at {batch} per sync");
 
     // 5. Verify a log of N records from scratch.
     let verify_secs = {
@@ -420,7 +453,13 @@ fn main() {
         broker_calls / echo_rate
     );
     println!(
-        "durable append rate vs bare fdatasync at the same batch size: {:.0} / {:.0} = {:.2}",
+        "log append rate (ledger alone) vs bare fdatasync at the same batch size: {:.0} / {:.0} = {:.2}",
+        ledger_rate,
+        ledger_fsync_rate,
+        ledger_rate / ledger_fsync_rate
+    );
+    println!(
+        "durable append rate in the full broker vs bare fdatasync at its batch size: {:.0} / {:.0} = {:.2}",
         broker_append,
         fsync_rate,
         broker_append / fsync_rate
@@ -430,6 +469,84 @@ fn main() {
     drop(clients);
     // The servers run until the process exits; no graceful shutdown to wait for.
     std::mem::forget(server_rt);
+}
+
+/// Drives a ledger of its own in `dir` with 64 concurrent submitters of requests with bodies
+/// for `duration`; returns (records/s, records per batch).
+async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f64) {
+    use infoshare_server::domain::MessageKind;
+    use infoshare_server::records::{Event, Record, RequestId};
+    use infoshare_server::store::bodies::BodyEntry;
+    use infoshare_server::store::ledger::{Command, Ledger};
+    std::fs::create_dir_all(dir).unwrap();
+    let (ledger, _) = Ledger::open(dir, "bench.invalid/log").unwrap();
+    let template = Record::decode(&bench_record()).unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    let before = ledger.batches_committed();
+    let t = Instant::now();
+    let deadline = t + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (ledger, template, counter) = (ledger.clone(), template.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let id = RequestId(u128::from(i).to_be_bytes());
+                let mut record = template.clone();
+                if let Event::RequestSubmitted(r) = &mut record.event {
+                    r.request_id = id;
+                    r.idempotency[..8].copy_from_slice(&i.to_be_bytes());
+                }
+                let body = BodyEntry {
+                    kind: MessageKind::Request,
+                    request_id: id,
+                    salt: [9; 32],
+                    body: vec![0x42; 400],
+                };
+                ledger.submit(Command::Open { record, body }).await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut records = 0;
+    for task in tasks {
+        records += task.await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let batches = (ledger.batches_committed() - before).max(1);
+    (records as f64 / secs, records as f64 / batches as f64)
+}
+
+/// The cost of writing one view key to sled, in µs: 200,000 keys shaped like the views' (a
+/// prefix, a 16-byte id, a big-endian index; small values) in atomic batches of 500, the way the
+/// writer commits a batch.
+fn sled_cost_per_key(dir: &std::path::Path) -> f64 {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 << 20)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("views").unwrap();
+    let (batches, per_batch) = (400u64, 500u64);
+    let t = Instant::now();
+    for b in 0..batches {
+        let mut batch = sled::Batch::default();
+        for k in 0..per_batch {
+            let i = b * per_batch + k;
+            let prefix: &[u8] = [b"r", b"i", b"k", b"t", b"x"][(i % 5) as usize];
+            let key = [
+                prefix,
+                &u128::from(i * 7919).to_be_bytes(),
+                &i.to_be_bytes(),
+            ]
+            .concat();
+            batch.insert(key, vec![0u8; 40]);
+        }
+        tree.apply_batch(batch).unwrap();
+    }
+    t.elapsed().as_secs_f64() * 1e6 / (batches * per_batch) as f64
 }
 
 /// A realistic request record (the size of the ones the broker writes).
