@@ -198,14 +198,18 @@ type Result<T> = std::result::Result<T, ClientError>;
 impl Client {
     /// Connects to `server` (e.g. `https://localhost:50051`) over mutual TLS.
     pub async fn connect(server: &str, identity: &Identity) -> Result<Self> {
-        let channel = connect_channel(server, identity).await?;
-        Ok(Self {
+        Ok(Self::from_channel(connect_channel(server, identity).await?))
+    }
+
+    /// A client over an established channel (see [`endpoint`] to tune one).
+    pub fn from_channel(channel: Channel) -> Self {
+        Self {
             exchange: ExchangeServiceClient::new(channel.clone())
                 .max_decoding_message_size(8 << 20),
             identity: IdentityServiceClient::new(channel.clone()),
             protocols: ProtocolServiceClient::new(channel.clone()),
             audit: AuditServiceClient::new(channel).max_decoding_message_size(64 << 20),
-        })
+        }
     }
 
     /// Who the broker says the caller is.
@@ -499,6 +503,15 @@ impl Client {
 /// A mutual-TLS channel to `server` (what [`Client::connect`] uses; also for other services on
 /// the same transport, such as the benchmark's echo).
 pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channel> {
+    endpoint(server, identity)?
+        .connect()
+        .await
+        .map_err(|e| ClientError::Connect(server.to_string(), error_chain(&e)))
+}
+
+/// The endpoint [`connect_channel`] connects to: `server` over mutual TLS as `identity`, with
+/// `TCP_NODELAY`; tune it (windows, timeouts) before connecting.
+pub fn endpoint(server: &str, identity: &Identity) -> Result<Endpoint> {
     let bad_url = |why: String| ClientError::ServerUrl(server.to_string(), why);
     let endpoint = Endpoint::from_shared(server.to_string()).map_err(|e| bad_url(e.to_string()))?;
     let uri = endpoint.uri().clone();
@@ -517,13 +530,10 @@ pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channe
     if let Some((cert, key)) = &identity.cert_and_key {
         tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
     }
-    endpoint
+    Ok(endpoint
         .tls_config(tls)
         .map_err(|e| bad_url(e.to_string()))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| ClientError::Connect(server.to_string(), error_chain(&e)))
+        .tcp_nodelay(true))
 }
 
 /// A live inbox subscription.

@@ -92,3 +92,82 @@ async fn a_stalled_handshake_is_dropped_and_blocks_no_one() {
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
     server.wait_for_log("TLS handshake timed out").await;
 }
+
+#[tokio::test]
+async fn a_stream_client_that_stops_reading_loses_only_its_stream_and_resumes_from_its_cursor() {
+    const SENT: u64 = 300;
+    let env = TestEnv::with_config(
+        "\n[limits]\ncalls_per_second = 1000.0\nburst = 1000.0\nstream_send_timeout_secs = 1\n",
+    );
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    for i in 0..SENT {
+        let mut request = infoshare_tests::sample_request("rangitoto-school-board");
+        // ~4 KB per delivery, so the unread stream backs up within a few hundred items.
+        request.reason = format!("{i} {}", "r".repeat(3990));
+        police
+            .submit_request(request, &format!("slow-{i}"))
+            .await
+            .unwrap();
+    }
+    // The school's stream client, on its own connection with the standard 64 KiB HTTP/2
+    // windows, subscribes and then reads nothing.
+    let identity = env.identity(infoshare_certs_dev::Role::Agency, "rangitoto-school-board");
+    let channel = infoshare_client::endpoint(&server.url(), &identity)
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let stuck = infoshare_client::Client::from_channel(channel);
+    let mut stream = stuck.subscribe_inbox(0).await.unwrap();
+    server.wait_for_log("slow stream client; closing").await;
+
+    // Everyone else, the same agency's other connections included, goes on.
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let page = school.list_inbox(0, 10, false).await.unwrap();
+    assert_eq!(page.items.len(), 10);
+    server.agency(&env, "msd").await.who_am_i().await.unwrap();
+
+    // The stuck client gets what was queued for it, then a status telling it to reconnect.
+    let mut cursor = 0;
+    let mut received = 0u64;
+    let ended = loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next());
+        match next.await.expect("the stream neither delivers nor ends") {
+            Ok(Some(item)) => {
+                assert!(item.cursor > cursor, "in order, no repeats");
+                cursor = item.cursor;
+                received += 1;
+            }
+            Ok(None) => panic!("the stream ended without saying why"),
+            Err(e) => break e,
+        }
+    };
+    match ended {
+        ClientError::Rpc(e) => {
+            assert_eq!(e.code, Code::ResourceExhausted, "{}", e.message);
+            assert!(
+                e.message.contains("reconnect with your last cursor"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        received < SENT,
+        "the stream was cut short ({received} of {SENT})"
+    );
+
+    // Resuming from its cursor delivers the rest, exactly once.
+    let mut resumed = school.subscribe_inbox(cursor).await.unwrap();
+    while received < SENT {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), resumed.next());
+        let item = next.await.unwrap().unwrap().expect("the rest is delivered");
+        assert!(item.cursor > cursor);
+        cursor = item.cursor;
+        received += 1;
+    }
+}
