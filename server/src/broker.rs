@@ -94,9 +94,12 @@ pub struct RequestDetail {
 #[derive(Clone)]
 pub struct Broker {
     pub(crate) ledger: Ledger,
-    pub(crate) registry: Arc<Registry>,
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
     pub(crate) keys: Arc<Keys>,
     pub(crate) limiter: Arc<crate::limits::Limiter>,
+    /// Becomes true when the server begins a graceful shutdown: streams end, telling their
+    /// clients to reconnect.
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -121,10 +124,34 @@ impl Broker {
     ) -> Self {
         Self {
             ledger,
-            registry: Arc::new(registry),
+            registry: Arc::new(std::sync::RwLock::new(Arc::new(registry))),
             keys: Arc::new(keys),
             limiter: Arc::new(crate::limits::Limiter::new(limits)),
+            shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// The agency registry in force.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts a new agency registry in force: calls already admitted finish under the old one.
+    pub fn replace_registry(&self, registry: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+    }
+
+    /// Begins a graceful shutdown: inbox streams end with UNAVAILABLE (reconnect).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that sees the shutdown begin.
+    pub fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// The limiter.
@@ -161,7 +188,7 @@ impl Broker {
         let spiffe = peer.spiffe.as_ref().map_err(|e| {
             BrokerError::Unauthenticated(format!("client certificate refused: {e}"))
         })?;
-        let principal = self.registry.principal(spiffe).ok_or_else(|| {
+        let principal = self.registry().principal(spiffe).ok_or_else(|| {
             BrokerError::Unauthenticated(format!(
                 "{spiffe} is not a registered principal of this broker"
             ))
@@ -237,8 +264,8 @@ impl Broker {
         }
     }
 
-    fn agency(&self, id: &str) -> Result<&Agency, BrokerError> {
-        self.registry
+    fn agency<'r>(registry: &'r Registry, id: &str) -> Result<&'r Agency, BrokerError> {
+        registry
             .agency(id)
             .ok_or_else(|| BrokerError::Unauthenticated(format!("{id} is not a registered agency")))
     }
@@ -408,11 +435,12 @@ impl Broker {
     ) -> Result<(ValidRequest, policy::Allowed), BrokerError> {
         let request = validate::request(input)?;
         self.check_recipient("request.recipient_agency_id", &request.recipient, caller)?;
-        let requester = self.agency(&caller.principal.id)?;
+        let registry = self.registry();
+        let requester = Self::agency(&registry, &caller.principal.id)?;
         let allowed = policy::check_request(
             requester,
             &request,
-            &self.registry,
+            &registry,
             &self.ledger.protocols(),
             today(),
         )
@@ -431,11 +459,12 @@ impl Broker {
             &disclosure.recipient,
             caller,
         )?;
-        let discloser = self.agency(&caller.principal.id)?;
+        let registry = self.registry();
+        let discloser = Self::agency(&registry, &caller.principal.id)?;
         let allowed = policy::check_disclosure(
             discloser,
             &disclosure,
-            &self.registry,
+            &registry,
             &self.ledger.protocols(),
             today(),
         )
@@ -449,7 +478,7 @@ impl Broker {
         recipient: &str,
         caller: &Caller,
     ) -> Result<(), BrokerError> {
-        if self.registry.agency(recipient).is_none() {
+        if self.registry().agency(recipient).is_none() {
             return Err(BrokerError::invalid(
                 field,
                 format!("no agency {recipient:?} is registered"),
@@ -557,13 +586,14 @@ impl Broker {
                 meta.request_idx, response.request_id
             )));
         };
-        let responder = self.agency(&caller.principal.id)?;
+        let registry = self.registry();
+        let responder = Self::agency(&registry, &caller.principal.id)?;
         policy::check_response(
             responder,
             &response,
             &meta.requester,
             &original,
-            &self.registry,
+            &registry,
             &self.ledger.protocols(),
             today(),
         )
@@ -662,7 +692,7 @@ impl Broker {
             ));
         }
         let protocol = Protocol::from_toml(document)?;
-        protocol.check(&self.registry)?;
+        protocol.check(&self.registry())?;
         Ok(protocol)
     }
 

@@ -38,6 +38,7 @@ pub struct Prepared {
     broker: Broker,
     tls: crate::tls::SharedTlsConfig,
     tls_files: crate::config::TlsFiles,
+    registry_file: std::path::PathBuf,
     trust_domain: String,
 }
 
@@ -63,9 +64,19 @@ impl Prepared {
         reload(&self.tls, &self.tls_files)
     }
 
-    /// Serves until `shutdown` completes; SIGHUP reloads the TLS configuration.
+    /// Re-reads the agency registry and puts it in force for new calls. On error the old
+    /// registry stays.
+    pub fn reload_registry(&self) -> Result<usize, StartError> {
+        reload_registry(&self.broker, &self.registry_file)
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully: stops accepting, ends
+    /// inbox streams with UNAVAILABLE (reconnect), and lets calls in flight (and their commits)
+    /// finish. SIGHUP reloads the TLS configuration and the agency registry; open connections
+    /// are kept.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let (tls, files) = (self.tls.clone(), self.tls_files.clone());
+        let (broker, registry_file) = (self.broker.clone(), self.registry_file.clone());
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -78,6 +89,12 @@ impl Prepared {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "TLS reload failed; the previous configuration stays in force")
+                    }
+                }
+                match reload_registry(&broker, &registry_file) {
+                    Ok(agencies) => tracing::info!(agencies, "agency registry reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "registry reload failed; the previous registry stays in force")
                     }
                 }
             }
@@ -109,6 +126,25 @@ impl Prepared {
             .build_v1alpha()
             .map_err(|e| start_err!("reflection", e))?;
         let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, handshake);
+        let broker = self.broker.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!(
+                "graceful shutdown: no new connections; ending streams, finishing calls in flight"
+            );
+            for service in [
+                "infoshare.v1.ExchangeService",
+                "infoshare.v1.ProtocolService",
+                "infoshare.v1.AuditService",
+                "infoshare.v1.IdentityService",
+                "",
+            ] {
+                health_reporter
+                    .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            broker.begin_shutdown();
+        };
         tonic::transport::Server::builder()
             // Bounds how long a connection made before a revocation keeps working.
             .max_connection_age(Duration::from_secs(15 * 60))
@@ -138,6 +174,13 @@ impl Prepared {
             .await
             .map_err(|e| start_err!("server", e))
     }
+}
+
+fn reload_registry(broker: &Broker, path: &Path) -> Result<usize, StartError> {
+    let registry = Registry::load(path).map_err(|e| start_err!("registry", e))?;
+    let agencies = registry.agency_count();
+    broker.replace_registry(registry);
+    Ok(agencies)
 }
 
 /// The API's file descriptors for reflection, without the benchmark's echo (not served here).
@@ -292,6 +335,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         broker: Broker::new(ledger, registry, keys, config.limits.clone()),
         tls: std::sync::Arc::new(std::sync::RwLock::new(tls)),
         tls_files: config.tls.clone(),
+        registry_file: config.registry.agencies.clone(),
         trust_domain: config.trust_domain.clone(),
     })
 }

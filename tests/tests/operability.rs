@@ -1,5 +1,5 @@
-//! Operability: standard gRPC health and server reflection behind the same mTLS, and
-//! `--check-config`.
+//! Operability: standard gRPC health and server reflection behind the same mTLS,
+//! `--check-config`, registry reload on SIGHUP and graceful shutdown on SIGTERM.
 
 mod common;
 
@@ -88,4 +88,97 @@ async fn check_config_reports_what_is_wrong() {
         stderr.contains("tls") && stderr.contains("key.pem"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_agency_registry_without_dropping_connections() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let registry = env.path().join("registry.toml");
+    let original = std::fs::read_to_string(&registry).unwrap();
+    let police = server.agency(&env, "police").await;
+    let ghost = server.agency(&env, common::UNREGISTERED).await;
+    let refused = ghost.who_am_i().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("not a registered principal"),
+        "{refused}"
+    );
+
+    // Register the agency (its certificate is from the same CA), and deregister MSD.
+    let ghost_entry = format!(
+        "\n[[agency]]\nid = \"{}\"\nname = \"Ghost Trust\"\nkinds = [\"social-services-practitioner\"]\nsector = \"non-government\"\nclearance = \"IN-CONFIDENCE\"\n",
+        common::UNREGISTERED
+    );
+    let without_msd = original.replace("id = \"msd\"", "id = \"msd-retired\"");
+    assert_ne!(without_msd, original, "the sample registry has msd");
+    std::fs::write(&registry, format!("{without_msd}{ghost_entry}")).unwrap();
+    let msd = server.agency(&env, "msd").await;
+    msd.who_am_i()
+        .await
+        .expect("msd is registered before the reload");
+    server.signal("HUP");
+    server.wait_for_log("agency registry reloaded").await;
+
+    // The same connections: the new agency is now known, the removed one refused.
+    assert_eq!(ghost.who_am_i().await.unwrap().id, common::UNREGISTERED);
+    let gone = msd.who_am_i().await.unwrap_err();
+    assert!(
+        gone.to_string().contains("not a registered principal"),
+        "{gone}"
+    );
+    police.who_am_i().await.expect("others are untouched");
+
+    // A registry that does not parse is refused; the one in force stays.
+    std::fs::write(&registry, "[[agency]]\nid = 7\n").unwrap();
+    server.signal("HUP");
+    server.wait_for_log("registry reload failed").await;
+    ghost
+        .who_am_i()
+        .await
+        .expect("the previous registry stays in force");
+}
+
+#[tokio::test]
+async fn sigterm_ends_streams_with_a_reconnect_status_and_loses_nothing() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let mut stream = school.subscribe_inbox(0).await.unwrap();
+    let sent = police
+        .submit_request(
+            infoshare_tests::sample_request("rangitoto-school-board"),
+            "before-term",
+        )
+        .await
+        .unwrap();
+    let item = stream.next().await.unwrap().expect("delivered");
+    assert_eq!(item.request_id, sent.request_id);
+
+    server.signal("TERM");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .expect("the stream is ended, not left hanging");
+    match ended {
+        Err(infoshare_client::ClientError::Rpc(e)) => {
+            assert_eq!(e.code, tonic::Code::Unavailable, "{}", e.message);
+            assert!(
+                e.message.contains("reconnect with your last cursor"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let log = server.log();
+    let status = server.wait_exit(10).await;
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("graceful shutdown"), "{log}");
+
+    // Everything acknowledged before the signal is there after a restart.
+    let server = env.start().await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let inbox = school.list_inbox(0, 10, false).await.unwrap();
+    assert_eq!(inbox.items.len(), 1);
+    assert_eq!(inbox.items[0].request_id, sent.request_id);
 }

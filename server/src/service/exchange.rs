@@ -237,6 +237,7 @@ async fn follow_inbox(
     too_slow: &AtomicBool,
 ) -> StreamEnd {
     let mut applied = broker.ledger().applied();
+    let mut shutting_down = broker.shutting_down();
     loop {
         // Mark the current commit as seen before reading, so a commit that lands after the
         // read wakes the wait below.
@@ -279,12 +280,18 @@ async fn follow_inbox(
         if more {
             continue;
         }
-        tokio::select! {
-            changed = applied.changed() => if changed.is_err() {
-                let _ = tx.send(Err(Status::unavailable("the broker is shutting down; reconnect with your last cursor"))).await;
-                return StreamEnd::Closed;
-            },
+        let stopping = tokio::select! {
+            changed = applied.changed() => changed.is_err(),
+            _ = shutting_down.wait_for(|&stop| stop) => true,
             () = tx.closed() => return StreamEnd::Closed,
+        };
+        if stopping {
+            let _ = tx
+                .send(Err(Status::unavailable(
+                    "the broker is shutting down; reconnect with your last cursor",
+                )))
+                .await;
+            return StreamEnd::Closed;
         }
     }
 }

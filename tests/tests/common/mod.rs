@@ -193,6 +193,31 @@ impl TestServer {
         self.child.wait().unwrap();
     }
 
+    /// Sends the server a signal (`HUP`, `TERM`, …).
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name}");
+    }
+
+    /// Waits (up to `secs`) for the server to exit; its exit status.
+    pub async fn wait_exit(mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (up to 5 s) until the server's log contains `text`; panics with the log if not.
     pub async fn wait_for_log(&self, text: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
