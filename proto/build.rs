@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in ["infoshare/v1", "infoshare/bench/v1"] {
+        // The directory too, so that a new file is picked up.
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
         files.extend(
             std::fs::read_dir(root.join(dir))?
                 .filter_map(|e| e.ok().map(|e| e.path()))

@@ -25,6 +25,7 @@ use tonic_types::StatusExt;
 /// The API messages (`infoshare.v1`).
 pub use infoshare_proto::v1 as api;
 
+use api::admin_service_client::AdminServiceClient;
 use api::audit_service_client::AuditServiceClient;
 use api::exchange_service_client::ExchangeServiceClient;
 use api::identity_service_client::IdentityServiceClient;
@@ -191,6 +192,7 @@ pub struct Client {
     identity: IdentityServiceClient<Channel>,
     protocols: ProtocolServiceClient<Channel>,
     audit: AuditServiceClient<Channel>,
+    admin: AdminServiceClient<Channel>,
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -208,6 +210,7 @@ impl Client {
                 .max_decoding_message_size(8 << 20),
             identity: IdentityServiceClient::new(channel.clone()),
             protocols: ProtocolServiceClient::new(channel.clone()),
+            admin: AdminServiceClient::new(channel.clone()),
             audit: AuditServiceClient::new(channel).max_decoding_message_size(64 << 20),
         }
     }
@@ -367,6 +370,17 @@ impl Client {
             .protocols
             .clone()
             .change_protocol_state(message)
+            .await?
+            .into_inner())
+    }
+
+    /// Runs retention now (administrators): erases the bodies of every exchange whose
+    /// protocol's retention period has ended.
+    pub async fn run_retention(&self) -> Result<api::RunRetentionResponse> {
+        Ok(self
+            .admin
+            .clone()
+            .run_retention(api::RunRetentionRequest {})
             .await?
             .into_inner())
     }

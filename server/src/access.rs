@@ -43,6 +43,8 @@ pub enum Operation {
     SubjectTimeline,
     /// AuditService.ExportBundle.
     ExportBundle,
+    /// AdminService.RunRetention.
+    RunRetention,
 }
 
 impl Operation {
@@ -67,6 +69,7 @@ impl Operation {
         Operation::QueryRecords,
         Operation::SubjectTimeline,
         Operation::ExportBundle,
+        Operation::RunRetention,
     ];
 
     /// The stable code used in log records.
@@ -91,6 +94,7 @@ impl Operation {
             Operation::QueryRecords => 17,
             Operation::SubjectTimeline => 18,
             Operation::ExportBundle => 19,
+            Operation::RunRetention => 20,
         }
     }
 
@@ -121,6 +125,7 @@ impl Operation {
             Operation::QueryRecords => "QueryRecords",
             Operation::SubjectTimeline => "SubjectTimeline",
             Operation::ExportBundle => "ExportBundle",
+            Operation::RunRetention => "RunRetention",
         }
     }
 
@@ -165,6 +170,7 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | ChangeProtocolState
                 | ListProtocols
                 | GetProtocol
+                | RunRetention
         ),
         // Auditors read the register and the log (coded metadata and proofs); they never read
         // message bodies.
@@ -208,8 +214,10 @@ mod tests {
                     | GetRequest
                     | Disclose
             );
-            let register_change =
-                matches!(op, RegisterProtocol | ApproveProtocol | ChangeProtocolState);
+            let register_change = matches!(
+                op,
+                RegisterProtocol | ApproveProtocol | ChangeProtocolState | RunRetention
+            );
             let audit = matches!(
                 op,
                 GetLogInfo

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use infoshare_tlog::merkle::Hash;
 
-use crate::broker::{Broker, Caller, now_ms};
+use crate::broker::{Broker, Caller};
+use crate::clock::now_ms;
 use crate::crypto::Pseudonym;
 use crate::domain::{Authority, Decision};
 use crate::error::BrokerError;

@@ -3,7 +3,6 @@
 //! No tonic here: the service layer converts messages and maps [`BrokerError`] to a status.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use infoshare_proto::v1;
 use prost::Message;
@@ -102,17 +101,7 @@ pub struct Broker {
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Today's date for review dates and ages (UTC: at most a day off New Zealand's date).
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
+use crate::clock::{now_ms, today};
 
 impl Broker {
     /// A broker over an opened ledger.
@@ -142,6 +131,59 @@ impl Broker {
     /// Puts a new agency registry in force: calls already admitted finish under the old one.
     pub fn replace_registry(&self, registry: Registry) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+    }
+
+    /// Erases the bodies of every exchange whose protocol's retention has ended by `now_ms`
+    /// (each erasure logged as a BodiesPurged record by `actor`); returns how many exchanges
+    /// were purged by this run. The log, and every proof over it, is untouched.
+    pub async fn run_retention(&self, actor: Actor, now_ms: u64) -> Result<usize, BrokerError> {
+        let views = self.ledger.views();
+        let mut opened = Vec::new();
+        for item in views.exchanges() {
+            let (request_id, meta) = item?;
+            if crate::views::purged(views, &request_id)? {
+                continue;
+            }
+            let record = self.ledger.decoded(meta.request_idx)?;
+            let (protocol_id, protocol_version) = match record.event {
+                Event::RequestSubmitted(r) => (r.protocol_id, r.protocol_version),
+                Event::DisclosureSubmitted(d) => (d.protocol_id, d.protocol_version),
+                _ => {
+                    return Err(BrokerError::Internal(format!(
+                        "record {} does not open {request_id}",
+                        meta.request_idx
+                    )));
+                }
+            };
+            opened.push(crate::retention::Opened {
+                request_id,
+                time_ms: record.time_ms,
+                protocol_id,
+                protocol_version,
+            });
+        }
+        let exchanges = crate::retention::expired(&opened, &self.ledger.protocols(), now_ms);
+        if exchanges.is_empty() {
+            return Ok(0);
+        }
+        let command = Command::Purge {
+            actor,
+            time_ms: now_ms,
+            exchanges,
+        };
+        match self.ledger.submit(command).await? {
+            Outcome::Purged { exchanges } => Ok(exchanges),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    /// The actor the broker's own retention task logs its purges as (it has no certificate).
+    pub fn retention_actor() -> Actor {
+        Actor {
+            role: crate::identity::Role::Admin,
+            id: "infoshare-retention".into(),
+            cert_sha256: [0; 32],
+        }
     }
 
     /// Begins a graceful shutdown: inbox streams end with UNAVAILABLE (reconnect).
@@ -422,7 +464,7 @@ impl Broker {
                     receipt: self.ledger.receipt(index)?,
                 })
             }
-            Outcome::AlreadyAcknowledged { .. } => {
+            Outcome::AlreadyAcknowledged { .. } | Outcome::Purged { .. } => {
                 Err(BrokerError::Internal("unexpected ledger outcome".into()))
             }
         }
@@ -513,7 +555,7 @@ impl Broker {
             Outcome::AlreadyAcknowledged { index } => {
                 Ok((index, true, self.ledger.receipt(index)?))
             }
-            Outcome::Replayed { .. } => {
+            Outcome::Replayed { .. } | Outcome::Purged { .. } => {
                 Err(BrokerError::Internal("unexpected ledger outcome".into()))
             }
         }

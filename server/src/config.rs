@@ -45,6 +45,30 @@ pub struct Config {
     /// Per-principal limits.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// The retention task.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// The retention task: how often it looks for bodies whose protocol's retention has ended.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Seconds between runs (the first runs a minute after start).
+    #[serde(default = "default_retention_interval")]
+    pub interval_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_retention_interval(),
+        }
+    }
+}
+
+fn default_retention_interval() -> u64 {
+    3600
 }
 
 /// TLS file paths.
@@ -163,6 +187,7 @@ impl Config {
             },
             registry: RegistryFiles { agencies: registry },
             limits: crate::limits::Limits::default(),
+            retention: Retention::default(),
         })
     }
 }

@@ -36,6 +36,9 @@
 //!            subjects:list8<[32]> agency:str8 staff:opt<[32]> protocol_id:str8
 //!            authority:u8 (0 any) event:u8 (0 any) decision:str8 since_ms:u64 until_ms:u64
 //!            result_count:u32
+//! event 12 BodiesPurged (the actor is the admin who ran retention, or the broker's own
+//!            retention task: role admin, id "infoshare-retention", certificate hash zero)
+//!            request_id:[16] kinds:u8 (bits: 1 request, 2 response, 4 disclosure)
 //! ```
 //!
 //! A protocol document (TOML, free text and contacts) is kept in the body store; its record holds
@@ -127,6 +130,14 @@ pub enum Event {
     },
     /// An auditor queried the log.
     AuditQueried(AuditQueried),
+    /// An exchange's bodies were erased at the end of its protocol's retention period (its
+    /// records and their commitments stay).
+    BodiesPurged {
+        /// The exchange.
+        request_id: RequestId,
+        /// Which bodies were erased: bit 1 request, 2 response, 4 disclosure.
+        kinds: u8,
+    },
 }
 
 /// What an auditor asked (identifiers only as pseudonyms) and how many records it got.
@@ -157,7 +168,7 @@ pub struct AuditQueried {
 }
 
 /// Stable names of the event types, by code.
-pub const EVENT_TYPES: [(u8, &str); 11] = [
+pub const EVENT_TYPES: [(u8, &str); 12] = [
     (1, "request-submitted"),
     (2, "request-acknowledged"),
     (3, "response-submitted"),
@@ -169,6 +180,7 @@ pub const EVENT_TYPES: [(u8, &str); 11] = [
     (9, "disclosure-submitted"),
     (10, "disclosure-acknowledged"),
     (11, "audit-query"),
+    (12, "bodies-purged"),
 ];
 
 /// The event type code with this name.
@@ -330,6 +342,7 @@ impl Event {
             Event::DisclosureSubmitted(_) => 9,
             Event::DisclosureAcknowledged { .. } => 10,
             Event::AuditQueried(_) => 11,
+            Event::BodiesPurged { .. } => 12,
         }
     }
 
@@ -345,6 +358,7 @@ impl Event {
             Event::DisclosureSubmitted(d) => Some(d.request_id),
             Event::DisclosureAcknowledged { request_id } => Some(*request_id),
             Event::AuditQueried(_) => None,
+            Event::BodiesPurged { request_id, .. } => Some(*request_id),
         }
     }
 }
@@ -386,6 +400,9 @@ impl Record {
             | Event::ResponseAcknowledged { request_id }
             | Event::DisclosureAcknowledged { request_id } => {
                 w.fixed(&request_id.0);
+            }
+            Event::BodiesPurged { request_id, kinds } => {
+                w.fixed(&request_id.0).u8(*kinds);
             }
             Event::DisclosureSubmitted(d) => {
                 w.fixed(&d.request_id.0)
@@ -598,6 +615,10 @@ impl Record {
             }
             10 => Event::DisclosureAcknowledged {
                 request_id: RequestId(r.fixed()?),
+            },
+            12 => Event::BodiesPurged {
+                request_id: RequestId(r.fixed()?),
+                kinds: r.code("purged kinds", |k| (k != 0 && k <= 7).then_some(k))?,
             },
             11 => {
                 let query = r.u8()?;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use infoshare_proto::v1::admin_service_server::AdminServiceServer;
 use infoshare_proto::v1::audit_service_server::AuditServiceServer;
 use infoshare_proto::v1::exchange_service_server::ExchangeServiceServer;
 use infoshare_proto::v1::identity_service_server::IdentityServiceServer;
@@ -14,6 +15,7 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::registry::Registry;
+use crate::service::admin::AdminApi;
 use crate::service::audit::AuditApi;
 use crate::service::exchange::ExchangeApi;
 use crate::service::identity::IdentityApi;
@@ -39,6 +41,7 @@ pub struct Prepared {
     tls: crate::tls::SharedTlsConfig,
     tls_files: crate::config::TlsFiles,
     registry_file: std::path::PathBuf,
+    retention: crate::config::Retention,
     trust_domain: String,
 }
 
@@ -99,6 +102,10 @@ impl Prepared {
                 }
             }
         });
+        tokio::spawn(retention_task(
+            self.broker.clone(),
+            Duration::from_secs(self.retention.interval_secs.max(1)),
+        ));
         let handshake = Duration::from_secs(self.broker.limiter().limits().handshake_timeout_secs);
         // Standard gRPC health and server reflection (v1 and v1alpha: many clients still speak
         // the latter), so grpcurl and any gRPC client can probe and discover the API. They sit
@@ -115,6 +122,9 @@ impl Prepared {
             .await;
         health_reporter
             .set_serving::<IdentityServiceServer<IdentityApi>>()
+            .await;
+        health_reporter
+            .set_serving::<AdminServiceServer<AdminApi>>()
             .await;
         let descriptors = api_descriptors();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -137,6 +147,7 @@ impl Prepared {
                 "infoshare.v1.ProtocolService",
                 "infoshare.v1.AuditService",
                 "infoshare.v1.IdentityService",
+                "infoshare.v1.AdminService",
                 "",
             ] {
                 health_reporter
@@ -167,12 +178,36 @@ impl Prepared {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(64 << 20),
             )
+            .add_service(AdminServiceServer::new(AdminApi::new(self.broker.clone())))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|e| start_err!("server", e))
+    }
+}
+
+/// Runs retention a minute after start, then every `interval`, until shutdown begins. A run
+/// that fails is logged and tried again at the next interval (nothing is erased by halves:
+/// each exchange's erasure is logged after its bodies are gone, and a repeat is a no-op).
+async fn retention_task(broker: Broker, interval: Duration) {
+    let mut stopping = broker.shutting_down();
+    let mut wait = interval.min(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopping.wait_for(|&stop| stop) => return,
+        }
+        wait = interval;
+        let as_of = crate::clock::now_ms();
+        match broker.run_retention(Broker::retention_actor(), as_of).await {
+            Ok(0) => tracing::debug!("retention run: nothing due"),
+            Ok(purged) => tracing::info!(purged, "retention run: bodies erased"),
+            Err(e) => {
+                tracing::error!(error = %e, "retention run failed; retrying at the next interval")
+            }
+        }
     }
 }
 
@@ -336,6 +371,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         tls: std::sync::Arc::new(std::sync::RwLock::new(tls)),
         tls_files: config.tls.clone(),
         registry_file: config.registry.agencies.clone(),
+        retention: config.retention.clone(),
         trust_domain: config.trust_domain.clone(),
     })
 }

@@ -8,6 +8,7 @@
 //! t ‖ request_id ‖ index:u64be         → () (the request's records, oldest first)
 //! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
+//! p ‖ request_id                       → kinds:u8 (its bodies were purged)
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
 //! xs ‖ subject pseudonym ‖ index       → audit index by subject
 //! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
@@ -81,7 +82,8 @@ impl RequestMeta {
         w.finish()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes a stored meta.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let meta = Self {
             kind: r.code("kind", MessageKind::from_code)?,
@@ -162,6 +164,16 @@ pub fn inbox_prefix(agency: &str) -> Vec<u8> {
 /// Key of an inbox item.
 pub fn inbox_key(agency: &str, index: u64) -> Vec<u8> {
     [inbox_prefix(agency).as_slice(), &index.to_be_bytes()].concat()
+}
+
+/// Key of the marker that an exchange's bodies were purged.
+pub fn purged_key(id: &RequestId) -> Vec<u8> {
+    [b"p".as_slice(), &id.0].concat()
+}
+
+/// Whether the exchange's bodies were purged.
+pub fn purged(kv: &impl KvRead, id: &RequestId) -> Result<bool, ViewError> {
+    Ok(kv.get(&purged_key(id))?.is_some())
 }
 
 /// Key of an idempotency entry.
@@ -347,6 +359,10 @@ pub fn apply(
             meta.status = RequestStatus::Completed;
             set_acknowledged(kv, &meta.requester, meta.response_idx)?;
             kv.put(meta_key(&id), meta.encode());
+        }
+        Event::BodiesPurged { kinds, .. } => {
+            existing(kv, &id)?;
+            kv.put(purged_key(&id), vec![*kinds]);
         }
         Event::Denied(_) | Event::Protocol(_) | Event::AuditQueried(_) => {
             unreachable!("handled above")

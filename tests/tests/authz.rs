@@ -45,6 +45,7 @@ async fn call(client: &Client, op: Operation) -> Option<ClientError> {
             .await
             .map(|_| ()),
         Operation::ListProtocols => client.list_protocols().await.map(|_| ()),
+        Operation::RunRetention => client.run_retention().await.map(|_| ()),
         Operation::GetProtocol => client.get_protocol("attendance", 0).await.map(|_| ()),
         Operation::GetLogInfo => client.log_info().await.map(|_| ()),
         Operation::GetConsistencyProof => client.consistency_proof(1, 0).await.map(|_| ()),

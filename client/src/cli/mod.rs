@@ -71,6 +71,16 @@ enum Cmd {
     /// The audit log (auditors): query, timeline, verify, export, verify-bundle.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Operating the broker (administrators).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Erase now the message bodies whose protocol's retention period has ended (the broker
+    /// also does this on its own, hourly by default). Each erasure is logged.
+    Retention,
 }
 
 #[derive(Subcommand)]
@@ -359,6 +369,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
     let e = |e: ClientError| e.to_string();
     match cli.command {
         Cmd::Whoami => out.whoami(&client.who_am_i().await.map_err(e)?),
+        Cmd::Admin(AdminCmd::Retention) => out.retention(&client.run_retention().await.map_err(e)?),
         Cmd::Send(a) => {
             let request = api::InformationRequest {
                 subject: Some(a.basis.subject()?),

@@ -565,6 +565,20 @@ impl Output {
         }
     }
 
+    pub fn retention(&self, r: &api::RunRetentionResponse) {
+        if self.json {
+            return self.emit(json!({
+                "purged_exchanges": r.purged_exchanges,
+                "as_of": time(&r.as_of),
+            }));
+        }
+        println!(
+            "retention run as of {}: bodies of {} exchange(s) erased",
+            time(&r.as_of),
+            r.purged_exchanges
+        );
+    }
+
     pub fn acked(&self, request_id: &str, a: &api::AcknowledgeResponse) {
         if self.json {
             return self.emit(json!({

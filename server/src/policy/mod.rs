@@ -8,7 +8,7 @@
 
 pub mod rules;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use time::Date;
 

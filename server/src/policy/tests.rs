@@ -49,7 +49,7 @@ fn registered(id: &str, doc: &str) -> Record {
 }
 
 /// The example protocols, registered and approved.
-fn store() -> ProtocolStore {
+pub(crate) fn store() -> ProtocolStore {
     let mut s = ProtocolStore::default();
     for doc in EXAMPLES {
         let p = crate::protocol::Protocol::from_toml(doc).unwrap();

@@ -316,7 +316,7 @@ impl v1::audit_service_server::AuditService for AuditApi {
             verifier_key,
             checkpoint: r.checkpoint,
             records: r.records,
-            exported_at: Some(convert::timestamp(crate::broker::now_ms())),
+            exported_at: Some(convert::timestamp(crate::clock::now_ms())),
         }))
     }
 }

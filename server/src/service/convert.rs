@@ -92,6 +92,7 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
         Event::ResponseAcknowledged { .. } => v1::EventKind::ResponseAcknowledged,
         Event::DisclosureSubmitted(_) => v1::EventKind::DisclosureSubmitted,
         Event::DisclosureAcknowledged { .. } => v1::EventKind::DisclosureAcknowledged,
+        Event::BodiesPurged { .. } => v1::EventKind::BodiesPurged,
         Event::Denied(_) | Event::Protocol(_) | Event::AuditQueried(_) => return None,
     };
     Some(v1::TimelineEvent {

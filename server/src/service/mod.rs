@@ -1,6 +1,7 @@
 //! The tonic layer: thin. Each RPC authenticates the caller from its connection, calls the
 //! broker, converts the result, and maps errors in one place ([`status`]).
 
+pub mod admin;
 pub mod audit;
 pub mod convert;
 pub mod exchange;

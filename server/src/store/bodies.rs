@@ -25,6 +25,9 @@ pub struct BodyEntry {
     pub body: Vec<u8>,
 }
 
+/// Flag on the kind byte of an erased entry.
+const ERASED: u8 = 0x80;
+
 /// The body-store key of a protocol document version.
 pub fn protocol_body_id(protocol_id: &str, version: u32) -> RequestId {
     let digest = crate::crypto::sha256(
@@ -62,6 +65,12 @@ impl BodyEntry {
 
     /// Decodes an entry.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if Self::is_erased(bytes) {
+            return Err(DecodeError::UnknownCode {
+                field: "body kind (erased)",
+                code: bytes[0],
+            });
+        }
         let (kind, request_id) = Self::decode_key(bytes)?;
         let mut r = Reader::new(&bytes[17..]);
         let salt = r.fixed()?;
@@ -73,13 +82,31 @@ impl BodyEntry {
         })
     }
 
-    /// Decodes only the kind and request id.
+    /// Decodes only the kind and request id (of a live or an erased entry).
     pub fn decode_key(bytes: &[u8]) -> Result<(MessageKind, RequestId), DecodeError> {
         let mut r = Reader::new(bytes);
         Ok((
-            r.code("body kind", MessageKind::from_code)?,
+            r.code("body kind", |c| MessageKind::from_code(c & !ERASED))?,
             RequestId(r.fixed()?),
         ))
+    }
+
+    /// The erased form of a stored entry: the same length (so positions stay valid), its kind
+    /// (flagged erased) and request id kept (so start-up still knows whose it was), and every
+    /// other byte (salt and body) zero.
+    pub fn erased(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; payload.len()];
+        let key = payload.len().min(17);
+        out[..key].copy_from_slice(&payload[..key]);
+        if let Some(kind) = out.first_mut() {
+            *kind |= ERASED;
+        }
+        out
+    }
+
+    /// Whether a stored entry was erased.
+    pub fn is_erased(payload: &[u8]) -> bool {
+        payload.first().is_some_and(|kind| kind & ERASED != 0)
     }
 }
 

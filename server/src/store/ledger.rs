@@ -72,6 +72,16 @@ pub enum Command {
         /// The record.
         record: Record,
     },
+    /// Erase the bodies of these exchanges (their retention has ended) and log a BodiesPurged
+    /// record for each; exchanges already purged are skipped.
+    Purge {
+        /// Who runs retention.
+        actor: Actor,
+        /// When.
+        time_ms: u64,
+        /// The exchanges.
+        exchanges: Vec<RequestId>,
+    },
     /// Change the protocol register (event must be a protocol event); checked against the
     /// register's lifecycle.
     Protocol {
@@ -130,6 +140,11 @@ pub enum Outcome {
     AlreadyAcknowledged {
         /// The earlier acknowledgement's index.
         index: u64,
+    },
+    /// Bodies were erased: how many exchanges.
+    Purged {
+        /// Exchanges whose bodies were erased now.
+        exchanges: usize,
     },
 }
 
@@ -482,6 +497,9 @@ fn read_body(
     let bytes = reader
         .read(pos)
         .map_err(|e| BrokerError::Internal(e.to_string()))?;
+    if BodyEntry::is_erased(&bytes) {
+        return Ok(None);
+    }
     BodyEntry::decode(&bytes)
         .map(Some)
         .map_err(|e| BrokerError::Internal(format!("body of {id}: {e}")))
@@ -499,7 +517,9 @@ fn replay(
     bodies.for_each_from(applied_bodies + 1, |index, pos, payload| {
         let (kind, id) = BodyEntry::decode_key(payload)
             .map_err(|e| ViewError::Store(format!("body entry {index}: {e}")))?;
-        ov.put_body(kind, &id, pos);
+        if !BodyEntry::is_erased(payload) {
+            ov.put_body(kind, &id, pos);
+        }
         last_body = index;
         Ok::<_, OpenError>(())
     })?;
@@ -677,8 +697,112 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // A purge runs alone, between the batches before and after it.
+            while let Some(at) = jobs
+                .iter()
+                .position(|j| matches!(j.command, Command::Purge { .. }))
+            {
+                let mut rest = jobs.split_off(at);
+                let purge = rest.remove(0);
+                self.batch(&mut jobs);
+                self.purge(purge);
+                jobs = rest;
+            }
             self.batch(&mut jobs);
         }
+    }
+
+    /// Erases the bodies of a purge's exchanges, then logs one BodiesPurged record for each
+    /// (through a batch of its own). Erasure comes first: if the process dies between the two,
+    /// the next run finds the exchanges unmarked, erases again (a no-op) and logs them.
+    fn purge(&mut self, job: Job) {
+        let Command::Purge {
+            actor,
+            time_ms,
+            exchanges,
+        } = job.command
+        else {
+            unreachable!("only purges are passed here");
+        };
+        let erased = self.erase_bodies(&exchanges);
+        let purged = match erased {
+            Ok(purged) => purged,
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+                return;
+            }
+        };
+        let mut logs = Vec::with_capacity(purged.len());
+        let mut replies = Vec::with_capacity(purged.len());
+        for (request_id, kinds) in &purged {
+            let (reply, rx) = oneshot::channel();
+            logs.push(Job {
+                command: Command::Append {
+                    record: Record {
+                        time_ms,
+                        actor: actor.clone(),
+                        event: Event::BodiesPurged {
+                            request_id: *request_id,
+                            kinds: *kinds,
+                        },
+                    },
+                },
+                reply,
+            });
+            replies.push(rx);
+        }
+        self.batch(&mut logs);
+        // The batch answers synchronously: every reply is in by now.
+        let logged = replies
+            .into_iter()
+            .map(|mut rx| {
+                rx.try_recv().unwrap_or_else(|_| {
+                    Err(BrokerError::Internal("purge record unanswered".into()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let _ = job.reply.send(logged.map(|_| Outcome::Purged {
+            exchanges: purged.len(),
+        }));
+    }
+
+    /// Overwrites the stored bodies of `exchanges` not yet marked purged with their erased
+    /// form; returns each exchange erased with the kinds of body it had (bits 1 request,
+    /// 2 response, 4 disclosure; 0 bodies still count, so the purge is logged).
+    fn erase_bodies(
+        &mut self,
+        exchanges: &[RequestId],
+    ) -> Result<Vec<(RequestId, u8)>, BrokerError> {
+        let internal = |e: &dyn std::fmt::Display| BrokerError::Internal(e.to_string());
+        let mut patches = Vec::new();
+        let mut purged = Vec::new();
+        for id in exchanges {
+            if views::purged(&*self.views, id)? || views::request_meta(&*self.views, id)?.is_none()
+            {
+                continue;
+            }
+            let mut kinds = 0u8;
+            for (bit, kind) in [
+                (1, MessageKind::Request),
+                (2, MessageKind::Response),
+                (4, MessageKind::Disclosure),
+            ] {
+                if let Some(pos) = self.views.body_position(kind, id)? {
+                    let stored = self.body_reader.read(pos).map_err(|e| internal(&e))?;
+                    if !BodyEntry::is_erased(&stored) {
+                        patches.push((pos, BodyEntry::erased(&stored)));
+                    }
+                    kinds |= bit;
+                }
+            }
+            // A record needs a kind; an exchange with no stored body still logs what it had.
+            purged.push((*id, kinds.max(1)));
+        }
+        self.bodies.overwrite(&patches).map_err(|e| internal(&e))?;
+        for (pos, _) in &patches {
+            self.body_reader.forget(pos.segment);
+        }
+        Ok(purged)
     }
 
     fn batch(&mut self, jobs: &mut Vec<Job>) {
@@ -970,6 +1094,9 @@ fn decide(
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
         Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Command::Purge { .. } => Err(BrokerError::Internal(
+            "a purge is run by the writer, not decided in a batch".into(),
+        )),
         Command::Protocol { record, document } => {
             let approver = &record.actor.id;
             let mut record = record.clone();

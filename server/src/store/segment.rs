@@ -281,6 +281,57 @@ impl SegmentLog {
         Ok(positions)
     }
 
+    /// Replaces the payloads of existing entries with payloads of the same length (erasure at
+    /// the end of retention), keeping every position valid. Each affected segment is rewritten
+    /// to a new file, synced, and renamed over the old one, so a crash leaves either the old
+    /// or the new segment, never a torn frame.
+    pub fn overwrite(&mut self, patches: &[(Position, Vec<u8>)]) -> Result<(), SegmentError> {
+        let mut by_segment: std::collections::BTreeMap<u64, Vec<&(Position, Vec<u8>)>> =
+            Default::default();
+        for patch in patches {
+            by_segment.entry(patch.0.segment).or_default().push(patch);
+        }
+        for (segment, patches) in by_segment {
+            let path = segment_path(&self.dir, segment);
+            let mut data = fs::read(&path).map_err(io_err(&path))?;
+            for (pos, payload) in patches {
+                let at = pos.offset as usize;
+                // The frame must be exactly where the index says, and the same length.
+                let (start, end) =
+                    check_frame(&data, at).map_err(|what| SegmentError::Corrupt {
+                        path: path.clone(),
+                        index: 0,
+                        offset: pos.offset,
+                        what,
+                    })?;
+                if end - start != payload.len() || payload.len() != pos.len as usize {
+                    return Err(SegmentError::Corrupt {
+                        path,
+                        index: 0,
+                        offset: pos.offset,
+                        what: "overwrite of another length",
+                    });
+                }
+                data[at + 4..at + 8].copy_from_slice(&frame_crc(pos.len, payload).to_le_bytes());
+                data[start..end].copy_from_slice(payload);
+            }
+            let tmp = path.with_extension("seg.tmp");
+            let written = File::create(&tmp)
+                .and_then(|mut f| f.write_all(&data).and_then(|()| f.sync_all()))
+                .and_then(|()| fs::rename(&tmp, &path));
+            written.map_err(io_err(&path))?;
+            sync_dir(&self.dir)?;
+            if Some(&segment) == self.segments.last() {
+                // Appends go on in the new file.
+                self.file = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+            }
+        }
+        Ok(())
+    }
+
     fn rotate(&mut self) -> Result<(), SegmentError> {
         self.file = create_segment(&self.dir, self.magic, self.next)?;
         self.file_len = HEADER;
@@ -422,11 +473,17 @@ impl SegmentReader {
     }
 }
 
+/// The segments in `dir`, oldest first. A rewrite cut short by a crash (`*.seg.tmp`) is
+/// deleted: it may hold payloads that were being erased.
 fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.ends_with(".seg.tmp")) {
+            fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+            continue;
+        }
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
             continue;
         };
@@ -514,6 +571,58 @@ mod tests {
         })
         .unwrap();
         assert_eq!(tail, vec![18, 19, 20]);
+    }
+
+    #[test]
+    fn overwrite_replaces_payloads_in_place_across_segments_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+        let mut positions = Vec::new();
+        for i in 0..6u8 {
+            positions.extend(log.append(&[vec![i; 20]]).unwrap());
+        }
+        let (first, last) = (positions[0], positions[5]);
+        assert_ne!(
+            first.segment, last.segment,
+            "spans segments, the active one included"
+        );
+        log.overwrite(&[(first, vec![0xee; 20]), (last, vec![0xdd; 20])])
+            .unwrap();
+        // The active segment's file was replaced: appends must land in the new one.
+        let appended = log.append(&[vec![42; 5]]).unwrap()[0];
+        assert!(
+            log.overwrite(&[(positions[1], vec![1; 3])]).is_err(),
+            "another length is refused"
+        );
+        // A rewrite cut short by a crash leaves a .tmp that opening deletes.
+        fs::write(dir.path().join("00000000000000000001.seg.tmp"), b"stale").unwrap();
+        drop(log);
+        let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+        assert_eq!(rec.entries, 7);
+        assert!(!dir.path().join("00000000000000000001.seg.tmp").exists());
+        let reader = SegmentReader::new(dir.path());
+        assert_eq!(reader.read(first).unwrap(), vec![0xee; 20]);
+        assert_eq!(reader.read(last).unwrap(), vec![0xdd; 20]);
+        assert_eq!(reader.read(positions[2]).unwrap(), vec![2; 20]);
+        assert_eq!(reader.read(appended).unwrap(), vec![42; 5]);
+        let mut seen = Vec::new();
+        log.for_each_from(1, |i, _, p| {
+            seen.push((i, p[0]));
+            Ok::<_, SegmentError>(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (1, 0xee),
+                (2, 1),
+                (3, 2),
+                (4, 3),
+                (5, 4),
+                (6, 0xdd),
+                (7, 42)
+            ]
+        );
     }
 
     #[test]

@@ -179,6 +179,19 @@ impl ViewStore {
         ))
     }
 
+    /// Every exchange (request or proactive disclosure) with its meta, in id order.
+    pub fn exchanges(
+        &self,
+    ) -> impl Iterator<Item = Result<(RequestId, views::RequestMeta), ViewError>> + '_ {
+        self.tree.scan_prefix(b"r").map(|item| {
+            let (k, v) = item.map_err(store_err)?;
+            let id = k[1..]
+                .try_into()
+                .map_err(|_| ViewError::Store("bad request meta key".into()))?;
+            Ok((RequestId(id), views::RequestMeta::decode(&v)?))
+        })
+    }
+
     /// Up to `limit` inbox items of `agency` with cursor > `after`.
     pub fn inbox_page(
         &self,

@@ -99,6 +99,17 @@ impl TestEnv {
     }
 
     /// Starts a server on this environment's data, as it is.
+    /// Moves the clock of servers on this environment forward by `days` (a running server
+    /// sees it at its next reading).
+    pub fn advance_clock(&self, days: u64) {
+        let path = self.root.path().join("clock-offset-ms");
+        let now: u64 = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(&path, (now + days * 86_400_000).to_string()).unwrap();
+    }
+
     pub fn start_bare(&self) -> TestServer {
         TestServer::start(self.root.path())
     }
@@ -136,6 +147,8 @@ impl TestServer {
             .arg("--config")
             .arg(root.join("server.toml"))
             .env("RUST_LOG", "info")
+            // The broker's clock is shifted by the milliseconds in this file (none: not shifted).
+            .env("INFOSHARE_TEST_CLOCK_FILE", root.join("clock-offset-ms"))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,0 +1,37 @@
+//! AdminService.
+
+use infoshare_proto::v1;
+use tonic::{Request, Response, Status};
+
+use crate::access::Operation;
+use crate::broker::Broker;
+
+/// AdminService over a broker.
+pub struct AdminApi {
+    broker: Broker,
+}
+
+impl AdminApi {
+    /// The service.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::admin_service_server::AdminService for AdminApi {
+    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "RunRetention", caller = tracing::field::Empty))]
+    async fn run_retention(
+        &self,
+        request: Request<v1::RunRetentionRequest>,
+    ) -> Result<Response<v1::RunRetentionResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::RunRetention).await?;
+        let as_of = crate::clock::now_ms();
+        let purged = self.broker.run_retention(caller.actor(), as_of).await?;
+        tracing::info!(purged, "retention run by an administrator");
+        Ok(Response::new(v1::RunRetentionResponse {
+            purged_exchanges: u32::try_from(purged).unwrap_or(u32::MAX),
+            as_of: Some(super::convert::timestamp(as_of)),
+        }))
+    }
+}
