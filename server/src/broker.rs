@@ -177,6 +177,21 @@ impl Broker {
         }
     }
 
+    /// Unacknowledged inbox items, by agency (for the inbox-depth gauge).
+    pub fn inbox_depths(&self) -> Result<Vec<(String, u64)>, BrokerError> {
+        let registry = self.registry();
+        registry
+            .agency_ids()
+            .map(|agency| {
+                let (items, _) = self
+                    .ledger
+                    .views()
+                    .inbox_page(agency, 0, usize::MAX, true)?;
+                Ok((agency.to_string(), items.len() as u64))
+            })
+            .collect()
+    }
+
     /// The actor the broker's own retention task logs its purges as (it has no certificate).
     pub fn retention_actor() -> Actor {
         Actor {

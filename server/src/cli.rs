@@ -37,14 +37,21 @@ struct Args {
 
 /// Runs the server command line (what `infoshare-server` does).
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // Inside the runtime: the OTLP exporters' channels live on it. Dropped (flushed) before it.
+    let telemetry = match runtime.block_on(async { crate::telemetry::init("infoshare-server") }) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = run(&runtime);
+    runtime.block_on(async move { drop(telemetry) });
+    code
+}
+
+fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.verify_log {
         return match crate::store::verify::verify_data_dir(dir) {
@@ -84,7 +91,6 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
         let prepared = server::prepare(&config).await?;
         if args.dev {

@@ -31,6 +31,7 @@ pub mod retention;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod validate;
 pub mod views;

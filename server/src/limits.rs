@@ -109,6 +109,16 @@ impl Limiter {
         }
     }
 
+    /// Open inbox streams, by principal.
+    pub fn open_streams(&self) -> Vec<(String, usize)> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect()
+    }
+
     /// A stream slot for `principal`, unless it has its maximum open.
     pub fn open_stream(&self, principal: &str) -> Option<StreamSlot> {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());

@@ -150,6 +150,11 @@ impl Registry {
         })
     }
 
+    /// The registered agencies' ids.
+    pub fn agency_ids(&self) -> impl Iterator<Item = &str> {
+        self.agencies.keys().map(String::as_str)
+    }
+
     /// Number of agencies.
     pub fn agency_count(&self) -> usize {
         self.agencies.len()

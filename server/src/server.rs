@@ -102,6 +102,7 @@ impl Prepared {
                 }
             }
         });
+        observe_state(&self.broker);
         tokio::spawn(retention_task(
             self.broker.clone(),
             Duration::from_secs(self.retention.interval_secs.max(1)),
@@ -157,6 +158,7 @@ impl Prepared {
             broker.begin_shutdown();
         };
         tonic::transport::Server::builder()
+            .layer(crate::service::observe::ObserveLayer)
             // Bounds how long a connection made before a revocation keeps working.
             .max_connection_age(Duration::from_secs(15 * 60))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -186,6 +188,36 @@ impl Prepared {
             .await
             .map_err(|e| start_err!("server", e))
     }
+}
+
+/// Gauges read from the broker's state when metrics are collected: unacknowledged inbox items
+/// per agency and open inbox streams per principal (identifiers and counts only).
+fn observe_state(broker: &Broker) {
+    use opentelemetry::KeyValue;
+    let meter = crate::telemetry::metrics().meter();
+    let b = broker.clone();
+    meter
+        .u64_observable_gauge("infoshare.inbox.unacknowledged")
+        .with_description("Unacknowledged inbox items, by agency")
+        .with_callback(move |gauge| match b.inbox_depths() {
+            Ok(depths) => {
+                for (agency, n) in depths {
+                    gauge.observe(n, &[KeyValue::new("agency", agency)]);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "inbox depths unavailable"),
+        })
+        .build();
+    let b = broker.clone();
+    meter
+        .u64_observable_gauge("infoshare.streams.open")
+        .with_description("Open inbox streams, by principal")
+        .with_callback(move |gauge| {
+            for (principal, n) in b.limiter().open_streams() {
+                gauge.observe(n as u64, &[KeyValue::new("principal", principal)]);
+            }
+        })
+        .build();
 }
 
 /// Runs retention a minute after start, then every `interval`, until shutdown begins. A run

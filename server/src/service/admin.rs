@@ -20,7 +20,6 @@ impl AdminApi {
 
 #[tonic::async_trait]
 impl v1::admin_service_server::AdminService for AdminApi {
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "RunRetention", caller = tracing::field::Empty))]
     async fn run_retention(
         &self,
         request: Request<v1::RunRetentionRequest>,

@@ -2,7 +2,6 @@
 
 use infoshare_proto::v1;
 use tonic::{Request, Response, Status};
-use tracing::field::Empty;
 
 use super::convert::{self, timestamp};
 use crate::access::Operation;
@@ -220,7 +219,6 @@ fn records(p: Proven) -> v1::AuditRecordsResponse {
 
 #[tonic::async_trait]
 impl v1::audit_service_server::AuditService for AuditApi {
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetLogInfo", caller = Empty))]
     async fn get_log_info(
         &self,
         request: Request<v1::GetLogInfoRequest>,
@@ -235,7 +233,6 @@ impl v1::audit_service_server::AuditService for AuditApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetConsistencyProof", caller = Empty))]
     async fn get_consistency_proof(
         &self,
         request: Request<v1::GetConsistencyProofRequest>,
@@ -252,7 +249,6 @@ impl v1::audit_service_server::AuditService for AuditApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetRecords", caller = Empty))]
     async fn get_records(
         &self,
         request: Request<v1::GetRecordsRequest>,
@@ -266,7 +262,6 @@ impl v1::audit_service_server::AuditService for AuditApi {
         Ok(Response::new(records(proven)))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "QueryRecords", caller = Empty))]
     async fn query_records(
         &self,
         request: Request<v1::QueryRecordsRequest>,
@@ -285,7 +280,6 @@ impl v1::audit_service_server::AuditService for AuditApi {
         Ok(Response::new(records(proven)))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubjectTimeline", caller = Empty))]
     async fn subject_timeline(
         &self,
         request: Request<v1::SubjectTimelineRequest>,
@@ -301,7 +295,6 @@ impl v1::audit_service_server::AuditService for AuditApi {
         Ok(Response::new(records(proven)))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ExportBundle", caller = Empty))]
     async fn export_bundle(
         &self,
         request: Request<v1::ExportBundleRequest>,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::field::Empty;
 
 use super::convert;
 use crate::access::Operation;
@@ -36,7 +35,6 @@ fn record_request_id(id: &str) {
 
 #[tonic::async_trait]
 impl v1::exchange_service_server::ExchangeService for ExchangeApi {
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubmitRequest", caller = Empty, request_id = Empty))]
     async fn submit_request(
         &self,
         request: Request<v1::SubmitRequestRequest>,
@@ -62,7 +60,6 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ListInbox", caller = Empty))]
     async fn list_inbox(
         &self,
         request: Request<v1::ListInboxRequest>,
@@ -86,7 +83,6 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
 
     type SubscribeInboxStream = InboxStream;
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "SubscribeInbox", caller = Empty))]
     async fn subscribe_inbox(
         &self,
         request: Request<v1::SubscribeInboxRequest>,
@@ -120,7 +116,6 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Acknowledge", caller = Empty, request_id = Empty))]
     async fn acknowledge(
         &self,
         request: Request<v1::AcknowledgeRequest>,
@@ -136,7 +131,6 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Respond", caller = Empty, request_id = Empty))]
     async fn respond(
         &self,
         request: Request<v1::RespondRequest>,
@@ -152,7 +146,6 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetRequest", caller = Empty, request_id = Empty))]
     async fn get_request(
         &self,
         request: Request<v1::GetRequestRequest>,
@@ -165,7 +158,6 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         Ok(Response::new(convert::request_detail(&detail)?))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "Disclose", caller = Empty, request_id = Empty))]
     async fn disclose(
         &self,
         request: Request<v1::DiscloseRequest>,

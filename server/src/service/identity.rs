@@ -21,7 +21,6 @@ impl IdentityApi {
 
 #[tonic::async_trait]
 impl v1::identity_service_server::IdentityService for IdentityApi {
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "WhoAmI", caller = tracing::field::Empty))]
     async fn who_am_i(
         &self,
         request: Request<v1::WhoAmIRequest>,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod convert;
 pub mod exchange;
 pub mod identity;
+pub mod observe;
 pub mod protocol;
 pub mod status;
 

@@ -2,7 +2,6 @@
 
 use infoshare_proto::v1;
 use tonic::{Request, Response, Status};
-use tracing::field::Empty;
 
 use super::convert::protocol_summary;
 use crate::access::Operation;
@@ -42,7 +41,6 @@ fn not_found(id: &str) -> Status {
 
 #[tonic::async_trait]
 impl v1::protocol_service_server::ProtocolService for ProtocolApi {
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "RegisterProtocol", caller = Empty))]
     async fn register_protocol(
         &self,
         request: Request<v1::RegisterProtocolRequest>,
@@ -59,7 +57,6 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ApproveProtocol", caller = Empty))]
     async fn approve_protocol(
         &self,
         request: Request<v1::ApproveProtocolRequest>,
@@ -74,7 +71,6 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ChangeProtocolState", caller = Empty))]
     async fn change_protocol_state(
         &self,
         request: Request<v1::ChangeProtocolStateRequest>,
@@ -102,7 +98,6 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "ListProtocols", caller = Empty))]
     async fn list_protocols(
         &self,
         request: Request<v1::ListProtocolsRequest>,
@@ -122,7 +117,6 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         Ok(Response::new(v1::ListProtocolsResponse { protocols }))
     }
 
-    #[tracing::instrument(name = "rpc", skip_all, fields(rpc = "GetProtocol", caller = Empty))]
     async fn get_protocol(
         &self,
         request: Request<v1::GetProtocolRequest>,

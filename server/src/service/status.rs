@@ -11,6 +11,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::error::BrokerError;
 use crate::policy::DenialKind;
 
+/// The response header that repeats a failed call's reason code.
+pub const REASON_HEADER: &str = "infoshare-reason";
+
 /// The ErrorInfo domain of infoshare errors.
 pub const ERROR_DOMAIN: &str = "infoshare.nz";
 
@@ -58,7 +61,12 @@ impl From<BrokerError> for Status {
         if matches!(e, BrokerError::Internal(_)) {
             tracing::error!(error = %e, "internal error");
         }
-        Status::with_error_details(code, e.to_string(), details)
+        let mut status = Status::with_error_details(code, e.to_string(), details);
+        // Also as plain metadata, for the telemetry layer (it reads headers, not details).
+        if let Ok(reason) = e.reason_code().parse() {
+            status.metadata_mut().insert(REASON_HEADER, reason);
+        }
+        status
     }
 }
 

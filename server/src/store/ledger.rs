@@ -812,6 +812,18 @@ impl Writer {
             }
             return;
         }
+        if jobs.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "ledger.commit",
+            commands = jobs.len(),
+            records = tracing::field::Empty,
+            bodies = tracing::field::Empty,
+            first_index = self.log.next_index(),
+        );
+        let _in_span = span.enter();
         let views = self.views.clone();
         let mut ov = views.overlay();
         let mut results: Vec<Result<Pending, BrokerError>> = Vec::with_capacity(jobs.len());
@@ -881,6 +893,9 @@ impl Writer {
         }
         if !raws.is_empty() {
             self.applied.send_replace(self.log.next_index() - 1);
+            span.record("records", raws.len());
+            span.record("bodies", bodies.len());
+            crate::telemetry::metrics().batch(raws.len(), started.elapsed());
         }
         let head = self.head.read().unwrap_or_else(|e| e.into_inner());
         for (job, result) in jobs.drain(..).zip(results) {

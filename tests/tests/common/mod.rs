@@ -98,7 +98,12 @@ impl TestEnv {
         server
     }
 
-    /// Starts a server on this environment's data, as it is.
+    /// Sets environment variables for servers started on this environment from now on.
+    pub fn set_server_env(&self, vars: &[(&str, &str)]) {
+        let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(self.root.path().join("server.env"), text).unwrap();
+    }
+
     /// Moves the clock of servers on this environment forward by `days` (a running server
     /// sees it at its next reading).
     pub fn advance_clock(&self, days: u64) {
@@ -110,6 +115,7 @@ impl TestEnv {
         std::fs::write(&path, (now + days * 86_400_000).to_string()).unwrap();
     }
 
+    /// Starts a server on this environment's data, as it is.
     pub fn start_bare(&self) -> TestServer {
         TestServer::start(self.root.path())
     }
@@ -143,7 +149,14 @@ impl TestServer {
                 .unwrap()
                 .as_nanos()
         ));
+        let extra_env: Vec<(String, String)> = std::fs::read_to_string(root.join("server.env"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+            .envs(extra_env)
             .arg("--config")
             .arg(root.join("server.toml"))
             .env("RUST_LOG", "info")
