@@ -385,6 +385,16 @@ impl Client {
             .into_inner())
     }
 
+    /// Rotates the audit log's signing key (administrators); the rotation statement.
+    pub async fn rotate_log_key(&self) -> Result<api::RotateLogKeyResponse> {
+        Ok(self
+            .admin
+            .clone()
+            .rotate_log_key(api::RotateLogKeyRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Lists the protocols visible to the caller.
     pub async fn list_protocols(&self) -> Result<api::ListProtocolsResponse> {
         Ok(self

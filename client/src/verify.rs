@@ -38,6 +38,13 @@ pub fn verifier(key: &str) -> Result<NoteVerifier, VerifyError> {
     NoteVerifier::parse(key).map_err(|e| VerifyError::Key(e.to_string()))
 }
 
+/// Verifies a key rotation statement (both keys signed its checkpoint); returns it and the
+/// checkpoint.
+pub fn rotation(statement: &str) -> Result<(infoshare_tlog::Rotation, Checkpoint), VerifyError> {
+    infoshare_tlog::Rotation::parse(statement)
+        .map_err(|e| VerifyError::Checkpoint(format!("key rotation: {e}")))
+}
+
 /// Verifies a signed checkpoint note.
 pub fn checkpoint(note: &str, key: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
     key.verify(note)

@@ -45,6 +45,8 @@ pub enum Operation {
     ExportBundle,
     /// AdminService.RunRetention.
     RunRetention,
+    /// AdminService.RotateLogKey.
+    RotateLogKey,
 }
 
 impl Operation {
@@ -70,6 +72,7 @@ impl Operation {
         Operation::SubjectTimeline,
         Operation::ExportBundle,
         Operation::RunRetention,
+        Operation::RotateLogKey,
     ];
 
     /// The stable code used in log records.
@@ -95,6 +98,7 @@ impl Operation {
             Operation::SubjectTimeline => 18,
             Operation::ExportBundle => 19,
             Operation::RunRetention => 20,
+            Operation::RotateLogKey => 21,
         }
     }
 
@@ -126,6 +130,7 @@ impl Operation {
             Operation::SubjectTimeline => "SubjectTimeline",
             Operation::ExportBundle => "ExportBundle",
             Operation::RunRetention => "RunRetention",
+            Operation::RotateLogKey => "RotateLogKey",
         }
     }
 
@@ -171,6 +176,7 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | ListProtocols
                 | GetProtocol
                 | RunRetention
+                | RotateLogKey
         ),
         // Auditors read the register and the log (coded metadata and proofs); they never read
         // message bodies.
@@ -216,7 +222,11 @@ mod tests {
             );
             let register_change = matches!(
                 op,
-                RegisterProtocol | ApproveProtocol | ChangeProtocolState | RunRetention
+                RegisterProtocol
+                    | ApproveProtocol
+                    | ChangeProtocolState
+                    | RunRetention
+                    | RotateLogKey
             );
             let audit = matches!(
                 op,

@@ -175,13 +175,12 @@ impl Filter {
 }
 
 impl Broker {
-    /// The log's origin, verifier key, public key and latest signed checkpoint.
-    pub fn log_info(&self) -> (String, String, Vec<u8>, Arc<str>) {
+    /// The log's origin, signing key (with its rotations) and latest signed checkpoint.
+    pub fn log_info(&self) -> (String, crate::store::ledger::SigningKey, Arc<str>) {
         let head = self.ledger.head();
         (
             head.checkpoint.origin.clone(),
-            self.ledger.verifier_key().to_string(),
-            self.ledger.public_key().to_vec(),
+            head.key.clone(),
             head.note.clone(),
         )
     }

@@ -192,6 +192,18 @@ impl Broker {
             .collect()
     }
 
+    /// Rotates the log's signing key; returns the rotation statement.
+    pub async fn rotate_log_key(&self, actor: Actor) -> Result<String, BrokerError> {
+        let command = Command::RotateKey {
+            actor,
+            time_ms: now_ms(),
+        };
+        match self.ledger.submit(command).await? {
+            Outcome::Rotated { statement } => Ok(statement),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
     /// The actor the broker's own retention task logs its purges as (it has no certificate).
     pub fn retention_actor() -> Actor {
         Actor {
@@ -479,7 +491,9 @@ impl Broker {
                     receipt: self.ledger.receipt(index)?,
                 })
             }
-            Outcome::AlreadyAcknowledged { .. } | Outcome::Purged { .. } => {
+            Outcome::AlreadyAcknowledged { .. }
+            | Outcome::Purged { .. }
+            | Outcome::Rotated { .. } => {
                 Err(BrokerError::Internal("unexpected ledger outcome".into()))
             }
         }
@@ -570,7 +584,7 @@ impl Broker {
             Outcome::AlreadyAcknowledged { index } => {
                 Ok((index, true, self.ledger.receipt(index)?))
             }
-            Outcome::Replayed { .. } | Outcome::Purged { .. } => {
+            Outcome::Replayed { .. } | Outcome::Purged { .. } | Outcome::Rotated { .. } => {
                 Err(BrokerError::Internal("unexpected ledger outcome".into()))
             }
         }

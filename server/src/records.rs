@@ -39,6 +39,9 @@
 //! event 12 BodiesPurged (the actor is the admin who ran retention, or the broker's own
 //!            retention task: role admin, id "infoshare-retention", certificate hash zero)
 //!            request_id:[16] kinds:u8 (bits: 1 request, 2 response, 4 disclosure)
+//! event 13 LogKeyRotated (the actor is the administrator who rotated it)
+//!            public_key:[32] (the Ed25519 key that signs the checkpoints after this
+//!            record's; the checkpoint covering this record is signed by both keys)
 //! ```
 //!
 //! A protocol document (TOML, free text and contacts) is kept in the body store; its record holds
@@ -138,6 +141,11 @@ pub enum Event {
         /// Which bodies were erased: bit 1 request, 2 response, 4 disclosure.
         kinds: u8,
     },
+    /// The log's signing key was rotated to this Ed25519 public key.
+    LogKeyRotated {
+        /// The new key.
+        public_key: [u8; 32],
+    },
 }
 
 /// What an auditor asked (identifiers only as pseudonyms) and how many records it got.
@@ -168,7 +176,7 @@ pub struct AuditQueried {
 }
 
 /// Stable names of the event types, by code.
-pub const EVENT_TYPES: [(u8, &str); 12] = [
+pub const EVENT_TYPES: [(u8, &str); 13] = [
     (1, "request-submitted"),
     (2, "request-acknowledged"),
     (3, "response-submitted"),
@@ -181,6 +189,7 @@ pub const EVENT_TYPES: [(u8, &str); 12] = [
     (10, "disclosure-acknowledged"),
     (11, "audit-query"),
     (12, "bodies-purged"),
+    (13, "log-key-rotated"),
 ];
 
 /// The event type code with this name.
@@ -343,6 +352,7 @@ impl Event {
             Event::DisclosureAcknowledged { .. } => 10,
             Event::AuditQueried(_) => 11,
             Event::BodiesPurged { .. } => 12,
+            Event::LogKeyRotated { .. } => 13,
         }
     }
 
@@ -359,6 +369,7 @@ impl Event {
             Event::DisclosureAcknowledged { request_id } => Some(*request_id),
             Event::AuditQueried(_) => None,
             Event::BodiesPurged { request_id, .. } => Some(*request_id),
+            Event::LogKeyRotated { .. } => None,
         }
     }
 }
@@ -403,6 +414,9 @@ impl Record {
             }
             Event::BodiesPurged { request_id, kinds } => {
                 w.fixed(&request_id.0).u8(*kinds);
+            }
+            Event::LogKeyRotated { public_key } => {
+                w.fixed(public_key);
             }
             Event::DisclosureSubmitted(d) => {
                 w.fixed(&d.request_id.0)
@@ -615,6 +629,9 @@ impl Record {
             }
             10 => Event::DisclosureAcknowledged {
                 request_id: RequestId(r.fixed()?),
+            },
+            13 => Event::LogKeyRotated {
+                public_key: r.fixed()?,
             },
             12 => Event::BodiesPurged {
                 request_id: RequestId(r.fixed()?),

@@ -387,7 +387,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     );
     // Auditors pin this key to verify checkpoints, receipts and evidence bundles offline.
     tracing::info!(
-        verifier_key = ledger.verifier_key(),
+        verifier_key = &*ledger.verifier_key(),
         "audit log signing key"
     );
     println!(

@@ -364,8 +364,11 @@ pub fn apply(
             existing(kv, &id)?;
             kv.put(purged_key(&id), vec![*kinds]);
         }
-        Event::Denied(_) | Event::Protocol(_) | Event::AuditQueried(_) => {
-            unreachable!("handled above")
+        Event::Denied(_)
+        | Event::Protocol(_)
+        | Event::AuditQueried(_)
+        | Event::LogKeyRotated { .. } => {
+            unreachable!("handled above: no request id")
         }
     }
     kv.put(timeline_key, Vec::new());

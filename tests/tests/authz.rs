@@ -46,6 +46,7 @@ async fn call(client: &Client, op: Operation) -> Option<ClientError> {
             .map(|_| ()),
         Operation::ListProtocols => client.list_protocols().await.map(|_| ()),
         Operation::RunRetention => client.run_retention().await.map(|_| ()),
+        Operation::RotateLogKey => client.rotate_log_key().await.map(|_| ()),
         Operation::GetProtocol => client.get_protocol("attendance", 0).await.map(|_| ()),
         Operation::GetLogInfo => client.log_info().await.map(|_| ()),
         Operation::GetConsistencyProof => client.consistency_proof(1, 0).await.map(|_| ()),

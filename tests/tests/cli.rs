@@ -332,3 +332,119 @@ async fn the_auditor_cli_queries_verifies_and_exports() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_key_rotates_online_and_auditors_follow_the_cosigned_handover() {
+    use infoshare_client::{api, verify};
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let work = tempfile::tempdir().unwrap();
+    let police = server.agency(&env, "police").await;
+    let school = "rangitoto-school-board";
+    let before = police
+        .submit_request(infoshare_tests::sample_request(school), "rot-1")
+        .await
+        .unwrap();
+    let old_key = verify::verifier(&server.verifier_key).unwrap();
+    verify::receipt(before.receipt.as_ref().unwrap(), &old_key).unwrap();
+    // The auditor pins the key in use.
+    let first = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["--json", "audit", "verify"],
+    ));
+
+    let rotated = json(&run_cli(
+        &env,
+        &server,
+        (Role::Admin, "registry-admin"),
+        &[],
+        &["--json", "admin", "rotate-log-key"],
+    ));
+    let new_key_text = rotated["verifier_key"].as_str().unwrap().to_string();
+    assert_ne!(new_key_text, server.verifier_key);
+    let (rotation, handover) = verify::rotation(rotated["statement"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (rotation.old_key.as_str(), rotation.new_key.as_str()),
+        (server.verifier_key.as_str(), new_key_text.as_str())
+    );
+
+    // The same connection goes on; what is signed now is signed by the new key only.
+    let after = police
+        .submit_request(infoshare_tests::sample_request(school), "rot-2")
+        .await
+        .unwrap();
+    let new_key = verify::verifier(&new_key_text).unwrap();
+    let receipt = after.receipt.as_ref().unwrap();
+    let latest = verify::receipt(receipt, &new_key).unwrap();
+    assert!(verify::receipt(receipt, &old_key).is_err());
+    assert!(latest.size > handover.size);
+    // What the old key signed stays verifiable with it; the tree is one tree throughout.
+    verify::receipt(before.receipt.as_ref().unwrap(), &old_key).unwrap();
+    let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
+    let info = auditor.log_info().await.unwrap();
+    assert_eq!(info.verifier_key, new_key_text);
+    assert_eq!(
+        info.key_rotations,
+        vec![rotated["statement"].as_str().unwrap().to_string()]
+    );
+
+    // The auditor, still pinned to the old key, follows the handover and proves consistency
+    // across it; the next run trusts the new key directly.
+    let second = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["--json", "audit", "verify"],
+    ));
+    let followed = &second["key_rotations_followed"][0];
+    assert_eq!(followed["new"], new_key_text.as_str());
+    // Proven in steps: the pinned checkpoint to the handover, the handover to the latest.
+    assert!(followed["at_size"].as_u64() > first["size"].as_u64());
+    assert_eq!(second["previous_size"], followed["at_size"]);
+    let third = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["--json", "audit", "verify"],
+    ));
+    assert_eq!(third["key_rotations_followed"], serde_json::json!([]));
+
+    // The rotation is a record of the log, by the administrator who made it.
+    let logged = auditor
+        .audit_query(
+            api::AuditFilter {
+                event_type: "log-key-rotated".into(),
+                ..Default::default()
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    verify::records(&logged.checkpoint, &logged.records, &new_key).unwrap();
+    assert_eq!(logged.records.len(), 1);
+    assert_eq!(
+        logged.records[0].summary.as_ref().unwrap().actor,
+        "admin/registry-admin"
+    );
+
+    // After a restart the new key signs, and the log verifies from scratch.
+    server.kill9();
+    let check = env.run_server(&["--verify-log", env.data_dir().to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let server = env.start().await;
+    assert_eq!(server.verifier_key, new_key_text);
+    let again = json(&auditor_cli(
+        &env,
+        &server,
+        work.path(),
+        &["--json", "audit", "verify"],
+    ));
+    assert_eq!(again["verified"], true);
+}

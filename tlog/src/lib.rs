@@ -10,6 +10,8 @@
 
 pub mod merkle;
 pub mod note;
+pub mod rotation;
 
 pub use merkle::{Hash, Tree, leaf_hash};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier};
+pub use rotation::Rotation;

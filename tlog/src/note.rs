@@ -156,10 +156,28 @@ impl NoteSigner {
     /// The signed note of `checkpoint`.
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
         let body = checkpoint.body();
+        format!("{body}\n{}", self.signature_line(&body))
+    }
+
+    /// `note` with this signer's signature added (a cosignature: the same body, one more
+    /// signature line). The note's existing signatures are kept, not checked.
+    pub fn cosign(&self, note: &str) -> Result<String, NoteError> {
+        let split = note
+            .find("\n\n")
+            .ok_or(NoteError::Format("no blank line before signatures"))?;
+        let body = &note[..split + 1];
+        Checkpoint::parse_body(body)?;
+        if !note.ends_with('\n') {
+            return Err(NoteError::Format("signatures must end in a newline"));
+        }
+        Ok(format!("{note}{}", self.signature_line(body)))
+    }
+
+    fn signature_line(&self, body: &str) -> String {
         let sig = self.key.sign(body.as_bytes());
         let mut blob = self.hash.to_vec();
         blob.extend_from_slice(sig.as_ref());
-        format!("{body}\n\u{2014} {} {}\n", self.name, B64.encode(blob))
+        format!("\u{2014} {} {}\n", self.name, B64.encode(blob))
     }
 }
 
@@ -268,6 +286,33 @@ mod tests {
         // Another key does not verify it.
         let other = NoteVerifier::parse(&signer().verifier_key()).unwrap();
         assert!(other.verify(&note).is_err());
+    }
+
+    #[test]
+    fn a_cosigned_note_verifies_under_both_keys_and_keeps_its_body() {
+        let (old, new) = (signer(), signer());
+        let cp = Checkpoint {
+            origin: "infoshare.test/log".into(),
+            size: 9,
+            root: [3; 32],
+        };
+        let note = old.sign(&cp);
+        let both = new.cosign(&note).unwrap();
+        assert!(
+            both.starts_with(&note),
+            "the first signature is kept as it was"
+        );
+        assert_eq!(
+            both.lines().filter(|l| l.starts_with('\u{2014}')).count(),
+            2
+        );
+        for s in [&old, &new] {
+            let v = NoteVerifier::parse(&s.verifier_key()).unwrap();
+            assert_eq!(v.verify(&both).unwrap(), cp);
+        }
+        let third = NoteVerifier::parse(&signer().verifier_key()).unwrap();
+        assert!(third.verify(&both).is_err());
+        assert!(new.cosign("no signatures here").is_err());
     }
 
     #[test]

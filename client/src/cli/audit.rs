@@ -263,12 +263,35 @@ async fn verify_log(
     out: &Output,
 ) -> Result<(), String> {
     let info = client.log_info().await.map_err(|e| e.to_string())?;
-    let previous = read_state(state)?;
-    let pinned = match (&key, &previous) {
+    let mut previous = read_state(state)?;
+    let mut pinned = match (&key, &previous) {
         (Some(k), _) => k.clone(),
         (None, Some((k, _))) => k.clone(),
         (None, None) => info.verifier_key.clone(),
     };
+    // Follow the log's key rotations from the pinned key: each statement must be signed by the
+    // key trusted so far and by its successor, and its checkpoint must extend the last one
+    // verified; only then is the successor trusted.
+    let mut followed = Vec::new();
+    for statement in &info.key_rotations {
+        let (rotation, at) = verify::rotation(statement).map_err(|e| e.to_string())?;
+        if rotation.old_key != pinned {
+            continue;
+        }
+        if let Some((_, note)) = &previous {
+            let old =
+                verify::checkpoint(note, &verify::verifier(&pinned).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            let proof = client
+                .consistency_proof(old.size, at.size)
+                .await
+                .map_err(|e| e.to_string())?;
+            verify::consistency(&old, &at, &proof.proof).map_err(|e| e.to_string())?;
+        }
+        followed.push((rotation.old_key, rotation.new_key.clone(), at.size));
+        pinned = rotation.new_key;
+        previous = Some((pinned.clone(), rotation.note));
+    }
     if pinned != info.verifier_key {
         return Err(format!(
             "the broker's log key {} is not the pinned key {pinned}: do not trust this log until the key change is explained",
@@ -291,6 +314,6 @@ async fn verify_log(
     };
     std::fs::write(state, format!("{pinned}\n{}", info.checkpoint))
         .map_err(|e| format!("{}: {e}", state.display()))?;
-    out.log_verified(&new, old.as_ref());
+    out.log_verified(&new, old.as_ref(), &followed);
     Ok(())
 }

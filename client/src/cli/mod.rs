@@ -81,6 +81,8 @@ enum AdminCmd {
     /// Erase now the message bodies whose protocol's retention period has ended (the broker
     /// also does this on its own, hourly by default). Each erasure is logged.
     Retention,
+    /// Rotate the audit log's signing key (online; the old key cosigns the handover).
+    RotateLogKey,
 }
 
 #[derive(Subcommand)]
@@ -370,6 +372,9 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
     match cli.command {
         Cmd::Whoami => out.whoami(&client.who_am_i().await.map_err(e)?),
         Cmd::Admin(AdminCmd::Retention) => out.retention(&client.run_retention().await.map_err(e)?),
+        Cmd::Admin(AdminCmd::RotateLogKey) => {
+            out.log_key_rotation(&client.rotate_log_key().await.map_err(e)?)
+        }
         Cmd::Send(a) => {
             let request = api::InformationRequest {
                 subject: Some(a.basis.subject()?),

@@ -469,10 +469,12 @@ impl Output {
         }
     }
 
+    /// `followed`: the key rotations moved through, as (old key, new key, at size).
     pub fn log_verified(
         &self,
         new: &infoshare_tlog::Checkpoint,
         old: Option<&infoshare_tlog::Checkpoint>,
+        followed: &[(String, String, u64)],
     ) {
         if self.json {
             return self.emit(json!({
@@ -480,7 +482,16 @@ impl Output {
                 "size": new.size,
                 "root": hex_str(&new.root),
                 "previous_size": old.map(|o| o.size),
+                "key_rotations_followed": followed
+                    .iter()
+                    .map(|(old, new, size)| json!({"old": old, "new": new, "at_size": size}))
+                    .collect::<Vec<_>>(),
             }));
+        }
+        for (old_key, new_key, size) in followed {
+            println!(
+                "log key rotated at size {size}: {old_key} -> {new_key} (both signed it; now trusting the new key)"
+            );
         }
         match old {
             Some(o) => println!(
@@ -563,6 +574,23 @@ impl Output {
         if page.more {
             println!("more: --after {}", page.next_cursor);
         }
+    }
+
+    pub fn log_key_rotation(&self, r: &api::RotateLogKeyResponse) {
+        if self.json {
+            return self.emit(json!({
+                "verifier_key": r.verifier_key,
+                "statement": r.statement,
+            }));
+        }
+        println!(
+            "log signing key rotated; the new verifier key is {}",
+            r.verifier_key
+        );
+        println!(
+            "rotation statement (publish it beside the key):\n{}",
+            r.statement
+        );
     }
 
     pub fn retention(&self, r: &api::RunRetentionResponse) {

@@ -33,4 +33,16 @@ impl v1::admin_service_server::AdminService for AdminApi {
             as_of: Some(super::convert::timestamp(as_of)),
         }))
     }
+
+    async fn rotate_log_key(
+        &self,
+        request: Request<v1::RotateLogKeyRequest>,
+    ) -> Result<Response<v1::RotateLogKeyResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::RotateLogKey).await?;
+        let statement = self.broker.rotate_log_key(caller.actor()).await?;
+        Ok(Response::new(v1::RotateLogKeyResponse {
+            statement,
+            verifier_key: self.broker.ledger().verifier_key().to_string(),
+        }))
+    }
 }

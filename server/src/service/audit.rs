@@ -224,12 +224,13 @@ impl v1::audit_service_server::AuditService for AuditApi {
         request: Request<v1::GetLogInfoRequest>,
     ) -> Result<Response<v1::GetLogInfoResponse>, Status> {
         super::caller(&self.broker, &request, Operation::GetLogInfo).await?;
-        let (origin, verifier_key, public_key, checkpoint) = self.broker.log_info();
+        let (origin, key, checkpoint) = self.broker.log_info();
         Ok(Response::new(v1::GetLogInfoResponse {
             origin,
-            verifier_key,
-            public_key,
+            verifier_key: key.verifier_key.to_string(),
+            public_key: key.public_key.to_vec(),
             checkpoint: checkpoint.to_string(),
+            key_rotations: key.rotations.iter().map(|r| r.to_string()).collect(),
         }))
     }
 
@@ -302,7 +303,8 @@ impl v1::audit_service_server::AuditService for AuditApi {
         let caller = super::caller(&self.broker, &request, Operation::ExportBundle).await?;
         let filter = self.filter(request.get_ref().filter.as_ref())?;
         let proven = self.broker.audit_export(&caller, &filter).await?;
-        let (origin, verifier_key, _, _) = self.broker.log_info();
+        let (origin, key, _) = self.broker.log_info();
+        let verifier_key = key.verifier_key.to_string();
         let r = records(proven);
         Ok(Response::new(v1::EvidenceBundle {
             origin,

@@ -93,7 +93,10 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
         Event::DisclosureSubmitted(_) => v1::EventKind::DisclosureSubmitted,
         Event::DisclosureAcknowledged { .. } => v1::EventKind::DisclosureAcknowledged,
         Event::BodiesPurged { .. } => v1::EventKind::BodiesPurged,
-        Event::Denied(_) | Event::Protocol(_) | Event::AuditQueried(_) => return None,
+        Event::Denied(_)
+        | Event::Protocol(_)
+        | Event::AuditQueried(_)
+        | Event::LogKeyRotated { .. } => return None,
     };
     Some(v1::TimelineEvent {
         log_index: index,

@@ -24,11 +24,12 @@ use crate::error::BrokerError;
 use crate::protocol::ProtocolStore;
 use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
 use crate::store::bodies::{BODY_MAGIC, BodyEntry};
+use crate::store::log_keys::LogKeys;
 use crate::store::segment::{self, SegmentError, SegmentLog, SegmentReader};
 use crate::store::view_store::{Overlay, ViewStore};
 use crate::views::{self, KvRead, ViewError};
 use infoshare_tlog::merkle::Hash;
-use infoshare_tlog::{Checkpoint, NoteSigner, NoteVerifier, Tree, leaf_hash};
+use infoshare_tlog::{Checkpoint, Tree, leaf_hash};
 
 /// Magic of the log segments.
 pub const LOG_MAGIC: [u8; 8] = *b"ISLOGv01";
@@ -82,6 +83,13 @@ pub enum Command {
         /// The exchanges.
         exchanges: Vec<RequestId>,
     },
+    /// Rotate the log's signing key (see [`crate::store::log_keys`]).
+    RotateKey {
+        /// The administrator.
+        actor: Actor,
+        /// When.
+        time_ms: u64,
+    },
     /// Change the protocol register (event must be a protocol event); checked against the
     /// register's lifecycle.
     Protocol {
@@ -117,6 +125,29 @@ pub struct LogHead {
     /// Where each record lies in the log (record i at `positions[i - 1]`): the log is the only
     /// store of records; this index is rebuilt from it on open.
     positions: Vec<segment::Position>,
+    /// The key that signs the checkpoints, and how it came to.
+    pub key: SigningKey,
+}
+
+/// The log's current signing key, as readers need it, and the rotations that led to it.
+#[derive(Clone, Debug)]
+pub struct SigningKey {
+    /// Its C2SP verifier key.
+    pub verifier_key: Arc<str>,
+    /// Its raw Ed25519 public key.
+    pub public_key: Arc<[u8]>,
+    /// The rotation statements, oldest first (see [`crate::store::log_keys`]).
+    pub rotations: Vec<Arc<str>>,
+}
+
+impl SigningKey {
+    fn of(keys: &LogKeys) -> Self {
+        Self {
+            verifier_key: keys.signer().verifier_key().into(),
+            public_key: keys.signer().public_key().into(),
+            rotations: keys.rotations().iter().map(|r| r.render().into()).collect(),
+        }
+    }
 }
 
 /// What a command came to.
@@ -140,6 +171,12 @@ pub enum Outcome {
     AlreadyAcknowledged {
         /// The earlier acknowledgement's index.
         index: u64,
+    },
+    /// The signing key was rotated: the statement (old and new keys, the checkpoint both
+    /// signed).
+    Rotated {
+        /// The statement.
+        statement: String,
     },
     /// Bodies were erased: how many exchanges.
     Purged {
@@ -178,8 +215,6 @@ pub struct Ledger {
     bodies: Arc<SegmentReader>,
     protocols: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
-    verifier_key: Arc<str>,
-    public_key: Arc<[u8]>,
     batches: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -290,29 +325,46 @@ impl Ledger {
             rebuilt,
             truncated: (log_rec.truncated_bytes, body_rec.truncated_bytes),
         };
-        let signer = load_signer(&data_dir.join("keys/log-signing.pk8"), origin)?;
         let mut tree = Tree::new();
         let mut positions = Vec::with_capacity(last_record as usize);
-        log.for_each_from(1, |_, pos, raw| {
+        let mut rotated_to = None;
+        log.for_each_from(1, |index, pos, raw| {
             tree.push(leaf_hash(raw));
             positions.push(pos);
-            Ok::<_, SegmentError>(())
+            if raw.get(1) == Some(&13) {
+                match Record::decode(raw) {
+                    Ok(Record {
+                        event: Event::LogKeyRotated { public_key },
+                        ..
+                    }) => rotated_to = Some(public_key),
+                    Ok(_) => {}
+                    Err(error) => return Err(OpenError::Record { index, error }),
+                }
+            }
+            Ok::<_, OpenError>(())
         })?;
-        check_signed_checkpoint(&checkpoint_path, stored_note.as_deref(), &signer, &tree)?;
         let checkpoint = Checkpoint {
             origin: origin.to_string(),
             size: tree.size(),
             root: tree.root(tree.size()).expect("size of the tree"),
         };
-        let note: Arc<str> = signer.sign(&checkpoint).into();
+        let keys_dir = data_dir.join("keys");
+        let keys =
+            LogKeys::open(&keys_dir, origin, rotated_to, &checkpoint).map_err(|message| {
+                OpenError::SigningKey {
+                    path: keys_dir.display().to_string(),
+                    message,
+                }
+            })?;
+        check_signed_checkpoint(&checkpoint_path, stored_note.as_deref(), &keys, &tree)?;
+        let note: Arc<str> = keys.signer().sign(&checkpoint).into();
         store_checkpoint(&checkpoint_path, &note);
-        let verifier_key: Arc<str> = signer.verifier_key().into();
-        let public_key: Arc<[u8]> = signer.public_key().into();
         let head = Arc::new(RwLock::new(LogHead {
             tree,
             checkpoint,
             note,
             positions,
+            key: SigningKey::of(&keys),
         }));
         let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut register = ProtocolStore::default();
@@ -357,7 +409,7 @@ impl Ledger {
             register,
             published: protocols.clone(),
             head: head.clone(),
-            signer,
+            keys,
             checkpoints: spawn_checkpoint_keeper(checkpoint_path),
             batches: batches.clone(),
         };
@@ -374,8 +426,6 @@ impl Ledger {
                 bodies: body_reader.clone(),
                 protocols,
                 head,
-                verifier_key,
-                public_key,
                 batches,
             },
             report,
@@ -405,13 +455,13 @@ impl Ledger {
     }
 
     /// The log's verifier key (C2SP note format).
-    pub fn verifier_key(&self) -> &str {
-        &self.verifier_key
+    pub fn verifier_key(&self) -> Arc<str> {
+        self.head().key.verifier_key.clone()
     }
 
-    /// The log's raw Ed25519 public key.
-    pub fn public_key(&self) -> &[u8] {
-        &self.public_key
+    /// The log's signing key now, with its rotations.
+    pub fn signing_key(&self) -> SigningKey {
+        self.head().key.clone()
     }
 
     /// A receipt for the record at `log_index`, against the latest checkpoint.
@@ -580,7 +630,7 @@ struct Writer {
     /// The Merkle tree and latest checkpoint, shared with readers.
     head: Arc<RwLock<LogHead>>,
     /// Signs one checkpoint per batch.
-    signer: NoteSigner,
+    keys: LogKeys,
     /// Keeps the latest checkpoint on disk, to detect truncation on start-up.
     checkpoints: std::sync::mpsc::Sender<Arc<str>>,
     /// Batches committed since start (one fdatasync pair and one signature each).
@@ -593,42 +643,27 @@ enum Pending {
     Done(Outcome),
 }
 
-/// Loads the log signing key (PKCS#8), making one (mode 0600) on first start.
-fn load_signer(path: &Path, origin: &str) -> Result<NoteSigner, OpenError> {
-    let err = |message: String| OpenError::SigningKey {
-        path: path.display().to_string(),
-        message,
-    };
-    let pkcs8 = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let fresh = NoteSigner::generate_pkcs8().map_err(|e| err(e.to_string()))?;
-            crate::crypto::write_new_secret(path, &fresh).map_err(|e| err(e.to_string()))?;
-            fresh
-        }
-        Err(e) => return Err(err(e.to_string())),
-    };
-    NoteSigner::new(origin, &pkcs8).map_err(|e| err(e.to_string()))
-}
-
 /// Refuses a log that does not contain what the last signed checkpoint covered.
 fn check_signed_checkpoint(
     path: &Path,
     note: Option<&str>,
-    signer: &NoteSigner,
+    keys: &LogKeys,
     tree: &Tree,
 ) -> Result<(), OpenError> {
     let Some(note) = note else {
         return Ok(());
     };
-    let verifier = NoteVerifier::parse(&signer.verifier_key())
-        .map_err(|e| OpenError::Tampered(e.to_string()))?;
-    let checkpoint = verifier.verify(note).map_err(|e| {
-        OpenError::Tampered(format!(
-            "{} is not signed by this log's key ({e})",
-            path.display()
-        ))
-    })?;
+    // Signed by the current key, or (a crash amid a rotation) by a key it replaced.
+    let verifiers = keys.verifiers().map_err(OpenError::Tampered)?;
+    let checkpoint = verifiers
+        .iter()
+        .find_map(|v| v.verify(note).ok())
+        .ok_or_else(|| {
+            OpenError::Tampered(format!(
+                "{} is not signed by this log's key",
+                path.display()
+            ))
+        })?;
     if checkpoint.size > tree.size() {
         return Err(OpenError::Tampered(format!(
             "the log holds {} records but checkpoint {} was signed over {}: records were removed",
@@ -697,19 +732,87 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            // A purge runs alone, between the batches before and after it.
-            while let Some(at) = jobs
-                .iter()
-                .position(|j| matches!(j.command, Command::Purge { .. }))
-            {
+            // A purge or a key rotation runs alone, between the batches before and after it.
+            while let Some(at) = jobs.iter().position(|j| {
+                matches!(j.command, Command::Purge { .. } | Command::RotateKey { .. })
+            }) {
                 let mut rest = jobs.split_off(at);
-                let purge = rest.remove(0);
+                let alone = rest.remove(0);
                 self.batch(&mut jobs);
-                self.purge(purge);
+                if matches!(alone.command, Command::Purge { .. }) {
+                    self.purge(alone);
+                } else {
+                    self.rotate_key(alone);
+                }
                 jobs = rest;
             }
             self.batch(&mut jobs);
         }
+    }
+
+    /// Rotates the signing key: the new key is stored as pending, a LogKeyRotated record is
+    /// committed under the old key, the new key cosigns that checkpoint, and takes over.
+    fn rotate_key(&mut self, job: Job) {
+        let Command::RotateKey { actor, time_ms } = job.command else {
+            unreachable!("only rotations are passed here");
+        };
+        let unavailable = |e: String| BrokerError::Unavailable(format!("key rotation: {e}"));
+        let next = match self.keys.prepare_rotation() {
+            Ok(next) => next,
+            Err(e) => {
+                let _ = job.reply.send(Err(unavailable(e)));
+                return;
+            }
+        };
+        let (reply, mut rx) = oneshot::channel();
+        let public_key: [u8; 32] = next
+            .public_key()
+            .try_into()
+            .expect("Ed25519 keys are 32 bytes");
+        self.batch(&mut vec![Job {
+            command: Command::Append {
+                record: Record {
+                    time_ms,
+                    actor,
+                    event: Event::LogKeyRotated { public_key },
+                },
+            },
+            reply,
+        }]);
+        if let Err(e) = rx
+            .try_recv()
+            .unwrap_or_else(|_| Err(BrokerError::Internal("rotation record unanswered".into())))
+        {
+            // Not in the log: the pending key is discarded at the next start (or replaced by
+            // the next rotation).
+            let _ = job.reply.send(Err(e));
+            return;
+        }
+        let (note, size) = {
+            let head = self.head.read().unwrap_or_else(|e| e.into_inner());
+            (head.note.to_string(), head.checkpoint.size)
+        };
+        let result = self.keys.complete_rotation(next, &note, size);
+        let rotation = match result {
+            Ok(rotation) => rotation,
+            Err(e) => {
+                // The record is in the log and the new key pending: the next start finishes
+                // the rotation. Until then this writer signs with the old key, and says so.
+                tracing::error!(error = %e, "log key rotation not completed; it completes at the next start");
+                let _ = job.reply.send(Err(unavailable(e)));
+                return;
+            }
+        };
+        {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            head.note = rotation.note.clone().into();
+            head.key = SigningKey::of(&self.keys);
+            let _ = self.checkpoints.send(head.note.clone());
+        }
+        tracing::info!(verifier_key = %rotation.new_key, size, "log signing key rotated");
+        let _ = job.reply.send(Ok(Outcome::Rotated {
+            statement: rotation.render(),
+        }));
     }
 
     /// Erases the bodies of a purge's exchanges, then logs one BodiesPurged record for each
@@ -932,7 +1035,7 @@ impl Writer {
             size,
             root: head.tree.root(size).expect("size of the tree"),
         };
-        head.note = self.signer.sign(&checkpoint).into();
+        head.note = self.keys.signer().sign(&checkpoint).into();
         head.checkpoint = checkpoint;
         self.batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1109,8 +1212,8 @@ fn decide(
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
         Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
-        Command::Purge { .. } => Err(BrokerError::Internal(
-            "a purge is run by the writer, not decided in a batch".into(),
+        Command::Purge { .. } | Command::RotateKey { .. } => Err(BrokerError::Internal(
+            "purges and key rotations are run by the writer, not decided in a batch".into(),
         )),
         Command::Protocol { record, document } => {
             let approver = &record.actor.id;
@@ -1193,7 +1296,7 @@ mod tests {
                     .unwrap()
             }));
         }
-        let verifier = NoteVerifier::parse(ledger.verifier_key()).unwrap();
+        let verifier = infoshare_tlog::NoteVerifier::parse(&ledger.verifier_key()).unwrap();
         let mut indexes = Vec::new();
         for h in handles {
             let Outcome::Appended { index, receipt } = h.await.unwrap() else {

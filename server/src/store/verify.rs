@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use infoshare_tlog::{NoteSigner, NoteVerifier, Tree, leaf_hash};
+use infoshare_tlog::{Tree, leaf_hash};
 
 use crate::records::Record;
 use crate::store::ledger::LOG_MAGIC;
@@ -84,18 +84,18 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
         });
     };
     let origin = note.lines().next().unwrap_or_default();
-    let key_path = data_dir.join("keys/log-signing.pk8");
-    let pkcs8 = std::fs::read(&key_path)
-        .map_err(|e| VerifyError::Io(format!("{}: {e}", key_path.display())))?;
-    let signer = NoteSigner::new(origin, &pkcs8).map_err(|e| VerifyError::Io(e.to_string()))?;
-    let verifier =
-        NoteVerifier::parse(&signer.verifier_key()).map_err(|e| VerifyError::Io(e.to_string()))?;
-    let cp = verifier.verify(&note).map_err(|e| {
-        VerifyError::Checkpoint(format!(
-            "{} is not signed by the log key: {e}",
-            note_path.display()
-        ))
-    })?;
+    // The current key, or one it replaced (each rotation statement is checked as it is read).
+    let verifiers = crate::store::log_keys::trusted_verifiers(&data_dir.join("keys"), origin)
+        .map_err(VerifyError::Io)?;
+    let cp = verifiers
+        .iter()
+        .find_map(|v| v.verify(&note).ok())
+        .ok_or_else(|| {
+            VerifyError::Checkpoint(format!(
+                "{} is not signed by the log key",
+                note_path.display()
+            ))
+        })?;
     if cp.size > records {
         return Err(VerifyError::Checkpoint(format!(
             "the log holds {records} records but the signed checkpoint covers {}: records {}..={} were removed",

@@ -1,0 +1,301 @@
+//! The log's signing key and its rotations.
+//!
+//! ```text
+//! keys/log-signing.pk8          the current Ed25519 key (PKCS#8, mode 0600)
+//! keys/log-signing.pk8.new      a rotation's new key, until the rotation completes
+//! keys/rotations/<size>.note    one statement per rotation ([`Rotation`]), <size> = 20 digits:
+//!                               the checkpoint covering the LogKeyRotated record, signed by
+//!                               the old key and cosigned by the new one
+//! ```
+//!
+//! A rotation: the new key is made and stored as `.new`; a LogKeyRotated record naming it is
+//! committed (its checkpoint signed by the old key); the new key cosigns that checkpoint and
+//! the statement is stored; then the new key replaces the old, whose private half is gone.
+//! Anyone who trusts the old key can therefore trust the new one from that checkpoint on, and
+//! the tree is one tree throughout (consistency proofs span the rotation). A crash at any step
+//! is finished or undone on the next start (see [`LogKeys::open`]).
+
+use std::path::{Path, PathBuf};
+
+use infoshare_tlog::{Checkpoint, NoteSigner, NoteVerifier, Rotation};
+
+/// The current signer and the rotations that led to it.
+pub struct LogKeys {
+    dir: PathBuf,
+    origin: String,
+    signer: NoteSigner,
+    rotations: Vec<Rotation>,
+}
+
+impl LogKeys {
+    /// Loads the keys in `dir` (making the first key if there is none), finishing or undoing a
+    /// rotation a crash interrupted. `rotated_to` is the key named by the log's last
+    /// LogKeyRotated record, and `checkpoint` the log's checkpoint now: if the record is there,
+    /// the rotation is finished over that checkpoint; if not, it never happened and its key is
+    /// deleted.
+    pub fn open(
+        dir: &Path,
+        origin: &str,
+        rotated_to: Option<[u8; 32]>,
+        checkpoint: &Checkpoint,
+    ) -> Result<Self, String> {
+        let current = dir.join("log-signing.pk8");
+        let pending = dir.join("log-signing.pk8.new");
+        let pkcs8 = match std::fs::read(&current) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let fresh = NoteSigner::generate_pkcs8().map_err(|e| e.to_string())?;
+                crate::crypto::write_new_secret(&current, &fresh)
+                    .map_err(|e| format!("{}: {e}", current.display()))?;
+                fresh
+            }
+            Err(e) => return Err(format!("{}: {e}", current.display())),
+        };
+        let mut keys = Self {
+            dir: dir.to_path_buf(),
+            origin: origin.to_string(),
+            signer: signer(origin, &pkcs8)?,
+            rotations: read_rotations(&dir.join("rotations"))?,
+        };
+        if let Ok(next) = std::fs::read(&pending) {
+            let next_signer = signer(origin, &next)?;
+            let stated = keys
+                .rotations
+                .iter()
+                .any(|r| r.new_key == next_signer.verifier_key());
+            if stated {
+                // Only the last step was left: the new key replaces the old.
+                keys.install(next_signer)?;
+            } else if rotated_to.is_some_and(|k| k.as_slice() == next_signer.public_key()) {
+                tracing::warn!("finishing a log key rotation interrupted by a crash");
+                let note = keys.signer.sign(checkpoint);
+                keys.state_rotation(&next_signer, &note, checkpoint.size)?;
+                keys.install(next_signer)?;
+            } else {
+                tracing::warn!("discarding a log key rotation that never reached the log");
+                std::fs::remove_file(&pending)
+                    .map_err(|e| format!("{}: {e}", pending.display()))?;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The current signer.
+    pub fn signer(&self) -> &NoteSigner {
+        &self.signer
+    }
+
+    /// The rotations, oldest first.
+    pub fn rotations(&self) -> &[Rotation] {
+        &self.rotations
+    }
+
+    /// Verifiers of every key this log has signed with: the current one and each retired one.
+    pub fn verifiers(&self) -> Result<Vec<NoteVerifier>, String> {
+        std::iter::once(self.signer.verifier_key())
+            .chain(self.rotations.iter().map(|r| r.old_key.clone()))
+            .map(|k| NoteVerifier::parse(&k).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Makes the next key and stores it as pending (step one of a rotation).
+    pub fn prepare_rotation(&self) -> Result<NoteSigner, String> {
+        let pkcs8 = NoteSigner::generate_pkcs8().map_err(|e| e.to_string())?;
+        let pending = self.dir.join("log-signing.pk8.new");
+        // A pending key from a rotation refused earlier is replaced.
+        let _ = std::fs::remove_file(&pending);
+        crate::crypto::write_new_secret(&pending, &pkcs8)
+            .map_err(|e| format!("{}: {e}", pending.display()))?;
+        signer(&self.origin, &pkcs8)
+    }
+
+    /// Completes a rotation whose LogKeyRotated record is covered by `note` (signed by the
+    /// current key): the new key cosigns it, the statement is stored, and the new key takes
+    /// over. Returns the statement.
+    pub fn complete_rotation(
+        &mut self,
+        next: NoteSigner,
+        note: &str,
+        size: u64,
+    ) -> Result<Rotation, String> {
+        let rotation = self.state_rotation(&next, note, size)?;
+        self.install(next)?;
+        Ok(rotation)
+    }
+
+    fn state_rotation(
+        &mut self,
+        next: &NoteSigner,
+        note: &str,
+        size: u64,
+    ) -> Result<Rotation, String> {
+        let rotation = Rotation {
+            old_key: self.signer.verifier_key(),
+            new_key: next.verifier_key(),
+            note: next.cosign(note).map_err(|e| e.to_string())?,
+        };
+        let dir = self.dir.join("rotations");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("{size:020}.note"));
+        write_durably(&path, rotation.render().as_bytes())?;
+        self.rotations.push(rotation.clone());
+        Ok(rotation)
+    }
+
+    /// The pending key replaces the current one (whose private half is then gone).
+    fn install(&mut self, next: NoteSigner) -> Result<(), String> {
+        let (pending, current) = (
+            self.dir.join("log-signing.pk8.new"),
+            self.dir.join("log-signing.pk8"),
+        );
+        std::fs::rename(&pending, &current)
+            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all())
+            .map_err(|e| format!("{}: {e}", current.display()))?;
+        self.signer = next;
+        Ok(())
+    }
+}
+
+/// The rotation statements in `dir`, oldest first; each must verify.
+fn read_rotations(dir: &Path) -> Result<Vec<Rotation>, String> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "note"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Rotation::parse(&text)
+                .map(|(r, _)| r)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// The verifiers of every key the log in `keys_dir` has signed with (current and retired),
+/// read-only (for the offline verifier).
+pub fn trusted_verifiers(keys_dir: &Path, origin: &str) -> Result<Vec<NoteVerifier>, String> {
+    let current = keys_dir.join("log-signing.pk8");
+    let pkcs8 = std::fs::read(&current).map_err(|e| format!("{}: {e}", current.display()))?;
+    std::iter::once(signer(origin, &pkcs8)?.verifier_key())
+        .chain(
+            read_rotations(&keys_dir.join("rotations"))?
+                .into_iter()
+                .flat_map(|r| [r.old_key, r.new_key]),
+        )
+        .map(|k| NoteVerifier::parse(&k).map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn signer(origin: &str, pkcs8: &[u8]) -> Result<NoteSigner, String> {
+    NoteSigner::new(origin, pkcs8).map_err(|e| e.to_string())
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "infoshare.test/log";
+
+    fn checkpoint(size: u64) -> Checkpoint {
+        Checkpoint {
+            origin: ORIGIN.into(),
+            size,
+            root: [size as u8; 32],
+        }
+    }
+
+    fn open(dir: &Path, rotated_to: Option<[u8; 32]>, size: u64) -> LogKeys {
+        LogKeys::open(dir, ORIGIN, rotated_to, &checkpoint(size)).unwrap()
+    }
+
+    fn public(s: &NoteSigner) -> [u8; 32] {
+        s.public_key().try_into().unwrap()
+    }
+
+    #[test]
+    fn a_completed_rotation_is_stated_cosigned_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keys = open(dir.path(), None, 3);
+        let old = keys.signer().verifier_key();
+        let next = keys.prepare_rotation().unwrap();
+        let note = keys.signer().sign(&checkpoint(4));
+        let rotation = keys.complete_rotation(next, &note, 4).unwrap();
+        assert_eq!(rotation.old_key, old);
+        assert_eq!(keys.signer().verifier_key(), rotation.new_key);
+        assert!(!dir.path().join("log-signing.pk8.new").exists());
+        let reopened = open(dir.path(), Some(public(keys.signer())), 4);
+        assert_eq!(reopened.signer().verifier_key(), rotation.new_key);
+        assert_eq!(reopened.rotations(), std::slice::from_ref(&rotation));
+        // Both the retired and the current key are trusted for stored checkpoints.
+        assert_eq!(reopened.verifiers().unwrap().len(), 2);
+        assert_eq!(trusted_verifiers(dir.path(), ORIGIN).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_rotation_that_never_reached_the_log_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open(dir.path(), None, 3);
+        let old = keys.signer().verifier_key();
+        keys.prepare_rotation().unwrap();
+        drop(keys); // crash before the LogKeyRotated record
+        let reopened = open(dir.path(), None, 3);
+        assert_eq!(reopened.signer().verifier_key(), old);
+        assert!(reopened.rotations().is_empty());
+        assert!(!dir.path().join("log-signing.pk8.new").exists());
+    }
+
+    #[test]
+    fn a_rotation_whose_record_is_in_the_log_is_finished_on_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = open(dir.path(), None, 3);
+        let old = keys.signer().verifier_key();
+        let next = keys.prepare_rotation().unwrap();
+        let new_key = next.verifier_key();
+        drop(keys); // crash after the record, before the statement
+        let reopened = open(dir.path(), Some(public(&next)), 4);
+        assert_eq!(reopened.signer().verifier_key(), new_key);
+        let stated = &reopened.rotations()[0];
+        assert_eq!(
+            (stated.old_key.as_str(), stated.new_key.as_str()),
+            (old.as_str(), new_key.as_str())
+        );
+        let (_, at) = Rotation::parse(&stated.render()).unwrap();
+        assert_eq!(at, checkpoint(4), "cosigned over the log as it stands");
+    }
+
+    #[test]
+    fn a_rotation_stated_but_not_installed_is_installed_on_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keys = open(dir.path(), None, 3);
+        let next = keys.prepare_rotation().unwrap();
+        let note = keys.signer().sign(&checkpoint(4));
+        let rotation = keys.state_rotation(&next, &note, 4).unwrap();
+        drop(keys); // crash before the new key replaced the old
+        let reopened = open(dir.path(), Some(public(&next)), 4);
+        assert_eq!(reopened.signer().verifier_key(), rotation.new_key);
+        assert_eq!(reopened.rotations().len(), 1, "stated once");
+    }
+}
