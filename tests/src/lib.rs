@@ -66,3 +66,16 @@ pub fn sample_disclosure() -> api::InformationResponse {
         }),
     }
 }
+
+/// The first records of one event type (`bodies-purged`, `log-key-rotated`…), as an auditor
+/// queries them.
+pub async fn records_of_event(
+    auditor: &infoshare_client::Client,
+    event_type: &str,
+) -> api::AuditRecordsResponse {
+    let filter = api::AuditFilter {
+        event_type: event_type.into(),
+        ..Default::default()
+    };
+    auditor.audit_query(filter, 0, 10).await.unwrap()
+}

@@ -93,17 +93,7 @@ async fn bodies_are_erased_when_retention_ends_and_the_log_still_verifies() {
 
     // The purge is logged, by the administrator who ran it, and proven like every record.
     let key = verify::verifier(&server.verifier_key).unwrap();
-    let logged = auditor
-        .audit_query(
-            api::AuditFilter {
-                event_type: "bodies-purged".into(),
-                ..Default::default()
-            },
-            0,
-            10,
-        )
-        .await
-        .unwrap();
+    let logged = infoshare_tests::records_of_event(&auditor, "bodies-purged").await;
     verify::records(&logged.checkpoint, &logged.records, &key).unwrap();
     assert_eq!(logged.records.len(), 1);
     let summary = logged.records[0].summary.clone().unwrap();
@@ -158,17 +148,7 @@ async fn the_brokers_own_retention_task_purges_and_logs_as_itself() {
     );
     assert!(!on_disk(&env, "TASK-55d0"));
     let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
-    let logged = auditor
-        .audit_query(
-            api::AuditFilter {
-                event_type: "bodies-purged".into(),
-                ..Default::default()
-            },
-            0,
-            10,
-        )
-        .await
-        .unwrap();
+    let logged = infoshare_tests::records_of_event(&auditor, "bodies-purged").await;
     assert_eq!(
         logged.records[0].summary.clone().unwrap().actor,
         "admin/infoshare-retention"

@@ -410,7 +410,7 @@ impl Ledger {
             published: protocols.clone(),
             head: head.clone(),
             keys,
-            checkpoints: spawn_checkpoint_keeper(checkpoint_path),
+            checkpoint_path,
             batches: batches.clone(),
         };
         std::thread::Builder::new()
@@ -631,8 +631,9 @@ struct Writer {
     head: Arc<RwLock<LogHead>>,
     /// Signs one checkpoint per batch.
     keys: LogKeys,
-    /// Keeps the latest checkpoint on disk, to detect truncation on start-up.
-    checkpoints: std::sync::mpsc::Sender<Arc<str>>,
+    /// Where the latest checkpoint is kept (written with every batch), to detect truncation
+    /// on start-up.
+    checkpoint_path: PathBuf,
     /// Batches committed since start (one fdatasync pair and one signature each).
     batches: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -689,30 +690,6 @@ fn store_checkpoint(path: &Path, note: &str) {
     if let Err(e) = std::fs::write(&tmp, note).and_then(|()| std::fs::rename(&tmp, path)) {
         tracing::warn!(error = %e, "could not store the latest checkpoint");
     }
-}
-
-/// Least time between two writes of the checkpoint file.
-const CHECKPOINT_STORE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Starts the thread that keeps the latest checkpoint on disk, off the writer's path: under
-/// load it writes at most every [`CHECKPOINT_STORE_INTERVAL`] (the latest note then), so the
-/// stored checkpoint trails the log by at most that, and the last one is written when the
-/// writer stops.
-fn spawn_checkpoint_keeper(path: PathBuf) -> std::sync::mpsc::Sender<Arc<str>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Arc<str>>();
-    std::thread::Builder::new()
-        .name("infoshare-checkpoint".into())
-        .spawn(move || {
-            while let Ok(mut note) = rx.recv() {
-                while let Ok(newer) = rx.try_recv() {
-                    note = newer;
-                }
-                store_checkpoint(&path, &note);
-                std::thread::sleep(CHECKPOINT_STORE_INTERVAL);
-            }
-        })
-        .expect("spawn checkpoint thread");
-    tx
 }
 
 /// What deciding one command produced.
@@ -807,8 +784,8 @@ impl Writer {
             let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
             head.note = rotation.note.clone().into();
             head.key = SigningKey::of(&self.keys);
-            let _ = self.checkpoints.send(head.note.clone());
         }
+        store_checkpoint(&self.checkpoint_path, &rotation.note);
         tracing::info!(verifier_key = %rotation.new_key, size, "log signing key rotated");
         let _ = job.reply.send(Ok(Outcome::Rotated {
             statement: rotation.render(),
@@ -1037,9 +1014,13 @@ impl Writer {
         };
         head.note = self.keys.signer().sign(&checkpoint).into();
         head.checkpoint = checkpoint;
+        let note = head.note.clone();
+        drop(head);
         self.batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.checkpoints.send(head.note.clone());
+        // Every batch, before anyone is answered: the stored checkpoint always covers every
+        // acknowledged record, so none of them can be cut at start-up as a torn write.
+        store_checkpoint(&self.checkpoint_path, &note);
     }
 
     /// Makes the batch durable, then applies it to the views.
