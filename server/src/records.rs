@@ -38,7 +38,8 @@
 //!            result_count:u32
 //! event 12 BodiesPurged (the actor is the admin who ran retention, or the broker's own
 //!            retention task: role admin, id "infoshare-retention", certificate hash zero)
-//!            request_id:[16] kinds:u8 (bits: 1 request, 2 response, 4 disclosure)
+//!            request_id:[16] kinds:u8 (bits: 1 request, 2 response, 4 disclosure; 0 none
+//!            was stored)
 //! event 13 LogKeyRotated (the actor is the administrator who rotated it)
 //!            public_key:[32] (the Ed25519 key that signs the checkpoints after this
 //!            record's; the checkpoint covering this record is signed by both keys)
@@ -635,7 +636,7 @@ impl Record {
             },
             12 => Event::BodiesPurged {
                 request_id: RequestId(r.fixed()?),
-                kinds: r.code("purged kinds", |k| (k != 0 && k <= 7).then_some(k))?,
+                kinds: r.code("purged kinds", |k| (k <= 7).then_some(k))?,
             },
             11 => {
                 let query = r.u8()?;

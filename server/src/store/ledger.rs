@@ -847,8 +847,8 @@ impl Writer {
     }
 
     /// Overwrites the stored bodies of `exchanges` not yet marked purged with their erased
-    /// form; returns each exchange erased with the kinds of body it had (bits 1 request,
-    /// 2 response, 4 disclosure; 0 bodies still count, so the purge is logged).
+    /// form; returns each exchange with the kinds of body it had (bits 1 request, 2 response,
+    /// 4 disclosure; 0 when none was stored).
     fn erase_bodies(
         &mut self,
         exchanges: &[RequestId],
@@ -875,8 +875,9 @@ impl Writer {
                     kinds |= bit;
                 }
             }
-            // A record needs a kind; an exchange with no stored body still logs what it had.
-            purged.push((*id, kinds.max(1)));
+            // An exchange with nothing stored is still marked purged (kinds 0), so it is not
+            // looked at again.
+            purged.push((*id, kinds));
         }
         self.bodies.overwrite(&patches).map_err(|e| internal(&e))?;
         for (pos, _) in &patches {
