@@ -469,25 +469,13 @@ fn segment(env: &TestEnv) -> std::path::PathBuf {
     env.data_dir().join("log/00000000000000000001.seg")
 }
 
-fn verify_log(env: &TestEnv) -> (bool, String) {
-    let out = env.run_server(&["--verify-log", env.data_dir().to_str().unwrap()]);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test]
 async fn a_flipped_byte_is_found_and_named() {
     let env = TestEnv::new();
     let server = env.start().await;
     some_history(&server, &env).await;
     server.kill9();
-    let (ok, out) = verify_log(&env);
+    let (ok, out) = env.verify_log();
     assert!(ok, "{out}");
     assert!(out.contains("log verified"), "{out}");
 
@@ -497,7 +485,7 @@ async fn a_flipped_byte_is_found_and_named() {
     let mut data = pristine.clone();
     data[offset + 12] ^= 0x01;
     std::fs::write(&path, &data).unwrap();
-    let (ok, out) = verify_log(&env);
+    let (ok, out) = env.verify_log();
     assert!(!ok);
     assert!(out.contains("record 8 is corrupt"), "{out}");
     let refused = env.run_server(&["--config", env.path().join("server.toml").to_str().unwrap()]);
@@ -516,7 +504,7 @@ async fn a_flipped_byte_is_found_and_named() {
     );
     data[offset - 4..offset].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &data).unwrap();
-    let (ok, out) = verify_log(&env);
+    let (ok, out) = env.verify_log();
     assert!(!ok);
     assert!(out.contains("do not hash to the signed root"), "{out}");
     let refused = env.run_server(&["--config", env.path().join("server.toml").to_str().unwrap()]);
@@ -534,7 +522,7 @@ async fn a_truncated_log_is_refused() {
     let all = frames(&data);
     let (last, _) = all[all.len() - 2]; // cut the last two records at a frame boundary
     std::fs::write(&path, &data[..last - 8]).unwrap();
-    let (ok, out) = verify_log(&env);
+    let (ok, out) = env.verify_log();
     assert!(!ok);
     assert!(out.contains("were removed"), "{out}");
     let refused = env.run_server(&["--config", env.path().join("server.toml").to_str().unwrap()]);

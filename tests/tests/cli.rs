@@ -422,12 +422,8 @@ async fn the_log_key_rotates_online_and_auditors_follow_the_cosigned_handover() 
 
     // After a restart the new key signs, and the log verifies from scratch.
     server.kill9();
-    let check = env.run_server(&["--verify-log", env.data_dir().to_str().unwrap()]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let (verified, out) = env.verify_log();
+    assert!(verified, "{out}");
     let server = env.start().await;
     assert_eq!(server.verifier_key, new_key_text);
     let again = json(&auditor_cli(

@@ -97,17 +97,7 @@ async fn acknowledged_submits_survive_repeated_kill_9() {
         for t in tasks {
             total_attempts += t.await.unwrap();
         }
-        let (ok, out) = {
-            let o = env.run_server(&["--verify-log", env.data_dir().to_str().unwrap()]);
-            (
-                o.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                ),
-            )
-        };
+        let (ok, out) = env.verify_log();
         assert!(ok, "cycle {cycle} (seed {seed}): {out}");
     }
     let server = env.start().await;

@@ -104,12 +104,8 @@ async fn bodies_are_erased_when_retention_ends_and_the_log_still_verifies() {
 
     // After a restart: still purged, the log verifies from scratch.
     server.kill9();
-    let check = env.run_server(&["--verify-log", env.data_dir().to_str().unwrap()]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let (verified, out) = env.verify_log();
+    assert!(verified, "{out}");
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     assert!(

@@ -121,6 +121,19 @@ impl TestEnv {
     }
 
     /// Runs the server binary with `args` to completion (e.g. `--verify-log`).
+    /// Runs `--verify-log` on this environment's data: whether it passed, and what it said.
+    pub fn verify_log(&self) -> (bool, String) {
+        let out = self.run_server(&["--verify-log", self.data_dir().to_str().unwrap()]);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn run_server(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
             .args(args)
