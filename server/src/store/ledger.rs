@@ -459,11 +459,6 @@ impl Ledger {
         self.head().key.verifier_key.clone()
     }
 
-    /// The log's signing key now, with its rotations.
-    pub fn signing_key(&self) -> SigningKey {
-        self.head().key.clone()
-    }
-
     /// A receipt for the record at `log_index`, against the latest checkpoint.
     pub fn receipt(&self, log_index: u64) -> Result<Receipt, BrokerError> {
         let record = self.record(log_index)?;
@@ -576,37 +571,23 @@ fn replay(
     ov.set_marks(applied, last_body);
     ov.commit()?;
 
-    fold_log(views, log, applied, views::apply, |o, last| {
-        o.set_marks(last, last_body)
-    })
-}
-
-/// Folds the log's records after `from` into the views with `fold`, committing in chunks, each
-/// with its applied-through mark set by `mark`.
-fn fold_log<'v>(
-    views: &'v ViewStore,
-    log: &SegmentLog,
-    from: u64,
-    mut fold: impl FnMut(&mut Overlay<'v>, u64, &Record, &[u8]) -> Result<(), ViewError>,
-    mark: impl Fn(&mut Overlay<'v>, u64),
-) -> Result<(), OpenError> {
     let mut ov = Some(views.overlay());
-    let mut last = from;
-    log.for_each_from(from + 1, |index, _, raw| {
+    let mut last = applied;
+    log.for_each_from(applied + 1, |index, _, raw| {
         let record = Record::decode(raw).map_err(|error| OpenError::Record { index, error })?;
         let o = ov.as_mut().expect("overlay present");
-        fold(o, index, &record, raw)?;
+        views::apply(o, index, &record, raw)?;
         last = index;
         if o.len() >= REBUILD_CHUNK {
             let mut full = ov.take().expect("overlay present");
-            mark(&mut full, last);
+            full.set_marks(last, last_body);
             full.commit()?;
             ov = Some(views.overlay());
         }
         Ok::<_, OpenError>(())
     })?;
     let mut o = ov.take().expect("overlay present");
-    mark(&mut o, last);
+    o.set_marks(last, last_body);
     o.commit()?;
     Ok(())
 }
@@ -741,25 +722,16 @@ impl Writer {
                 return;
             }
         };
-        let (reply, mut rx) = oneshot::channel();
         let public_key: [u8; 32] = next
             .public_key()
             .try_into()
             .expect("Ed25519 keys are 32 bytes");
-        self.batch(&mut vec![Job {
-            command: Command::Append {
-                record: Record {
-                    time_ms,
-                    actor,
-                    event: Event::LogKeyRotated { public_key },
-                },
-            },
-            reply,
-        }]);
-        if let Err(e) = rx
-            .try_recv()
-            .unwrap_or_else(|_| Err(BrokerError::Internal("rotation record unanswered".into())))
-        {
+        let record = Record {
+            time_ms,
+            actor,
+            event: Event::LogKeyRotated { public_key },
+        };
+        if let Err(e) = self.append_own(vec![record]) {
             // Not in the log: the pending key is discarded at the next start (or replaced by
             // the next rotation).
             let _ = job.reply.send(Err(e));
@@ -812,38 +784,38 @@ impl Writer {
                 return;
             }
         };
-        let mut logs = Vec::with_capacity(purged.len());
-        let mut replies = Vec::with_capacity(purged.len());
-        for (request_id, kinds) in &purged {
-            let (reply, rx) = oneshot::channel();
-            logs.push(Job {
-                command: Command::Append {
-                    record: Record {
-                        time_ms,
-                        actor: actor.clone(),
-                        event: Event::BodiesPurged {
-                            request_id: *request_id,
-                            kinds: *kinds,
-                        },
-                    },
-                },
-                reply,
-            });
-            replies.push(rx);
-        }
-        self.batch(&mut logs);
-        // The batch answers synchronously: every reply is in by now.
-        let logged = replies
-            .into_iter()
-            .map(|mut rx| {
-                rx.try_recv().unwrap_or_else(|_| {
-                    Err(BrokerError::Internal("purge record unanswered".into()))
-                })
+        let records = purged
+            .iter()
+            .map(|&(request_id, kinds)| Record {
+                time_ms,
+                actor: actor.clone(),
+                event: Event::BodiesPurged { request_id, kinds },
             })
-            .collect::<Result<Vec<_>, _>>();
-        let _ = job.reply.send(logged.map(|_| Outcome::Purged {
+            .collect();
+        let logged = self.append_own(records);
+        let _ = job.reply.send(logged.map(|()| Outcome::Purged {
             exchanges: purged.len(),
         }));
+    }
+
+    /// Appends records on the writer's own account, through a batch of their own; Ok once
+    /// every one is durable.
+    fn append_own(&mut self, records: Vec<Record>) -> Result<(), BrokerError> {
+        let (mut jobs, replies): (Vec<Job>, Vec<_>) = records
+            .into_iter()
+            .map(|record| {
+                let (reply, rx) = oneshot::channel();
+                let command = Command::Append { record };
+                (Job { command, reply }, rx)
+            })
+            .unzip();
+        self.batch(&mut jobs);
+        // The batch answers synchronously: every reply is in by now.
+        replies.into_iter().try_for_each(|mut rx| {
+            rx.try_recv()
+                .unwrap_or_else(|_| Err(BrokerError::Internal("own record unanswered".into())))
+                .map(|_| ())
+        })
     }
 
     /// Overwrites the stored bodies of `exchanges` not yet marked purged with their erased
