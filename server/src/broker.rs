@@ -183,11 +183,8 @@ impl Broker {
         registry
             .agency_ids()
             .map(|agency| {
-                let (items, _) = self
-                    .ledger
-                    .views()
-                    .inbox_page(agency, 0, usize::MAX, true)?;
-                Ok((agency.to_string(), items.len() as u64))
+                let n = self.ledger.views().unacknowledged(agency)?;
+                Ok((agency.to_string(), n))
             })
             .collect()
     }

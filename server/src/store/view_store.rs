@@ -200,19 +200,9 @@ impl ViewStore {
         limit: usize,
         unacknowledged_only: bool,
     ) -> Result<(Vec<(u64, InboxEntry)>, bool), ViewError> {
-        let prefix = views::inbox_prefix(agency);
-        let start = views::inbox_key(agency, after.saturating_add(1));
-        let mut end = prefix.clone();
-        *end.last_mut().expect("prefix ends in 0") = 1;
         let mut out = Vec::new();
-        for item in self.tree.range(start..end) {
-            let (k, v) = item.map_err(store_err)?;
-            let cursor = u64::from_be_bytes(
-                k[prefix.len()..]
-                    .try_into()
-                    .map_err(|_| ViewError::Store("bad inbox key".into()))?,
-            );
-            let entry = InboxEntry::decode(&v)?;
+        for item in self.inbox(agency, after) {
+            let (cursor, entry) = item?;
             if unacknowledged_only && entry.acknowledged {
                 continue;
             }
@@ -222,6 +212,36 @@ impl ViewStore {
             out.push((cursor, entry));
         }
         Ok((out, false))
+    }
+
+    /// How many of `agency`'s inbox items are unacknowledged.
+    pub fn unacknowledged(&self, agency: &str) -> Result<u64, ViewError> {
+        let mut n = 0;
+        for item in self.inbox(agency, 0) {
+            n += u64::from(!item?.1.acknowledged);
+        }
+        Ok(n)
+    }
+
+    /// `agency`'s inbox items with cursor > `after`, in order.
+    fn inbox(
+        &self,
+        agency: &str,
+        after: u64,
+    ) -> impl Iterator<Item = Result<(u64, InboxEntry), ViewError>> + use<> {
+        let prefix_len = views::inbox_prefix(agency).len();
+        let start = views::inbox_key(agency, after.saturating_add(1));
+        let mut end = views::inbox_prefix(agency);
+        *end.last_mut().expect("prefix ends in 0") = 1;
+        self.tree.range(start..end).map(move |item| {
+            let (k, v) = item.map_err(store_err)?;
+            let cursor = u64::from_be_bytes(
+                k[prefix_len..]
+                    .try_into()
+                    .map_err(|_| ViewError::Store("bad inbox key".into()))?,
+            );
+            Ok((cursor, InboxEntry::decode(&v)?))
+        })
     }
 
     /// Log indexes of a request's records, oldest first.
