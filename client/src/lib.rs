@@ -89,14 +89,20 @@ pub enum ClientError {
     /// The connection could not be made.
     #[error("cannot connect to {0}: {1}")]
     Connect(String, String),
-    /// The broker answered with an error.
+    /// The broker answered with an error (or refused the TLS handshake).
     #[error("{0}")]
-    Rpc(#[from] RpcError),
+    Rpc(Box<RpcError>),
+}
+
+impl From<RpcError> for ClientError {
+    fn from(e: RpcError) -> Self {
+        ClientError::Rpc(Box::new(e))
+    }
 }
 
 impl From<Status> for ClientError {
     fn from(s: Status) -> Self {
-        ClientError::Rpc(RpcError::from(s))
+        RpcError::from(s).into()
     }
 }
 
@@ -115,10 +121,92 @@ pub struct RpcError {
     pub field: Option<String>,
     /// For a logged refusal: the receipt of its Denied record.
     pub receipt: Option<Box<api::Receipt>>,
+    /// For a TLS handshake the broker refused: the alert it sent, as RFC 8446 names it
+    /// (`unknown_ca`, `certificate_expired`, `certificate_revoked`, `certificate_required`…).
+    pub tls_alert: Option<&'static str>,
+}
+
+/// The TLS alert the broker sent, if `e` (or an error it wraps) is the handshake refusing our
+/// client certificate. TLS 1.3 checks the client's certificate after the client finished its
+/// side of the handshake, so the alert may surface on the first call instead of at connect.
+fn tls_alert(e: &(dyn std::error::Error + 'static)) -> Option<rustls::AlertDescription> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(rustls::Error::AlertReceived(alert)) = err.downcast_ref::<rustls::Error>() {
+            return Some(*alert);
+        }
+        // io::Error's source() skips the error it wraps: look inside it.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| tls_alert(inner))
+        {
+            return Some(inner);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// What the alert means for this client certificate, and its name in RFC 8446.
+fn tls_refusal(alert: rustls::AlertDescription) -> (&'static str, &'static str) {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::UnknownCA => (
+            "the broker does not trust the CA that issued this client certificate",
+            "unknown_ca",
+        ),
+        A::CertificateExpired => (
+            "this client certificate has expired (or is not valid yet)",
+            "certificate_expired",
+        ),
+        A::CertificateRevoked => (
+            "this client certificate has been revoked",
+            "certificate_revoked",
+        ),
+        A::CertificateRequired => (
+            "the broker requires a client certificate and none was presented",
+            "certificate_required",
+        ),
+        A::BadCertificate => (
+            "the broker refused this client certificate",
+            "bad_certificate",
+        ),
+        A::UnsupportedCertificate => (
+            "the broker refused this client certificate (it must carry the clientAuth usage)",
+            "unsupported_certificate",
+        ),
+        A::ProtocolVersion => ("the broker speaks only TLS 1.3", "protocol_version"),
+        A::HandshakeFailure => ("the broker refused the TLS handshake", "handshake_failure"),
+        A::AccessDenied => (
+            "the broker refused this client certificate",
+            "access_denied",
+        ),
+        _ => ("the broker refused the TLS handshake", "another alert"),
+    }
+}
+
+impl RpcError {
+    /// A handshake the broker refused with `alert`, as an error of this client.
+    fn tls(alert: rustls::AlertDescription) -> Self {
+        let (what, name) = tls_refusal(alert);
+        Self {
+            code: Code::Unauthenticated,
+            message: format!("{what} (TLS alert {name})"),
+            reason: None,
+            rule: None,
+            field: None,
+            receipt: None,
+            tls_alert: Some(name),
+        }
+    }
 }
 
 impl From<Status> for RpcError {
     fn from(s: Status) -> Self {
+        if let Some(alert) = std::error::Error::source(&s).and_then(tls_alert) {
+            return Self::tls(alert);
+        }
         let info = s.get_details_error_info();
         let receipt = info
             .as_ref()
@@ -139,6 +227,7 @@ impl From<Status> for RpcError {
             rule: info.and_then(|i| i.metadata.get("rule").cloned()),
             field,
             receipt,
+            tls_alert: None,
         }
     }
 }
@@ -510,6 +599,42 @@ impl Client {
             .into_inner())
     }
 
+    /// Places a legal hold on an exchange or a subject (auditors).
+    pub async fn place_legal_hold(
+        &self,
+        target: api::LegalHoldRequest,
+    ) -> Result<api::LegalHoldResponse> {
+        Ok(self
+            .audit
+            .clone()
+            .place_legal_hold(target)
+            .await?
+            .into_inner())
+    }
+
+    /// Releases a legal hold (auditors).
+    pub async fn release_legal_hold(
+        &self,
+        target: api::LegalHoldRequest,
+    ) -> Result<api::LegalHoldResponse> {
+        Ok(self
+            .audit
+            .clone()
+            .release_legal_hold(target)
+            .await?
+            .into_inner())
+    }
+
+    /// The legal holds in place (auditors).
+    pub async fn legal_holds(&self) -> Result<api::ListLegalHoldsResponse> {
+        Ok(self
+            .audit
+            .clone()
+            .list_legal_holds(api::ListLegalHoldsRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Reads a request the caller is a party to, with its response and timeline.
     pub async fn get_request(&self, request_id: &str) -> Result<api::GetRequestResponse> {
         let message = api::GetRequestRequest {
@@ -530,7 +655,10 @@ pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channe
     endpoint(server, identity)?
         .connect()
         .await
-        .map_err(|e| ClientError::Connect(server.to_string(), error_chain(&e)))
+        .map_err(|e| match tls_alert(&e) {
+            Some(alert) => RpcError::tls(alert).into(),
+            None => ClientError::Connect(server.to_string(), error_chain(&e)),
+        })
 }
 
 /// The endpoint [`connect_channel`] connects to: `server` over mutual TLS as `identity`, with

@@ -5,8 +5,8 @@ use infoshare_server::records::Record;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(record) = Record::decode(data) {
-        assert_eq!(record.encode(), data);
+    if let Ok((version, record)) = Record::decode_versioned(data) {
+        assert_eq!(record.encode_as(version), data);
     }
     let _ = infoshare_server::store::bodies::BodyEntry::decode(data);
 });

@@ -47,6 +47,12 @@ pub enum Operation {
     RunRetention,
     /// AdminService.RotateLogKey.
     RotateLogKey,
+    /// AuditService.PlaceLegalHold.
+    PlaceLegalHold,
+    /// AuditService.ReleaseLegalHold.
+    ReleaseLegalHold,
+    /// AuditService.ListLegalHolds.
+    ListLegalHolds,
 }
 
 impl Operation {
@@ -73,6 +79,9 @@ impl Operation {
         Operation::ExportBundle,
         Operation::RunRetention,
         Operation::RotateLogKey,
+        Operation::PlaceLegalHold,
+        Operation::ReleaseLegalHold,
+        Operation::ListLegalHolds,
     ];
 
     /// The stable code used in log records.
@@ -99,6 +108,9 @@ impl Operation {
             Operation::ExportBundle => 19,
             Operation::RunRetention => 20,
             Operation::RotateLogKey => 21,
+            Operation::PlaceLegalHold => 22,
+            Operation::ReleaseLegalHold => 23,
+            Operation::ListLegalHolds => 24,
         }
     }
 
@@ -131,20 +143,29 @@ impl Operation {
             Operation::ExportBundle => "ExportBundle",
             Operation::RunRetention => "RunRetention",
             Operation::RotateLogKey => "RotateLogKey",
+            Operation::PlaceLegalHold => "PlaceLegalHold",
+            Operation::ReleaseLegalHold => "ReleaseLegalHold",
+            Operation::ListLegalHolds => "ListLegalHolds",
         }
     }
 
-    /// Whether the operation shares information or changes a register (its refusals are
-    /// audited with the rule that refused them).
+    /// Whether the operation shares information, reads or acts on what another pair
+    /// exchanged, or changes a register or a hold: its refusals are audited with the rule that
+    /// refused them (domain.md §5, every attempt is accountable).
     pub fn audited(self) -> bool {
         matches!(
             self,
             Operation::SubmitRequest
                 | Operation::Respond
                 | Operation::Disclose
+                | Operation::Acknowledge
+                | Operation::GetRequest
+                | Operation::GetProtocol
                 | Operation::RegisterProtocol
                 | Operation::ApproveProtocol
                 | Operation::ChangeProtocolState
+                | Operation::PlaceLegalHold
+                | Operation::ReleaseLegalHold
         )
     }
 }
@@ -191,6 +212,9 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | QueryRecords
                 | SubjectTimeline
                 | ExportBundle
+                | PlaceLegalHold
+                | ReleaseLegalHold
+                | ListLegalHolds
         ),
     }
 }
@@ -236,6 +260,9 @@ mod tests {
                     | QueryRecords
                     | SubjectTimeline
                     | ExportBundle
+                    | PlaceLegalHold
+                    | ReleaseLegalHold
+                    | ListLegalHolds
             );
             assert_eq!(
                 allowed(Role::Agency, *op),

@@ -35,6 +35,10 @@ pub struct Filter {
     pub protocol: Option<String>,
     /// The authority.
     pub authority: Option<Authority>,
+    /// The purpose code.
+    pub purpose: Option<String>,
+    /// A category requested or disclosed.
+    pub category: Option<String>,
     /// The event type code.
     pub event: Option<u8>,
     /// disclose, partial-disclose, decline or denied.
@@ -56,6 +60,8 @@ pub enum QueryKind {
     Export = 3,
     /// GetRecords.
     Range = 4,
+    /// ListLegalHolds.
+    Holds = 5,
 }
 
 /// (log index, raw record, decoded record, inclusion proof).
@@ -72,6 +78,87 @@ pub struct Proven {
     pub next_after: u64,
     /// Whether more may match.
     pub more: bool,
+}
+
+/// What a record is about, as the filters see it: requests, answers and disclosures alike name
+/// their protocol, authority, purpose and categories.
+struct About<'a> {
+    subjects: &'a [Pseudonym],
+    staff: Option<&'a Pseudonym>,
+    protocol: Option<&'a str>,
+    authority: Option<Authority>,
+    purpose: Option<&'a str>,
+    categories: Box<dyn Iterator<Item = &'a str> + 'a>,
+}
+
+impl<'a> About<'a> {
+    fn of(r: &'a Record) -> Self {
+        let none = || -> Box<dyn Iterator<Item = &'a str> + 'a> { Box::new(std::iter::empty()) };
+        let nonempty = |s: &'a String| (!s.is_empty()).then_some(s.as_str());
+        match &r.event {
+            Event::RequestSubmitted(x) => About {
+                subjects: &x.subjects,
+                staff: Some(&x.staff),
+                protocol: Some(&x.protocol_id),
+                authority: Some(x.authority),
+                purpose: Some(&x.purpose),
+                categories: Box::new(x.categories.iter().map(String::as_str)),
+            },
+            Event::DisclosureSubmitted(x) => About {
+                subjects: &x.subjects,
+                staff: Some(&x.staff),
+                protocol: Some(&x.protocol_id),
+                authority: Some(x.authority),
+                purpose: Some(&x.purpose),
+                categories: Box::new(x.disclosed.iter().map(|(c, _)| c.as_str())),
+            },
+            Event::ResponseSubmitted(x) => About {
+                subjects: &[],
+                staff: Some(&x.staff),
+                protocol: nonempty(&x.protocol_id),
+                authority: x.authority,
+                purpose: nonempty(&x.purpose),
+                categories: Box::new(x.disclosed.iter().map(|(c, _)| c.as_str())),
+            },
+            Event::Denied(d) => About {
+                subjects: &d.subjects,
+                staff: None,
+                protocol: None,
+                authority: None,
+                purpose: None,
+                categories: none(),
+            },
+            Event::Protocol(
+                crate::records::ProtocolEvent::Registered { protocol_id, .. }
+                | crate::records::ProtocolEvent::Approved { protocol_id, .. }
+                | crate::records::ProtocolEvent::StateChanged { protocol_id, .. },
+            ) => About {
+                subjects: &[],
+                staff: None,
+                protocol: Some(protocol_id),
+                authority: None,
+                purpose: None,
+                categories: none(),
+            },
+            Event::LegalHoldPlaced(crate::records::HoldTarget::Subject(s))
+            | Event::LegalHoldReleased(crate::records::HoldTarget::Subject(s)) => About {
+                subjects: std::slice::from_ref(s),
+                staff: None,
+                protocol: None,
+                authority: None,
+                purpose: None,
+                categories: none(),
+            },
+            _ => About {
+                subjects: &[],
+                staff: None,
+                protocol: None,
+                authority: None,
+                purpose: None,
+                categories: none(),
+            },
+        }
+    }
 }
 
 fn counterpart(r: &Record) -> Option<&str> {
@@ -96,38 +183,26 @@ pub fn decision_of(r: &Record) -> Option<&'static str> {
 impl Filter {
     /// Whether `r` meets every condition.
     pub fn matches(&self, r: &Record) -> bool {
-        let (subjects, staff, protocol, authority): (&[Pseudonym], _, _, _) = match &r.event {
-            Event::RequestSubmitted(x) => (
-                &x.subjects,
-                Some(&x.staff),
-                Some(&x.protocol_id),
-                Some(x.authority),
-            ),
-            Event::DisclosureSubmitted(x) => (
-                &x.subjects,
-                Some(&x.staff),
-                Some(&x.protocol_id),
-                Some(x.authority),
-            ),
-            Event::ResponseSubmitted(x) => (&[], Some(&x.staff), None, None),
-            Event::Protocol(
-                crate::records::ProtocolEvent::Registered { protocol_id, .. }
-                | crate::records::ProtocolEvent::Approved { protocol_id, .. }
-                | crate::records::ProtocolEvent::StateChanged { protocol_id, .. },
-            ) => (&[], None, Some(protocol_id), None),
-            _ => (&[], None, None, None),
-        };
-        (self.subjects.is_empty() || subjects.iter().any(|s| self.subjects.contains(s)))
+        let mut about = About::of(r);
+        (self.subjects.is_empty() || about.subjects.iter().any(|s| self.subjects.contains(s)))
             && self
                 .agency
                 .as_deref()
                 .is_none_or(|a| r.actor.id == a || counterpart(r) == Some(a))
-            && self.staff.is_none_or(|s| staff == Some(&s))
+            && self.staff.is_none_or(|s| about.staff == Some(&s))
             && self
                 .protocol
                 .as_deref()
-                .is_none_or(|p| protocol.map(String::as_str) == Some(p))
-            && self.authority.is_none_or(|a| authority == Some(a))
+                .is_none_or(|p| about.protocol == Some(p))
+            && self.authority.is_none_or(|a| about.authority == Some(a))
+            && self
+                .purpose
+                .as_deref()
+                .is_none_or(|p| about.purpose == Some(p))
+            && self
+                .category
+                .as_deref()
+                .is_none_or(|c| about.categories.any(|x| x == c))
             && self.event.is_none_or(|e| r.event.code() == e)
             && self
                 .decision
@@ -170,6 +245,8 @@ impl Filter {
             since_ms: self.since_ms.unwrap_or(0),
             until_ms: self.until_ms.unwrap_or(0),
             result_count: result_count.min(u32::MAX as usize) as u32,
+            purpose: self.purpose.clone().unwrap_or_default(),
+            category: self.category.clone().unwrap_or_default(),
         }
     }
 }
@@ -227,6 +304,17 @@ impl Broker {
             out.push((i, raw, record, proof));
         }
         Ok((head.note.clone(), out))
+    }
+
+    /// Logs an audit query that takes no filter.
+    pub(crate) async fn log_audit_query(
+        &self,
+        caller: &Caller,
+        kind: QueryKind,
+        result_count: usize,
+    ) -> Result<(), BrokerError> {
+        self.log_query(caller, Filter::default().logged(kind, result_count))
+            .await
     }
 
     /// Logs an audit query: who asked (the actor), what, and how many records it returned.
@@ -392,11 +480,8 @@ impl Broker {
         let end = start.saturating_add(count as u64).min(size + 1);
         let indices: Vec<u64> = (start..end).collect();
         let (checkpoint, records) = self.prove(&indices)?;
-        self.log_query(
-            caller,
-            Filter::default().logged(QueryKind::Range, records.len()),
-        )
-        .await?;
+        self.log_audit_query(caller, QueryKind::Range, records.len())
+            .await?;
         Ok(Proven {
             checkpoint,
             next_after: end.saturating_sub(1),
@@ -414,7 +499,7 @@ impl Broker {
     ) -> Vec<Pseudonym> {
         let mut out = Vec::new();
         if let Some((family, given, dob)) = name {
-            out.push(self.keys.subject_by_name(family, given, dob));
+            out.extend(self.keys.subject_by_name_any_form(family, given, dob));
         }
         if let Some((scheme, value)) = identifier {
             out.push(self.keys.subject_by_identifier(scheme, value));

@@ -20,7 +20,7 @@ use crate::records::{
 };
 use crate::registry::{Agency, Principal, Registry};
 use crate::store::bodies::BodyEntry;
-use crate::store::ledger::{Command, Ledger, Outcome, Receipt, visible_meta};
+use crate::store::ledger::{Command, Ledger, Outcome, Receipt, replay_of, visible_meta};
 use crate::tls::PeerInfo;
 use crate::validate::{self, ValidDisclosure, ValidRequest, ValidResponse, ValidSubject};
 use crate::views::{InboxEntry, RequestMeta};
@@ -87,6 +87,29 @@ pub struct RequestDetail {
     pub disclosure: Option<BodyEntry>,
     /// The timeline records, oldest first.
     pub timeline: Vec<(u64, Record)>,
+    /// Whether a legal hold (on the exchange or its subject) keeps its bodies from retention.
+    pub legal_hold: bool,
+}
+
+/// What a refused attempt was about, for its Denied record (which carries the subject's
+/// pseudonyms, so an auditor finds the attempt in the subject's timeline).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target<'a> {
+    /// Nothing in particular (a register change, a role refusal).
+    Nothing,
+    /// An exchange by id: its subjects come from its opening record, when it exists.
+    Exchange(Option<RequestId>),
+    /// A subject the attempt named (pseudonyms only if it is well-formed).
+    Subject(Option<&'a v1::Subject>),
+}
+
+/// What a response was judged under (recorded in its record).
+#[derive(Debug, Clone)]
+struct Judged {
+    protocol_id: String,
+    protocol_version: u32,
+    authority: crate::domain::Authority,
+    purpose: String,
 }
 
 /// The broker.
@@ -145,9 +168,9 @@ impl Broker {
                 continue;
             }
             let record = self.ledger.decoded(meta.request_idx)?;
-            let (protocol_id, protocol_version) = match record.event {
-                Event::RequestSubmitted(r) => (r.protocol_id, r.protocol_version),
-                Event::DisclosureSubmitted(d) => (d.protocol_id, d.protocol_version),
+            let (protocol_id, protocol_version, subjects) = match record.event {
+                Event::RequestSubmitted(r) => (r.protocol_id, r.protocol_version, r.subjects),
+                Event::DisclosureSubmitted(d) => (d.protocol_id, d.protocol_version, d.subjects),
                 _ => {
                     return Err(BrokerError::Internal(format!(
                         "record {} does not open {request_id}",
@@ -155,14 +178,30 @@ impl Broker {
                     )));
                 }
             };
-            opened.push(crate::retention::Opened {
-                request_id,
-                time_ms: record.time_ms,
-                protocol_id,
-                protocol_version,
-            });
+            opened.push((
+                crate::retention::Opened {
+                    request_id,
+                    time_ms: record.time_ms,
+                    protocol_id,
+                    protocol_version,
+                },
+                subjects,
+            ));
         }
-        let exchanges = crate::retention::expired(&opened, &self.ledger.protocols(), now_ms);
+        let expired: std::collections::HashSet<RequestId> = crate::retention::expired(
+            opened.iter().map(|(o, _)| o),
+            &self.ledger.protocols(),
+            now_ms,
+        )
+        .into_iter()
+        .collect();
+        // Held exchanges are skipped by the writer, which sees every hold placed before it
+        // erases.
+        let exchanges: Vec<_> = opened
+            .into_iter()
+            .filter(|(o, _)| expired.contains(&o.request_id))
+            .map(|(o, subjects)| (o.request_id, subjects))
+            .collect();
         if exchanges.is_empty() {
             return Ok(0);
         }
@@ -230,8 +269,8 @@ impl Broker {
         if self.limiter.allow_call(&caller.spiffe) {
             return Ok(());
         }
-        Err(BrokerError::Exhausted {
-            reason_code: "RATE_LIMITED",
+        Err(BrokerError::Refused {
+            reason: crate::reason::Reason::RateLimited,
             message: format!(
                 "{} is over its call rate ({} calls/s); retry with backoff",
                 caller.principal.id,
@@ -275,24 +314,38 @@ impl Broker {
             role: caller.principal.role.as_str(),
             operation: op.as_str(),
         };
-        Err(self.refused(caller, op, None, err).await)
+        Err(self.refused(caller, op, Target::Nothing, err).await)
     }
 
     /// Logs a refusal as a Denied record and returns the error to give the caller. If the
     /// record cannot be written, the caller gets the storage error instead: a refusal that is
     /// not in the log is not reported as one.
-    async fn refused(
+    pub(crate) async fn refused(
         &self,
         caller: &Caller,
         op: Operation,
-        request_id: Option<RequestId>,
+        target: Target<'_>,
         err: BrokerError,
     ) -> BrokerError {
         let rule = match &err {
             BrokerError::InvalidArgument { field, .. } => field.clone(),
             BrokerError::Denied(d) => d.rule.to_string(),
             BrokerError::RoleNotAllowed { .. } => "access.role".to_string(),
+            BrokerError::NotFound(_) => "visibility.party".to_string(),
             _ => "state".to_string(),
+        };
+        let (request_id, subjects) = match target {
+            Target::Nothing => (None, Vec::new()),
+            Target::Exchange(id) => (
+                id,
+                id.map(|id| self.exchange_subjects(&id)).unwrap_or_default(),
+            ),
+            Target::Subject(s) => (
+                None,
+                s.and_then(|s| validate::subject_for_audit("subject", s, today()).ok())
+                    .map(|s| self.subject_pseudonyms(&s))
+                    .unwrap_or_default(),
+            ),
         };
         let record = Record {
             time_ms: now_ms(),
@@ -300,8 +353,9 @@ impl Broker {
             event: Event::Denied(Denied {
                 operation: op,
                 request_id,
-                reason_code: err.reason_code().chars().take(64).collect(),
+                reason_code: err.reason_code().to_string(),
                 rule: rule.chars().take(128).collect(),
+                subjects,
             }),
         };
         match self.ledger.submit(Command::Append { record }).await {
@@ -314,18 +368,32 @@ impl Broker {
         }
     }
 
-    /// Logs refusals of sharing attempts (bad input, policy, state) and passes errors through.
-    async fn audited<T>(
+    /// The subject pseudonyms of an exchange, from its opening record (none if it does not
+    /// exist).
+    fn exchange_subjects(&self, id: &RequestId) -> Vec<crate::crypto::Pseudonym> {
+        let Ok(Some(meta)) = crate::views::request_meta(self.ledger.views(), id) else {
+            return Vec::new();
+        };
+        match self.ledger.decoded(meta.request_idx).map(|r| r.event) {
+            Ok(Event::RequestSubmitted(r)) => r.subjects,
+            Ok(Event::DisclosureSubmitted(d)) => d.subjects,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Logs refusals of attempts to share, to read what one may not, or to change a register
+    /// (bad input, policy, state), and passes errors through.
+    pub(crate) async fn audited<T>(
         &self,
         caller: &Caller,
         op: Operation,
-        request_id: Option<RequestId>,
+        target: Target<'_>,
         result: Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
         match result {
             Err(e) if !op.audited() => Err(e),
             Err(e @ (BrokerError::Unavailable(_) | BrokerError::Internal(_))) => Err(e),
-            Err(e) => Err(self.refused(caller, op, request_id, e).await),
+            Err(e) => Err(self.refused(caller, op, target, e).await),
             ok => ok,
         }
     }
@@ -342,10 +410,17 @@ impl Broker {
         caller: &Caller,
         input: &v1::SubmitRequestRequest,
     ) -> Result<Submitted, BrokerError> {
+        let op = Operation::SubmitRequest;
+        let target = Target::Subject(input.request.as_ref().and_then(|r| r.subject.as_ref()));
+        // Idempotency before policy: a retry of what was accepted returns what was accepted,
+        // whatever changed since in the register, the registry or the date.
+        let body = input.request.as_ref().map(Message::encode_to_vec);
+        let replay = self.replay(caller, MessageKind::Request, &input.idempotency_key, body);
+        if let Some(done) = self.audited(caller, op, target, replay).await? {
+            return Ok(done);
+        }
         let checked = self.check_request(caller, input);
-        let (request, allowed) = self
-            .audited(caller, Operation::SubmitRequest, None, checked)
-            .await?;
+        let (request, allowed) = self.audited(caller, op, target, checked).await?;
         let time_ms = now_ms();
         let request_id = RequestId(self.keys.random());
         let body = self.body(
@@ -374,15 +449,8 @@ impl Broker {
                 body_commitment: body.commitment(),
             }),
         };
-        self.open(
-            caller,
-            Operation::SubmitRequest,
-            record,
-            body,
-            request_id,
-            time_ms,
-        )
-        .await
+        self.open(caller, op, target, record, body, request_id, time_ms)
+            .await
     }
 
     /// Disclose (proactive disclosure).
@@ -391,10 +459,20 @@ impl Broker {
         caller: &Caller,
         input: &v1::DiscloseRequest,
     ) -> Result<Submitted, BrokerError> {
+        let op = Operation::Disclose;
+        let target = Target::Subject(input.disclosure.as_ref().and_then(|d| d.subject.as_ref()));
+        let body = input.disclosure.as_ref().map(Message::encode_to_vec);
+        let replay = self.replay(
+            caller,
+            MessageKind::Disclosure,
+            &input.idempotency_key,
+            body,
+        );
+        if let Some(done) = self.audited(caller, op, target, replay).await? {
+            return Ok(done);
+        }
         let checked = self.check_disclosure(caller, input);
-        let (disclosure, allowed) = self
-            .audited(caller, Operation::Disclose, None, checked)
-            .await?;
+        let (disclosure, allowed) = self.audited(caller, op, target, checked).await?;
         let time_ms = now_ms();
         let request_id = RequestId(self.keys.random());
         let body = self.body(
@@ -423,15 +501,8 @@ impl Broker {
                 body_commitment: body.commitment(),
             }),
         };
-        self.open(
-            caller,
-            Operation::Disclose,
-            record,
-            body,
-            request_id,
-            time_ms,
-        )
-        .await
+        self.open(caller, op, target, record, body, request_id, time_ms)
+            .await
     }
 
     fn body(&self, kind: MessageKind, request_id: RequestId, body: Vec<u8>) -> BodyEntry {
@@ -458,19 +529,57 @@ impl Broker {
         out
     }
 
+    /// The earlier submission with this idempotency key, if its content is the same (a
+    /// conflict if not); `None` when there is none, or the input is too malformed to say (its
+    /// validation then says why).
+    fn replay(
+        &self,
+        caller: &Caller,
+        kind: MessageKind,
+        key: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<Submitted>, BrokerError> {
+        let Some(body) = body else {
+            return Ok(None);
+        };
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let agency = &caller.principal.id;
+        let hash = self.keys.idempotency(agency, key);
+        replay_of(self.ledger.views(), agency, &hash, kind, &body, |k, id| {
+            self.ledger.body(k, id)
+        })?
+        .map(|(request_id, index)| self.replayed(request_id, index))
+        .transpose()
+    }
+
+    /// The result of the submission that opened `request_id` (record `index`), as a replay.
+    fn replayed(&self, request_id: RequestId, index: u64) -> Result<Submitted, BrokerError> {
+        Ok(Submitted {
+            request_id,
+            index,
+            time_ms: self.ledger.decoded(index)?.time_ms,
+            replayed: true,
+            receipt: self.ledger.receipt(index)?,
+        })
+    }
+
     /// Hands an opening record (request or disclosure) to the ledger; a replay returns the
     /// first result.
+    #[allow(clippy::too_many_arguments)]
     async fn open(
         &self,
         caller: &Caller,
         op: Operation,
+        target: Target<'_>,
         record: Record,
         body: BodyEntry,
         request_id: RequestId,
         time_ms: u64,
     ) -> Result<Submitted, BrokerError> {
         let outcome = self.ledger.submit(Command::Open { record, body }).await;
-        match self.audited(caller, op, None, outcome).await? {
+        match self.audited(caller, op, target, outcome).await? {
             Outcome::Appended { index, receipt } => Ok(Submitted {
                 request_id,
                 index,
@@ -478,16 +587,7 @@ impl Broker {
                 replayed: false,
                 receipt,
             }),
-            Outcome::Replayed { request_id, index } => {
-                let time_ms = self.ledger.decoded(index)?.time_ms;
-                Ok(Submitted {
-                    request_id,
-                    index,
-                    time_ms,
-                    replayed: true,
-                    receipt: self.ledger.receipt(index)?,
-                })
-            }
+            Outcome::Replayed { request_id, index } => self.replayed(request_id, index),
             Outcome::AlreadyAcknowledged { .. }
             | Outcome::Purged { .. }
             | Outcome::Rotated { .. } => {
@@ -501,7 +601,7 @@ impl Broker {
         caller: &Caller,
         input: &v1::SubmitRequestRequest,
     ) -> Result<(ValidRequest, policy::Allowed), BrokerError> {
-        let request = validate::request(input)?;
+        let request = validate::request(input, today())?;
         self.check_recipient("request.recipient_agency_id", &request.recipient, caller)?;
         let registry = self.registry();
         let requester = Self::agency(&registry, &caller.principal.id)?;
@@ -521,7 +621,7 @@ impl Broker {
         caller: &Caller,
         input: &v1::DiscloseRequest,
     ) -> Result<(ValidDisclosure, policy::Allowed), BrokerError> {
-        let disclosure = validate::disclosure(input)?;
+        let disclosure = validate::disclosure(input, today())?;
         self.check_recipient(
             "disclosure.recipient_agency_id",
             &disclosure.recipient,
@@ -540,18 +640,14 @@ impl Broker {
         Ok((disclosure, allowed))
     }
 
+    /// Whether the recipient is another agency (whether it is registered is the policy's
+    /// rule, `party.recipient_registered`).
     fn check_recipient(
         &self,
         field: &str,
         recipient: &str,
         caller: &Caller,
     ) -> Result<(), BrokerError> {
-        if self.registry().agency(recipient).is_none() {
-            return Err(BrokerError::invalid(
-                field,
-                format!("no agency {recipient:?} is registered"),
-            ));
-        }
         if recipient == caller.principal.id {
             return Err(BrokerError::invalid(
                 field,
@@ -568,15 +664,19 @@ impl Broker {
         caller: &Caller,
         input: &v1::AcknowledgeRequest,
     ) -> Result<(u64, bool, Receipt), BrokerError> {
-        let request_id = validate::request_id("request_id", &input.request_id)?;
-        let kind = validate::message_kind("kind", input.kind)?;
+        let op = Operation::Acknowledge;
+        let target = Target::Exchange(RequestId::parse(&input.request_id));
+        let checked = validate::request_id("request_id", &input.request_id)
+            .and_then(|id| Ok((id, validate::message_kind("kind", input.kind)?)));
+        let (request_id, kind) = self.audited(caller, op, target, checked).await?;
         let command = Command::Acknowledge {
             actor: caller.actor(),
             time_ms: now_ms(),
             request_id,
             kind,
         };
-        match self.ledger.submit(command).await? {
+        let outcome = self.ledger.submit(command).await;
+        match self.audited(caller, op, target, outcome).await? {
             Outcome::Appended { index, receipt } => Ok((index, false, receipt)),
             Outcome::AlreadyAcknowledged { index } => {
                 Ok((index, true, self.ledger.receipt(index)?))
@@ -593,11 +693,10 @@ impl Broker {
         caller: &Caller,
         input: &v1::RespondRequest,
     ) -> Result<(u64, u64, Receipt), BrokerError> {
-        let request_id = RequestId::parse(&input.request_id);
+        let op = Operation::Respond;
+        let target = Target::Exchange(RequestId::parse(&input.request_id));
         let checked = self.check_response(caller, input);
-        let response = self
-            .audited(caller, Operation::Respond, request_id, checked)
-            .await?;
+        let (response, judged) = self.audited(caller, op, target, checked).await?;
         let time_ms = now_ms();
         let id = response.request_id;
         let body = BodyEntry {
@@ -619,13 +718,14 @@ impl Broker {
                 disclosed: response.items.clone(),
                 consultation: response.consultation,
                 body_commitment: body.commitment(),
+                protocol_id: judged.protocol_id,
+                protocol_version: judged.protocol_version,
+                authority: Some(judged.authority),
+                purpose: judged.purpose,
             }),
         };
         let outcome = self.ledger.submit(Command::Respond { record, body }).await;
-        match self
-            .audited(caller, Operation::Respond, Some(id), outcome)
-            .await?
-        {
+        match self.audited(caller, op, target, outcome).await? {
             Outcome::Appended { index, receipt } => Ok((index, time_ms, receipt)),
             _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
         }
@@ -635,13 +735,13 @@ impl Broker {
         &self,
         caller: &Caller,
         input: &v1::RespondRequest,
-    ) -> Result<ValidResponse, BrokerError> {
+    ) -> Result<(ValidResponse, Judged), BrokerError> {
         let response = validate::response(input)?;
         let views = self.ledger.views();
         let meta = visible_meta(views, &response.request_id, &caller.principal.id)?;
         if meta.kind != MessageKind::Request {
-            return Err(BrokerError::FailedPrecondition {
-                reason_code: "NOT_A_REQUEST",
+            return Err(BrokerError::Refused {
+                reason: crate::reason::Reason::NotARequest,
                 message: format!(
                     "{} is a proactive disclosure; there is nothing to answer",
                     response.request_id
@@ -656,7 +756,7 @@ impl Broker {
         };
         let registry = self.registry();
         let responder = Self::agency(&registry, &caller.principal.id)?;
-        policy::check_response(
+        let allowed = policy::check_response(
             responder,
             &response,
             &meta.requester,
@@ -666,7 +766,13 @@ impl Broker {
             today(),
         )
         .map_err(BrokerError::Denied)?;
-        Ok(response)
+        let judged = Judged {
+            protocol_id: original.protocol_id,
+            protocol_version: allowed.protocol_version,
+            authority: original.authority,
+            purpose: original.purpose,
+        };
+        Ok((response, judged))
     }
 
     /// A page of the caller's inbox after `after`.
@@ -698,10 +804,20 @@ impl Broker {
         Ok((items, more))
     }
 
-    /// GetRequest.
-    pub fn get_request(&self, caller: &Caller, id: &str) -> Result<RequestDetail, BrokerError> {
-        let request_id = validate::request_id("request_id", id)?;
-        let meta = visible_meta(self.ledger.views(), &request_id, &caller.principal.id)?;
+    /// GetRequest; an attempt to read what the caller is no party to is logged.
+    pub async fn get_request(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<RequestDetail, BrokerError> {
+        let target = Target::Exchange(RequestId::parse(id));
+        let visible = validate::request_id("request_id", id).and_then(|request_id| {
+            let meta = visible_meta(self.ledger.views(), &request_id, &caller.principal.id)?;
+            Ok((request_id, meta))
+        });
+        let (request_id, meta) = self
+            .audited(caller, Operation::GetRequest, target, visible)
+            .await?;
         let response = if meta.response_idx != 0 {
             self.ledger.body(MessageKind::Response, &request_id)?
         } else {
@@ -714,12 +830,14 @@ impl Broker {
             ),
             _ => (self.ledger.body(MessageKind::Request, &request_id)?, None),
         };
+        let subjects = self.exchange_subjects(&request_id);
         Ok(RequestDetail {
             request_id,
             request,
             disclosure,
             response,
             timeline: self.ledger.timeline(&request_id)?,
+            legal_hold: crate::views::held(self.ledger.views(), &request_id, &subjects)?,
             meta,
         })
     }
@@ -733,7 +851,12 @@ impl Broker {
     ) -> Result<(u64, Arc<ProtocolStore>, String, u32), BrokerError> {
         let checked = self.check_document(document);
         let protocol = self
-            .audited(caller, Operation::RegisterProtocol, None, checked)
+            .audited(
+                caller,
+                Operation::RegisterProtocol,
+                Target::Nothing,
+                checked,
+            )
             .await?;
         let event = ProtocolEvent::Registered {
             protocol_id: protocol.id.clone(),
@@ -775,7 +898,7 @@ impl Broker {
             Ok((id, role))
         });
         let (protocol_id, approver_role) = self
-            .audited(caller, Operation::ApproveProtocol, None, checked)
+            .audited(caller, Operation::ApproveProtocol, Target::Nothing, checked)
             .await?;
         let event = ProtocolEvent::Approved {
             protocol_id,
@@ -797,7 +920,12 @@ impl Broker {
     ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
         let checked = validate::protocol_id("protocol_id", protocol_id);
         let protocol_id = self
-            .audited(caller, Operation::ChangeProtocolState, None, checked)
+            .audited(
+                caller,
+                Operation::ChangeProtocolState,
+                Target::Nothing,
+                checked,
+            )
             .await?;
         let event = ProtocolEvent::StateChanged {
             protocol_id,
@@ -827,7 +955,7 @@ impl Broker {
             .ledger
             .submit(Command::Protocol { record, document })
             .await;
-        match self.audited(caller, op, None, outcome).await? {
+        match self.audited(caller, op, Target::Nothing, outcome).await? {
             Outcome::Appended { index, .. } => Ok(index),
             _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
         }
@@ -838,6 +966,31 @@ impl Broker {
     pub fn protocols_visible(&self, caller: &Caller) -> (Arc<ProtocolStore>, Option<String>) {
         let only = (caller.principal.role == Role::Agency).then(|| caller.principal.id.clone());
         (self.ledger.protocols(), only)
+    }
+
+    /// GetProtocol: a version (0: the one in force, else the latest) of a protocol the caller
+    /// may see; an agency's attempt to read a protocol it is no party to is logged.
+    pub async fn get_protocol(
+        &self,
+        caller: &Caller,
+        protocol_id: &str,
+        version: u32,
+    ) -> Result<crate::protocol::Entry, BrokerError> {
+        let (store, only) = self.protocols_visible(caller);
+        let found = validate::protocol_id("protocol_id", protocol_id).and_then(|id| {
+            match version {
+                0 => store.in_force(&id).or_else(|| store.versions(&id).last()),
+                v => store.get(&id, v),
+            }
+            .filter(|e| {
+                only.as_deref()
+                    .is_none_or(|a| e.protocol.party(a).is_some())
+            })
+            .cloned()
+            .ok_or_else(|| BrokerError::NotFound(format!("no protocol {id:?} is visible to you")))
+        });
+        self.audited(caller, Operation::GetProtocol, Target::Nothing, found)
+            .await
     }
 
     /// Today's date, as the policy sees it.

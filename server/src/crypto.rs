@@ -11,6 +11,8 @@ use std::path::Path;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac};
 
+use crate::text::{canonical_name, canonical_name_form1};
+
 /// A 32-byte keyed pseudonym.
 pub type Pseudonym = [u8; 32];
 /// A 32-byte SHA-256 value.
@@ -96,12 +98,33 @@ impl Keys {
             .expect("HMAC-SHA256 is 32 bytes")
     }
 
-    /// Pseudonym of a subject's name and date of birth (case and spacing normalised).
+    /// Pseudonym of a subject's name and date of birth, in the canonical name form
+    /// ([`crate::text`]), so the same person written with other Unicode forms of the same
+    /// letters, dashes and spaces gets the same pseudonym.
     pub fn subject_by_name(&self, family: &str, given: &str, dob: &str) -> Pseudonym {
         self.keyed(
             "infoshare.v1/subject/name-dob",
-            &[&normalise_name(family), &normalise_name(given), dob],
+            &[&canonical_name(family), &canonical_name(given), dob],
         )
+    }
+
+    /// The pseudonyms an auditor's search by name must look for: the canonical form's, and
+    /// the form-1 one of records written before it when that differs.
+    pub fn subject_by_name_any_form(&self, family: &str, given: &str, dob: &str) -> Vec<Pseudonym> {
+        let current = self.subject_by_name(family, given, dob);
+        let form1 = self.keyed(
+            "infoshare.v1/subject/name-dob",
+            &[
+                &canonical_name_form1(family),
+                &canonical_name_form1(given),
+                dob,
+            ],
+        );
+        if form1 == current {
+            vec![current]
+        } else {
+            vec![current, form1]
+        }
     }
 
     /// Pseudonym of a subject's agency identifier (scheme lowercase, value uppercase, no spaces).
@@ -126,14 +149,6 @@ impl Keys {
     pub fn idempotency(&self, agency: &str, key: &str) -> Digest32 {
         self.keyed("infoshare.v1/idempotency", &[agency, key])
     }
-}
-
-/// Lowercases and collapses white space, so "  Te  Rangi " and "te rangi" match.
-fn normalise_name(name: &str) -> String {
-    name.split_whitespace()
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// SHA-256 of `data`.
@@ -186,6 +201,23 @@ mod tests {
         assert_eq!(
             a.subject_by_identifier("NHI", "abc 1234"),
             a.subject_by_identifier("nhi", "ABC1234")
+        );
+        // Macrons typed two ways, a fullwidth hyphen, a zero-width space: one person.
+        assert_eq!(
+            a.subject_by_name("Tūhoe-Ngata", "Ārani", "2012-03-04"),
+            a.subject_by_name(
+                "Tu\u{0304}hoe\u{FF0D}Nga\u{200B}ta",
+                "A\u{0304}rani",
+                "2012-03-04"
+            )
+        );
+        // A search also finds what form 1 wrote for a name form 2 writes otherwise.
+        let both = a.subject_by_name_any_form("Nga\u{0304}ta", "", "2012-03-04");
+        assert_eq!(both.len(), 2);
+        assert_eq!(
+            a.subject_by_name_any_form("Ngata", "Aroha", "2012-03-04")
+                .len(),
+            1
         );
         // The same text in two roles never gives the same value.
         assert_ne!(a.staff("police", "x"), a.idempotency("police", "x"));

@@ -2,6 +2,7 @@
 //! place (`service::status`).
 
 use crate::policy::Denial;
+use crate::reason::Reason;
 
 /// Why an operation did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,25 +32,18 @@ pub enum BrokerError {
     /// The thing named does not exist, or is not visible to the caller.
     #[error("{0}")]
     NotFound(String),
-    /// The operation does not fit the current state.
+    /// The operation does not fit the current state of an exchange or a register, or the
+    /// caller is over one of its limits.
     #[error("{message}")]
-    FailedPrecondition {
-        /// Stable machine-readable reason.
-        reason_code: &'static str,
+    Refused {
+        /// The reason (its class says how it maps onto gRPC).
+        reason: Reason,
         /// For people.
         message: String,
     },
     /// An idempotency key was reused for a different request.
     #[error("{0}")]
     Conflict(String),
-    /// The caller is over one of its limits.
-    #[error("{message}")]
-    Exhausted {
-        /// Stable reason code (RATE_LIMITED, TOO_MANY_STREAMS).
-        reason_code: &'static str,
-        /// For people.
-        message: String,
-    },
     /// Storage failed; the broker refuses writes until it is restarted.
     #[error("{0}")]
     Unavailable(String),
@@ -75,21 +69,33 @@ impl BrokerError {
         }
     }
 
-    /// The stable reason code of the error.
-    pub fn reason_code(&self) -> &str {
-        match self {
-            BrokerError::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            BrokerError::Unauthenticated(_) => "UNREGISTERED_IDENTITY",
-            BrokerError::RoleNotAllowed { .. } => "ROLE_NOT_ALLOWED",
-            BrokerError::Denied(d) => d.reason_code,
-            BrokerError::NotFound(_) => "NOT_FOUND",
-            BrokerError::FailedPrecondition { reason_code, .. } => reason_code,
-            BrokerError::Conflict(_) => "IDEMPOTENCY_KEY_REUSED",
-            BrokerError::Unavailable(_) => "STORAGE_UNAVAILABLE",
-            BrokerError::Exhausted { reason_code, .. } => reason_code,
-            BrokerError::Internal(_) => "INTERNAL",
-            BrokerError::Logged { error, .. } => error.reason_code(),
+    /// A [`BrokerError::Refused`] for `reason`.
+    pub fn refused(reason: Reason, message: impl Into<String>) -> Self {
+        Self::Refused {
+            reason,
+            message: message.into(),
         }
+    }
+
+    /// The error's reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            BrokerError::InvalidArgument { .. } => Reason::InvalidArgument,
+            BrokerError::Unauthenticated(_) => Reason::UnregisteredIdentity,
+            BrokerError::RoleNotAllowed { .. } => Reason::RoleNotAllowed,
+            BrokerError::Denied(d) => d.reason,
+            BrokerError::NotFound(_) => Reason::NotFound,
+            BrokerError::Refused { reason, .. } => *reason,
+            BrokerError::Conflict(_) => Reason::IdempotencyKeyReused,
+            BrokerError::Unavailable(_) => Reason::StorageUnavailable,
+            BrokerError::Internal(_) => Reason::Internal,
+            BrokerError::Logged { error, .. } => error.reason(),
+        }
+    }
+
+    /// The stable reason code of the error.
+    pub fn reason_code(&self) -> &'static str {
+        self.reason().code()
     }
 }
 

@@ -2,15 +2,14 @@
 //! exchanges (when each was opened, under which protocol version) and the protocol register;
 //! the ledger does the erasing and logs it.
 //!
-//! An exchange's retention runs from when it was opened (the request or proactive disclosure)
-//! for the `retention_days` of the protocol version it was made under; the response's body
-//! goes with it. Protocol documents are never purged.
+//! An exchange's retention runs in New Zealand days from the NZ date it was opened (the request
+//! or proactive disclosure) for the `retention_days` of the protocol version it was made under:
+//! its bodies are erased from the NZ midnight that begins the day `retention_days` after that
+//! date (whatever the time of day it was opened, and across daylight saving changes). The
+//! response's body goes with it. Protocol documents are never purged.
 
 use crate::protocol::ProtocolStore;
 use crate::records::RequestId;
-
-/// Milliseconds in a day.
-const DAY_MS: u64 = 86_400_000;
 
 /// An open exchange, as retention sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,11 +28,10 @@ pub struct Opened {
 /// (then nothing is erased: deleting on a guess is not allowed).
 pub fn expires_at(opened: &Opened, register: &ProtocolStore) -> Option<u64> {
     let entry = register.get(&opened.protocol_id, opened.protocol_version)?;
-    Some(
-        opened
-            .time_ms
-            .saturating_add(u64::from(entry.protocol.retention_days).saturating_mul(DAY_MS)),
-    )
+    let ends = crate::clock::nz_date(opened.time_ms).checked_add(time::Duration::days(
+        i64::from(entry.protocol.retention_days),
+    ))?;
+    Some(crate::clock::nz_day_start_ms(ends))
 }
 
 /// The exchanges whose retention has ended at `now_ms`.
@@ -67,19 +65,21 @@ mod tests {
     fn bodies_expire_exactly_at_the_end_of_their_protocols_retention() {
         let register = register_with_examples();
         // youth-reengagement keeps 365 days, attendance 730.
-        let t0 = 1_800_000_000_000;
+        // 2027-01-14 12:30 UTC is 2027-01-15 01:30 NZDT: the exchange opened on NZ date
+        // 2027-01-15, so 365 days end at NZ midnight beginning 2028-01-15 (2028-01-14 11:00 UTC),
+        // not 365 × 24 h later.
+        let t0 = 1799929800000; // 2027-01-14 12:30 UTC
+        assert_eq!(crate::clock::nz_date(t0).to_string(), "2027-01-15");
         let youth = opened(1, t0, "youth-reengagement");
         let attendance = opened(2, t0, "attendance");
         let unknown = opened(3, 0, "no-such-protocol");
         let all = [youth.clone(), attendance.clone(), unknown];
-        assert_eq!(expires_at(&youth, &register), Some(t0 + 365 * DAY_MS));
-        assert!(expired(&all, &register, t0 + 365 * DAY_MS - 1).is_empty());
+        let end = 1831460400000; // 2028-01-14 11:00 UTC
+        assert_eq!(expires_at(&youth, &register), Some(end));
+        assert!(expired(&all, &register, end - 1).is_empty());
+        assert_eq!(expired(&all, &register, end), vec![youth.request_id]);
         assert_eq!(
-            expired(&all, &register, t0 + 365 * DAY_MS),
-            vec![youth.request_id]
-        );
-        assert_eq!(
-            expired(&all, &register, t0 + 730 * DAY_MS),
+            expired(&all, &register, end + 366 * 86_400_000),
             vec![youth.request_id, attendance.request_id],
             "an unknown protocol version is never guessed at"
         );

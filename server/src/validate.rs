@@ -18,7 +18,7 @@
 //! | whole message | 1 MiB (gRPC decoding limit) |
 
 use infoshare_proto::v1;
-use time::{Date, Month, OffsetDateTime};
+use time::{Date, Month};
 
 use crate::domain::{
     Authority, Classification, Consultation, Decision, DeclineGround, MessageKind, Urgency,
@@ -133,9 +133,7 @@ fn code(field: &str, v: &str) -> Result<String> {
 }
 
 fn printable_ascii(field: &str, v: &str, max: usize) -> Result<String> {
-    if v.is_empty() {
-        return invalid(field, "is required");
-    }
+    required(field, v)?;
     if v.len() > max {
         return invalid(field, format!("is longer than {max} characters"));
     }
@@ -145,11 +143,28 @@ fn printable_ascii(field: &str, v: &str, max: usize) -> Result<String> {
     Ok(v.to_string())
 }
 
-fn text(field: &str, v: &str, min: usize, max: usize, multiline: bool) -> Result<String> {
-    let chars = v.chars().count();
-    if chars < min {
+/// The one check of a mandatory text field: it must say something — not be empty after
+/// white space and default-ignorable characters (zero-width spaces, joiners, …) are trimmed.
+pub fn required(field: &str, v: &str) -> Result<()> {
+    if v.is_empty() {
         return invalid(field, "is required");
     }
+    if !crate::text::says_something(v) {
+        return invalid(
+            field,
+            "must say something: it holds only blanks or invisible characters",
+        );
+    }
+    Ok(())
+}
+
+/// A free-text field: `required` (see [`required`]) or optional, at most `max` characters, no
+/// control characters but (if `multiline`) newline and tab.
+fn text(field: &str, v: &str, required: bool, max: usize, multiline: bool) -> Result<String> {
+    if required {
+        self::required(field, v)?;
+    }
+    let chars = v.chars().count();
     if chars > max {
         return invalid(field, format!("is longer than {max} characters"));
     }
@@ -168,7 +183,9 @@ fn enum_value<T>(field: &str, raw: i32, from: impl Fn(i32) -> Option<T>) -> Resu
     from(raw).map_or_else(|| invalid(field, format!("has no value {raw}")), Ok)
 }
 
-fn date_of_birth(field: &str, v: &str) -> Result<Date> {
+/// A date of birth, from 1900-01-01 to `today` (New Zealand's date: a baby born this morning in
+/// New Zealand is a valid subject while UTC still says yesterday).
+fn date_of_birth(field: &str, v: &str, today: Date) -> Result<Date> {
     let bad = || invalid(field, "must be a date YYYY-MM-DD");
     let parts: Vec<&str> = v.split('-').collect();
     let [y, m, d] = parts.as_slice() else {
@@ -186,7 +203,7 @@ fn date_of_birth(field: &str, v: &str) -> Result<Date> {
     let Ok(date) = Date::from_calendar_date(y, month, d) else {
         return bad();
     };
-    if y < 1900 || date > OffsetDateTime::now_utc().date() {
+    if y < 1900 || date > today {
         return invalid(field, "must be between 1900-01-01 and today");
     }
     Ok(date)
@@ -205,7 +222,7 @@ fn consultation(field: &str, c: Option<&v1::ConsultationRecord>) -> Result<Optio
             text(
                 &reason_field,
                 &c.reason_not_consulted,
-                1,
+                true,
                 CONSULT_TEXT_MAX,
                 true,
             )?;
@@ -236,7 +253,7 @@ pub fn protocol_id(field: &str, v: &str) -> Result<String> {
 
 /// Parses an approver's role title (e.g. "Chief Privacy Officer").
 pub fn role_title(field: &str, v: &str) -> Result<String> {
-    text(field, v.trim(), 1, 100, false)
+    text(field, v.trim(), true, 100, false)
 }
 
 /// Parses a message kind field.
@@ -249,56 +266,12 @@ pub fn message_kind(field: &str, raw: i32) -> Result<MessageKind> {
 
 /// Checks a SubmitRequest. Whether the recipient exists is the caller's to check against the
 /// registry; here only its form is checked.
-pub fn request(input: &v1::SubmitRequestRequest) -> Result<ValidRequest> {
+pub fn request(input: &v1::SubmitRequestRequest, today: Date) -> Result<ValidRequest> {
     let idempotency_key = printable_ascii("idempotency_key", &input.idempotency_key, KEY_MAX)?;
     let Some(r) = input.request.as_ref() else {
         return invalid("request", "is required");
     };
-    let Some(s) = r.subject.as_ref() else {
-        return invalid("request.subject", "is required");
-    };
-    if s.identifiers.len() > IDENTIFIERS_MAX {
-        return invalid(
-            "request.subject.identifiers",
-            format!("has more than {IDENTIFIERS_MAX} identifiers"),
-        );
-    }
-    let identifiers = s
-        .identifiers
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            Ok((
-                code(
-                    &format!("request.subject.identifiers[{i}].scheme"),
-                    &id.scheme,
-                )?,
-                printable_ascii(
-                    &format!("request.subject.identifiers[{i}].value"),
-                    &id.value,
-                    CODE_MAX,
-                )?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let subject = ValidSubject {
-        family_name: text(
-            "request.subject.family_name",
-            &s.family_name,
-            1,
-            NAME_MAX,
-            false,
-        )?,
-        given_names: text(
-            "request.subject.given_names",
-            &s.given_names,
-            0,
-            NAME_MAX,
-            false,
-        )?,
-        date_of_birth: date_of_birth("request.subject.date_of_birth", &s.date_of_birth)?,
-        identifiers,
-    };
+    let subject = subject("request.subject", r.subject.as_ref(), today)?;
     if r.categories.is_empty() {
         return invalid("request.categories", "at least one category is required");
     }
@@ -333,7 +306,7 @@ pub fn request(input: &v1::SubmitRequestRequest) -> Result<ValidRequest> {
         staff_id: printable_ascii("request.staff_id", &r.staff_id, STAFF_MAX)?,
         idempotency_key,
         body: {
-            text("request.reason", &r.reason, 1, TEXT_MAX, true)?;
+            text("request.reason", &r.reason, true, TEXT_MAX, true)?;
             r.clone()
         },
     })
@@ -374,7 +347,7 @@ fn disclosed_items(
 }
 
 /// Checks a subject.
-fn subject(field: &str, s: Option<&v1::Subject>) -> Result<ValidSubject> {
+fn subject(field: &str, s: Option<&v1::Subject>, today: Date) -> Result<ValidSubject> {
     let Some(s) = s else {
         return invalid(field, "is required");
     };
@@ -403,25 +376,25 @@ fn subject(field: &str, s: Option<&v1::Subject>) -> Result<ValidSubject> {
         family_name: text(
             &format!("{field}.family_name"),
             &s.family_name,
-            1,
+            true,
             NAME_MAX,
             false,
         )?,
         given_names: text(
             &format!("{field}.given_names"),
             &s.given_names,
-            0,
+            false,
             NAME_MAX,
             false,
         )?,
-        date_of_birth: date_of_birth(&format!("{field}.date_of_birth"), &s.date_of_birth)?,
+        date_of_birth: date_of_birth(&format!("{field}.date_of_birth"), &s.date_of_birth, today)?,
         identifiers,
     })
 }
 
-/// Checks a subject as an auditor gives it (the same normalisation as a request's).
-pub fn subject_for_audit(field: &str, s: &v1::Subject) -> Result<ValidSubject> {
-    subject(field, Some(s))
+/// Checks a subject as an auditor gives it (the same checks as a request's).
+pub fn subject_for_audit(field: &str, s: &v1::Subject, today: Date) -> Result<ValidSubject> {
+    subject(field, Some(s), today)
 }
 
 /// A checked proactive disclosure.
@@ -450,7 +423,7 @@ pub struct ValidDisclosure {
 }
 
 /// Checks a Disclose call.
-pub fn disclosure(input: &v1::DiscloseRequest) -> Result<ValidDisclosure> {
+pub fn disclosure(input: &v1::DiscloseRequest, today: Date) -> Result<ValidDisclosure> {
     let idempotency_key = printable_ascii("idempotency_key", &input.idempotency_key, KEY_MAX)?;
     let Some(d) = input.disclosure.as_ref() else {
         return invalid("disclosure", "is required");
@@ -459,13 +432,13 @@ pub fn disclosure(input: &v1::DiscloseRequest) -> Result<ValidDisclosure> {
     if items.is_empty() {
         return invalid("disclosure.items", "a disclosure needs at least one item");
     }
-    text("disclosure.reason", &d.reason, 1, TEXT_MAX, true)?;
+    text("disclosure.reason", &d.reason, true, TEXT_MAX, true)?;
     Ok(ValidDisclosure {
         recipient: code("disclosure.recipient_agency_id", &d.recipient_agency_id)?,
         authority: enum_value("disclosure.authority", d.authority, Authority::from_i32)?,
         protocol_id: code("disclosure.protocol_id", &d.protocol_id)?,
         purpose: code("disclosure.purpose", &d.purpose)?,
-        subject: subject("disclosure.subject", d.subject.as_ref())?,
+        subject: subject("disclosure.subject", d.subject.as_ref(), today)?,
         items,
         consultation: consultation("disclosure.consultation", d.consultation.as_ref())?,
         staff_id: printable_ascii("disclosure.staff_id", &d.staff_id, STAFF_MAX)?,
@@ -501,9 +474,13 @@ pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
                     "must be empty for a full disclosure",
                 );
             }
-            if !r.explanation.is_empty() {
-                text("response.explanation", &r.explanation, 0, TEXT_MAX, true)?;
-            }
+            text(
+                "response.explanation",
+                &r.explanation,
+                false,
+                TEXT_MAX,
+                true,
+            )?;
         }
         Decision::PartialDisclose | Decision::Decline => {
             if decision == Decision::PartialDisclose && items.is_empty() {
@@ -516,8 +493,16 @@ pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
                 return invalid("response.items", "a decline discloses nothing");
             }
             // That a ground and reasons are given is the policy's rule
-            // (`response.decline_reasoned`, s66J); here only their form.
-            text("response.explanation", &r.explanation, 0, TEXT_MAX, true)?;
+            // (`response.decline_reasoned`, s66J); here their form, and that reasons given say
+            // something.
+            let given = !r.explanation.is_empty();
+            text(
+                "response.explanation",
+                &r.explanation,
+                given,
+                TEXT_MAX,
+                true,
+            )?;
         }
     }
     Ok(ValidResponse {
@@ -574,6 +559,10 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn today() -> Date {
+        Date::from_calendar_date(2026, Month::December, 1).unwrap()
+    }
+
     fn field_of(r: Result<ValidRequest>) -> String {
         match r {
             Err(BrokerError::InvalidArgument { field, .. }) => field,
@@ -583,7 +572,7 @@ pub(crate) mod tests {
 
     #[test]
     fn accepts_a_good_request() {
-        let v = request(&good_request()).unwrap();
+        let v = request(&good_request(), today()).unwrap();
         assert_eq!(v.recipient, "oranga-tamariki");
         assert_eq!(v.authority, Authority::OtaS66C);
         assert_eq!(
@@ -705,8 +694,87 @@ pub(crate) mod tests {
         for (field, mutate) in cases {
             let mut r = good_request();
             mutate(&mut r);
-            assert_eq!(field_of(request(&r)), field);
+            assert_eq!(field_of(request(&r, today())), field);
         }
+    }
+
+    /// Every mandatory free-text field refuses text that says nothing (blanks, zero-width and
+    /// other default-ignorable characters), naming the field.
+    #[test]
+    fn blank_text_is_no_text() {
+        type Mutation = fn(&mut v1::InformationRequest, &str);
+        let cases: [(&str, Mutation); 5] = [
+            ("request.reason", |r, v| r.reason = v.into()),
+            ("request.subject.family_name", |r, v| {
+                r.subject.as_mut().unwrap().family_name = v.into()
+            }),
+            ("request.staff_id", |r, v| r.staff_id = v.into()),
+            ("request.consultation.reason_not_consulted", |r, v| {
+                r.consultation = Some(v1::ConsultationRecord {
+                    status: v1::ConsultationStatus::NotConsulted as i32,
+                    reason_not_consulted: v.into(),
+                })
+            }),
+            ("request.subject.family_name", |r, v| {
+                r.subject.as_mut().unwrap().family_name = format!("\u{200B}{v}\u{FEFF}")
+            }),
+        ];
+        for (field, mutate) in cases {
+            for blank in [" ", "   ", "\u{200B}", " \u{00A0}\u{3000} "] {
+                // staff ids are printable ASCII: only the ASCII blank reaches the text check
+                if field == "request.staff_id" && !blank.trim_matches(' ').is_empty() {
+                    continue;
+                }
+                let mut r = good_request();
+                mutate(r.request.as_mut().unwrap(), blank);
+                let err = request(&r, today()).unwrap_err();
+                assert!(
+                    matches!(&err, BrokerError::InvalidArgument { field: f, .. } if f == field),
+                    "{field} = {blank:?}: {err:?}"
+                );
+            }
+        }
+        let mut decline = good_response(v1::Decision::Decline);
+        let body = decline.response.as_mut().unwrap();
+        body.items.clear();
+        body.decline_ground = v1::DeclineGround::EndangersSafety as i32;
+        body.explanation = " \u{200B} ".into();
+        assert!(matches!(
+            response(&decline),
+            Err(BrokerError::InvalidArgument { ref field, .. }) if field == "response.explanation"
+        ));
+        let d = v1::DiscloseRequest {
+            idempotency_key: " ".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            disclosure(&d, today()),
+            Err(BrokerError::InvalidArgument { ref field, .. }) if field == "idempotency_key"
+        ));
+    }
+
+    #[test]
+    fn a_baby_born_today_in_new_zealand_is_a_valid_subject() {
+        let mut r = good_request();
+        r.request
+            .as_mut()
+            .unwrap()
+            .subject
+            .as_mut()
+            .unwrap()
+            .date_of_birth = "2026-12-01".into();
+        assert!(request(&r, today()).is_ok());
+        r.request
+            .as_mut()
+            .unwrap()
+            .subject
+            .as_mut()
+            .unwrap()
+            .date_of_birth = "2026-12-02".into();
+        assert_eq!(
+            field_of(request(&r, today())),
+            "request.subject.date_of_birth"
+        );
     }
 
     /// A response body with only an explanation (for policy tests).

@@ -10,10 +10,14 @@
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
 //! p ‖ request_id                       → kinds:u8 (its bodies were purged)
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
-//! xs ‖ subject pseudonym ‖ index       → audit index by subject
+//! h ‖ 1 ‖ request_id | h ‖ 2 ‖ subject → index:u64be of the record placing a legal hold
+//!                                        (empty once released)
+//! xs ‖ subject pseudonym ‖ index       → audit index by subject (requests, disclosures,
+//!                                        refusals that named the subject, subject holds)
 //! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
 //! xf ‖ staff pseudonym ‖ index         → audit index by staff member
-//! xp ‖ protocol ‖ 0x00 ‖ index         → audit index by protocol
+//! xp ‖ protocol ‖ 0x00 ‖ index         → audit index by protocol (requests, responses,
+//!                                        disclosures, register changes)
 //! xe ‖ event code ‖ index              → audit index by event type
 //! ```
 //!
@@ -22,7 +26,7 @@
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::domain::{MessageKind, RequestStatus};
-use crate::records::{Event, Record, RequestId};
+use crate::records::{Event, HoldTarget, Record, RequestId};
 
 /// Why a view could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +185,36 @@ pub fn idempotency_key(agency: &str, hash: &[u8; 32]) -> Vec<u8> {
     [b"k".as_slice(), agency.as_bytes(), &[0], hash].concat()
 }
 
+/// Key of a legal hold.
+pub fn hold_key(target: &HoldTarget) -> Vec<u8> {
+    match target {
+        HoldTarget::Exchange(id) => [b"h\x01".as_slice(), &id.0].concat(),
+        HoldTarget::Subject(p) => [b"h\x02".as_slice(), p].concat(),
+    }
+}
+
+/// The index of the record that placed the hold on `target`, if it is in place.
+pub fn hold(kv: &impl KvRead, target: &HoldTarget) -> Result<Option<u64>, ViewError> {
+    match kv.get(&hold_key(target))? {
+        Some(v) if v.len() == 8 => Ok(Some(u64::from_be_bytes(v.try_into().expect("8")))),
+        _ => Ok(None),
+    }
+}
+
+/// Whether retention must keep an exchange's bodies: a hold is on the exchange or on one of
+/// its subjects.
+pub fn held(kv: &impl KvRead, id: &RequestId, subjects: &[[u8; 32]]) -> Result<bool, ViewError> {
+    if hold(kv, &HoldTarget::Exchange(*id))?.is_some() {
+        return Ok(true);
+    }
+    for s in subjects {
+        if hold(kv, &HoldTarget::Subject(*s))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Audit index prefixes.
 pub mod audit_index {
     /// By subject pseudonym.
@@ -228,7 +262,13 @@ fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record) {
         Event::ResponseSubmitted(r) => {
             put(x::agency(&r.requester));
             put(x::staff(&r.staff));
+            if !r.protocol_id.is_empty() {
+                put(x::protocol(&r.protocol_id));
+            }
         }
+        Event::Denied(d) => d.subjects.iter().for_each(|s| put(x::subject(s))),
+        Event::LegalHoldPlaced(HoldTarget::Subject(s))
+        | Event::LegalHoldReleased(HoldTarget::Subject(s)) => put(x::subject(s)),
         Event::Protocol(
             crate::records::ProtocolEvent::Registered { protocol_id, .. }
             | crate::records::ProtocolEvent::Approved { protocol_id, .. }
@@ -290,6 +330,11 @@ pub fn apply(
     if let Event::Protocol(_) = record.event {
         kv.put(protocol_record_key(index), raw.to_vec());
         return Ok(());
+    }
+    if let Event::LegalHoldPlaced(t @ HoldTarget::Subject(_))
+    | Event::LegalHoldReleased(t @ HoldTarget::Subject(_)) = &record.event
+    {
+        fold_hold(kv, index, record, t);
     }
     let Some(id) = record.event.request_id() else {
         return Ok(());
@@ -364,6 +409,11 @@ pub fn apply(
             existing(kv, &id)?;
             kv.put(purged_key(&id), vec![*kinds]);
         }
+        Event::LegalHoldPlaced(t) | Event::LegalHoldReleased(t) => {
+            // An exchange's hold shows in its timeline.
+            existing(kv, &id)?;
+            fold_hold(kv, index, record, t);
+        }
         Event::Denied(_)
         | Event::Protocol(_)
         | Event::AuditQueried(_)
@@ -373,6 +423,14 @@ pub fn apply(
     }
     kv.put(timeline_key, Vec::new());
     Ok(())
+}
+
+fn fold_hold(kv: &mut impl KvWrite, index: u64, record: &Record, target: &HoldTarget) {
+    let value = match record.event {
+        Event::LegalHoldPlaced(_) => index.to_be_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    kv.put(hold_key(target), value);
 }
 
 /// Opens an exchange: its meta, the recipient's inbox item and the sender's idempotency entry.

@@ -17,6 +17,15 @@ pub fn categories_of(agency: &str) -> Vec<String> {
     c.iter().map(|s| s.to_string()).collect()
 }
 
+/// The classification the youth re-engagement protocol sets for the highest category `agency`
+/// shares there (a request is labelled at least that).
+pub fn classification_of(agency: &str) -> api::Classification {
+    match agency {
+        "oranga-tamariki" | "police" => api::Classification::Sensitive,
+        _ => api::Classification::InConfidence,
+    }
+}
+
 /// A lawful s66C request to `to` under the youth re-engagement example protocol (purpose
 /// `support-plan`, which every party may request for), asking for what `to` shares.
 pub fn sample_request(to: &str) -> api::InformationRequest {
@@ -39,7 +48,7 @@ pub fn sample_request(to: &str) -> api::InformationRequest {
                  needs her attendance and learning support history."
             .into(),
         urgency: api::Urgency::Priority as i32,
-        classification: api::Classification::InConfidence as i32,
+        classification: classification_of(to) as i32,
         consultation: Some(api::ConsultationRecord {
             status: api::ConsultationStatus::NotConsulted as i32,
             reason_not_consulted: "Whānau advised that contact now could escalate risk.".into(),

@@ -69,6 +69,21 @@ async fn call(client: &Client, op: Operation) -> Option<ClientError> {
             .export_bundle(api::AuditFilter::default())
             .await
             .map(|_| ()),
+        Operation::PlaceLegalHold => client
+            .place_legal_hold(api::LegalHoldRequest {
+                request_id: id.clone(),
+                subject: None,
+            })
+            .await
+            .map(|_| ()),
+        Operation::ReleaseLegalHold => client
+            .release_legal_hold(api::LegalHoldRequest {
+                request_id: id.clone(),
+                subject: None,
+            })
+            .await
+            .map(|_| ()),
+        Operation::ListLegalHolds => client.legal_holds().await.map(|_| ()),
     };
     result.err()
 }

@@ -181,14 +181,38 @@ async fn the_readme_walk_through_works() {
     assert!(listed.contains("youth-reengagement  1"), "{listed}");
     let bad = cli(&env, &server, "police", &["--json", "show", "nope"]);
     assert!(!bad.status.success());
+    // With --json an error is structured: code, reason, rule, field, message, receipt (the
+    // attempt to read was logged, and its receipt proves it).
     let err: Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(err["error"]["code"], "INVALID_ARGUMENT", "{err}");
+    assert_eq!(err["error"]["reason"], "INVALID_ARGUMENT", "{err}");
+    assert_eq!(err["error"]["field"], "request_id", "{err}");
     assert!(
-        err["error"]
+        err["error"]["message"]
             .as_str()
             .unwrap()
-            .starts_with("INVALID_ARGUMENT"),
+            .starts_with("request_id"),
         "{err}"
     );
+    assert!(
+        err["error"]["receipt"]["log_index"].as_u64().unwrap() > 0,
+        "{err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).lines().count(),
+        1,
+        "one human line on stderr"
+    );
+    let mut adult_json = vec!["--json"];
+    adult_json.extend_from_slice(&adult);
+    adult_json[key + 2] = "case-77-adult-json";
+    let denied = cli(&env, &server, "police", &adult_json);
+    let err: Value = serde_json::from_slice(&denied.stdout).unwrap();
+    assert_eq!(err["error"]["code"], "PERMISSION_DENIED", "{err}");
+    assert_eq!(err["error"]["reason"], "SUBJECT_NOT_CHILD_OR_YOUNG_PERSON");
+    assert_eq!(err["error"]["rule"], "subject.child_or_young_person");
+    assert!(err["error"]["field"].is_null());
+    assert!(err["error"]["receipt"]["record"].as_str().unwrap().len() > 64);
 }
 
 fn auditor_cli(env: &TestEnv, server: &TestServer, dir: &std::path::Path, args: &[&str]) -> Output {

@@ -14,7 +14,7 @@ use tonic::Code;
 
 fn rpc_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> RpcError {
     match r {
-        Err(ClientError::Rpc(e)) => e,
+        Err(ClientError::Rpc(e)) => *e,
         other => panic!("expected an RPC error, got {other:?}"),
     }
 }
@@ -312,12 +312,16 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
 
+    // An unknown recipient gets the documented code, naming the rule.
+    let err = rpc_error(
+        police
+            .submit_request(sample_request("no-such-agency"), "k1")
+            .await,
+    );
+    assert_eq!(err.code, Code::FailedPrecondition);
+    assert_eq!(err.reason.as_deref(), Some("UNKNOWN_AGENCY"));
+    assert_eq!(err.rule.as_deref(), Some("party.recipient_registered"));
     let cases: Vec<(&str, api::InformationRequest, &str)> = vec![
-        (
-            "request.recipient_agency_id",
-            sample_request("no-such-agency"),
-            "k1",
-        ),
         (
             "request.recipient_agency_id",
             sample_request("police"),

@@ -14,7 +14,7 @@ use tonic::Code;
 
 fn rpc_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> RpcError {
     match r {
-        Err(ClientError::Rpc(e)) => e,
+        Err(ClientError::Rpc(e)) => *e,
         other => panic!("expected an RPC error, got {other:?}"),
     }
 }

@@ -6,11 +6,12 @@ use std::time::UNIX_EPOCH;
 use clap::{Args, Subcommand};
 use prost::Message;
 
+use super::failure::Failure;
 use super::output::Output;
 use super::parse;
+use crate::Client;
 use crate::api;
 use crate::verify;
-use crate::{Client, ClientError};
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
@@ -53,6 +54,10 @@ pub enum AuditCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Legal holds: keep an exchange's bodies, or every exchange's about a subject, past
+    /// retention while an investigation needs them.
+    #[command(subcommand)]
+    Hold(HoldCmd),
     /// Verify an evidence bundle offline (no server needed).
     VerifyBundle {
         /// The bundle file.
@@ -61,6 +66,34 @@ pub enum AuditCmd {
         #[arg(long)]
         key: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum HoldCmd {
+    /// Place a hold on an exchange (--request) or a subject.
+    Place(HoldTargetArgs),
+    /// Release a hold.
+    Release(HoldTargetArgs),
+    /// List the holds in place.
+    List,
+}
+
+#[derive(Args)]
+pub struct HoldTargetArgs {
+    /// The exchange (request or proactive disclosure) id.
+    #[arg(long = "request")]
+    request_id: Option<String>,
+    #[command(flatten)]
+    subject: SubjectArgs,
+}
+
+impl HoldTargetArgs {
+    fn request(&self) -> Result<api::LegalHoldRequest, String> {
+        Ok(api::LegalHoldRequest {
+            request_id: self.request_id.clone().unwrap_or_default(),
+            subject: self.subject.query()?,
+        })
+    }
 }
 
 #[derive(Args, Default)]
@@ -119,6 +152,12 @@ pub struct FilterArgs {
     /// disclose, partial-disclose, decline or denied.
     #[arg(long)]
     decision: Option<String>,
+    /// Records for this purpose code (requests, answers and disclosures).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Records that request or disclose this category.
+    #[arg(long)]
+    category: Option<String>,
     /// At or after this time (RFC 3339).
     #[arg(long)]
     since: Option<String>,
@@ -170,6 +209,8 @@ impl FilterArgs {
                 .map_or(0, |a| a as i32),
             event_type: self.event.clone().unwrap_or_default(),
             decision: self.decision.clone().unwrap_or_default(),
+            purpose: self.purpose.clone().unwrap_or_default(),
+            category: self.category.clone().unwrap_or_default(),
             since: timestamp("since", &self.since)?,
             until: timestamp("until", &self.until)?,
         })
@@ -177,26 +218,28 @@ impl FilterArgs {
 }
 
 /// Offline commands, which must not connect.
-pub fn offline(cmd: &AuditCmd, out: &Output) -> Option<Result<(), String>> {
+pub fn offline(cmd: &AuditCmd, out: &Output) -> Option<Result<(), Failure>> {
     let AuditCmd::VerifyBundle { file, key } = cmd else {
         return None;
     };
-    Some((|| {
-        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let bundle = api::EvidenceBundle::decode(bytes.as_slice())
-            .map_err(|e| format!("{}: not an evidence bundle ({e})", file.display()))?;
-        let (cp, n) = verify::bundle(&bundle, key.as_deref()).map_err(|e| e.to_string())?;
-        out.bundle_verified(&bundle, &cp, n, key.is_some());
-        Ok(())
-    })())
+    Some(
+        (|| {
+            let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let bundle = api::EvidenceBundle::decode(bytes.as_slice())
+                .map_err(|e| format!("{}: not an evidence bundle ({e})", file.display()))?;
+            let (cp, n) = verify::bundle(&bundle, key.as_deref()).map_err(|e| e.to_string())?;
+            out.bundle_verified(&bundle, &cp, n, key.is_some());
+            Ok::<(), String>(())
+        })()
+        .map_err(Failure::from),
+    )
 }
 
 /// Commands that talk to the broker.
-pub async fn run(client: &Client, cmd: AuditCmd, out: &Output) -> Result<(), String> {
-    let e = |e: ClientError| e.to_string();
+pub async fn run(client: &Client, cmd: AuditCmd, out: &Output) -> Result<(), Failure> {
     match cmd {
         AuditCmd::Info => {
-            let info = client.log_info().await.map_err(e)?;
+            let info = client.log_info().await?;
             let key = verify::verifier(&info.verifier_key).map_err(|e| e.to_string())?;
             let cp = verify::checkpoint(&info.checkpoint, &key).map_err(|e| e.to_string())?;
             out.log_info(&info, &cp);
@@ -206,25 +249,31 @@ pub async fn run(client: &Client, cmd: AuditCmd, out: &Output) -> Result<(), Str
             after,
             limit,
         } => {
-            let r = client
-                .audit_query(filter.filter()?, after, limit)
-                .await
-                .map_err(e)?;
+            let r = client.audit_query(filter.filter()?, after, limit).await?;
             verified_records(client, &r, out).await?;
         }
         AuditCmd::Timeline { subject } => {
             let subject = subject.query()?.ok_or("give --family-name/--dob or --id")?;
-            let r = client.subject_timeline(subject).await.map_err(e)?;
+            let r = client.subject_timeline(subject).await?;
             verified_records(client, &r, out).await?;
         }
         AuditCmd::Verify { state, key } => verify_log(client, &state, key, out).await?,
         AuditCmd::Export { filter, out: path } => {
-            let bundle = client.export_bundle(filter.filter()?).await.map_err(e)?;
+            let bundle = client.export_bundle(filter.filter()?).await?;
             let (cp, n) = verify::bundle(&bundle, None).map_err(|e| e.to_string())?;
             std::fs::write(&path, bundle.encode_to_vec())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             out.exported(&path, &cp, n);
         }
+        AuditCmd::Hold(HoldCmd::Place(t)) => out.holds(
+            "placed",
+            &client.place_legal_hold(t.request()?).await?.holds,
+        ),
+        AuditCmd::Hold(HoldCmd::Release(t)) => out.holds(
+            "released",
+            &client.release_legal_hold(t.request()?).await?.holds,
+        ),
+        AuditCmd::Hold(HoldCmd::List) => out.holds("", &client.legal_holds().await?.holds),
         AuditCmd::VerifyBundle { .. } => unreachable!("handled offline"),
     }
     Ok(())
@@ -234,8 +283,8 @@ async fn verified_records(
     client: &Client,
     r: &api::AuditRecordsResponse,
     out: &Output,
-) -> Result<(), String> {
-    let info = client.log_info().await.map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let info = client.log_info().await?;
     let key = verify::verifier(&info.verifier_key).map_err(|e| e.to_string())?;
     let cp = verify::records(&r.checkpoint, &r.records, &key).map_err(|e| e.to_string())?;
     out.audit_records(r, &cp);
@@ -261,8 +310,8 @@ async fn verify_log(
     state: &Path,
     key: Option<String>,
     out: &Output,
-) -> Result<(), String> {
-    let info = client.log_info().await.map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let info = client.log_info().await?;
     let mut previous = read_state(state)?;
     let mut pinned = match (&key, &previous) {
         (Some(k), _) => k.clone(),
@@ -282,10 +331,7 @@ async fn verify_log(
             let old =
                 verify::checkpoint(note, &verify::verifier(&pinned).map_err(|e| e.to_string())?)
                     .map_err(|e| e.to_string())?;
-            let proof = client
-                .consistency_proof(old.size, at.size)
-                .await
-                .map_err(|e| e.to_string())?;
+            let proof = client.consistency_proof(old.size, at.size).await?;
             verify::consistency(&old, &at, &proof.proof).map_err(|e| e.to_string())?;
         }
         followed.push((rotation.old_key, rotation.new_key.clone(), at.size));
@@ -296,17 +342,15 @@ async fn verify_log(
         return Err(format!(
             "the broker's log key {} is not the pinned key {pinned}: do not trust this log until the key change is explained",
             info.verifier_key
-        ));
+        )
+        .into());
     }
     let key = verify::verifier(&pinned).map_err(|e| e.to_string())?;
     let new = verify::checkpoint(&info.checkpoint, &key).map_err(|e| e.to_string())?;
     let old = match &previous {
         Some((_, note)) => {
             let old = verify::checkpoint(note, &key).map_err(|e| e.to_string())?;
-            let proof = client
-                .consistency_proof(old.size, new.size)
-                .await
-                .map_err(|e| e.to_string())?;
+            let proof = client.consistency_proof(old.size, new.size).await?;
             verify::consistency(&old, &new, &proof.proof).map_err(|e| e.to_string())?;
             Some(old)
         }

@@ -1,6 +1,7 @@
 //! The `infoshare` command line: argument parsing and dispatch (output in `output`).
 
 mod audit;
+mod failure;
 mod output;
 mod parse;
 
@@ -11,6 +12,7 @@ use crate::api::{self, MessageKind};
 use crate::{Client, ClientError, Identity};
 use clap::{Args, Parser, Subcommand};
 
+use failure::Failure;
 use output::Output;
 
 /// Send and answer information requests through the infoshare broker (mutual TLS).
@@ -300,7 +302,7 @@ pub fn main() -> ExitCode {
         .build()
     {
         Ok(r) => r,
-        Err(e) => return out.fail(&format!("cannot start: {e}")),
+        Err(e) => return out.fail(&format!("cannot start: {e}").into()),
     };
     match runtime.block_on(run(cli, &out)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -355,7 +357,7 @@ async fn protocol(client: &Client, cmd: ProtocolCmd, out: &Output) -> Result<(),
     Ok(())
 }
 
-async fn run(cli: Cli, out: &Output) -> Result<(), String> {
+async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
     if let Cmd::Audit(a) = &cli.command
         && let Some(result) = audit::offline(a, out)
     {
@@ -364,17 +366,12 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
     let dir = cli
         .identity
         .ok_or("no identity: pass --identity DIR or set INFOSHARE_IDENTITY")?;
-    let identity = Identity::from_dir(&dir).map_err(|e| e.to_string())?;
-    let client = Client::connect(&cli.server, &identity)
-        .await
-        .map_err(|e| e.to_string())?;
-    let e = |e: ClientError| e.to_string();
+    let identity = Identity::from_dir(&dir)?;
+    let client = Client::connect(&cli.server, &identity).await?;
     match cli.command {
-        Cmd::Whoami => out.whoami(&client.who_am_i().await.map_err(e)?),
-        Cmd::Admin(AdminCmd::Retention) => out.retention(&client.run_retention().await.map_err(e)?),
-        Cmd::Admin(AdminCmd::RotateLogKey) => {
-            out.log_key_rotation(&client.rotate_log_key().await.map_err(e)?)
-        }
+        Cmd::Whoami => out.whoami(&client.who_am_i().await?),
+        Cmd::Admin(AdminCmd::Retention) => out.retention(&client.run_retention().await?),
+        Cmd::Admin(AdminCmd::RotateLogKey) => out.log_key_rotation(&client.rotate_log_key().await?),
         Cmd::Send(a) => {
             let request = api::InformationRequest {
                 subject: Some(a.basis.subject()?),
@@ -390,7 +387,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 staff_id: a.staff_id,
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);
-            let sent = client.submit_request(request, &key).await.map_err(e)?;
+            let sent = client.submit_request(request, &key).await?;
             out.accepted(
                 "request",
                 &sent.request_id,
@@ -401,18 +398,15 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
             );
         }
         Cmd::Inbox(a) if a.follow => {
-            let mut stream = client.subscribe_inbox(a.after).await.map_err(e)?;
+            let mut stream = client.subscribe_inbox(a.after).await?;
             out.inbox_header();
-            while let Some(item) = stream.next().await.map_err(e)? {
+            while let Some(item) = stream.next().await? {
                 out.inbox_item(&item);
             }
             return Err("the broker closed the stream; resume with --after <last cursor>".into());
         }
         Cmd::Inbox(a) => {
-            let page = client
-                .list_inbox(a.after, a.limit, a.unacked)
-                .await
-                .map_err(e)?;
+            let page = client.list_inbox(a.after, a.limit, a.unacked).await?;
             out.inbox_page(&page);
         }
         Cmd::Ack {
@@ -425,7 +419,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 (_, true) => MessageKind::Disclosure,
                 _ => MessageKind::Request,
             };
-            let ack = client.acknowledge(&request_id, kind).await.map_err(e)?;
+            let ack = client.acknowledge(&request_id, kind).await?;
             out.acked(&request_id, &ack);
         }
         Cmd::Respond(a) => {
@@ -444,10 +438,10 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 staff_id: a.staff_id,
                 consultation: a.consultation.record(),
             };
-            let done = client.respond(&a.request_id, response).await.map_err(e)?;
+            let done = client.respond(&a.request_id, response).await?;
             out.responded(&a.request_id, &done);
         }
-        Cmd::Show { request_id } => out.detail(&client.get_request(&request_id).await.map_err(e)?),
+        Cmd::Show { request_id } => out.detail(&client.get_request(&request_id).await?),
         Cmd::Disclose(a) => {
             let disclosure = api::ProactiveDisclosure {
                 subject: Some(a.basis.subject()?),
@@ -465,7 +459,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 staff_id: a.staff_id,
             };
             let key = a.idempotency_key.unwrap_or_else(parse::random_key);
-            let done = client.disclose(disclosure, &key).await.map_err(e)?;
+            let done = client.disclose(disclosure, &key).await?;
             out.accepted(
                 "disclosure",
                 &done.request_id,
@@ -475,7 +469,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), String> {
                 &key,
             );
         }
-        Cmd::Protocol(p) => protocol(&client, p, out).await.map_err(e)?,
+        Cmd::Protocol(p) => protocol(&client, p, out).await?,
         Cmd::Audit(a) => audit::run(&client, a, out).await?,
     }
     Ok(())

@@ -218,12 +218,13 @@ impl Output {
         println!("{v}");
     }
 
-    /// Prints an error and gives the failing exit code.
-    pub fn fail(&self, message: &str) -> ExitCode {
+    /// Prints an error (one line on stderr; with `--json`, also the structured error on
+    /// stdout) and gives the failing exit code.
+    pub fn fail(&self, failure: &super::failure::Failure) -> ExitCode {
         if self.json {
-            self.emit(json!({ "error": message }));
+            self.emit(failure.json());
         }
-        eprintln!("error: {message}");
+        eprintln!("error: {failure}");
         ExitCode::FAILURE
     }
 
@@ -387,7 +388,9 @@ impl Output {
                         "counterpart": s.counterpart,
                         "protocol_id": s.protocol_id,
                         "protocol_version": s.protocol_version,
-                        "authority": name_of!(api::LegalAuthority, s.authority),
+                        "authority": s.authority.map(|a| name_of!(api::LegalAuthority, a)),
+                        "classification": s.classification.map(|c| name_of!(api::Classification, c)),
+                        "operation": (!s.operation.is_empty()).then_some(&s.operation),
                         "purpose": s.purpose,
                         "categories": s.categories,
                         "disclosed": s.disclosed.iter().map(|d| json!({
@@ -426,6 +429,8 @@ impl Output {
                         .join(",")
                 } else if !s.categories.is_empty() {
                     s.categories.join(",")
+                } else if !s.operation.is_empty() {
+                    format!("{} {}", s.operation, s.rule)
                 } else {
                     s.rule.clone()
                 };
@@ -638,6 +643,42 @@ impl Output {
         );
     }
 
+    /// Legal holds placed, released or in place.
+    pub fn holds(&self, verb: &str, holds: &[api::LegalHold]) {
+        if self.json {
+            return self.emit(json!({
+                "holds": holds.iter().map(|h| json!({
+                    "request_id": (!h.request_id.is_empty()).then_some(&h.request_id),
+                    "subject_pseudonym": (!h.subject_pseudonym.is_empty()).then_some(&h.subject_pseudonym),
+                    "log_index": h.log_index,
+                    "at": time(&h.at),
+                    "actor": h.actor,
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        if !verb.is_empty() {
+            println!("{verb} {} legal hold(s)", holds.len());
+        }
+        let rows: Vec<Vec<String>> = holds
+            .iter()
+            .map(|h| {
+                let (kind, target) = if h.request_id.is_empty() {
+                    ("subject", h.subject_pseudonym.clone())
+                } else {
+                    ("exchange", h.request_id.clone())
+                };
+                vec![
+                    h.log_index.to_string(),
+                    time(&h.at),
+                    kind.to_string(),
+                    target,
+                    h.actor.clone(),
+                ]
+            })
+            .collect();
+        table(&["INDEX", "AT", "ON", "TARGET", "BY"], &rows);
+    }
+
     pub fn detail(&self, d: &api::GetRequestResponse) {
         let timeline: Vec<Vec<String>> = d
             .timeline
@@ -669,6 +710,7 @@ impl Output {
                     "agency_id": e.agency_id,
                 })).collect::<Vec<_>>(),
                 "body_purged": d.body_purged,
+                "legal_hold": d.legal_hold,
             }));
         }
         println!("request   {}", d.request_id);
@@ -744,6 +786,9 @@ impl Output {
         }
         if d.body_purged {
             println!("(a body was purged at the end of its retention period)");
+        }
+        if d.legal_hold {
+            println!("(under a legal hold: kept past retention until an auditor releases it)");
         }
         println!();
         table(&["INDEX", "AT", "EVENT", "AGENCY"], &timeline);

@@ -14,35 +14,25 @@ use time::Date;
 
 use crate::domain::{AgencyKind, Authority, Classification};
 use crate::protocol::ProtocolStore;
+use crate::reason::Reason;
 use crate::records::RequestSubmitted;
 use crate::registry::{Agency, Registry};
 use crate::validate::{ValidDisclosure, ValidRequest, ValidResponse};
 
 pub use rules::{eligible, eligible_kinds};
 
-/// How a denial maps onto gRPC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenialKind {
-    /// The caller is not allowed (PERMISSION_DENIED).
-    NotPermitted,
-    /// The state of a register does not allow it now (FAILED_PRECONDITION).
-    Precondition,
-}
-
 /// A refusal by a named rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     /// The rule's name, e.g. `party.requester`.
     pub rule: &'static str,
-    /// Stable machine-readable reason code, e.g. `NOT_A_PARTY`.
-    pub reason_code: &'static str,
+    /// The reason, e.g. `NOT_A_PARTY` (its class says how it maps onto gRPC).
+    pub reason: Reason,
     /// A sentence a caseworker understands.
     pub message: String,
-    /// How it maps onto gRPC.
-    pub kind: DenialKind,
 }
 
-/// What an allowed request or disclosure is made under.
+/// What an allowed request, response or disclosure is judged under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allowed {
     /// The protocol version in force.
@@ -52,9 +42,8 @@ pub struct Allowed {
 fn recipient<'a>(registry: &'a Registry, id: &str) -> Result<&'a Agency, Denial> {
     registry.agency(id).ok_or_else(|| Denial {
         rule: "party.recipient_registered",
-        reason_code: "UNKNOWN_AGENCY",
+        reason: Reason::UnknownAgency,
         message: format!("No agency {id:?} is registered with the broker."),
-        kind: DenialKind::Precondition,
     })
 }
 
@@ -78,11 +67,14 @@ pub fn check_request(
     agency_eligible(recipient, request.authority, "authority.recipient_eligible")?;
     subject_is_child_or_young_person(request.authority, request.subject.date_of_birth, today)?;
     may_request_for(asking, &request.purpose)?;
+    // The request itself must be answerable lawfully: the recipient may share for the purpose
+    // and shares every category asked for.
+    may_share_for(asked, &request.purpose, "purpose.recipient_may_share")?;
     let mut highest = Classification::Unclassified;
     for category in &request.categories {
         let shared = category_shareable(asked, category)?;
-        // The answer will come back at the category's classification: the requester must be
-        // cleared for it.
+        // The answer will come back at (at least) the category's classification: the requester
+        // must be cleared for it.
         classification_within_clearance(
             shared.classification,
             requester,
@@ -90,10 +82,13 @@ pub fn check_request(
         )?;
         highest = highest.max(shared.classification);
     }
+    // The request names the subject and the categories asked about: it is classified at
+    // least as the highest of them.
     classification_minimum(request.classification)?;
+    classification_not_below_protocol(request.classification, highest)?;
     classification_within_protocol(request.classification, highest)?;
     classification_within_clearance(
-        request.classification,
+        effective_classification(request.classification, highest),
         recipient,
         "classification.within_recipient_clearance",
     )?;
@@ -113,7 +108,7 @@ pub fn check_response(
     registry: &Registry,
     protocols: &ProtocolStore,
     today: Date,
-) -> Result<(), Denial> {
+) -> Result<Allowed, Denial> {
     use rules::*;
     from_recipient(responder, &original.recipient)?;
     decline_has_reason(
@@ -138,22 +133,19 @@ pub fn check_response(
         "authority.requester_eligible",
     )?;
     authority_for_purpose(p, original.authority, &original.purpose)?;
+    disclose_covers_request(response.decision, &response.items, &original.categories)?;
     if !response.items.is_empty() {
-        may_share_for(sharing, &original.purpose)?;
+        may_share_for(sharing, &original.purpose, "purpose.sharer_may_share")?;
         consultation_recorded(original.authority, response.consultation)?;
     }
     for (category, class) in &response.items {
         disclosed_was_requested(category, &original.categories)?;
         let shared = category_shareable(sharing, category)?;
-        classification_minimum(*class)?;
-        classification_within_protocol(*class, shared.classification)?;
-        classification_within_clearance(
-            *class,
-            requester,
-            "classification.within_recipient_clearance",
-        )?;
+        items_classified(*class, shared.classification, requester)?;
     }
-    Ok(())
+    Ok(Allowed {
+        protocol_version: p.version,
+    })
 }
 
 /// Checks a proactive disclosure ("on its own initiative": s66C; s20) by `discloser`.
@@ -187,21 +179,33 @@ pub fn check_disclosure(
         disclosure.subject.date_of_birth,
         today,
     )?;
-    may_share_for(sharing, &disclosure.purpose)?;
+    may_share_for(sharing, &disclosure.purpose, "purpose.sharer_may_share")?;
     for (category, class) in &disclosure.items {
         let shared = category_shareable(sharing, category)?;
-        classification_minimum(*class)?;
-        classification_within_protocol(*class, shared.classification)?;
-        classification_within_clearance(
-            *class,
-            recipient,
-            "classification.within_recipient_clearance",
-        )?;
+        items_classified(*class, shared.classification, recipient)?;
     }
     consultation_recorded(disclosure.authority, disclosure.consultation)?;
     Ok(Allowed {
         protocol_version: p.version,
     })
+}
+
+/// The classification rules for one disclosed item labelled `label` of a category the protocol
+/// classifies `protocol`, going to `receiver`.
+fn items_classified(
+    label: Classification,
+    protocol: Classification,
+    receiver: &Agency,
+) -> Result<(), Denial> {
+    use rules::*;
+    classification_minimum(label)?;
+    classification_not_below_protocol(label, protocol)?;
+    classification_within_protocol(label, protocol)?;
+    classification_within_clearance(
+        effective_classification(label, protocol),
+        receiver,
+        "classification.within_recipient_clearance",
+    )
 }
 
 /// Whether `kinds` holds one of `any` (used by eligibility).

@@ -4,22 +4,17 @@
 
 use time::Date;
 
-use super::{Denial, DenialKind, has_kind, requires_child_or_young_person};
+use super::{Denial, has_kind, requires_child_or_young_person};
 use crate::domain::{AgencyKind, Authority, Classification, Consultation, Decision, DeclineGround};
 use crate::protocol::{Entry, Party, Protocol, ProtocolState, ProtocolStore, SharedCategory};
+use crate::reason::Reason;
 use crate::registry::Agency;
 
-fn deny(
-    rule: &'static str,
-    reason_code: &'static str,
-    kind: DenialKind,
-    message: String,
-) -> Denial {
+fn deny(rule: &'static str, reason: Reason, message: String) -> Denial {
     Denial {
         rule,
-        reason_code,
+        reason,
         message,
-        kind,
     }
 }
 
@@ -38,8 +33,7 @@ pub fn protocol_in_force<'a>(protocols: &'a ProtocolStore, id: &str) -> Result<&
         };
         return Err(deny(
             "protocol.in_force",
-            "PROTOCOL_NOT_ACTIVE",
-            DenialKind::Precondition,
+            Reason::ProtocolNotActive,
             message,
         ));
     };
@@ -47,14 +41,12 @@ pub fn protocol_in_force<'a>(protocols: &'a ProtocolStore, id: &str) -> Result<&
         ProtocolState::Active => Ok(entry),
         ProtocolState::Suspended => Err(deny(
             "protocol.in_force",
-            "PROTOCOL_SUSPENDED",
-            DenialKind::Precondition,
+            Reason::ProtocolSuspended,
             format!("Protocol {id:?} is suspended: no sharing under it until it is resumed."),
         )),
         _ => Err(deny(
             "protocol.in_force",
-            "PROTOCOL_REVOKED",
-            DenialKind::Precondition,
+            Reason::ProtocolRevoked,
             format!("Protocol {id:?} has been revoked: it authorises no sharing."),
         )),
     }
@@ -65,8 +57,7 @@ pub fn protocol_review_current(entry: &Entry, today: Date) -> Result<(), Denial>
     if entry.review_overdue(today) {
         return Err(deny(
             "protocol.review_current",
-            "PROTOCOL_REVIEW_OVERDUE",
-            DenialKind::Precondition,
+            Reason::ProtocolReviewOverdue,
             format!(
                 "Protocol {:?} was due for review on {} and has not been reviewed, so it no longer authorises sharing.",
                 entry.protocol.id,
@@ -89,8 +80,7 @@ pub fn party<'a>(
     p.party(&agency.id).ok_or_else(|| {
         deny(
             rule,
-            "NOT_A_PARTY",
-            DenialKind::NotPermitted,
+            Reason::NotAParty,
             format!("{} is not a party to protocol {:?}.", agency.name, p.id),
         )
     })
@@ -108,8 +98,7 @@ pub fn authority_for_purpose(
     }
     Err(deny(
         "authority.for_purpose",
-        "AUTHORITY_NOT_FOR_PURPOSE",
-        DenialKind::NotPermitted,
+        Reason::AuthorityNotForPurpose,
         format!(
             "Protocol {:?} does not rely on {authority} for the purpose {purpose:?}.",
             p.id
@@ -163,8 +152,7 @@ pub fn agency_eligible(
     }
     Err(deny(
         rule,
-        "AUTHORITY_NOT_ELIGIBLE",
-        DenialKind::NotPermitted,
+        Reason::AuthorityNotEligible,
         format!(
             "{} cannot share under {authority}: only {} can.",
             agency.name,
@@ -192,8 +180,7 @@ pub fn subject_is_child_or_young_person(
     }
     Err(deny(
         "subject.child_or_young_person",
-        "SUBJECT_NOT_CHILD_OR_YOUNG_PERSON",
-        DenialKind::NotPermitted,
+        Reason::SubjectNotChildOrYoungPerson,
         format!(
             "{authority} covers children and young people (under {CHILD_OR_YOUNG_PERSON_UNDER}); the subject is {age}."
         ),
@@ -207,8 +194,7 @@ pub fn may_request_for(party: &Party, purpose: &str) -> Result<(), Denial> {
     }
     Err(deny(
         "purpose.requester_may_request",
-        "PURPOSE_NOT_PERMITTED",
-        DenialKind::NotPermitted,
+        Reason::PurposeNotPermitted,
         format!(
             "Under this protocol {} may not request information for {purpose:?}.",
             party.agency
@@ -216,15 +202,16 @@ pub fn may_request_for(party: &Party, purpose: &str) -> Result<(), Denial> {
     ))
 }
 
-/// Template §4: the one sharing may share only for its own purposes.
-pub fn may_share_for(party: &Party, purpose: &str) -> Result<(), Denial> {
+/// Template §4: the one sharing may share only for its own purposes. Checked when it shares
+/// (`purpose.sharer_may_share`) and already when it is asked (`purpose.recipient_may_share`): a
+/// request it could not lawfully answer never reaches its inbox (domain.md §5).
+pub fn may_share_for(party: &Party, purpose: &str, rule: &'static str) -> Result<(), Denial> {
     if party.share_purposes.iter().any(|p| p == purpose) {
         return Ok(());
     }
     Err(deny(
-        "purpose.sharer_may_share",
-        "PURPOSE_NOT_PERMITTED",
-        DenialKind::NotPermitted,
+        rule,
+        Reason::PurposeNotPermitted,
         format!(
             "Under this protocol {} may not share information for {purpose:?}.",
             party.agency
@@ -241,8 +228,7 @@ pub fn category_shareable<'a>(
     party.share(category).ok_or_else(|| {
         deny(
             "category.shareable",
-            "CATEGORY_NOT_SHAREABLE",
-            DenialKind::NotPermitted,
+            Reason::CategoryNotShareable,
             format!(
                 "Under this protocol {} does not share {category:?}.",
                 party.agency
@@ -258,9 +244,32 @@ pub fn classification_minimum(k: Classification) -> Result<(), Denial> {
     }
     Err(deny(
         "classification.personal_minimum",
-        "CLASSIFICATION_BELOW_MINIMUM",
-        DenialKind::NotPermitted,
+        Reason::ClassificationBelowMinimum,
         format!("Personal information must be classified IN-CONFIDENCE or higher, not {k}."),
+    ))
+}
+
+/// The classification a transfer is handled at: the higher of the sender's label and the
+/// protocol's classification of the category (domain.md §5). Every clearance check uses it.
+pub fn effective_classification(label: Classification, protocol: Classification) -> Classification {
+    label.max(protocol)
+}
+
+/// Template §5/§9, domain.md §5: the protocol fixes a category's classification; a sender may
+/// not label it lower.
+pub fn classification_not_below_protocol(
+    label: Classification,
+    protocol: Classification,
+) -> Result<(), Denial> {
+    if label >= protocol {
+        return Ok(());
+    }
+    Err(deny(
+        "classification.not_below_protocol",
+        Reason::ClassificationBelowProtocol,
+        format!(
+            "Labelled {label}, below {protocol}, the classification the protocol sets for this information."
+        ),
     ))
 }
 
@@ -274,8 +283,7 @@ pub fn classification_within_protocol(
     }
     Err(deny(
         "classification.within_protocol",
-        "CLASSIFICATION_ABOVE_PROTOCOL",
-        DenialKind::NotPermitted,
+        Reason::ClassificationAboveProtocol,
         format!(
             "{k} is above {max}, the highest classification the protocol sets for this information."
         ),
@@ -293,8 +301,7 @@ pub fn classification_within_clearance(
     }
     Err(deny(
         rule,
-        "CLASSIFICATION_ABOVE_CLEARANCE",
-        DenialKind::NotPermitted,
+        Reason::ClassificationAboveClearance,
         format!(
             "{} is cleared to {} and cannot receive {k} information.",
             agency.name, agency.clearance
@@ -313,8 +320,7 @@ pub fn consultation_recorded(
     }
     Err(deny(
         "consultation.recorded",
-        "CONSULTATION_RECORD_MISSING",
-        DenialKind::Precondition,
+        Reason::ConsultationRecordMissing,
         "Under s66C, record whether the child or young person was consulted, and if not, why."
             .into(),
     ))
@@ -328,8 +334,7 @@ pub fn disclosed_was_requested(category: &str, requested: &[String]) -> Result<(
     }
     Err(deny(
         "response.only_requested",
-        "DISCLOSURE_NOT_REQUESTED",
-        DenialKind::NotPermitted,
+        Reason::DisclosureNotRequested,
         format!(
             "{category:?} was not requested: a response may disclose only the categories asked for (use a proactive disclosure otherwise)."
         ),
@@ -344,9 +349,33 @@ pub fn from_recipient(responder: &Agency, recipient: &str) -> Result<(), Denial>
     }
     Err(deny(
         "response.from_recipient",
-        "NOT_THE_RECIPIENT",
-        DenialKind::NotPermitted,
+        Reason::NotTheRecipient,
         format!("Only {recipient}, the agency the request was sent to, can answer it."),
+    ))
+}
+
+/// s66I–s66J OTA, domain.md §5: "disclose" means everything asked for; anything requested and
+/// not disclosed is withheld, which is a partial disclosure (with a ground and reasons).
+pub fn disclose_covers_request(
+    decision: Decision,
+    disclosed: &[(String, Classification)],
+    requested: &[String],
+) -> Result<(), Denial> {
+    let missing: Vec<&str> = requested
+        .iter()
+        .filter(|c| !disclosed.iter().any(|(d, _)| d == *c))
+        .map(String::as_str)
+        .collect();
+    if decision != Decision::Disclose || missing.is_empty() {
+        return Ok(());
+    }
+    Err(deny(
+        "response.disclose_covers_request",
+        Reason::DisclosureIncomplete,
+        format!(
+            "A full disclosure must cover every category requested; {} not disclosed: answer with a partial disclosure, a ground and reasons.",
+            missing.join(", ")
+        ),
     ))
 }
 
@@ -357,13 +386,14 @@ pub fn decline_has_reason(
     ground: Option<DeclineGround>,
     explanation: &str,
 ) -> Result<(), Denial> {
-    if decision == Decision::Disclose || (ground.is_some() && !explanation.trim().is_empty()) {
+    if decision == Decision::Disclose
+        || (ground.is_some() && crate::text::says_something(explanation))
+    {
         return Ok(());
     }
     Err(deny(
         "response.decline_reasoned",
-        "DECLINE_REASON_MISSING",
-        DenialKind::Precondition,
+        Reason::DeclineReasonMissing,
         "Withholding information needs a ground and an explanation for the requester (s66J)."
             .into(),
     ))

@@ -274,6 +274,35 @@ fn request_rules() {
             },
         ),
         (
+            "a request the recipient could not lawfully answer: not its purpose to share for",
+            Some(("purpose.recipient_may_share", "PURPOSE_NOT_PERMITTED")),
+            |r| {
+                r.request.purpose = "assess-risk".into();
+                r.request.recipient = "msd".into();
+                r.request.categories = vec!["youth-service-enrolment".into()];
+            },
+        ),
+        (
+            "a request about a SENSITIVE category labelled IN-CONFIDENCE",
+            Some((
+                "classification.not_below_protocol",
+                "CLASSIFICATION_BELOW_PROTOCOL",
+            )),
+            |r| {
+                r.request.recipient = "oranga-tamariki".into();
+                r.request.categories = vec!["care-status".into()];
+            },
+        ),
+        (
+            "a request labelled at the protocol's classification",
+            None,
+            |r| {
+                r.request.recipient = "oranga-tamariki".into();
+                r.request.categories = vec!["care-status".into()];
+                r.request.classification = Classification::Sensitive;
+            },
+        ),
+        (
             "answer above the requester's clearance",
             Some((
                 "classification.answer_within_requester_clearance",
@@ -337,7 +366,7 @@ fn request_rules() {
             (None, Ok(allowed)) => assert_eq!(allowed.protocol_version, 1, "{name}"),
             (Some((rule, code)), Err(d)) => {
                 assert_eq!(
-                    (d.rule, d.reason_code),
+                    (d.rule, d.reason.code()),
                     (rule, code),
                     "{name}: {}",
                     d.message
@@ -498,6 +527,49 @@ fn response_rules() {
             },
         ),
         (
+            "a SENSITIVE category labelled IN-CONFIDENCE",
+            Some((
+                "classification.not_below_protocol",
+                "CLASSIFICATION_BELOW_PROTOCOL",
+            )),
+            |r| {
+                r.responder = "oranga-tamariki";
+                r.original.recipient = "oranga-tamariki".into();
+                r.original.categories = vec!["care-status".into()];
+                r.response.items = vec![("care-status".into(), Classification::InConfidence)];
+            },
+        ),
+        (
+            "a SENSITIVE category to a requester cleared only to IN-CONFIDENCE",
+            Some((
+                "classification.within_recipient_clearance",
+                "CLASSIFICATION_ABOVE_CLEARANCE",
+            )),
+            |r| {
+                r.responder = "oranga-tamariki";
+                r.original.recipient = "oranga-tamariki".into();
+                r.original.categories = vec!["care-status".into()];
+                r.response.items = vec![("care-status".into(), Classification::Sensitive)];
+                r.registry =
+                    registry_with("clearance = \"SECRET\"", "clearance = \"IN-CONFIDENCE\"");
+            },
+        ),
+        (
+            "DISCLOSE that leaves out a requested category",
+            Some(("response.disclose_covers_request", "DISCLOSURE_INCOMPLETE")),
+            |r| {
+                r.response.decision = Decision::Disclose;
+                r.response.ground = None;
+            },
+        ),
+        ("DISCLOSE of everything requested", None, |r| {
+            r.response.decision = Decision::Disclose;
+            r.response.ground = None;
+            r.response
+                .items
+                .push(("learning-support".into(), Classification::InConfidence));
+        }),
+        (
             "item above the protocol's classification",
             Some((
                 "classification.within_protocol",
@@ -540,10 +612,10 @@ fn response_rules() {
             today(),
         );
         match (expected, got) {
-            (None, Ok(())) => {}
+            (None, Ok(_)) => {}
             (Some((rule, code)), Err(d)) => {
                 assert_eq!(
-                    (d.rule, d.reason_code),
+                    (d.rule, d.reason.code()),
                     (rule, code),
                     "{name}: {}",
                     d.message
@@ -644,6 +716,16 @@ fn proactive_disclosure_rules() {
             },
         ),
         (
+            "a SENSITIVE category labelled IN-CONFIDENCE",
+            Some((
+                "classification.not_below_protocol",
+                "CLASSIFICATION_BELOW_PROTOCOL",
+            )),
+            |d| {
+                d.1.items = vec![("care-status".into(), Classification::InConfidence)];
+            },
+        ),
+        (
             "authority not relied on for the purpose",
             Some(("authority.for_purpose", "AUTHORITY_NOT_FOR_PURPOSE")),
             |d| {
@@ -660,7 +742,7 @@ fn proactive_disclosure_rules() {
         match (expected, got) {
             (None, Ok(_)) => {}
             (Some((rule, code)), Err(x)) => assert_eq!(
-                (x.rule, x.reason_code),
+                (x.rule, x.reason.code()),
                 (rule, code),
                 "{name}: {}",
                 x.message
@@ -796,6 +878,7 @@ proptest! {
                 request_id: with_id.then_some(RequestId([1; 16])),
                 reason_code: code,
                 rule,
+                subjects: vec![[7; 32]],
             }),
         };
         crate::views::apply(&mut kv, 2, &denied, &denied.encode()).unwrap();

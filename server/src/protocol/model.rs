@@ -172,7 +172,7 @@ impl Protocol {
                 &self.conflict_of_interest_contact,
             ),
         ] {
-            if value.trim().is_empty() {
+            if !crate::text::says_something(value) {
                 return bad(field, "is required".into());
             }
             if value.chars().count() > 4000 {
@@ -191,6 +191,9 @@ impl Protocol {
         let mut purposes = BTreeSet::new();
         for (i, p) in self.purposes.iter().enumerate() {
             code(&format!("purposes[{i}].code"), &p.code)?;
+            if !crate::text::says_something(&p.description) {
+                return bad(&format!("purposes[{i}].description"), "is required".into());
+            }
             if !purposes.insert(p.code.as_str()) {
                 return bad(
                     &format!("purposes[{i}].code"),
@@ -235,7 +238,7 @@ impl Protocol {
                     format!("{:?} is a party twice", party.agency),
                 );
             }
-            if party.relationship_manager.trim().is_empty() {
+            if !crate::text::says_something(&party.relationship_manager) {
                 return bad(&field("relationship_manager"), "is required".into());
             }
             // Template §3: where s66C or s20 is relied on, every party must meet its criteria.
@@ -275,7 +278,7 @@ impl Protocol {
                         "personal information is IN-CONFIDENCE at minimum".into(),
                     );
                 }
-                if s.description.trim().is_empty() {
+                if !crate::text::says_something(&s.description) {
                     return bad(
                         &field(&format!("shares[{j}].description")),
                         "must say specifically what is shared".into(),
@@ -338,6 +341,32 @@ mod tests {
             p.check(&registry())
                 .unwrap_or_else(|e| panic!("{}: {e}", p.id));
         }
+    }
+
+    #[test]
+    fn blank_text_fields_are_refused_by_name() {
+        let blank = |from: &str, to: &str| {
+            let text = EXAMPLES[0].replacen(from, to, 1);
+            assert_ne!(text, EXAMPLES[0], "{from}");
+            match Protocol::from_toml(&text).unwrap().check(&registry()) {
+                Err(BrokerError::InvalidArgument { field, .. }) => field,
+                other => panic!("{from}: {other:?}"),
+            }
+        };
+        assert_eq!(
+            blank(
+                "title = \"Youth re-engagement meeting (Police-led)\"",
+                "title = \"\u{200B} \""
+            ),
+            "document.title"
+        );
+        assert_eq!(
+            blank(
+                "relationship_manager = \"Youth Services Manager, youth.services@police.example.govt.nz\"",
+                "relationship_manager = \"\u{3000}\"",
+            ),
+            "document.party[0].relationship_manager"
+        );
     }
 
     #[test]

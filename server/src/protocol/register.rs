@@ -18,6 +18,7 @@ use time::Date;
 
 use crate::error::BrokerError;
 use crate::protocol::Protocol;
+use crate::reason::Reason;
 use crate::records::{Event, ProtocolEvent, Record};
 
 /// Where a protocol version stands.
@@ -123,11 +124,8 @@ pub struct ProtocolStore {
     protocols: BTreeMap<String, Vec<Entry>>,
 }
 
-fn precondition(reason_code: &'static str, message: String) -> BrokerError {
-    BrokerError::FailedPrecondition {
-        reason_code,
-        message,
-    }
+fn precondition(reason: Reason, message: String) -> BrokerError {
+    BrokerError::refused(reason, message)
 }
 
 impl ProtocolStore {
@@ -169,7 +167,7 @@ impl ProtocolStore {
             .map_or(0, |e| e.protocol.version);
         if protocol.version != latest + 1 {
             return Err(precondition(
-                "PROTOCOL_VERSION_CONFLICT",
+                Reason::ProtocolVersionConflict,
                 format!(
                     "protocol {} is at version {latest}; register version {} (an approved version never changes)",
                     protocol.id,
@@ -187,7 +185,7 @@ impl ProtocolStore {
         })?;
         if entry.state != ProtocolState::Draft {
             return Err(precondition(
-                "PROTOCOL_NOT_DRAFT",
+                Reason::ProtocolNotDraft,
                 format!(
                     "protocol {id} version {version} is {}, not a draft",
                     entry.state.as_str()
@@ -196,7 +194,7 @@ impl ProtocolStore {
         }
         if entry.registered_by == approver {
             return Err(precondition(
-                "APPROVER_IS_REGISTRANT",
+                Reason::ApproverIsRegistrant,
                 format!(
                     "protocol {id} version {version} was registered by {approver}; another administrator must approve it"
                 ),
@@ -208,7 +206,7 @@ impl ProtocolStore {
             .any(|e| e.protocol.version > version && e.approval.is_some())
         {
             return Err(precondition(
-                "PROTOCOL_VERSION_CONFLICT",
+                Reason::ProtocolVersionConflict,
                 format!("a later version of protocol {id} is already approved"),
             ));
         }
@@ -233,7 +231,7 @@ impl ProtocolStore {
         );
         if !allowed {
             return Err(precondition(
-                "PROTOCOL_STATE_CONFLICT",
+                Reason::ProtocolStateConflict,
                 format!(
                     "protocol {id} is {}; it cannot become {}",
                     from.as_str(),

@@ -9,7 +9,7 @@ use crate::audit::{Filter, Proven, decision_of};
 use crate::broker::Broker;
 use crate::domain::{Authority, Classification};
 use crate::error::BrokerError;
-use crate::records::{Event, ProtocolEvent, Record, event_code, event_name};
+use crate::records::{Event, HoldTarget, ProtocolEvent, Record, event_code, event_name};
 use crate::validate;
 
 /// AuditService over a broker.
@@ -34,7 +34,7 @@ impl AuditApi {
                 identifiers: s.identifier.clone().into_iter().collect(),
             };
             // Same normalisation as when the request was made.
-            let checked = validate::subject_for_audit(field, &subject)?;
+            let checked = validate::subject_for_audit(field, &subject, self.broker.today())?;
             Some((
                 checked.family_name,
                 checked.given_names,
@@ -103,10 +103,50 @@ impl AuditApi {
                     ));
                 }
             },
+            purpose: nonempty(&f.purpose),
+            category: nonempty(&f.category),
             since_ms: ms(&f.since),
             until_ms: ms(&f.until),
         })
     }
+
+    /// What a hold request names: an exchange, or a subject (by every pseudonym the subject
+    /// query gives).
+    fn hold_targets(&self, r: &v1::LegalHoldRequest) -> Result<Vec<HoldTarget>, BrokerError> {
+        match (r.request_id.is_empty(), &r.subject) {
+            (false, None) => Ok(vec![HoldTarget::Exchange(validate::request_id(
+                "request_id",
+                &r.request_id,
+            )?)]),
+            (true, Some(s)) => Ok(self
+                .subjects("subject", s)?
+                .into_iter()
+                .map(HoldTarget::Subject)
+                .collect()),
+            _ => Err(BrokerError::invalid(
+                "request_id",
+                "give either a request id or a subject",
+            )),
+        }
+    }
+}
+
+fn hold(target: &HoldTarget, index: u64, record: &Record) -> v1::LegalHold {
+    let (request_id, subject_pseudonym) = match target {
+        HoldTarget::Exchange(id) => (id.to_string(), String::new()),
+        HoldTarget::Subject(p) => (String::new(), hex::encode(p)),
+    };
+    v1::LegalHold {
+        request_id,
+        subject_pseudonym,
+        log_index: index,
+        at: Some(timestamp(record.time_ms)),
+        actor: format!("{}/{}", record.actor.role.as_str(), record.actor.id),
+    }
+}
+
+fn holds(changed: &[crate::holds::HoldRecord]) -> Vec<v1::LegalHold> {
+    changed.iter().map(|(t, i, r)| hold(t, *i, r)).collect()
 }
 
 fn classification(c: Classification) -> i32 {
@@ -133,10 +173,10 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
             s.counterpart = x.recipient.clone();
             s.protocol_id = x.protocol_id.clone();
             s.protocol_version = x.protocol_version;
-            s.authority = i32::from(x.authority.code());
+            s.authority = Some(i32::from(x.authority.code()));
             s.purpose = x.purpose.clone();
             s.categories = x.categories.clone();
-            s.classification = classification(x.classification);
+            s.classification = Some(classification(x.classification));
             s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
             s.staff_pseudonym = hex::encode(x.staff);
         }
@@ -144,7 +184,7 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
             s.counterpart = x.recipient.clone();
             s.protocol_id = x.protocol_id.clone();
             s.protocol_version = x.protocol_version;
-            s.authority = i32::from(x.authority.code());
+            s.authority = Some(i32::from(x.authority.code()));
             s.purpose = x.purpose.clone();
             s.disclosed = disclosed(&x.disclosed);
             s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
@@ -152,13 +192,23 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
         }
         Event::ResponseSubmitted(x) => {
             s.counterpart = x.requester.clone();
+            s.protocol_id = x.protocol_id.clone();
+            s.protocol_version = x.protocol_version;
+            s.authority = x.authority.map(|a| i32::from(a.code()));
+            s.purpose = x.purpose.clone();
             s.disclosed = disclosed(&x.disclosed);
             s.staff_pseudonym = hex::encode(x.staff);
             s.reason_code = x.ground.map(|g| g.as_str().to_string()).unwrap_or_default();
         }
         Event::Denied(d) => {
+            s.operation = d.operation.as_str().to_string();
             s.reason_code = d.reason_code.clone();
             s.rule = d.rule.clone();
+            s.subject_pseudonyms = d.subjects.iter().map(hex::encode).collect();
+        }
+        Event::LegalHoldPlaced(HoldTarget::Subject(p))
+        | Event::LegalHoldReleased(HoldTarget::Subject(p)) => {
+            s.subject_pseudonyms = vec![hex::encode(p)];
         }
         Event::Protocol(
             ProtocolEvent::Registered {
@@ -214,6 +264,40 @@ fn records(p: Proven) -> v1::AuditRecordsResponse {
             .collect(),
         next_after_index: p.next_after,
         more: p.more,
+    }
+}
+
+impl AuditApi {
+    async fn change_hold(
+        &self,
+        request: Request<v1::LegalHoldRequest>,
+        place: bool,
+    ) -> Result<Response<v1::LegalHoldResponse>, Status> {
+        let op = if place {
+            Operation::PlaceLegalHold
+        } else {
+            Operation::ReleaseLegalHold
+        };
+        let caller = super::caller(&self.broker, &request, op).await?;
+        let r = request.get_ref();
+        let targets = self.hold_targets(r);
+        let exchange = crate::records::RequestId::parse(&r.request_id);
+        let targets = self
+            .broker
+            .audited(
+                &caller,
+                op,
+                crate::broker::Target::Exchange(exchange),
+                targets,
+            )
+            .await?;
+        let changed = self
+            .broker
+            .change_legal_holds(&caller, place, targets)
+            .await?;
+        Ok(Response::new(v1::LegalHoldResponse {
+            holds: holds(&changed),
+        }))
     }
 }
 
@@ -294,6 +378,31 @@ impl v1::audit_service_server::AuditService for AuditApi {
         let subjects = self.subjects("subject", subject)?;
         let proven = self.broker.audit_timeline(&caller, subjects).await?;
         Ok(Response::new(records(proven)))
+    }
+
+    async fn place_legal_hold(
+        &self,
+        request: Request<v1::LegalHoldRequest>,
+    ) -> Result<Response<v1::LegalHoldResponse>, Status> {
+        self.change_hold(request, true).await
+    }
+
+    async fn release_legal_hold(
+        &self,
+        request: Request<v1::LegalHoldRequest>,
+    ) -> Result<Response<v1::LegalHoldResponse>, Status> {
+        self.change_hold(request, false).await
+    }
+
+    async fn list_legal_holds(
+        &self,
+        request: Request<v1::ListLegalHoldsRequest>,
+    ) -> Result<Response<v1::ListLegalHoldsResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ListLegalHolds).await?;
+        let held = self.broker.legal_holds(&caller).await?;
+        Ok(Response::new(v1::ListLegalHoldsResponse {
+            holds: holds(&held),
+        }))
     }
 
     async fn export_bundle(

@@ -93,6 +93,8 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
         Event::DisclosureSubmitted(_) => v1::EventKind::DisclosureSubmitted,
         Event::DisclosureAcknowledged { .. } => v1::EventKind::DisclosureAcknowledged,
         Event::BodiesPurged { .. } => v1::EventKind::BodiesPurged,
+        Event::LegalHoldPlaced(_) => v1::EventKind::LegalHoldPlaced,
+        Event::LegalHoldReleased(_) => v1::EventKind::LegalHoldReleased,
         Event::Denied(_)
         | Event::Protocol(_)
         | Event::AuditQueried(_)
@@ -127,6 +129,7 @@ pub fn request_detail(d: &RequestDetail) -> Result<v1::GetRequestResponse, Broke
             .collect(),
         body_purged: purged,
         disclosure,
+        legal_hold: d.legal_hold,
     })
 }
 

@@ -92,8 +92,8 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
             .broker
             .limiter()
             .open_stream(&caller.spiffe)
-            .ok_or_else(|| crate::error::BrokerError::Exhausted {
-                reason_code: "TOO_MANY_STREAMS",
+            .ok_or_else(|| crate::error::BrokerError::Refused {
+                reason: crate::reason::Reason::TooManyStreams,
                 message: format!(
                     "{} already has {} inbox streams open",
                     caller.principal.id,
@@ -154,7 +154,8 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         record_request_id(&request.get_ref().request_id);
         let detail = self
             .broker
-            .get_request(&caller, &request.get_ref().request_id)?;
+            .get_request(&caller, &request.get_ref().request_id)
+            .await?;
         Ok(Response::new(convert::request_detail(&detail)?))
     }
 

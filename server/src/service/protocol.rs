@@ -35,10 +35,6 @@ impl ProtocolApi {
     }
 }
 
-fn not_found(id: &str) -> Status {
-    BrokerError::NotFound(format!("no protocol {id} is visible to you")).into()
-}
-
 #[tonic::async_trait]
 impl v1::protocol_service_server::ProtocolService for ProtocolApi {
     async fn register_protocol(
@@ -123,20 +119,12 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
     ) -> Result<Response<v1::GetProtocolResponse>, Status> {
         let caller = super::caller(&self.broker, &request, Operation::GetProtocol).await?;
         let r = request.get_ref();
-        let (store, only) = self.broker.protocols_visible(&caller);
-        let entry = match r.version {
-            0 => store
-                .in_force(&r.protocol_id)
-                .or_else(|| store.versions(&r.protocol_id).last()),
-            v => store.get(&r.protocol_id, v),
-        }
-        .filter(|e| {
-            only.as_deref()
-                .is_none_or(|a| e.protocol.party(a).is_some())
-        })
-        .ok_or_else(|| not_found(&r.protocol_id))?;
+        let entry = self
+            .broker
+            .get_protocol(&caller, &r.protocol_id, r.version)
+            .await?;
         Ok(Response::new(v1::GetProtocolResponse {
-            protocol: Some(protocol_summary(entry, self.broker.today())),
+            protocol: Some(protocol_summary(&entry, self.broker.today())),
             document_toml: entry.document.to_string(),
         }))
     }

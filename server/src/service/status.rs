@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::error::BrokerError;
-use crate::policy::DenialKind;
+use crate::reason::Class;
 
 /// The response header that repeats a failed call's reason code.
 pub const REASON_HEADER: &str = "infoshare-reason";
@@ -23,21 +23,16 @@ impl From<BrokerError> for Status {
             BrokerError::Logged { error, receipt } => (*error, Some(receipt)),
             e => (e, None),
         };
-        let code = match &e {
-            BrokerError::InvalidArgument { .. } => Code::InvalidArgument,
-            BrokerError::Unauthenticated(_) => Code::Unauthenticated,
-            BrokerError::RoleNotAllowed { .. } => Code::PermissionDenied,
-            BrokerError::Denied(d) => match d.kind {
-                DenialKind::NotPermitted => Code::PermissionDenied,
-                DenialKind::Precondition => Code::FailedPrecondition,
-            },
-            BrokerError::NotFound(_) => Code::NotFound,
-            BrokerError::FailedPrecondition { .. } => Code::FailedPrecondition,
-            BrokerError::Conflict(_) => Code::AlreadyExists,
-            BrokerError::Unavailable(_) => Code::Unavailable,
-            BrokerError::Exhausted { .. } => Code::ResourceExhausted,
-            BrokerError::Internal(_) => Code::Internal,
-            BrokerError::Logged { .. } => Code::Internal,
+        let code = match e.reason().class() {
+            Class::InvalidArgument => Code::InvalidArgument,
+            Class::Unauthenticated => Code::Unauthenticated,
+            Class::PermissionDenied => Code::PermissionDenied,
+            Class::FailedPrecondition => Code::FailedPrecondition,
+            Class::NotFound => Code::NotFound,
+            Class::AlreadyExists => Code::AlreadyExists,
+            Class::ResourceExhausted => Code::ResourceExhausted,
+            Class::Unavailable => Code::Unavailable,
+            Class::Internal => Code::Internal,
         };
         let mut metadata = HashMap::new();
         if let BrokerError::Denied(d) = &e {
@@ -74,14 +69,14 @@ impl From<BrokerError> for Status {
 mod tests {
     use super::*;
     use crate::policy::Denial;
+    use crate::reason::Reason;
 
     #[test]
     fn denials_carry_reason_and_rule() {
         let status = Status::from(BrokerError::Denied(Denial {
             rule: "party.requester_is_party",
-            reason_code: "NOT_A_PARTY",
+            reason: Reason::NotAParty,
             message: "Police is not a party to this protocol.".into(),
-            kind: DenialKind::NotPermitted,
         }));
         assert_eq!(status.code(), Code::PermissionDenied);
         let info = status.get_details_error_info().unwrap();

@@ -74,14 +74,16 @@ pub enum Command {
         record: Record,
     },
     /// Erase the bodies of these exchanges (their retention has ended) and log a BodiesPurged
-    /// record for each; exchanges already purged are skipped.
+    /// record for each; exchanges already purged, and exchanges under a legal hold (on the
+    /// exchange or on one of its subjects, as the writer sees the holds when it erases), are
+    /// skipped.
     Purge {
         /// Who runs retention.
         actor: Actor,
         /// When.
         time_ms: u64,
-        /// The exchanges.
-        exchanges: Vec<RequestId>,
+        /// The exchanges, each with its subjects' pseudonyms.
+        exchanges: Vec<(RequestId, Vec<crate::crypto::Pseudonym>)>,
     },
     /// Rotate the log's signing key (see [`crate::store::log_keys`]).
     RotateKey {
@@ -89,6 +91,12 @@ pub enum Command {
         actor: Actor,
         /// When.
         time_ms: u64,
+    },
+    /// Place or release a legal hold (event LegalHoldPlaced or LegalHoldReleased): an exchange
+    /// held must exist; placing a hold in place, or releasing one that is not, is refused.
+    Hold {
+        /// The record.
+        record: Record,
     },
     /// Change the protocol register (event must be a protocol event); checked against the
     /// register's lifecycle.
@@ -823,13 +831,15 @@ impl Writer {
     /// 4 disclosure; 0 when none was stored).
     fn erase_bodies(
         &mut self,
-        exchanges: &[RequestId],
+        exchanges: &[(RequestId, Vec<crate::crypto::Pseudonym>)],
     ) -> Result<Vec<(RequestId, u8)>, BrokerError> {
         let internal = |e: &dyn std::fmt::Display| BrokerError::Internal(e.to_string());
         let mut patches = Vec::new();
         let mut purged = Vec::new();
-        for id in exchanges {
-            if views::purged(&*self.views, id)? || views::request_meta(&*self.views, id)?.is_none()
+        for (id, subjects) in exchanges {
+            if views::purged(&*self.views, id)?
+                || views::request_meta(&*self.views, id)?.is_none()
+                || views::held(&*self.views, id, subjects)?
             {
                 continue;
             }
@@ -1042,20 +1052,9 @@ fn decide(
                 _ => return Err(BrokerError::Internal("Open without its record".into())),
             };
             if let Some((request_id, index)) =
-                views::idempotent_request(kv, &record.actor.id, idempotency)?
+                replay_of(kv, &record.actor.id, idempotency, new.kind, &new.body, body)?
             {
-                let meta = views::request_meta(kv, &request_id)?.ok_or_else(|| {
-                    BrokerError::Internal(format!("idempotency entry for unknown {request_id}"))
-                })?;
-                return match body(meta.kind, &request_id)? {
-                    Some(old) if old.kind != new.kind || old.body != new.body => {
-                        Err(BrokerError::Conflict(format!(
-                            "idempotency key already used for {} {request_id}, which differs from this one",
-                            meta.kind
-                        )))
-                    }
-                    _ => Ok(Step::Done(Outcome::Replayed { request_id, index })),
-                };
+                return Ok(Step::Done(Outcome::Replayed { request_id, index }));
             }
             Ok(Step::Append(Box::new(record.clone()), Some(new.clone())))
         }
@@ -1067,8 +1066,8 @@ fn decide(
         } => {
             let meta = visible_meta(kv, request_id, &actor.id)?;
             if (meta.kind == MessageKind::Disclosure) != (*kind == MessageKind::Disclosure) {
-                return Err(BrokerError::FailedPrecondition {
-                    reason_code: "WRONG_MESSAGE_KIND",
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::WrongMessageKind,
                     message: format!("{request_id} is a {}, not a {kind}", meta.kind),
                 });
             }
@@ -1092,8 +1091,8 @@ fn decide(
                 ),
                 MessageKind::Response => {
                     if meta.requester == actor.id && meta.response_idx == 0 {
-                        return Err(BrokerError::FailedPrecondition {
-                            reason_code: "NO_RESPONSE_YET",
+                        return Err(BrokerError::Refused {
+                            reason: crate::reason::Reason::NoResponseYet,
                             message: format!("request {request_id} has not been answered yet"),
                         });
                     }
@@ -1107,8 +1106,8 @@ fn decide(
                 }
             };
             if !is_owner {
-                return Err(BrokerError::FailedPrecondition {
-                    reason_code: "NOT_ADDRESSED_TO_CALLER",
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::NotAddressedToCaller,
                     message: format!(
                         "the {kind} of request {request_id} was not addressed to you, so you cannot acknowledge it"
                     ),
@@ -1132,8 +1131,8 @@ fn decide(
             };
             let meta = visible_meta(kv, &r.request_id, &record.actor.id)?;
             if meta.kind != MessageKind::Request {
-                return Err(BrokerError::FailedPrecondition {
-                    reason_code: "NOT_A_REQUEST",
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::NotARequest,
                     message: format!(
                         "{} is a proactive disclosure; there is nothing to answer",
                         r.request_id
@@ -1141,17 +1140,26 @@ fn decide(
                 });
             }
             if meta.recipient != record.actor.id {
-                return Err(BrokerError::FailedPrecondition {
-                    reason_code: "NOT_THE_RECIPIENT",
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::NotTheRecipient,
                     message: format!(
                         "only {}, the agency request {} was sent to, can answer it",
                         meta.recipient, r.request_id
                     ),
                 });
             }
+            if views::purged(kv, &r.request_id)? {
+                return Err(BrokerError::refused(
+                    crate::reason::Reason::RequestPurged,
+                    format!(
+                        "the bodies of request {} were erased when its retention ended: it can no longer be answered",
+                        r.request_id
+                    ),
+                ));
+            }
             if meta.response_idx != 0 {
-                return Err(BrokerError::FailedPrecondition {
-                    reason_code: "ALREADY_ANSWERED",
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::AlreadyAnswered,
                     message: format!(
                         "request {} was already answered (log index {})",
                         r.request_id, meta.response_idx
@@ -1166,6 +1174,29 @@ fn decide(
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
         Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Command::Hold { record } => {
+            let (target, placing) = match &record.event {
+                Event::LegalHoldPlaced(t) => (t, true),
+                Event::LegalHoldReleased(t) => (t, false),
+                _ => return Err(BrokerError::Internal("Hold without its record".into())),
+            };
+            if let crate::records::HoldTarget::Exchange(id) = target
+                && views::request_meta(kv, id)?.is_none()
+            {
+                return Err(BrokerError::NotFound(format!("no exchange {id}")));
+            }
+            if views::hold(kv, target)?.is_some() == placing {
+                return Err(BrokerError::refused(
+                    crate::reason::Reason::LegalHoldConflict,
+                    if placing {
+                        "that legal hold is already in place"
+                    } else {
+                        "there is no such legal hold in place"
+                    },
+                ));
+            }
+            Ok(Step::Append(Box::new(record.clone()), None))
+        }
         Command::Purge { .. } | Command::RotateKey { .. } => Err(BrokerError::Internal(
             "purges and key rotations are run by the writer, not decided in a batch".into(),
         )),
@@ -1202,6 +1233,32 @@ fn decide(
     }
 }
 
+/// The exchange an earlier submission by `agency` with the same idempotency key opened, if
+/// any: with its record index when its content (`kind`, `body`) is the same (or its body was
+/// purged and cannot be compared), a conflict when it differs.
+pub fn replay_of(
+    kv: &impl KvRead,
+    agency: &str,
+    idempotency: &[u8; 32],
+    kind: MessageKind,
+    body: &[u8],
+    stored: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
+) -> Result<Option<(RequestId, u64)>, BrokerError> {
+    let Some((request_id, index)) = views::idempotent_request(kv, agency, idempotency)? else {
+        return Ok(None);
+    };
+    let meta = views::request_meta(kv, &request_id)?.ok_or_else(|| {
+        BrokerError::Internal(format!("idempotency entry for unknown {request_id}"))
+    })?;
+    match stored(meta.kind, &request_id)? {
+        Some(old) if old.kind != kind || old.body != body => Err(BrokerError::Conflict(format!(
+            "idempotency key already used for {} {request_id}, which differs from this one",
+            meta.kind
+        ))),
+        _ => Ok(Some((request_id, index))),
+    }
+}
+
 /// The request's meta if `agency` is a party to it; otherwise it does not exist for them.
 pub fn visible_meta(
     kv: &impl KvRead,
@@ -1230,6 +1287,7 @@ mod tests {
                 operation: crate::access::Operation::SubmitRequest,
                 request_id: None,
                 reason_code: "TEST".into(),
+                subjects: Vec::new(),
                 rule: format!("rule-{i}"),
             }),
         }

@@ -11,7 +11,7 @@ use crate::store::segment::Position;
 use crate::views::{self, InboxEntry, KvRead, KvWrite, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 4;
+const VIEW_FORMAT: u64 = 5;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -280,6 +280,26 @@ impl ViewStore {
                 break;
             }
             out.push(u64::from_be_bytes(k[prefix.len()..].try_into().expect("8")));
+        }
+        Ok(out)
+    }
+
+    /// The legal holds in place, with the index of the record that placed each, in target
+    /// order.
+    pub fn holds(&self) -> Result<Vec<(crate::records::HoldTarget, u64)>, ViewError> {
+        use crate::records::HoldTarget;
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(b"h") {
+            let (k, v) = item.map_err(store_err)?;
+            let Ok(index) = <[u8; 8]>::try_from(v.as_ref()) else {
+                continue; // released
+            };
+            let target = match (k.get(1), k.len()) {
+                (Some(1), 18) => HoldTarget::Exchange(RequestId(k[2..].try_into().expect("16"))),
+                (Some(2), 34) => HoldTarget::Subject(k[2..].try_into().expect("32")),
+                _ => return Err(ViewError::Store("bad legal hold key".into())),
+            };
+            out.push((target, u64::from_be_bytes(index)));
         }
         Ok(out)
     }

@@ -1,0 +1,82 @@
+//! Legal holds: an auditor keeps an exchange's bodies, or every exchange's about a subject,
+//! from being erased at the end of retention while an investigation needs them. Placing and
+//! releasing a hold are log records (and refused attempts are audited like any other); the
+//! ledger's writer checks the holds when it erases, so no hold placed before an erasure is
+//! missed.
+
+use crate::access::Operation;
+use crate::broker::{Broker, Caller, Target};
+use crate::clock::now_ms;
+use crate::error::BrokerError;
+use crate::records::{Event, HoldTarget, Record};
+use crate::store::ledger::{Command, Outcome};
+
+/// A hold with the record that placed (or released) it.
+pub type HoldRecord = (HoldTarget, u64, Record);
+
+impl Broker {
+    /// Places (`place`) or releases legal holds on `targets`; returns the holds changed. Targets
+    /// already in the asked state are skipped; if none changed, the refusal is returned.
+    pub async fn change_legal_holds(
+        &self,
+        caller: &Caller,
+        place: bool,
+        targets: Vec<HoldTarget>,
+    ) -> Result<Vec<HoldRecord>, BrokerError> {
+        let op = if place {
+            Operation::PlaceLegalHold
+        } else {
+            Operation::ReleaseLegalHold
+        };
+        let mut changed = Vec::new();
+        let mut refusal = None;
+        for target in targets {
+            let record = Record {
+                time_ms: now_ms(),
+                actor: caller.actor(),
+                event: if place {
+                    Event::LegalHoldPlaced(target)
+                } else {
+                    Event::LegalHoldReleased(target)
+                },
+            };
+            match self
+                .ledger
+                .submit(Command::Hold {
+                    record: record.clone(),
+                })
+                .await
+            {
+                Ok(Outcome::Appended { index, .. }) => changed.push((target, index, record)),
+                Ok(_) => return Err(BrokerError::Internal("unexpected ledger outcome".into())),
+                Err(e @ (BrokerError::Unavailable(_) | BrokerError::Internal(_))) => return Err(e),
+                Err(e) => refusal = Some((target, e)),
+            }
+        }
+        match (changed.is_empty(), refusal) {
+            (true, Some((target, e))) => {
+                let on = match target {
+                    HoldTarget::Exchange(id) => Target::Exchange(Some(id)),
+                    HoldTarget::Subject(_) => Target::Nothing,
+                };
+                Err(self.refused(caller, op, on, e).await)
+            }
+            _ => Ok(changed),
+        }
+    }
+
+    /// The legal holds in place, oldest first (an audit query, logged).
+    pub async fn legal_holds(&self, caller: &Caller) -> Result<Vec<HoldRecord>, BrokerError> {
+        let mut holds = self
+            .ledger
+            .views()
+            .holds()?
+            .into_iter()
+            .map(|(target, index)| Ok((target, index, self.ledger.decoded(index)?)))
+            .collect::<Result<Vec<_>, BrokerError>>()?;
+        holds.sort_by_key(|(_, index, _)| *index);
+        self.log_audit_query(caller, crate::audit::QueryKind::Holds, holds.len())
+            .await?;
+        Ok(holds)
+    }
+}
