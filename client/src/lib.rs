@@ -14,6 +14,8 @@
 //! The caller's identity is its client certificate; nothing in a message says who is calling.
 
 pub mod cli;
+mod tls_refusal;
+pub use tls_refusal::handshake_refusal;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -126,85 +128,9 @@ pub struct RpcError {
     pub tls_alert: Option<&'static str>,
 }
 
-/// The TLS alert the broker sent, if `e` (or an error it wraps) is the handshake refusing our
-/// client certificate. TLS 1.3 checks the client's certificate after the client finished its
-/// side of the handshake, so the alert may surface on the first call instead of at connect.
-fn tls_alert(e: &(dyn std::error::Error + 'static)) -> Option<rustls::AlertDescription> {
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if let Some(rustls::Error::AlertReceived(alert)) = err.downcast_ref::<rustls::Error>() {
-            return Some(*alert);
-        }
-        // io::Error's source() skips the error it wraps: look inside it.
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| tls_alert(inner))
-        {
-            return Some(inner);
-        }
-        current = err.source();
-    }
-    None
-}
-
-/// What the alert means for this client certificate, and its name in RFC 8446.
-fn tls_refusal(alert: rustls::AlertDescription) -> (&'static str, &'static str) {
-    use rustls::AlertDescription as A;
-    match alert {
-        A::UnknownCA => (
-            "the broker does not trust the CA that issued this client certificate",
-            "unknown_ca",
-        ),
-        A::CertificateExpired => (
-            "this client certificate has expired (or is not valid yet)",
-            "certificate_expired",
-        ),
-        A::CertificateRevoked => (
-            "this client certificate has been revoked",
-            "certificate_revoked",
-        ),
-        A::CertificateRequired => (
-            "the broker requires a client certificate and none was presented",
-            "certificate_required",
-        ),
-        A::BadCertificate => (
-            "the broker refused this client certificate",
-            "bad_certificate",
-        ),
-        A::UnsupportedCertificate => (
-            "the broker refused this client certificate (it must carry the clientAuth usage)",
-            "unsupported_certificate",
-        ),
-        A::ProtocolVersion => ("the broker speaks only TLS 1.3", "protocol_version"),
-        A::HandshakeFailure => ("the broker refused the TLS handshake", "handshake_failure"),
-        A::AccessDenied => (
-            "the broker refused this client certificate",
-            "access_denied",
-        ),
-        _ => ("the broker refused the TLS handshake", "another alert"),
-    }
-}
-
-impl RpcError {
-    /// A handshake the broker refused with `alert`, as an error of this client.
-    fn tls(alert: rustls::AlertDescription) -> Self {
-        let (what, name) = tls_refusal(alert);
-        Self {
-            code: Code::Unauthenticated,
-            message: format!("{what} (TLS alert {name})"),
-            reason: None,
-            rule: None,
-            field: None,
-            receipt: None,
-            tls_alert: Some(name),
-        }
-    }
-}
-
 impl From<Status> for RpcError {
     fn from(s: Status) -> Self {
-        if let Some(alert) = std::error::Error::source(&s).and_then(tls_alert) {
+        if let Some(alert) = std::error::Error::source(&s).and_then(tls_refusal::alert_in) {
             return Self::tls(alert);
         }
         let info = s.get_details_error_info();
@@ -655,7 +581,7 @@ pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channe
     endpoint(server, identity)?
         .connect()
         .await
-        .map_err(|e| match tls_alert(&e) {
+        .map_err(|e| match tls_refusal::alert_in(&e) {
             Some(alert) => RpcError::tls(alert).into(),
             None => ClientError::Connect(server.to_string(), error_chain(&e)),
         })

@@ -9,18 +9,28 @@ use tonic::Code;
 
 /// A client without a valid certificate may complete the TLS handshake from its side (TLS 1.3
 /// checks the client's certificate after the client finishes), so the refusal shows either as a
-/// failed connect or as a failed first call: either way nothing gets through.
-async fn refused(url: &str, identity: &Identity) {
-    let client = match Client::connect(url, identity).await {
-        Ok(c) => c,
-        Err(ClientError::Connect(..)) => return,
-        Err(e) => panic!("unexpected error {e}"),
+/// failed connect or as a failed first call: either way nothing gets through. Asked on a
+/// connection that reads first, the broker's refusal is named by its TLS alert, in one line, not
+/// as `UNKNOWN: transport error`.
+async fn refused(url: &str, identity: &Identity, alert: &str) {
+    let err = match Client::connect(url, identity).await {
+        Ok(client) => client.who_am_i().await.expect_err("call must fail"),
+        Err(e) => e,
     };
-    let err = client.who_am_i().await.expect_err("call must fail");
-    match err {
+    match &err {
+        ClientError::Rpc(e) if e.tls_alert.is_some() => assert_eq!(e.tls_alert, Some(alert)),
         ClientError::Rpc(e) => assert_ne!(e.code, Code::Ok),
+        ClientError::Connect(..) => {}
         other => panic!("unexpected error {other}"),
     }
+    let refusal = infoshare_client::handshake_refusal(url, identity)
+        .await
+        .expect("the broker's alert");
+    assert_eq!(refusal.code, Code::Unauthenticated);
+    assert_eq!(refusal.tls_alert, Some(alert), "{refusal}");
+    let line = refusal.to_string();
+    assert!(line.contains(&format!("(TLS alert {alert})")), "{line}");
+    assert!(!line.contains('\n'), "{line}");
 }
 
 #[tokio::test]
@@ -28,7 +38,12 @@ async fn a_client_without_a_certificate_is_refused() {
     let env = TestEnv::new();
     let server = env.start().await;
     let ca = std::fs::read(env.identity_dir(Role::Agency, "police").join("ca.pem")).unwrap();
-    refused(&server.url(), &Identity::anonymous(ca)).await;
+    refused(
+        &server.url(),
+        &Identity::anonymous(ca),
+        "certificate_required",
+    )
+    .await;
     server.wait_for_log("TLS handshake refused").await;
 }
 
@@ -44,7 +59,29 @@ async fn a_certificate_from_another_ca_is_refused() {
     std::fs::copy(real.join("ca.pem"), dir.path().join("ca.pem")).unwrap();
     std::fs::copy(forged.join("cert.pem"), dir.path().join("cert.pem")).unwrap();
     std::fs::copy(forged.join("key.pem"), dir.path().join("key.pem")).unwrap();
-    refused(&server.url(), &Identity::from_dir(dir.path()).unwrap()).await;
+    // The test CAs share one name, so the broker finds the issuer but not its signature.
+    refused(
+        &server.url(),
+        &Identity::from_dir(dir.path()).unwrap(),
+        "decrypt_error",
+    )
+    .await;
+    // The caseworker's CLI says so in one line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
+        .args(["--server", &server.url(), "--identity"])
+        .arg(dir.path())
+        .arg("whoami")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: UNAUTHENTICATED: the broker could not verify this client certificate"
+        ) && stderr.contains("(TLS alert decrypt_error)"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +149,12 @@ async fn an_expired_certificate_is_refused() {
         dir.path(),
     )
     .unwrap();
-    refused(&server.url(), &Identity::from_dir(dir.path()).unwrap()).await;
+    refused(
+        &server.url(),
+        &Identity::from_dir(dir.path()).unwrap(),
+        "certificate_expired",
+    )
+    .await;
     server.wait_for_log("TLS handshake refused").await;
 }
 
@@ -148,7 +190,12 @@ async fn a_revoked_certificate_is_refused_after_a_crl_reload_without_restart() {
     }
     // After: a new connection with the revoked certificate is refused; others still work, and
     // the server never restarted.
-    refused(&server.url(), &Identity::from_dir(&police_dir).unwrap()).await;
+    refused(
+        &server.url(),
+        &Identity::from_dir(&police_dir).unwrap(),
+        "certificate_revoked",
+    )
+    .await;
     let msd = server.agency(&env, "msd").await;
     msd.who_am_i().await.unwrap();
     assert!(

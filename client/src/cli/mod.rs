@@ -367,8 +367,39 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
         .identity
         .ok_or("no identity: pass --identity DIR or set INFOSHARE_IDENTITY")?;
     let identity = Identity::from_dir(&dir)?;
-    let client = Client::connect(&cli.server, &identity).await?;
-    match cli.command {
+    let done = match Client::connect(&cli.server, &identity).await {
+        Ok(client) => command(cli.command, &client, out).await,
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        Err(Failure::Client(e)) => Err(explained(e, &cli.server, &identity).await),
+        done => done,
+    }
+}
+
+/// A transport failure is often the broker refusing our certificate in the TLS handshake:
+/// ask it on a connection of our own, and say which alert it sent.
+async fn explained(e: ClientError, server: &str, identity: &Identity) -> Failure {
+    let transport = match &e {
+        ClientError::Connect(..) => true,
+        ClientError::Rpc(r) => {
+            r.reason.is_none()
+                && r.tls_alert.is_none()
+                && matches!(
+                    r.code,
+                    tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable
+                )
+        }
+        _ => false,
+    };
+    if transport && let Some(refusal) = crate::handshake_refusal(server, identity).await {
+        return Failure::Client(refusal.into());
+    }
+    Failure::Client(e)
+}
+
+async fn command(command: Cmd, client: &Client, out: &Output) -> Result<(), Failure> {
+    match command {
         Cmd::Whoami => out.whoami(&client.who_am_i().await?),
         Cmd::Admin(AdminCmd::Retention) => out.retention(&client.run_retention().await?),
         Cmd::Admin(AdminCmd::RotateLogKey) => out.log_key_rotation(&client.rotate_log_key().await?),
@@ -469,8 +500,8 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
                 &key,
             );
         }
-        Cmd::Protocol(p) => protocol(&client, p, out).await?,
-        Cmd::Audit(a) => audit::run(&client, a, out).await?,
+        Cmd::Protocol(p) => protocol(client, p, out).await?,
+        Cmd::Audit(a) => audit::run(client, a, out).await?,
     }
     Ok(())
 }

@@ -108,11 +108,22 @@ impl TestEnv {
     /// sees it at its next reading).
     pub fn advance_clock(&self, days: u64) {
         let path = self.root.path().join("clock-offset-ms");
-        let now: u64 = std::fs::read_to_string(&path)
+        let now: i64 = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(0);
-        std::fs::write(&path, (now + days * 86_400_000).to_string()).unwrap();
+        std::fs::write(&path, (now + days as i64 * 86_400_000).to_string()).unwrap();
+    }
+
+    /// Sets the clock of servers on this environment to `unix_ms` now (it then runs on with the
+    /// wall clock).
+    pub fn set_clock_at(&self, unix_ms: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let path = self.root.path().join("clock-offset-ms");
+        std::fs::write(&path, (unix_ms as i64 - now).to_string()).unwrap();
     }
 
     /// Starts a server on this environment's data, as it is.
