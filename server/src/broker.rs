@@ -882,6 +882,18 @@ impl Broker {
                 "is longer than 512 KiB",
             ));
         }
+        // Agencies read its text on their terminals: no control or bidi characters (TOML's
+        // own line breaks and tabs aside).
+        if let Some((at, c)) = crate::text::forbidden_char(document, &['\n', '\r', '\t']) {
+            let line = document[..at].matches('\n').count() + 1;
+            return Err(BrokerError::invalid(
+                "document_toml",
+                format!(
+                    "line {line} holds U+{:04X}: protocol documents must not contain control or bidi characters",
+                    c as u32
+                ),
+            ));
+        }
         let protocol = Protocol::from_toml(document)?;
         protocol.check(&self.registry())?;
         Ok(protocol)

@@ -36,6 +36,19 @@ pub fn is_dash(c: char) -> bool {
         | 0x30A0 | 0xFE31..=0xFE32 | 0xFE58 | 0xFE63 | 0xFF0D | 0x10EAD)
 }
 
+/// Whether `c` reorders or hides text on a terminal: the bidi embeddings, overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069) and the bidi marks (U+200E, U+200F, U+061C).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// The first character of `text` that structured text must not hold: a control character (C0,
+/// DEL, C1) other than those `allowed`, or a bidi control.
+pub fn forbidden_char(text: &str, allowed: &[char]) -> Option<(usize, char)> {
+    text.char_indices()
+        .find(|&(_, c)| (c.is_control() && !allowed.contains(&c)) || is_bidi_control(c))
+}
+
 /// Whether the text says something: it holds a character that is neither white space nor
 /// default-ignorable. A reason of blanks or zero-width spaces is no reason.
 pub fn says_something(text: &str) -> bool {

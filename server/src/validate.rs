@@ -159,7 +159,7 @@ pub fn required(field: &str, v: &str) -> Result<()> {
 }
 
 /// A free-text field: `required` (see [`required`]) or optional, at most `max` characters, no
-/// control characters but (if `multiline`) newline and tab.
+/// control characters but (if `multiline`) newline and tab, and no bidi controls.
 fn text(field: &str, v: &str, required: bool, max: usize, multiline: bool) -> Result<String> {
     if required {
         self::required(field, v)?;
@@ -168,10 +168,15 @@ fn text(field: &str, v: &str, required: bool, max: usize, multiline: bool) -> Re
     if chars > max {
         return invalid(field, format!("is longer than {max} characters"));
     }
-    if v.chars()
-        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
-    {
-        return invalid(field, "must not contain control characters");
+    let allowed: &[char] = if multiline { &['\n', '\t'] } else { &[] };
+    if let Some((_, c)) = crate::text::forbidden_char(v, allowed) {
+        return invalid(
+            field,
+            format!(
+                "must not contain control or bidi characters (found U+{:04X})",
+                c as u32
+            ),
+        );
     }
     Ok(v.to_string())
 }
@@ -751,6 +756,34 @@ pub(crate) mod tests {
             disclosure(&d, today()),
             Err(BrokerError::InvalidArgument { ref field, .. }) if field == "idempotency_key"
         ));
+    }
+
+    #[test]
+    fn structured_text_holds_no_controls_or_bidi_but_content_may() {
+        for (field, hostile) in [
+            ("request.reason", "fine\u{1b}[2J ALL CLEAR"),
+            ("request.reason", "line\rstatus COMPLETED"),
+            ("request.subject.family_name", "Ngata\u{202E}evil"),
+            ("request.subject.given_names", "Aroha\u{2066}"),
+            ("request.subject.family_name", "Nga\nta"),
+        ] {
+            let mut r = good_request();
+            let req = r.request.as_mut().unwrap();
+            match field {
+                "request.reason" => req.reason = hostile.into(),
+                "request.subject.family_name" => {
+                    req.subject.as_mut().unwrap().family_name = hostile.into()
+                }
+                _ => req.subject.as_mut().unwrap().given_names = hostile.into(),
+            }
+            assert_eq!(field_of(request(&r, today())), field, "{hostile:?}");
+        }
+        let mut ok = good_request();
+        ok.request.as_mut().unwrap().reason = "Two lines:\n\tindented".into();
+        assert!(request(&ok, today()).is_ok());
+        let mut answer = good_response(v1::Decision::Disclose);
+        answer.response.as_mut().unwrap().items[0].content = "\u{1b}]52;c;bad\u{7}".into();
+        assert!(response(&answer).is_ok(), "item content may carry any text");
     }
 
     #[test]

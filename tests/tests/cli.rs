@@ -4,27 +4,9 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{TestEnv, TestServer};
+use common::{TestEnv, TestServer, run_cli};
 use infoshare_certs_dev::Role;
 use serde_json::Value;
-
-/// Runs the CLI as `role`/`id` against `server`, with `extra` environment variables.
-fn run_cli(
-    env: &TestEnv,
-    server: &TestServer,
-    (role, id): (Role, &str),
-    extra: &[(&str, std::path::PathBuf)],
-    args: &[&str],
-) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"));
-    command
-        .env("INFOSHARE_IDENTITY", env.identity_dir(role, id))
-        .env("INFOSHARE_SERVER", server.url());
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    command.args(args).output().expect("run the CLI")
-}
 
 fn cli(env: &TestEnv, server: &TestServer, agency: &str, args: &[&str]) -> Output {
     run_cli(env, server, (Role::Agency, agency), &[], args)

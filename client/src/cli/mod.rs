@@ -4,6 +4,7 @@ mod audit;
 mod failure;
 mod output;
 mod parse;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -25,6 +25,14 @@ fn time(ts: &Option<prost_types::Timestamp>) -> String {
     }
 }
 
+/// Prints one line of human output, with whatever the broker sent made harmless
+/// ([`super::terminal`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", super::terminal::line(&format!($($arg)*)))
+    };
+}
+
 macro_rules! name_of {
     ($enum:ty, $v:expr) => {
         <$enum>::try_from($v)
@@ -35,8 +43,12 @@ macro_rules! name_of {
 
 /// Prints rows under headers, each column as wide as its widest cell.
 fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| super::terminal::cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -47,10 +59,10 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        say!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
+    for row in &rows {
         line(row.clone());
     }
 }
@@ -215,6 +227,7 @@ impl Output {
     }
 
     fn emit(&self, v: Value) {
+        // JSON escapes every control character itself.
         println!("{v}");
     }
 
@@ -224,7 +237,7 @@ impl Output {
         if self.json {
             self.emit(failure.json());
         }
-        eprintln!("error: {failure}");
+        eprintln!("error: {}", super::terminal::line(&failure.to_string()));
         ExitCode::FAILURE
     }
 
@@ -238,8 +251,8 @@ impl Output {
                 "certificate_sha256": me.certificate_sha256,
             }));
         }
-        println!("{} ({})", me.display_name, me.spiffe_id);
-        println!("certificate sha256 {}", me.certificate_sha256);
+        say!("{} ({})", me.display_name, me.spiffe_id);
+        say!("certificate sha256 {}", me.certificate_sha256);
     }
 
     /// A request or proactive disclosure the broker accepted (`what` names which).
@@ -266,11 +279,11 @@ impl Output {
         } else {
             ""
         };
-        println!(
+        say!(
             "{what} {request_id} accepted at {}{note}",
             time(accepted_at)
         );
-        println!("log index {log_index}; idempotency key {key}");
+        say!("log index {log_index}; idempotency key {key}");
     }
 
     pub fn protocols(&self, list: &[api::ProtocolSummary]) {
@@ -279,7 +292,7 @@ impl Output {
                 .emit(json!({ "protocols": list.iter().map(protocol_json).collect::<Vec<_>>() }));
         }
         if list.is_empty() {
-            println!("no protocols");
+            say!("no protocols");
             return;
         }
         let rows: Vec<Vec<String>> = list
@@ -314,7 +327,7 @@ impl Output {
             v["log_index"] = json!(log_index);
             return self.emit(v);
         }
-        println!(
+        say!(
             "protocol {} version {} is {} (log index {log_index})",
             p.protocol_id,
             p.version,
@@ -329,22 +342,22 @@ impl Output {
             v["document_toml"] = json!(r.document_toml);
             return self.emit(v);
         }
-        println!(
+        say!(
             "protocol  {} version {} ({})",
             p.protocol_id,
             p.version,
             status_word(&p).to_lowercase()
         );
-        println!("title     {}", p.title);
-        println!("parties   {}", p.parties.join(", "));
-        println!("review by {}", p.review_date);
-        println!(
+        say!("title     {}", p.title);
+        say!("parties   {}", p.parties.join(", "));
+        say!("review by {}", p.review_date);
+        say!(
             "registered by {} at {}",
             p.registered_by,
             time(&p.registered_at)
         );
         if !p.approved_by.is_empty() {
-            println!(
+            say!(
                 "approved by {} ({}) at {}",
                 p.approved_by,
                 p.approver_role,
@@ -365,10 +378,10 @@ impl Output {
                 "checkpoint": info.checkpoint,
             }));
         }
-        println!("origin       {}", info.origin);
-        println!("verifier key {}", info.verifier_key);
-        println!("size         {}", cp.size);
-        println!("root         {}", hex_str(&cp.root));
+        say!("origin       {}", info.origin);
+        say!("verifier key {}", info.verifier_key);
+        say!("size         {}", cp.size);
+        say!("root         {}", hex_str(&cp.root));
     }
 
     pub fn audit_records(&self, r: &api::AuditRecordsResponse, cp: &infoshare_tlog::Checkpoint) {
@@ -464,13 +477,13 @@ impl Output {
             ],
             &rows,
         );
-        println!(
+        say!(
             "{} records; every inclusion proof verified against the signed checkpoint of size {}",
             r.records.len(),
             cp.size
         );
         if r.more {
-            println!("more: --after {}", r.next_after_index);
+            say!("more: --after {}", r.next_after_index);
         }
     }
 
@@ -494,16 +507,17 @@ impl Output {
             }));
         }
         for (old_key, new_key, size) in followed {
-            println!(
+            say!(
                 "log key rotated at size {size}: {old_key} -> {new_key} (both signed it; now trusting the new key)"
             );
         }
         match old {
-            Some(o) => println!(
+            Some(o) => say!(
                 "log verified: size {} is consistent with the checkpoint of size {} seen before",
-                new.size, o.size
+                new.size,
+                o.size
             ),
-            None => println!(
+            None => say!(
                 "log key pinned; checkpoint of size {} stored for the next verify",
                 new.size
             ),
@@ -514,7 +528,7 @@ impl Output {
         if self.json {
             return self.emit(json!({ "file": path.display().to_string(), "records": n, "checkpoint_size": cp.size }));
         }
-        println!(
+        say!(
             "{n} records exported to {} (checkpoint size {})",
             path.display(),
             cp.size
@@ -537,12 +551,13 @@ impl Output {
                 "key_pinned": pinned,
             }));
         }
-        println!(
+        say!(
             "bundle verified: {n} records of {} in the signed checkpoint of size {}",
-            b.origin, cp.size
+            b.origin,
+            cp.size
         );
         if !pinned {
-            println!(
+            say!(
                 "note: verified with the bundle's own key; pass --key with the log's published verifier key to pin it"
             );
         }
@@ -551,7 +566,7 @@ impl Output {
     pub fn inbox_header(&self) {
         if !self.json {
             let header: Vec<String> = INBOX_HEADERS.iter().map(|h| h.to_string()).collect();
-            println!("{}", header.join("  "));
+            say!("{}", header.join("  "));
         }
     }
 
@@ -559,7 +574,11 @@ impl Output {
         if self.json {
             return self.emit(item_json(i));
         }
-        println!("{}", item_row(i).join("  "));
+        let row: Vec<String> = item_row(i)
+            .iter()
+            .map(|c| super::terminal::cell(c))
+            .collect();
+        say!("{}", row.join("  "));
     }
 
     pub fn inbox_page(&self, page: &api::ListInboxResponse) {
@@ -571,13 +590,13 @@ impl Output {
             }));
         }
         if page.items.is_empty() {
-            println!("inbox empty");
+            say!("inbox empty");
             return;
         }
         let rows: Vec<Vec<String>> = page.items.iter().map(item_row).collect();
         table(&INBOX_HEADERS, &rows);
         if page.more {
-            println!("more: --after {}", page.next_cursor);
+            say!("more: --after {}", page.next_cursor);
         }
     }
 
@@ -588,11 +607,11 @@ impl Output {
                 "statement": r.statement,
             }));
         }
-        println!(
+        say!(
             "log signing key rotated; the new verifier key is {}",
             r.verifier_key
         );
-        println!(
+        say!(
             "rotation statement (publish it beside the key):\n{}",
             r.statement
         );
@@ -605,7 +624,7 @@ impl Output {
                 "as_of": time(&r.as_of),
             }));
         }
-        println!(
+        say!(
             "retention run as of {}: bodies of {} exchange(s) erased",
             time(&r.as_of),
             r.purged_exchanges
@@ -625,7 +644,7 @@ impl Output {
         } else {
             "acknowledged"
         };
-        println!("{request_id} {note} (log index {})", a.log_index);
+        say!("{request_id} {note} (log index {})", a.log_index);
     }
 
     pub fn responded(&self, request_id: &str, r: &api::RespondResponse) {
@@ -636,7 +655,7 @@ impl Output {
                 "accepted_at": time(&r.accepted_at),
             }));
         }
-        println!(
+        say!(
             "response to {request_id} accepted at {} (log index {})",
             time(&r.accepted_at),
             r.log_index
@@ -657,7 +676,7 @@ impl Output {
             }));
         }
         if !verb.is_empty() {
-            println!("{verb} {} legal hold(s)", holds.len());
+            say!("{verb} {} legal hold(s)", holds.len());
         }
         let rows: Vec<Vec<String>> = holds
             .iter()
@@ -713,45 +732,49 @@ impl Output {
                 "legal_hold": d.legal_hold,
             }));
         }
-        println!("request   {}", d.request_id);
-        println!("from      {}", d.requester_agency_id);
-        println!("to        {}", d.recipient_agency_id);
-        println!(
+        say!("request   {}", d.request_id);
+        say!("from      {}", d.requester_agency_id);
+        say!("to        {}", d.recipient_agency_id);
+        say!(
             "status    {}",
             name_of!(api::RequestStatus, d.status).trim_start_matches("REQUEST_STATUS_")
         );
         if let Some(r) = &d.request {
             let s = r.subject.clone().unwrap_or_default();
-            println!(
+            say!(
                 "authority {}  protocol {}  purpose {}",
                 name_of!(api::LegalAuthority, r.authority).trim_start_matches("LEGAL_AUTHORITY_"),
                 r.protocol_id,
                 r.purpose
             );
-            println!(
+            say!(
                 "subject   {}, {} (born {})",
-                s.family_name, s.given_names, s.date_of_birth
+                s.family_name,
+                s.given_names,
+                s.date_of_birth
             );
             for i in &s.identifiers {
-                println!("          {} {}", i.scheme, i.value);
+                say!("          {} {}", i.scheme, i.value);
             }
-            println!("asks for  {}", r.categories.join(", "));
-            println!("reason    {}", r.reason);
+            say!("asks for  {}", r.categories.join(", "));
+            say!("reason    {}", r.reason);
         }
         if let Some(x) = &d.disclosure {
-            println!(
+            say!(
                 "disclosed {} under {}/{}",
                 name_of!(api::LegalAuthority, x.authority).trim_start_matches("LEGAL_AUTHORITY_"),
                 x.protocol_id,
                 x.purpose
             );
             let s = x.subject.clone().unwrap_or_default();
-            println!(
+            say!(
                 "subject   {}, {} (born {})",
-                s.family_name, s.given_names, s.date_of_birth
+                s.family_name,
+                s.given_names,
+                s.date_of_birth
             );
             for i in &x.items {
-                println!(
+                say!(
                     "  [{}] {}: {}",
                     name_of!(api::Classification, i.classification)
                         .trim_start_matches("CLASSIFICATION_"),
@@ -759,15 +782,15 @@ impl Output {
                     i.content
                 );
             }
-            println!("reason    {}", x.reason);
+            say!("reason    {}", x.reason);
         }
         if let Some(r) = &d.response {
-            println!(
+            say!(
                 "answer    {}",
                 name_of!(api::Decision, r.decision).trim_start_matches("DECISION_")
             );
             for i in &r.items {
-                println!(
+                say!(
                     "  [{}] {}: {}",
                     name_of!(api::Classification, i.classification)
                         .trim_start_matches("CLASSIFICATION_"),
@@ -776,7 +799,7 @@ impl Output {
                 );
             }
             if !r.explanation.is_empty() {
-                println!(
+                say!(
                     "  withheld ({}): {}",
                     name_of!(api::DeclineGround, r.decline_ground)
                         .trim_start_matches("DECLINE_GROUND_"),
@@ -785,10 +808,10 @@ impl Output {
             }
         }
         if d.body_purged {
-            println!("(a body was purged at the end of its retention period)");
+            say!("(a body was purged at the end of its retention period)");
         }
         if d.legal_hold {
-            println!("(under a legal hold: kept past retention until an auditor releases it)");
+            say!("(under a legal hold: kept past retention until an auditor releases it)");
         }
         println!();
         table(&["INDEX", "AT", "EVENT", "AGENCY"], &timeline);

@@ -293,3 +293,21 @@ impl Drop for TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the CLI as `role`/`id` against `server`, with `extra` environment variables.
+pub fn run_cli(
+    env: &TestEnv,
+    server: &TestServer,
+    (role, id): (Role, &str),
+    extra: &[(&str, PathBuf)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"));
+    command
+        .env("INFOSHARE_IDENTITY", env.identity_dir(role, id))
+        .env("INFOSHARE_SERVER", server.url());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    command.args(args).output().expect("run the CLI")
+}
