@@ -219,6 +219,22 @@ pub fn issue_client(
     )
 }
 
+/// Issues a client identity for `principal` with no extended key usage at all (webpki accepts
+/// such a certificate for any purpose; the broker must not). For tests.
+pub fn issue_client_without_eku(
+    out: &Path,
+    principal: &Principal,
+    dest: &Path,
+) -> Result<(), PkiError> {
+    check_id(&principal.id)?;
+    let ca_key = KeyPair::from_pem(&read(&out.join("ca/ca.key.pem"))?)?;
+    let ca_pem = read(&out.join("ca/ca.pem"))?;
+    let issuer = Issuer::new(ca_params(Validity::default()), ca_key);
+    let mut params = client_params(principal, Validity::default())?;
+    params.extended_key_usages.clear();
+    issue_into(dest, &issuer, &ca_pem, params, true, &mut Report::default())
+}
+
 /// Writes a CRL signed by the CA under `out` to `dest`, revoking the certificates in the given
 /// PEM files (none: an empty CRL). Valid from an hour ago for `valid_for`.
 pub fn write_crl(

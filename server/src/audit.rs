@@ -331,7 +331,8 @@ impl Broker {
     }
 
     /// Matching log indexes after `after`, ascending, at most `limit`; the last index
-    /// examined; and whether the limit stopped the scan.
+    /// examined; and whether the limit, or the scan budget (records examined per call, so a
+    /// filter no index serves cannot make one call read the whole log), stopped the scan.
     fn matching(
         &self,
         filter: &Filter,
@@ -339,6 +340,8 @@ impl Broker {
         limit: usize,
     ) -> Result<(Vec<u64>, u64, bool), BrokerError> {
         const STEP: usize = 1000;
+        let budget = self.limiter().limits().audit_scan_budget.max(1);
+        let mut examined = 0usize;
         let views = self.ledger.views();
         let prefixes = filter.index_prefixes();
         let mut found = Vec::new();
@@ -361,8 +364,8 @@ impl Broker {
                 }
                 None => {
                     let last = self.ledger.head().checkpoint.size;
-                    let end = last.min(cursor + STEP as u64);
-                    candidates.extend(cursor + 1..=end);
+                    let end = last.min(cursor.saturating_add(STEP as u64));
+                    candidates.extend(cursor.saturating_add(1)..=end);
                     if end < last {
                         horizon = end;
                     }
@@ -372,6 +375,10 @@ impl Broker {
                 return Ok((found, cursor, false));
             }
             for i in candidates.into_iter().take_while(|&i| i <= horizon) {
+                if examined == budget {
+                    return Ok((found, cursor, true));
+                }
+                examined += 1;
                 if filter.matches(&self.ledger.decoded(i)?) {
                     if found.len() == limit {
                         return Ok((found, cursor, true));

@@ -24,6 +24,7 @@ mod fuzz_props;
 pub mod holds;
 pub mod identity;
 pub mod limits;
+pub mod log_throttle;
 pub mod policy;
 pub mod protocol;
 pub mod reason;

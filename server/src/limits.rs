@@ -21,6 +21,9 @@ pub struct Limits {
     pub stream_send_timeout_secs: u64,
     /// How long a client may take to complete its TLS handshake.
     pub handshake_timeout_secs: u64,
+    /// Most log records one audit query call examines; past it the call answers what it found
+    /// with `more` set and a cursor to go on from.
+    pub audit_scan_budget: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             streams_per_principal: 16,
             stream_send_timeout_secs: 30,
             handshake_timeout_secs: 10,
+            audit_scan_budget: 20_000,
         }
     }
 }

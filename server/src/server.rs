@@ -257,6 +257,10 @@ fn api_descriptors() -> Vec<u8> {
         .expect("the built-in descriptor set decodes");
     set.file
         .retain(|f| f.package.as_deref() != Some("infoshare.bench.v1"));
+    // The health service is served too: describe it, so grpcurl and other clients can call it.
+    let health = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .expect("tonic-health's descriptor set decodes");
+    set.file.extend(health.file);
     set.encode_to_vec()
 }
 

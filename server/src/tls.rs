@@ -97,6 +97,7 @@ pub fn server_config(
         .with_crls(revoked)
         .build()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let verifier = Arc::new(RequireClientAuthUsage(verifier));
     let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -106,6 +107,72 @@ pub fn server_config(
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The CA's verifier, and one more rule: the certificate must carry the clientAuth extended key
+/// usage. webpki refuses a certificate whose EKU names other purposes, but accepts one with no
+/// EKU extension at all; a broker certificate for a server or a code-signing key must not log in.
+#[derive(Debug)]
+struct RequireClientAuthUsage(Arc<dyn rustls::server::danger::ClientCertVerifier>);
+
+impl rustls::server::danger::ClientCertVerifier for RequireClientAuthUsage {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        let client_auth = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .ok()
+            .and_then(|(_, cert)| {
+                cert.extended_key_usage()
+                    .ok()
+                    .flatten()
+                    .map(|e| e.value.client_auth)
+            })
+            .unwrap_or(false);
+        if !client_auth {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::InvalidPurpose,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// What the broker knows about the peer of a connection.
@@ -168,6 +235,11 @@ impl AsyncWrite for TlsConnection {
     }
 }
 
+/// One operator line per remote address per minute for refused handshakes (with the count of
+/// those not logged since).
+static REFUSALS: std::sync::LazyLock<crate::log_throttle::Throttle> =
+    std::sync::LazyLock::new(|| crate::log_throttle::Throttle::new(Duration::from_secs(60)));
+
 /// Accepts TCP connections on `listener` and completes TLS handshakes concurrently (each bounded
 /// by `handshake_timeout`), yielding finished connections. A failed handshake is logged and
 /// dropped; it never reaches tonic.
@@ -198,18 +270,23 @@ pub fn incoming(
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
             tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(%remote, error = %e, "TLS handshake refused");
-                            return;
+                let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                            tracing::info!(%remote, error = %e, suppressed, "TLS handshake refused");
                         }
-                        Err(_) => {
-                            tracing::info!(%remote, "TLS handshake timed out");
-                            return;
+                        return;
+                    }
+                    Err(_) => {
+                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                            tracing::info!(%remote, suppressed, "TLS handshake timed out");
                         }
-                    };
+                        return;
+                    }
+                };
                 let leaf = stream
                     .get_ref()
                     .1

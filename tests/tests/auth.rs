@@ -85,6 +85,25 @@ async fn a_certificate_from_another_ca_is_refused() {
 }
 
 #[tokio::test]
+async fn a_certificate_without_the_client_auth_usage_is_refused() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    infoshare_certs_dev::issue_client_without_eku(
+        &env.path().join("pki"),
+        &infoshare_certs_dev::Principal::new(Role::Agency, "police"),
+        dir.path(),
+    )
+    .unwrap();
+    refused(
+        &server.url(),
+        &Identity::from_dir(dir.path()).unwrap(),
+        "unsupported_certificate",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_unregistered_identity_is_unauthenticated() {
     let env = TestEnv::new();
     let server = env.start().await;

@@ -90,3 +90,51 @@ async fn structured_text_and_protocol_documents_refuse_controls_and_bidi() {
     };
     assert_eq!(e.field.as_deref(), Some("document_toml"), "{e}");
 }
+
+#[tokio::test]
+async fn client_supplied_indexes_never_overflow_and_unindexed_queries_are_bounded() {
+    let env = TestEnv::with_config("[limits]\naudit_scan_budget = 4\n");
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
+    for i in 0..3 {
+        police
+            .submit_request(sample_request("rangitoto-school-board"), &format!("o-{i}"))
+            .await
+            .unwrap();
+    }
+    for after in [u64::MAX, u64::MAX - 1, 1 << 63] {
+        let page = auditor
+            .audit_query(infoshare_client::api::AuditFilter::default(), after, 10)
+            .await
+            .unwrap();
+        assert!(page.records.is_empty() && !page.more, "after {after}");
+        police.list_inbox(after, 10, false).await.unwrap();
+    }
+    // A filter no index serves examines at most the budget per call, and pages on.
+    let filter = infoshare_client::api::AuditFilter {
+        purpose: "support-plan".into(),
+        event_type: String::new(),
+        ..Default::default()
+    };
+    let (mut found, mut after, mut calls) = (0, 0, 0);
+    loop {
+        let page = auditor
+            .audit_query(filter.clone(), after, 100)
+            .await
+            .unwrap();
+        found += page.records.len();
+        calls += 1;
+        assert!(calls < 100, "pages on to the end");
+        if !page.more {
+            break;
+        }
+        assert!(page.next_after_index > after, "progress");
+        after = page.next_after_index;
+    }
+    assert_eq!(found, 3, "every match is found across the pages");
+    assert!(
+        calls > 3,
+        "a call examined at most the budget ({calls} calls)"
+    );
+}

@@ -43,6 +43,7 @@ async fn reflection_lists_the_api_and_health_reports_serving() {
         "infoshare.v1.ExchangeService",
         "infoshare.v1.IdentityService",
         "infoshare.v1.ProtocolService",
+        "grpc.health.v1.Health",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
