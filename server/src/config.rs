@@ -48,6 +48,9 @@ pub struct Config {
     /// The retention task.
     #[serde(default)]
     pub retention: Retention,
+    /// Connection, stream and answer-memory bounds.
+    #[serde(default)]
+    pub transport: crate::transport::TransportConfig,
 }
 
 /// The retention task: how often it looks for bodies whose protocol's retention has ended.
@@ -188,6 +191,7 @@ impl Config {
             registry: RegistryFiles { agencies: registry },
             limits: crate::limits::Limits::default(),
             retention: Retention::default(),
+            transport: crate::transport::TransportConfig::default(),
         })
     }
 }

@@ -37,5 +37,6 @@ pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod transport;
 pub mod validate;
 pub mod views;

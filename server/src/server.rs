@@ -43,6 +43,7 @@ pub struct Prepared {
     registry_file: std::path::PathBuf,
     retention: crate::config::Retention,
     trust_domain: String,
+    transport: crate::transport::TransportConfig,
 }
 
 impl Prepared {
@@ -136,7 +137,32 @@ impl Prepared {
             .register_encoded_file_descriptor_set(&descriptors)
             .build_v1alpha()
             .map_err(|e| start_err!("reflection", e))?;
-        let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, handshake);
+        let transport = self.transport.clone();
+        let max_connections = crate::transport::raise_open_file_limit(transport.max_connections);
+        if max_connections < transport.max_connections {
+            tracing::warn!(
+                configured = transport.max_connections,
+                max_connections,
+                "the open-file limit allows fewer connections than configured"
+            );
+        }
+        let registry_of = self.broker.clone();
+        let front = crate::tls::Front {
+            admission: std::sync::Arc::new(crate::transport::admission::Admission::new(
+                max_connections,
+                transport.max_connections_per_identity,
+                std::sync::Arc::new(move |peer| {
+                    registry_of
+                        .authenticate(Some(peer))
+                        .map(|_| ())
+                        .map_err(tonic::Status::from)
+                }),
+            )),
+            handshake_timeout: handshake,
+            idle_timeout: transport.idle_timeout(),
+            answer_budget_bytes: transport.answer_budget_bytes,
+        };
+        let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, front);
         let broker = self.broker.clone();
         let shutdown = async move {
             shutdown.await;
@@ -157,33 +183,44 @@ impl Prepared {
             }
             broker.begin_shutdown();
         };
+        // Every service: 1 MiB in, 4 MiB out (pages stop before it).
+        macro_rules! sized {
+            ($service:expr) => {
+                $service
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(crate::transport::MAX_ANSWER_BYTES)
+            };
+        }
         tonic::transport::Server::builder()
+            // tonic leaves SETTINGS_MAX_CONCURRENT_STREAMS unset (unlimited) unless told.
+            .max_concurrent_streams(transport.max_concurrent_streams)
+            .concurrency_limit_per_connection(transport.max_calls_per_connection)
+            .timeout(transport.request_timeout())
+            .http2_max_header_list_size(16 << 10)
             .layer(crate::service::observe::ObserveLayer)
+            .layer(crate::transport::budget::BudgetLayer)
             // Bounds how long a connection made before a revocation keeps working.
             .max_connection_age(Duration::from_secs(15 * 60))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(
-                ExchangeServiceServer::new(ExchangeApi::new(self.broker.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            )
-            .add_service(
-                IdentityServiceServer::new(IdentityApi::new(self.broker.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            )
-            .add_service(
-                ProtocolServiceServer::new(ProtocolApi::new(self.broker.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            )
-            .add_service(
-                AuditServiceServer::new(AuditApi::new(self.broker.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(64 << 20),
-            )
-            .add_service(AdminServiceServer::new(AdminApi::new(self.broker.clone())))
-            .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(sized!(ExchangeServiceServer::new(ExchangeApi::new(
+                self.broker.clone()
+            ))))
+            .add_service(sized!(IdentityServiceServer::new(IdentityApi::new(
+                self.broker.clone()
+            ))))
+            .add_service(sized!(ProtocolServiceServer::new(ProtocolApi::new(
+                self.broker.clone()
+            ))))
+            .add_service(sized!(AuditServiceServer::new(AuditApi::new(
+                self.broker.clone()
+            ))))
+            .add_service(sized!(AdminServiceServer::new(AdminApi::new(
+                self.broker.clone()
+            ))))
+            .add_service(sized!(health))
+            .add_service(sized!(reflection_v1))
+            .add_service(sized!(reflection_v1alpha))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|e| start_err!("server", e))
@@ -359,6 +396,7 @@ fn dev_caller(
         remote: ([127, 0, 0, 1], 0).into(),
         spiffe: crate::identity::spiffe_id_from_cert(&der, infoshare_certs_dev::TRUST_DOMAIN),
         cert_sha256: crate::crypto::sha256(&der),
+        connection: None,
     };
     broker
         .authenticate(Some(&peer))
@@ -409,6 +447,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         registry_file: config.registry.agencies.clone(),
         retention: config.retention.clone(),
         trust_domain: config.trust_domain.clone(),
+        transport: config.transport.clone(),
     })
 }
 

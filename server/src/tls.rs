@@ -184,12 +184,20 @@ pub struct PeerInfo {
     pub spiffe: Result<SpiffeId, IdentityError>,
     /// SHA-256 of its client certificate (all zero when there is none).
     pub cert_sha256: Digest32,
+    /// The connection's shared state (open streams, answer budget); none for in-process calls.
+    pub connection: Option<Arc<crate::transport::idle::ConnState>>,
 }
 
-/// A TLS connection with its peer information.
+/// A TLS connection with its peer information, its places under the connection caps (held for
+/// its life) and its idle clock.
 pub struct TlsConnection {
     inner: TlsStream<TcpStream>,
     peer: PeerInfo,
+    idle: crate::transport::idle::IdleClock,
+    _slots: (
+        crate::transport::admission::Slot,
+        crate::transport::admission::IdentitySlot,
+    ),
 }
 
 impl Connected for TlsConnection {
@@ -205,6 +213,10 @@ impl AsyncRead for TlsConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        // Idle past its timeout with no open stream: end of input, so HTTP/2 closes it.
+        if self.idle.expired(cx) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -240,14 +252,29 @@ impl AsyncWrite for TlsConnection {
 static REFUSALS: std::sync::LazyLock<crate::log_throttle::Throttle> =
     std::sync::LazyLock::new(|| crate::log_throttle::Throttle::new(Duration::from_secs(60)));
 
-/// Accepts TCP connections on `listener` and completes TLS handshakes concurrently (each bounded
-/// by `handshake_timeout`), yielding finished connections. A failed handshake is logged and
-/// dropped; it never reaches tonic.
+/// How connections are admitted and kept.
+#[derive(Clone)]
+pub struct Front {
+    /// The caps and the registry check.
+    pub admission: Arc<crate::transport::admission::Admission>,
+    /// How long a client may take to complete its TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long a connection may stay open with no stream.
+    pub idle_timeout: Duration,
+    /// Each connection's answer budget, in bytes.
+    pub answer_budget_bytes: usize,
+}
+
+/// Accepts TCP connections on `listener` — each under the global cap, or closed at once — and
+/// completes TLS handshakes concurrently (each bounded by the handshake timeout), yielding
+/// finished connections of registered identities under their per-identity cap. A failed
+/// handshake is logged (aggregated) and dropped; an unregistered identity is refused at its
+/// first stream ([`crate::transport::refuse`]); neither reaches tonic.
 pub fn incoming(
     listener: TcpListener,
     config: SharedTlsConfig,
     trust_domain: String,
-    handshake_timeout: Duration,
+    front: Front,
 ) -> ReceiverStream<Result<TlsConnection, std::io::Error>> {
     let (tx, rx) = mpsc::channel(128);
     let trust_domain: Arc<str> = trust_domain.into();
@@ -261,6 +288,12 @@ pub fn incoming(
                     continue;
                 }
             };
+            let Some(slot) = front.admission.connection() else {
+                if let Some(suppressed) = REFUSALS.admit("(connection cap)") {
+                    tracing::warn!(%remote, suppressed, "connection cap reached; connection closed");
+                }
+                continue;
+            };
             // Without it every small gRPC frame waits on Nagle against delayed ACK (~40 ms).
             let _ = tcp.set_nodelay(true);
             // The configuration current at accept time: a reload (new certificate, CA bundle or
@@ -269,46 +302,70 @@ pub fn incoming(
                 TlsAcceptor::from(config.read().unwrap_or_else(|e| e.into_inner()).clone());
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
+            let front = front.clone();
             tokio::spawn(async move {
-                let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
-                            tracing::info!(%remote, error = %e, suppressed, "TLS handshake refused");
+                let stream =
+                    match tokio::time::timeout(front.handshake_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                                tracing::info!(%remote, error = %e, suppressed, "TLS handshake refused");
+                            }
+                            return;
                         }
-                        return;
-                    }
-                    Err(_) => {
-                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
-                            tracing::info!(%remote, suppressed, "TLS handshake timed out");
+                        Err(_) => {
+                            if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                                tracing::info!(%remote, suppressed, "TLS handshake timed out");
+                            }
+                            return;
                         }
-                        return;
-                    }
-                };
+                    };
                 let leaf = stream
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map(|c| c.as_ref().to_vec());
-                let peer = match leaf {
+                let mut peer = match leaf {
                     Some(der) => PeerInfo {
                         remote,
                         spiffe: spiffe_id_from_cert(&der, &trust_domain),
                         cert_sha256: sha256(&der),
+                        connection: None,
                     },
                     None => PeerInfo {
                         remote,
                         spiffe: Err(IdentityError::NoCertificate),
                         cert_sha256: [0; 32],
+                        connection: None,
                     },
                 };
+                let identity = match &peer.spiffe {
+                    Ok(id) => id.uri.clone(),
+                    Err(_) => hex::encode(peer.cert_sha256),
+                };
+                let Some(identity_slot) = front.admission.identity(&identity) else {
+                    if let Some(suppressed) = REFUSALS.admit(&identity) {
+                        tracing::warn!(%remote, identity, suppressed, "per-identity connection cap reached; connection closed");
+                    }
+                    return;
+                };
+                if let Err(status) = front.admission.check(&peer) {
+                    if let Some(suppressed) = REFUSALS.admit(&identity) {
+                        tracing::info!(%remote, identity, suppressed, reason = status.message(), "unregistered identity refused");
+                    }
+                    crate::transport::refuse::refuse(stream, status).await;
+                    drop((slot, identity_slot));
+                    return;
+                }
+                let state = crate::transport::idle::ConnState::new(front.answer_budget_bytes);
+                peer.connection = Some(state.clone());
                 let _ = tx
                     .send(Ok(TlsConnection {
                         inner: stream,
                         peer,
+                        idle: crate::transport::idle::IdleClock::new(state, front.idle_timeout),
+                        _slots: (slot, identity_slot),
                     }))
                     .await;
             });

@@ -191,12 +191,21 @@ fn main() {
         tokio::spawn(prepared.serve(std::future::pending()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let echo_addr = listener.local_addr().unwrap();
-        let incoming = infoshare_server::tls::incoming(
-            listener,
-            tls,
-            "infoshare.dev".into(),
-            infoshare_server::tls::HANDSHAKE_TIMEOUT,
-        );
+        // The same front door as the broker's (caps, idle clock, budget state), admitting all.
+        let transport = infoshare_server::transport::TransportConfig::default();
+        let front = infoshare_server::tls::Front {
+            admission: std::sync::Arc::new(
+                infoshare_server::transport::admission::Admission::open(
+                    transport.max_connections,
+                    transport.max_connections_per_identity,
+                ),
+            ),
+            handshake_timeout: infoshare_server::tls::HANDSHAKE_TIMEOUT,
+            idle_timeout: transport.idle_timeout(),
+            answer_budget_bytes: transport.answer_budget_bytes,
+        };
+        let incoming =
+            infoshare_server::tls::incoming(listener, tls, "infoshare.dev".into(), front);
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(echo::echo_service_server::EchoServiceServer::new(Echo))

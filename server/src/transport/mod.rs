@@ -1,0 +1,101 @@
+//! The transport between the TLS front door and the services: every bound that holds before a
+//! caller is authenticated, so that any certificate the CA ever issued — hostile or not — can
+//! take only its share of streams, connections, file descriptors and memory.
+//!
+//! - [`admission`]: a global and a per-identity cap on connections, and an identity the registry
+//!   does not know refused once, at its first stream, on a connection then closed.
+//! - [`idle`]: a connection with no open stream is closed after the idle timeout.
+//! - [`budget`]: the answers a connection has not taken yet (encoded, not yet written to the
+//!   socket) are bounded in bytes; past the budget, its next call waits (and times out).
+//! - [`refuse`]: the minimal HTTP/2 exchange that refuses an unregistered identity.
+//!
+//! HTTP/2 itself (advertised concurrent streams, calls per connection, request deadline,
+//! message sizes) is configured where the server is built, from [`TransportConfig`].
+
+pub mod admission;
+pub mod budget;
+pub mod idle;
+pub mod refuse;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[transport]` in the configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    /// Most connections open at once (TLS handshakes in progress included). Lowered at start to
+    /// what the process's open-file limit allows, with headroom for the log and the views.
+    pub max_connections: usize,
+    /// Most connections one identity (client certificate) may hold.
+    pub max_connections_per_identity: usize,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to every client.
+    pub max_concurrent_streams: u32,
+    /// Calls one connection may have in progress at once; more wait their turn.
+    pub max_calls_per_connection: usize,
+    /// How long a call may take to arrive and be answered (not counting a stream's items once
+    /// it is streaming); a stream whose request never arrives ends at this deadline.
+    pub request_timeout_secs: u64,
+    /// A connection with no open stream for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Bytes of answers one connection may hold encoded but not yet sent.
+    pub answer_budget_bytes: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_connections_per_identity: 64,
+            max_concurrent_streams: 128,
+            max_calls_per_connection: 32,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 300,
+            answer_budget_bytes: 64 << 20,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+}
+
+/// Largest gRPC message the broker sends (a page stops before it).
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// File descriptors kept free of connections: the log and body segments, the views, the
+/// checkpoint, the listener, the telemetry exporters.
+const FD_HEADROOM: u64 = 256;
+
+/// Raises the process's soft open-file limit to its hard limit, and returns how many
+/// connections that leaves room for (at most `wanted`), keeping [`FD_HEADROOM`] free.
+pub fn raise_open_file_limit(wanted: usize) -> usize {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return wanted;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    let room = limit.rlim_cur.saturating_sub(FD_HEADROOM);
+    wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
