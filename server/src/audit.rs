@@ -289,11 +289,15 @@ impl Broker {
         Ok((proof, roots.0, roots.1, head.note.clone()))
     }
 
-    /// Proves `indices` against the latest checkpoint.
-    fn prove(&self, indices: &[u64]) -> Result<(Arc<str>, Vec<ProvenRecord>), BrokerError> {
+    /// Proves `indices` against the latest checkpoint, stopping before the answer would pass
+    /// [`crate::broker::PAGE_BYTES`]; whether it stopped early.
+    fn prove(&self, indices: &[u64]) -> Result<(Arc<str>, Vec<ProvenRecord>, bool), BrokerError> {
+        /// A record's summary and framing, beside its bytes and proof.
+        const OVERHEAD: usize = 512;
         let head = self.ledger.head();
         let size = head.checkpoint.size;
         let mut out = Vec::with_capacity(indices.len());
+        let mut bytes = 0usize;
         for &i in indices {
             let raw = self.ledger.record(i)?;
             let record = Record::decode(&raw)
@@ -301,9 +305,14 @@ impl Broker {
             let proof = head.tree.inclusion_proof(i - 1, size).ok_or_else(|| {
                 BrokerError::Internal(format!("record {i} beyond the checkpoint"))
             })?;
+            let cost = raw.len() + proof.len() * 34 + OVERHEAD;
+            if !out.is_empty() && bytes + cost > crate::broker::PAGE_BYTES {
+                return Ok((head.note.clone(), out, true));
+            }
+            bytes += cost;
             out.push((i, raw, record, proof));
         }
-        Ok((head.note.clone(), out))
+        Ok((head.note.clone(), out, false))
     }
 
     /// Logs an audit query that takes no filter.
@@ -402,7 +411,8 @@ impl Broker {
         page: usize,
     ) -> Result<Proven, BrokerError> {
         let (indices, next_after, more) = self.matching(filter, after, page.clamp(1, PAGE_MAX))?;
-        let (checkpoint, records) = self.prove(&indices)?;
+        let (checkpoint, records, cut) = self.prove(&indices)?;
+        let more = more || cut;
         self.log_query(caller, filter.logged(QueryKind::Query, records.len()))
             .await?;
         Ok(Proven {
@@ -420,7 +430,8 @@ impl Broker {
         filter: &Filter,
     ) -> Result<Proven, BrokerError> {
         let (indices, next_after, more) = self.matching(filter, 0, EXPORT_MAX)?;
-        let (checkpoint, records) = self.prove(&indices)?;
+        let (checkpoint, records, cut) = self.prove(&indices)?;
+        let more = more || cut;
         self.log_query(caller, filter.logged(QueryKind::Export, records.len()))
             .await?;
         Ok(Proven {
@@ -453,14 +464,14 @@ impl Broker {
             all.extend(self.ledger.views().timeline(&id)?);
         }
         let indices: Vec<u64> = all.into_iter().collect();
-        let (checkpoint, records) = self.prove(&indices)?;
+        let (checkpoint, records, more) = self.prove(&indices)?;
         self.log_query(caller, filter.logged(QueryKind::Timeline, records.len()))
             .await?;
         Ok(Proven {
             checkpoint,
-            next_after: indices.last().copied().unwrap_or(0),
+            next_after: records.last().map_or(0, |r| r.0),
             records,
-            more: false,
+            more,
         })
     }
 
@@ -486,13 +497,13 @@ impl Broker {
         let size = self.ledger.head().checkpoint.size;
         let end = start.saturating_add(count as u64).min(size + 1);
         let indices: Vec<u64> = (start..end).collect();
-        let (checkpoint, records) = self.prove(&indices)?;
+        let (checkpoint, records, cut) = self.prove(&indices)?;
         self.log_audit_query(caller, QueryKind::Range, records.len())
             .await?;
         Ok(Proven {
             checkpoint,
-            next_after: end.saturating_sub(1),
-            more: end <= size,
+            next_after: records.last().map_or(start.saturating_sub(1), |r| r.0),
+            more: cut || end <= size,
             records,
         })
     }

@@ -91,6 +91,12 @@ pub struct RequestDetail {
     pub legal_hold: bool,
 }
 
+/// Bytes of a page of answers at most: the largest message the broker sends, less room for the
+/// message's own fields.
+pub const PAGE_BYTES: usize = crate::transport::MAX_ANSWER_BYTES - (64 << 10);
+/// What an inbox item adds to its body when encoded (kind, ids, sender, time, cursor).
+const ITEM_OVERHEAD: usize = 256;
+
 /// What a refused attempt was about, for its Denied record (which carries the subject's
 /// pseudonyms, so an auditor finds the attempt in the subject's timeline).
 #[derive(Clone, Copy, Debug)]
@@ -790,18 +796,26 @@ impl Broker {
             limit,
             unacknowledged_only,
         )?;
-        let items = entries
-            .into_iter()
-            .map(|(cursor, entry)| {
-                let body = self.ledger.body(entry.kind, &entry.request_id)?;
-                Ok(InboxItem {
-                    cursor,
-                    entry,
-                    body,
-                })
-            })
-            .collect::<Result<_, BrokerError>>()?;
-        Ok((items, more))
+        // Pages are bounded in bytes as well as items: a page stops before the largest answer
+        // the broker sends, and says there is more.
+        let mut items = Vec::with_capacity(entries.len());
+        let mut bytes = 0usize;
+        let mut stopped = false;
+        for (cursor, entry) in entries {
+            let body = self.ledger.body(entry.kind, &entry.request_id)?;
+            let size = body.as_ref().map_or(0, |b| b.body.len()) + ITEM_OVERHEAD;
+            if !items.is_empty() && bytes + size > PAGE_BYTES {
+                stopped = true;
+                break;
+            }
+            bytes += size;
+            items.push(InboxItem {
+                cursor,
+                entry,
+                body,
+            });
+        }
+        Ok((items, more || stopped))
     }
 
     /// GetRequest; an attempt to read what the caller is no party to is logged.

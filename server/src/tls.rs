@@ -304,22 +304,26 @@ pub fn incoming(
             let trust_domain = trust_domain.clone();
             let front = front.clone();
             tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(front.handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
-                                tracing::info!(%remote, error = %e, suppressed, "TLS handshake refused");
-                            }
-                            return;
+                let stream = match tokio::time::timeout(
+                    front.handshake_timeout,
+                    acceptor.accept(tcp),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                            tracing::info!(%remote, error = %e, suppressed, "TLS handshake refused");
                         }
-                        Err(_) => {
-                            if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
-                                tracing::info!(%remote, suppressed, "TLS handshake timed out");
-                            }
-                            return;
+                        return;
+                    }
+                    Err(_) => {
+                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                            tracing::info!(%remote, suppressed, "TLS handshake timed out");
                         }
-                    };
+                        return;
+                    }
+                };
                 let leaf = stream
                     .get_ref()
                     .1

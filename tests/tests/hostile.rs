@@ -138,3 +138,323 @@ async fn client_supplied_indexes_never_overflow_and_unindexed_queries_are_bounde
         "a call examined at most the budget ({calls} calls)"
     );
 }
+
+/// A raw TLS connection to `server` with `role`/`id`'s certificate (ALPN h2).
+async fn raw_tls(
+    env: &TestEnv,
+    server: &common::TestServer,
+    role: Role,
+    id: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = env.identity_dir(role, id);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<_> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// A gRPC request for `path` carrying `message`, framed.
+fn grpc(path: &str) -> tonic::codegen::http::Request<()> {
+    tonic::codegen::http::Request::builder()
+        .method("POST")
+        .uri(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+}
+
+fn framed(message: &impl prost::Message) -> bytes::Bytes {
+    let body = message.encode_to_vec();
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.into()
+}
+
+/// The server's resident memory, in MiB.
+fn rss_mib(server: &common::TestServer) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// A normal round trip, timed.
+async fn round_trip(env: &TestEnv, server: &common::TestServer) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let msd = server.agency(env, "msd").await;
+    msd.who_am_i().await.unwrap();
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn an_unregistered_identity_gets_one_refused_stream_and_no_memory() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let before = rss_mib(&server);
+    // One connection: its first stream is refused UNAUTHENTICATED, then it is told to go away.
+    let tls = raw_tls(&env, &server, Role::Agency, common::UNREGISTERED).await;
+    let (mut client, connection) = h2::client::handshake(tls).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let (response, _) = client
+        .send_request(grpc("/infoshare.v1.IdentityService/WhoAmI"), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "16", "{response:?}");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), driver).await;
+    assert!(closed.is_ok(), "the connection is closed after the refusal");
+
+    // A flood: 4 connections trying 20,000 half-open streams each, for at most 3 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut floods = Vec::new();
+    for _ in 0..4 {
+        let tls = raw_tls(&env, &server, Role::Agency, common::UNREGISTERED).await;
+        floods.push(tokio::spawn(async move {
+            let Ok((mut client, connection)) = h2::client::handshake(tls).await else {
+                return (0, true);
+            };
+            let driver = tokio::spawn(connection);
+            let mut opened = 0u32;
+            let mut streams = Vec::new();
+            while opened < 20_000 && std::time::Instant::now() < deadline && !driver.is_finished() {
+                match client
+                    .send_request(grpc("/infoshare.v1.ExchangeService/SubmitRequest"), false)
+                {
+                    Ok(stream) => {
+                        streams.push(stream);
+                        opened += 1;
+                    }
+                    Err(_) => break,
+                }
+                if opened.is_multiple_of(100) {
+                    tokio::task::yield_now().await;
+                }
+            }
+            let closed = tokio::time::timeout(std::time::Duration::from_secs(6), driver)
+                .await
+                .is_ok();
+            (opened, closed)
+        }));
+    }
+    let mut opened = 0;
+    for f in floods {
+        let (n, closed) = f.await.unwrap();
+        assert!(
+            closed,
+            "the broker closes an unregistered identity's connection"
+        );
+        opened += n;
+    }
+    let after = rss_mib(&server);
+    let trip = round_trip(&env, &server).await;
+    println!(
+        "unregistered flood: {opened} streams tried on 4 connections; RSS {before} -> {after} MiB; round trip {trip:?}"
+    );
+    assert!(after <= before + 32, "RSS {before} -> {after} MiB");
+    assert!(trip < std::time::Duration::from_secs(2), "{trip:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_holds_only_its_budget() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    let ot = server.agency(&env, "oranga-tamariki").await;
+    // About 4.5 MiB of disclosures in Police's inbox.
+    for i in 0..72 {
+        let mut d = sample_request("oranga-tamariki");
+        d.reason.clear();
+        let disclosure = infoshare_client::api::ProactiveDisclosure {
+            recipient_agency_id: "police".into(),
+            authority: infoshare_client::api::LegalAuthority::OtaS66c as i32,
+            protocol_id: "youth-reengagement".into(),
+            purpose: "support-plan".into(),
+            subject: d.subject,
+            items: vec![infoshare_client::api::DisclosedItem {
+                category: "care-status".into(),
+                classification: infoshare_client::api::Classification::Sensitive as i32,
+                content: "x".repeat(64 * 1024),
+            }],
+            reason: "Safety plan in place.".into(),
+            consultation: d.consultation,
+            staff_id: "sw-1".into(),
+        };
+        ot.disclose(disclosure, &format!("big-{i}")).await.unwrap();
+    }
+    // A page is bounded in bytes, and says there is more.
+    let page = police.list_inbox(0, 500, false).await.unwrap();
+    assert!(
+        page.more && page.items.len() < 72,
+        "{} items",
+        page.items.len()
+    );
+
+    let before = rss_mib(&server);
+    let tls = raw_tls(&env, &server, Role::Agency, "police").await;
+    let (client, mut connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tls)
+        .await
+        .unwrap();
+    // Drive the connection, reporting the stream limit once the broker's SETTINGS arrive.
+    let (limit_tx, limit_rx) = tokio::sync::oneshot::channel();
+    let driver = tokio::spawn(async move {
+        let mut limit_tx = Some(limit_tx);
+        std::future::poll_fn(|cx| {
+            let polled = std::pin::Pin::new(&mut connection).poll(cx);
+            let limit = connection.max_concurrent_send_streams();
+            if limit != usize::MAX
+                && let Some(tx) = limit_tx.take()
+            {
+                let _ = tx.send(limit);
+            }
+            polled
+        })
+        .await
+    });
+    let mut client = client.ready().await.unwrap();
+    // The broker advertises its stream limit.
+    assert_eq!(limit_rx.await.unwrap(), 128);
+    let page = framed(&infoshare_client::api::ListInboxRequest {
+        after_cursor: 0,
+        page_size: 500,
+        unacknowledged_only: false,
+    });
+    let mut pending = Vec::new();
+    for _ in 0..100 {
+        client = client.ready().await.unwrap();
+        let (response, mut body) = client
+            .send_request(grpc("/infoshare.v1.ExchangeService/ListInbox"), false)
+            .unwrap();
+        body.send_data(page.clone(), true).unwrap();
+        pending.push(response);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let held = rss_mib(&server);
+    let trip = round_trip(&env, &server).await;
+    drop(pending);
+    drop(client);
+    driver.abort();
+    // Once the hoarding connection is gone, its memory is given back.
+    let mut released = held;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        released = rss_mib(&server);
+        if released <= before + 24 {
+            break;
+        }
+    }
+    println!(
+        "zero-window hoard: 100 pages of ~4 MiB asked; RSS {before} -> {held} MiB held -> {released} MiB after; round trip {trip:?}"
+    );
+    assert!(
+        held <= before + 160,
+        "RSS {before} -> {held} MiB: more than the budget held"
+    );
+    assert!(trip < std::time::Duration::from_secs(2), "{trip:?}");
+    assert!(
+        released <= before + 24,
+        "RSS {before} -> {released} MiB after the flood"
+    );
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_identity_and_idle_ones_closed() {
+    use tokio::io::AsyncReadExt;
+    let env = TestEnv::with_config(
+        "[transport]\nmax_connections_per_identity = 8\nidle_timeout_secs = 1\n",
+    );
+    let server = env.start().await;
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(raw_tls(&env, &server, Role::Agency, "msd").await);
+    }
+    // Past the cap the server closes at once; another agency is served meanwhile.
+    let trip_police = {
+        let started = std::time::Instant::now();
+        server
+            .agency(&env, "police")
+            .await
+            .who_am_i()
+            .await
+            .unwrap();
+        started.elapsed()
+    };
+    assert!(trip_police < std::time::Duration::from_secs(2));
+    let mut closed_at_once = 0;
+    let mut kept = Vec::new();
+    for mut tls in open {
+        let mut byte = [0u8; 64];
+        match tokio::time::timeout(std::time::Duration::from_millis(300), tls.read(&mut byte)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => closed_at_once += 1,
+            _ => kept.push(tls),
+        }
+    }
+    assert_eq!(closed_at_once, 12, "20 connections, a cap of 8");
+    // With no stream for the idle timeout, the rest are closed too.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for mut tls in kept {
+        let mut buf = vec![0u8; 4096];
+        let closed = loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut buf)).await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
+                Ok(Ok(_)) => continue, // the server's SETTINGS, then nothing
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "an idle connection is closed");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_whose_request_never_arrives_ends_at_the_deadline() {
+    let env = TestEnv::with_config("[transport]\nrequest_timeout_secs = 1\n");
+    let server = env.start().await;
+    let tls = raw_tls(&env, &server, Role::Agency, "police").await;
+    let (client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    // Headers, and then nothing: no message, no end of stream.
+    let (response, _body) = client
+        .send_request(grpc("/infoshare.v1.ExchangeService/SubmitRequest"), false)
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), response)
+        .await
+        .expect("the broker ends the stream")
+        .unwrap();
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    // tonic ends a call past its deadline as CANCELLED, "Timeout expired".
+    assert_eq!(status.as_deref(), Some("1"), "{response:?}");
+    assert_eq!(response.headers()["grpc-message"], "Timeout%20expired");
+}

@@ -263,7 +263,7 @@ pub async fn run(client: &Client, cmd: AuditCmd, out: &Output) -> Result<(), Fai
             let (cp, n) = verify::bundle(&bundle, None).map_err(|e| e.to_string())?;
             std::fs::write(&path, bundle.encode_to_vec())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            out.exported(&path, &cp, n);
+            out.exported(&path, &cp, n, bundle.more);
         }
         AuditCmd::Hold(HoldCmd::Place(t)) => out.holds(
             "placed",

@@ -524,15 +524,26 @@ impl Output {
         }
     }
 
-    pub fn exported(&self, path: &std::path::Path, cp: &infoshare_tlog::Checkpoint, n: usize) {
+    pub fn exported(
+        &self,
+        path: &std::path::Path,
+        cp: &infoshare_tlog::Checkpoint,
+        n: usize,
+        more: bool,
+    ) {
         if self.json {
-            return self.emit(json!({ "file": path.display().to_string(), "records": n, "checkpoint_size": cp.size }));
+            return self.emit(json!({ "file": path.display().to_string(), "records": n, "checkpoint_size": cp.size, "more": more }));
         }
         say!(
             "{n} records exported to {} (checkpoint size {})",
             path.display(),
             cp.size
         );
+        if more {
+            say!(
+                "note: more records match than one bundle holds; narrow the filter (e.g. --since/--until)"
+            );
+        }
     }
 
     pub fn bundle_verified(

@@ -414,6 +414,7 @@ impl v1::audit_service_server::AuditService for AuditApi {
         let proven = self.broker.audit_export(&caller, &filter).await?;
         let (origin, key, _) = self.broker.log_info();
         let verifier_key = key.verifier_key.to_string();
+        let more = proven.more;
         let r = records(proven);
         Ok(Response::new(v1::EvidenceBundle {
             origin,
@@ -421,6 +422,7 @@ impl v1::audit_service_server::AuditService for AuditApi {
             checkpoint: r.checkpoint,
             records: r.records,
             exported_at: Some(convert::timestamp(crate::clock::now_ms())),
+            more,
         }))
     }
 }

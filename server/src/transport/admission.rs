@@ -128,7 +128,10 @@ mod tests {
         let i1 = a.identity("police").unwrap();
         let _i2 = a.identity("police").unwrap();
         assert!(a.identity("police").is_none());
-        assert!(a.identity("msd").is_some(), "one identity never starves another");
+        assert!(
+            a.identity("msd").is_some(),
+            "one identity never starves another"
+        );
         drop(i1);
         assert!(a.identity("police").is_some());
     }
