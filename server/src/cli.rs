@@ -13,8 +13,12 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Configuration file (TOML).
-    #[arg(long, required_unless_present_any = ["dev", "verify_log"], conflicts_with_all = ["dev", "verify_log"])]
+    #[arg(long, required_unless_present_any = ["dev", "verify_log", "new_body_key"], conflicts_with_all = ["dev", "verify_log", "new_body_key"])]
     config: Option<PathBuf>,
+    /// Add a new body key to this data directory (the broker stopped): bodies sealed from the
+    /// next start use it; the older keys still open what they sealed.
+    #[arg(long, value_name = "DATA_DIR", conflicts_with_all = ["dev", "verify_log"])]
+    new_body_key: Option<PathBuf>,
     /// Verify the log in this data directory offline (checksums, encodings, and the Merkle root
     /// against the last signed checkpoint), print the result and exit.
     #[arg(long, value_name = "DATA_DIR", conflicts_with = "dev")]
@@ -37,6 +41,10 @@ struct Args {
 
 /// Runs the server command line (what `infoshare-server` does).
 pub fn main() -> ExitCode {
+    // Everything the broker creates — segments, views, keys, checkpoints — is its own alone:
+    // directories 0700, files 0600, whatever the caller's umask.
+    // SAFETY: umask only sets this process's file-mode creation mask.
+    unsafe { libc::umask(0o077) };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     // Inside the runtime: the OTLP exporters' channels live on it. Dropped (flushed) before it.
     let telemetry = match runtime.block_on(async { crate::telemetry::init("infoshare-server") }) {
@@ -53,6 +61,19 @@ pub fn main() -> ExitCode {
 
 fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.new_body_key {
+        let keys_dir = dir.join("keys").join("body");
+        return match crate::store::seal::BodyKeys::add_key(&keys_dir) {
+            Ok(keys) => {
+                println!("new body key added in {}: {keys:?}", keys_dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: body key: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(dir) = &args.verify_log {
         return match crate::store::verify::verify_data_dir(dir) {
             Ok(v) => {

@@ -458,3 +458,63 @@ async fn a_stream_whose_request_never_arrives_ends_at_the_deadline() {
     assert_eq!(status.as_deref(), Some("1"), "{response:?}");
     assert_eq!(response.headers()["grpc-message"], "Timeout%20expired");
 }
+
+#[tokio::test]
+async fn a_copied_data_directory_reveals_no_body_and_is_the_brokers_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let mut request = sample_request("rangitoto-school-board");
+    request.reason = "Marker reason ZEBRA-REASON-77 for the review.".into();
+    let subject = request.subject.as_mut().unwrap();
+    subject.family_name = "Quixotemarker".into();
+    subject.date_of_birth = "2013-07-19".into();
+    subject.identifiers[0].value = "QQQ7777".into();
+    let sent = police.submit_request(request, "seal-1").await.unwrap();
+    let mut answer = sample_disclosure();
+    answer.items[0].content = "Marker answer WALRUS-ANSWER-99.".into();
+    school.respond(&sent.request_id, answer).await.unwrap();
+    // Still readable through the broker.
+    let detail = police.get_request(&sent.request_id).await.unwrap();
+    assert!(detail.request.unwrap().reason.contains("ZEBRA-REASON-77"));
+
+    let markers = [
+        "ZEBRA-REASON-77",
+        "Quixotemarker",
+        "2013-07-19",
+        "QQQ7777",
+        "WALRUS-ANSWER-99",
+    ];
+    let mut files = 0;
+    let mut stack = vec![env.data_dir()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            files += 1;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+            let data = std::fs::read(&path).unwrap();
+            for marker in markers {
+                assert!(
+                    !data.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                    "{marker} in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        files > 5,
+        "the log, bodies, views and keys were all looked at"
+    );
+    let (ok, report) = env.verify_log();
+    assert!(ok, "{report}");
+}

@@ -78,10 +78,32 @@ async fn log_holds_no_personal_information_and_records_refusals() {
     }
     // Protocol documents (free text, contacts) are in the body store too; the log holds hashes.
     assert!(!contains(&log, "relationship_manager"));
-    assert!(contains(&bodies, "relationship_manager"));
-    // The bodies are where they belong (this check guards the one above against a vacuous pass).
-    assert!(contains(&bodies, &subject.family_name));
-    assert!(contains(&bodies, disclosed));
+    // The bodies are where they belong, sealed: nothing of them is readable on disk, and opened
+    // with the body keys they hold the request, the answer and the documents (this guards the
+    // checks above against a vacuous pass).
+    for secret in [
+        subject.family_name.as_str(),
+        disclosed.as_str(),
+        "relationship_manager",
+    ] {
+        assert!(
+            !contains(&bodies, secret),
+            "a body file holds {secret:?} in the clear"
+        );
+    }
+    let keys =
+        infoshare_server::store::seal::BodyKeys::load_or_create(&env.data_dir().join("keys/body"))
+            .unwrap();
+    let mut opened = Vec::new();
+    infoshare_server::store::segment::scan_read_only(
+        &env.data_dir().join("bodies"),
+        infoshare_server::store::bodies::BODY_MAGIC,
+        |_, frame| opened.extend(keys.open(frame).unwrap().body),
+    )
+    .unwrap();
+    assert!(contains(&opened, &subject.family_name));
+    assert!(contains(&opened, disclosed));
+    assert!(contains(&opened, "relationship_manager"));
 
     let (segments, _) = SegmentLog::open(&env.data_dir().join("log"), LOG_MAGIC).unwrap();
     let mut records = Vec::new();

@@ -20,12 +20,24 @@ fn marked_request(marker: &str) -> api::InformationRequest {
     request
 }
 
-/// Whether any body segment file holds `marker`.
-fn on_disk(env: &TestEnv, marker: &str) -> bool {
+/// The body segment files' bytes, all together.
+fn body_bytes(env: &TestEnv) -> Vec<u8> {
     std::fs::read_dir(env.data_dir().join("bodies"))
         .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .any(|data| data.windows(marker.len()).any(|w| w == marker.as_bytes()))
+        .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect()
+}
+
+/// Whether any body segment file holds `marker` (bodies are sealed: never).
+fn on_disk(env: &TestEnv, marker: &str) -> bool {
+    body_bytes(env)
+        .windows(marker.len())
+        .any(|w| w == marker.as_bytes())
+}
+
+/// Zero bytes in the body segments: erasure zeroes a sealed frame in place.
+fn zeros(env: &TestEnv) -> usize {
+    body_bytes(env).iter().filter(|b| **b == 0).count()
 }
 
 #[tokio::test]
@@ -53,7 +65,8 @@ async fn bodies_are_erased_when_retention_ends_and_the_log_still_verifies() {
 
     // Day 200: nothing is due.
     assert_eq!(admin.run_retention().await.unwrap().purged_exchanges, 0);
-    assert!(on_disk(&env, "OLD-7f3a"));
+    assert!(!on_disk(&env, "OLD-7f3a"), "bodies are sealed at rest");
+    let zeros_before = zeros(&env);
 
     // Day 366: the first exchange's bodies (request and response) go; the second's stay.
     env.advance_clock(RETENTION_DAYS + 1 - 200);
@@ -65,10 +78,17 @@ async fn bodies_are_erased_when_retention_ends_and_the_log_still_verifies() {
         "a second run finds nothing more"
     );
     assert!(
-        !on_disk(&env, "OLD-7f3a"),
-        "the erased body is gone from disk"
+        zeros(&env) >= zeros_before + 400,
+        "the erased request and response frames are zeroed in place on disk"
     );
-    assert!(on_disk(&env, "YOUNG-91c2"));
+    assert!(
+        police
+            .get_request(&young.request_id)
+            .await
+            .unwrap()
+            .request
+            .is_some()
+    );
 
     let purged = police.get_request(&old.request_id).await.unwrap();
     assert!(purged.body_purged);

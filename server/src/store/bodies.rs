@@ -82,11 +82,13 @@ impl BodyEntry {
         })
     }
 
-    /// Decodes only the kind and request id (of a live or an erased entry).
+    /// Decodes only the kind and request id (of a live, sealed or erased entry).
     pub fn decode_key(bytes: &[u8]) -> Result<(MessageKind, RequestId), DecodeError> {
         let mut r = Reader::new(bytes);
         Ok((
-            r.code("body kind", |c| MessageKind::from_code(c & !ERASED))?,
+            r.code("body kind", |c| {
+                MessageKind::from_code(c & !(ERASED | super::seal::SEALED))
+            })?,
             RequestId(r.fixed()?),
         ))
     }

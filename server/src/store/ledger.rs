@@ -25,6 +25,7 @@ use crate::protocol::ProtocolStore;
 use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
 use crate::store::bodies::{BODY_MAGIC, BodyEntry};
 use crate::store::log_keys::LogKeys;
+use crate::store::seal::BodyKeys;
 use crate::store::segment::{self, SegmentError, SegmentLog, SegmentReader};
 use crate::store::view_store::{Overlay, ViewStore};
 use crate::views::{self, KvRead, ViewError};
@@ -221,6 +222,7 @@ pub struct Ledger {
     views: Arc<ViewStore>,
     records: Arc<SegmentReader>,
     bodies: Arc<SegmentReader>,
+    body_keys: Arc<BodyKeys>,
     protocols: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
     batches: Arc<std::sync::atomic::AtomicU64>,
@@ -365,6 +367,13 @@ impl Ledger {
                 }
             })?;
         check_signed_checkpoint(&checkpoint_path, stored_note.as_deref(), &keys, &tree)?;
+        let body_keys_dir = keys_dir.join("body");
+        let body_keys = Arc::new(BodyKeys::load_or_create(&body_keys_dir).map_err(|message| {
+            OpenError::SigningKey {
+                path: body_keys_dir.display().to_string(),
+                message,
+            }
+        })?);
         let note: Arc<str> = keys.signer().sign(&checkpoint).into();
         store_checkpoint(&checkpoint_path, &note);
         let head = Arc::new(RwLock::new(LogHead {
@@ -384,13 +393,19 @@ impl Ledger {
                     ..
                 }) => {
                     let id = crate::store::bodies::protocol_body_id(protocol_id, *version);
-                    let body = read_body(&views, &body_reader, MessageKind::Protocol, &id)
-                        .map_err(|e| OpenError::Register(e.to_string()))?
-                        .ok_or_else(|| {
-                            OpenError::Register(format!(
-                                "document of {protocol_id} v{version} missing from the body store"
-                            ))
-                        })?;
+                    let body = read_body(
+                        &views,
+                        &body_reader,
+                        &body_keys,
+                        MessageKind::Protocol,
+                        &id,
+                    )
+                    .map_err(|e| OpenError::Register(e.to_string()))?
+                    .ok_or_else(|| {
+                        OpenError::Register(format!(
+                            "document of {protocol_id} v{version} missing from the body store"
+                        ))
+                    })?;
                     Some(String::from_utf8(body.body).map_err(|_| {
                         OpenError::Register(format!("document of {protocol_id} is not UTF-8"))
                     })?)
@@ -411,6 +426,7 @@ impl Ledger {
             log,
             bodies,
             body_reader: body_reader.clone(),
+            body_keys: body_keys.clone(),
             views: views.clone(),
             applied: applied_tx,
             poisoned: None,
@@ -432,6 +448,7 @@ impl Ledger {
                 views,
                 records,
                 bodies: body_reader.clone(),
+                body_keys,
                 protocols,
                 head,
                 batches,
@@ -533,7 +550,7 @@ impl Ledger {
         kind: MessageKind,
         id: &RequestId,
     ) -> Result<Option<BodyEntry>, BrokerError> {
-        read_body(&self.views, &self.bodies, kind, id)
+        read_body(&self.views, &self.bodies, &self.body_keys, kind, id)
     }
 }
 
@@ -541,6 +558,7 @@ impl Ledger {
 fn read_body(
     views: &ViewStore,
     reader: &SegmentReader,
+    keys: &BodyKeys,
     kind: MessageKind,
     id: &RequestId,
 ) -> Result<Option<BodyEntry>, BrokerError> {
@@ -553,7 +571,7 @@ fn read_body(
     if BodyEntry::is_erased(&bytes) {
         return Ok(None);
     }
-    BodyEntry::decode(&bytes)
+    keys.open(&bytes)
         .map(Some)
         .map_err(|e| BrokerError::Internal(format!("body of {id}: {e}")))
 }
@@ -607,6 +625,8 @@ struct Writer {
     log: SegmentLog,
     bodies: SegmentLog,
     body_reader: Arc<SegmentReader>,
+    /// Seals every body before it is written.
+    body_keys: Arc<BodyKeys>,
     views: Arc<ViewStore>,
     applied: watch::Sender<u64>,
     /// Set after a storage failure: every later write is refused (fail-stop), so nothing is
@@ -1016,7 +1036,7 @@ impl Writer {
         if raws.is_empty() {
             return Ok(());
         }
-        let encoded: Vec<Vec<u8>> = bodies.iter().map(BodyEntry::encode).collect();
+        let encoded: Vec<Vec<u8>> = bodies.iter().map(|b| self.body_keys.seal(b)).collect();
         let positions = self.bodies.append(&encoded).map_err(|e| e.to_string())?;
         for (b, pos) in bodies.iter().zip(positions) {
             ov.put_body(b.kind, &b.request_id, pos);
@@ -1032,7 +1052,7 @@ impl Writer {
         kind: MessageKind,
         id: &RequestId,
     ) -> Result<Option<BodyEntry>, BrokerError> {
-        read_body(&self.views, &self.body_reader, kind, id)
+        read_body(&self.views, &self.body_reader, &self.body_keys, kind, id)
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod bodies;
 pub mod ledger;
 pub mod log_keys;
+pub mod seal;
 pub mod segment;
 pub mod verify;
 pub mod view_store;

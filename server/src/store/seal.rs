@@ -1,0 +1,261 @@
+//! Bodies sealed at rest: each body frame is encrypted with AES-256-GCM under a body key kept in
+//! `keys/body/` (mode 0600), so a copied data directory reveals no name, date of birth, reason
+//! or answer.
+//!
+//! A sealed frame is `kind|0x40 request_id:[16] key_id:u32 nonce:[12] AES-256-GCM(salt:[32]
+//! body) tag:[16]`, the first 21 bytes (kind, request id, key id) bound as associated data. The
+//! kind and request id stay in the clear because the views are rebuilt from them and retention
+//! erases by them; they reveal only that an exchange had a body. Frames written before sealing
+//! (no 0x40 flag) are still read. Erasure zeroes everything after the request id, whatever the
+//! frame's form.
+//!
+//! Keys: `keys/body/<id>.key`, 32 random bytes each, id a decimal number; new bodies are sealed
+//! with the highest id, and every key present opens what it sealed. Back the directory up with
+//! the log signing key (a body whose key is lost cannot be read again); to rotate, stop the
+//! broker, run `infoshare-server --new-body-key DATA_DIR`, and start it: new bodies use the new
+//! key, old ones keep theirs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::bodies::BodyEntry;
+use crate::codec::DecodeError;
+
+/// Flag on the kind byte of a sealed frame.
+pub const SEALED: u8 = 0x40;
+const HEADER: usize = 1 + 16 + 4;
+const TAG: usize = 16;
+
+/// The body keys of a data directory.
+pub struct BodyKeys {
+    keys: BTreeMap<u32, LessSafeKey>,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for BodyKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodyKeys({:?})", self.keys.keys().collect::<Vec<_>>())
+    }
+}
+
+/// Why a body frame could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The frame is malformed.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// No key of that id is in `keys/body/`.
+    #[error("sealed under body key {0}, which is not in keys/body")]
+    MissingKey(u32),
+    /// The frame was changed, or sealed under another key of that id.
+    #[error("body frame fails authentication (changed, or the wrong key)")]
+    Tampered,
+}
+
+fn key_of(bytes: &[u8]) -> Result<LessSafeKey, String> {
+    let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| "not a 32-byte key")?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+impl BodyKeys {
+    /// The keys in `dir` (`keys/body`), making the first one (mode 0600) if there is none.
+    pub fn load_or_create(dir: &Path) -> Result<Self, String> {
+        let mut keys = Self::load(dir)?;
+        if keys.keys.is_empty() {
+            keys = Self::add_key(dir)?;
+        }
+        Ok(keys)
+    }
+
+    /// Writes a new key with the next id into `dir`; the keys then in it.
+    pub fn add_key(dir: &Path) -> Result<Self, String> {
+        let existing = Self::load(dir)?;
+        let id = existing.keys.keys().next_back().map_or(1, |id| id + 1);
+        let mut secret = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| "system random source failed".to_string())?;
+        let path = dir.join(format!("{id}.key"));
+        crate::crypto::write_new_secret(&path, &secret)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::load(dir)
+    }
+
+    fn load(dir: &Path) -> Result<Self, String> {
+        let mut keys = BTreeMap::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    keys,
+                    rng: SystemRandom::new(),
+                });
+            }
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".key"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            keys.insert(
+                id,
+                key_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+            );
+        }
+        Ok(Self {
+            keys,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Keys from given secrets (tests).
+    pub fn from_secrets(secrets: &[(u32, [u8; 32])]) -> Self {
+        Self {
+            keys: secrets
+                .iter()
+                .map(|(id, s)| (*id, key_of(s).expect("32 bytes")))
+                .collect(),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// The sealed frame of `entry`, under the newest key.
+    pub fn seal(&self, entry: &BodyEntry) -> Vec<u8> {
+        let (&id, key) = self.keys.iter().next_back().expect("at least one body key");
+        let mut nonce = [0u8; NONCE_LEN];
+        // Random 96-bit nonces: safe for far more bodies than one key will ever seal.
+        self.rng
+            .fill(&mut nonce)
+            .expect("the system random source failed");
+        let plain = entry.encode();
+        let mut out = Vec::with_capacity(HEADER + NONCE_LEN + plain.len() - 17 + TAG);
+        out.push(plain[0] | SEALED);
+        out.extend_from_slice(&plain[1..17]);
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        let mut sealed = plain[17..].to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&out[..HEADER]),
+            &mut sealed,
+        )
+        .expect("AES-GCM seals any body the broker accepts");
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Opens a stored frame (sealed, or plain from before sealing).
+    pub fn open(&self, stored: &[u8]) -> Result<BodyEntry, SealError> {
+        if stored.first().is_none_or(|k| k & SEALED == 0) {
+            return Ok(BodyEntry::decode(stored)?);
+        }
+        if stored.len() < HEADER + NONCE_LEN + TAG {
+            return Err(DecodeError::Truncated(stored.len()).into());
+        }
+        let id = u32::from_be_bytes(stored[17..21].try_into().expect("4 bytes"));
+        let key = self.keys.get(&id).ok_or(SealError::MissingKey(id))?;
+        let nonce: [u8; NONCE_LEN] = stored[HEADER..HEADER + NONCE_LEN]
+            .try_into()
+            .expect("12 bytes");
+        let mut sealed = stored[HEADER + NONCE_LEN..].to_vec();
+        let plain = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&stored[..HEADER]),
+                &mut sealed,
+            )
+            .map_err(|_| SealError::Tampered)?;
+        let mut frame = Vec::with_capacity(17 + plain.len());
+        frame.push(stored[0] & !SEALED);
+        frame.extend_from_slice(&stored[1..17]);
+        frame.extend_from_slice(plain);
+        Ok(BodyEntry::decode(&frame)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MessageKind;
+    use crate::records::RequestId;
+
+    fn entry() -> BodyEntry {
+        BodyEntry {
+            kind: MessageKind::Request,
+            request_id: RequestId([7; 16]),
+            salt: [9; 32],
+            body: b"Aroha Ngata 2012-03-04 NHI ZZZ0016".to_vec(),
+        }
+    }
+
+    #[test]
+    fn sealed_frames_hide_the_body_and_open_with_their_key() {
+        let old = BodyKeys::from_secrets(&[(1, [1; 32])]);
+        let both = BodyKeys::from_secrets(&[(1, [1; 32]), (2, [2; 32])]);
+        let sealed = old.seal(&entry());
+        assert!(!sealed.windows(5).any(|w| w == b"Ngata"), "no plaintext");
+        assert_eq!(
+            BodyEntry::decode_key(&sealed).unwrap(),
+            (MessageKind::Request, RequestId([7; 16]))
+        );
+        assert_eq!(
+            both.open(&sealed).unwrap(),
+            entry(),
+            "an older key still opens its bodies"
+        );
+        let newer = both.seal(&entry());
+        assert_eq!(
+            u32::from_be_bytes(newer[17..21].try_into().unwrap()),
+            2,
+            "the newest key seals"
+        );
+        assert!(matches!(old.open(&newer), Err(SealError::MissingKey(2))));
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(matches!(both.open(&flipped), Err(SealError::Tampered)));
+        let mut moved = sealed.clone();
+        moved[5] ^= 1; // another request id: the header is authenticated
+        assert!(matches!(both.open(&moved), Err(SealError::Tampered)));
+        // Frames from before sealing are read as they are.
+        assert_eq!(both.open(&entry().encode()).unwrap(), entry());
+        // Erasure keeps the key of a sealed frame readable.
+        let erased = BodyEntry::erased(&sealed);
+        assert!(BodyEntry::is_erased(&erased));
+        assert_eq!(
+            BodyEntry::decode_key(&erased).unwrap().1,
+            RequestId([7; 16])
+        );
+    }
+
+    #[test]
+    fn keys_are_made_once_with_mode_0600_and_rotated_by_adding() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let body_dir = dir.path().join("keys/body");
+        let first = BodyKeys::load_or_create(&body_dir).unwrap();
+        let sealed = first.seal(&entry());
+        let again = BodyKeys::load_or_create(&body_dir).unwrap();
+        assert_eq!(again.open(&sealed).unwrap(), entry());
+        let mode = std::fs::metadata(body_dir.join("1.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let rotated = BodyKeys::add_key(&body_dir).unwrap();
+        assert_eq!(rotated.open(&sealed).unwrap(), entry());
+        assert_eq!(
+            u32::from_be_bytes(rotated.seal(&entry())[17..21].try_into().unwrap()),
+            2
+        );
+    }
+}
