@@ -97,8 +97,8 @@ fn frame_crc(len: u32, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload)
 }
 
-/// Checks one frame at `pos` in `data`; returns its payload range.
-fn check_frame(data: &[u8], pos: usize) -> Result<(usize, usize), &'static str> {
+/// Checks one frame at `pos` in `data` (a segment file's bytes); returns its payload range.
+pub fn check_frame(data: &[u8], pos: usize) -> Result<(usize, usize), &'static str> {
     let head = data.get(pos..pos + FRAME).ok_or("truncated frame header")?;
     let len = u32::from_le_bytes(head[..4].try_into().expect("4"));
     let crc = u32::from_le_bytes(head[4..].try_into().expect("4"));
