@@ -13,9 +13,8 @@ use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::identity::Role;
 use crate::policy;
-use crate::protocol::{Protocol, ProtocolState, ProtocolStore};
 use crate::records::{
-    Actor, Denied, DisclosureSubmitted, Event, ProtocolEvent, Record, RequestId, RequestSubmitted,
+    Actor, Denied, DisclosureSubmitted, Event, Record, RequestId, RequestSubmitted,
     ResponseSubmitted,
 };
 use crate::registry::{Agency, Principal, Registry};
@@ -24,6 +23,9 @@ use crate::store::ledger::{Command, Ledger, Outcome, Receipt, replay_of, visible
 use crate::tls::PeerInfo;
 use crate::validate::{self, ValidDisclosure, ValidRequest, ValidResponse, ValidSubject};
 use crate::views::{InboxEntry, RequestMeta};
+
+mod admin;
+mod register;
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -160,99 +162,6 @@ impl Broker {
     /// Puts a new agency registry in force: calls already admitted finish under the old one.
     pub fn replace_registry(&self, registry: Registry) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
-    }
-
-    /// Erases the bodies of every exchange whose protocol's retention has ended by `now_ms`
-    /// (each erasure logged as a BodiesPurged record by `actor`); returns how many exchanges
-    /// were purged by this run. The log, and every proof over it, is untouched.
-    pub async fn run_retention(&self, actor: Actor, now_ms: u64) -> Result<usize, BrokerError> {
-        let views = self.ledger.views();
-        let mut opened = Vec::new();
-        for item in views.exchanges() {
-            let (request_id, meta) = item?;
-            if crate::views::purged(views, &request_id)? {
-                continue;
-            }
-            let record = self.ledger.decoded(meta.request_idx)?;
-            let (protocol_id, protocol_version, subjects) = match record.event {
-                Event::RequestSubmitted(r) => (r.protocol_id, r.protocol_version, r.subjects),
-                Event::DisclosureSubmitted(d) => (d.protocol_id, d.protocol_version, d.subjects),
-                _ => {
-                    return Err(BrokerError::Internal(format!(
-                        "record {} does not open {request_id}",
-                        meta.request_idx
-                    )));
-                }
-            };
-            opened.push((
-                crate::retention::Opened {
-                    request_id,
-                    time_ms: record.time_ms,
-                    protocol_id,
-                    protocol_version,
-                },
-                subjects,
-            ));
-        }
-        let expired: std::collections::HashSet<RequestId> = crate::retention::expired(
-            opened.iter().map(|(o, _)| o),
-            &self.ledger.protocols(),
-            now_ms,
-        )
-        .into_iter()
-        .collect();
-        // Held exchanges are skipped by the writer, which sees every hold placed before it
-        // erases.
-        let exchanges: Vec<_> = opened
-            .into_iter()
-            .filter(|(o, _)| expired.contains(&o.request_id))
-            .map(|(o, subjects)| (o.request_id, subjects))
-            .collect();
-        if exchanges.is_empty() {
-            return Ok(0);
-        }
-        let command = Command::Purge {
-            actor,
-            time_ms: now_ms,
-            exchanges,
-        };
-        match self.ledger.submit(command).await? {
-            Outcome::Purged { exchanges } => Ok(exchanges),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
-    }
-
-    /// Unacknowledged inbox items, by agency (for the inbox-depth gauge).
-    pub fn inbox_depths(&self) -> Result<Vec<(String, u64)>, BrokerError> {
-        let registry = self.registry();
-        registry
-            .agency_ids()
-            .map(|agency| {
-                let n = self.ledger.views().unacknowledged(agency)?;
-                Ok((agency.to_string(), n))
-            })
-            .collect()
-    }
-
-    /// Rotates the log's signing key; returns the rotation statement.
-    pub async fn rotate_log_key(&self, actor: Actor) -> Result<String, BrokerError> {
-        let command = Command::RotateKey {
-            actor,
-            time_ms: now_ms(),
-        };
-        match self.ledger.submit(command).await? {
-            Outcome::Rotated { statement } => Ok(statement),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
-    }
-
-    /// The actor the broker's own retention task logs its purges as (it has no certificate).
-    pub fn retention_actor() -> Actor {
-        Actor {
-            role: crate::identity::Role::Admin,
-            id: "infoshare-retention".into(),
-            cert_sha256: [0; 32],
-        }
     }
 
     /// Begins a graceful shutdown: inbox streams end with UNAVAILABLE (reconnect).
@@ -854,169 +763,6 @@ impl Broker {
             legal_hold: crate::views::held(self.ledger.views(), &request_id, &subjects)?,
             meta,
         })
-    }
-
-    /// RegisterProtocol: checks the document against the template, the law and the registry,
-    /// then registers it as a draft.
-    pub async fn register_protocol(
-        &self,
-        caller: &Caller,
-        document: &str,
-    ) -> Result<(u64, Arc<ProtocolStore>, String, u32), BrokerError> {
-        let checked = self.check_document(document);
-        let protocol = self
-            .audited(
-                caller,
-                Operation::RegisterProtocol,
-                Target::Nothing,
-                checked,
-            )
-            .await?;
-        let event = ProtocolEvent::Registered {
-            protocol_id: protocol.id.clone(),
-            version: protocol.version,
-            document_sha256: crate::crypto::sha256(document.as_bytes()),
-        };
-        let body = crate::store::bodies::protocol_body(&protocol.id, protocol.version, document);
-        let index = self
-            .change_register(caller, Operation::RegisterProtocol, event, Some(body))
-            .await?;
-        Ok((
-            index,
-            self.ledger.protocols(),
-            protocol.id,
-            protocol.version,
-        ))
-    }
-
-    fn check_document(&self, document: &str) -> Result<Protocol, BrokerError> {
-        if document.len() > validate::MAX_MESSAGE_BYTES / 2 {
-            return Err(BrokerError::invalid(
-                "document_toml",
-                "is longer than 512 KiB",
-            ));
-        }
-        // Agencies read its text on their terminals: no control or bidi characters (TOML's
-        // own line breaks and tabs aside).
-        if let Some((at, c)) = crate::text::forbidden_char(document, &['\n', '\r', '\t']) {
-            let line = document[..at].matches('\n').count() + 1;
-            return Err(BrokerError::invalid(
-                "document_toml",
-                format!(
-                    "line {line} holds U+{:04X}: protocol documents must not contain control or bidi characters",
-                    c as u32
-                ),
-            ));
-        }
-        let protocol = Protocol::from_toml(document)?;
-        protocol.check(&self.registry())?;
-        Ok(protocol)
-    }
-
-    /// ApproveProtocol.
-    pub async fn approve_protocol(
-        &self,
-        caller: &Caller,
-        input: &v1::ApproveProtocolRequest,
-    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
-        let checked = validate::protocol_id("protocol_id", &input.protocol_id).and_then(|id| {
-            let role = validate::role_title("approver_role", &input.approver_role)?;
-            Ok((id, role))
-        });
-        let (protocol_id, approver_role) = self
-            .audited(caller, Operation::ApproveProtocol, Target::Nothing, checked)
-            .await?;
-        let event = ProtocolEvent::Approved {
-            protocol_id,
-            version: input.version,
-            approver_role,
-        };
-        let index = self
-            .change_register(caller, Operation::ApproveProtocol, event, None)
-            .await?;
-        Ok((index, self.ledger.protocols()))
-    }
-
-    /// ChangeProtocolState: suspend, resume or revoke the version in force.
-    pub async fn change_protocol_state(
-        &self,
-        caller: &Caller,
-        protocol_id: &str,
-        state: ProtocolState,
-    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
-        let checked = validate::protocol_id("protocol_id", protocol_id);
-        let protocol_id = self
-            .audited(
-                caller,
-                Operation::ChangeProtocolState,
-                Target::Nothing,
-                checked,
-            )
-            .await?;
-        let event = ProtocolEvent::StateChanged {
-            protocol_id,
-            // The ledger sets the version in force when it sequences the change.
-            version: 0,
-            state,
-        };
-        let index = self
-            .change_register(caller, Operation::ChangeProtocolState, event, None)
-            .await?;
-        Ok((index, self.ledger.protocols()))
-    }
-
-    async fn change_register(
-        &self,
-        caller: &Caller,
-        op: Operation,
-        event: ProtocolEvent,
-        document: Option<BodyEntry>,
-    ) -> Result<u64, BrokerError> {
-        let record = Record {
-            time_ms: now_ms(),
-            actor: caller.actor(),
-            event: Event::Protocol(event),
-        };
-        let outcome = self
-            .ledger
-            .submit(Command::Protocol { record, document })
-            .await;
-        match self.audited(caller, op, Target::Nothing, outcome).await? {
-            Outcome::Appended { index, .. } => Ok(index),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
-    }
-
-    /// The register as the caller may see it: all of it for administrators and auditors; for an
-    /// agency, the versions it is party to.
-    pub fn protocols_visible(&self, caller: &Caller) -> (Arc<ProtocolStore>, Option<String>) {
-        let only = (caller.principal.role == Role::Agency).then(|| caller.principal.id.clone());
-        (self.ledger.protocols(), only)
-    }
-
-    /// GetProtocol: a version (0: the one in force, else the latest) of a protocol the caller
-    /// may see; an agency's attempt to read a protocol it is no party to is logged.
-    pub async fn get_protocol(
-        &self,
-        caller: &Caller,
-        protocol_id: &str,
-        version: u32,
-    ) -> Result<crate::protocol::Entry, BrokerError> {
-        let (store, only) = self.protocols_visible(caller);
-        let found = validate::protocol_id("protocol_id", protocol_id).and_then(|id| {
-            match version {
-                0 => store.in_force(&id).or_else(|| store.versions(&id).last()),
-                v => store.get(&id, v),
-            }
-            .filter(|e| {
-                only.as_deref()
-                    .is_none_or(|a| e.protocol.party(a).is_some())
-            })
-            .cloned()
-            .ok_or_else(|| BrokerError::NotFound(format!("no protocol {id:?} is visible to you")))
-        });
-        self.audited(caller, Operation::GetProtocol, Target::Nothing, found)
-            .await
     }
 
     /// Today's date, as the policy sees it.

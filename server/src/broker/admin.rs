@@ -1,0 +1,103 @@
+//! The administrators' operations and the broker's own housekeeping: retention runs, the log
+//! signing key's rotation, the inbox-depth gauge.
+
+use super::Broker;
+use crate::clock::now_ms;
+use crate::error::BrokerError;
+use crate::records::{Actor, Event, RequestId};
+use crate::store::ledger::{Command, Outcome};
+
+impl Broker {
+    /// Erases the bodies of every exchange whose protocol's retention has ended by `now_ms`
+    /// (each erasure logged as a BodiesPurged record by `actor`); returns how many exchanges
+    /// were purged by this run. The log, and every proof over it, is untouched.
+    pub async fn run_retention(&self, actor: Actor, now_ms: u64) -> Result<usize, BrokerError> {
+        let views = self.ledger.views();
+        let mut opened = Vec::new();
+        for item in views.exchanges() {
+            let (request_id, meta) = item?;
+            if crate::views::purged(views, &request_id)? {
+                continue;
+            }
+            let record = self.ledger.decoded(meta.request_idx)?;
+            let (protocol_id, protocol_version, subjects) = match record.event {
+                Event::RequestSubmitted(r) => (r.protocol_id, r.protocol_version, r.subjects),
+                Event::DisclosureSubmitted(d) => (d.protocol_id, d.protocol_version, d.subjects),
+                _ => {
+                    return Err(BrokerError::Internal(format!(
+                        "record {} does not open {request_id}",
+                        meta.request_idx
+                    )));
+                }
+            };
+            opened.push((
+                crate::retention::Opened {
+                    request_id,
+                    time_ms: record.time_ms,
+                    protocol_id,
+                    protocol_version,
+                },
+                subjects,
+            ));
+        }
+        let expired: std::collections::HashSet<RequestId> = crate::retention::expired(
+            opened.iter().map(|(o, _)| o),
+            &self.ledger.protocols(),
+            now_ms,
+        )
+        .into_iter()
+        .collect();
+        // Held exchanges are skipped by the writer, which sees every hold placed before it
+        // erases.
+        let exchanges: Vec<_> = opened
+            .into_iter()
+            .filter(|(o, _)| expired.contains(&o.request_id))
+            .map(|(o, subjects)| (o.request_id, subjects))
+            .collect();
+        if exchanges.is_empty() {
+            return Ok(0);
+        }
+        let command = Command::Purge {
+            actor,
+            time_ms: now_ms,
+            exchanges,
+        };
+        match self.ledger.submit(command).await? {
+            Outcome::Purged { exchanges } => Ok(exchanges),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    /// Unacknowledged inbox items, by agency (for the inbox-depth gauge).
+    pub fn inbox_depths(&self) -> Result<Vec<(String, u64)>, BrokerError> {
+        let registry = self.registry();
+        registry
+            .agency_ids()
+            .map(|agency| {
+                let n = self.ledger.views().unacknowledged(agency)?;
+                Ok((agency.to_string(), n))
+            })
+            .collect()
+    }
+
+    /// Rotates the log's signing key; returns the rotation statement.
+    pub async fn rotate_log_key(&self, actor: Actor) -> Result<String, BrokerError> {
+        let command = Command::RotateKey {
+            actor,
+            time_ms: now_ms(),
+        };
+        match self.ledger.submit(command).await? {
+            Outcome::Rotated { statement } => Ok(statement),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    /// The actor the broker's own retention task logs its purges as (it has no certificate).
+    pub fn retention_actor() -> Actor {
+        Actor {
+            role: crate::identity::Role::Admin,
+            id: "infoshare-retention".into(),
+            cert_sha256: [0; 32],
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The protocol register's operations: registration (checked against the template, the law and
+//! the registry), approval, state changes, and reading a protocol as the caller may see it.
+
+use std::sync::Arc;
+
+use infoshare_proto::v1;
+
+use super::{Broker, Caller, Target};
+use crate::access::Operation;
+use crate::clock::now_ms;
+use crate::error::BrokerError;
+use crate::identity::Role;
+use crate::protocol::{Protocol, ProtocolState, ProtocolStore};
+use crate::records::{Event, ProtocolEvent, Record};
+use crate::store::bodies::BodyEntry;
+use crate::store::ledger::{Command, Outcome};
+use crate::validate;
+
+impl Broker {
+    /// RegisterProtocol: checks the document against the template, the law and the registry,
+    /// then registers it as a draft.
+    pub async fn register_protocol(
+        &self,
+        caller: &Caller,
+        document: &str,
+    ) -> Result<(u64, Arc<ProtocolStore>, String, u32), BrokerError> {
+        let checked = self.check_document(document);
+        let protocol = self
+            .audited(
+                caller,
+                Operation::RegisterProtocol,
+                Target::Nothing,
+                checked,
+            )
+            .await?;
+        let event = ProtocolEvent::Registered {
+            protocol_id: protocol.id.clone(),
+            version: protocol.version,
+            document_sha256: crate::crypto::sha256(document.as_bytes()),
+        };
+        let body = crate::store::bodies::protocol_body(&protocol.id, protocol.version, document);
+        let index = self
+            .change_register(caller, Operation::RegisterProtocol, event, Some(body))
+            .await?;
+        Ok((
+            index,
+            self.ledger.protocols(),
+            protocol.id,
+            protocol.version,
+        ))
+    }
+
+    fn check_document(&self, document: &str) -> Result<Protocol, BrokerError> {
+        if document.len() > validate::MAX_MESSAGE_BYTES / 2 {
+            return Err(BrokerError::invalid(
+                "document_toml",
+                "is longer than 512 KiB",
+            ));
+        }
+        // Agencies read its text on their terminals: no control or bidi characters (TOML's
+        // own line breaks and tabs aside).
+        if let Some((at, c)) = crate::text::forbidden_char(document, &['\n', '\r', '\t']) {
+            let line = document[..at].matches('\n').count() + 1;
+            return Err(BrokerError::invalid(
+                "document_toml",
+                format!(
+                    "line {line} holds U+{:04X}: protocol documents must not contain control or bidi characters",
+                    c as u32
+                ),
+            ));
+        }
+        let protocol = Protocol::from_toml(document)?;
+        protocol.check(&self.registry())?;
+        Ok(protocol)
+    }
+
+    /// ApproveProtocol.
+    pub async fn approve_protocol(
+        &self,
+        caller: &Caller,
+        input: &v1::ApproveProtocolRequest,
+    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
+        let checked = validate::protocol_id("protocol_id", &input.protocol_id).and_then(|id| {
+            let role = validate::role_title("approver_role", &input.approver_role)?;
+            Ok((id, role))
+        });
+        let (protocol_id, approver_role) = self
+            .audited(caller, Operation::ApproveProtocol, Target::Nothing, checked)
+            .await?;
+        let event = ProtocolEvent::Approved {
+            protocol_id,
+            version: input.version,
+            approver_role,
+        };
+        let index = self
+            .change_register(caller, Operation::ApproveProtocol, event, None)
+            .await?;
+        Ok((index, self.ledger.protocols()))
+    }
+
+    /// ChangeProtocolState: suspend, resume or revoke the version in force.
+    pub async fn change_protocol_state(
+        &self,
+        caller: &Caller,
+        protocol_id: &str,
+        state: ProtocolState,
+    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
+        let checked = validate::protocol_id("protocol_id", protocol_id);
+        let protocol_id = self
+            .audited(
+                caller,
+                Operation::ChangeProtocolState,
+                Target::Nothing,
+                checked,
+            )
+            .await?;
+        let event = ProtocolEvent::StateChanged {
+            protocol_id,
+            // The ledger sets the version in force when it sequences the change.
+            version: 0,
+            state,
+        };
+        let index = self
+            .change_register(caller, Operation::ChangeProtocolState, event, None)
+            .await?;
+        Ok((index, self.ledger.protocols()))
+    }
+
+    async fn change_register(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        event: ProtocolEvent,
+        document: Option<BodyEntry>,
+    ) -> Result<u64, BrokerError> {
+        let record = Record {
+            time_ms: now_ms(),
+            actor: caller.actor(),
+            event: Event::Protocol(event),
+        };
+        let outcome = self
+            .ledger
+            .submit(Command::Protocol { record, document })
+            .await;
+        match self.audited(caller, op, Target::Nothing, outcome).await? {
+            Outcome::Appended { index, .. } => Ok(index),
+            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
+        }
+    }
+
+    /// The register as the caller may see it: all of it for administrators and auditors; for an
+    /// agency, the versions it is party to.
+    pub fn protocols_visible(&self, caller: &Caller) -> (Arc<ProtocolStore>, Option<String>) {
+        let only = (caller.principal.role == Role::Agency).then(|| caller.principal.id.clone());
+        (self.ledger.protocols(), only)
+    }
+
+    /// GetProtocol: a version (0: the one in force, else the latest) of a protocol the caller
+    /// may see; an agency's attempt to read a protocol it is no party to is logged.
+    pub async fn get_protocol(
+        &self,
+        caller: &Caller,
+        protocol_id: &str,
+        version: u32,
+    ) -> Result<crate::protocol::Entry, BrokerError> {
+        let (store, only) = self.protocols_visible(caller);
+        let found = validate::protocol_id("protocol_id", protocol_id).and_then(|id| {
+            match version {
+                0 => store.in_force(&id).or_else(|| store.versions(&id).last()),
+                v => store.get(&id, v),
+            }
+            .filter(|e| {
+                only.as_deref()
+                    .is_none_or(|a| e.protocol.party(a).is_some())
+            })
+            .cloned()
+            .ok_or_else(|| BrokerError::NotFound(format!("no protocol {id:?} is visible to you")))
+        });
+        self.audited(caller, Operation::GetProtocol, Target::Nothing, found)
+            .await
+    }
+}

@@ -1,0 +1,254 @@
+//! Deciding a command against the state the writer sees (the views plus the batch so far): what
+//! to append, or the outcome without appending. Pure but for reading a stored body to compare a
+//! resubmission.
+
+use super::{Command, Outcome};
+use crate::domain::MessageKind;
+use crate::error::BrokerError;
+use crate::protocol::ProtocolStore;
+use crate::records::{Event, ProtocolEvent, Record, RequestId};
+use crate::store::bodies::BodyEntry;
+use crate::views::{self, KvRead};
+
+/// What deciding one command produced.
+pub(super) enum Step {
+    Append(Box<Record>, Option<BodyEntry>),
+    Done(Outcome),
+}
+
+/// Decides a command against the current state: what to append, or the outcome without
+/// appending. Pure but for `body` (reading a stored body to compare a resubmission).
+pub(super) fn decide(
+    command: &Command,
+    kv: &impl KvRead,
+    register: &ProtocolStore,
+    body: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
+) -> Result<Step, BrokerError> {
+    match command {
+        Command::Open { record, body: new } => {
+            let idempotency = match &record.event {
+                Event::RequestSubmitted(r) => &r.idempotency,
+                Event::DisclosureSubmitted(d) => &d.idempotency,
+                _ => return Err(BrokerError::Internal("Open without its record".into())),
+            };
+            if let Some((request_id, index)) =
+                replay_of(kv, &record.actor.id, idempotency, new.kind, &new.body, body)?
+            {
+                return Ok(Step::Done(Outcome::Replayed { request_id, index }));
+            }
+            Ok(Step::Append(Box::new(record.clone()), Some(new.clone())))
+        }
+        Command::Acknowledge {
+            actor,
+            time_ms,
+            request_id,
+            kind,
+        } => {
+            let meta = visible_meta(kv, request_id, &actor.id)?;
+            if (meta.kind == MessageKind::Disclosure) != (*kind == MessageKind::Disclosure) {
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::WrongMessageKind,
+                    message: format!("{request_id} is a {}, not a {kind}", meta.kind),
+                });
+            }
+            let (is_owner, done, event) = match kind {
+                MessageKind::Protocol => {
+                    return Err(BrokerError::invalid("kind", "is not a message kind"));
+                }
+                MessageKind::Disclosure => (
+                    meta.recipient == actor.id,
+                    meta.request_ack_idx,
+                    Event::DisclosureAcknowledged {
+                        request_id: *request_id,
+                    },
+                ),
+                MessageKind::Request => (
+                    meta.recipient == actor.id,
+                    meta.request_ack_idx,
+                    Event::RequestAcknowledged {
+                        request_id: *request_id,
+                    },
+                ),
+                MessageKind::Response => {
+                    if meta.requester == actor.id && meta.response_idx == 0 {
+                        return Err(BrokerError::Refused {
+                            reason: crate::reason::Reason::NoResponseYet,
+                            message: format!("request {request_id} has not been answered yet"),
+                        });
+                    }
+                    (
+                        meta.requester == actor.id,
+                        meta.response_ack_idx,
+                        Event::ResponseAcknowledged {
+                            request_id: *request_id,
+                        },
+                    )
+                }
+            };
+            if !is_owner {
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::NotAddressedToCaller,
+                    message: format!(
+                        "the {kind} of request {request_id} was not addressed to you, so you cannot acknowledge it"
+                    ),
+                });
+            }
+            if done != 0 {
+                return Ok(Step::Done(Outcome::AlreadyAcknowledged { index: done }));
+            }
+            Ok(Step::Append(
+                Box::new(Record {
+                    time_ms: *time_ms,
+                    actor: actor.clone(),
+                    event,
+                }),
+                None,
+            ))
+        }
+        Command::Respond { record, body } => {
+            let Event::ResponseSubmitted(r) = &record.event else {
+                return Err(BrokerError::Internal("Respond without its record".into()));
+            };
+            let meta = visible_meta(kv, &r.request_id, &record.actor.id)?;
+            if meta.kind != MessageKind::Request {
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::NotARequest,
+                    message: format!(
+                        "{} is a proactive disclosure; there is nothing to answer",
+                        r.request_id
+                    ),
+                });
+            }
+            if meta.recipient != record.actor.id {
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::NotTheRecipient,
+                    message: format!(
+                        "only {}, the agency request {} was sent to, can answer it",
+                        meta.recipient, r.request_id
+                    ),
+                });
+            }
+            if views::purged(kv, &r.request_id)? {
+                return Err(BrokerError::refused(
+                    crate::reason::Reason::RequestPurged,
+                    format!(
+                        "the bodies of request {} were erased when its retention ended: it can no longer be answered",
+                        r.request_id
+                    ),
+                ));
+            }
+            if meta.response_idx != 0 {
+                return Err(BrokerError::Refused {
+                    reason: crate::reason::Reason::AlreadyAnswered,
+                    message: format!(
+                        "request {} was already answered (log index {})",
+                        r.request_id, meta.response_idx
+                    ),
+                });
+            }
+            let mut record = record.clone();
+            if let Event::ResponseSubmitted(r) = &mut record.event {
+                // The answer goes to whoever asked; the log says so from the views, not the caller.
+                r.requester = meta.requester;
+            }
+            Ok(Step::Append(Box::new(record), Some(body.clone())))
+        }
+        Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Command::Hold { record } => {
+            let (target, placing) = match &record.event {
+                Event::LegalHoldPlaced(t) => (t, true),
+                Event::LegalHoldReleased(t) => (t, false),
+                _ => return Err(BrokerError::Internal("Hold without its record".into())),
+            };
+            if let crate::records::HoldTarget::Exchange(id) = target
+                && views::request_meta(kv, id)?.is_none()
+            {
+                return Err(BrokerError::NotFound(format!("no exchange {id}")));
+            }
+            if views::hold(kv, target)?.is_some() == placing {
+                return Err(BrokerError::refused(
+                    crate::reason::Reason::LegalHoldConflict,
+                    if placing {
+                        "that legal hold is already in place"
+                    } else {
+                        "there is no such legal hold in place"
+                    },
+                ));
+            }
+            Ok(Step::Append(Box::new(record.clone()), None))
+        }
+        Command::Purge { .. } | Command::RotateKey { .. } => Err(BrokerError::Internal(
+            "purges and key rotations are run by the writer, not decided in a batch".into(),
+        )),
+        Command::Protocol { record, document } => {
+            let approver = &record.actor.id;
+            let mut record = record.clone();
+            match &mut record.event {
+                Event::Protocol(ProtocolEvent::Registered { .. }) => {
+                    let text = document
+                        .as_ref()
+                        .map(|d| String::from_utf8_lossy(&d.body).into_owned())
+                        .ok_or_else(|| {
+                            BrokerError::Internal("registration without its document".into())
+                        })?;
+                    register.may_register(&crate::protocol::Protocol::from_toml(&text)?)?;
+                }
+                Event::Protocol(ProtocolEvent::Approved {
+                    protocol_id,
+                    version,
+                    ..
+                }) => register.may_approve(protocol_id, *version, approver)?,
+                Event::Protocol(ProtocolEvent::StateChanged {
+                    protocol_id,
+                    version,
+                    state,
+                }) => {
+                    // The change applies to whichever version is in force now.
+                    *version = register.may_change(protocol_id, *state)?;
+                }
+                _ => return Err(BrokerError::Internal("Protocol without its record".into())),
+            }
+            Ok(Step::Append(Box::new(record), document.clone()))
+        }
+    }
+}
+
+/// The exchange an earlier submission by `agency` with the same idempotency key opened, if
+/// any: with its record index when its content (`kind`, `body`) is the same (or its body was
+/// purged and cannot be compared), a conflict when it differs.
+pub fn replay_of(
+    kv: &impl KvRead,
+    agency: &str,
+    idempotency: &[u8; 32],
+    kind: MessageKind,
+    body: &[u8],
+    stored: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
+) -> Result<Option<(RequestId, u64)>, BrokerError> {
+    let Some((request_id, index)) = views::idempotent_request(kv, agency, idempotency)? else {
+        return Ok(None);
+    };
+    let meta = views::request_meta(kv, &request_id)?.ok_or_else(|| {
+        BrokerError::Internal(format!("idempotency entry for unknown {request_id}"))
+    })?;
+    match stored(meta.kind, &request_id)? {
+        Some(old) if old.kind != kind || old.body != body => Err(BrokerError::Conflict(format!(
+            "idempotency key already used for {} {request_id}, which differs from this one",
+            meta.kind
+        ))),
+        _ => Ok(Some((request_id, index))),
+    }
+}
+
+/// The request's meta if `agency` is a party to it; otherwise it does not exist for them.
+pub fn visible_meta(
+    kv: &impl KvRead,
+    id: &RequestId,
+    agency: &str,
+) -> Result<views::RequestMeta, BrokerError> {
+    match views::request_meta(kv, id)? {
+        Some(meta) if meta.is_party(agency) => Ok(meta),
+        _ => Err(BrokerError::NotFound(format!(
+            "no request {id} is visible to you"
+        ))),
+    }
+}
