@@ -206,17 +206,15 @@ pub fn issue_client(
     dest: &Path,
 ) -> Result<(), PkiError> {
     check_id(&principal.id)?;
+    issue_client_with(out, dest, client_params(principal, validity)?)
+}
+
+/// Issues a client identity with `params`, signed by the CA under `out`, into `dest`.
+fn issue_client_with(out: &Path, dest: &Path, params: CertificateParams) -> Result<(), PkiError> {
     let ca_key = KeyPair::from_pem(&read(&out.join("ca/ca.key.pem"))?)?;
     let ca_pem = read(&out.join("ca/ca.pem"))?;
     let issuer = Issuer::new(ca_params(Validity::default()), ca_key);
-    issue_into(
-        dest,
-        &issuer,
-        &ca_pem,
-        client_params(principal, validity)?,
-        true,
-        &mut Report::default(),
-    )
+    issue_into(dest, &issuer, &ca_pem, params, true, &mut Report::default())
 }
 
 /// Issues a client identity for `principal` with no extended key usage at all (webpki accepts
@@ -227,12 +225,9 @@ pub fn issue_client_without_eku(
     dest: &Path,
 ) -> Result<(), PkiError> {
     check_id(&principal.id)?;
-    let ca_key = KeyPair::from_pem(&read(&out.join("ca/ca.key.pem"))?)?;
-    let ca_pem = read(&out.join("ca/ca.pem"))?;
-    let issuer = Issuer::new(ca_params(Validity::default()), ca_key);
     let mut params = client_params(principal, Validity::default())?;
     params.extended_key_usages.clear();
-    issue_into(dest, &issuer, &ca_pem, params, true, &mut Report::default())
+    issue_client_with(out, dest, params)
 }
 
 /// Writes a CRL signed by the CA under `out` to `dest`, revoking the certificates in the given

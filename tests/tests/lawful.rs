@@ -80,22 +80,6 @@ fn care_status_disclosure(to: &str, label: api::Classification) -> api::Proactiv
     }
 }
 
-/// Registers and approves `document` (a new version of an example protocol).
-async fn register_and_approve(server: &common::TestServer, env: &TestEnv, document: &str) {
-    let admin = server.client(env, Role::Admin, "registry-admin").await;
-    let officer = server.client(env, Role::Admin, "privacy-officer").await;
-    let draft = admin
-        .register_protocol(document)
-        .await
-        .unwrap()
-        .protocol
-        .unwrap();
-    officer
-        .approve_protocol(&draft.protocol_id, draft.version, "Chief Privacy Officer")
-        .await
-        .unwrap();
-}
-
 /// Unix ms of a UTC date and hour.
 fn utc_ms(y: i32, m: u8, d: u8, h: u8) -> u64 {
     let date = time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
@@ -503,12 +487,9 @@ async fn the_log_names_the_protocol_version_every_answer_was_judged_under() {
         .await
         .unwrap();
     // Version 2 is approved before the school answers: the answer is judged under version 2.
-    register_and_approve(
-        &server,
-        &env,
-        &EXAMPLES[0].replace("version = 1", "version = 2"),
-    )
-    .await;
+    server
+        .register_and_approve(&env, &EXAMPLES[0].replace("version = 1", "version = 2"))
+        .await;
     school
         .respond(&sent.request_id, sample_disclosure())
         .await
@@ -593,14 +574,14 @@ async fn retention_serves_investigations() {
     let admin = server.client(&env, Role::Admin, "registry-admin").await;
     let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
     // A version that keeps bodies 30 days, so retention ends before the review date.
-    register_and_approve(
-        &server,
-        &env,
-        &EXAMPLES[0]
-            .replace("version = 1", "version = 2")
-            .replace("retention_days = 365", "retention_days = 30"),
-    )
-    .await;
+    server
+        .register_and_approve(
+            &env,
+            &EXAMPLES[0]
+                .replace("version = 1", "version = 2")
+                .replace("retention_days = 365", "retention_days = 30"),
+        )
+        .await;
     let about = |family: &str, nhi: &str| {
         let mut r = sample_request("rangitoto-school-board");
         let s = r.subject.as_mut().unwrap();

@@ -81,18 +81,8 @@ impl TestEnv {
         let server = self.start_bare();
         let admin = server.client(self, Role::Admin, "registry-admin").await;
         if admin.list_protocols().await.unwrap().protocols.is_empty() {
-            let approver = server.client(self, Role::Admin, "privacy-officer").await;
             for document in infoshare_server::protocol::model::EXAMPLES {
-                let draft = admin
-                    .register_protocol(document)
-                    .await
-                    .unwrap()
-                    .protocol
-                    .unwrap();
-                approver
-                    .approve_protocol(&draft.protocol_id, draft.version, "Chief Privacy Officer")
-                    .await
-                    .unwrap();
+                server.register_and_approve(self, document).await;
             }
         }
         server
@@ -215,6 +205,22 @@ impl TestServer {
                 );
             }
         }
+    }
+
+    /// Registers `document` (as `registry-admin`) and approves it (as `privacy-officer`).
+    pub async fn register_and_approve(&self, env: &TestEnv, document: &str) {
+        let admin = self.client(env, Role::Admin, "registry-admin").await;
+        let approver = self.client(env, Role::Admin, "privacy-officer").await;
+        let draft = admin
+            .register_protocol(document)
+            .await
+            .unwrap()
+            .protocol
+            .unwrap();
+        approver
+            .approve_protocol(&draft.protocol_id, draft.version, "Chief Privacy Officer")
+            .await
+            .unwrap();
     }
 
     /// `https://localhost:<port>`.
