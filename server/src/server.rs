@@ -161,6 +161,7 @@ impl Prepared {
             handshake_timeout: handshake,
             idle_timeout: transport.idle_timeout(),
             answer_budget_bytes: transport.answer_budget_bytes,
+            refusals: transport.refusal_log(),
         };
         let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, front);
         let broker = self.broker.clone();

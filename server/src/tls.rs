@@ -247,11 +247,6 @@ impl AsyncWrite for TlsConnection {
     }
 }
 
-/// One operator line per remote address per minute for refused handshakes (with the count of
-/// those not logged since).
-static REFUSALS: std::sync::LazyLock<crate::log_throttle::Throttle> =
-    std::sync::LazyLock::new(|| crate::log_throttle::Throttle::new(Duration::from_secs(60)));
-
 /// How connections are admitted and kept.
 #[derive(Clone)]
 pub struct Front {
@@ -263,6 +258,9 @@ pub struct Front {
     pub idle_timeout: Duration,
     /// Each connection's answer budget, in bytes.
     pub answer_budget_bytes: usize,
+    /// Aggregates the operator lines of refused connections: one per remote address (or
+    /// identity) per interval, with the count of those not logged since.
+    pub refusals: Arc<crate::log_throttle::Throttle>,
 }
 
 /// Accepts TCP connections on `listener` — each under the global cap, or closed at once — and
@@ -289,7 +287,7 @@ pub fn incoming(
                 }
             };
             let Some(slot) = front.admission.connection() else {
-                if let Some(suppressed) = REFUSALS.admit("(connection cap)") {
+                if let Some(suppressed) = front.refusals.admit("(connection cap)") {
                     tracing::warn!(%remote, suppressed, "connection cap reached; connection closed");
                 }
                 continue;
@@ -312,13 +310,13 @@ pub fn incoming(
                 {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                        if let Some(suppressed) = front.refusals.admit(&remote.ip().to_string()) {
                             tracing::info!(%remote, error = %e, suppressed, "TLS handshake refused");
                         }
                         return;
                     }
                     Err(_) => {
-                        if let Some(suppressed) = REFUSALS.admit(&remote.ip().to_string()) {
+                        if let Some(suppressed) = front.refusals.admit(&remote.ip().to_string()) {
                             tracing::info!(%remote, suppressed, "TLS handshake timed out");
                         }
                         return;
@@ -349,13 +347,13 @@ pub fn incoming(
                     Err(_) => hex::encode(peer.cert_sha256),
                 };
                 let Some(identity_slot) = front.admission.identity(&identity) else {
-                    if let Some(suppressed) = REFUSALS.admit(&identity) {
+                    if let Some(suppressed) = front.refusals.admit(&identity) {
                         tracing::warn!(%remote, identity, suppressed, "per-identity connection cap reached; connection closed");
                     }
                     return;
                 };
                 if let Err(status) = front.admission.check(&peer) {
-                    if let Some(suppressed) = REFUSALS.admit(&identity) {
+                    if let Some(suppressed) = front.refusals.admit(&identity) {
                         tracing::info!(%remote, identity, suppressed, reason = status.message(), "unregistered identity refused");
                     }
                     crate::transport::refuse::refuse(stream, status).await;

@@ -41,6 +41,9 @@ pub struct TransportConfig {
     pub idle_timeout_secs: u64,
     /// Bytes of answers one connection may hold encoded but not yet sent.
     pub answer_budget_bytes: usize,
+    /// Operator log lines of refused connections are aggregated over this interval, per remote
+    /// address or identity (the audit log still has every refused call).
+    pub refusal_log_interval_secs: u64,
 }
 
 impl Default for TransportConfig {
@@ -53,6 +56,7 @@ impl Default for TransportConfig {
             request_timeout_secs: 30,
             idle_timeout_secs: 300,
             answer_budget_bytes: 64 << 20,
+            refusal_log_interval_secs: 60,
         }
     }
 }
@@ -61,6 +65,13 @@ impl TransportConfig {
     /// The request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    /// The aggregation of refused connections' log lines.
+    pub fn refusal_log(&self) -> std::sync::Arc<crate::log_throttle::Throttle> {
+        std::sync::Arc::new(crate::log_throttle::Throttle::new(Duration::from_secs(
+            self.refusal_log_interval_secs.max(1),
+        )))
     }
 
     /// The idle timeout.

@@ -203,6 +203,7 @@ fn main() {
             handshake_timeout: infoshare_server::tls::HANDSHAKE_TIMEOUT,
             idle_timeout: transport.idle_timeout(),
             answer_budget_bytes: transport.answer_budget_bytes,
+            refusals: transport.refusal_log(),
         };
         let incoming =
             infoshare_server::tls::incoming(listener, tls, "infoshare.dev".into(), front);
