@@ -83,14 +83,21 @@ impl IdleClock {
     /// Whether the connection has been idle past its timeout. Keeps a timer armed so the read
     /// that polls this wakes when it may have become true.
     pub fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        // While streams are open the timer is pushed out; once none are, it runs from when the
-        // last one closed.
-        let deadline = self
-            .state
-            .idle_deadline(self.timeout)
-            .unwrap_or_else(|| Instant::now() + self.timeout);
-        if self.sleep.deadline() != deadline {
-            self.sleep.as_mut().reset(deadline);
+        // Once no stream is open, the timer runs from when the last one closed. While streams
+        // are open it is only kept well ahead (touched at most every half timeout, not on every
+        // read: this runs on the hot path).
+        match self.state.idle_deadline(self.timeout) {
+            Some(deadline) => {
+                if self.sleep.deadline() != deadline {
+                    self.sleep.as_mut().reset(deadline);
+                }
+            }
+            None => {
+                let now = Instant::now();
+                if self.sleep.deadline() < now + self.timeout / 2 {
+                    self.sleep.as_mut().reset(now + self.timeout);
+                }
+            }
         }
         self.sleep.as_mut().poll(cx).is_ready() && self.state.idle_deadline(self.timeout).is_some()
     }

@@ -93,20 +93,20 @@ const PAIRS: [(&str, &str); 4] = [
     ("oranga-tamariki", "education"),
 ];
 
+/// A full disclosure of everything `recipient` was asked for, at the protocol's classification.
 fn answer(recipient: &str) -> api::InformationResponse {
-    let category = categories_of(recipient)[0].clone();
-    let classification = if category == "attendance" {
-        api::Classification::InConfidence
-    } else {
-        api::Classification::Sensitive
-    };
+    let classification = infoshare_tests::classification_of(recipient);
     api::InformationResponse {
         decision: api::Decision::Disclose as i32,
-        items: vec![api::DisclosedItem {
-            category,
-            classification: classification as i32,
-            content: "Benchmark disclosure content of a realistic length for one category.".into(),
-        }],
+        items: categories_of(recipient)
+            .into_iter()
+            .map(|category| api::DisclosedItem {
+                category,
+                classification: classification as i32,
+                content: "Benchmark disclosure content of a realistic length for one category."
+                    .into(),
+            })
+            .collect(),
         staff_id: "bench-responder".into(),
         consultation: Some(api::ConsultationRecord {
             status: 1,
