@@ -518,3 +518,96 @@ async fn a_copied_data_directory_reveals_no_body_and_is_the_brokers_alone() {
     let (ok, report) = env.verify_log();
     assert!(ok, "{report}");
 }
+
+/// HPACK for one header, as a literal without indexing and a new name (RFC 7541 §6.2.2).
+fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(0x00);
+    for s in [name, value] {
+        assert!(s.len() < 127);
+        out.push(s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// An HTTP/2 frame: length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn streams_past_the_advertised_limit_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let before = rss_mib(&server);
+    // A client that ignores SETTINGS_MAX_CONCURRENT_STREAMS: 300 half-open streams, by hand.
+    let mut tls = raw_tls(&env, &server, Role::Agency, "police").await;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[]));
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "https"),
+        (":path", "/infoshare.v1.ExchangeService/SubmitRequest"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        hpack_literal(&mut block, name, value);
+    }
+    for i in 0..300u32 {
+        // HEADERS with END_HEADERS, no END_STREAM: the request never arrives.
+        out.extend(h2_frame(0x1, 0x4, 2 * i + 1, &block));
+    }
+    tls.write_all(&out).await.unwrap();
+    tls.flush().await.unwrap();
+
+    let (mut advertised, mut refused) = (None, 0);
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let mut chunk = [0u8; 16384];
+        let read = tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await;
+        let Ok(Ok(n)) = read else { break };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, payload) = (buf[3], buf[9..9 + len].to_vec());
+            if kind == 0x4 {
+                for setting in payload.chunks(6) {
+                    if setting[..2] == [0, 3] {
+                        advertised = Some(u32::from_be_bytes(setting[2..6].try_into().unwrap()));
+                    }
+                }
+            }
+            if kind == 0x3 && payload == [0, 0, 0, 7] {
+                refused += 1; // RST_STREAM(REFUSED_STREAM)
+            }
+            buf.drain(..9 + len);
+        }
+        if refused >= 300 - 128 {
+            break;
+        }
+    }
+    let after = rss_mib(&server);
+    println!(
+        "300 streams opened by hand: {refused} refused, limit {advertised:?}; RSS {before} -> {after} MiB"
+    );
+    assert_eq!(advertised, Some(128));
+    assert!(
+        refused >= 300 - 128,
+        "{refused} streams refused past the limit"
+    );
+    assert!(after <= before + 32, "RSS {before} -> {after} MiB");
+    assert!(round_trip(&env, &server).await < std::time::Duration::from_secs(2));
+}
