@@ -335,6 +335,18 @@ pub fn check_config(config: &Config) -> Result<String, StartError> {
             "limits: calls_per_second, burst and streams_per_principal must be positive".into(),
         ));
     }
+    let t = &config.transport;
+    if t.max_connections == 0
+        || t.max_connections_per_identity == 0
+        || t.max_concurrent_streams == 0
+        || t.max_calls_per_connection == 0
+        || t.answer_budget_bytes < crate::transport::MAX_ANSWER_BYTES
+    {
+        return Err(StartError(format!(
+            "transport: connection, stream and call limits must be positive, and answer_budget_bytes at least {} (one full page)",
+            crate::transport::MAX_ANSWER_BYTES
+        )));
+    }
     Ok(format!(
         "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; listen {}",
         registry.agency_count(),

@@ -89,6 +89,13 @@ async fn check_config_reports_what_is_wrong() {
         stderr.contains("tls") && stderr.contains("key.pem"),
         "{stderr}"
     );
+
+    // A transport bound of zero would serve no one: refused, naming the section.
+    let env = TestEnv::with_config("[transport]\nmax_concurrent_streams = 0\n");
+    let config = env.path().join("server.toml");
+    let bad = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("transport"));
 }
 
 #[tokio::test]
