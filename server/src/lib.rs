@@ -9,15 +9,15 @@
 //! - [`store`]: the append-only log with group commit (the source of truth), the body store, and
 //!   the sled [`views`] derived from them.
 
+pub use infoshare_core::{codec, domain, reason, text};
+
 pub mod access;
 pub mod audit;
 pub mod broker;
 pub mod cli;
 pub mod clock;
-pub mod codec;
 pub mod config;
 pub mod crypto;
-pub mod domain;
 pub mod error;
 #[cfg(test)]
 mod fuzz_props;
@@ -27,7 +27,6 @@ pub mod limits;
 pub mod log_throttle;
 pub mod policy;
 pub mod protocol;
-pub mod reason;
 pub mod records;
 pub mod registry;
 pub mod retention;
@@ -35,7 +34,6 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
-pub mod text;
 pub mod tls;
 pub mod transport;
 pub mod validate;
