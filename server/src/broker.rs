@@ -26,6 +26,7 @@ use crate::views::{InboxEntry, RequestMeta};
 
 mod admin;
 mod register;
+pub use register::RegisterChanged;
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -60,6 +61,28 @@ pub struct Submitted {
     /// Whether this repeats an earlier submission.
     pub replayed: bool,
     /// Proof that its record is in the log.
+    pub receipt: Receipt,
+}
+
+/// An acknowledgement, new or earlier.
+#[derive(Debug, Clone)]
+pub struct Acknowledged {
+    /// The acknowledgement's log index.
+    pub log_index: u64,
+    /// Whether the item was acknowledged before (by the record at `log_index`).
+    pub already: bool,
+    /// Its receipt.
+    pub receipt: Receipt,
+}
+
+/// An answer taken.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// The response record's log index.
+    pub log_index: u64,
+    /// When it was accepted (Unix ms).
+    pub time_ms: u64,
+    /// Its receipt.
     pub receipt: Receipt,
 }
 
@@ -578,7 +601,7 @@ impl Broker {
         &self,
         caller: &Caller,
         input: &v1::AcknowledgeRequest,
-    ) -> Result<(u64, bool, Receipt), BrokerError> {
+    ) -> Result<Acknowledged, BrokerError> {
         let op = Operation::Acknowledge;
         let target = Target::Exchange(RequestId::parse(&input.request_id));
         let checked = validate::request_id("request_id", &input.request_id)
@@ -592,10 +615,16 @@ impl Broker {
         };
         let outcome = self.ledger.submit(command).await;
         match self.audited(caller, op, target, outcome).await? {
-            Outcome::Appended { index, receipt } => Ok((index, false, receipt)),
-            Outcome::AlreadyAcknowledged { index } => {
-                Ok((index, true, self.ledger.receipt(index)?))
-            }
+            Outcome::Appended { index, receipt } => Ok(Acknowledged {
+                log_index: index,
+                already: false,
+                receipt,
+            }),
+            Outcome::AlreadyAcknowledged { index } => Ok(Acknowledged {
+                log_index: index,
+                already: true,
+                receipt: self.ledger.receipt(index)?,
+            }),
             Outcome::Replayed { .. } | Outcome::Purged { .. } | Outcome::Rotated { .. } => {
                 Err(BrokerError::Internal("unexpected ledger outcome".into()))
             }
@@ -607,7 +636,7 @@ impl Broker {
         &self,
         caller: &Caller,
         input: &v1::RespondRequest,
-    ) -> Result<(u64, u64, Receipt), BrokerError> {
+    ) -> Result<Answered, BrokerError> {
         let op = Operation::Respond;
         let target = Target::Exchange(RequestId::parse(&input.request_id));
         let checked = self.check_response(caller, input);
@@ -641,7 +670,11 @@ impl Broker {
         };
         let outcome = self.ledger.submit(Command::Respond { record, body }).await;
         match self.audited(caller, op, target, outcome).await? {
-            Outcome::Appended { index, receipt } => Ok((index, time_ms, receipt)),
+            Outcome::Appended { index, receipt } => Ok(Answered {
+                log_index: index,
+                time_ms,
+                receipt,
+            }),
             _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
         }
     }

@@ -377,10 +377,11 @@ pub async fn bootstrap_dev_protocols(prepared: &Prepared, pki: &Path) -> Result<
     let admin = dev_caller(broker, pki, "registry-admin")?;
     let approver = dev_caller(broker, pki, "privacy-officer")?;
     for document in crate::protocol::model::EXAMPLES {
-        let (_, _, id, version) = broker
+        let registered = broker
             .register_protocol(&admin, document)
             .await
             .map_err(|e| start_err!("dev protocols", e))?;
+        let (id, version) = (registered.protocol_id, registered.version.unwrap_or(1));
         let approve = infoshare_proto::v1::ApproveProtocolRequest {
             protocol_id: id.clone(),
             version,

@@ -16,6 +16,19 @@ use crate::store::bodies::BodyEntry;
 use crate::store::ledger::{Command, Outcome};
 use crate::validate;
 
+/// A change to the register, as it stands after it.
+#[derive(Debug, Clone)]
+pub struct RegisterChanged {
+    /// The log index of the change's record.
+    pub log_index: u64,
+    /// The register after the change.
+    pub register: Arc<ProtocolStore>,
+    /// The protocol changed.
+    pub protocol_id: String,
+    /// Its version (for a registration or an approval).
+    pub version: Option<u32>,
+}
+
 impl Broker {
     /// RegisterProtocol: checks the document against the template, the law and the registry,
     /// then registers it as a draft.
@@ -23,7 +36,7 @@ impl Broker {
         &self,
         caller: &Caller,
         document: &str,
-    ) -> Result<(u64, Arc<ProtocolStore>, String, u32), BrokerError> {
+    ) -> Result<RegisterChanged, BrokerError> {
         let checked = self.check_document(document);
         let protocol = self
             .audited(
@@ -42,12 +55,12 @@ impl Broker {
         let index = self
             .change_register(caller, Operation::RegisterProtocol, event, Some(body))
             .await?;
-        Ok((
-            index,
-            self.ledger.protocols(),
-            protocol.id,
-            protocol.version,
-        ))
+        Ok(RegisterChanged {
+            log_index: index,
+            register: self.ledger.protocols(),
+            protocol_id: protocol.id,
+            version: Some(protocol.version),
+        })
     }
 
     fn check_document(&self, document: &str) -> Result<Protocol, BrokerError> {
@@ -79,7 +92,7 @@ impl Broker {
         &self,
         caller: &Caller,
         input: &v1::ApproveProtocolRequest,
-    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
+    ) -> Result<RegisterChanged, BrokerError> {
         let checked = validate::protocol_id("protocol_id", &input.protocol_id).and_then(|id| {
             let role = validate::role_title("approver_role", &input.approver_role)?;
             Ok((id, role))
@@ -88,14 +101,19 @@ impl Broker {
             .audited(caller, Operation::ApproveProtocol, Target::Nothing, checked)
             .await?;
         let event = ProtocolEvent::Approved {
-            protocol_id,
+            protocol_id: protocol_id.clone(),
             version: input.version,
             approver_role,
         };
         let index = self
             .change_register(caller, Operation::ApproveProtocol, event, None)
             .await?;
-        Ok((index, self.ledger.protocols()))
+        Ok(RegisterChanged {
+            log_index: index,
+            register: self.ledger.protocols(),
+            protocol_id,
+            version: Some(input.version),
+        })
     }
 
     /// ChangeProtocolState: suspend, resume or revoke the version in force.
@@ -104,7 +122,7 @@ impl Broker {
         caller: &Caller,
         protocol_id: &str,
         state: ProtocolState,
-    ) -> Result<(u64, Arc<ProtocolStore>), BrokerError> {
+    ) -> Result<RegisterChanged, BrokerError> {
         let checked = validate::protocol_id("protocol_id", protocol_id);
         let protocol_id = self
             .audited(
@@ -115,7 +133,7 @@ impl Broker {
             )
             .await?;
         let event = ProtocolEvent::StateChanged {
-            protocol_id,
+            protocol_id: protocol_id.clone(),
             // The ledger sets the version in force when it sequences the change.
             version: 0,
             state,
@@ -123,7 +141,12 @@ impl Broker {
         let index = self
             .change_register(caller, Operation::ChangeProtocolState, event, None)
             .await?;
-        Ok((index, self.ledger.protocols()))
+        Ok(RegisterChanged {
+            log_index: index,
+            register: self.ledger.protocols(),
+            protocol_id,
+            version: None,
+        })
     }
 
     async fn change_register(

@@ -122,12 +122,11 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
     ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
         let caller = super::caller(&self.broker, &request, Operation::Acknowledge).await?;
         record_request_id(&request.get_ref().request_id);
-        let (log_index, already_acknowledged, receipt) =
-            self.broker.acknowledge(&caller, request.get_ref()).await?;
+        let done = self.broker.acknowledge(&caller, request.get_ref()).await?;
         Ok(Response::new(v1::AcknowledgeResponse {
-            log_index,
-            already_acknowledged,
-            receipt: Some(convert::receipt(&receipt)),
+            log_index: done.log_index,
+            already_acknowledged: done.already,
+            receipt: Some(convert::receipt(&done.receipt)),
         }))
     }
 
@@ -137,12 +136,12 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
     ) -> Result<Response<v1::RespondResponse>, Status> {
         let caller = super::caller(&self.broker, &request, Operation::Respond).await?;
         record_request_id(&request.get_ref().request_id);
-        let (log_index, time_ms, receipt) = self.broker.respond(&caller, request.get_ref()).await?;
-        tracing::info!(index = log_index, "response accepted");
+        let done = self.broker.respond(&caller, request.get_ref()).await?;
+        tracing::info!(index = done.log_index, "response accepted");
         Ok(Response::new(v1::RespondResponse {
-            log_index,
-            accepted_at: Some(convert::timestamp(time_ms)),
-            receipt: Some(convert::receipt(&receipt)),
+            log_index: done.log_index,
+            accepted_at: Some(convert::timestamp(done.time_ms)),
+            receipt: Some(convert::receipt(&done.receipt)),
         }))
     }
 

@@ -42,14 +42,14 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         request: Request<v1::RegisterProtocolRequest>,
     ) -> Result<Response<v1::RegisterProtocolResponse>, Status> {
         let caller = super::caller(&self.broker, &request, Operation::RegisterProtocol).await?;
-        let (log_index, store, id, version) = self
+        let done = self
             .broker
             .register_protocol(&caller, &request.get_ref().document_toml)
             .await?;
-        tracing::info!(protocol = %id, version, "protocol registered");
+        tracing::info!(protocol = %done.protocol_id, version = done.version, "protocol registered");
         Ok(Response::new(v1::RegisterProtocolResponse {
-            protocol: Some(self.summary(&store, &id, Some(version))?),
-            log_index,
+            protocol: Some(self.summary(&done.register, &done.protocol_id, done.version)?),
+            log_index: done.log_index,
         }))
     }
 
@@ -59,11 +59,11 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
     ) -> Result<Response<v1::ApproveProtocolResponse>, Status> {
         let caller = super::caller(&self.broker, &request, Operation::ApproveProtocol).await?;
         let r = request.get_ref();
-        let (log_index, store) = self.broker.approve_protocol(&caller, r).await?;
+        let done = self.broker.approve_protocol(&caller, r).await?;
         tracing::info!(protocol = %r.protocol_id, version = r.version, "protocol approved");
         Ok(Response::new(v1::ApproveProtocolResponse {
-            protocol: Some(self.summary(&store, &r.protocol_id, Some(r.version))?),
-            log_index,
+            protocol: Some(self.summary(&done.register, &done.protocol_id, done.version)?),
+            log_index: done.log_index,
         }))
     }
 
@@ -83,14 +83,14 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
                 );
             }
         };
-        let (log_index, store) = self
+        let done = self
             .broker
             .change_protocol_state(&caller, &r.protocol_id, state)
             .await?;
         tracing::info!(protocol = %r.protocol_id, state = state.as_str(), "protocol state changed");
         Ok(Response::new(v1::ChangeProtocolStateResponse {
-            protocol: Some(self.summary(&store, &r.protocol_id, None)?),
-            log_index,
+            protocol: Some(self.summary(&done.register, &done.protocol_id, None)?),
+            log_index: done.log_index,
         }))
     }
 
