@@ -204,23 +204,57 @@ pub struct AuditQueried {
     pub category: String,
 }
 
+/// The event type codes: the one table of them (the byte after the version in a record).
+pub mod code {
+    /// `request-submitted`.
+    pub const REQUEST_SUBMITTED: u8 = 1;
+    /// `request-acknowledged`.
+    pub const REQUEST_ACKNOWLEDGED: u8 = 2;
+    /// `response-submitted`.
+    pub const RESPONSE_SUBMITTED: u8 = 3;
+    /// `response-acknowledged`.
+    pub const RESPONSE_ACKNOWLEDGED: u8 = 4;
+    /// `denied`.
+    pub const DENIED: u8 = 5;
+    /// `protocol-registered`.
+    pub const PROTOCOL_REGISTERED: u8 = 6;
+    /// `protocol-approved`.
+    pub const PROTOCOL_APPROVED: u8 = 7;
+    /// `protocol-state-changed`.
+    pub const PROTOCOL_STATE_CHANGED: u8 = 8;
+    /// `disclosure-submitted`.
+    pub const DISCLOSURE_SUBMITTED: u8 = 9;
+    /// `disclosure-acknowledged`.
+    pub const DISCLOSURE_ACKNOWLEDGED: u8 = 10;
+    /// `audit-query`.
+    pub const AUDIT_QUERIED: u8 = 11;
+    /// `bodies-purged`.
+    pub const BODIES_PURGED: u8 = 12;
+    /// `log-key-rotated`.
+    pub const LOG_KEY_ROTATED: u8 = 13;
+    /// `legal-hold-placed`.
+    pub const LEGAL_HOLD_PLACED: u8 = 14;
+    /// `legal-hold-released`.
+    pub const LEGAL_HOLD_RELEASED: u8 = 15;
+}
+
 /// Stable names of the event types, by code.
 pub const EVENT_TYPES: [(u8, &str); 15] = [
-    (1, "request-submitted"),
-    (2, "request-acknowledged"),
-    (3, "response-submitted"),
-    (4, "response-acknowledged"),
-    (5, "denied"),
-    (6, "protocol-registered"),
-    (7, "protocol-approved"),
-    (8, "protocol-state-changed"),
-    (9, "disclosure-submitted"),
-    (10, "disclosure-acknowledged"),
-    (11, "audit-query"),
-    (12, "bodies-purged"),
-    (13, "log-key-rotated"),
-    (14, "legal-hold-placed"),
-    (15, "legal-hold-released"),
+    (code::REQUEST_SUBMITTED, "request-submitted"),
+    (code::REQUEST_ACKNOWLEDGED, "request-acknowledged"),
+    (code::RESPONSE_SUBMITTED, "response-submitted"),
+    (code::RESPONSE_ACKNOWLEDGED, "response-acknowledged"),
+    (code::DENIED, "denied"),
+    (code::PROTOCOL_REGISTERED, "protocol-registered"),
+    (code::PROTOCOL_APPROVED, "protocol-approved"),
+    (code::PROTOCOL_STATE_CHANGED, "protocol-state-changed"),
+    (code::DISCLOSURE_SUBMITTED, "disclosure-submitted"),
+    (code::DISCLOSURE_ACKNOWLEDGED, "disclosure-acknowledged"),
+    (code::AUDIT_QUERIED, "audit-query"),
+    (code::BODIES_PURGED, "bodies-purged"),
+    (code::LOG_KEY_ROTATED, "log-key-rotated"),
+    (code::LEGAL_HOLD_PLACED, "legal-hold-placed"),
+    (code::LEGAL_HOLD_RELEASED, "legal-hold-released"),
 ];
 
 /// The event type code with this name.
@@ -382,21 +416,21 @@ impl Event {
     /// The event type code.
     pub fn code(&self) -> u8 {
         match self {
-            Event::RequestSubmitted(_) => 1,
-            Event::RequestAcknowledged { .. } => 2,
-            Event::ResponseSubmitted(_) => 3,
-            Event::ResponseAcknowledged { .. } => 4,
-            Event::Denied(_) => 5,
-            Event::Protocol(ProtocolEvent::Registered { .. }) => 6,
-            Event::Protocol(ProtocolEvent::Approved { .. }) => 7,
-            Event::Protocol(ProtocolEvent::StateChanged { .. }) => 8,
-            Event::DisclosureSubmitted(_) => 9,
-            Event::DisclosureAcknowledged { .. } => 10,
-            Event::AuditQueried(_) => 11,
-            Event::BodiesPurged { .. } => 12,
-            Event::LogKeyRotated { .. } => 13,
-            Event::LegalHoldPlaced(_) => 14,
-            Event::LegalHoldReleased(_) => 15,
+            Event::RequestSubmitted(_) => code::REQUEST_SUBMITTED,
+            Event::RequestAcknowledged { .. } => code::REQUEST_ACKNOWLEDGED,
+            Event::ResponseSubmitted(_) => code::RESPONSE_SUBMITTED,
+            Event::ResponseAcknowledged { .. } => code::RESPONSE_ACKNOWLEDGED,
+            Event::Denied(_) => code::DENIED,
+            Event::Protocol(ProtocolEvent::Registered { .. }) => code::PROTOCOL_REGISTERED,
+            Event::Protocol(ProtocolEvent::Approved { .. }) => code::PROTOCOL_APPROVED,
+            Event::Protocol(ProtocolEvent::StateChanged { .. }) => code::PROTOCOL_STATE_CHANGED,
+            Event::DisclosureSubmitted(_) => code::DISCLOSURE_SUBMITTED,
+            Event::DisclosureAcknowledged { .. } => code::DISCLOSURE_ACKNOWLEDGED,
+            Event::AuditQueried(_) => code::AUDIT_QUERIED,
+            Event::BodiesPurged { .. } => code::BODIES_PURGED,
+            Event::LogKeyRotated { .. } => code::LOG_KEY_ROTATED,
+            Event::LegalHoldPlaced(_) => code::LEGAL_HOLD_PLACED,
+            Event::LegalHoldReleased(_) => code::LEGAL_HOLD_RELEASED,
         }
     }
 

@@ -4,6 +4,11 @@ use super::*;
 use crate::codec::{DecodeError, Reader, Writer};
 
 impl Record {
+    /// The event type code of an encoded record, without decoding it.
+    pub fn event_code_of(raw: &[u8]) -> Option<u8> {
+        raw.get(1).copied()
+    }
+
     /// The encoding this build writes ([`RECORD_VERSION`]).
     pub fn encode(&self) -> Vec<u8> {
         self.encode_as(RECORD_VERSION)
@@ -174,7 +179,7 @@ impl Record {
             cert_sha256: r.fixed()?,
         };
         let event = match event_code {
-            1 => {
+            code::REQUEST_SUBMITTED => {
                 let request_id = RequestId(r.fixed()?);
                 let recipient = r.str8()?;
                 let staff = r.fixed()?;
@@ -203,10 +208,10 @@ impl Record {
                     body_commitment: r.fixed()?,
                 })
             }
-            2 => Event::RequestAcknowledged {
+            code::REQUEST_ACKNOWLEDGED => Event::RequestAcknowledged {
                 request_id: RequestId(r.fixed()?),
             },
-            3 => {
+            code::RESPONSE_SUBMITTED => {
                 let request_id = RequestId(r.fixed()?);
                 let requester = r.str8()?;
                 let staff = r.fixed()?;
@@ -243,10 +248,10 @@ impl Record {
                     purpose,
                 })
             }
-            4 => Event::ResponseAcknowledged {
+            code::RESPONSE_ACKNOWLEDGED => Event::ResponseAcknowledged {
                 request_id: RequestId(r.fixed()?),
             },
-            5 => {
+            code::DENIED => {
                 let operation = r.code("operation", Operation::from_code)?;
                 let request_id = match r.u8()? {
                     0 => None,
@@ -274,22 +279,22 @@ impl Record {
                     subjects,
                 })
             }
-            6 => Event::Protocol(ProtocolEvent::Registered {
+            code::PROTOCOL_REGISTERED => Event::Protocol(ProtocolEvent::Registered {
                 protocol_id: r.str8()?,
                 version: r.u32()?,
                 document_sha256: r.fixed()?,
             }),
-            7 => Event::Protocol(ProtocolEvent::Approved {
+            code::PROTOCOL_APPROVED => Event::Protocol(ProtocolEvent::Approved {
                 protocol_id: r.str8()?,
                 version: r.u32()?,
                 approver_role: r.str8()?,
             }),
-            8 => Event::Protocol(ProtocolEvent::StateChanged {
+            code::PROTOCOL_STATE_CHANGED => Event::Protocol(ProtocolEvent::StateChanged {
                 protocol_id: r.str8()?,
                 version: r.u32()?,
                 state: r.code("protocol state", crate::protocol::ProtocolState::from_code)?,
             }),
-            9 => {
+            code::DISCLOSURE_SUBMITTED => {
                 let request_id = RequestId(r.fixed()?);
                 let recipient = r.str8()?;
                 let staff = r.fixed()?;
@@ -310,13 +315,13 @@ impl Record {
                     body_commitment: r.fixed()?,
                 })
             }
-            10 => Event::DisclosureAcknowledged {
+            code::DISCLOSURE_ACKNOWLEDGED => Event::DisclosureAcknowledged {
                 request_id: RequestId(r.fixed()?),
             },
-            13 => Event::LogKeyRotated {
+            code::LOG_KEY_ROTATED => Event::LogKeyRotated {
                 public_key: r.fixed()?,
             },
-            14 | 15 if version >= 2 => {
+            code::LEGAL_HOLD_PLACED | code::LEGAL_HOLD_RELEASED if version >= 2 => {
                 let target = match r.u8()? {
                     1 => HoldTarget::Exchange(RequestId(r.fixed()?)),
                     2 => HoldTarget::Subject(r.fixed()?),
@@ -327,17 +332,17 @@ impl Record {
                         });
                     }
                 };
-                if event_code == 14 {
+                if event_code == code::LEGAL_HOLD_PLACED {
                     Event::LegalHoldPlaced(target)
                 } else {
                     Event::LegalHoldReleased(target)
                 }
             }
-            12 => Event::BodiesPurged {
+            code::BODIES_PURGED => Event::BodiesPurged {
                 request_id: RequestId(r.fixed()?),
                 kinds: r.code("purged kinds", |k| (k <= 7).then_some(k))?,
             },
-            11 => {
+            code::AUDIT_QUERIED => {
                 let query = r.u8()?;
                 let n = r.count8()?;
                 let subjects = (0..n).map(|_| r.fixed()).collect::<Result<_, _>>()?;

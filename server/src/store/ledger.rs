@@ -305,7 +305,7 @@ impl Ledger {
         log.for_each_from(1, |index, pos, raw| {
             tree.push(leaf_hash(raw));
             positions.push(pos);
-            if raw.get(1) == Some(&13) {
+            if Record::event_code_of(raw) == Some(crate::records::code::LOG_KEY_ROTATED) {
                 match Record::decode(raw) {
                     Ok(Record {
                         event: Event::LogKeyRotated { public_key },
