@@ -195,3 +195,17 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented production configuration parses, with every section it shows.
+    #[test]
+    fn the_deployment_example_is_a_valid_configuration() {
+        let config: Config = toml::from_str(include_str!("../../deploy/server.toml")).unwrap();
+        assert_eq!(config.transport.handshake_timeout_secs, 10);
+        assert_eq!(config.transport.max_connections_per_identity, 64);
+        assert_eq!(config.limits.audit_scan_budget, 20_000);
+    }
+}

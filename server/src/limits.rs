@@ -19,8 +19,6 @@ pub struct Limits {
     pub streams_per_principal: usize,
     /// How long a stream waits for a slow client to take an item before closing the stream.
     pub stream_send_timeout_secs: u64,
-    /// How long a client may take to complete its TLS handshake.
-    pub handshake_timeout_secs: u64,
     /// Most log records one audit query call examines; past it the call answers what it found
     /// with `more` set and a cursor to go on from.
     pub audit_scan_budget: usize,
@@ -33,7 +31,6 @@ impl Default for Limits {
             burst: 1000.0,
             streams_per_principal: 16,
             stream_send_timeout_secs: 30,
-            handshake_timeout_secs: 10,
             audit_scan_budget: 20_000,
         }
     }

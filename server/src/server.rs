@@ -108,7 +108,6 @@ impl Prepared {
             self.broker.clone(),
             Duration::from_secs(self.retention.interval_secs.max(1)),
         ));
-        let handshake = Duration::from_secs(self.broker.limiter().limits().handshake_timeout_secs);
         // Standard gRPC health and server reflection (v1 and v1alpha: many clients still speak
         // the latter), so grpcurl and any gRPC client can probe and discover the API. They sit
         // behind the same mutual TLS as everything else.
@@ -158,7 +157,7 @@ impl Prepared {
                         .map_err(tonic::Status::from)
                 }),
             )),
-            handshake_timeout: handshake,
+            handshake_timeout: transport.handshake_timeout(),
             idle_timeout: transport.idle_timeout(),
             answer_budget_bytes: transport.answer_budget_bytes,
             refusals: transport.refusal_log(),

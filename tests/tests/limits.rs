@@ -70,7 +70,7 @@ async fn concurrent_streams_are_capped_per_agency() {
 #[tokio::test]
 async fn a_stalled_handshake_is_dropped_and_blocks_no_one() {
     let env = TestEnv::with_config(
-        "\n[limits]\ncalls_per_second = 1000.0\nburst = 1000.0\nhandshake_timeout_secs = 1\n",
+        "\n[limits]\ncalls_per_second = 1000.0\nburst = 1000.0\n[transport]\nhandshake_timeout_secs = 1\n",
     );
     let server = env.start().await;
     // A TCP connection that never starts TLS.

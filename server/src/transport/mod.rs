@@ -28,6 +28,8 @@ pub struct TransportConfig {
     /// Most connections open at once (TLS handshakes in progress included). Lowered at start to
     /// what the process's open-file limit allows, with headroom for the log and the views.
     pub max_connections: usize,
+    /// How long a client may take to complete its TLS handshake.
+    pub handshake_timeout_secs: u64,
     /// Most connections one identity (client certificate) may hold.
     pub max_connections_per_identity: usize,
     /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to every client.
@@ -50,6 +52,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         Self {
             max_connections: 4096,
+            handshake_timeout_secs: 10,
             max_connections_per_identity: 64,
             max_concurrent_streams: 128,
             max_calls_per_connection: 32,
@@ -72,6 +75,11 @@ impl TransportConfig {
         std::sync::Arc::new(crate::log_throttle::Throttle::new(Duration::from_secs(
             self.refusal_log_interval_secs.max(1),
         )))
+    }
+
+    /// The handshake timeout.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs.max(1))
     }
 
     /// The idle timeout.
