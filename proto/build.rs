@@ -24,6 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Kept for server reflection; `compile_fds` does not write it itself.
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("infoshare_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
+    tonic_prost_build::configure()
+        .build_server(grpc)
+        .build_client(grpc)
+        .compile_fds(fds)?;
     Ok(())
 }

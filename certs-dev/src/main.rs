@@ -11,7 +11,7 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Registry file whose [[agency]], [[auditor]] and [[admin]] ids get certificates.
-    #[arg(long, default_value = "server/config/sample-registry.toml")]
+    #[arg(long, default_value = "core/samples/sample-registry.toml")]
     registry: PathBuf,
     /// Output directory.
     #[arg(long, default_value = "certs-dev/out")]

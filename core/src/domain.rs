@@ -72,6 +72,36 @@ coded_enum! {
     }
 }
 
+impl Authority {
+    /// The agency kinds the section lets share: s66C Oranga Tamariki Act — a child welfare and
+    /// protection agency or an independent person (s2); s20 Family Violence Act — a family
+    /// violence agency or a social services practitioner (s19).
+    pub fn eligible_kinds(self) -> &'static [AgencyKind] {
+        match self {
+            Authority::OtaS66C => &[
+                AgencyKind::ChildWelfareAndProtection,
+                AgencyKind::IndependentPerson,
+            ],
+            Authority::FvaS20 => &[
+                AgencyKind::FamilyViolenceAgency,
+                AgencyKind::SocialServicesPractitioner,
+            ],
+        }
+    }
+
+    /// [`Authority::eligible_kinds`], in words.
+    pub fn eligible_in_words(self) -> &'static str {
+        match self {
+            Authority::OtaS66C => {
+                "a child welfare and protection agency or an independent person (s2 Oranga Tamariki Act 1989)"
+            }
+            Authority::FvaS20 => {
+                "a family violence agency or a social services practitioner (s19 Family Violence Act 2018)"
+            }
+        }
+    }
+}
+
 coded_enum! {
     /// NZ Government security classification (PSR); the order is total, lowest first.
     pub enum Classification {
@@ -216,5 +246,21 @@ mod tests {
         assert!(Classification::Unclassified < Classification::InConfidence);
         assert!(Classification::Sensitive < Classification::Restricted);
         assert!(Classification::Secret < Classification::TopSecret);
+    }
+}
+
+coded_enum! {
+    /// Where a protocol version stands in the register.
+    pub enum ProtocolState {
+        /// Registered, awaiting approval.
+        Draft = 1 => "draft",
+        /// Approved and in force.
+        Active = 2 => "active",
+        /// Suspended by an administrator.
+        Suspended = 3 => "suspended",
+        /// Revoked by an administrator; final.
+        Revoked = 4 => "revoked",
+        /// Replaced by a later approved version.
+        Superseded = 5 => "superseded",
     }
 }

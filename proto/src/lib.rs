@@ -2,10 +2,10 @@
 //!
 //! The `.proto` files are the contract; this crate only makes them usable from Rust.
 
-/// Package `infoshare.v1`: messages, enums, server traits and clients.
+/// Package `infoshare.v1`: messages, enums, and (feature `grpc`) server traits and clients.
 #[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
 pub mod v1 {
-    tonic::include_proto!("infoshare.v1");
+    include!(concat!(env!("OUT_DIR"), "/infoshare.v1.rs"));
 }
 
 /// Package `infoshare.bench.v1`: the echo service the benchmark measures the raw transport with.
@@ -13,9 +13,10 @@ pub mod v1 {
 pub mod bench {
     /// Version 1.
     pub mod v1 {
-        tonic::include_proto!("infoshare.bench.v1");
+        include!(concat!(env!("OUT_DIR"), "/infoshare.bench.v1.rs"));
     }
 }
 
 /// The encoded `FileDescriptorSet` of the API, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("infoshare_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/infoshare_descriptor.bin"));

@@ -196,6 +196,18 @@ impl Config {
     }
 }
 
+/// Loads and checks the agency registry file.
+pub fn load_registry(
+    path: &Path,
+) -> Result<crate::registry::Registry, crate::registry::RegistryError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| crate::registry::RegistryError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    crate::registry::Registry::from_toml(&text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

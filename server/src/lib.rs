@@ -9,32 +9,26 @@
 //! - [`store`]: the append-only log with group commit (the source of truth), the body store, and
 //!   the sled [`views`] derived from them.
 
-pub use infoshare_core::{codec, domain, reason, text};
+pub use infoshare_core::{
+    access, codec, crypto, domain, error, policy, protocol, reason, records, registry, retention,
+    text, validate, views,
+};
 
-pub mod access;
 pub mod audit;
 pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod crypto;
-pub mod error;
 #[cfg(test)]
 mod fuzz_props;
 pub mod holds;
 pub mod identity;
+pub mod key_file;
 pub mod limits;
 pub mod log_throttle;
-pub mod policy;
-pub mod protocol;
-pub mod records;
-pub mod registry;
-pub mod retention;
 pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod transport;
-pub mod validate;
-pub mod views;

@@ -13,8 +13,6 @@ use tokio::net::TcpListener;
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::crypto::Keys;
-use crate::registry::Registry;
 use crate::service::admin::AdminApi;
 use crate::service::audit::AuditApi;
 use crate::service::exchange::ExchangeApi;
@@ -154,7 +152,7 @@ impl Prepared {
                     registry_of
                         .authenticate(Some(peer))
                         .map(|_| ())
-                        .map_err(tonic::Status::from)
+                        .map_err(crate::service::status::of)
                 }),
             )),
             handshake_timeout: transport.handshake_timeout(),
@@ -281,7 +279,7 @@ async fn retention_task(broker: Broker, interval: Duration) {
 }
 
 fn reload_registry(broker: &Broker, path: &Path) -> Result<usize, StartError> {
-    let registry = Registry::load(path).map_err(|e| start_err!("registry", e))?;
+    let registry = crate::config::load_registry(path).map_err(|e| start_err!("registry", e))?;
     let agencies = registry.agency_count();
     broker.replace_registry(registry);
     Ok(agencies)
@@ -304,8 +302,8 @@ fn api_descriptors() -> Vec<u8> {
 /// Checks a configuration without serving: the registry parses, the TLS files and CRLs load,
 /// and the data directory is usable. For `infoshare-server --check-config`.
 pub fn check_config(config: &Config) -> Result<String, StartError> {
-    let registry =
-        Registry::load(&config.registry.agencies).map_err(|e| start_err!("registry", e))?;
+    let registry = crate::config::load_registry(&config.registry.agencies)
+        .map_err(|e| start_err!("registry", e))?;
     crate::tls::server_config(
         &config.tls.ca,
         &config.tls.cert,
@@ -418,9 +416,9 @@ fn dev_caller(
 
 /// Opens storage and binds the listener.
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
-    let registry =
-        Registry::load(&config.registry.agencies).map_err(|e| start_err!("registry", e))?;
-    let keys = Keys::load_or_create(&config.data_dir.join("keys/pseudonym.key"))
+    let registry = crate::config::load_registry(&config.registry.agencies)
+        .map_err(|e| start_err!("registry", e))?;
+    let keys = crate::key_file::load_or_create_keys(&config.data_dir.join("keys/pseudonym.key"))
         .map_err(|e| start_err!("keys", e))?;
     let tls = crate::tls::server_config(
         &config.tls.ca,

@@ -7,11 +7,14 @@
 //!   vectors.
 //! - [`note`]: checkpoints in the C2SP `tlog-checkpoint` format, signed with Ed25519 as C2SP
 //!   `signed-note`s.
+//! - [`receipt`]: a record with its inclusion proof under a signed checkpoint.
 
 pub mod merkle;
 pub mod note;
+pub mod receipt;
 pub mod rotation;
 
 pub use merkle::{Hash, Tree, leaf_hash};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier};
+pub use receipt::Receipt;
 pub use rotation::Rotation;

@@ -100,7 +100,7 @@ enum ProtocolCmd {
         #[arg(value_name = "VERSION")]
         protocol_version: Option<u32>,
     },
-    /// Register a protocol version from a TOML file (see server/config/protocols/).
+    /// Register a protocol version from a TOML file (see core/samples/protocols/).
     Register {
         /// The TOML document.
         file: PathBuf,

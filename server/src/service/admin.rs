@@ -3,6 +3,7 @@
 use infoshare_proto::v1;
 use tonic::{Request, Response, Status};
 
+use super::status;
 use crate::access::Operation;
 use crate::broker::Broker;
 
@@ -24,9 +25,15 @@ impl v1::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<v1::RunRetentionRequest>,
     ) -> Result<Response<v1::RunRetentionResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::RunRetention).await?;
+        let caller = super::caller(&self.broker, &request, Operation::RunRetention)
+            .await
+            .map_err(status::of)?;
         let as_of = crate::clock::now_ms();
-        let purged = self.broker.run_retention(caller.actor(), as_of).await?;
+        let purged = self
+            .broker
+            .run_retention(caller.actor(), as_of)
+            .await
+            .map_err(status::of)?;
         tracing::info!(purged, "retention run by an administrator");
         Ok(Response::new(v1::RunRetentionResponse {
             purged_exchanges: u32::try_from(purged).unwrap_or(u32::MAX),
@@ -38,8 +45,14 @@ impl v1::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<v1::RotateLogKeyRequest>,
     ) -> Result<Response<v1::RotateLogKeyResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::RotateLogKey).await?;
-        let statement = self.broker.rotate_log_key(caller.actor()).await?;
+        let caller = super::caller(&self.broker, &request, Operation::RotateLogKey)
+            .await
+            .map_err(status::of)?;
+        let statement = self
+            .broker
+            .rotate_log_key(caller.actor())
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(v1::RotateLogKeyResponse {
             statement,
             verifier_key: self.broker.ledger().verifier_key().to_string(),

@@ -4,6 +4,7 @@ use infoshare_proto::v1;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, timestamp};
+use super::status;
 use crate::access::Operation;
 use crate::audit::{Filter, Proven, decision_of};
 use crate::broker::Broker;
@@ -278,7 +279,9 @@ impl AuditApi {
         } else {
             Operation::ReleaseLegalHold
         };
-        let caller = super::caller(&self.broker, &request, op).await?;
+        let caller = super::caller(&self.broker, &request, op)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
         let targets = self.hold_targets(r);
         let exchange = crate::records::RequestId::parse(&r.request_id);
@@ -290,11 +293,13 @@ impl AuditApi {
                 crate::broker::Target::Exchange(exchange),
                 targets,
             )
-            .await?;
+            .await
+            .map_err(status::of)?;
         let changed = self
             .broker
             .change_legal_holds(&caller, place, targets)
-            .await?;
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(v1::LegalHoldResponse {
             holds: holds(&changed),
         }))
@@ -307,7 +312,9 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::GetLogInfoRequest>,
     ) -> Result<Response<v1::GetLogInfoResponse>, Status> {
-        super::caller(&self.broker, &request, Operation::GetLogInfo).await?;
+        super::caller(&self.broker, &request, Operation::GetLogInfo)
+            .await
+            .map_err(status::of)?;
         let (origin, key, checkpoint) = self.broker.log_info();
         Ok(Response::new(v1::GetLogInfoResponse {
             origin,
@@ -322,10 +329,14 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::GetConsistencyProofRequest>,
     ) -> Result<Response<v1::GetConsistencyProofResponse>, Status> {
-        super::caller(&self.broker, &request, Operation::GetConsistencyProof).await?;
+        super::caller(&self.broker, &request, Operation::GetConsistencyProof)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
-        let (proof, first_root, second_root, checkpoint) =
-            self.broker.consistency(r.first_size, r.second_size)?;
+        let (proof, first_root, second_root, checkpoint) = self
+            .broker
+            .consistency(r.first_size, r.second_size)
+            .map_err(status::of)?;
         Ok(Response::new(v1::GetConsistencyProofResponse {
             proof: proof.iter().map(|h| h.to_vec()).collect(),
             checkpoint: checkpoint.to_string(),
@@ -338,12 +349,15 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::GetRecordsRequest>,
     ) -> Result<Response<v1::AuditRecordsResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::GetRecords).await?;
+        let caller = super::caller(&self.broker, &request, Operation::GetRecords)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
         let proven = self
             .broker
             .audit_range(&caller, r.start_index, r.count as usize)
-            .await?;
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(records(proven)))
     }
 
@@ -351,9 +365,11 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::QueryRecordsRequest>,
     ) -> Result<Response<v1::AuditRecordsResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::QueryRecords).await?;
+        let caller = super::caller(&self.broker, &request, Operation::QueryRecords)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
-        let filter = self.filter(r.filter.as_ref())?;
+        let filter = self.filter(r.filter.as_ref()).map_err(status::of)?;
         let page = match r.page_size {
             0 => 100,
             n => n as usize,
@@ -361,7 +377,8 @@ impl v1::audit_service_server::AuditService for AuditApi {
         let proven = self
             .broker
             .audit_query(&caller, &filter, r.after_index, page)
-            .await?;
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(records(proven)))
     }
 
@@ -369,14 +386,21 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::SubjectTimelineRequest>,
     ) -> Result<Response<v1::AuditRecordsResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::SubjectTimeline).await?;
+        let caller = super::caller(&self.broker, &request, Operation::SubjectTimeline)
+            .await
+            .map_err(status::of)?;
         let subject = request
             .get_ref()
             .subject
             .as_ref()
-            .ok_or_else(|| BrokerError::invalid("subject", "is required"))?;
-        let subjects = self.subjects("subject", subject)?;
-        let proven = self.broker.audit_timeline(&caller, subjects).await?;
+            .ok_or_else(|| BrokerError::invalid("subject", "is required"))
+            .map_err(status::of)?;
+        let subjects = self.subjects("subject", subject).map_err(status::of)?;
+        let proven = self
+            .broker
+            .audit_timeline(&caller, subjects)
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(records(proven)))
     }
 
@@ -398,8 +422,10 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::ListLegalHoldsRequest>,
     ) -> Result<Response<v1::ListLegalHoldsResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::ListLegalHolds).await?;
-        let held = self.broker.legal_holds(&caller).await?;
+        let caller = super::caller(&self.broker, &request, Operation::ListLegalHolds)
+            .await
+            .map_err(status::of)?;
+        let held = self.broker.legal_holds(&caller).await.map_err(status::of)?;
         Ok(Response::new(v1::ListLegalHoldsResponse {
             holds: holds(&held),
         }))
@@ -409,9 +435,17 @@ impl v1::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<v1::ExportBundleRequest>,
     ) -> Result<Response<v1::EvidenceBundle>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::ExportBundle).await?;
-        let filter = self.filter(request.get_ref().filter.as_ref())?;
-        let proven = self.broker.audit_export(&caller, &filter).await?;
+        let caller = super::caller(&self.broker, &request, Operation::ExportBundle)
+            .await
+            .map_err(status::of)?;
+        let filter = self
+            .filter(request.get_ref().filter.as_ref())
+            .map_err(status::of)?;
+        let proven = self
+            .broker
+            .audit_export(&caller, &filter)
+            .await
+            .map_err(status::of)?;
         let (origin, key, _) = self.broker.log_info();
         let verifier_key = key.verifier_key.to_string();
         let more = proven.more;

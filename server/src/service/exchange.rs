@@ -9,6 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::status;
 use crate::access::Operation;
 use crate::broker::{Broker, Caller};
 
@@ -39,11 +40,14 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         request: Request<v1::SubmitRequestRequest>,
     ) -> Result<Response<v1::SubmitRequestResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::SubmitRequest).await?;
+        let caller = super::caller(&self.broker, &request, Operation::SubmitRequest)
+            .await
+            .map_err(status::of)?;
         let done = self
             .broker
             .submit_request(&caller, request.get_ref())
-            .await?;
+            .await
+            .map_err(status::of)?;
         let id = done.request_id.to_string();
         record_request_id(&id);
         tracing::info!(
@@ -64,16 +68,20 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         request: Request<v1::ListInboxRequest>,
     ) -> Result<Response<v1::ListInboxResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::ListInbox).await?;
+        let caller = super::caller(&self.broker, &request, Operation::ListInbox)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
-        let (items, more) =
-            self.broker
-                .inbox_page(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)?;
+        let (items, more) = self
+            .broker
+            .inbox_page(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)
+            .map_err(status::of)?;
         let next_cursor = items.last().map_or(r.after_cursor, |i| i.cursor);
         let items = items
             .iter()
             .map(convert::inbox_item)
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(status::of)?;
         Ok(Response::new(v1::ListInboxResponse {
             items,
             next_cursor,
@@ -87,7 +95,9 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         request: Request<v1::SubscribeInboxRequest>,
     ) -> Result<Response<Self::SubscribeInboxStream>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::SubscribeInbox).await?;
+        let caller = super::caller(&self.broker, &request, Operation::SubscribeInbox)
+            .await
+            .map_err(status::of)?;
         let slot = self
             .broker
             .limiter()
@@ -99,7 +109,8 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
                     caller.principal.id,
                     self.broker.limiter().limits().streams_per_principal
                 ),
-            })?;
+            })
+            .map_err(status::of)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let broker = self.broker.clone();
         let after = request.get_ref().after_cursor;
@@ -120,9 +131,15 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         request: Request<v1::AcknowledgeRequest>,
     ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::Acknowledge).await?;
+        let caller = super::caller(&self.broker, &request, Operation::Acknowledge)
+            .await
+            .map_err(status::of)?;
         record_request_id(&request.get_ref().request_id);
-        let done = self.broker.acknowledge(&caller, request.get_ref()).await?;
+        let done = self
+            .broker
+            .acknowledge(&caller, request.get_ref())
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(v1::AcknowledgeResponse {
             log_index: done.log_index,
             already_acknowledged: done.already,
@@ -134,9 +151,15 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         request: Request<v1::RespondRequest>,
     ) -> Result<Response<v1::RespondResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::Respond).await?;
+        let caller = super::caller(&self.broker, &request, Operation::Respond)
+            .await
+            .map_err(status::of)?;
         record_request_id(&request.get_ref().request_id);
-        let done = self.broker.respond(&caller, request.get_ref()).await?;
+        let done = self
+            .broker
+            .respond(&caller, request.get_ref())
+            .await
+            .map_err(status::of)?;
         tracing::info!(index = done.log_index, "response accepted");
         Ok(Response::new(v1::RespondResponse {
             log_index: done.log_index,
@@ -149,21 +172,32 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         request: Request<v1::GetRequestRequest>,
     ) -> Result<Response<v1::GetRequestResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::GetRequest).await?;
+        let caller = super::caller(&self.broker, &request, Operation::GetRequest)
+            .await
+            .map_err(status::of)?;
         record_request_id(&request.get_ref().request_id);
         let detail = self
             .broker
             .get_request(&caller, &request.get_ref().request_id)
-            .await?;
-        Ok(Response::new(convert::request_detail(&detail)?))
+            .await
+            .map_err(status::of)?;
+        Ok(Response::new(
+            convert::request_detail(&detail).map_err(status::of)?,
+        ))
     }
 
     async fn disclose(
         &self,
         request: Request<v1::DiscloseRequest>,
     ) -> Result<Response<v1::DiscloseResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::Disclose).await?;
-        let done = self.broker.disclose(&caller, request.get_ref()).await?;
+        let caller = super::caller(&self.broker, &request, Operation::Disclose)
+            .await
+            .map_err(status::of)?;
+        let done = self
+            .broker
+            .disclose(&caller, request.get_ref())
+            .await
+            .map_err(status::of)?;
         let id = done.request_id.to_string();
         record_request_id(&id);
         tracing::info!(
@@ -248,7 +282,7 @@ async fn follow_inbox(
         let (items, more) = match page {
             Ok(page) => page,
             Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
+                let _ = tx.send(Err(status::of(e))).await;
                 return StreamEnd::Closed;
             }
         };

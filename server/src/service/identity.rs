@@ -3,6 +3,7 @@
 use infoshare_proto::v1;
 use tonic::{Request, Response, Status};
 
+use super::status;
 use crate::access::Operation;
 use crate::broker::Broker;
 use crate::identity::Role;
@@ -25,7 +26,9 @@ impl v1::identity_service_server::IdentityService for IdentityApi {
         &self,
         request: Request<v1::WhoAmIRequest>,
     ) -> Result<Response<v1::WhoAmIResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::WhoAmI).await?;
+        let caller = super::caller(&self.broker, &request, Operation::WhoAmI)
+            .await
+            .map_err(status::of)?;
         let (role, id, display_name) = self.broker.who_am_i(&caller);
         let role = match role {
             Role::Agency => v1::Role::Agency,

@@ -4,6 +4,7 @@ use infoshare_proto::v1;
 use tonic::{Request, Response, Status};
 
 use super::convert::protocol_summary;
+use super::status;
 use crate::access::Operation;
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -30,7 +31,8 @@ impl ProtocolApi {
             Some(v) => store.get(id, v),
             None => store.in_force(id).or_else(|| store.versions(id).last()),
         }
-        .ok_or_else(|| BrokerError::Internal(format!("protocol {id} missing after change")))?;
+        .ok_or_else(|| BrokerError::Internal(format!("protocol {id} missing after change")))
+        .map_err(status::of)?;
         Ok(protocol_summary(entry, self.broker.today()))
     }
 }
@@ -41,11 +43,14 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         &self,
         request: Request<v1::RegisterProtocolRequest>,
     ) -> Result<Response<v1::RegisterProtocolResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::RegisterProtocol).await?;
+        let caller = super::caller(&self.broker, &request, Operation::RegisterProtocol)
+            .await
+            .map_err(status::of)?;
         let done = self
             .broker
             .register_protocol(&caller, &request.get_ref().document_toml)
-            .await?;
+            .await
+            .map_err(status::of)?;
         tracing::info!(protocol = %done.protocol_id, version = done.version, "protocol registered");
         Ok(Response::new(v1::RegisterProtocolResponse {
             protocol: Some(self.summary(&done.register, &done.protocol_id, done.version)?),
@@ -57,9 +62,15 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         &self,
         request: Request<v1::ApproveProtocolRequest>,
     ) -> Result<Response<v1::ApproveProtocolResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::ApproveProtocol).await?;
+        let caller = super::caller(&self.broker, &request, Operation::ApproveProtocol)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
-        let done = self.broker.approve_protocol(&caller, r).await?;
+        let done = self
+            .broker
+            .approve_protocol(&caller, r)
+            .await
+            .map_err(status::of)?;
         tracing::info!(protocol = %r.protocol_id, version = r.version, "protocol approved");
         Ok(Response::new(v1::ApproveProtocolResponse {
             protocol: Some(self.summary(&done.register, &done.protocol_id, done.version)?),
@@ -71,22 +82,26 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         &self,
         request: Request<v1::ChangeProtocolStateRequest>,
     ) -> Result<Response<v1::ChangeProtocolStateResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::ChangeProtocolState).await?;
+        let caller = super::caller(&self.broker, &request, Operation::ChangeProtocolState)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
         let state = match v1::ProtocolStateChange::try_from(r.change) {
             Ok(v1::ProtocolStateChange::Suspend) => ProtocolState::Suspended,
             Ok(v1::ProtocolStateChange::Resume) => ProtocolState::Active,
             Ok(v1::ProtocolStateChange::Revoke) => ProtocolState::Revoked,
             _ => {
-                return Err(
-                    BrokerError::invalid("change", "must be SUSPEND, RESUME or REVOKE").into(),
-                );
+                return Err(status::of(BrokerError::invalid(
+                    "change",
+                    "must be SUSPEND, RESUME or REVOKE",
+                )));
             }
         };
         let done = self
             .broker
             .change_protocol_state(&caller, &r.protocol_id, state)
-            .await?;
+            .await
+            .map_err(status::of)?;
         tracing::info!(protocol = %r.protocol_id, state = state.as_str(), "protocol state changed");
         Ok(Response::new(v1::ChangeProtocolStateResponse {
             protocol: Some(self.summary(&done.register, &done.protocol_id, None)?),
@@ -98,7 +113,9 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         &self,
         request: Request<v1::ListProtocolsRequest>,
     ) -> Result<Response<v1::ListProtocolsResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::ListProtocols).await?;
+        let caller = super::caller(&self.broker, &request, Operation::ListProtocols)
+            .await
+            .map_err(status::of)?;
         let (store, only) = self.broker.protocols_visible(&caller);
         let today = self.broker.today();
         let protocols = store
@@ -117,12 +134,15 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         &self,
         request: Request<v1::GetProtocolRequest>,
     ) -> Result<Response<v1::GetProtocolResponse>, Status> {
-        let caller = super::caller(&self.broker, &request, Operation::GetProtocol).await?;
+        let caller = super::caller(&self.broker, &request, Operation::GetProtocol)
+            .await
+            .map_err(status::of)?;
         let r = request.get_ref();
         let entry = self
             .broker
             .get_protocol(&caller, &r.protocol_id, r.version)
-            .await?;
+            .await
+            .map_err(status::of)?;
         Ok(Response::new(v1::GetProtocolResponse {
             protocol: Some(protocol_summary(&entry, self.broker.today())),
             document_toml: entry.document.to_string(),

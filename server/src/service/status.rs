@@ -17,8 +17,9 @@ pub const REASON_HEADER: &str = "infoshare-reason";
 /// The ErrorInfo domain of infoshare errors.
 pub const ERROR_DOMAIN: &str = "infoshare.nz";
 
-impl From<BrokerError> for Status {
-    fn from(e: BrokerError) -> Self {
+/// The status of a failed call (the one place a [`BrokerError`] becomes a status).
+pub fn of(e: BrokerError) -> Status {
+    {
         let (e, receipt) = match e {
             BrokerError::Logged { error, receipt } => (*error, Some(receipt)),
             e => (e, None),
@@ -73,7 +74,7 @@ mod tests {
 
     #[test]
     fn denials_carry_reason_and_rule() {
-        let status = Status::from(BrokerError::Denied(Denial {
+        let status = of(BrokerError::Denied(Denial {
             rule: "party.requester_is_party",
             reason: Reason::NotAParty,
             message: "Police is not a party to this protocol.".into(),
@@ -87,7 +88,7 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_field() {
-        let status = Status::from(BrokerError::invalid("request.purpose", "is required"));
+        let status = of(BrokerError::invalid("request.purpose", "is required"));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "request.purpose: is required");
         let bad = status.get_details_bad_request().unwrap();

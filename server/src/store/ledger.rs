@@ -13,6 +13,7 @@
 //! On open, the log and body segments are checked, and views that are missing, unreadable or
 //! behind are rebuilt by replaying them.
 
+pub use infoshare_tlog::Receipt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -116,20 +117,6 @@ pub enum Command {
         /// The document, for a registration.
         document: Option<BodyEntry>,
     },
-}
-
-/// Proof that a record is in the log: its index, a signed checkpoint covering it, the inclusion
-/// proof against that checkpoint, and the record itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// The record's log index (leaf index + 1).
-    pub log_index: u64,
-    /// The signed checkpoint note.
-    pub checkpoint: Arc<str>,
-    /// The inclusion proof, leaf first.
-    pub proof: Vec<Hash>,
-    /// The record's bytes.
-    pub record: Vec<u8>,
 }
 
 /// The log's head: its Merkle tree and latest signed checkpoint (one per committed batch).

@@ -1,6 +1,14 @@
 use super::*;
-use crate::records::tests::actor;
-use crate::records::{Denied, Event};
+use crate::identity::Role;
+use crate::records::{Actor, Denied, Event};
+
+fn actor() -> Actor {
+    Actor {
+        role: Role::Agency,
+        id: "police".into(),
+        cert_sha256: [0xcc; 32],
+    }
+}
 
 fn denial(i: u32) -> Record {
     Record {

@@ -243,13 +243,13 @@ impl Protocol {
             }
             // Template §3: where s66C or s20 is relied on, every party must meet its criteria.
             for a in &self.authorities {
-                if !crate::policy::eligible(agency, a.authority) {
+                if !agency.may_use(a.authority) {
                     return bad(
                         &field("agency"),
                         format!(
                             "{} is not {} and so cannot be a party to a protocol relying on {}",
                             party.agency,
-                            crate::policy::eligible_kinds(a.authority),
+                            a.authority.eligible_in_words(),
                             a.authority
                         ),
                     );
@@ -320,9 +320,9 @@ fn code(field: &str, v: &str) -> Result<(), BrokerError> {
 
 /// The example protocols shipped for development and tests.
 pub const EXAMPLES: [&str; 3] = [
-    include_str!("../../config/protocols/youth-reengagement.toml"),
-    include_str!("../../config/protocols/attendance.toml"),
-    include_str!("../../config/protocols/family-harm-sam.toml"),
+    include_str!("../../samples/protocols/youth-reengagement.toml"),
+    include_str!("../../samples/protocols/attendance.toml"),
+    include_str!("../../samples/protocols/family-harm-sam.toml"),
 ];
 
 #[cfg(test)]

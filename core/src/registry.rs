@@ -1,11 +1,10 @@
 //! The agency registry: who may connect, in which role, with which legal kinds and clearance.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::domain::{AgencyKind, Classification, Sector};
+use crate::domain::{AgencyKind, Authority, Classification, Sector};
 use crate::identity::{Role, SpiffeId, is_principal_id};
 
 /// A registered agency.
@@ -28,6 +27,12 @@ impl Agency {
     /// Whether the agency is of the given legal kind.
     pub fn is(&self, kind: AgencyKind) -> bool {
         self.kinds.contains(&kind)
+    }
+
+    /// Whether the agency is of a kind that may use `authority` (s66C(1) Oranga Tamariki Act,
+    /// s20 Family Violence Act).
+    pub fn may_use(&self, authority: Authority) -> bool {
+        authority.eligible_kinds().iter().any(|k| self.is(*k))
     }
 }
 
@@ -91,15 +96,6 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    /// Loads and checks a registry file.
-    pub fn load(path: &Path) -> Result<Self, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&text)
-    }
-
     /// Parses and checks registry TOML.
     pub fn from_toml(text: &str) -> Result<Self, RegistryError> {
         let file: RegistryFile =
@@ -172,7 +168,7 @@ fn check_id(role: &str, id: &str) -> Result<(), RegistryError> {
 }
 
 /// The sample registry shipped for development (`--dev`) and tests.
-pub const SAMPLE_REGISTRY: &str = include_str!("../config/sample-registry.toml");
+pub const SAMPLE_REGISTRY: &str = include_str!("../samples/sample-registry.toml");
 
 #[cfg(test)]
 mod tests {

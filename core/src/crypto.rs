@@ -6,8 +6,6 @@
 //! - A *commitment* is SHA-256(salt ‖ body) with a fresh 32-byte random salt kept beside the body.
 //!   It binds the log to the exact body without revealing it, even for short, guessable bodies.
 
-use std::path::Path;
-
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac};
 
@@ -24,50 +22,8 @@ pub struct Keys {
     rng: SystemRandom,
 }
 
-/// Why the key file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// Reading or writing the key file failed.
-    #[error("pseudonym key {path}: {source}")]
-    Io {
-        /// The key file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The key file does not hold 32 bytes.
-    #[error("pseudonym key {0}: must hold exactly 32 bytes")]
-    BadLength(String),
-    /// The system random source failed.
-    #[error("system random source failed")]
-    Random,
-}
-
 impl Keys {
-    /// Loads the 32-byte key at `path`, making it (mode 0600) if it does not exist.
-    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let rng = SystemRandom::new();
-        let secret = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut fresh = [0u8; 32];
-                rng.fill(&mut fresh).map_err(|_| KeyError::Random)?;
-                write_new_secret(path, &fresh).map_err(io)?;
-                fresh.to_vec()
-            }
-            Err(e) => return Err(io(e)),
-        };
-        if secret.len() != 32 {
-            return Err(KeyError::BadLength(path.display().to_string()));
-        }
-        Ok(Self::from_secret(&secret))
-    }
-
-    /// Keys from a given secret (tests).
+    /// Keys from a 32-byte secret (the shell reads it from the key file).
     pub fn from_secret(secret: &[u8]) -> Self {
         Self {
             pseudonym: hmac::Key::new(hmac::HMAC_SHA256, secret),
@@ -170,22 +126,6 @@ pub fn commitment(salt: &[u8; 32], body: &[u8]) -> Digest32 {
         .expect("SHA-256 is 32 bytes")
 }
 
-/// Writes a new secret file with mode 0600 (fails if it exists).
-pub(crate) fn write_new_secret(path: &Path, secret: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(secret)?;
-    f.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,22 +174,5 @@ mod tests {
             hex::encode(sha256(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[test]
-    fn key_file_is_created_once_with_mode_0600() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keys/pseudonym.key");
-        let k1 = Keys::load_or_create(&path).unwrap();
-        let k2 = Keys::load_or_create(&path).unwrap();
-        assert_eq!(k1.staff("a", "b"), k2.staff("a", "b"));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        std::fs::write(&path, b"short").unwrap();
-        assert!(matches!(
-            Keys::load_or_create(&path),
-            Err(KeyError::BadLength(_))
-        ));
     }
 }

@@ -12,25 +12,14 @@ pub(crate) mod tests;
 
 use time::Date;
 
-use crate::domain::{AgencyKind, Authority, Classification};
+use crate::domain::{Authority, Classification};
 use crate::protocol::ProtocolStore;
 use crate::reason::Reason;
 use crate::records::RequestSubmitted;
 use crate::registry::{Agency, Registry};
 use crate::validate::{ValidDisclosure, ValidRequest, ValidResponse};
 
-pub use rules::{eligible, eligible_kinds};
-
-/// A refusal by a named rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// The rule's name, e.g. `party.requester`.
-    pub rule: &'static str,
-    /// The reason, e.g. `NOT_A_PARTY` (its class says how it maps onto gRPC).
-    pub reason: Reason,
-    /// A sentence a caseworker understands.
-    pub message: String,
-}
+pub use crate::error::Denial;
 
 /// What an allowed request, response or disclosure is judged under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,11 +195,6 @@ fn items_classified(
         receiver,
         "classification.within_recipient_clearance",
     )
-}
-
-/// Whether `kinds` holds one of `any` (used by eligibility).
-pub(crate) fn has_kind(agency: &Agency, any: &[AgencyKind]) -> bool {
-    any.iter().any(|k| agency.is(*k))
 }
 
 /// Whether `authority` requires the subject to be a child or young person.

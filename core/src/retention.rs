@@ -28,10 +28,10 @@ pub struct Opened {
 /// (then nothing is erased: deleting on a guess is not allowed).
 pub fn expires_at(opened: &Opened, register: &ProtocolStore) -> Option<u64> {
     let entry = register.get(&opened.protocol_id, opened.protocol_version)?;
-    let ends = crate::clock::nz_date(opened.time_ms).checked_add(time::Duration::days(
+    let ends = crate::calendar::nz_date(opened.time_ms).checked_add(time::Duration::days(
         i64::from(entry.protocol.retention_days),
     ))?;
-    Some(crate::clock::nz_day_start_ms(ends))
+    Some(crate::calendar::nz_day_start_ms(ends))
 }
 
 /// The exchanges whose retention has ended at `now_ms`.
@@ -69,7 +69,7 @@ mod tests {
         // 2027-01-15, so 365 days end at NZ midnight beginning 2028-01-15 (2028-01-14 11:00 UTC),
         // not 365 × 24 h later.
         let t0 = 1799929800000; // 2027-01-14 12:30 UTC
-        assert_eq!(crate::clock::nz_date(t0).to_string(), "2027-01-15");
+        assert_eq!(crate::calendar::nz_date(t0).to_string(), "2027-01-15");
         let youth = opened(1, t0, "youth-reengagement");
         let attendance = opened(2, t0, "attendance");
         let unknown = opened(3, 0, "no-such-protocol");

@@ -82,7 +82,7 @@ fn all_kinds() -> Vec<Record> {
     r.event = Event::Protocol(ProtocolEvent::StateChanged {
         protocol_id: "attendance".into(),
         version: 2,
-        state: crate::protocol::ProtocolState::Suspended,
+        state: crate::domain::ProtocolState::Suspended,
     });
     out.push(r.clone());
     r.event = Event::DisclosureSubmitted(DisclosureSubmitted {

@@ -96,7 +96,7 @@ proptest! {
                 prop_assert!(asked.share(c).is_some());
             }
             for a in [r.requester, r.request.recipient.as_str()] {
-                prop_assert!(eligible(r.registry.agency(a).unwrap(), r.request.authority));
+                prop_assert!(r.registry.agency(a).unwrap().may_use(r.request.authority));
             }
             prop_assert!(r.request.classification >= Classification::InConfidence);
         }

@@ -1,8 +1,18 @@
 //! The one error type of the broker's core and store, mapped to a gRPC status in exactly one
 //! place (`service::status`).
 
-use crate::policy::Denial;
 use crate::reason::Reason;
+
+/// A refusal by a named rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The rule's name, e.g. `party.requester`.
+    pub rule: &'static str,
+    /// The reason, e.g. `NOT_A_PARTY` (its class says how it maps onto gRPC).
+    pub reason: Reason,
+    /// A sentence a caseworker understands.
+    pub message: String,
+}
 
 /// Why an operation did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +66,7 @@ pub enum BrokerError {
         /// The refusal.
         error: Box<BrokerError>,
         /// Proof that the refusal is in the log.
-        receipt: Box<crate::store::ledger::Receipt>,
+        receipt: Box<infoshare_tlog::Receipt>,
     },
 }
 

@@ -301,7 +301,7 @@ pub enum ProtocolEvent {
         /// Its version.
         version: u32,
         /// The new state.
-        state: crate::protocol::ProtocolState,
+        state: crate::domain::ProtocolState,
     },
 }
 

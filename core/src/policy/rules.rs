@@ -4,8 +4,8 @@
 
 use time::Date;
 
-use super::{Denial, has_kind, requires_child_or_young_person};
-use crate::domain::{AgencyKind, Authority, Classification, Consultation, Decision, DeclineGround};
+use super::{Denial, requires_child_or_young_person};
+use crate::domain::{Authority, Classification, Consultation, Decision, DeclineGround};
 use crate::protocol::{Entry, Party, Protocol, ProtocolState, ProtocolStore, SharedCategory};
 use crate::reason::Reason;
 use crate::registry::Agency;
@@ -106,40 +106,6 @@ pub fn authority_for_purpose(
     ))
 }
 
-/// Whether `agency` may use `authority`: s66C Oranga Tamariki Act — a child welfare and
-/// protection agency or an independent person; s20 Family Violence Act — a family violence agency
-/// or a social services practitioner.
-pub fn eligible(agency: &Agency, authority: Authority) -> bool {
-    match authority {
-        Authority::OtaS66C => has_kind(
-            agency,
-            &[
-                AgencyKind::ChildWelfareAndProtection,
-                AgencyKind::IndependentPerson,
-            ],
-        ),
-        Authority::FvaS20 => has_kind(
-            agency,
-            &[
-                AgencyKind::FamilyViolenceAgency,
-                AgencyKind::SocialServicesPractitioner,
-            ],
-        ),
-    }
-}
-
-/// Who may use `authority`, in words.
-pub fn eligible_kinds(authority: Authority) -> &'static str {
-    match authority {
-        Authority::OtaS66C => {
-            "a child welfare and protection agency or an independent person (s2 Oranga Tamariki Act 1989)"
-        }
-        Authority::FvaS20 => {
-            "a family violence agency or a social services practitioner (s19 Family Violence Act 2018)"
-        }
-    }
-}
-
 /// s66C(1) OTA / s20 FVA: both the one sharing and the one receiving must be of the kinds the
 /// section names.
 pub fn agency_eligible(
@@ -147,7 +113,7 @@ pub fn agency_eligible(
     authority: Authority,
     rule: &'static str,
 ) -> Result<(), Denial> {
-    if eligible(agency, authority) {
+    if agency.may_use(authority) {
         return Ok(());
     }
     Err(deny(
@@ -156,7 +122,7 @@ pub fn agency_eligible(
         format!(
             "{} cannot share under {authority}: only {} can.",
             agency.name,
-            eligible_kinds(authority)
+            authority.eligible_in_words()
         ),
     ))
 }

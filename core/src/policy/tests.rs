@@ -6,9 +6,9 @@ use proptest::prelude::*;
 use time::{Date, Month};
 
 use super::*;
+use crate::domain::ProtocolState;
 use crate::domain::{Consultation, Decision, DeclineGround, Urgency};
 use crate::identity::Role;
-use crate::protocol::ProtocolState;
 use crate::protocol::model::EXAMPLES;
 use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
 use crate::registry::SAMPLE_REGISTRY;

@@ -16,62 +16,11 @@ use std::sync::Arc;
 
 use time::Date;
 
+pub use crate::domain::ProtocolState;
 use crate::error::BrokerError;
 use crate::protocol::Protocol;
 use crate::reason::Reason;
 use crate::records::{Event, ProtocolEvent, Record};
-
-/// Where a protocol version stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolState {
-    /// Registered, awaiting approval.
-    Draft,
-    /// Approved and in force.
-    Active,
-    /// Suspended by an administrator.
-    Suspended,
-    /// Revoked by an administrator; final.
-    Revoked,
-    /// Replaced by a later approved version.
-    Superseded,
-}
-
-impl ProtocolState {
-    /// The stable code used in log records.
-    pub fn code(self) -> u8 {
-        match self {
-            ProtocolState::Draft => 1,
-            ProtocolState::Active => 2,
-            ProtocolState::Suspended => 3,
-            ProtocolState::Revoked => 4,
-            ProtocolState::Superseded => 5,
-        }
-    }
-
-    /// The state with this code.
-    pub fn from_code(code: u8) -> Option<Self> {
-        [
-            ProtocolState::Draft,
-            ProtocolState::Active,
-            ProtocolState::Suspended,
-            ProtocolState::Revoked,
-            ProtocolState::Superseded,
-        ]
-        .into_iter()
-        .find(|s| s.code() == code)
-    }
-
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProtocolState::Draft => "draft",
-            ProtocolState::Active => "active",
-            ProtocolState::Suspended => "suspended",
-            ProtocolState::Revoked => "revoked",
-            ProtocolState::Superseded => "superseded",
-        }
-    }
-}
 
 /// An approval.
 #[derive(Clone, Debug, PartialEq, Eq)]

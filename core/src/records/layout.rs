@@ -292,7 +292,7 @@ impl Record {
             code::PROTOCOL_STATE_CHANGED => Event::Protocol(ProtocolEvent::StateChanged {
                 protocol_id: r.str8()?,
                 version: r.u32()?,
-                state: r.code("protocol state", crate::protocol::ProtocolState::from_code)?,
+                state: r.code("protocol state", crate::domain::ProtocolState::from_code)?,
             }),
             code::DISCLOSURE_SUBMITTED => {
                 let request_id = RequestId(r.fixed()?);
