@@ -1,11 +1,11 @@
-//! Secret key files: the pseudonym key read (or made, once) at start-up, and the one way every
-//! secret file is written — created new, mode 0600, synced.
+//! The pseudonym key file, read (or made, once) at start-up.
 
 use std::path::Path;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::crypto::Keys;
+use crate::store::secret_file::write_new_secret;
 
 /// Why the key file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,22 +48,6 @@ pub fn load_or_create_keys(path: &Path) -> Result<Keys, KeyError> {
         return Err(KeyError::BadLength(path.display().to_string()));
     }
     Ok(Keys::from_secret(&secret))
-}
-
-/// Writes a new secret file with mode 0600 (fails if it exists).
-pub fn write_new_secret(path: &Path, secret: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(secret)?;
-    f.sync_all()
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub use infoshare_core::{
     access, codec, crypto, domain, error, policy, protocol, reason, records, registry, retention,
     text, validate, views,
 };
+/// The log engine (`infoshare-store`).
+pub use infoshare_store as store;
 
 pub mod audit;
 pub mod broker;
@@ -28,7 +30,6 @@ pub mod limits;
 pub mod log_throttle;
 pub mod server;
 pub mod service;
-pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod transport;

@@ -468,5 +468,9 @@ fn open_ledger(
 ) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| start_err!("data directory", format!("{}: {e}", data_dir.display())))?;
-    Ledger::open(data_dir, origin).map_err(|e| start_err!("ledger", e))
+    let mut options = crate::store::ledger::LedgerOptions::new(origin);
+    options.on_batch = Some(std::sync::Arc::new(|records, took| {
+        crate::telemetry::metrics().batch(records, took)
+    }));
+    Ledger::open(data_dir, &options).map_err(|e| start_err!("ledger", e))
 }

@@ -489,7 +489,11 @@ async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f
     use infoshare_server::store::bodies::BodyEntry;
     use infoshare_server::store::ledger::{Command, Ledger};
     std::fs::create_dir_all(dir).unwrap();
-    let (ledger, _) = Ledger::open(dir, "bench.invalid/log").unwrap();
+    let (ledger, _) = Ledger::open(
+        dir,
+        &infoshare_server::store::ledger::LedgerOptions::new("bench.invalid/log"),
+    )
+    .unwrap();
     let template = Record::decode(&bench_record()).unwrap();
     let counter = Arc::new(AtomicU64::new(0));
     let before = ledger.batches_committed();

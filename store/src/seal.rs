@@ -79,7 +79,7 @@ impl BodyKeys {
             .fill(&mut secret)
             .map_err(|_| "system random source failed".to_string())?;
         let path = dir.join(format!("{id}.key"));
-        crate::key_file::write_new_secret(&path, &secret)
+        crate::secret_file::write_new_secret(&path, &secret)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Self::load(dir)
     }

@@ -27,7 +27,7 @@ fn denial(i: u32) -> Record {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_batches_and_every_receipt_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, _) = Ledger::open(dir.path(), "test/log").unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::new("test/log")).unwrap();
     let n = 200;
     let mut handles = Vec::new();
     for i in 0..n {
@@ -68,7 +68,7 @@ async fn concurrent_writes_share_batches_and_every_receipt_verifies() {
     // releases the directory lock as it exits, just after the last handle is dropped.)
     let mut tries = 0;
     let (reopened, report) = loop {
-        match Ledger::open(dir.path(), "test/log") {
+        match Ledger::open(dir.path(), &LedgerOptions::new("test/log")) {
             Err(OpenError::Locked(_)) if tries < 100 => {
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;

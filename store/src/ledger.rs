@@ -20,15 +20,15 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::bodies::{BODY_MAGIC, BodyEntry};
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
+use crate::log_keys::LogKeys;
 use crate::protocol::ProtocolStore;
 use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
-use crate::store::bodies::{BODY_MAGIC, BodyEntry};
-use crate::store::log_keys::LogKeys;
-use crate::store::seal::BodyKeys;
-use crate::store::segment::{self, SegmentLog, SegmentReader};
-use crate::store::view_store::{Overlay, ViewStore};
+use crate::seal::BodyKeys;
+use crate::segment::{self, SegmentLog, SegmentReader};
+use crate::view_store::{Overlay, ViewStore};
 use crate::views::{self, ViewError};
 
 mod decide;
@@ -44,8 +44,30 @@ use infoshare_tlog::{Checkpoint, Tree, leaf_hash};
 
 /// Magic of the log segments.
 pub const LOG_MAGIC: [u8; 8] = *b"ISLOGv01";
-/// Most commands folded into one batch.
-const MAX_BATCH: usize = 512;
+/// How a ledger is opened and tuned.
+#[derive(Clone)]
+pub struct LedgerOptions {
+    /// The log's origin line in its checkpoints (C2SP tlog-checkpoint).
+    pub origin: String,
+    /// Most commands folded into one batch (one fdatasync and one signature).
+    pub max_batch: usize,
+    /// Commands that may wait for the writer; a caller beyond it waits to enqueue.
+    pub queue: usize,
+    /// Told of every committed batch: its records and how long it took.
+    pub on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
+}
+
+impl LedgerOptions {
+    /// The defaults for a log of `origin`.
+    pub fn new(origin: impl Into<String>) -> Self {
+        Self {
+            origin: origin.into(),
+            max_batch: 512,
+            queue: 4096,
+            on_batch: None,
+        }
+    }
+}
 /// Records replayed per sled batch during a rebuild.
 const REBUILD_CHUNK: usize = 20_000;
 
@@ -96,7 +118,7 @@ pub enum Command {
         /// The exchanges, each with its subjects' pseudonyms.
         exchanges: Vec<(RequestId, Vec<crate::crypto::Pseudonym>)>,
     },
-    /// Rotate the log's signing key (see [`crate::store::log_keys`]).
+    /// Rotate the log's signing key (see [`crate::log_keys`]).
     RotateKey {
         /// The administrator.
         actor: Actor,
@@ -141,7 +163,7 @@ pub struct SigningKey {
     pub verifier_key: Arc<str>,
     /// Its raw Ed25519 public key.
     pub public_key: Arc<[u8]>,
-    /// The rotation statements, oldest first (see [`crate::store::log_keys`]).
+    /// The rotation statements, oldest first (see [`crate::log_keys`]).
     pub rotations: Vec<Arc<str>>,
 }
 
@@ -230,7 +252,8 @@ type SharedProtocols = Arc<RwLock<Arc<ProtocolStore>>>;
 impl Ledger {
     /// Opens the ledger in `data_dir` (subdirectories `log`, `bodies`, `views`) and starts its
     /// writer thread.
-    pub fn open(data_dir: &Path, origin: &str) -> Result<(Self, OpenReport), OpenError> {
+    pub fn open(data_dir: &Path, options: &LedgerOptions) -> Result<(Self, OpenReport), OpenError> {
+        let origin = options.origin.as_str();
         // One writer per data directory: a second server must not append to the log or, worse,
         // decide the views are unreadable and rebuild them under the first.
         let lock_path = data_dir.join("LOCK");
@@ -261,7 +284,7 @@ impl Ledger {
         let (log, log_rec) = SegmentLog::open_protecting(
             &data_dir.join("log"),
             LOG_MAGIC,
-            crate::store::segment::DEFAULT_SEGMENT_BYTES,
+            crate::segment::DEFAULT_SEGMENT_BYTES,
             signed,
         )?;
         let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
@@ -343,7 +366,7 @@ impl Ledger {
                     version,
                     ..
                 }) => {
-                    let id = crate::store::bodies::protocol_body_id(protocol_id, *version);
+                    let id = crate::bodies::protocol_body_id(protocol_id, *version);
                     let body = read_body(
                         &views,
                         &body_reader,
@@ -369,7 +392,7 @@ impl Ledger {
         }
         let protocols: SharedProtocols = Arc::new(RwLock::new(Arc::new(register.clone())));
         let views = Arc::new(views);
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
         let (applied_tx, applied_rx) = watch::channel(last_record);
         let records = Arc::new(SegmentReader::new(log.dir()));
         let writer = Writer {
@@ -387,6 +410,8 @@ impl Ledger {
             keys,
             checkpoint_path,
             batches: batches.clone(),
+            max_batch: options.max_batch.max(1),
+            on_batch: options.on_batch.clone(),
         };
         std::thread::Builder::new()
             .name("infoshare-ledger".into())
@@ -554,6 +579,8 @@ struct Writer {
     checkpoint_path: PathBuf,
     /// Batches committed since start (one fdatasync pair and one signature each).
     batches: Arc<std::sync::atomic::AtomicU64>,
+    max_batch: usize,
+    on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
 }
 
 /// A decided command, before its batch is durable.
@@ -564,10 +591,10 @@ enum Pending {
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        let mut jobs = Vec::with_capacity(self.max_batch);
         while let Some(first) = rx.blocking_recv() {
             jobs.push(first);
-            while jobs.len() < MAX_BATCH {
+            while jobs.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
@@ -681,7 +708,9 @@ impl Writer {
             self.applied.send_replace(self.log.next_index() - 1);
             span.record("records", raws.len());
             span.record("bodies", bodies.len());
-            crate::telemetry::metrics().batch(raws.len(), started.elapsed());
+            if let Some(on_batch) = &self.on_batch {
+                on_batch(raws.len(), started.elapsed());
+            }
         }
         let head = self.head.read().unwrap_or_else(|e| e.into_inner());
         for (job, result) in jobs.drain(..).zip(results) {

@@ -4,10 +4,10 @@
 use tokio::sync::oneshot;
 
 use super::{Command, Job, Outcome, SigningKey, Writer, store_checkpoint};
+use crate::bodies::BodyEntry;
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::records::{Event, Record, RequestId};
-use crate::store::bodies::BodyEntry;
 use crate::views;
 
 impl Writer {

@@ -1,6 +1,6 @@
 //! Why a ledger could not open.
 
-use crate::store::segment::SegmentError;
+use crate::segment::SegmentError;
 use crate::views::ViewError;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use super::{OpenError, REBUILD_CHUNK};
+use crate::bodies::BodyEntry;
+use crate::log_keys::LogKeys;
 use crate::records::Record;
-use crate::store::bodies::BodyEntry;
-use crate::store::log_keys::LogKeys;
-use crate::store::segment::SegmentLog;
-use crate::store::view_store::ViewStore;
+use crate::segment::SegmentLog;
+use crate::view_store::ViewStore;
 use crate::views::{self, ViewError};
 use infoshare_tlog::Tree;
 

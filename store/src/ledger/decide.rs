@@ -3,11 +3,11 @@
 //! resubmission.
 
 use super::{Command, Outcome};
+use crate::bodies::BodyEntry;
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::protocol::ProtocolStore;
 use crate::records::{Event, ProtocolEvent, Record, RequestId};
-use crate::store::bodies::BodyEntry;
 use crate::views::{self, KvRead};
 
 /// What deciding one command produced.

@@ -45,7 +45,7 @@ impl LogKeys {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let fresh = NoteSigner::generate_pkcs8().map_err(|e| e.to_string())?;
-                crate::key_file::write_new_secret(&current, &fresh)
+                crate::secret_file::write_new_secret(&current, &fresh)
                     .map_err(|e| format!("{}: {e}", current.display()))?;
                 fresh
             }
@@ -104,7 +104,7 @@ impl LogKeys {
         let pending = self.dir.join("log-signing.pk8.new");
         // A pending key from a rotation refused earlier is replaced.
         let _ = std::fs::remove_file(&pending);
-        crate::key_file::write_new_secret(&pending, &pkcs8)
+        crate::secret_file::write_new_secret(&pending, &pkcs8)
             .map_err(|e| format!("{}: {e}", pending.display()))?;
         signer(&self.origin, &pkcs8)
     }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use infoshare_tlog::{Tree, leaf_hash};
 
+use crate::ledger::LOG_MAGIC;
 use crate::records::Record;
-use crate::store::ledger::LOG_MAGIC;
-use crate::store::segment::{SegmentError, scan_read_only};
+use crate::segment::{SegmentError, scan_read_only};
 
 /// What a successful verification found.
 #[derive(Debug)]
@@ -85,7 +85,7 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
     };
     let origin = note.lines().next().unwrap_or_default();
     // The current key, or one it replaced (each rotation statement is checked as it is read).
-    let verifiers = crate::store::log_keys::trusted_verifiers(&data_dir.join("keys"), origin)
+    let verifiers = crate::log_keys::trusted_verifiers(&data_dir.join("keys"), origin)
         .map_err(VerifyError::Io)?;
     let cp = verifiers
         .iter()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::MessageKind;
 use crate::records::{Record, RequestId};
-use crate::store::segment::Position;
+use crate::segment::Position;
 use crate::views::{self, InboxEntry, KvRead, KvWrite, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
