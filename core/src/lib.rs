@@ -12,7 +12,8 @@
 //! - [`policy`]: the statutory and protocol rules a request, response or disclosure must pass.
 //! - [`protocol`]: the protocol template's model and the register's decisions.
 //! - [`registry`]: the registered agencies and officers, from their TOML.
-//! - [`records`]: log records and their versioned byte layout ([`codec`]: its primitives).
+//! - [`records`]: log records and their versioned byte layout ([`codec`]: its primitives);
+//!   [`bodies`]: the layout of a stored body.
 //! - [`views`]: the pure fold of records into the derived key-value views.
 //! - [`crypto`]: pseudonyms and commitments (keys are handed in; nothing here reads a file).
 //! - [`retention`]: which exchanges' bodies must go, as of a time passed in.
@@ -24,11 +25,13 @@
 //! its `grpc` feature (the messages). No `std::fs`, `std::net` or clock reads.
 
 pub mod access;
+pub mod bodies;
 pub mod calendar;
 pub mod codec;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod exchange;
 pub mod identity;
 pub mod policy;
 pub mod protocol;

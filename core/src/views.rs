@@ -176,7 +176,7 @@ pub fn purged_key(id: &RequestId) -> Vec<u8> {
 }
 
 /// Whether the exchange's bodies were purged.
-pub fn purged(kv: &impl KvRead, id: &RequestId) -> Result<bool, ViewError> {
+pub fn purged(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<bool, ViewError> {
     Ok(kv.get(&purged_key(id))?.is_some())
 }
 
@@ -194,7 +194,7 @@ pub fn hold_key(target: &HoldTarget) -> Vec<u8> {
 }
 
 /// The index of the record that placed the hold on `target`, if it is in place.
-pub fn hold(kv: &impl KvRead, target: &HoldTarget) -> Result<Option<u64>, ViewError> {
+pub fn hold(kv: &(impl KvRead + ?Sized), target: &HoldTarget) -> Result<Option<u64>, ViewError> {
     match kv.get(&hold_key(target))? {
         Some(v) if v.len() == 8 => Ok(Some(u64::from_be_bytes(v.try_into().expect("8")))),
         _ => Ok(None),
@@ -203,7 +203,11 @@ pub fn hold(kv: &impl KvRead, target: &HoldTarget) -> Result<Option<u64>, ViewEr
 
 /// Whether retention must keep an exchange's bodies: a hold is on the exchange or on one of
 /// its subjects.
-pub fn held(kv: &impl KvRead, id: &RequestId, subjects: &[[u8; 32]]) -> Result<bool, ViewError> {
+pub fn held(
+    kv: &(impl KvRead + ?Sized),
+    id: &RequestId,
+    subjects: &[[u8; 32]],
+) -> Result<bool, ViewError> {
     if hold(kv, &HoldTarget::Exchange(*id))?.is_some() {
         return Ok(true);
     }
@@ -287,7 +291,10 @@ pub fn protocol_record_key(index: u64) -> Vec<u8> {
 }
 
 /// The request's meta, if it exists.
-pub fn request_meta(kv: &impl KvRead, id: &RequestId) -> Result<Option<RequestMeta>, ViewError> {
+pub fn request_meta(
+    kv: &(impl KvRead + ?Sized),
+    id: &RequestId,
+) -> Result<Option<RequestMeta>, ViewError> {
     kv.get(&meta_key(id))?
         .map(|v| RequestMeta::decode(&v).map_err(ViewError::from))
         .transpose()
@@ -295,7 +302,7 @@ pub fn request_meta(kv: &impl KvRead, id: &RequestId) -> Result<Option<RequestMe
 
 /// The request an idempotency key already produced, with its record index.
 pub fn idempotent_request(
-    kv: &impl KvRead,
+    kv: &(impl KvRead + ?Sized),
     agency: &str,
     hash: &[u8; 32],
 ) -> Result<Option<(RequestId, u64)>, ViewError> {
@@ -468,7 +475,7 @@ fn opened(
     kv.put(idempotency_key(&sender, idempotency), w.finish());
 }
 
-fn existing(kv: &impl KvRead, id: &RequestId) -> Result<RequestMeta, ViewError> {
+fn existing(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<RequestMeta, ViewError> {
     // The sequencer only appends follow-up records for requests that exist, so a missing meta
     // means the log and the views disagree.
     request_meta(kv, id)?

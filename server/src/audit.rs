@@ -14,7 +14,6 @@ use crate::crypto::Pseudonym;
 use crate::domain::{Authority, Decision};
 use crate::error::BrokerError;
 use crate::records::{AuditQueried, Event, Record, RequestId};
-use crate::store::ledger::{Command, Outcome};
 use crate::views::audit_index;
 
 /// Largest page of audit results.
@@ -333,10 +332,7 @@ impl Broker {
             actor: caller.actor(),
             event: Event::AuditQueried(logged),
         };
-        match self.ledger.submit(Command::Append { record }).await? {
-            Outcome::Appended { .. } => Ok(()),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
+        self.ledger.append(record).await.map(drop)
     }
 
     /// Matching log indexes after `after`, ascending, at most `limit`; the last index

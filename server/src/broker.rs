@@ -19,7 +19,7 @@ use crate::records::{
 };
 use crate::registry::{Agency, Principal, Registry};
 use crate::store::bodies::BodyEntry;
-use crate::store::ledger::{Command, Ledger, Outcome, replay_of, visible_meta};
+use crate::store::ledger::{Acknowledgement, Ledger, Opened, replay_of, visible_meta};
 use crate::tls::PeerInfo;
 use crate::validate::{self, ValidDisclosure, ValidRequest, ValidResponse, ValidSubject};
 
@@ -230,12 +230,11 @@ impl Broker {
                 subjects,
             }),
         };
-        match self.ledger.submit(Command::Append { record }).await {
-            Ok(Outcome::Appended { receipt, .. }) => BrokerError::Logged {
+        match self.ledger.append(record).await {
+            Ok(receipt) => BrokerError::Logged {
                 error: Box::new(err),
                 receipt: Box::new(receipt),
             },
-            Ok(_) => err,
             Err(store) => store,
         }
     }
@@ -450,21 +449,16 @@ impl Broker {
         request_id: RequestId,
         time_ms: u64,
     ) -> Result<Submitted, BrokerError> {
-        let outcome = self.ledger.submit(Command::Open { record, body }).await;
-        match self.audited(caller, op, target, outcome).await? {
-            Outcome::Appended { index, receipt } => Ok(Submitted {
+        let opened = self.ledger.open_exchange(record, body).await;
+        match self.audited(caller, op, target, opened).await? {
+            Opened::New(receipt) => Ok(Submitted {
                 request_id,
-                index,
+                index: receipt.log_index,
                 time_ms,
                 replayed: false,
                 receipt,
             }),
-            Outcome::Replayed { request_id, index } => self.replayed(request_id, index),
-            Outcome::AlreadyAcknowledged { .. }
-            | Outcome::Purged { .. }
-            | Outcome::Rotated { .. } => {
-                Err(BrokerError::Internal("unexpected ledger outcome".into()))
-            }
+            Opened::Replayed { request_id, index } => self.replayed(request_id, index),
         }
     }
 
@@ -541,27 +535,21 @@ impl Broker {
         let checked = validate::request_id("request_id", &input.request_id)
             .and_then(|id| Ok((id, validate::message_kind("kind", input.kind)?)));
         let (request_id, kind) = self.audited(caller, op, target, checked).await?;
-        let command = Command::Acknowledge {
-            actor: caller.actor(),
-            time_ms: now_ms(),
-            request_id,
-            kind,
-        };
-        let outcome = self.ledger.submit(command).await;
-        match self.audited(caller, op, target, outcome).await? {
-            Outcome::Appended { index, receipt } => Ok(Acknowledged {
-                log_index: index,
+        let acknowledged = self
+            .ledger
+            .acknowledge(caller.actor(), now_ms(), request_id, kind)
+            .await;
+        match self.audited(caller, op, target, acknowledged).await? {
+            Acknowledgement::New(receipt) => Ok(Acknowledged {
+                log_index: receipt.log_index,
                 already: false,
                 receipt,
             }),
-            Outcome::AlreadyAcknowledged { index } => Ok(Acknowledged {
+            Acknowledgement::Before { index } => Ok(Acknowledged {
                 log_index: index,
                 already: true,
                 receipt: self.ledger.receipt(index)?,
             }),
-            Outcome::Replayed { .. } | Outcome::Purged { .. } | Outcome::Rotated { .. } => {
-                Err(BrokerError::Internal("unexpected ledger outcome".into()))
-            }
         }
     }
 
@@ -602,15 +590,13 @@ impl Broker {
                 purpose: judged.purpose,
             }),
         };
-        let outcome = self.ledger.submit(Command::Respond { record, body }).await;
-        match self.audited(caller, op, target, outcome).await? {
-            Outcome::Appended { index, receipt } => Ok(Answered {
-                log_index: index,
-                time_ms,
-                receipt,
-            }),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
+        let answered = self.ledger.respond(record, body).await;
+        let receipt = self.audited(caller, op, target, answered).await?;
+        Ok(Answered {
+            log_index: receipt.log_index,
+            time_ms,
+            receipt,
+        })
     }
 
     fn check_response(

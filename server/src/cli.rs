@@ -71,7 +71,7 @@ fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.new_body_key {
         let keys_dir = dir.join("keys").join("body");
-        return match crate::store::seal::BodyKeys::add_key(&keys_dir) {
+        return match crate::store::embedded::seal::BodyKeys::add_key(&keys_dir) {
             Ok(keys) => {
                 println!("new body key added in {}: {keys:?}", keys_dir.display());
                 ExitCode::SUCCESS

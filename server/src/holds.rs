@@ -9,7 +9,6 @@ use crate::broker::{Broker, Caller, Target};
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::records::{Event, HoldTarget, Record};
-use crate::store::ledger::{Command, Outcome};
 
 /// A hold with the record that placed (or released) it.
 pub type HoldRecord = (HoldTarget, u64, Record);
@@ -40,15 +39,8 @@ impl Broker {
                     Event::LegalHoldReleased(target)
                 },
             };
-            match self
-                .ledger
-                .submit(Command::Hold {
-                    record: record.clone(),
-                })
-                .await
-            {
-                Ok(Outcome::Appended { index, .. }) => changed.push((target, index, record)),
-                Ok(_) => return Err(BrokerError::Internal("unexpected ledger outcome".into())),
+            match self.ledger.hold(record.clone()).await {
+                Ok(receipt) => changed.push((target, receipt.log_index, record)),
                 Err(e @ (BrokerError::Unavailable(_) | BrokerError::Internal(_))) => return Err(e),
                 Err(e) => refusal = Some((target, e)),
             }

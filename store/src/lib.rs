@@ -3,27 +3,36 @@
 //! sequences every change.
 //!
 //! # Layout
-//! - [`ledger`]: the handle every caller uses, and the writer behind it (group commit, the
-//!   exchange decisions, the Merkle tree, signed checkpoints, receipts).
-//! - [`segment`]: numbered, checksummed, append-only segment files; [`bodies`]: the body
-//!   entries stored in them; [`seal`]: bodies sealed at rest (AES-256-GCM).
-//! - [`view_store`]: the sled view store (derived, rebuildable).
+//! - [`ledger`]: the handle every caller uses — typed changes (open an exchange, acknowledge,
+//!   respond, append, hold, change the register, purge, rotate the key) and reads.
+//! - [`sequencer`]: the one writer, the same for every engine: batching, `core`'s exchange
+//!   decisions, the Merkle tree, one signed checkpoint per batch, receipts.
+//! - [`backend`]: the seam — `trait Backend` (commit a batch, erase bodies, store the checkpoint,
+//!   hand out a reader) and `trait Reader`, their contracts as MUST statements; the view queries
+//!   written once over `Reader::scan`. [`overlay`]: a batch's pending view writes.
+//! - Engines side by side: [`embedded`] (segment files + sled, the broker's default) and [`mem`]
+//!   (in memory, for fast tests).
+//! - [`checkpoint`]: the one signed-checkpoint check, shared by start-up and [`verify`]
+//!   (`--verify-log`).
 //! - [`log_keys`]: the log's signing key and its rotations; [`secret_file`]: writing secrets.
-//! - [`verify`]: the offline check of a data directory (`--verify-log`).
 //!
 //! # What it may not import
 //! tonic, hyper, rustls or anything of the network: it is handed records and answers with
 //! receipts. Legal decisions are `infoshare-core`'s.
 
 pub use infoshare_core::{
-    access, codec, crypto, domain, error, identity, protocol, reason, records, views,
+    access, bodies, codec, crypto, domain, error, exchange, identity, protocol, reason, records,
+    views,
 };
 
-pub mod bodies;
+pub mod backend;
+pub mod checkpoint;
+pub mod embedded;
 pub mod ledger;
 pub mod log_keys;
-pub mod seal;
+pub mod mem;
+mod open_error;
+pub mod overlay;
 pub mod secret_file;
-pub mod segment;
+mod sequencer;
 pub mod verify;
-pub mod view_store;

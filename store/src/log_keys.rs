@@ -21,7 +21,8 @@ use infoshare_tlog::{Checkpoint, NoteSigner, NoteVerifier, Rotation};
 
 /// The current signer and the rotations that led to it.
 pub struct LogKeys {
-    dir: PathBuf,
+    /// Where the keys are kept; `None` for an ephemeral log (the in-memory engine).
+    dir: Option<PathBuf>,
     origin: String,
     signer: NoteSigner,
     rotations: Vec<Rotation>,
@@ -52,7 +53,7 @@ impl LogKeys {
             Err(e) => return Err(format!("{}: {e}", current.display())),
         };
         let mut keys = Self {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             origin: origin.to_string(),
             signer: signer(origin, &pkcs8)?,
             rotations: read_rotations(&dir.join("rotations"))?,
@@ -80,6 +81,17 @@ impl LogKeys {
         Ok(keys)
     }
 
+    /// A fresh key kept nowhere, for a log that is not kept either (the in-memory engine).
+    pub fn ephemeral(origin: &str) -> Result<Self, String> {
+        let pkcs8 = NoteSigner::generate_pkcs8().map_err(|e| e.to_string())?;
+        Ok(Self {
+            dir: None,
+            origin: origin.to_string(),
+            signer: signer(origin, &pkcs8)?,
+            rotations: Vec::new(),
+        })
+    }
+
     /// The current signer.
     pub fn signer(&self) -> &NoteSigner {
         &self.signer
@@ -101,11 +113,13 @@ impl LogKeys {
     /// Makes the next key and stores it as pending (step one of a rotation).
     pub fn prepare_rotation(&self) -> Result<NoteSigner, String> {
         let pkcs8 = NoteSigner::generate_pkcs8().map_err(|e| e.to_string())?;
-        let pending = self.dir.join("log-signing.pk8.new");
-        // A pending key from a rotation refused earlier is replaced.
-        let _ = std::fs::remove_file(&pending);
-        crate::secret_file::write_new_secret(&pending, &pkcs8)
-            .map_err(|e| format!("{}: {e}", pending.display()))?;
+        if let Some(dir) = &self.dir {
+            let pending = dir.join("log-signing.pk8.new");
+            // A pending key from a rotation refused earlier is replaced.
+            let _ = std::fs::remove_file(&pending);
+            crate::secret_file::write_new_secret(&pending, &pkcs8)
+                .map_err(|e| format!("{}: {e}", pending.display()))?;
+        }
         signer(&self.origin, &pkcs8)
     }
 
@@ -134,23 +148,24 @@ impl LogKeys {
             new_key: next.verifier_key(),
             note: next.cosign(note).map_err(|e| e.to_string())?,
         };
-        let dir = self.dir.join("rotations");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let path = dir.join(format!("{size:020}.note"));
-        write_durably(&path, rotation.render().as_bytes())?;
+        if let Some(dir) = &self.dir {
+            let dir = dir.join("rotations");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let path = dir.join(format!("{size:020}.note"));
+            write_durably(&path, rotation.render().as_bytes())?;
+        }
         self.rotations.push(rotation.clone());
         Ok(rotation)
     }
 
     /// The pending key replaces the current one (whose private half is then gone).
     fn install(&mut self, next: NoteSigner) -> Result<(), String> {
-        let (pending, current) = (
-            self.dir.join("log-signing.pk8.new"),
-            self.dir.join("log-signing.pk8"),
-        );
-        std::fs::rename(&pending, &current)
-            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all())
-            .map_err(|e| format!("{}: {e}", current.display()))?;
+        if let Some(dir) = &self.dir {
+            let (pending, current) = (dir.join("log-signing.pk8.new"), dir.join("log-signing.pk8"));
+            std::fs::rename(&pending, &current)
+                .and_then(|()| std::fs::File::open(dir)?.sync_all())
+                .map_err(|e| format!("{}: {e}", current.display()))?;
+        }
         self.signer = next;
         Ok(())
     }

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use infoshare_tlog::{Tree, leaf_hash};
 
-use crate::ledger::LOG_MAGIC;
+use crate::checkpoint::check_signed;
+use crate::embedded::LOG_MAGIC;
+use crate::embedded::segment::{SegmentError, scan_read_only};
 use crate::records::Record;
-use crate::segment::{SegmentError, scan_read_only};
 
 /// What a successful verification found.
 #[derive(Debug)]
@@ -87,29 +88,8 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
     // The current key, or one it replaced (each rotation statement is checked as it is read).
     let verifiers = crate::log_keys::trusted_verifiers(&data_dir.join("keys"), origin)
         .map_err(VerifyError::Io)?;
-    let cp = verifiers
-        .iter()
-        .find_map(|v| v.verify(&note).ok())
-        .ok_or_else(|| {
-            VerifyError::Checkpoint(format!(
-                "{} is not signed by the log key",
-                note_path.display()
-            ))
-        })?;
-    if cp.size > records {
-        return Err(VerifyError::Checkpoint(format!(
-            "the log holds {records} records but the signed checkpoint covers {}: records {}..={} were removed",
-            cp.size,
-            records + 1,
-            cp.size
-        )));
-    }
-    if tree.root(cp.size) != Some(cp.root) {
-        return Err(VerifyError::Checkpoint(format!(
-            "the first {} records do not hash to the signed root: a record was changed",
-            cp.size
-        )));
-    }
+    let cp = check_signed(&note, &verifiers, &tree)
+        .map_err(|e| VerifyError::Checkpoint(format!("{}: {e}", note_path.display())))?;
     Ok(Verified {
         records,
         checkpoint_size: cp.size,

@@ -514,7 +514,7 @@ async fn a_flipped_byte_is_found_and_named() {
     std::fs::write(&path, &data).unwrap();
     let (ok, out) = env.verify_log();
     assert!(!ok);
-    assert!(out.contains("do not hash to the signed root"), "{out}");
+    assert!(out.contains("no longer hash to the signed root"), "{out}");
     let refused = env.run_server(&["--config", env.path().join("server.toml").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("a record was changed"));
 }

@@ -7,8 +7,8 @@ use common::TestEnv;
 use infoshare_client::api;
 use infoshare_server::access::Operation;
 use infoshare_server::records::{Event, Record};
+use infoshare_server::store::embedded::segment::{SegmentError, SegmentLog};
 use infoshare_server::store::ledger::LOG_MAGIC;
-use infoshare_server::store::segment::{SegmentError, SegmentLog};
 use infoshare_tests::{sample_disclosure, sample_request};
 
 fn read_dir_bytes(dir: &std::path::Path) -> Vec<u8> {
@@ -91,11 +91,12 @@ async fn log_holds_no_personal_information_and_records_refusals() {
             "a body file holds {secret:?} in the clear"
         );
     }
-    let keys =
-        infoshare_server::store::seal::BodyKeys::load_or_create(&env.data_dir().join("keys/body"))
-            .unwrap();
+    let keys = infoshare_server::store::embedded::seal::BodyKeys::load_or_create(
+        &env.data_dir().join("keys/body"),
+    )
+    .unwrap();
     let mut opened = Vec::new();
-    infoshare_server::store::segment::scan_read_only(
+    infoshare_server::store::embedded::segment::scan_read_only(
         &env.data_dir().join("bodies"),
         infoshare_server::store::bodies::BODY_MAGIC,
         |_, frame| opened.extend(keys.open(frame).unwrap().body),

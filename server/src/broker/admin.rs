@@ -5,7 +5,6 @@ use super::Broker;
 use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::records::{Actor, Event, RequestId};
-use crate::store::ledger::{Command, Outcome};
 
 impl Broker {
     /// Erases the bodies of every exchange whose protocol's retention has ended by `now_ms`
@@ -14,8 +13,7 @@ impl Broker {
     pub async fn run_retention(&self, actor: Actor, now_ms: u64) -> Result<usize, BrokerError> {
         let views = self.ledger.views();
         let mut opened = Vec::new();
-        for item in views.exchanges() {
-            let (request_id, meta) = item?;
+        for (request_id, meta) in views.exchanges()? {
             if crate::views::purged(views, &request_id)? {
                 continue;
             }
@@ -57,15 +55,7 @@ impl Broker {
         if exchanges.is_empty() {
             return Ok(0);
         }
-        let command = Command::Purge {
-            actor,
-            time_ms: now_ms,
-            exchanges,
-        };
-        match self.ledger.submit(command).await? {
-            Outcome::Purged { exchanges } => Ok(exchanges),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
+        self.ledger.purge(actor, now_ms, exchanges).await
     }
 
     /// Unacknowledged inbox items, by agency (for the inbox-depth gauge).
@@ -82,14 +72,7 @@ impl Broker {
 
     /// Rotates the log's signing key; returns the rotation statement.
     pub async fn rotate_log_key(&self, actor: Actor) -> Result<String, BrokerError> {
-        let command = Command::RotateKey {
-            actor,
-            time_ms: now_ms(),
-        };
-        match self.ledger.submit(command).await? {
-            Outcome::Rotated { statement } => Ok(statement),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
+        self.ledger.rotate_key(actor, now_ms()).await
     }
 
     /// The actor the broker's own retention task logs its purges as (it has no certificate).

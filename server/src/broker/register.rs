@@ -13,7 +13,6 @@ use crate::identity::Role;
 use crate::protocol::{Protocol, ProtocolState, ProtocolStore};
 use crate::records::{Event, ProtocolEvent, Record};
 use crate::store::bodies::BodyEntry;
-use crate::store::ledger::{Command, Outcome};
 use crate::validate;
 
 /// A change to the register, as it stands after it.
@@ -161,14 +160,9 @@ impl Broker {
             actor: caller.actor(),
             event: Event::Protocol(event),
         };
-        let outcome = self
-            .ledger
-            .submit(Command::Protocol { record, document })
-            .await;
-        match self.audited(caller, op, Target::Nothing, outcome).await? {
-            Outcome::Appended { index, .. } => Ok(index),
-            _ => Err(BrokerError::Internal("unexpected ledger outcome".into())),
-        }
+        let changed = self.ledger.change_register(record, document).await;
+        let receipt = self.audited(caller, op, Target::Nothing, changed).await?;
+        Ok(receipt.log_index)
     }
 
     /// The register as the caller may see it: all of it for administrators and auditors; for an

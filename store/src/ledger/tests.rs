@@ -1,6 +1,7 @@
 use super::*;
 use crate::identity::Role;
 use crate::records::{Actor, Denied, Event};
+use infoshare_tlog::leaf_hash;
 
 fn actor() -> Actor {
     Actor {
@@ -24,27 +25,20 @@ fn denial(i: u32) -> Record {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writes_share_batches_and_every_receipt_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::new("test/log")).unwrap();
-    let n = 200;
+/// Appends `n` records concurrently; checks every receipt and that batches were shared.
+async fn concurrent_appends(ledger: &Ledger, n: u32) {
     let mut handles = Vec::new();
     for i in 0..n {
         let ledger = ledger.clone();
         handles.push(tokio::spawn(async move {
-            ledger
-                .submit(Command::Append { record: denial(i) })
-                .await
-                .unwrap()
+            ledger.append(denial(i)).await.unwrap()
         }));
     }
     let verifier = infoshare_tlog::NoteVerifier::parse(&ledger.verifier_key()).unwrap();
     let mut indexes = Vec::new();
     for h in handles {
-        let Outcome::Appended { index, receipt } = h.await.unwrap() else {
-            panic!("not appended");
-        };
+        let receipt = h.await.unwrap();
+        let index = receipt.log_index;
         let cp = verifier.verify(&receipt.checkpoint).unwrap();
         infoshare_tlog::merkle::verify_inclusion(
             index - 1,
@@ -61,9 +55,25 @@ async fn concurrent_writes_share_batches_and_every_receipt_verifies() {
     // Group commit: many records per fdatasync and per signature.
     let batches = ledger.batches_committed();
     assert!(batches < u64::from(n), "{batches} batches for {n} records");
+    eprintln!("{n} concurrent records committed in {batches} batches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_memory_engine_concurrent_writes_share_batches() {
+    let ledger = Ledger::in_memory(&LedgerOptions::new("test/log")).unwrap();
+    concurrent_appends(&ledger, 200).await;
+    assert_eq!(ledger.head().checkpoint.size, 200);
+    assert_eq!(ledger.views().records(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_batches_and_every_receipt_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::new("test/log")).unwrap();
+    let n = 200;
+    concurrent_appends(&ledger, n).await;
     drop(ledger);
 
-    eprintln!("{n} concurrent records committed in {batches} batches");
     // Everything is there after reopening, and the checkpoint matches. (The writer thread
     // releases the directory lock as it exits, just after the last handle is dropped.)
     let mut tries = 0;

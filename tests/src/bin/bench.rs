@@ -430,7 +430,7 @@ fn main() {
     // 5. Verify a log of N records from scratch.
     let verify_secs = {
         let dir = root.join("verify-data");
-        let (mut log, _) = infoshare_server::store::segment::SegmentLog::open(
+        let (mut log, _) = infoshare_server::store::embedded::segment::SegmentLog::open(
             &dir.join("log"),
             infoshare_server::store::ledger::LOG_MAGIC,
         )
@@ -487,7 +487,7 @@ async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f
     use infoshare_server::domain::MessageKind;
     use infoshare_server::records::{Event, Record, RequestId};
     use infoshare_server::store::bodies::BodyEntry;
-    use infoshare_server::store::ledger::{Command, Ledger};
+    use infoshare_server::store::ledger::Ledger;
     std::fs::create_dir_all(dir).unwrap();
     let (ledger, _) = Ledger::open(
         dir,
@@ -518,7 +518,7 @@ async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f
                     salt: [9; 32],
                     body: vec![0x42; 400],
                 };
-                ledger.submit(Command::Open { record, body }).await.unwrap();
+                ledger.open_exchange(record, body).await.unwrap();
                 n += 1;
             }
             n

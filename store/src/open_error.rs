@@ -1,6 +1,6 @@
 //! Why a ledger could not open.
 
-use crate::segment::SegmentError;
+use crate::embedded::segment::SegmentError;
 use crate::views::ViewError;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,9 @@ pub enum OpenError {
     /// changed after they were acknowledged.
     #[error("the log does not match its last signed checkpoint: {0}")]
     Tampered(String),
+    /// The engine failed while the ledger started.
+    #[error("storage: {0}")]
+    Storage(String),
     /// A record passed its checksum but does not decode.
     #[error("log record {index} does not decode: {error}")]
     Record {

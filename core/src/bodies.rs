@@ -27,6 +27,8 @@ pub struct BodyEntry {
 
 /// Flag on the kind byte of an erased entry.
 const ERASED: u8 = 0x80;
+/// Flag on the kind byte of an entry sealed at rest (the store's `seal` module writes it).
+pub const SEALED: u8 = 0x40;
 
 /// The body-store key of a protocol document version.
 pub fn protocol_body_id(protocol_id: &str, version: u32) -> RequestId {
@@ -87,7 +89,7 @@ impl BodyEntry {
         let mut r = Reader::new(bytes);
         Ok((
             r.code("body kind", |c| {
-                MessageKind::from_code(c & !(ERASED | super::seal::SEALED))
+                MessageKind::from_code(c & !(ERASED | SEALED))
             })?,
             RequestId(r.fixed()?),
         ))

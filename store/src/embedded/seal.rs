@@ -21,11 +21,10 @@ use std::path::Path;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::bodies::BodyEntry;
+use crate::bodies::BodyEntry;
 use crate::codec::DecodeError;
 
-/// Flag on the kind byte of a sealed frame.
-pub const SEALED: u8 = 0x40;
+pub use crate::bodies::SEALED;
 const HEADER: usize = 1 + 16 + 4;
 const TAG: usize = 16;
 

@@ -1,31 +1,97 @@
-//! Deciding a command against the state the writer sees (the views plus the batch so far): what
-//! to append, or the outcome without appending. Pure but for reading a stored body to compare a
-//! resubmission.
+//! The exchange lifecycle: what a change may do next, decided against the state the log's writer
+//! sees (the views plus its batch so far). The writer calls [`decide`] for every change and
+//! appends what it says; nothing here touches storage (a stored body, needed to compare a
+//! resubmission, is read through the function passed in).
 
-use super::{Command, Outcome};
 use crate::bodies::BodyEntry;
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::protocol::ProtocolStore;
-use crate::records::{Event, ProtocolEvent, Record, RequestId};
+use crate::reason::Reason;
+use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId};
 use crate::views::{self, KvRead};
 
-/// What deciding one command produced.
-pub(super) enum Step {
-    Append(Box<Record>, Option<BodyEntry>),
-    Done(Outcome),
+/// A change to an exchange or to the register, as the broker asks for it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Open an exchange: a request (RequestSubmitted) or a proactive disclosure
+    /// (DisclosureSubmitted), with its body. Idempotent on the record's idempotency hash within
+    /// the sending agency.
+    Open {
+        /// The record.
+        record: Record,
+        /// The body.
+        body: BodyEntry,
+    },
+    /// Acknowledge an inbox item (only its addressee may, once).
+    Acknowledge {
+        /// Who acknowledges.
+        actor: Actor,
+        /// When.
+        time_ms: u64,
+        /// The exchange.
+        request_id: RequestId,
+        /// Which of its messages.
+        kind: MessageKind,
+    },
+    /// Answer a request: a ResponseSubmitted record and its body (only the recipient may, once,
+    /// while the bodies are kept).
+    Respond {
+        /// The record (event ResponseSubmitted).
+        record: Record,
+        /// The body.
+        body: BodyEntry,
+    },
+    /// Append a record that needs no state check (a refusal, an audit query).
+    Append {
+        /// The record.
+        record: Record,
+    },
+    /// Place or release a legal hold (event LegalHoldPlaced or LegalHoldReleased): an exchange
+    /// held must exist; placing a hold in place, or releasing one that is not, is refused.
+    Hold {
+        /// The record.
+        record: Record,
+    },
+    /// Change the protocol register (a protocol event), checked against its lifecycle.
+    Protocol {
+        /// The record.
+        record: Record,
+        /// The document, for a registration.
+        document: Option<BodyEntry>,
+    },
 }
 
-/// Decides a command against the current state: what to append, or the outcome without
-/// appending. Pure but for `body` (reading a stored body to compare a resubmission).
-pub(super) fn decide(
-    command: &Command,
-    kv: &impl KvRead,
+/// What a change comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Append this record (and store this body before it).
+    Append(Box<Record>, Option<BodyEntry>),
+    /// Nothing to append: an earlier submission with the same idempotency key opened this
+    /// exchange, by the record at `index`.
+    Replayed {
+        /// The exchange.
+        request_id: RequestId,
+        /// Its opening record's index.
+        index: u64,
+    },
+    /// Nothing to append: the item was acknowledged before, by the record at `index`.
+    AlreadyAcknowledged {
+        /// The earlier acknowledgement's index.
+        index: u64,
+    },
+}
+
+/// Decides a change against the current state: what to append, or why nothing is. Pure but for
+/// `body` (reading a stored body to compare a resubmission).
+pub fn decide(
+    command: &Change,
+    kv: &(impl KvRead + ?Sized),
     register: &ProtocolStore,
     body: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
 ) -> Result<Step, BrokerError> {
     match command {
-        Command::Open { record, body: new } => {
+        Change::Open { record, body: new } => {
             let idempotency = match &record.event {
                 Event::RequestSubmitted(r) => &r.idempotency,
                 Event::DisclosureSubmitted(d) => &d.idempotency,
@@ -34,11 +100,11 @@ pub(super) fn decide(
             if let Some((request_id, index)) =
                 replay_of(kv, &record.actor.id, idempotency, new.kind, &new.body, body)?
             {
-                return Ok(Step::Done(Outcome::Replayed { request_id, index }));
+                return Ok(Step::Replayed { request_id, index });
             }
             Ok(Step::Append(Box::new(record.clone()), Some(new.clone())))
         }
-        Command::Acknowledge {
+        Change::Acknowledge {
             actor,
             time_ms,
             request_id,
@@ -47,7 +113,7 @@ pub(super) fn decide(
             let meta = visible_meta(kv, request_id, &actor.id)?;
             if (meta.kind == MessageKind::Disclosure) != (*kind == MessageKind::Disclosure) {
                 return Err(BrokerError::Refused {
-                    reason: crate::reason::Reason::WrongMessageKind,
+                    reason: Reason::WrongMessageKind,
                     message: format!("{request_id} is a {}, not a {kind}", meta.kind),
                 });
             }
@@ -72,7 +138,7 @@ pub(super) fn decide(
                 MessageKind::Response => {
                     if meta.requester == actor.id && meta.response_idx == 0 {
                         return Err(BrokerError::Refused {
-                            reason: crate::reason::Reason::NoResponseYet,
+                            reason: Reason::NoResponseYet,
                             message: format!("request {request_id} has not been answered yet"),
                         });
                     }
@@ -87,14 +153,14 @@ pub(super) fn decide(
             };
             if !is_owner {
                 return Err(BrokerError::Refused {
-                    reason: crate::reason::Reason::NotAddressedToCaller,
+                    reason: Reason::NotAddressedToCaller,
                     message: format!(
                         "the {kind} of request {request_id} was not addressed to you, so you cannot acknowledge it"
                     ),
                 });
             }
             if done != 0 {
-                return Ok(Step::Done(Outcome::AlreadyAcknowledged { index: done }));
+                return Ok(Step::AlreadyAcknowledged { index: done });
             }
             Ok(Step::Append(
                 Box::new(Record {
@@ -105,14 +171,14 @@ pub(super) fn decide(
                 None,
             ))
         }
-        Command::Respond { record, body } => {
+        Change::Respond { record, body } => {
             let Event::ResponseSubmitted(r) = &record.event else {
                 return Err(BrokerError::Internal("Respond without its record".into()));
             };
             let meta = visible_meta(kv, &r.request_id, &record.actor.id)?;
             if meta.kind != MessageKind::Request {
                 return Err(BrokerError::Refused {
-                    reason: crate::reason::Reason::NotARequest,
+                    reason: Reason::NotARequest,
                     message: format!(
                         "{} is a proactive disclosure; there is nothing to answer",
                         r.request_id
@@ -121,7 +187,7 @@ pub(super) fn decide(
             }
             if meta.recipient != record.actor.id {
                 return Err(BrokerError::Refused {
-                    reason: crate::reason::Reason::NotTheRecipient,
+                    reason: Reason::NotTheRecipient,
                     message: format!(
                         "only {}, the agency request {} was sent to, can answer it",
                         meta.recipient, r.request_id
@@ -130,7 +196,7 @@ pub(super) fn decide(
             }
             if views::purged(kv, &r.request_id)? {
                 return Err(BrokerError::refused(
-                    crate::reason::Reason::RequestPurged,
+                    Reason::RequestPurged,
                     format!(
                         "the bodies of request {} were erased when its retention ended: it can no longer be answered",
                         r.request_id
@@ -139,7 +205,7 @@ pub(super) fn decide(
             }
             if meta.response_idx != 0 {
                 return Err(BrokerError::Refused {
-                    reason: crate::reason::Reason::AlreadyAnswered,
+                    reason: Reason::AlreadyAnswered,
                     message: format!(
                         "request {} was already answered (log index {})",
                         r.request_id, meta.response_idx
@@ -153,8 +219,8 @@ pub(super) fn decide(
             }
             Ok(Step::Append(Box::new(record), Some(body.clone())))
         }
-        Command::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
-        Command::Hold { record } => {
+        Change::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Change::Hold { record } => {
             let (target, placing) = match &record.event {
                 Event::LegalHoldPlaced(t) => (t, true),
                 Event::LegalHoldReleased(t) => (t, false),
@@ -167,7 +233,7 @@ pub(super) fn decide(
             }
             if views::hold(kv, target)?.is_some() == placing {
                 return Err(BrokerError::refused(
-                    crate::reason::Reason::LegalHoldConflict,
+                    Reason::LegalHoldConflict,
                     if placing {
                         "that legal hold is already in place"
                     } else {
@@ -177,10 +243,7 @@ pub(super) fn decide(
             }
             Ok(Step::Append(Box::new(record.clone()), None))
         }
-        Command::Purge { .. } | Command::RotateKey { .. } => Err(BrokerError::Internal(
-            "purges and key rotations are run by the writer, not decided in a batch".into(),
-        )),
-        Command::Protocol { record, document } => {
+        Change::Protocol { record, document } => {
             let approver = &record.actor.id;
             let mut record = record.clone();
             match &mut record.event {
@@ -217,7 +280,7 @@ pub(super) fn decide(
 /// any: with its record index when its content (`kind`, `body`) is the same (or its body was
 /// purged and cannot be compared), a conflict when it differs.
 pub fn replay_of(
-    kv: &impl KvRead,
+    kv: &(impl KvRead + ?Sized),
     agency: &str,
     idempotency: &[u8; 32],
     kind: MessageKind,
@@ -241,7 +304,7 @@ pub fn replay_of(
 
 /// The request's meta if `agency` is a party to it; otherwise it does not exist for them.
 pub fn visible_meta(
-    kv: &impl KvRead,
+    kv: &(impl KvRead + ?Sized),
     id: &RequestId,
     agency: &str,
 ) -> Result<views::RequestMeta, BrokerError> {

@@ -1,0 +1,249 @@
+//! The seam between the sequencer and a storage engine. The sequencer decides, orders, hashes
+//! and signs; an engine only keeps what it is handed, durably, and reads it back. Every engine
+//! (embedded, in-memory, PostgreSQL) keeps the same contract, so the sequencer above it is one.
+
+use std::collections::BTreeMap;
+
+use crate::bodies::BodyEntry;
+use crate::domain::MessageKind;
+use crate::records::{HoldTarget, Record, RequestId};
+use crate::views::{self, InboxEntry, KvRead, ViewError};
+
+/// Why an engine could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageError(pub String);
+
+impl StorageError {
+    /// A storage error saying `what`.
+    pub fn new(what: impl std::fmt::Display) -> Self {
+        Self(what.to_string())
+    }
+}
+
+impl From<ViewError> for StorageError {
+    fn from(e: ViewError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Visits one view entry (key, value); returns whether to go on.
+pub type VisitEntry<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, ViewError> + 'a;
+/// Visits one record (index, bytes).
+pub type VisitRecord<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StorageError> + 'a;
+
+/// One batch, as the sequencer hands it to the engine: records already numbered and folded.
+pub struct Batch<'a> {
+    /// The log index of `records[0]` (the log's next index).
+    pub first_index: u64,
+    /// The records' bytes, in log order.
+    pub records: &'a [Vec<u8>],
+    /// The bodies the records commit to.
+    pub bodies: &'a [BodyEntry],
+    /// The view writes the records fold into (key → value).
+    pub views: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The signed checkpoint covering the log once `records` are in it.
+    pub checkpoint: &'a str,
+}
+
+/// A storage engine, driven by exactly one sequencer.
+///
+/// - `commit` MUST make every body of the batch durable before any of its records, and the
+///   records durable, at `first_index..` in order, before the view writes; the view writes MUST
+///   be applied all or none. It MUST NOT return `Ok` unless all of it would survive a crash
+///   (`kill -9`, power loss) — the sequencer answers callers on `Ok`.
+/// - After an `Err` the sequencer refuses every later write (fail-stop); the engine MUST NOT
+///   need more than a restart to be consistent again (a torn batch is unacknowledged, so an
+///   engine may keep or drop it, but never half-apply its views without its records).
+/// - The stored checkpoint MUST be the batch's (`checkpoint`) once `commit` returns, and MUST
+///   never be replaced by one of a smaller tree.
+/// - `erase_bodies` MUST durably erase every listed body that is stored (an erased body reads
+///   as `None`) and MUST leave the log untouched; erasing what is not stored is not an error.
+/// - Readers handed out MUST see a batch whole or not at all, and only once `commit` returned.
+pub trait Backend: Send + 'static {
+    /// Makes `batch` durable, then visible.
+    fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError>;
+
+    /// Erases these bodies in place.
+    fn erase_bodies(&mut self, bodies: &[(MessageKind, RequestId)]) -> Result<(), StorageError>;
+
+    /// Replaces the stored checkpoint outside a batch (a key rotation's cosigned one, of the same
+    /// tree).
+    fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError>;
+
+    /// A reader of what is committed.
+    fn reader(&self) -> std::sync::Arc<dyn Reader>;
+}
+
+/// Read access to an engine's committed state. The view queries are written once, here, over
+/// [`Reader::scan`].
+///
+/// - `get` and `scan` MUST read the views as of a committed batch; `scan` MUST visit keys in
+///   ascending byte order and stop when the visitor returns `false`.
+/// - `record` MUST return the bytes committed at `index` (1-based), or an error if there is none.
+/// - `body` MUST return `None` for a body never stored or erased, and `body_stored` whether one
+///   was ever stored (erased or not).
+pub trait Reader: KvRead + Send + Sync {
+    /// Visits the view entries with `from <= key < to`, in key order, while `visit` says go on.
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError>;
+
+    /// Records in the log.
+    fn records(&self) -> u64;
+
+    /// The record committed at `index`.
+    fn record(&self, index: u64) -> Result<Vec<u8>, StorageError>;
+
+    /// Visits every record from `from` on, in order (engines may read them faster than one by one).
+    fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {
+        for index in from..=self.records() {
+            visit(index, &self.record(index)?)?;
+        }
+        Ok(())
+    }
+
+    /// A stored body, or `None` (never stored, or erased).
+    fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError>;
+
+    /// Whether a body of `kind` was ever stored for `id` (erased or not).
+    fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError>;
+
+    /// The latest stored checkpoint note, if any.
+    fn checkpoint(&self) -> Option<String>;
+
+    /// Every exchange (request or proactive disclosure) with its meta, in id order.
+    fn exchanges(&self) -> Result<Vec<(RequestId, views::RequestMeta)>, ViewError> {
+        let mut out = Vec::new();
+        self.scan(b"r", b"s", &mut |k, v| {
+            let id = k[1..]
+                .try_into()
+                .map_err(|_| ViewError::Store("bad request meta key".into()))?;
+            out.push((RequestId(id), views::RequestMeta::decode(v)?));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` inbox items of `agency` with cursor > `after`, and whether there are more.
+    fn inbox_page(
+        &self,
+        agency: &str,
+        after: u64,
+        limit: usize,
+        unacknowledged_only: bool,
+    ) -> Result<(Vec<(u64, InboxEntry)>, bool), ViewError> {
+        let mut out = Vec::new();
+        let mut more = false;
+        inbox(self, agency, after, &mut |cursor, entry| {
+            if unacknowledged_only && entry.acknowledged {
+                return true;
+            }
+            if out.len() == limit {
+                more = true;
+                return false;
+            }
+            out.push((cursor, entry));
+            true
+        })?;
+        Ok((out, more))
+    }
+
+    /// How many of `agency`'s inbox items are unacknowledged.
+    fn unacknowledged(&self, agency: &str) -> Result<u64, ViewError> {
+        let mut n = 0;
+        inbox(self, agency, 0, &mut |_, entry| {
+            n += u64::from(!entry.acknowledged);
+            true
+        })?;
+        Ok(n)
+    }
+
+    /// Log indexes of a request's records, oldest first.
+    fn timeline(&self, id: &RequestId) -> Result<Vec<u64>, ViewError> {
+        let prefix = views::timeline_prefix(id);
+        let mut out = Vec::new();
+        self.scan(&prefix, &prefix_end(&prefix), &mut |k, _| {
+            out.push(index_after(k, prefix.len(), "timeline")?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The protocol register's records, in log order.
+    fn protocol_records(&self) -> Result<Vec<Record>, ViewError> {
+        let prefix = views::PROTOCOL_RECORDS;
+        let mut out = Vec::new();
+        self.scan(prefix, &prefix_end(prefix), &mut |_, v| {
+            out.push(Record::decode(v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Log indexes under an audit index prefix, after `after`, ascending, at most `limit`.
+    fn indexed(&self, prefix: &[u8], after: u64, limit: usize) -> Result<Vec<u64>, ViewError> {
+        let start = [prefix, &after.saturating_add(1).to_be_bytes()].concat();
+        let mut out = Vec::new();
+        self.scan(&start, &prefix_end(prefix), &mut |k, _| {
+            if out.len() == limit {
+                return Ok(false);
+            }
+            if k.len() == prefix.len() + 8 {
+                out.push(index_after(k, prefix.len(), "audit index")?);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The legal holds in place, with the index of the record that placed each, in target order.
+    fn holds(&self) -> Result<Vec<(HoldTarget, u64)>, ViewError> {
+        let mut out = Vec::new();
+        self.scan(b"h", b"i", &mut |k, v| {
+            let Ok(index) = <[u8; 8]>::try_from(v) else {
+                return Ok(true); // released
+            };
+            let target = match (k.get(1), k.len()) {
+                (Some(1), 18) => HoldTarget::Exchange(RequestId(k[2..].try_into().expect("16"))),
+                (Some(2), 34) => HoldTarget::Subject(k[2..].try_into().expect("32")),
+                _ => return Err(ViewError::Store("bad legal hold key".into())),
+            };
+            out.push((target, u64::from_be_bytes(index)));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+}
+
+/// Visits `agency`'s inbox items with cursor > `after`, in order, while `visit` says go on.
+fn inbox<R: Reader + ?Sized>(
+    reader: &R,
+    agency: &str,
+    after: u64,
+    visit: &mut dyn FnMut(u64, InboxEntry) -> bool,
+) -> Result<(), ViewError> {
+    let prefix = views::inbox_prefix(agency);
+    let start = views::inbox_key(agency, after.saturating_add(1));
+    reader.scan(&start, &prefix_end(&prefix), &mut |k, v| {
+        let cursor = index_after(k, prefix.len(), "inbox")?;
+        Ok(visit(cursor, InboxEntry::decode(v)?))
+    })
+}
+
+/// The first key after every key that starts with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![u8::MAX; prefix.len() + 1]
+}
+
+fn index_after(key: &[u8], at: usize, what: &str) -> Result<u64, ViewError> {
+    key.get(at..)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| ViewError::Store(format!("bad {what} key")))
+}

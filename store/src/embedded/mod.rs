@@ -1,0 +1,315 @@
+//! The embedded engine: the log and the bodies in numbered, checksummed segment files, the views
+//! in sled, the latest checkpoint in a file beside them, all under one data directory.
+//!
+//! ```text
+//! <data>/LOCK              held for the engine's life: one writer per directory
+//! <data>/log/              the log segments (the source of truth)
+//! <data>/bodies/           the body segments, each body sealed (AES-256-GCM, keys/body/)
+//! <data>/views/            sled: the derived views, with their applied-through marks
+//! <data>/checkpoint.note   the latest signed checkpoint
+//! <data>/keys/             the log signing key and its rotations (see `log_keys`)
+//! ```
+//!
+//! A batch: bodies appended and fdatasync'd, then records appended and fdatasync'd, then the
+//! checkpoint replaced, then the views (one sled batch with its marks). sled is never the only
+//! copy of anything: views behind the log are replayed on open, views ahead of it rebuilt.
+
+mod recovery;
+pub mod seal;
+pub mod segment;
+pub mod view_store;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use seal::BodyKeys;
+use segment::{Position, SegmentLog, SegmentReader};
+use view_store::{ViewStore, body_location};
+
+use crate::backend::{Backend, Batch, Reader, StorageError, VisitEntry, VisitRecord};
+use crate::bodies::{BODY_MAGIC, BodyEntry};
+use crate::domain::MessageKind;
+use crate::open_error::OpenError;
+use crate::records::RequestId;
+use crate::views::{KvRead, ViewError};
+
+/// Magic of the log segments.
+pub const LOG_MAGIC: [u8; 8] = *b"ISLOGv01";
+
+/// What opening found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Records in the log.
+    pub records: u64,
+    /// Bodies in the body store.
+    pub bodies: u64,
+    /// Records replayed into the views.
+    pub replayed: u64,
+    /// Whether the view store was rebuilt from nothing.
+    pub rebuilt: bool,
+    /// Bytes cut from torn tails (log, bodies).
+    pub truncated: (u64, u64),
+}
+
+/// The engine over one data directory.
+pub struct EmbeddedEngine {
+    /// Held for the engine's life: the data directory's exclusive lock.
+    _lock: std::fs::File,
+    log: SegmentLog,
+    bodies: SegmentLog,
+    checkpoint_path: PathBuf,
+    reader: Arc<EmbeddedReader>,
+}
+
+struct EmbeddedReader {
+    views: ViewStore,
+    records: SegmentReader,
+    log_dir: PathBuf,
+    /// Where each record lies (record i at `positions[i - 1]`), rebuilt from the log on open.
+    positions: RwLock<Vec<Position>>,
+    bodies: SegmentReader,
+    body_keys: BodyKeys,
+    checkpoint: RwLock<Option<String>>,
+}
+
+impl EmbeddedEngine {
+    /// Opens (or makes) the engine in `data_dir`: takes its lock, cuts torn tails not covered by
+    /// the stored checkpoint, and brings the views up to the log.
+    pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), OpenError> {
+        // One writer per data directory: a second server must not append to the log or, worse,
+        // decide the views are unreadable and rebuild them under the first.
+        let lock_path = data_dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| OpenError::LockFile {
+                path: lock_path.display().to_string(),
+                source,
+            })?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => OpenError::Locked(data_dir.display().to_string()),
+            std::fs::TryLockError::Error(source) => OpenError::LockFile {
+                path: lock_path.display().to_string(),
+                source,
+            },
+        })?;
+        // Entries under the last signed checkpoint were acknowledged: a bad frame among them is
+        // tampering or damage, never a torn write to cut away.
+        let checkpoint_path = data_dir.join("checkpoint.note");
+        let stored_note = std::fs::read_to_string(&checkpoint_path).ok();
+        let signed = stored_note
+            .as_deref()
+            .and_then(|n| n.lines().nth(1).and_then(|l| l.parse::<u64>().ok()))
+            .unwrap_or(0);
+        let (log, log_rec) = SegmentLog::open_protecting(
+            &data_dir.join("log"),
+            LOG_MAGIC,
+            segment::DEFAULT_SEGMENT_BYTES,
+            signed,
+        )?;
+        let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
+        let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
+        let last_record = log.next_index() - 1;
+        let last_body = bodies.next_index() - 1;
+        let (mut applied, mut applied_bodies) = views.marks()?;
+        if applied > last_record || applied_bodies > last_body {
+            // Views ahead of the log cannot be trusted: the log is the truth.
+            tracing::warn!(applied, last_record, "views ahead of the log; rebuilding");
+            views = views.reset()?;
+            rebuilt = true;
+            (applied, applied_bodies) = (0, 0);
+        }
+        recovery::replay(&views, &log, &bodies, applied, applied_bodies)?;
+        let mut positions = Vec::with_capacity(last_record as usize);
+        log.for_each_from(1, |_, pos, _| {
+            positions.push(pos);
+            Ok::<_, OpenError>(())
+        })?;
+        let body_keys_dir = data_dir.join("keys").join("body");
+        let body_keys =
+            BodyKeys::load_or_create(&body_keys_dir).map_err(|message| OpenError::SigningKey {
+                path: body_keys_dir.display().to_string(),
+                message,
+            })?;
+        let report = OpenReport {
+            records: last_record,
+            bodies: last_body,
+            replayed: last_record - applied,
+            rebuilt,
+            truncated: (log_rec.truncated_bytes, body_rec.truncated_bytes),
+        };
+        let reader = Arc::new(EmbeddedReader {
+            views,
+            records: SegmentReader::new(log.dir()),
+            log_dir: log.dir().to_path_buf(),
+            positions: RwLock::new(positions),
+            bodies: SegmentReader::new(bodies.dir()),
+            body_keys,
+            checkpoint: RwLock::new(stored_note),
+        });
+        Ok((
+            Self {
+                _lock: lock,
+                log,
+                bodies,
+                checkpoint_path,
+                reader,
+            },
+            report,
+        ))
+    }
+
+    fn write_checkpoint(&self, note: &str) {
+        // Replaced atomically, not synced: a lost update only weakens truncation detection to the
+        // previous batch, and the same checkpoint is re-signed identically from the log.
+        let tmp = self.checkpoint_path.with_extension("tmp");
+        if let Err(e) =
+            std::fs::write(&tmp, note).and_then(|()| std::fs::rename(&tmp, &self.checkpoint_path))
+        {
+            tracing::warn!(error = %e, "could not store the latest checkpoint");
+        }
+        *self
+            .reader
+            .checkpoint
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
+    }
+}
+
+impl Backend for EmbeddedEngine {
+    fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError> {
+        let next = self.log.next_index();
+        if batch.first_index != next {
+            return Err(StorageError(format!(
+                "batch starts at {} but the log's next index is {next}",
+                batch.first_index
+            )));
+        }
+        let sealed: Vec<Vec<u8>> = batch
+            .bodies
+            .iter()
+            .map(|b| self.reader.body_keys.seal(b))
+            .collect();
+        let body_positions = self.bodies.append(&sealed).map_err(StorageError::new)?;
+        let positions = self.log.append(batch.records).map_err(StorageError::new)?;
+        self.reader
+            .positions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(positions);
+        // Before the views, before anyone is answered: the stored checkpoint always covers every
+        // acknowledged record, so none of them can be cut at start-up as a torn write.
+        self.write_checkpoint(batch.checkpoint);
+        let locations = batch
+            .bodies
+            .iter()
+            .zip(body_positions)
+            .map(|(b, pos)| body_location(b.kind, &b.request_id, pos));
+        let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
+        self.reader
+            .views
+            .apply(batch.views.into_iter().chain(locations), marks)
+            .map_err(StorageError::new)
+    }
+
+    fn erase_bodies(&mut self, bodies: &[(MessageKind, RequestId)]) -> Result<(), StorageError> {
+        let mut patches = Vec::new();
+        for (kind, id) in bodies {
+            if let Some(pos) = self.reader.views.body_position(*kind, id)? {
+                let stored = self.reader.bodies.read(pos).map_err(StorageError::new)?;
+                if !BodyEntry::is_erased(&stored) {
+                    patches.push((pos, BodyEntry::erased(&stored)));
+                }
+            }
+        }
+        self.bodies.overwrite(&patches).map_err(StorageError::new)?;
+        for (pos, _) in &patches {
+            self.reader.bodies.forget(pos.segment);
+        }
+        Ok(())
+    }
+
+    fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError> {
+        self.write_checkpoint(note);
+        Ok(())
+    }
+
+    fn reader(&self) -> Arc<dyn Reader> {
+        self.reader.clone()
+    }
+}
+
+impl KvRead for EmbeddedReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        self.views.get(key)
+    }
+}
+
+impl Reader for EmbeddedReader {
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
+        self.views.scan(from, to, visit)
+    }
+
+    fn records(&self) -> u64 {
+        self.positions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as u64
+    }
+
+    fn record(&self, index: u64) -> Result<Vec<u8>, StorageError> {
+        let pos = index
+            .checked_sub(1)
+            .and_then(|i| {
+                self.positions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(i as usize)
+                    .copied()
+            })
+            .ok_or_else(|| StorageError(format!("record {index} is not in the log")))?;
+        self.records
+            .read(pos)
+            .map_err(|e| StorageError(format!("record {index}: {e}")))
+    }
+
+    fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {
+        // One sequential read of the segments, not a read per record.
+        let last = self.records();
+        let mut failed = None;
+        segment::scan_read_only(&self.log_dir, LOG_MAGIC, |index, raw| {
+            if failed.is_none() && (from..=last).contains(&index) {
+                failed = visit(index, raw).err();
+            }
+        })
+        .map_err(StorageError::new)?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError> {
+        let Some(pos) = self.views.body_position(kind, id)? else {
+            return Ok(None);
+        };
+        let bytes = self.bodies.read(pos).map_err(StorageError::new)?;
+        if BodyEntry::is_erased(&bytes) {
+            return Ok(None);
+        }
+        self.body_keys
+            .open(&bytes)
+            .map(Some)
+            .map_err(|e| StorageError(format!("body of {id}: {e}")))
+    }
+
+    fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError> {
+        Ok(self.views.body_position(kind, id)?.is_some())
+    }
+
+    fn checkpoint(&self) -> Option<String> {
+        self.checkpoint
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,49 @@
+//! Bringing the views up to the log after any stop: body locations from the body segments, then
+//! every record not yet applied, folded in chunks (each chunk one sled batch with its marks).
+
+use super::segment::SegmentLog;
+use super::view_store::{ViewStore, body_location};
+use crate::bodies::BodyEntry;
+use crate::open_error::OpenError;
+use crate::overlay::Overlay;
+use crate::records::Record;
+use crate::views::{self, ViewError};
+
+/// Records replayed per sled batch during a rebuild.
+const REBUILD_CHUNK: usize = 20_000;
+
+pub(super) fn replay(
+    views: &ViewStore,
+    log: &SegmentLog,
+    bodies: &SegmentLog,
+    applied: u64,
+    applied_bodies: u64,
+) -> Result<(), OpenError> {
+    let mut last_body = applied_bodies;
+    let mut locations = Vec::new();
+    bodies.for_each_from(applied_bodies + 1, |index, pos, payload| {
+        let (kind, id) = BodyEntry::decode_key(payload)
+            .map_err(|e| ViewError::Store(format!("body entry {index}: {e}")))?;
+        if !BodyEntry::is_erased(payload) {
+            locations.push(body_location(kind, &id, pos));
+        }
+        last_body = index;
+        Ok::<_, OpenError>(())
+    })?;
+    views.apply(locations, (applied, last_body))?;
+
+    let mut ov = Overlay::new(views);
+    let mut last = applied;
+    log.for_each_from(applied + 1, |index, _, raw| {
+        let record = Record::decode(raw).map_err(|error| OpenError::Record { index, error })?;
+        views::apply(&mut ov, index, &record, raw)?;
+        last = index;
+        if ov.len() >= REBUILD_CHUNK {
+            let writes = std::mem::replace(&mut ov, Overlay::new(views)).into_writes();
+            views.apply(writes, (last, last_body))?;
+        }
+        Ok::<_, OpenError>(())
+    })?;
+    views.apply(ov.into_writes(), (last, last_body))?;
+    Ok(())
+}

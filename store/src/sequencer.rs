@@ -1,0 +1,549 @@
+//! The one writer, the same for every engine: it takes changes in arrival order, batches them,
+//! decides each with `core`'s [`decide`] against the views as the batch so far has left them,
+//! folds what it appends into the views and the register, signs one checkpoint over the new tree,
+//! hands the batch to the engine, and answers every caller in the batch once the engine says it
+//! is durable. A purge or a key rotation runs alone, between batches.
+//!
+//! Fail-stop: after a storage failure every later write is refused until restart, so nothing is
+//! acknowledged that the log might not hold.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use infoshare_tlog::{Checkpoint, Receipt, Tree, leaf_hash};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::backend::{Backend, Batch, Reader};
+use crate::bodies::{BodyEntry, protocol_body_id};
+use crate::checkpoint::check_signed;
+use crate::crypto::Pseudonym;
+use crate::domain::MessageKind;
+use crate::error::BrokerError;
+use crate::exchange::{Change, Step, decide};
+use crate::ledger::{LedgerOptions, LogHead, SharedProtocols, SigningKey};
+use crate::log_keys::LogKeys;
+use crate::open_error::OpenError;
+use crate::overlay::Overlay;
+use crate::protocol::ProtocolStore;
+use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId, code};
+use crate::views::{self, ViewError};
+
+/// What the writer is asked to do, each with where its answer goes.
+pub(crate) enum Job {
+    Change {
+        change: Box<Change>,
+        reply: oneshot::Sender<Result<Decided, BrokerError>>,
+    },
+    Purge {
+        actor: Actor,
+        time_ms: u64,
+        exchanges: Vec<(RequestId, Vec<Pseudonym>)>,
+        reply: oneshot::Sender<Result<usize, BrokerError>>,
+    },
+    RotateKey {
+        actor: Actor,
+        time_ms: u64,
+        reply: oneshot::Sender<Result<String, BrokerError>>,
+    },
+}
+
+/// A change, once its batch is durable.
+#[derive(Debug)]
+pub(crate) enum Decided {
+    Appended(Receipt),
+    Replayed { request_id: RequestId, index: u64 },
+    AlreadyAcknowledged { index: u64 },
+}
+
+impl Decided {
+    /// The receipt of a change that always appends.
+    pub(crate) fn receipt(self, what: &str) -> Result<Receipt, BrokerError> {
+        match self {
+            Decided::Appended(receipt) => Ok(receipt),
+            other => Err(other.unexpected(what)),
+        }
+    }
+
+    /// `decide` gave a change a step it never gives it: a bug, said once here.
+    pub(crate) fn unexpected(self, what: &str) -> BrokerError {
+        BrokerError::Internal(format!("the ledger answered {what} with {self:?}"))
+    }
+}
+
+/// What the handle shares with the writer.
+pub(crate) struct Shared {
+    pub(crate) applied: watch::Receiver<u64>,
+    pub(crate) reader: Arc<dyn Reader>,
+    pub(crate) protocols: SharedProtocols,
+    pub(crate) head: Arc<RwLock<LogHead>>,
+    pub(crate) batches: Arc<std::sync::atomic::AtomicU64>,
+}
+
+type ChangeJob = (Change, oneshot::Sender<Result<Decided, BrokerError>>);
+
+pub(crate) struct Sequencer {
+    engine: Box<dyn Backend>,
+    reader: Arc<dyn Reader>,
+    applied: watch::Sender<u64>,
+    poisoned: Option<String>,
+    /// The register including this batch's changes (what register changes are decided against).
+    register: ProtocolStore,
+    /// The register readers see, replaced after a batch that changed it commits.
+    published: SharedProtocols,
+    head: Arc<RwLock<LogHead>>,
+    keys: LogKeys,
+    batches: Arc<std::sync::atomic::AtomicU64>,
+    max_batch: usize,
+    on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
+}
+
+fn internal(e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Internal(e.to_string())
+}
+
+impl SigningKey {
+    fn of(keys: &LogKeys) -> Self {
+        Self {
+            verifier_key: keys.signer().verifier_key().into(),
+            public_key: keys.signer().public_key().into(),
+            rotations: keys.rotations().iter().map(|r| r.render().into()).collect(),
+        }
+    }
+}
+
+impl Sequencer {
+    /// Rebuilds the tree and the register from what `engine` holds, holds them to its signed
+    /// checkpoint, and stores the checkpoint of the tree as it is.
+    pub(crate) fn start(
+        mut engine: Box<dyn Backend>,
+        keys_dir: Option<PathBuf>,
+        options: &LedgerOptions,
+    ) -> Result<(Self, Shared), OpenError> {
+        let origin = options.origin.as_str();
+        let reader = engine.reader();
+        let mut tree = Tree::new();
+        let mut rotated_to = None;
+        let mut bad = None;
+        reader
+            .for_each_record(1, &mut |index, raw| {
+                tree.push(leaf_hash(raw));
+                if Record::event_code_of(raw) == Some(code::LOG_KEY_ROTATED) {
+                    match Record::decode(raw) {
+                        Ok(Record {
+                            event: Event::LogKeyRotated { public_key },
+                            ..
+                        }) => rotated_to = Some(public_key),
+                        Ok(_) => {}
+                        Err(error) => bad = bad.take().or(Some(OpenError::Record { index, error })),
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| OpenError::Storage(e.0))?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        let checkpoint = Checkpoint {
+            origin: origin.to_string(),
+            size: tree.size(),
+            root: tree.root(tree.size()).expect("size of the tree"),
+        };
+        let keys = match &keys_dir {
+            Some(dir) => LogKeys::open(dir, origin, rotated_to, &checkpoint),
+            None => LogKeys::ephemeral(origin),
+        }
+        .map_err(|message| OpenError::SigningKey {
+            path: keys_dir.map_or("(ephemeral)".into(), |d| d.display().to_string()),
+            message,
+        })?;
+        if let Some(note) = reader.checkpoint() {
+            let verifiers = keys.verifiers().map_err(OpenError::Tampered)?;
+            check_signed(&note, &verifiers, &tree)
+                .map_err(|e| OpenError::Tampered(e.to_string()))?;
+        }
+        let note: Arc<str> = keys.signer().sign(&checkpoint).into();
+        engine
+            .store_checkpoint(&note)
+            .map_err(|e| OpenError::Storage(e.0))?;
+        let register = load_register(&*reader)?;
+        let last = tree.size();
+        let head = Arc::new(RwLock::new(LogHead {
+            tree,
+            checkpoint,
+            note,
+            key: SigningKey::of(&keys),
+        }));
+        let published: SharedProtocols = Arc::new(RwLock::new(Arc::new(register.clone())));
+        let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (applied, applied_rx) = watch::channel(last);
+        let shared = Shared {
+            applied: applied_rx,
+            reader: reader.clone(),
+            protocols: published.clone(),
+            head: head.clone(),
+            batches: batches.clone(),
+        };
+        let sequencer = Self {
+            engine,
+            reader,
+            applied,
+            poisoned: None,
+            register,
+            published,
+            head,
+            keys,
+            batches,
+            max_batch: options.max_batch.max(1),
+            on_batch: options.on_batch.clone(),
+        };
+        Ok((sequencer, shared))
+    }
+
+    /// Runs until every handle is dropped.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut changes: Vec<ChangeJob> = Vec::with_capacity(self.max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Change { change, reply } => changes.push((*change, reply)),
+                    // Alone, between the batches before and after it.
+                    alone => {
+                        self.batch(&mut changes);
+                        self.alone(alone);
+                    }
+                }
+                if changes.len() < self.max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.batch(&mut changes);
+        }
+    }
+
+    fn alone(&mut self, job: Job) {
+        match job {
+            Job::Purge {
+                actor,
+                time_ms,
+                exchanges,
+                reply,
+            } => {
+                let _ = reply.send(self.purge(actor, time_ms, &exchanges));
+            }
+            Job::RotateKey {
+                actor,
+                time_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.rotate_key(actor, time_ms));
+            }
+            Job::Change { change, reply } => self.batch(&mut vec![(*change, reply)]),
+        }
+    }
+
+    fn batch(&mut self, jobs: &mut Vec<ChangeJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        if let Some(why) = &self.poisoned {
+            for (_, reply) in jobs.drain(..) {
+                let _ = reply.send(Err(BrokerError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        let started = std::time::Instant::now();
+        let first_index = self.reader.records() + 1;
+        let span = tracing::info_span!(
+            "ledger.commit",
+            commands = jobs.len(),
+            records = tracing::field::Empty,
+            bodies = tracing::field::Empty,
+            first_index,
+        );
+        let _in_span = span.enter();
+        let reader = self.reader.clone();
+        let mut ov = Overlay::new(&*reader);
+        let mut results: Vec<Result<Option<Decided>, BrokerError>> = Vec::with_capacity(jobs.len());
+        let mut raws: Vec<Vec<u8>> = Vec::new();
+        let mut bodies: Vec<BodyEntry> = Vec::new();
+        let mut pending_bodies: HashMap<(RequestId, MessageKind), usize> = HashMap::new();
+        let mut register_changed = false;
+        for (change, _) in jobs.iter() {
+            let step = decide(change, &ov, &self.register, |kind, id| match pending_bodies
+                .get(&(*id, kind))
+            {
+                Some(&i) => Ok(Some(bodies[i].clone())),
+                None => reader.body(kind, id).map_err(internal),
+            });
+            results.push(match step {
+                Ok(Step::Append(record, body)) => {
+                    let index = first_index + raws.len() as u64;
+                    let raw = record.encode();
+                    let folded = views::apply(&mut ov, index, &record, &raw).and_then(|()| {
+                        if let Event::Protocol(_) = record.event {
+                            register_changed = true;
+                            let document = body
+                                .as_ref()
+                                .map(|b| String::from_utf8_lossy(&b.body).into_owned());
+                            self.register
+                                .apply(&record, document.as_deref())
+                                .map_err(ViewError::Store)?;
+                        }
+                        Ok(())
+                    });
+                    folded.map_err(BrokerError::from).map(|()| {
+                        raws.push(raw);
+                        if let Some(b) = body {
+                            pending_bodies.insert((b.request_id, b.kind), bodies.len());
+                            bodies.push(b);
+                        }
+                        None
+                    })
+                }
+                Ok(Step::Replayed { request_id, index }) => {
+                    Ok(Some(Decided::Replayed { request_id, index }))
+                }
+                Ok(Step::AlreadyAcknowledged { index }) => {
+                    Ok(Some(Decided::AlreadyAcknowledged { index }))
+                }
+                Err(e) => Err(e),
+            });
+        }
+        if !raws.is_empty() {
+            let writes = ov.into_writes();
+            if let Err(why) = self.commit(first_index, &raws, &bodies, writes) {
+                tracing::error!(error = %why, "storage failure: refusing further writes");
+                self.poisoned = Some(format!(
+                    "storage failure; writes refused until restart ({why})"
+                ));
+                for (_, reply) in jobs.drain(..) {
+                    let _ = reply.send(Err(BrokerError::Unavailable("storage failure".into())));
+                }
+                return;
+            }
+            span.record("records", raws.len());
+            span.record("bodies", bodies.len());
+            if let Some(on_batch) = &self.on_batch {
+                on_batch(raws.len(), started.elapsed());
+            }
+        }
+        if register_changed {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(self.register.clone());
+        }
+        let head = self.head.read().unwrap_or_else(|e| e.into_inner());
+        let mut appended = first_index;
+        for ((_, reply), result) in jobs.drain(..).zip(results) {
+            let answer = result.map(|done| {
+                done.unwrap_or_else(|| {
+                    let index = appended;
+                    appended += 1;
+                    Decided::Appended(Receipt {
+                        log_index: index,
+                        checkpoint: head.note.clone(),
+                        proof: head
+                            .tree
+                            .inclusion_proof(index - 1, head.checkpoint.size)
+                            .expect("an appended record is in the tree"),
+                        record: raws[(index - first_index) as usize].clone(),
+                    })
+                })
+            });
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Signs the tree with the batch's leaves, has the engine make the batch durable, then
+    /// publishes the new head and applied index.
+    fn commit(
+        &mut self,
+        first_index: u64,
+        raws: &[Vec<u8>],
+        bodies: &[BodyEntry],
+        views: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<(), String> {
+        // The leaves go into the tree first; receipts and proofs are bounded by the checkpoint's
+        // size, which moves only once the engine has the batch.
+        let (checkpoint, note) = {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            for raw in raws {
+                head.tree.push(leaf_hash(raw));
+            }
+            let size = head.tree.size();
+            let checkpoint = Checkpoint {
+                origin: head.checkpoint.origin.clone(),
+                size,
+                root: head.tree.root(size).expect("size of the tree"),
+            };
+            let note: Arc<str> = self.keys.signer().sign(&checkpoint).into();
+            (checkpoint, note)
+        };
+        self.engine
+            .commit(Batch {
+                first_index,
+                records: raws,
+                bodies,
+                views,
+                checkpoint: &note,
+            })
+            .map_err(|e| e.0)?;
+        let size = checkpoint.size;
+        {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            head.checkpoint = checkpoint;
+            head.note = note;
+        }
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.applied.send_replace(size);
+        Ok(())
+    }
+
+    /// Appends records on the writer's own account, through a batch of their own; Ok once every
+    /// one is durable.
+    fn append_own(&mut self, records: Vec<Record>) -> Result<(), BrokerError> {
+        let (mut jobs, replies): (Vec<ChangeJob>, Vec<_>) = records
+            .into_iter()
+            .map(|record| {
+                let (reply, rx) = oneshot::channel();
+                ((Change::Append { record }, reply), rx)
+            })
+            .unzip();
+        self.batch(&mut jobs);
+        // The batch answers synchronously: every reply is in by now.
+        replies.into_iter().try_for_each(|mut rx| {
+            rx.try_recv()
+                .unwrap_or_else(|_| Err(internal("own record unanswered")))
+                .map(|_| ())
+        })
+    }
+
+    /// Erases the bodies of a purge's exchanges, then logs one BodiesPurged record for each.
+    /// Erasure comes first: if the process dies between the two, the next run finds the
+    /// exchanges unmarked, erases again (a no-op) and logs them.
+    fn purge(
+        &mut self,
+        actor: Actor,
+        time_ms: u64,
+        exchanges: &[(RequestId, Vec<Pseudonym>)],
+    ) -> Result<usize, BrokerError> {
+        if let Some(why) = &self.poisoned {
+            return Err(BrokerError::Unavailable(why.clone()));
+        }
+        let reader = self.reader.clone();
+        let mut erase = Vec::new();
+        let mut purged = Vec::new();
+        for (id, subjects) in exchanges {
+            if views::purged(&*reader, id)?
+                || views::request_meta(&*reader, id)?.is_none()
+                || views::held(&*reader, id, subjects)?
+            {
+                continue;
+            }
+            // Bits 1 request, 2 response, 4 disclosure; an exchange with nothing stored is still
+            // marked purged (kinds 0), so it is not looked at again.
+            let mut kinds = 0u8;
+            for (bit, kind) in [
+                (1, MessageKind::Request),
+                (2, MessageKind::Response),
+                (4, MessageKind::Disclosure),
+            ] {
+                if reader.body_stored(kind, id).map_err(internal)? {
+                    erase.push((kind, *id));
+                    kinds |= bit;
+                }
+            }
+            purged.push((*id, kinds));
+        }
+        self.engine.erase_bodies(&erase).map_err(internal)?;
+        let records = purged
+            .iter()
+            .map(|&(request_id, kinds)| Record {
+                time_ms,
+                actor: actor.clone(),
+                event: Event::BodiesPurged { request_id, kinds },
+            })
+            .collect();
+        self.append_own(records)?;
+        Ok(purged.len())
+    }
+
+    /// Rotates the signing key: the new key is stored as pending, a LogKeyRotated record is
+    /// committed under the old key, the new key cosigns that checkpoint, and takes over.
+    fn rotate_key(&mut self, actor: Actor, time_ms: u64) -> Result<String, BrokerError> {
+        if let Some(why) = &self.poisoned {
+            return Err(BrokerError::Unavailable(why.clone()));
+        }
+        let unavailable = |e: String| BrokerError::Unavailable(format!("key rotation: {e}"));
+        let next = self.keys.prepare_rotation().map_err(unavailable)?;
+        let public_key: [u8; 32] = next
+            .public_key()
+            .try_into()
+            .expect("Ed25519 keys are 32 bytes");
+        let record = Record {
+            time_ms,
+            actor,
+            event: Event::LogKeyRotated { public_key },
+        };
+        // Not in the log on failure: the pending key is discarded at the next start (or replaced
+        // by the next rotation).
+        self.append_own(vec![record])?;
+        let (note, size) = {
+            let head = self.head.read().unwrap_or_else(|e| e.into_inner());
+            (head.note.to_string(), head.checkpoint.size)
+        };
+        let rotation = self
+            .keys
+            .complete_rotation(next, &note, size)
+            .map_err(|e| {
+                // The record is in the log and the new key pending: the next start finishes the
+                // rotation. Until then this writer signs with the old key, and says so.
+                tracing::error!(error = %e, "log key rotation not completed; it completes at the next start");
+                unavailable(e)
+            })?;
+        {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            head.note = rotation.note.clone().into();
+            head.key = SigningKey::of(&self.keys);
+        }
+        if let Err(e) = self.engine.store_checkpoint(&rotation.note) {
+            tracing::warn!(error = %e, "could not store the cosigned checkpoint");
+        }
+        tracing::info!(verifier_key = %rotation.new_key, size, "log signing key rotated");
+        Ok(rotation.render())
+    }
+}
+
+/// The protocol register, folded from its records and their documents.
+fn load_register(reader: &dyn Reader) -> Result<ProtocolStore, OpenError> {
+    let mut register = ProtocolStore::default();
+    for record in reader.protocol_records()? {
+        let document = match &record.event {
+            Event::Protocol(ProtocolEvent::Registered {
+                protocol_id,
+                version,
+                ..
+            }) => {
+                let id = protocol_body_id(protocol_id, *version);
+                let body = reader
+                    .body(MessageKind::Protocol, &id)
+                    .map_err(|e| OpenError::Register(e.to_string()))?
+                    .ok_or_else(|| {
+                        OpenError::Register(format!(
+                            "document of {protocol_id} v{version} missing from the body store"
+                        ))
+                    })?;
+                Some(String::from_utf8(body.body).map_err(|_| {
+                    OpenError::Register(format!("document of {protocol_id} is not UTF-8"))
+                })?)
+            }
+            _ => None,
+        };
+        register
+            .apply(&record, document.as_deref())
+            .map_err(OpenError::Register)?;
+    }
+    Ok(register)
+}
