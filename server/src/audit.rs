@@ -9,7 +9,6 @@ use std::sync::Arc;
 use infoshare_tlog::merkle::Hash;
 
 use crate::broker::{Broker, Caller};
-use crate::clock::now_ms;
 use crate::crypto::Pseudonym;
 use crate::domain::{Authority, Decision};
 use crate::error::BrokerError;
@@ -328,7 +327,7 @@ impl Broker {
     /// Logs an audit query: who asked (the actor), what, and how many records it returned.
     async fn log_query(&self, caller: &Caller, logged: AuditQueried) -> Result<(), BrokerError> {
         let record = Record {
-            time_ms: now_ms(),
+            time_ms: self.clock.now_ms(),
             actor: caller.actor(),
             event: Event::AuditQueried(logged),
         };

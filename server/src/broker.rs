@@ -87,9 +87,9 @@ pub struct Broker {
     /// Becomes true when the server begins a graceful shutdown: streams end, telling their
     /// clients to reconnect.
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// What time it is (every record's time, every New Zealand date the law is applied on).
+    pub(crate) clock: crate::clock::Clock,
 }
-
-use crate::clock::{now_ms, today};
 
 impl Broker {
     /// A broker over an opened ledger.
@@ -98,8 +98,10 @@ impl Broker {
         registry: Registry,
         keys: Keys,
         limits: crate::limits::Limits,
+        clock: crate::clock::Clock,
     ) -> Self {
         Self {
+            clock,
             ledger,
             registry: Arc::new(std::sync::RwLock::new(Arc::new(registry))),
             keys: Arc::new(keys),
@@ -214,13 +216,13 @@ impl Broker {
             ),
             Target::Subject(s) => (
                 None,
-                s.and_then(|s| validate::subject_for_audit("subject", s, today()).ok())
+                s.and_then(|s| validate::subject_for_audit("subject", s, self.clock.today()).ok())
                     .map(|s| self.subject_pseudonyms(&s))
                     .unwrap_or_default(),
             ),
         };
         let record = Record {
-            time_ms: now_ms(),
+            time_ms: self.clock.now_ms(),
             actor: caller.actor(),
             event: Event::Denied(Denied {
                 operation: op,
@@ -292,7 +294,7 @@ impl Broker {
         }
         let checked = self.check_request(caller, input);
         let (request, allowed) = self.audited(caller, op, target, checked).await?;
-        let time_ms = now_ms();
+        let time_ms = self.clock.now_ms();
         let request_id = RequestId(self.keys.random());
         let body = self.body(
             MessageKind::Request,
@@ -344,7 +346,7 @@ impl Broker {
         }
         let checked = self.check_disclosure(caller, input);
         let (disclosure, allowed) = self.audited(caller, op, target, checked).await?;
-        let time_ms = now_ms();
+        let time_ms = self.clock.now_ms();
         let request_id = RequestId(self.keys.random());
         let body = self.body(
             MessageKind::Disclosure,
@@ -467,7 +469,7 @@ impl Broker {
         caller: &Caller,
         input: &v1::SubmitRequestRequest,
     ) -> Result<(ValidRequest, policy::Allowed), BrokerError> {
-        let request = validate::request(input, today())?;
+        let request = validate::request(input, self.clock.today())?;
         self.check_recipient("request.recipient_agency_id", &request.recipient, caller)?;
         let registry = self.registry();
         let requester = Self::agency(&registry, &caller.principal.id)?;
@@ -476,7 +478,7 @@ impl Broker {
             &request,
             &registry,
             &self.ledger.protocols(),
-            today(),
+            self.clock.today(),
         )
         .map_err(BrokerError::Denied)?;
         Ok((request, allowed))
@@ -487,7 +489,7 @@ impl Broker {
         caller: &Caller,
         input: &v1::DiscloseRequest,
     ) -> Result<(ValidDisclosure, policy::Allowed), BrokerError> {
-        let disclosure = validate::disclosure(input, today())?;
+        let disclosure = validate::disclosure(input, self.clock.today())?;
         self.check_recipient(
             "disclosure.recipient_agency_id",
             &disclosure.recipient,
@@ -500,7 +502,7 @@ impl Broker {
             &disclosure,
             &registry,
             &self.ledger.protocols(),
-            today(),
+            self.clock.today(),
         )
         .map_err(BrokerError::Denied)?;
         Ok((disclosure, allowed))
@@ -537,7 +539,7 @@ impl Broker {
         let (request_id, kind) = self.audited(caller, op, target, checked).await?;
         let acknowledged = self
             .ledger
-            .acknowledge(caller.actor(), now_ms(), request_id, kind)
+            .acknowledge(caller.actor(), self.clock.now_ms(), request_id, kind)
             .await;
         match self.audited(caller, op, target, acknowledged).await? {
             Acknowledgement::New(receipt) => Ok(Acknowledged {
@@ -563,7 +565,7 @@ impl Broker {
         let target = Target::Exchange(RequestId::parse(&input.request_id));
         let checked = self.check_response(caller, input);
         let (response, judged) = self.audited(caller, op, target, checked).await?;
-        let time_ms = now_ms();
+        let time_ms = self.clock.now_ms();
         let id = response.request_id;
         let body = BodyEntry {
             kind: MessageKind::Response,
@@ -631,7 +633,7 @@ impl Broker {
             &original,
             &registry,
             &self.ledger.protocols(),
-            today(),
+            self.clock.today(),
         )
         .map_err(BrokerError::Denied)?;
         let judged = Judged {
@@ -718,9 +720,9 @@ impl Broker {
         })
     }
 
-    /// Today's date, as the policy sees it.
-    pub fn today(&self) -> time::Date {
-        today()
+    /// The broker's clock.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// The caller's registered display name and role (WhoAmI).

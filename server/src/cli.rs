@@ -1,5 +1,6 @@
 //! The `infoshare-server` command line.
 
+use crate::clock::Clock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,12 @@ struct Args {
 
 /// Runs the server command line (what `infoshare-server` does).
 pub fn main() -> ExitCode {
+    main_with(Clock::system())
+}
+
+/// Runs the server command line with the broker on `clock` (a program embedding the server,
+/// such as the end-to-end tests' server binary, passes its own).
+pub fn main_with(clock: Clock) -> ExitCode {
     // Everything the broker creates — segments, views, keys, checkpoints — is its own alone:
     // directories 0700, files 0600, whatever the caller's umask.
     // SAFETY: umask only sets this process's file-mode creation mask.
@@ -62,12 +69,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = run(&runtime);
+    let code = run(&runtime, clock);
     runtime.block_on(async move { drop(telemetry) });
     code
 }
 
-fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
+fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.new_body_key {
         let keys_dir = dir.join("keys").join("body");
@@ -121,7 +128,7 @@ fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
         };
     }
     let result = runtime.block_on(async {
-        let prepared = server::prepare(&config).await?;
+        let prepared = server::prepare(&config, clock).await?;
         if args.dev {
             server::bootstrap_dev_protocols(&prepared, std::path::Path::new("certs-dev/out"))
                 .await?;

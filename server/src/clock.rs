@@ -1,17 +1,43 @@
-//! The broker's clock: wall time, unless a program embedding the server installs another
-//! source first (the end-to-end tests' server binary does, to test retention and New Zealand
-//! dates without waiting for them). `infoshare-server` never installs one. Dates are New Zealand
-//! dates (Pacific/Auckland), never UTC.
+//! The broker's clock, a value handed to the broker at start: the wall clock in production; a
+//! program embedding the server (the end-to-end tests' server binary) or an in-process test may
+//! pass another, to test retention and New Zealand dates without waiting for them. Dates are New
+//! Zealand dates (Pacific/Auckland), never UTC.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-static SOURCE: OnceLock<fn() -> u64> = OnceLock::new();
+pub use infoshare_core::calendar::{nz_date, nz_day_start_ms};
 
-/// Installs the clock source (Unix milliseconds) for this process; only the first call counts,
-/// and it must come before the server starts.
-pub fn install(source: fn() -> u64) -> bool {
-    SOURCE.set(source).is_ok()
+/// A source of Unix milliseconds.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// The wall clock.
+    pub fn system() -> Self {
+        Self(Arc::new(system_ms))
+    }
+
+    /// A clock reading `source` at each use.
+    pub fn from_fn(source: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(source))
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+
+    /// Today's New Zealand date: the date the law runs on.
+    pub fn today(&self) -> time::Date {
+        nz_date(self.now_ms())
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now_ms())
+    }
 }
 
 /// The wall clock, in Unix milliseconds.
@@ -21,15 +47,3 @@ pub fn system_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-
-/// Now, in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SOURCE.get().map_or_else(system_ms, |source| source())
-}
-
-/// Today's New Zealand date: the date the law runs on.
-pub fn today() -> time::Date {
-    nz_date(now_ms())
-}
-
-pub use infoshare_core::calendar::{nz_date, nz_day_start_ms};

@@ -15,13 +15,13 @@ proptest! {
     #[test]
     fn random_protobuf_bytes_never_panic_validation(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         if let Ok(m) = v1::SubmitRequestRequest::decode(bytes.as_slice()) {
-            let _ = crate::validate::request(&m, crate::clock::today());
+            let _ = crate::validate::request(&m, crate::clock::Clock::system().today());
         }
         if let Ok(m) = v1::RespondRequest::decode(bytes.as_slice()) {
             let _ = crate::validate::response(&m);
         }
         if let Ok(m) = v1::DiscloseRequest::decode(bytes.as_slice()) {
-            let _ = crate::validate::disclosure(&m, crate::clock::today());
+            let _ = crate::validate::disclosure(&m, crate::clock::Clock::system().today());
         }
         if let Ok(m) = v1::AcknowledgeRequest::decode(bytes.as_slice()) {
             let _ = crate::validate::request_id("request_id", &m.request_id);
@@ -55,7 +55,7 @@ proptest! {
                 staff_id: s[1].clone(),
             }),
         };
-        let _ = crate::validate::request(&m, crate::clock::today());
+        let _ = crate::validate::request(&m, crate::clock::Clock::system().today());
     }
 
     #[test]

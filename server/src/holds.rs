@@ -6,7 +6,6 @@
 
 use crate::access::Operation;
 use crate::broker::{Broker, Caller, Target};
-use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::records::{Event, HoldTarget, Record};
 
@@ -31,7 +30,7 @@ impl Broker {
         let mut refusal = None;
         for target in targets {
             let record = Record {
-                time_ms: now_ms(),
+                time_ms: self.clock.now_ms(),
                 actor: caller.actor(),
                 event: if place {
                     Event::LegalHoldPlaced(target)

@@ -267,7 +267,7 @@ async fn retention_task(broker: Broker, interval: Duration) {
             _ = stopping.wait_for(|&stop| stop) => return,
         }
         wait = interval;
-        let as_of = crate::clock::now_ms();
+        let as_of = broker.clock().now_ms();
         match broker.run_retention(Broker::retention_actor(), as_of).await {
             Ok(0) => tracing::debug!("retention run: nothing due"),
             Ok(purged) => tracing::info!(purged, "retention run: bodies erased"),
@@ -415,7 +415,7 @@ fn dev_caller(
 }
 
 /// Opens storage and binds the listener.
-pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prepared, StartError> {
     let registry = crate::config::load_registry(&config.registry.agencies)
         .map_err(|e| start_err!("registry", e))?;
     let keys = crate::key_file::load_or_create_keys(&config.data_dir.join("keys/pseudonym.key"))
@@ -452,7 +452,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         .map_err(|e| start_err!("listen", format!("{}: {e}", config.listen)))?;
     Ok(Prepared {
         listener,
-        broker: Broker::new(ledger, registry, keys, config.limits.clone()),
+        broker: Broker::new(ledger, registry, keys, config.limits.clone(), clock),
         tls: std::sync::Arc::new(std::sync::RwLock::new(tls)),
         tls_files: config.tls.clone(),
         registry_file: config.registry.agencies.clone(),

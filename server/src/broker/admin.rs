@@ -2,7 +2,6 @@
 //! signing key's rotation, the inbox-depth gauge.
 
 use super::Broker;
-use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::records::{Actor, Event, RequestId};
 
@@ -72,7 +71,7 @@ impl Broker {
 
     /// Rotates the log's signing key; returns the rotation statement.
     pub async fn rotate_log_key(&self, actor: Actor) -> Result<String, BrokerError> {
-        self.ledger.rotate_key(actor, now_ms()).await
+        self.ledger.rotate_key(actor, self.clock.now_ms()).await
     }
 
     /// The actor the broker's own retention task logs its purges as (it has no certificate).

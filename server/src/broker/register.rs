@@ -7,7 +7,6 @@ use infoshare_proto::v1;
 
 use super::{Broker, Caller, Target};
 use crate::access::Operation;
-use crate::clock::now_ms;
 use crate::error::BrokerError;
 use crate::identity::Role;
 use crate::protocol::{Protocol, ProtocolState, ProtocolStore};
@@ -156,7 +155,7 @@ impl Broker {
         document: Option<BodyEntry>,
     ) -> Result<u64, BrokerError> {
         let record = Record {
-            time_ms: now_ms(),
+            time_ms: self.clock.now_ms(),
             actor: caller.actor(),
             event: Event::Protocol(event),
         };

@@ -28,7 +28,7 @@ impl v1::admin_service_server::AdminService for AdminApi {
         let caller = super::caller(&self.broker, &request, Operation::RunRetention)
             .await
             .map_err(status::of)?;
-        let as_of = crate::clock::now_ms();
+        let as_of = self.broker.clock().now_ms();
         let purged = self
             .broker
             .run_retention(caller.actor(), as_of)

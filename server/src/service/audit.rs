@@ -35,7 +35,8 @@ impl AuditApi {
                 identifiers: s.identifier.clone().into_iter().collect(),
             };
             // Same normalisation as when the request was made.
-            let checked = validate::subject_for_audit(field, &subject, self.broker.today())?;
+            let checked =
+                validate::subject_for_audit(field, &subject, self.broker.clock().today())?;
             Some((
                 checked.family_name,
                 checked.given_names,
@@ -455,7 +456,7 @@ impl v1::audit_service_server::AuditService for AuditApi {
             verifier_key,
             checkpoint: r.checkpoint,
             records: r.records,
-            exported_at: Some(convert::timestamp(crate::clock::now_ms())),
+            exported_at: Some(convert::timestamp(self.broker.clock().now_ms())),
             more,
         }))
     }

@@ -33,7 +33,7 @@ impl ProtocolApi {
         }
         .ok_or_else(|| BrokerError::Internal(format!("protocol {id} missing after change")))
         .map_err(status::of)?;
-        Ok(protocol_summary(entry, self.broker.today()))
+        Ok(protocol_summary(entry, self.broker.clock().today()))
     }
 }
 
@@ -117,7 +117,7 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
             .await
             .map_err(status::of)?;
         let (store, only) = self.broker.protocols_visible(&caller);
-        let today = self.broker.today();
+        let today = self.broker.clock().today();
         let protocols = store
             .all()
             .flat_map(|(_, versions)| versions.iter())
@@ -144,7 +144,7 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
             .await
             .map_err(status::of)?;
         Ok(Response::new(v1::GetProtocolResponse {
-            protocol: Some(protocol_summary(&entry, self.broker.today())),
+            protocol: Some(protocol_summary(&entry, self.broker.clock().today())),
             document_toml: entry.document.to_string(),
         }))
     }

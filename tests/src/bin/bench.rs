@@ -179,9 +179,10 @@ fn main() {
         .build()
         .unwrap();
     let (broker_addr, echo_addr, batches) = server_rt.block_on(async {
-        let prepared = infoshare_server::server::prepare(&config)
-            .await
-            .expect("prepare");
+        let prepared =
+            infoshare_server::server::prepare(&config, infoshare_server::clock::Clock::system())
+                .await
+                .expect("prepare");
         infoshare_server::server::bootstrap_dev_protocols(&prepared, &root.join("pki"))
             .await
             .expect("protocols");

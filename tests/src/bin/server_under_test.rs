@@ -6,10 +6,12 @@
 //! time forward (retention) without waiting.
 
 fn main() -> std::process::ExitCode {
-    if std::env::var_os(CLOCK_FILE).is_some() {
-        infoshare_server::clock::install(shifted_clock);
-    }
-    infoshare_server::cli::main()
+    let clock = if std::env::var_os(CLOCK_FILE).is_some() {
+        infoshare_server::clock::Clock::from_fn(shifted_clock)
+    } else {
+        infoshare_server::clock::Clock::system()
+    };
+    infoshare_server::cli::main_with(clock)
 }
 
 const CLOCK_FILE: &str = "INFOSHARE_TEST_CLOCK_FILE";
