@@ -11,7 +11,7 @@ use crate::access::{self, Operation};
 use crate::crypto::{Digest32, Keys};
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
-use crate::identity::Role;
+use crate::identity::{Role, SpiffeId};
 use crate::policy;
 use crate::records::{
     Actor, Denied, DisclosureSubmitted, Event, Record, RequestId, RequestSubmitted,
@@ -167,6 +167,13 @@ impl Broker {
         let spiffe = peer.spiffe.as_ref().map_err(|e| {
             BrokerError::Unauthenticated(format!("client certificate refused: {e}"))
         })?;
+        self.caller(spiffe, peer.cert_sha256)
+    }
+
+    /// The caller a verified SPIFFE id names, if it is a registered principal. The transport
+    /// calls it with the id of a certificate the TLS handshake verified; in-process tests call
+    /// it directly.
+    pub fn caller(&self, spiffe: &SpiffeId, cert_sha256: Digest32) -> Result<Caller, BrokerError> {
         let principal = self.registry().principal(spiffe).ok_or_else(|| {
             BrokerError::Unauthenticated(format!(
                 "{spiffe} is not a registered principal of this broker"
@@ -174,7 +181,7 @@ impl Broker {
         })?;
         Ok(Caller {
             principal,
-            cert_sha256: peer.cert_sha256,
+            cert_sha256,
             spiffe: spiffe.uri.clone(),
         })
     }

@@ -3,6 +3,8 @@
 
 use infoshare_client::api;
 
+pub mod in_process;
+
 /// What `agency` shares under the youth re-engagement example protocol.
 pub fn categories_of(agency: &str) -> Vec<String> {
     let c: &[&str] = match agency {

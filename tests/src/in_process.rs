@@ -1,0 +1,121 @@
+//! A broker in this process, on the in-memory engine (or the embedded one in a directory),
+//! with the sample registry, the three example protocols registered and approved, and a clock
+//! the test moves. No TLS and no sockets: callers are made from their SPIFFE ids, as the
+//! transport makes them from verified certificates. For the lifecycle, policy, idempotency and
+//! audit rules, in milliseconds; what crosses the wire is tested end to end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use infoshare_server::broker::{Broker, Caller};
+use infoshare_server::clock::Clock;
+use infoshare_server::crypto::Keys;
+use infoshare_server::error::BrokerError;
+use infoshare_server::identity::{Role, SpiffeId};
+use infoshare_server::limits::Limits;
+use infoshare_server::protocol::model::EXAMPLES;
+use infoshare_server::registry::{Registry, SAMPLE_REGISTRY};
+use infoshare_server::store::ledger::{Ledger, LedgerOptions};
+
+/// 06:00 on 15 January 2027 in New Zealand (NZDT, UTC+13): 17:00 UTC on the 14th.
+pub const JAN_15_2027_0600_NZ: u64 = 1_799_946_000_000;
+
+/// A broker and its clock.
+pub struct World {
+    /// The broker under test.
+    pub broker: Broker,
+    now: Arc<AtomicU64>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl World {
+    /// A broker on the in-memory engine.
+    pub async fn in_memory() -> Self {
+        let ledger = Ledger::in_memory(&LedgerOptions::new("in-process.invalid/log")).unwrap();
+        Self::with(ledger, None).await
+    }
+
+    /// A broker on the embedded engine, in a fresh directory.
+    pub async fn embedded() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) =
+            Ledger::open(dir.path(), &LedgerOptions::new("in-process.invalid/log")).unwrap();
+        Self::with(ledger, Some(dir)).await
+    }
+
+    async fn with(ledger: Ledger, dir: Option<tempfile::TempDir>) -> Self {
+        let now = Arc::new(AtomicU64::new(JAN_15_2027_0600_NZ));
+        let reading = now.clone();
+        let clock = Clock::from_fn(move || reading.load(Ordering::SeqCst));
+        let broker = Broker::new(
+            ledger,
+            Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
+            Keys::from_secret(&[7; 32]),
+            Limits::default(),
+            clock,
+        );
+        let world = Self {
+            broker,
+            now,
+            _dir: dir,
+        };
+        let admin = world.caller(Role::Admin, "registry-admin");
+        let approver = world.caller(Role::Admin, "privacy-officer");
+        for document in EXAMPLES {
+            let registered = world
+                .broker
+                .register_protocol(&admin, document)
+                .await
+                .unwrap();
+            let approve = infoshare_proto::v1::ApproveProtocolRequest {
+                protocol_id: registered.protocol_id,
+                version: registered.version.unwrap_or(1),
+                approver_role: "Chief Privacy Officer (in-process tests)".into(),
+            };
+            world
+                .broker
+                .approve_protocol(&approver, &approve)
+                .await
+                .unwrap();
+        }
+        world
+    }
+
+    /// The registered principal `id` in `role`, as the transport would authenticate it.
+    pub fn caller(&self, role: Role, id: &str) -> Caller {
+        let spiffe = SpiffeId::parse(
+            &format!("spiffe://infoshare.dev/{}/{id}", role.as_str()),
+            "infoshare.dev",
+        )
+        .unwrap();
+        self.broker.caller(&spiffe, [role.code(); 32]).unwrap()
+    }
+
+    /// An agency caller.
+    pub fn agency(&self, id: &str) -> Caller {
+        self.caller(Role::Agency, id)
+    }
+
+    /// Moves the clock to `ms`.
+    pub fn set_time(&self, ms: u64) {
+        self.now.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the clock on by `days`.
+    pub fn advance_days(&self, days: u64) {
+        self.now.fetch_add(days * 86_400_000, Ordering::SeqCst);
+    }
+
+    /// Records in the log.
+    pub fn log_size(&self) -> u64 {
+        self.broker.ledger().head().checkpoint.size
+    }
+}
+
+/// The reason code of a failed call (looking through a logged refusal).
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, BrokerError>) -> &'static str {
+    match r {
+        Err(e) => e.reason_code(),
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+    }
+}

@@ -1,0 +1,426 @@
+//! The exchange lifecycle, policy refusals, idempotency, audit queries and retention, tested on a
+//! broker in this process (`infoshare_tests::in_process`): no sockets, no TLS, milliseconds each.
+//! The lifecycle runs on both engines; the end-to-end tests cover what crosses the wire.
+
+use infoshare_client::api;
+use infoshare_proto::v1;
+use infoshare_server::access::Operation;
+use infoshare_server::audit::Filter;
+use infoshare_server::domain::{MessageKind, RequestStatus};
+use infoshare_server::identity::Role;
+use infoshare_server::records::{Event, Record, event_name};
+use infoshare_tests::in_process::{World, code_of};
+use infoshare_tests::{sample_disclosure, sample_request};
+use prost::Message;
+
+fn submit(request: api::InformationRequest, key: &str) -> v1::SubmitRequestRequest {
+    v1::SubmitRequestRequest {
+        request: Some(request),
+        idempotency_key: key.into(),
+    }
+}
+
+fn respond(request_id: &str, response: api::InformationResponse) -> v1::RespondRequest {
+    v1::RespondRequest {
+        request_id: request_id.into(),
+        response: Some(response),
+    }
+}
+
+fn ack(request_id: &str, kind: MessageKind) -> v1::AcknowledgeRequest {
+    v1::AcknowledgeRequest {
+        request_id: request_id.into(),
+        kind: i32::from(kind.code()),
+    }
+}
+
+/// Every receipt a call returns proves its record under the log's key.
+fn verify(world: &World, receipt: &infoshare_server::store::ledger::Receipt) {
+    let verifier =
+        infoshare_tlog::NoteVerifier::parse(&world.broker.ledger().verifier_key()).unwrap();
+    let cp = verifier.verify(&receipt.checkpoint).unwrap();
+    infoshare_tlog::merkle::verify_inclusion(
+        receipt.log_index - 1,
+        cp.size,
+        &infoshare_tlog::leaf_hash(&receipt.record),
+        &receipt.proof,
+        &cp.root,
+    )
+    .unwrap();
+}
+
+async fn lifecycle(world: World) {
+    let police = world.agency("police");
+    let school = world.agency("rangitoto-school-board");
+    let request = sample_request("rangitoto-school-board");
+    let sent = world
+        .broker
+        .submit_request(&police, &submit(request.clone(), "case-1"))
+        .await
+        .unwrap();
+    verify(&world, &sent.receipt);
+    let id = sent.request_id.to_string();
+
+    let (items, more) = world.broker.inbox_page(&school, 0, 10, false).unwrap();
+    assert!(!more);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].entry.from, "police");
+    assert_eq!(items[0].cursor, sent.index);
+    let body = items[0].body.as_ref().unwrap();
+    assert_eq!(
+        api::InformationRequest::decode(&body.body[..]).unwrap(),
+        request
+    );
+    // Nothing for the sender, nor for a bystander.
+    assert!(
+        world
+            .broker
+            .inbox_page(&police, 0, 10, false)
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    let first = world
+        .broker
+        .acknowledge(&school, &ack(&id, MessageKind::Request))
+        .await;
+    let first = first.unwrap();
+    assert!(!first.already);
+    let again = world
+        .broker
+        .acknowledge(&school, &ack(&id, MessageKind::Request))
+        .await;
+    let again = again.unwrap();
+    assert!(again.already);
+    assert_eq!(again.log_index, first.log_index);
+
+    let answered = world
+        .broker
+        .respond(&school, &respond(&id, sample_disclosure()))
+        .await
+        .unwrap();
+    verify(&world, &answered.receipt);
+    let (items, _) = world.broker.inbox_page(&police, 0, 10, true).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].entry.kind, MessageKind::Response);
+    world
+        .broker
+        .acknowledge(&police, &ack(&id, MessageKind::Response))
+        .await
+        .unwrap();
+
+    let detail = world.broker.get_request(&police, &id).await.unwrap();
+    assert_eq!(detail.meta.status, RequestStatus::Completed);
+    let events: Vec<&str> = detail
+        .timeline
+        .iter()
+        .map(|(_, r)| event_name(r.event.code()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "request-submitted",
+            "request-acknowledged",
+            "response-submitted",
+            "response-acknowledged"
+        ]
+    );
+    let response = detail.response.unwrap();
+    assert_eq!(
+        api::InformationResponse::decode(&response.body[..]).unwrap(),
+        sample_disclosure()
+    );
+}
+
+#[tokio::test]
+async fn the_lifecycle_on_the_memory_engine() {
+    lifecycle(World::in_memory().await).await;
+}
+
+#[tokio::test]
+async fn the_lifecycle_on_the_embedded_engine() {
+    lifecycle(World::embedded().await).await;
+}
+
+#[tokio::test]
+async fn a_retry_replays_and_a_changed_retry_conflicts() {
+    let world = World::in_memory().await;
+    let police = world.agency("police");
+    let request = sample_request("rangitoto-school-board");
+    let first = world
+        .broker
+        .submit_request(&police, &submit(request.clone(), "k-1"))
+        .await
+        .unwrap();
+    let size = world.log_size();
+    let retry = world
+        .broker
+        .submit_request(&police, &submit(request.clone(), "k-1"))
+        .await
+        .unwrap();
+    assert!(retry.replayed);
+    assert_eq!(
+        (retry.request_id, retry.index),
+        (first.request_id, first.index)
+    );
+    assert_eq!(world.log_size(), size, "a replay appends nothing");
+
+    let mut changed = request.clone();
+    changed.reason.push_str(" And more.");
+    let conflict = world
+        .broker
+        .submit_request(&police, &submit(changed, "k-1"))
+        .await;
+    assert_eq!(code_of(conflict), "IDEMPOTENCY_KEY_REUSED");
+
+    // The same key from another agency is another submission.
+    let ot = world.agency("oranga-tamariki");
+    let other = world
+        .broker
+        .submit_request(
+            &ot,
+            &submit(sample_request("rangitoto-school-board"), "k-1"),
+        )
+        .await
+        .unwrap();
+    assert!(!other.replayed);
+    assert_ne!(other.request_id, first.request_id);
+}
+
+/// Each refusal is a precise reason, logged as a Denied record naming its rule, and changes
+/// nothing else.
+#[tokio::test]
+async fn refusals_name_their_rule_and_are_logged() {
+    let world = World::in_memory().await;
+    let police = world.agency("police");
+    let school = world.agency("rangitoto-school-board");
+
+    let denied = |world: &World| -> (String, String) {
+        let record = world.broker.ledger().decoded(world.log_size()).unwrap();
+        match record.event {
+            Event::Denied(d) => (d.reason_code, d.rule),
+            other => panic!("last record is {}", event_name(other.code())),
+        }
+    };
+
+    // Not a party to the protocol.
+    let justice = world.agency("justice");
+    let r = world
+        .broker
+        .submit_request(
+            &justice,
+            &submit(sample_request("rangitoto-school-board"), "j"),
+        )
+        .await;
+    assert_eq!(code_of(r), "NOT_A_PARTY");
+    assert_eq!(denied(&world).0, "NOT_A_PARTY");
+
+    // An adult under s66C.
+    let mut adult = sample_request("rangitoto-school-board");
+    adult.subject.as_mut().unwrap().date_of_birth = "1980-01-01".into();
+    let r = world
+        .broker
+        .submit_request(&police, &submit(adult, "a"))
+        .await;
+    let code = code_of(r);
+    assert_eq!(denied(&world).0, code);
+
+    // A reason that says nothing names the field.
+    let mut blank = sample_request("rangitoto-school-board");
+    blank.reason = " \u{200B} ".into();
+    match world
+        .broker
+        .submit_request(&police, &submit(blank, "b"))
+        .await
+    {
+        Err(e) => {
+            assert_eq!(e.reason_code(), "INVALID_ARGUMENT");
+            assert!(e.to_string().contains("request.reason"), "{e}");
+        }
+        Ok(_) => panic!("a blank reason was accepted"),
+    }
+
+    // Answered by one it was not sent to; answered twice.
+    let sent = world
+        .broker
+        .submit_request(
+            &police,
+            &submit(sample_request("rangitoto-school-board"), "ok"),
+        )
+        .await
+        .unwrap();
+    let id = sent.request_id.to_string();
+    let education = world.agency("education");
+    let r = world
+        .broker
+        .respond(&education, &respond(&id, sample_disclosure()))
+        .await;
+    assert_eq!(
+        code_of(r),
+        "NOT_FOUND",
+        "a third agency does not see the exchange"
+    );
+    assert_eq!(denied(&world).1, "visibility.party");
+    world
+        .broker
+        .respond(&school, &respond(&id, sample_disclosure()))
+        .await
+        .unwrap();
+    let r = world
+        .broker
+        .respond(&school, &respond(&id, sample_disclosure()))
+        .await;
+    assert_eq!(code_of(r), "ALREADY_ANSWERED");
+    assert_eq!(denied(&world).0, "ALREADY_ANSWERED");
+
+    // An agency may not query the audit trail; the refusal is logged too.
+    let r = world
+        .broker
+        .authorize(&police, Operation::QueryRecords)
+        .await;
+    assert_eq!(code_of(r), "ROLE_NOT_ALLOWED");
+    assert_eq!(denied(&world).0, "ROLE_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged() {
+    let world = World::in_memory().await;
+    let police = world.agency("police");
+    let sent = world
+        .broker
+        .submit_request(
+            &police,
+            &submit(sample_request("rangitoto-school-board"), "q"),
+        )
+        .await
+        .unwrap();
+    let mut adult = sample_request("rangitoto-school-board");
+    adult.subject.as_mut().unwrap().given_names = "Someone Else".into();
+    adult.subject.as_mut().unwrap().date_of_birth = "1980-01-01".into();
+    assert!(
+        world
+            .broker
+            .submit_request(&police, &submit(adult, "q2"))
+            .await
+            .is_err()
+    );
+
+    let auditor = world.caller(Role::Auditor, "privacy-audit");
+    world
+        .broker
+        .authorize(&auditor, Operation::QueryRecords)
+        .await
+        .unwrap();
+    let subjects = world
+        .broker
+        .subject_pseudonyms_for_audit(Some(("Ngata", "Aroha Mere", "2012-03-04")), None);
+    let before = world.log_size();
+    let found = world
+        .broker
+        .audit_query(
+            &auditor,
+            &Filter {
+                subjects,
+                ..Filter::default()
+            },
+            0,
+            50,
+        )
+        .await
+        .unwrap();
+    let indexes: Vec<u64> = found.records.iter().map(|r| r.0).collect();
+    assert_eq!(
+        indexes,
+        [sent.index],
+        "only Aroha's exchange, not the other refusal"
+    );
+    let logged: Record = world.broker.ledger().decoded(before + 1).unwrap();
+    assert_eq!(event_name(logged.event.code()), "audit-query");
+
+    // Refusals are found by decision.
+    let denied = world
+        .broker
+        .audit_query(
+            &auditor,
+            &Filter {
+                decision: Some("denied".into()),
+                ..Filter::default()
+            },
+            0,
+            50,
+        )
+        .await
+        .unwrap();
+    assert_eq!(denied.records.len(), 1);
+}
+
+#[tokio::test]
+async fn retention_erases_bodies_on_the_new_zealand_day_it_ends() {
+    let world = World::in_memory().await;
+    let police = world.agency("police");
+    let school = world.agency("rangitoto-school-board");
+    let sent = world
+        .broker
+        .submit_request(
+            &police,
+            &submit(sample_request("rangitoto-school-board"), "r"),
+        )
+        .await
+        .unwrap();
+    let id = sent.request_id.to_string();
+    let actor = infoshare_server::broker::Broker::retention_actor();
+    // The youth re-engagement protocol keeps bodies 365 days from the NZ date it was opened.
+    world.advance_days(364);
+    let now = world.broker.clock().now_ms();
+    assert_eq!(
+        world
+            .broker
+            .run_retention(actor.clone(), now)
+            .await
+            .unwrap(),
+        0
+    );
+    world.advance_days(1);
+    let now = world.broker.clock().now_ms();
+    assert_eq!(
+        world
+            .broker
+            .run_retention(actor.clone(), now)
+            .await
+            .unwrap(),
+        1
+    );
+    let purged = world.broker.ledger().decoded(world.log_size()).unwrap();
+    assert_eq!(event_name(purged.event.code()), "bodies-purged");
+    let detail = world.broker.get_request(&police, &id).await.unwrap();
+    assert!(detail.request.is_none());
+    assert!(
+        world.broker.inbox_page(&school, 0, 10, false).unwrap().0[0]
+            .body
+            .is_none()
+    );
+    // Once is enough: a second run finds nothing due.
+    assert_eq!(world.broker.run_retention(actor, now).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn ages_are_reckoned_on_new_zealand_dates() {
+    let world = World::in_memory().await;
+    let police = world.agency("police");
+    // 06:00 on 15 January 2027 in New Zealand is still the 14th in UTC.
+    let mut turns_18_today = sample_request("rangitoto-school-board");
+    turns_18_today.subject.as_mut().unwrap().date_of_birth = "2009-01-15".into();
+    let r = world
+        .broker
+        .submit_request(&police, &submit(turns_18_today, "b1"))
+        .await;
+    assert_eq!(code_of(r), "SUBJECT_NOT_CHILD_OR_YOUNG_PERSON");
+    let mut turns_18_tomorrow = sample_request("rangitoto-school-board");
+    turns_18_tomorrow.subject.as_mut().unwrap().date_of_birth = "2009-01-16".into();
+    world
+        .broker
+        .submit_request(&police, &submit(turns_18_tomorrow, "b2"))
+        .await
+        .unwrap();
+}
