@@ -1,8 +1,6 @@
 //! Starts real infoshare servers on 127.0.0.1 (port 0) with a freshly generated PKI in a
 //! tempdir, as separate processes so they can be killed with SIGKILL.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

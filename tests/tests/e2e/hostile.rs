@@ -1,7 +1,7 @@
 //! A hostile counterpart, and a hostile holder of any certificate the CA issued, against a real
 //! broker over mTLS: each attack bounded in count and time, each bound asserted.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, run_cli};
 use infoshare_certs_dev::Role;

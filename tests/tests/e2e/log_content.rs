@@ -1,7 +1,7 @@
 //! The log holds coded metadata only: pseudonyms and commitments, never names, dates of birth,
 //! free text or content; refusals are logged like any other event.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_client::api;

@@ -1,6 +1,6 @@
 //! The `infoshare` CLI against a real server: the README walk-through, in JSON and in tables.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

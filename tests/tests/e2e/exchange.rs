@@ -1,7 +1,7 @@
 //! The request → delivery → acknowledgement → response round trip over real mTLS, and the rules
 //! around it: idempotency, visibility, resumable delivery, bad input.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! proofs, the breach-investigation timeline, consistency across restarts, and detection of
 //! tampering and truncation.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_certs_dev::Role;

@@ -3,7 +3,7 @@
 //! inbox, with its body) and that the log verifies. CI runs a few cycles; `scripts/crash-cycles.sh`
 //! runs many (INFOSHARE_CRASH_CYCLES).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

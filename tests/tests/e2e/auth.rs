@@ -1,6 +1,6 @@
 //! Who may connect: a client certificate from the configured CA naming a registered principal.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, UNREGISTERED};
 use infoshare_certs_dev::Role;

@@ -3,7 +3,7 @@
 //! still verify, protocol documents stay, and a purged request says so. Time is moved with the
 //! test server's shifted clock.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_certs_dev::Role;

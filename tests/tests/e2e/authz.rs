@@ -3,7 +3,7 @@
 //! refused exactly (PERMISSION_DENIED, reason ROLE_NOT_ALLOWED); and that an unregistered
 //! identity is UNAUTHENTICATED on every RPC.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, UNREGISTERED};
 use infoshare_certs_dev::Role;

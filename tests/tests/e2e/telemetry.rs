@@ -3,7 +3,7 @@
 //! receiver on loopback in this test); no attribute carries personal information. Without it,
 //! nothing is exported.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

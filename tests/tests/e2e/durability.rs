@@ -1,6 +1,6 @@
 //! What is acknowledged survives SIGKILL; the views are rebuilt from the log.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_client::api::{MessageKind, RequestStatus};

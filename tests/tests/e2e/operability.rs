@@ -1,7 +1,7 @@
 //! Operability: standard gRPC health and server reflection behind the same mTLS,
 //! `--check-config`, registry reload on SIGHUP and graceful shutdown on SIGTERM.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_certs_dev::Role;

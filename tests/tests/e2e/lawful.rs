@@ -1,7 +1,7 @@
 //! Lawful-sharing correctness, end to end over mTLS: each class of defect a careful privacy
 //! officer finds (`../shared/domain.md` §5), tried against a real broker.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_certs_dev::Role;

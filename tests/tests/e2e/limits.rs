@@ -1,6 +1,6 @@
 //! Limits that protect the shared service: a misbehaving agency degrades only itself.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_client::ClientError;

@@ -1,7 +1,7 @@
 //! The lawful-sharing policy and the protocol register over real mTLS: representative allows and
 //! denials per authority, the protocol lifecycle, over-disclosure, proactive disclosure.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use infoshare_certs_dev::Role;
