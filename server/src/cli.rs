@@ -106,7 +106,7 @@ fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
     }
     let config = match &args.config {
         Some(path) => Config::load(path),
-        None => Config::dev(&args.data_dir, args.listen),
+        None => dev_config(&args),
     };
     let config = match config {
         Ok(c) => c,
@@ -129,8 +129,9 @@ fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
     }
     let result = runtime.block_on(async {
         let prepared = server::prepare(&config, clock).await?;
+        #[cfg(feature = "dev")]
         if args.dev {
-            server::bootstrap_dev_protocols(&prepared, std::path::Path::new("certs-dev/out"))
+            crate::dev::bootstrap_dev_protocols(&prepared, std::path::Path::new("certs-dev/out"))
                 .await?;
         }
         // Tests and scripts read this line to find the port when listening on port 0.
@@ -144,6 +145,19 @@ fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "dev")]
+fn dev_config(args: &Args) -> Result<Config, crate::config::ConfigError> {
+    Config::dev(&args.data_dir, args.listen)
+}
+
+#[cfg(not(feature = "dev"))]
+fn dev_config(_: &Args) -> Result<Config, crate::config::ConfigError> {
+    Err(crate::config::ConfigError::Dev(
+        "this build has no development defaults: build with `--features dev`, or pass --config"
+            .into(),
+    ))
 }
 
 async fn shutdown_signal() {

@@ -97,12 +97,15 @@ pub struct RegistryFiles {
     pub agencies: PathBuf,
 }
 
-fn default_log_origin() -> String {
+pub(crate) fn default_log_origin() -> String {
     "infoshare.dev/log".to_string()
 }
 
-fn default_trust_domain() -> String {
-    infoshare_certs_dev::TRUST_DOMAIN.to_string()
+/// The trust domain when the configuration names none (the development PKI's).
+pub const DEFAULT_TRUST_DOMAIN: &str = "infoshare.dev";
+
+pub(crate) fn default_trust_domain() -> String {
+    DEFAULT_TRUST_DOMAIN.to_string()
 }
 
 /// Why configuration failed.
@@ -124,9 +127,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// The development PKI could not be made.
-    #[error("development PKI: {0}")]
-    Pki(#[from] infoshare_certs_dev::PkiError),
+    /// The development defaults could not be set up (`--dev`).
+    #[error("development setup: {0}")]
+    Dev(String),
 }
 
 impl Config {
@@ -156,43 +159,6 @@ impl Config {
             }
         }
         Ok(config)
-    }
-
-    /// The `--dev` configuration: the development PKI under `certs-dev/out` (made if missing),
-    /// the sample registry (written to `<data>/sample-registry.toml`), 127.0.0.1:50051 and
-    /// `./data`, all relative to the current directory.
-    pub fn dev(data_dir: &Path, listen: SocketAddr) -> Result<Self, ConfigError> {
-        let pki = PathBuf::from("certs-dev/out");
-        let principals =
-            infoshare_certs_dev::principals_from_registry_str(crate::registry::SAMPLE_REGISTRY)
-                .map_err(|message| ConfigError::Parse {
-                    path: "sample registry".into(),
-                    message,
-                })?;
-        infoshare_certs_dev::ensure(&pki, &principals, false)?;
-        let registry = data_dir.join("sample-registry.toml");
-        let io = |source| ConfigError::Io {
-            path: registry.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(data_dir).map_err(io)?;
-        std::fs::write(&registry, crate::registry::SAMPLE_REGISTRY).map_err(io)?;
-        Ok(Self {
-            listen,
-            data_dir: data_dir.to_path_buf(),
-            trust_domain: default_trust_domain(),
-            log_origin: default_log_origin(),
-            tls: TlsFiles {
-                ca: pki.join("ca/ca.pem"),
-                cert: pki.join("server/cert.pem"),
-                key: pki.join("server/key.pem"),
-                crl: Vec::new(),
-            },
-            registry: RegistryFiles { agencies: registry },
-            limits: crate::limits::Limits::default(),
-            retention: Retention::default(),
-            transport: crate::transport::TransportConfig::default(),
-        })
     }
 }
 

@@ -21,6 +21,8 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "dev")]
+pub mod dev;
 #[cfg(test)]
 mod fuzz_props;
 pub mod holds;

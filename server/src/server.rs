@@ -28,9 +28,11 @@ pub struct StartError(pub String);
 
 macro_rules! start_err {
     ($what:literal, $e:expr) => {
-        StartError(format!(concat!($what, ": {}"), $e))
+        $crate::server::StartError(format!(concat!($what, ": {}"), $e))
     };
 }
+#[cfg(feature = "dev")]
+pub(crate) use start_err;
 
 /// A server ready to serve: its listener is bound.
 pub struct Prepared {
@@ -361,57 +363,6 @@ fn reload(
         .map_err(|e| start_err!("tls reload", e))?;
     *tls.write().unwrap_or_else(|e| e.into_inner()) = fresh;
     Ok(())
-}
-
-/// For `--dev`: when the protocol register is empty, registers the example protocols as the
-/// development administrator `registry-admin` and approves them as `privacy-officer`, each acting
-/// with its own development certificate (so the log names who did what, as for any other call).
-pub async fn bootstrap_dev_protocols(prepared: &Prepared, pki: &Path) -> Result<(), StartError> {
-    let broker = &prepared.broker;
-    if !broker.ledger().protocols().is_empty() {
-        return Ok(());
-    }
-    let admin = dev_caller(broker, pki, "registry-admin")?;
-    let approver = dev_caller(broker, pki, "privacy-officer")?;
-    for document in crate::protocol::model::EXAMPLES {
-        let registered = broker
-            .register_protocol(&admin, document)
-            .await
-            .map_err(|e| start_err!("dev protocols", e))?;
-        let (id, version) = (registered.protocol_id, registered.version.unwrap_or(1));
-        let approve = infoshare_proto::v1::ApproveProtocolRequest {
-            protocol_id: id.clone(),
-            version,
-            approver_role: "Chief Privacy Officer (development)".into(),
-        };
-        broker
-            .approve_protocol(&approver, &approve)
-            .await
-            .map_err(|e| start_err!("dev protocols", e))?;
-        tracing::info!(protocol = %id, version, "example protocol registered and approved");
-    }
-    Ok(())
-}
-
-fn dev_caller(
-    broker: &Broker,
-    pki: &Path,
-    admin: &str,
-) -> Result<crate::broker::Caller, StartError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let path = pki.join("admin").join(admin).join("cert.pem");
-    let der = CertificateDer::from_pem_file(&path)
-        .map_err(|e| start_err!("dev protocols", format!("{}: {e}", path.display())))?;
-    let peer = crate::tls::PeerInfo {
-        remote: ([127, 0, 0, 1], 0).into(),
-        spiffe: crate::identity::spiffe_id_from_cert(&der, infoshare_certs_dev::TRUST_DOMAIN),
-        cert_sha256: crate::crypto::sha256(&der),
-        connection: None,
-    };
-    broker
-        .authenticate(Some(&peer))
-        .map_err(|e| start_err!("dev protocols", e))
 }
 
 /// Opens storage and binds the listener.

@@ -183,7 +183,7 @@ fn main() {
             infoshare_server::server::prepare(&config, infoshare_server::clock::Clock::system())
                 .await
                 .expect("prepare");
-        infoshare_server::server::bootstrap_dev_protocols(&prepared, &root.join("pki"))
+        infoshare_server::dev::bootstrap_dev_protocols(&prepared, &root.join("pki"))
             .await
             .expect("protocols");
         let ledger = prepared.broker().ledger().clone();
