@@ -16,6 +16,8 @@
 //! This is for development and tests only: production certificates come from the agencies' own
 //! PKI.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

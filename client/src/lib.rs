@@ -13,6 +13,8 @@
 //!
 //! The caller's identity is its client certificate; nothing in a message says who is calling.
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 mod tls_refusal;
 pub use tls_refusal::handshake_refusal;

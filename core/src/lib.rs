@@ -24,6 +24,8 @@
 //! tokio, tonic, hyper, rustls, sled (CI checks `cargo tree`); `infoshare-proto` only without
 //! its `grpc` feature (the messages). No `std::fs`, `std::net` or clock reads.
 
+#![forbid(unsafe_code)]
+
 pub mod access;
 pub mod bodies;
 pub mod calendar;

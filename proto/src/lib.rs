@@ -2,6 +2,8 @@
 //!
 //! The `.proto` files are the contract; this crate only makes them usable from Rust.
 
+#![forbid(unsafe_code)]
+
 /// Package `infoshare.v1`: messages, enums, and (feature `grpc`) server traits and clients.
 #[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
 pub mod v1 {

@@ -48,18 +48,8 @@ pub fn main() -> ExitCode {
 /// Runs the server command line with the broker on `clock` (a program embedding the server,
 /// such as the end-to-end tests' server binary, passes its own).
 pub fn main_with(clock: Clock) -> ExitCode {
-    // Everything the broker creates — segments, views, keys, checkpoints — is its own alone:
-    // directories 0700, files 0600, whatever the caller's umask.
-    // SAFETY: umask only sets this process's file-mode creation mask.
-    unsafe { libc::umask(0o077) };
-    // glibc raises its mmap threshold after freeing a large block, after which answer pages and
-    // large bodies land in arenas it keeps; a fixed threshold keeps them mmapped, so the memory a
-    // flood made the server hold is returned when the flood ends.
-    // SAFETY: mallopt only changes allocator tuning, before any thread is started.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-    }
+    crate::process::restrict_file_modes();
+    crate::process::return_freed_memory();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     // Inside the runtime: the OTLP exporters' channels live on it. Dropped (flushed) before it.
     let telemetry = match runtime.block_on(async { crate::telemetry::init("infoshare-server") }) {

@@ -30,6 +30,7 @@ pub mod identity;
 pub mod key_file;
 pub mod limits;
 pub mod log_throttle;
+pub mod process;
 pub mod server;
 pub mod service;
 pub mod telemetry;

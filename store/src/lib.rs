@@ -20,6 +20,8 @@
 //! tonic, hyper, rustls or anything of the network: it is handed records and answers with
 //! receipts. Legal decisions are `infoshare-core`'s.
 
+#![forbid(unsafe_code)]
+
 pub use infoshare_core::{
     access, bodies, codec, crypto, domain, error, exchange, identity, protocol, reason, records,
     views,

@@ -9,6 +9,8 @@
 //!   `signed-note`s.
 //! - [`receipt`]: a record with its inclusion proof under a signed checkpoint.
 
+#![forbid(unsafe_code)]
+
 pub mod merkle;
 pub mod note;
 pub mod receipt;

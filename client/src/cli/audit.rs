@@ -14,7 +14,7 @@ use crate::api;
 use crate::verify;
 
 #[derive(Subcommand)]
-pub enum AuditCmd {
+pub(super) enum AuditCmd {
     /// Show the log's origin, verifier key and latest checkpoint.
     Info,
     /// Query records (all given conditions must hold); every proof is verified.
@@ -69,7 +69,7 @@ pub enum AuditCmd {
 }
 
 #[derive(Subcommand)]
-pub enum HoldCmd {
+pub(super) enum HoldCmd {
     /// Place a hold on an exchange (--request) or a subject.
     Place(HoldTargetArgs),
     /// Release a hold.
@@ -79,7 +79,7 @@ pub enum HoldCmd {
 }
 
 #[derive(Args)]
-pub struct HoldTargetArgs {
+pub(super) struct HoldTargetArgs {
     /// The exchange (request or proactive disclosure) id.
     #[arg(long = "request")]
     request_id: Option<String>,
@@ -97,7 +97,7 @@ impl HoldTargetArgs {
 }
 
 #[derive(Args, Default)]
-pub struct SubjectArgs {
+pub(super) struct SubjectArgs {
     /// Subject's family name (with --given-names and --dob).
     #[arg(long)]
     family_name: Option<String>,
@@ -131,7 +131,7 @@ impl SubjectArgs {
 }
 
 #[derive(Args)]
-pub struct FilterArgs {
+pub(super) struct FilterArgs {
     #[command(flatten)]
     subject: SubjectArgs,
     /// Records where this agency acted or was the other party.
@@ -218,7 +218,7 @@ impl FilterArgs {
 }
 
 /// Offline commands, which must not connect.
-pub fn offline(cmd: &AuditCmd, out: &Output) -> Option<Result<(), Failure>> {
+pub(super) fn offline(cmd: &AuditCmd, out: &Output) -> Option<Result<(), Failure>> {
     let AuditCmd::VerifyBundle { file, key } = cmd else {
         return None;
     };
@@ -236,7 +236,7 @@ pub fn offline(cmd: &AuditCmd, out: &Output) -> Option<Result<(), Failure>> {
 }
 
 /// Commands that talk to the broker.
-pub async fn run(client: &Client, cmd: AuditCmd, out: &Output) -> Result<(), Failure> {
+pub(super) async fn run(client: &Client, cmd: AuditCmd, out: &Output) -> Result<(), Failure> {
     match cmd {
         AuditCmd::Info => {
             let info = client.log_info().await?;

@@ -7,7 +7,7 @@ use crate::{ClientError, RpcError, code_name};
 
 /// A failed command.
 #[derive(Debug)]
-pub enum Failure {
+pub(super) enum Failure {
     /// The broker, the connection or a local file said no.
     Client(ClientError),
     /// The command line or a local check said no.
@@ -65,7 +65,7 @@ impl Failure {
     /// `{"error": {"code", "reason", "rule", "field", "message", "receipt"}}`: the gRPC code
     /// and the broker's details for a refused call; for a failure before any call, code
     /// `UNAVAILABLE` (no connection) or `INVALID_ARGUMENT` (the command line or a local file).
-    pub fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         let local = |code: &str, message: String| {
             json!({
                 "code": code,

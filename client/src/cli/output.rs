@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::api;
 use serde_json::{Value, json};
 
-pub struct Output {
+pub(super) struct Output {
     json: bool,
 }
 
@@ -222,7 +222,7 @@ const INBOX_HEADERS: [&str; 7] = [
 ];
 
 impl Output {
-    pub fn new(json: bool) -> Self {
+    pub(super) fn new(json: bool) -> Self {
         Self { json }
     }
 
@@ -233,7 +233,7 @@ impl Output {
 
     /// Prints an error (one line on stderr; with `--json`, also the structured error on
     /// stdout) and gives the failing exit code.
-    pub fn fail(&self, failure: &super::failure::Failure) -> ExitCode {
+    pub(super) fn fail(&self, failure: &super::failure::Failure) -> ExitCode {
         if self.json {
             self.emit(failure.json());
         }
@@ -241,7 +241,7 @@ impl Output {
         ExitCode::FAILURE
     }
 
-    pub fn whoami(&self, me: &api::WhoAmIResponse) {
+    pub(super) fn whoami(&self, me: &api::WhoAmIResponse) {
         if self.json {
             return self.emit(json!({
                 "role": name_of!(api::Role, me.role),
@@ -256,7 +256,7 @@ impl Output {
     }
 
     /// A request or proactive disclosure the broker accepted (`what` names which).
-    pub fn accepted(
+    pub(super) fn accepted(
         &self,
         what: &str,
         request_id: &str,
@@ -286,7 +286,7 @@ impl Output {
         say!("log index {log_index}; idempotency key {key}");
     }
 
-    pub fn protocols(&self, list: &[api::ProtocolSummary]) {
+    pub(super) fn protocols(&self, list: &[api::ProtocolSummary]) {
         if self.json {
             return self
                 .emit(json!({ "protocols": list.iter().map(protocol_json).collect::<Vec<_>>() }));
@@ -321,7 +321,7 @@ impl Output {
         );
     }
 
-    pub fn protocol_changed(&self, p: &api::ProtocolSummary, log_index: u64) {
+    pub(super) fn protocol_changed(&self, p: &api::ProtocolSummary, log_index: u64) {
         if self.json {
             let mut v = protocol_json(p);
             v["log_index"] = json!(log_index);
@@ -335,7 +335,7 @@ impl Output {
         );
     }
 
-    pub fn protocol_detail(&self, r: &api::GetProtocolResponse) {
+    pub(super) fn protocol_detail(&self, r: &api::GetProtocolResponse) {
         let p = r.protocol.clone().unwrap_or_default();
         if self.json {
             let mut v = protocol_json(&p);
@@ -368,7 +368,7 @@ impl Output {
         print!("{}", r.document_toml);
     }
 
-    pub fn log_info(&self, info: &api::GetLogInfoResponse, cp: &infoshare_tlog::Checkpoint) {
+    pub(super) fn log_info(&self, info: &api::GetLogInfoResponse, cp: &infoshare_tlog::Checkpoint) {
         if self.json {
             return self.emit(json!({
                 "origin": info.origin,
@@ -384,7 +384,11 @@ impl Output {
         say!("root         {}", hex_str(&cp.root));
     }
 
-    pub fn audit_records(&self, r: &api::AuditRecordsResponse, cp: &infoshare_tlog::Checkpoint) {
+    pub(super) fn audit_records(
+        &self,
+        r: &api::AuditRecordsResponse,
+        cp: &infoshare_tlog::Checkpoint,
+    ) {
         if self.json {
             return self.emit(json!({
                 "checkpoint_size": cp.size,
@@ -488,7 +492,7 @@ impl Output {
     }
 
     /// `followed`: the key rotations moved through, as (old key, new key, at size).
-    pub fn log_verified(
+    pub(super) fn log_verified(
         &self,
         new: &infoshare_tlog::Checkpoint,
         old: Option<&infoshare_tlog::Checkpoint>,
@@ -524,7 +528,7 @@ impl Output {
         }
     }
 
-    pub fn exported(
+    pub(super) fn exported(
         &self,
         path: &std::path::Path,
         cp: &infoshare_tlog::Checkpoint,
@@ -546,7 +550,7 @@ impl Output {
         }
     }
 
-    pub fn bundle_verified(
+    pub(super) fn bundle_verified(
         &self,
         b: &api::EvidenceBundle,
         cp: &infoshare_tlog::Checkpoint,
@@ -574,14 +578,14 @@ impl Output {
         }
     }
 
-    pub fn inbox_header(&self) {
+    pub(super) fn inbox_header(&self) {
         if !self.json {
             let header: Vec<String> = INBOX_HEADERS.iter().map(|h| h.to_string()).collect();
             say!("{}", header.join("  "));
         }
     }
 
-    pub fn inbox_item(&self, i: &api::InboxItem) {
+    pub(super) fn inbox_item(&self, i: &api::InboxItem) {
         if self.json {
             return self.emit(item_json(i));
         }
@@ -592,7 +596,7 @@ impl Output {
         say!("{}", row.join("  "));
     }
 
-    pub fn inbox_page(&self, page: &api::ListInboxResponse) {
+    pub(super) fn inbox_page(&self, page: &api::ListInboxResponse) {
         if self.json {
             return self.emit(json!({
                 "items": page.items.iter().map(item_json).collect::<Vec<_>>(),
@@ -611,7 +615,7 @@ impl Output {
         }
     }
 
-    pub fn log_key_rotation(&self, r: &api::RotateLogKeyResponse) {
+    pub(super) fn log_key_rotation(&self, r: &api::RotateLogKeyResponse) {
         if self.json {
             return self.emit(json!({
                 "verifier_key": r.verifier_key,
@@ -628,7 +632,7 @@ impl Output {
         );
     }
 
-    pub fn retention(&self, r: &api::RunRetentionResponse) {
+    pub(super) fn retention(&self, r: &api::RunRetentionResponse) {
         if self.json {
             return self.emit(json!({
                 "purged_exchanges": r.purged_exchanges,
@@ -642,7 +646,7 @@ impl Output {
         );
     }
 
-    pub fn acked(&self, request_id: &str, a: &api::AcknowledgeResponse) {
+    pub(super) fn acked(&self, request_id: &str, a: &api::AcknowledgeResponse) {
         if self.json {
             return self.emit(json!({
                 "request_id": request_id,
@@ -658,7 +662,7 @@ impl Output {
         say!("{request_id} {note} (log index {})", a.log_index);
     }
 
-    pub fn responded(&self, request_id: &str, r: &api::RespondResponse) {
+    pub(super) fn responded(&self, request_id: &str, r: &api::RespondResponse) {
         if self.json {
             return self.emit(json!({
                 "request_id": request_id,
@@ -674,7 +678,7 @@ impl Output {
     }
 
     /// Legal holds placed, released or in place.
-    pub fn holds(&self, verb: &str, holds: &[api::LegalHold]) {
+    pub(super) fn holds(&self, verb: &str, holds: &[api::LegalHold]) {
         if self.json {
             return self.emit(json!({
                 "holds": holds.iter().map(|h| json!({
@@ -709,7 +713,7 @@ impl Output {
         table(&["INDEX", "AT", "ON", "TARGET", "BY"], &rows);
     }
 
-    pub fn detail(&self, d: &api::GetRequestResponse) {
+    pub(super) fn detail(&self, d: &api::GetRequestResponse) {
         let timeline: Vec<Vec<String>> = d
             .timeline
             .iter()

@@ -19,7 +19,7 @@ fn one_of<T: Copy>(what: &str, s: &str, table: &[(&str, T)]) -> Result<T, String
         })
 }
 
-pub fn authority(s: &str) -> Result<api::LegalAuthority, String> {
+pub(super) fn authority(s: &str) -> Result<api::LegalAuthority, String> {
     one_of(
         "authority",
         s,
@@ -30,7 +30,7 @@ pub fn authority(s: &str) -> Result<api::LegalAuthority, String> {
     )
 }
 
-pub fn classification(s: &str) -> Result<api::Classification, String> {
+pub(super) fn classification(s: &str) -> Result<api::Classification, String> {
     use api::Classification as C;
     one_of(
         "classification",
@@ -47,7 +47,7 @@ pub fn classification(s: &str) -> Result<api::Classification, String> {
     )
 }
 
-pub fn urgency(s: &str) -> Result<api::Urgency, String> {
+pub(super) fn urgency(s: &str) -> Result<api::Urgency, String> {
     use api::Urgency as U;
     one_of(
         "urgency",
@@ -60,7 +60,7 @@ pub fn urgency(s: &str) -> Result<api::Urgency, String> {
     )
 }
 
-pub fn decision(s: &str) -> Result<api::Decision, String> {
+pub(super) fn decision(s: &str) -> Result<api::Decision, String> {
     use api::Decision as D;
     one_of(
         "decision",
@@ -73,7 +73,7 @@ pub fn decision(s: &str) -> Result<api::Decision, String> {
     )
 }
 
-pub fn ground(s: &str) -> Result<api::DeclineGround, String> {
+pub(super) fn ground(s: &str) -> Result<api::DeclineGround, String> {
     use api::DeclineGround as G;
     one_of(
         "ground",
@@ -90,7 +90,7 @@ pub fn ground(s: &str) -> Result<api::DeclineGround, String> {
 }
 
 /// `SCHEME=VALUE`.
-pub fn identifier(s: &str) -> Result<api::AgencyIdentifier, String> {
+pub(super) fn identifier(s: &str) -> Result<api::AgencyIdentifier, String> {
     let (scheme, value) = s
         .split_once('=')
         .ok_or_else(|| format!("--id {s:?}: expected SCHEME=VALUE, e.g. nhi=ABC1234"))?;
@@ -101,7 +101,7 @@ pub fn identifier(s: &str) -> Result<api::AgencyIdentifier, String> {
 }
 
 /// `CATEGORY:CLASSIFICATION:CONTENT` (the content may itself contain colons).
-pub fn item(s: &str) -> Result<api::DisclosedItem, String> {
+pub(super) fn item(s: &str) -> Result<api::DisclosedItem, String> {
     let mut parts = s.splitn(3, ':');
     let (Some(category), Some(class), Some(content)) = (parts.next(), parts.next(), parts.next())
     else {
@@ -118,7 +118,7 @@ pub fn item(s: &str) -> Result<api::DisclosedItem, String> {
 }
 
 /// A random idempotency key, for a send that gives none.
-pub fn random_key() -> String {
+pub(super) fn random_key() -> String {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 16];
     ring::rand::SystemRandom::new()

@@ -5,11 +5,11 @@
 //! inside a field starts an indented continuation, so no sender can forge a line of the output.
 
 /// Indentation of a field's continuation lines.
-pub const CONTINUATION: &str = "          | ";
+pub(super) const CONTINUATION: &str = "          | ";
 
 /// Whether `c` reorders or hides text on a terminal: the bidi embeddings, overrides and
 /// isolates (U+202A–U+202E, U+2066–U+2069) and the bidi marks (U+200E, U+200F, U+061C).
-pub fn is_bidi_control(c: char) -> bool {
+pub(super) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
@@ -19,7 +19,7 @@ fn escape(c: char, out: &mut String) {
 }
 
 /// A line of output: newlines become indented continuations; tabs stay.
-pub fn line(text: &str) -> String {
+pub(super) fn line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -37,7 +37,7 @@ pub fn line(text: &str) -> String {
 
 /// A table cell: like [`line`], but a newline or tab is shown escaped, keeping the row on one
 /// line and its columns aligned.
-pub fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -98,23 +98,9 @@ const FD_HEADROOM: u64 = 256;
 /// Raises the process's soft open-file limit to its hard limit, and returns how many
 /// connections that leaves room for (at most `wanted`), keeping [`FD_HEADROOM`] free.
 pub fn raise_open_file_limit(wanted: usize) -> usize {
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    let Some(limit) = crate::process::raise_open_file_limit() else {
         return wanted;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = limit.rlim_max;
-        }
-    }
-    let room = limit.rlim_cur.saturating_sub(FD_HEADROOM);
+    };
+    let room = limit.saturating_sub(FD_HEADROOM);
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
 }

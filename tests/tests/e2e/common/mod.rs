@@ -10,25 +10,25 @@ use infoshare_certs_dev::{Principal, Role};
 use infoshare_client::{Client, Identity};
 
 /// A duration of whole days, as the PKI helpers take it.
-pub fn time_days(days: i64) -> infoshare_certs_dev::Duration {
+pub(crate) fn time_days(days: i64) -> infoshare_certs_dev::Duration {
     infoshare_certs_dev::Duration::days(days)
 }
 
 /// An agency with a certificate from the right CA but absent from the registry.
-pub const UNREGISTERED: &str = "ghost-agency";
+pub(crate) const UNREGISTERED: &str = "ghost-agency";
 
 /// A test environment: PKI, registry, configuration and data directory in one tempdir.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     root: tempfile::TempDir,
 }
 
 impl TestEnv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_config("")
     }
 
     /// An environment whose server configuration ends with `extra` (TOML).
-    pub fn with_config(extra: &str) -> Self {
+    pub(crate) fn with_config(extra: &str) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let registry = root.path().join("registry.toml");
         std::fs::write(&registry, infoshare_server::registry::SAMPLE_REGISTRY).unwrap();
@@ -56,26 +56,26 @@ impl TestEnv {
         Self { root }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.root.path()
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
     }
 
-    pub fn identity_dir(&self, role: Role, id: &str) -> PathBuf {
+    pub(crate) fn identity_dir(&self, role: Role, id: &str) -> PathBuf {
         infoshare_certs_dev::identity_dir(&self.root.path().join("pki"), &Principal::new(role, id))
     }
 
-    pub fn identity(&self, role: Role, id: &str) -> Identity {
+    pub(crate) fn identity(&self, role: Role, id: &str) -> Identity {
         Identity::from_dir(self.identity_dir(role, id)).unwrap()
     }
 
     /// Starts a server on this environment's data, with the example protocols registered (by
     /// `registry-admin`) and approved (by `privacy-officer`) through the admin API if the
     /// register is empty.
-    pub async fn start(&self) -> TestServer {
+    pub(crate) async fn start(&self) -> TestServer {
         let server = self.start_bare();
         let admin = server.client(self, Role::Admin, "registry-admin").await;
         if admin.list_protocols().await.unwrap().protocols.is_empty() {
@@ -87,14 +87,14 @@ impl TestEnv {
     }
 
     /// Sets environment variables for servers started on this environment from now on.
-    pub fn set_server_env(&self, vars: &[(&str, &str)]) {
+    pub(crate) fn set_server_env(&self, vars: &[(&str, &str)]) {
         let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(self.root.path().join("server.env"), text).unwrap();
     }
 
     /// Moves the clock of servers on this environment forward by `days` (a running server
     /// sees it at its next reading).
-    pub fn advance_clock(&self, days: u64) {
+    pub(crate) fn advance_clock(&self, days: u64) {
         let path = self.root.path().join("clock-offset-ms");
         let now: i64 = std::fs::read_to_string(&path)
             .ok()
@@ -105,7 +105,7 @@ impl TestEnv {
 
     /// Sets the clock of servers on this environment to `unix_ms` now (it then runs on with the
     /// wall clock).
-    pub fn set_clock_at(&self, unix_ms: u64) {
+    pub(crate) fn set_clock_at(&self, unix_ms: u64) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -115,13 +115,13 @@ impl TestEnv {
     }
 
     /// Starts a server on this environment's data, as it is.
-    pub fn start_bare(&self) -> TestServer {
+    pub(crate) fn start_bare(&self) -> TestServer {
         TestServer::start(self.root.path())
     }
 
     /// Runs the server binary with `args` to completion (e.g. `--verify-log`).
     /// Runs `--verify-log` on this environment's data: whether it passed, and what it said.
-    pub fn verify_log(&self) -> (bool, String) {
+    pub(crate) fn verify_log(&self) -> (bool, String) {
         let out = self.run_server(&["--verify-log", self.data_dir().to_str().unwrap()]);
         (
             out.status.success(),
@@ -133,7 +133,7 @@ impl TestEnv {
         )
     }
 
-    pub fn run_server(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run_server(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
             .args(args)
             .output()
@@ -142,7 +142,7 @@ impl TestEnv {
 }
 
 /// A running server process; killed when dropped.
-pub struct TestServer {
+pub(crate) struct TestServer {
     child: Child,
     pub addr: SocketAddr,
     log: PathBuf,
@@ -206,7 +206,7 @@ impl TestServer {
     }
 
     /// Registers `document` (as `registry-admin`) and approves it (as `privacy-officer`).
-    pub async fn register_and_approve(&self, env: &TestEnv, document: &str) {
+    pub(crate) async fn register_and_approve(&self, env: &TestEnv, document: &str) {
         let admin = self.client(env, Role::Admin, "registry-admin").await;
         let approver = self.client(env, Role::Admin, "privacy-officer").await;
         let draft = admin
@@ -222,33 +222,33 @@ impl TestServer {
     }
 
     /// `https://localhost:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://localhost:{}", self.addr.port())
     }
 
-    pub async fn client(&self, env: &TestEnv, role: Role, id: &str) -> Client {
+    pub(crate) async fn client(&self, env: &TestEnv, role: Role, id: &str) -> Client {
         Client::connect(&self.url(), &env.identity(role, id))
             .await
             .expect("connect")
     }
 
-    pub async fn agency(&self, env: &TestEnv, id: &str) -> Client {
+    pub(crate) async fn agency(&self, env: &TestEnv, id: &str) -> Client {
         self.client(env, Role::Agency, id).await
     }
 
     /// The server's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGKILL, no chance to clean up.
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// Sends the server a signal (`HUP`, `TERM`, …).
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let sent = std::process::Command::new("kill")
             .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
@@ -257,7 +257,7 @@ impl TestServer {
     }
 
     /// Waits (up to `secs`) for the server to exit; its exit status.
-    pub async fn wait_exit(mut self, secs: u64) -> std::process::ExitStatus {
+    pub(crate) async fn wait_exit(mut self, secs: u64) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -273,7 +273,7 @@ impl TestServer {
     }
 
     /// Waits (up to 5 s) until the server's log contains `text`; panics with the log if not.
-    pub async fn wait_for_log(&self, text: &str) {
+    pub(crate) async fn wait_for_log(&self, text: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !self.log().contains(text) {
             assert!(
@@ -286,7 +286,7 @@ impl TestServer {
     }
 
     /// The server's log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -299,7 +299,7 @@ impl Drop for TestServer {
 }
 
 /// Runs the CLI as `role`/`id` against `server`, with `extra` environment variables.
-pub fn run_cli(
+pub(crate) fn run_cli(
     env: &TestEnv,
     server: &TestServer,
     (role, id): (Role, &str),
