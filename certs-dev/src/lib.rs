@@ -58,7 +58,7 @@ impl Role {
 /// A principal to make a client certificate for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// Its role.
+    /// Agency, auditor or admin: the first path segment of its SPIFFE id.
     pub role: Role,
     /// Its registered id.
     pub id: String,

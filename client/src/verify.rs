@@ -20,7 +20,7 @@ pub enum VerifyError {
     Record {
         /// The first record that fails.
         log_index: u64,
-        /// Why.
+        /// What the verifier found.
         why: String,
     },
     /// The new checkpoint does not extend the old one.
@@ -28,7 +28,7 @@ pub enum VerifyError {
     Inconsistent {
         /// The older size.
         old_size: u64,
-        /// Why.
+        /// What the verifier found.
         why: String,
     },
 }

@@ -17,7 +17,7 @@ pub enum DecodeError {
     /// A coded field holds an unknown code.
     #[error("unknown {field} code {code}")]
     UnknownCode {
-        /// The field.
+        /// Which field held it, for the error message.
         field: &'static str,
         /// The code found.
         code: u8,

@@ -105,11 +105,11 @@ impl Authority {
 coded_enum! {
     /// NZ Government security classification (PSR); the order is total, lowest first.
     pub enum Classification {
-        /// UNCLASSIFIED.
+        /// UNCLASSIFIED: public information; never personal information.
         Unclassified = 1 => "UNCLASSIFIED",
         /// IN-CONFIDENCE: the minimum for personal information.
         InConfidence = 2 => "IN-CONFIDENCE",
-        /// SENSITIVE.
+        /// SENSITIVE: personal information whose compromise could seriously harm someone.
         Sensitive = 3 => "SENSITIVE",
         /// RESTRICTED (national security).
         Restricted = 4 => "RESTRICTED",
@@ -149,7 +149,7 @@ coded_enum! {
 coded_enum! {
     /// How urgently an answer is needed.
     pub enum Urgency {
-        /// Routine.
+        /// Routine: within the protocol's usual turnaround.
         Routine = 1 => "routine",
         /// As soon as practicable.
         Priority = 2 => "priority",
@@ -161,7 +161,7 @@ coded_enum! {
 coded_enum! {
     /// Whether the person concerned was consulted before sharing.
     pub enum Consultation {
-        /// Consulted.
+        /// The person (or their whānau) was consulted before sharing (s66C(3) OTA).
         Consulted = 1 => "consulted",
         /// Not consulted (a reason is recorded in the body).
         NotConsulted = 2 => "not-consulted",

@@ -18,9 +18,9 @@ pub enum Change {
     /// (DisclosureSubmitted), with its body. Idempotent on the record's idempotency hash within
     /// the sending agency.
     Open {
-        /// The record.
+        /// Its record (the event says which change).
         record: Record,
-        /// The body.
+        /// The body the record commits to.
         body: BodyEntry,
     },
     /// Acknowledge an inbox item (only its addressee may, once).
@@ -39,23 +39,23 @@ pub enum Change {
     Respond {
         /// The record (event ResponseSubmitted).
         record: Record,
-        /// The body.
+        /// The body the record commits to.
         body: BodyEntry,
     },
     /// Append a record that needs no state check (a refusal, an audit query).
     Append {
-        /// The record.
+        /// Its record (the event says which change).
         record: Record,
     },
     /// Place or release a legal hold (event LegalHoldPlaced or LegalHoldReleased): an exchange
     /// held must exist; placing a hold in place, or releasing one that is not, is refused.
     Hold {
-        /// The record.
+        /// Its record (the event says which change).
         record: Record,
     },
     /// Change the protocol register (a protocol event), checked against its lifecycle.
     Protocol {
-        /// The record.
+        /// Its record (the event says which change).
         record: Record,
         /// The document, for a registration.
         document: Option<BodyEntry>,

@@ -6,23 +6,23 @@
 /// How a reason maps onto gRPC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// INVALID_ARGUMENT.
+    /// INVALID_ARGUMENT: the input is malformed; the status names the field.
     InvalidArgument,
-    /// UNAUTHENTICATED.
+    /// UNAUTHENTICATED: the certificate names no registered principal.
     Unauthenticated,
     /// PERMISSION_DENIED: the caller may not do this.
     PermissionDenied,
     /// FAILED_PRECONDITION: the state of a register or an exchange does not allow it now.
     FailedPrecondition,
-    /// NOT_FOUND.
+    /// NOT_FOUND: nothing of that id is visible to the caller.
     NotFound,
-    /// ALREADY_EXISTS.
+    /// ALREADY_EXISTS: an idempotency key or a register entry is taken.
     AlreadyExists,
-    /// RESOURCE_EXHAUSTED.
+    /// RESOURCE_EXHAUSTED: the caller is over one of its limits; retry later.
     ResourceExhausted,
-    /// UNAVAILABLE.
+    /// UNAVAILABLE: the broker cannot write now (storage failed or it is stopping).
     Unavailable,
-    /// INTERNAL.
+    /// INTERNAL: a bug, or the log and the views disagree.
     Internal,
 }
 

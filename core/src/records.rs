@@ -121,14 +121,14 @@ pub enum Event {
     RequestSubmitted(RequestSubmitted),
     /// The recipient acknowledged a request.
     RequestAcknowledged {
-        /// The request.
+        /// The exchange.
         request_id: RequestId,
     },
     /// The recipient answered a request.
     ResponseSubmitted(ResponseSubmitted),
     /// The requester acknowledged the answer.
     ResponseAcknowledged {
-        /// The request.
+        /// The exchange.
         request_id: RequestId,
     },
     /// An attempt was refused (the actor is who tried).
@@ -206,35 +206,35 @@ pub struct AuditQueried {
 
 /// The event type codes: the one table of them (the byte after the version in a record).
 pub mod code {
-    /// `request-submitted`.
+    /// An agency asked another for information (`request-submitted`).
     pub const REQUEST_SUBMITTED: u8 = 1;
-    /// `request-acknowledged`.
+    /// The recipient acknowledged a request (`request-acknowledged`).
     pub const REQUEST_ACKNOWLEDGED: u8 = 2;
-    /// `response-submitted`.
+    /// The recipient answered (`response-submitted`).
     pub const RESPONSE_SUBMITTED: u8 = 3;
-    /// `response-acknowledged`.
+    /// The requester acknowledged the answer (`response-acknowledged`).
     pub const RESPONSE_ACKNOWLEDGED: u8 = 4;
-    /// `denied`.
+    /// An attempt was refused (`denied`).
     pub const DENIED: u8 = 5;
-    /// `protocol-registered`.
+    /// A protocol version was registered as a draft (`protocol-registered`).
     pub const PROTOCOL_REGISTERED: u8 = 6;
-    /// `protocol-approved`.
+    /// A draft was approved (`protocol-approved`).
     pub const PROTOCOL_APPROVED: u8 = 7;
-    /// `protocol-state-changed`.
+    /// The version in force was suspended, resumed or revoked (`protocol-state-changed`).
     pub const PROTOCOL_STATE_CHANGED: u8 = 8;
-    /// `disclosure-submitted`.
+    /// An agency disclosed information without being asked (`disclosure-submitted`).
     pub const DISCLOSURE_SUBMITTED: u8 = 9;
-    /// `disclosure-acknowledged`.
+    /// The recipient acknowledged a proactive disclosure (`disclosure-acknowledged`).
     pub const DISCLOSURE_ACKNOWLEDGED: u8 = 10;
-    /// `audit-query`.
+    /// An auditor queried the log (`audit-query`).
     pub const AUDIT_QUERIED: u8 = 11;
-    /// `bodies-purged`.
+    /// An exchange's bodies were erased at the end of its retention (`bodies-purged`).
     pub const BODIES_PURGED: u8 = 12;
-    /// `log-key-rotated`.
+    /// The log's signing key was rotated (`log-key-rotated`).
     pub const LOG_KEY_ROTATED: u8 = 13;
-    /// `legal-hold-placed`.
+    /// A legal hold was placed (`legal-hold-placed`).
     pub const LEGAL_HOLD_PLACED: u8 = 14;
-    /// `legal-hold-released`.
+    /// A legal hold was released (`legal-hold-released`).
     pub const LEGAL_HOLD_RELEASED: u8 = 15;
 }
 
@@ -278,27 +278,27 @@ pub fn event_name(code: u8) -> &'static str {
 pub enum ProtocolEvent {
     /// A protocol version was registered as a draft.
     Registered {
-        /// Its id.
+        /// The protocol's id in the register.
         protocol_id: String,
-        /// Its version.
+        /// The version concerned (versions are numbered from 1).
         version: u32,
         /// SHA-256 of the TOML document (kept in the body store).
         document_sha256: Digest32,
     },
     /// A draft was approved (by an administrator other than the one who registered it).
     Approved {
-        /// Its id.
+        /// The protocol's id in the register.
         protocol_id: String,
-        /// Its version.
+        /// The version concerned (versions are numbered from 1).
         version: u32,
-        /// The approver's role.
+        /// The role the approver approved in (e.g. "Chief Privacy Officer").
         approver_role: String,
     },
     /// The version in force was suspended, resumed or revoked.
     StateChanged {
-        /// Its id.
+        /// The protocol's id in the register.
         protocol_id: String,
-        /// Its version.
+        /// The version concerned (versions are numbered from 1).
         version: u32,
         /// The new state.
         state: crate::domain::ProtocolState,

@@ -60,7 +60,7 @@ struct RegistryFile {
 /// A principal the registry knows: its role, id and display name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// The role.
+    /// Agency, auditor or administrator: what it may call.
     pub role: Role,
     /// The registered id.
     pub id: String,

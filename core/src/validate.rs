@@ -46,11 +46,11 @@ pub const PAGE_DEFAULT: u32 = 100;
 /// A checked subject.
 #[derive(Debug, Clone)]
 pub struct ValidSubject {
-    /// Family name.
+    /// Family name, as given (canonical forms are made for pseudonyms only).
     pub family_name: String,
     /// Given names (may be empty).
     pub given_names: String,
-    /// Date of birth.
+    /// Date of birth, a valid date not in the future (NZ date).
     pub date_of_birth: Date,
     /// Agency identifiers (scheme, value).
     pub identifiers: Vec<(String, String)>,
@@ -63,17 +63,17 @@ pub struct ValidRequest {
     pub recipient: String,
     /// The authority relied on.
     pub authority: Authority,
-    /// The protocol id.
+    /// The registered protocol it is made under.
     pub protocol_id: String,
     /// The purpose code.
     pub purpose: String,
-    /// The subject.
+    /// The child, young person or person at risk it is about.
     pub subject: ValidSubject,
     /// The category codes requested.
     pub categories: Vec<String>,
-    /// Urgency.
+    /// How soon an answer is needed.
     pub urgency: Urgency,
-    /// Classification.
+    /// The label the requester gave (at least the protocol's floor once checked).
     pub classification: Classification,
     /// Consultation, if recorded.
     pub consultation: Option<Consultation>,
@@ -90,7 +90,7 @@ pub struct ValidRequest {
 pub struct ValidResponse {
     /// The request answered.
     pub request_id: RequestId,
-    /// The decision.
+    /// Disclose, partially disclose or decline.
     pub decision: Decision,
     /// Why information was withheld.
     pub ground: Option<DeclineGround>,
@@ -409,11 +409,11 @@ pub struct ValidDisclosure {
     pub recipient: String,
     /// The authority relied on.
     pub authority: Authority,
-    /// The protocol id.
+    /// The registered protocol it is made under.
     pub protocol_id: String,
     /// The purpose code.
     pub purpose: String,
-    /// The subject.
+    /// The child, young person or person at risk it is about.
     pub subject: ValidSubject,
     /// Disclosed categories and their classifications.
     pub items: Vec<(String, Classification)>,

@@ -29,9 +29,9 @@ pub struct Filter {
     pub agency: Option<String>,
     /// The staff member (pseudonym).
     pub staff: Option<Pseudonym>,
-    /// The protocol.
+    /// The protocol id an exchange was made under.
     pub protocol: Option<String>,
-    /// The authority.
+    /// The legal authority relied on.
     pub authority: Option<Authority>,
     /// The purpose code.
     pub purpose: Option<String>,
@@ -70,7 +70,7 @@ pub type ProvenRecord = (u64, Vec<u8>, Record, Vec<Hash>);
 pub struct Proven {
     /// The signed checkpoint note.
     pub checkpoint: Arc<str>,
-    /// The records.
+    /// Each record: its index, bytes, decoded form and inclusion proof.
     pub records: Vec<ProvenRecord>,
     /// The last index examined (for paging).
     pub next_after: u64,

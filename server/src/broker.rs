@@ -77,7 +77,7 @@ struct Judged {
     purpose: String,
 }
 
-/// The broker.
+/// The broker: every operation, over one ledger, registry and key set (cheap to clone).
 #[derive(Clone)]
 pub struct Broker {
     pub(crate) ledger: Ledger,
@@ -133,7 +133,7 @@ impl Broker {
         self.shutdown.subscribe()
     }
 
-    /// The limiter.
+    /// The per-principal call and stream limits.
     pub fn limiter(&self) -> &crate::limits::Limiter {
         &self.limiter
     }
@@ -153,7 +153,7 @@ impl Broker {
         })
     }
 
-    /// The ledger.
+    /// The ledger it writes to (for the health check and telemetry).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }

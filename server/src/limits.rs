@@ -37,7 +37,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The stream send timeout.
+    /// How long a stream may wait on a slow reader before it is ended.
     pub fn stream_send_timeout(&self) -> Duration {
         Duration::from_secs(self.stream_send_timeout_secs)
     }
@@ -83,7 +83,7 @@ impl Limiter {
         }
     }
 
-    /// The limits.
+    /// The limits it enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -44,7 +44,7 @@ pub enum OpenError {
     /// A record passed its checksum but does not decode.
     #[error("log record {index} does not decode: {error}")]
     Record {
-        /// Its index.
+        /// The record's log index.
         index: u64,
         /// Why.
         error: crate::codec::DecodeError,

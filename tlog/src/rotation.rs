@@ -20,7 +20,7 @@ const HEADER: &str = "infoshare log key rotation";
 pub struct Rotation {
     /// The retiring key.
     pub old_key: String,
-    /// The new key.
+    /// The key that signs from this rotation on.
     pub new_key: String,
     /// The checkpoint note signed by both.
     pub note: String,

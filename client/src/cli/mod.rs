@@ -49,7 +49,7 @@ enum Cmd {
     /// Acknowledge a request sent to you (or, with --response, the answer to your request; with
     /// --disclosure, a proactive disclosure to you).
     Ack {
-        /// The request id.
+        /// The request's id (32 hex digits, as `submit` or the inbox printed it).
         request_id: String,
         /// Acknowledge the response to your request.
         #[arg(long, conflicts_with = "disclosure")]
@@ -62,7 +62,7 @@ enum Cmd {
     Respond(RespondArgs),
     /// Show a request, its answer and its timeline.
     Show {
-        /// The request id.
+        /// The request's id (32 hex digits, as `submit` or the inbox printed it).
         request_id: String,
     },
     /// Disclose information to another agency on your own initiative.
@@ -94,7 +94,7 @@ enum ProtocolCmd {
     List,
     /// Show a protocol version and its document.
     Show {
-        /// Protocol id.
+        /// The protocol's id in the register (e.g. youth-reengagement).
         protocol_id: String,
         /// Version (default: the one in force).
         #[arg(value_name = "VERSION")]
@@ -107,7 +107,7 @@ enum ProtocolCmd {
     },
     /// Approve a draft (must be another administrator than the one who registered it).
     Approve {
-        /// Protocol id.
+        /// The protocol's id in the register (e.g. youth-reengagement).
         protocol_id: String,
         /// Draft version.
         #[arg(value_name = "VERSION")]
@@ -118,17 +118,17 @@ enum ProtocolCmd {
     },
     /// Suspend the version in force.
     Suspend {
-        /// Protocol id.
+        /// The protocol's id in the register (e.g. youth-reengagement).
         protocol_id: String,
     },
     /// Resume a suspended protocol.
     Resume {
-        /// Protocol id.
+        /// The protocol's id in the register (e.g. youth-reengagement).
         protocol_id: String,
     },
     /// Revoke the version in force (final).
     Revoke {
-        /// Protocol id.
+        /// The protocol's id in the register (e.g. youth-reengagement).
         protocol_id: String,
     },
 }
@@ -272,7 +272,7 @@ struct InboxArgs {
 
 #[derive(Args)]
 struct RespondArgs {
-    /// The request id.
+    /// The request's id (32 hex digits, as `submit` or the inbox printed it).
     request_id: String,
     /// disclose, partial or decline.
     #[arg(long)]

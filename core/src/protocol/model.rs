@@ -57,7 +57,7 @@ impl Party {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorityUse {
-    /// The authority.
+    /// s66C OTA or s20 FVA.
     pub authority: Authority,
     /// The purposes (codes) it is relied on for.
     pub purposes: Vec<String>,
@@ -81,18 +81,18 @@ pub struct Protocol {
     pub id: String,
     /// Version (1, 2, ...); a change is a new version.
     pub version: u32,
-    /// Title.
+    /// Title, for people (the id is the code).
     pub title: String,
     /// Purpose of the meeting or sharing arrangement.
     pub purpose: String,
-    /// Lead agency.
+    /// The agency that leads the arrangement (one of the parties).
     pub lead_agency: String,
     /// Legal authorities and the purposes each is relied on for.
     #[serde(rename = "authority")]
     pub authorities: Vec<AuthorityUse>,
     /// Purposes of sharing.
     pub purposes: Vec<PurposeDef>,
-    /// Parties.
+    /// The agencies that share under it, each with what it shares and may ask for.
     #[serde(rename = "party")]
     pub parties: Vec<Party>,
     /// Method of sharing before, during and after meetings.
@@ -105,7 +105,7 @@ pub struct Protocol {
     pub transparency: String,
     /// Privacy and security breach contact.
     pub breach_contact: String,
-    /// Conflict-of-interest contact.
+    /// Who hears a conflict of interest.
     pub conflict_of_interest_contact: String,
     /// Tikanga and Māori data considerations.
     #[serde(default)]
@@ -113,7 +113,7 @@ pub struct Protocol {
     /// Date by which the protocol must be reviewed (YYYY-MM-DD); past it, it no longer
     /// authorises sharing.
     pub review_date: String,
-    /// Review period in months.
+    /// Months between reviews.
     pub review_period_months: u32,
     /// The party that initiates review.
     pub review_initiator: String,

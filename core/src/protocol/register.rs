@@ -22,7 +22,7 @@ use crate::protocol::Protocol;
 use crate::reason::Reason;
 use crate::records::{Event, ProtocolEvent, Record};
 
-/// An approval.
+/// Who approved a protocol version, in which role, and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approval {
     /// The approving administrator.
@@ -46,7 +46,7 @@ pub struct Entry {
     pub registered_at_ms: u64,
     /// Its approval, once approved.
     pub approval: Option<Approval>,
-    /// Its state.
+    /// Draft, active, suspended, revoked or superseded.
     pub state: ProtocolState,
 }
 

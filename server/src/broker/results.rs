@@ -8,7 +8,7 @@ use crate::views::{InboxEntry, RequestMeta};
 /// A submitted (or replayed) request.
 #[derive(Debug, Clone)]
 pub struct Submitted {
-    /// Its id.
+    /// The exchange's id.
     pub request_id: RequestId,
     /// Its record's index.
     pub index: u64,
@@ -27,7 +27,7 @@ pub struct Acknowledged {
     pub log_index: u64,
     /// Whether the item was acknowledged before (by the record at `log_index`).
     pub already: bool,
-    /// Its receipt.
+    /// Proof that its record is in the log.
     pub receipt: Receipt,
 }
 
@@ -38,7 +38,7 @@ pub struct Answered {
     pub log_index: u64,
     /// When it was accepted (Unix ms).
     pub time_ms: u64,
-    /// Its receipt.
+    /// Proof that its record is in the log.
     pub receipt: Receipt,
 }
 
@@ -47,7 +47,7 @@ pub struct Answered {
 pub struct InboxItem {
     /// Its cursor (the log index of its record).
     pub cursor: u64,
-    /// The entry.
+    /// Its kind, sender, time and whether it was acknowledged.
     pub entry: InboxEntry,
     /// The body, unless purged.
     pub body: Option<BodyEntry>,
@@ -56,7 +56,7 @@ pub struct InboxItem {
 /// A request as its parties see it.
 #[derive(Debug, Clone)]
 pub struct RequestDetail {
-    /// The id.
+    /// The exchange's id.
     pub request_id: RequestId,
     /// Status and parties.
     pub meta: RequestMeta,

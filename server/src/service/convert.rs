@@ -10,7 +10,7 @@ use crate::protocol::{Entry, ProtocolState};
 use crate::records::{Event, Record};
 use crate::store::bodies::BodyEntry;
 
-/// A receipt.
+/// A receipt as the API carries it.
 pub fn receipt(r: &crate::store::ledger::Receipt) -> v1::Receipt {
     v1::Receipt {
         log_index: r.log_index,
@@ -37,7 +37,7 @@ fn decode<M: Message + Default>(body: &BodyEntry) -> Result<M, BrokerError> {
     })
 }
 
-/// An inbox item.
+/// An inbox item as the API carries it (its body decoded).
 pub fn inbox_item(item: &InboxItem) -> Result<v1::InboxItem, BrokerError> {
     let (mut request, mut response, mut disclosure) = (None, None, None);
     if let Some(body) = &item.body {
@@ -108,7 +108,7 @@ fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
     })
 }
 
-/// A request's detail.
+/// A request's detail as the API carries it (bodies decoded).
 pub fn request_detail(d: &RequestDetail) -> Result<v1::GetRequestResponse, BrokerError> {
     let request = d.request.as_ref().map(decode).transpose()?;
     let response = d.response.as_ref().map(decode).transpose()?;

@@ -77,12 +77,12 @@ impl TransportConfig {
         )))
     }
 
-    /// The handshake timeout.
+    /// How long a connection has to finish its TLS handshake.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs.max(1))
     }
 
-    /// The idle timeout.
+    /// How long a connection may carry no call before it is closed.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
