@@ -14,7 +14,9 @@
 //! - [`registry`]: the registered agencies and officers, from their TOML.
 //! - [`records`]: log records and their versioned byte layout ([`codec`]: its primitives);
 //!   [`bodies`]: the layout of a stored body.
-//! - [`views`]: the pure fold of records into the derived key-value views.
+//! - [`views`]: the pure fold of records into the derived key-value views; [`audit_query`]: an
+//!   auditor's conditions on records, and which indexes hold the candidates.
+//! - [`exchange`]: the lifecycle — what a change to an exchange or the register may do next.
 //! - [`crypto`]: pseudonyms and commitments (keys are handed in; nothing here reads a file).
 //! - [`retention`]: which exchanges' bodies must go, as of a time passed in.
 //! - [`text`]: whether a text says something; the canonical form of names. [`calendar`]: New
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod audit_query;
 pub mod bodies;
 pub mod calendar;
 pub mod codec;

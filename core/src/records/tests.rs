@@ -33,7 +33,7 @@ pub(crate) fn submitted(id: u8) -> Record {
     }
 }
 
-fn all_kinds() -> Vec<Record> {
+pub(crate) fn all_kinds() -> Vec<Record> {
     let mut out = vec![submitted(9)];
     let mut r = submitted(9);
     r.event = Event::RequestAcknowledged {
