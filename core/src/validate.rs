@@ -427,6 +427,65 @@ pub struct ValidDisclosure {
     pub body: v1::ProactiveDisclosure,
 }
 
+/// What opens an exchange — a checked request or proactive disclosure — as the broker treats
+/// both alike: whom it goes to, who sent it, about whom, under which key, with which body.
+pub trait Opening {
+    /// The field naming the recipient, for errors.
+    const RECIPIENT_FIELD: &'static str;
+    /// Its message kind.
+    const KIND: MessageKind;
+    /// The agency it goes to.
+    fn recipient(&self) -> &str;
+    /// The sending staff member.
+    fn staff_id(&self) -> &str;
+    /// Whom it is about.
+    fn subject(&self) -> &ValidSubject;
+    /// The client's idempotency key.
+    fn idempotency_key(&self) -> &str;
+    /// The body as received, encoded.
+    fn encoded_body(&self) -> Vec<u8>;
+}
+
+impl Opening for ValidRequest {
+    const RECIPIENT_FIELD: &'static str = "request.recipient_agency_id";
+    const KIND: MessageKind = MessageKind::Request;
+    fn recipient(&self) -> &str {
+        &self.recipient
+    }
+    fn staff_id(&self) -> &str {
+        &self.staff_id
+    }
+    fn subject(&self) -> &ValidSubject {
+        &self.subject
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn encoded_body(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&self.body)
+    }
+}
+
+impl Opening for ValidDisclosure {
+    const RECIPIENT_FIELD: &'static str = "disclosure.recipient_agency_id";
+    const KIND: MessageKind = MessageKind::Disclosure;
+    fn recipient(&self) -> &str {
+        &self.recipient
+    }
+    fn staff_id(&self) -> &str {
+        &self.staff_id
+    }
+    fn subject(&self) -> &ValidSubject {
+        &self.subject
+    }
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn encoded_body(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&self.body)
+    }
+}
+
 /// Checks a Disclose call.
 pub fn disclosure(input: &v1::DiscloseRequest, today: Date) -> Result<ValidDisclosure> {
     let idempotency_key = printable_ascii("idempotency_key", &input.idempotency_key, KEY_MAX)?;

@@ -21,7 +21,7 @@ use crate::registry::{Agency, Principal, Registry};
 use crate::store::bodies::BodyEntry;
 use crate::store::ledger::{Acknowledgement, Ledger, Opened, replay_of, visible_meta};
 use crate::tls::PeerInfo;
-use crate::validate::{self, ValidDisclosure, ValidRequest, ValidResponse, ValidSubject};
+use crate::validate::{self, Opening, ValidResponse, ValidSubject};
 
 mod admin;
 mod register;
@@ -75,6 +75,17 @@ struct Judged {
     protocol_version: u32,
     authority: crate::domain::Authority,
     purpose: String,
+}
+
+/// What the broker makes for an opening record besides its content: ids, pseudonyms, the
+/// commitment to its body, and the protocol version it was judged under.
+struct OpeningIds {
+    request_id: RequestId,
+    staff: crate::crypto::Pseudonym,
+    subjects: Vec<crate::crypto::Pseudonym>,
+    protocol_version: u32,
+    idempotency: Digest32,
+    body_commitment: Digest32,
 }
 
 /// The broker: every operation, over one ledger, registry and key set (cheap to clone).
@@ -290,47 +301,33 @@ impl Broker {
         caller: &Caller,
         input: &v1::SubmitRequestRequest,
     ) -> Result<Submitted, BrokerError> {
-        let op = Operation::SubmitRequest;
-        let target = Target::Subject(input.request.as_ref().and_then(|r| r.subject.as_ref()));
-        // Idempotency before policy: a retry of what was accepted returns what was accepted,
-        // whatever changed since in the register, the registry or the date.
+        let subject = input.request.as_ref().and_then(|r| r.subject.as_ref());
         let body = input.request.as_ref().map(Message::encode_to_vec);
-        let replay = self.replay(caller, MessageKind::Request, &input.idempotency_key, body);
-        if let Some(done) = self.audited(caller, op, target, replay).await? {
-            return Ok(done);
-        }
-        let checked = self.check_request(caller, input);
-        let (request, allowed) = self.audited(caller, op, target, checked).await?;
-        let time_ms = self.clock.now_ms();
-        let request_id = RequestId(self.keys.random());
-        let body = self.body(
-            MessageKind::Request,
-            request_id,
-            request.body.encode_to_vec(),
-        );
-        let requester = &caller.principal.id;
-        let record = Record {
-            time_ms,
-            actor: caller.actor(),
-            event: Event::RequestSubmitted(RequestSubmitted {
-                request_id,
-                recipient: request.recipient.clone(),
-                staff: self.keys.staff(requester, &request.staff_id),
-                subjects: self.subject_pseudonyms(&request.subject),
-                protocol_id: request.protocol_id.clone(),
-                protocol_version: allowed.protocol_version,
-                authority: request.authority,
-                purpose: request.purpose.clone(),
-                categories: request.categories.clone(),
-                classification: request.classification,
-                urgency: request.urgency,
-                consultation: request.consultation,
-                idempotency: self.keys.idempotency(requester, &request.idempotency_key),
-                body_commitment: body.commitment(),
-            }),
+        let (op, key) = (Operation::SubmitRequest, &input.idempotency_key);
+        let check = || {
+            let request = validate::request(input, self.clock.today())?;
+            let allowed = self.judge(caller, &request, policy::check_request)?;
+            Ok((request, allowed))
         };
-        self.open(caller, op, target, record, body, request_id, time_ms)
-            .await
+        self.submit_opening(caller, op, subject, key, body, check, |r, opened| {
+            Event::RequestSubmitted(RequestSubmitted {
+                request_id: opened.request_id,
+                recipient: r.recipient.clone(),
+                staff: opened.staff,
+                subjects: opened.subjects,
+                protocol_id: r.protocol_id.clone(),
+                protocol_version: opened.protocol_version,
+                authority: r.authority,
+                purpose: r.purpose.clone(),
+                categories: r.categories.clone(),
+                classification: r.classification,
+                urgency: r.urgency,
+                consultation: r.consultation,
+                idempotency: opened.idempotency,
+                body_commitment: opened.body_commitment,
+            })
+        })
+        .await
     }
 
     /// Disclose (proactive disclosure).
@@ -339,50 +336,115 @@ impl Broker {
         caller: &Caller,
         input: &v1::DiscloseRequest,
     ) -> Result<Submitted, BrokerError> {
-        let op = Operation::Disclose;
-        let target = Target::Subject(input.disclosure.as_ref().and_then(|d| d.subject.as_ref()));
+        let subject = input.disclosure.as_ref().and_then(|d| d.subject.as_ref());
         let body = input.disclosure.as_ref().map(Message::encode_to_vec);
-        let replay = self.replay(
-            caller,
-            MessageKind::Disclosure,
-            &input.idempotency_key,
-            body,
-        );
+        let (op, key) = (Operation::Disclose, &input.idempotency_key);
+        let check = || {
+            let disclosure = validate::disclosure(input, self.clock.today())?;
+            let allowed = self.judge(caller, &disclosure, policy::check_disclosure)?;
+            Ok((disclosure, allowed))
+        };
+        self.submit_opening(caller, op, subject, key, body, check, |d, opened| {
+            Event::DisclosureSubmitted(DisclosureSubmitted {
+                request_id: opened.request_id,
+                recipient: d.recipient.clone(),
+                staff: opened.staff,
+                subjects: opened.subjects,
+                protocol_id: d.protocol_id.clone(),
+                protocol_version: opened.protocol_version,
+                authority: d.authority,
+                purpose: d.purpose.clone(),
+                disclosed: d.items.clone(),
+                consultation: d.consultation,
+                idempotency: opened.idempotency,
+                body_commitment: opened.body_commitment,
+            })
+        })
+        .await
+    }
+
+    /// Opens an exchange, the same way for a request and a proactive disclosure: a retry of
+    /// what was accepted is answered first (idempotency before policy: whatever changed since in
+    /// the register, the registry or the date); then the opening is checked, logged with
+    /// pseudonyms and a commitment to its body, and handed to the ledger. Every refusal is
+    /// logged against the subject the attempt named.
+    #[allow(clippy::too_many_arguments)]
+    async fn submit_opening<V: Opening>(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        subject: Option<&v1::Subject>,
+        key: &str,
+        body: Option<Vec<u8>>,
+        check: impl FnOnce() -> Result<(V, policy::Allowed), BrokerError>,
+        event: impl FnOnce(&V, OpeningIds) -> Event,
+    ) -> Result<Submitted, BrokerError> {
+        let target = Target::Subject(subject);
+        let replay = self.replay(caller, V::KIND, key, body);
         if let Some(done) = self.audited(caller, op, target, replay).await? {
             return Ok(done);
         }
-        let checked = self.check_disclosure(caller, input);
-        let (disclosure, allowed) = self.audited(caller, op, target, checked).await?;
+        let (valid, allowed) = self.audited(caller, op, target, check()).await?;
         let time_ms = self.clock.now_ms();
         let request_id = RequestId(self.keys.random());
-        let body = self.body(
-            MessageKind::Disclosure,
+        let body = self.body(V::KIND, request_id, valid.encoded_body());
+        let sender = &caller.principal.id;
+        let ids = OpeningIds {
             request_id,
-            disclosure.body.encode_to_vec(),
-        );
-        let discloser = &caller.principal.id;
+            staff: self.keys.staff(sender, valid.staff_id()),
+            subjects: self.subject_pseudonyms(valid.subject()),
+            protocol_version: allowed.protocol_version,
+            idempotency: self.keys.idempotency(sender, valid.idempotency_key()),
+            body_commitment: body.commitment(),
+        };
         let record = Record {
             time_ms,
             actor: caller.actor(),
-            event: Event::DisclosureSubmitted(DisclosureSubmitted {
-                request_id,
-                recipient: disclosure.recipient.clone(),
-                staff: self.keys.staff(discloser, &disclosure.staff_id),
-                subjects: self.subject_pseudonyms(&disclosure.subject),
-                protocol_id: disclosure.protocol_id.clone(),
-                protocol_version: allowed.protocol_version,
-                authority: disclosure.authority,
-                purpose: disclosure.purpose.clone(),
-                disclosed: disclosure.items.clone(),
-                consultation: disclosure.consultation,
-                idempotency: self
-                    .keys
-                    .idempotency(discloser, &disclosure.idempotency_key),
-                body_commitment: body.commitment(),
-            }),
+            event: event(&valid, ids),
         };
-        self.open(caller, op, target, record, body, request_id, time_ms)
-            .await
+        let opened = self.ledger.open_exchange(record, body).await;
+        match self.audited(caller, op, target, opened).await? {
+            Opened::New(receipt) => Ok(Submitted {
+                request_id,
+                index: receipt.log_index,
+                time_ms,
+                replayed: false,
+                receipt,
+            }),
+            Opened::Replayed { request_id, index } => self.replayed(request_id, index),
+        }
+    }
+
+    /// Checks an opening against the policy: another agency is its recipient (whether it is
+    /// registered is the policy's rule, `party.recipient_registered`), then `rules`.
+    fn judge<V: Opening>(
+        &self,
+        caller: &Caller,
+        valid: &V,
+        rules: impl FnOnce(
+            &Agency,
+            &V,
+            &Registry,
+            &crate::protocol::ProtocolStore,
+            time::Date,
+        ) -> Result<policy::Allowed, policy::Denial>,
+    ) -> Result<policy::Allowed, BrokerError> {
+        if valid.recipient() == caller.principal.id {
+            return Err(BrokerError::invalid(
+                V::RECIPIENT_FIELD,
+                "an agency cannot send to itself",
+            ));
+        }
+        let registry = self.registry();
+        let sender = Self::agency(&registry, &caller.principal.id)?;
+        rules(
+            sender,
+            valid,
+            &registry,
+            &self.ledger.protocols(),
+            self.clock.today(),
+        )
+        .map_err(BrokerError::Denied)
     }
 
     fn body(&self, kind: MessageKind, request_id: RequestId, body: Vec<u8>) -> BodyEntry {
@@ -443,93 +505,6 @@ impl Broker {
             replayed: true,
             receipt: self.ledger.receipt(index)?,
         })
-    }
-
-    /// Hands an opening record (request or disclosure) to the ledger; a replay returns the
-    /// first result.
-    #[allow(clippy::too_many_arguments)]
-    async fn open(
-        &self,
-        caller: &Caller,
-        op: Operation,
-        target: Target<'_>,
-        record: Record,
-        body: BodyEntry,
-        request_id: RequestId,
-        time_ms: u64,
-    ) -> Result<Submitted, BrokerError> {
-        let opened = self.ledger.open_exchange(record, body).await;
-        match self.audited(caller, op, target, opened).await? {
-            Opened::New(receipt) => Ok(Submitted {
-                request_id,
-                index: receipt.log_index,
-                time_ms,
-                replayed: false,
-                receipt,
-            }),
-            Opened::Replayed { request_id, index } => self.replayed(request_id, index),
-        }
-    }
-
-    fn check_request(
-        &self,
-        caller: &Caller,
-        input: &v1::SubmitRequestRequest,
-    ) -> Result<(ValidRequest, policy::Allowed), BrokerError> {
-        let request = validate::request(input, self.clock.today())?;
-        self.check_recipient("request.recipient_agency_id", &request.recipient, caller)?;
-        let registry = self.registry();
-        let requester = Self::agency(&registry, &caller.principal.id)?;
-        let allowed = policy::check_request(
-            requester,
-            &request,
-            &registry,
-            &self.ledger.protocols(),
-            self.clock.today(),
-        )
-        .map_err(BrokerError::Denied)?;
-        Ok((request, allowed))
-    }
-
-    fn check_disclosure(
-        &self,
-        caller: &Caller,
-        input: &v1::DiscloseRequest,
-    ) -> Result<(ValidDisclosure, policy::Allowed), BrokerError> {
-        let disclosure = validate::disclosure(input, self.clock.today())?;
-        self.check_recipient(
-            "disclosure.recipient_agency_id",
-            &disclosure.recipient,
-            caller,
-        )?;
-        let registry = self.registry();
-        let discloser = Self::agency(&registry, &caller.principal.id)?;
-        let allowed = policy::check_disclosure(
-            discloser,
-            &disclosure,
-            &registry,
-            &self.ledger.protocols(),
-            self.clock.today(),
-        )
-        .map_err(BrokerError::Denied)?;
-        Ok((disclosure, allowed))
-    }
-
-    /// Whether the recipient is another agency (whether it is registered is the policy's
-    /// rule, `party.recipient_registered`).
-    fn check_recipient(
-        &self,
-        field: &str,
-        recipient: &str,
-        caller: &Caller,
-    ) -> Result<(), BrokerError> {
-        if recipient == caller.principal.id {
-            return Err(BrokerError::invalid(
-                field,
-                "an agency cannot send to itself",
-            ));
-        }
-        Ok(())
     }
 
     /// Acknowledge. Returns the acknowledgement's index, whether it was acknowledged before,
