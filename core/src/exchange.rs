@@ -92,11 +92,10 @@ pub fn decide(
 ) -> Result<Step, BrokerError> {
     match command {
         Change::Open { record, body: new } => {
-            let idempotency = match &record.event {
-                Event::RequestSubmitted(r) => &r.idempotency,
-                Event::DisclosureSubmitted(d) => &d.idempotency,
-                _ => return Err(BrokerError::Internal("Open without its record".into())),
+            let Some(opening) = record.event.opening() else {
+                return Err(BrokerError::Internal("Open without its record".into()));
             };
+            let idempotency = opening.idempotency;
             if let Some((request_id, index)) =
                 replay_of(kv, &record.actor.id, idempotency, new.kind, &new.body, body)?
             {

@@ -62,7 +62,9 @@
 use crate::access::Operation;
 
 use crate::crypto::{Digest32, Pseudonym};
-use crate::domain::{Authority, Classification, Consultation, Decision, DeclineGround};
+use crate::domain::{
+    Authority, Classification, Consultation, Decision, DeclineGround, MessageKind,
+};
 use crate::identity::Role;
 
 /// The record format version this build writes. Version 1 (before responses named their
@@ -454,6 +456,55 @@ impl Event {
             },
         }
     }
+
+    /// What the two events that open an exchange (a request, a proactive disclosure) have in
+    /// common; `None` for every other event.
+    pub fn opening(&self) -> Option<Opening<'_>> {
+        Some(match self {
+            Event::RequestSubmitted(r) => Opening {
+                kind: MessageKind::Request,
+                request_id: r.request_id,
+                recipient: &r.recipient,
+                staff: &r.staff,
+                subjects: &r.subjects,
+                protocol_id: &r.protocol_id,
+                protocol_version: r.protocol_version,
+                idempotency: &r.idempotency,
+            },
+            Event::DisclosureSubmitted(d) => Opening {
+                kind: MessageKind::Disclosure,
+                request_id: d.request_id,
+                recipient: &d.recipient,
+                staff: &d.staff,
+                subjects: &d.subjects,
+                protocol_id: &d.protocol_id,
+                protocol_version: d.protocol_version,
+                idempotency: &d.idempotency,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The fields every exchange's opening record has, whether a request or a proactive disclosure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opening<'a> {
+    /// Request or disclosure.
+    pub kind: MessageKind,
+    /// The exchange it opens.
+    pub request_id: RequestId,
+    /// The agency it went to.
+    pub recipient: &'a str,
+    /// The sending staff member's pseudonym.
+    pub staff: &'a Pseudonym,
+    /// Its subjects' pseudonyms.
+    pub subjects: &'a [Pseudonym],
+    /// The protocol it was made under.
+    pub protocol_id: &'a str,
+    /// That protocol's version.
+    pub protocol_version: u32,
+    /// Its idempotency hash within the sending agency.
+    pub idempotency: &'a Digest32,
 }
 
 mod layout;

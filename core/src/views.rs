@@ -250,19 +250,13 @@ fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record) {
     let mut put = |prefix: Vec<u8>| kv.put([prefix.as_slice(), &at].concat(), Vec::new());
     put(x::event(record.event.code()));
     put(x::agency(&record.actor.id));
+    if let Some(o) = record.event.opening() {
+        o.subjects.iter().for_each(|s| put(x::subject(s)));
+        put(x::agency(o.recipient));
+        put(x::staff(o.staff));
+        put(x::protocol(o.protocol_id));
+    }
     match &record.event {
-        Event::RequestSubmitted(r) => {
-            r.subjects.iter().for_each(|s| put(x::subject(s)));
-            put(x::agency(&r.recipient));
-            put(x::staff(&r.staff));
-            put(x::protocol(&r.protocol_id));
-        }
-        Event::DisclosureSubmitted(d) => {
-            d.subjects.iter().for_each(|s| put(x::subject(s)));
-            put(x::agency(&d.recipient));
-            put(x::staff(&d.staff));
-            put(x::protocol(&d.protocol_id));
-        }
         Event::ResponseSubmitted(r) => {
             put(x::agency(&r.requester));
             put(x::staff(&r.staff));
@@ -353,27 +347,10 @@ pub fn apply(
     let mut timeline_key = timeline_prefix(&id);
     timeline_key.extend_from_slice(&index.to_be_bytes());
     match &record.event {
-        Event::RequestSubmitted(r) => {
-            opened(
-                kv,
-                MessageKind::Request,
-                id,
-                index,
-                record,
-                &r.recipient,
-                &r.idempotency,
-            );
-        }
-        Event::DisclosureSubmitted(d) => {
-            opened(
-                kv,
-                MessageKind::Disclosure,
-                id,
-                index,
-                record,
-                &d.recipient,
-                &d.idempotency,
-            );
+        Event::RequestSubmitted(_) | Event::DisclosureSubmitted(_) => {
+            if let Some(o) = record.event.opening() {
+                opened(kv, o.kind, id, index, record, o.recipient, o.idempotency);
+            }
         }
         Event::DisclosureAcknowledged { .. } => {
             let mut meta = existing(kv, &id)?;

@@ -265,11 +265,11 @@ impl Broker {
         let Ok(Some(meta)) = crate::views::request_meta(self.ledger.views(), id) else {
             return Vec::new();
         };
-        match self.ledger.decoded(meta.request_idx).map(|r| r.event) {
-            Ok(Event::RequestSubmitted(r)) => r.subjects,
-            Ok(Event::DisclosureSubmitted(d)) => d.subjects,
-            _ => Vec::new(),
-        }
+        self.ledger
+            .decoded(meta.request_idx)
+            .ok()
+            .and_then(|r| r.event.opening().map(|o| o.subjects.to_vec()))
+            .unwrap_or_default()
     }
 
     /// Logs refusals of attempts to share, to read what one may not, or to change a register

@@ -3,7 +3,7 @@
 
 use super::Broker;
 use crate::error::BrokerError;
-use crate::records::{Actor, Event, RequestId};
+use crate::records::{Actor, RequestId};
 
 impl Broker {
     /// Erases the bodies of every exchange whose protocol's retention has ended by `now_ms`
@@ -17,24 +17,20 @@ impl Broker {
                 continue;
             }
             let record = self.ledger.decoded(meta.request_idx)?;
-            let (protocol_id, protocol_version, subjects) = match record.event {
-                Event::RequestSubmitted(r) => (r.protocol_id, r.protocol_version, r.subjects),
-                Event::DisclosureSubmitted(d) => (d.protocol_id, d.protocol_version, d.subjects),
-                _ => {
-                    return Err(BrokerError::Internal(format!(
-                        "record {} does not open {request_id}",
-                        meta.request_idx
-                    )));
-                }
+            let Some(o) = record.event.opening() else {
+                return Err(BrokerError::Internal(format!(
+                    "record {} does not open {request_id}",
+                    meta.request_idx
+                )));
             };
             opened.push((
                 crate::retention::Opened {
                     request_id,
                     time_ms: record.time_ms,
-                    protocol_id,
-                    protocol_version,
+                    protocol_id: o.protocol_id.to_string(),
+                    protocol_version: o.protocol_version,
                 },
-                subjects,
+                o.subjects.to_vec(),
             ));
         }
         let expired: std::collections::HashSet<RequestId> = crate::retention::expired(
