@@ -16,6 +16,10 @@
 //! agencies = "registry.toml"     # the agency registry
 //! ```
 //!
+//! Optional sections, each read by one part of the broker: `[limits]` (per-principal calls and
+//! streams: the broker), `[transport]` (connections and streams before authentication: the
+//! transport), `[retention]` (the retention task), `[ledger]` (the log writer's batching).
+//!
 //! Relative paths are relative to the directory of the configuration file.
 
 use std::net::SocketAddr;
@@ -51,6 +55,60 @@ pub struct Config {
     /// Connection, stream and answer-memory bounds.
     #[serde(default)]
     pub transport: crate::transport::TransportConfig,
+    /// The log writer's batching.
+    #[serde(default)]
+    pub ledger: LedgerTuning,
+}
+
+/// The log writer's batching (`[ledger]`): most changes per batch (one fdatasync and one
+/// checkpoint signature each), and how many may queue for the writer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerTuning {
+    /// Most changes in one batch, 1 to 65,536.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Changes that may wait for the writer, 1 to 1,048,576; callers beyond wait to enqueue.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+impl Default for LedgerTuning {
+    fn default() -> Self {
+        Self {
+            max_batch: default_max_batch(),
+            queue: default_queue(),
+        }
+    }
+}
+
+impl LedgerTuning {
+    /// Whether both values are in range.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=65_536).contains(&self.max_batch) || !(1..=1 << 20).contains(&self.queue) {
+            return Err(format!(
+                "ledger: max_batch must be 1 to 65536 and queue 1 to 1048576 (found {} and {})",
+                self.max_batch, self.queue
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ledger's options for a log of `origin`.
+    pub fn options(&self, origin: &str) -> infoshare_store::ledger::LedgerOptions {
+        let mut options = infoshare_store::ledger::LedgerOptions::new(origin);
+        options.max_batch = self.max_batch;
+        options.queue = self.queue;
+        options
+    }
+}
+
+fn default_max_batch() -> usize {
+    infoshare_store::ledger::LedgerOptions::new("").max_batch
+}
+
+fn default_queue() -> usize {
+    infoshare_store::ledger::LedgerOptions::new("").queue
 }
 
 /// The retention task: how often it looks for bodies whose protocol's retention has ended.
@@ -185,5 +243,23 @@ mod tests {
         assert_eq!(config.transport.handshake_timeout_secs, 10);
         assert_eq!(config.transport.max_connections_per_identity, 64);
         assert_eq!(config.limits.audit_scan_budget, 20_000);
+        assert_eq!((config.ledger.max_batch, config.ledger.queue), (512, 4096));
+        assert!(config.ledger.check().is_ok());
+    }
+
+    #[test]
+    fn ledger_tuning_is_bounded_and_reaches_the_ledger() {
+        for (max_batch, queue) in [(0, 10), (10, 0), (65_537, 10), (10, (1 << 20) + 1)] {
+            assert!(LedgerTuning { max_batch, queue }.check().is_err());
+        }
+        let options = LedgerTuning {
+            max_batch: 7,
+            queue: 9,
+        }
+        .options("x/log");
+        assert_eq!(
+            (options.origin.as_str(), options.max_batch, options.queue),
+            ("x/log", 7, 9)
+        );
     }
 }

@@ -45,6 +45,7 @@ impl Config {
             limits: crate::limits::Limits::default(),
             retention: Retention::default(),
             transport: crate::transport::TransportConfig::default(),
+            ledger: crate::config::LedgerTuning::default(),
         })
     }
 }

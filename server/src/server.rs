@@ -346,6 +346,7 @@ pub fn check_config(config: &Config) -> Result<String, StartError> {
             crate::transport::MAX_ANSWER_BYTES
         )));
     }
+    config.ledger.check().map_err(StartError)?;
     Ok(format!(
         "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; listen {}",
         registry.agency_count(),
@@ -378,7 +379,9 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
         &config.tls.crl,
     )
     .map_err(|e| start_err!("tls", e))?;
-    let (ledger, report) = open_ledger(&config.data_dir, &config.log_origin)?;
+    config.ledger.check().map_err(StartError)?;
+    let (ledger, report) =
+        open_ledger(&config.data_dir, config.ledger.options(&config.log_origin))?;
     tracing::info!(
         records = report.records,
         bodies = report.bodies,
@@ -415,11 +418,10 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
 
 fn open_ledger(
     data_dir: &Path,
-    origin: &str,
+    mut options: crate::store::ledger::LedgerOptions,
 ) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| start_err!("data directory", format!("{}: {e}", data_dir.display())))?;
-    let mut options = crate::store::ledger::LedgerOptions::new(origin);
     options.on_batch = Some(std::sync::Arc::new(|records, took| {
         crate::telemetry::metrics().batch(records, took)
     }));
