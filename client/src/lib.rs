@@ -12,6 +12,18 @@
 //! ```
 //!
 //! The caller's identity is its client certificate; nothing in a message says who is calling.
+//!
+//! # Layout
+//! - This file: [`Client`] (one typed method per RPC), [`Identity`] (a principal's certificate,
+//!   key and CA), [`ClientError`] with the broker's reason code and any TLS alert.
+//! - [`verify`]: offline checks of receipts, evidence bundles and consistency proofs, with the
+//!   same `infoshare-tlog` code the broker proves with.
+//! - [`cli`]: the `infoshare` command line; what it prints goes through `cli::terminal`, which
+//!   escapes control characters and bidi overrides.
+//!
+//! # What it may not import
+//! Anything of the broker but the API (`infoshare-proto`) and the log primitives
+//! (`infoshare-tlog`): a client knows the broker only by the wire.
 
 #![forbid(unsafe_code)]
 

@@ -1,6 +1,9 @@
 //! The infoshare gRPC API (`infoshare.v1`), generated from `proto/infoshare/v1/*.proto`.
 //!
 //! The `.proto` files are the contract; this crate only makes them usable from Rust.
+//!
+//! Feature `grpc` (on by default) adds the tonic service traits and clients; without it the
+//! crate is the messages alone (what `infoshare-core` reads its input from).
 
 #![forbid(unsafe_code)]
 

@@ -24,6 +24,8 @@ use crate::tls::PeerInfo;
 use crate::validate::{self, Opening, ValidResponse, ValidSubject};
 
 mod admin;
+pub mod audit;
+pub mod holds;
 mod register;
 mod results;
 pub use register::RegisterChanged;

@@ -1,4 +1,4 @@
-//! The ledger: the handle every caller uses. One writer (the [`crate::sequencer`]) sequences
+//! The ledger: the handle every caller uses. One writer (the sequencer) sequences
 //! every change; a call returns once what it changed is durable and visible, with a typed result
 //! (a receipt, a replay, an earlier acknowledgement…).
 //!

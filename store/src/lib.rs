@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`ledger`]: the handle every caller uses — typed changes (open an exchange, acknowledge,
 //!   respond, append, hold, change the register, purge, rotate the key) and reads.
-//! - [`sequencer`]: the one writer, the same for every engine: batching, `core`'s exchange
+//! - `sequencer`: the one writer, the same for every engine: batching, `core`'s exchange
 //!   decisions, the Merkle tree, one signed checkpoint per batch, receipts.
 //! - [`backend`]: the seam — `trait Backend` (commit a batch, erase bodies, store the checkpoint,
 //!   hand out a reader) and `trait Reader`, their contracts as MUST statements; the view queries

@@ -1,5 +1,8 @@
-//! Shared fixtures for the end-to-end tests: sample requests and responses. The server harness
-//! itself is in `tests/common` because it needs the path of the binary under test.
+//! Fixtures for the tests of the whole broker:
+//! - sample requests and responses (this file), shared by both kinds of test;
+//! - [`in_process`]: a broker in this process on the in-memory engine (`tests/in_process.rs`);
+//! - the end-to-end harness, `tests/e2e/common`, which starts real servers as processes (it needs
+//!   the path of the binary under test, so it lives beside the tests, in the one `e2e` binary).
 
 use infoshare_client::api;
 

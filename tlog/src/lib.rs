@@ -8,6 +8,9 @@
 //! - [`note`]: checkpoints in the C2SP `tlog-checkpoint` format, signed with Ed25519 as C2SP
 //!   `signed-note`s.
 //! - [`receipt`]: a record with its inclusion proof under a signed checkpoint.
+//! - [`rotation`]: a signing-key rotation statement, cosigned by the old and new keys.
+//!
+//! It knows nothing of infoshare's records: entries are bytes. No I/O.
 
 #![forbid(unsafe_code)]
 

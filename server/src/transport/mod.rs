@@ -96,7 +96,7 @@ pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 const FD_HEADROOM: u64 = 256;
 
 /// Raises the process's soft open-file limit to its hard limit, and returns how many
-/// connections that leaves room for (at most `wanted`), keeping [`FD_HEADROOM`] free.
+/// connections that leaves room for (at most `wanted`), keeping `FD_HEADROOM` descriptors free.
 pub fn raise_open_file_limit(wanted: usize) -> usize {
     let Some(limit) = crate::process::raise_open_file_limit() else {
         return wanted;
