@@ -29,7 +29,7 @@ fn time(ts: &Option<prost_types::Timestamp>) -> String {
 /// ([`super::terminal`]).
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", super::terminal::line(&format!($($arg)*)))
+        println!("{}", $crate::cli::terminal::line(&format!($($arg)*)))
     };
 }
 
@@ -40,6 +40,10 @@ macro_rules! name_of {
             .unwrap_or("UNKNOWN")
     };
 }
+
+mod audit;
+mod json;
+use json::*;
 
 /// Prints rows under headers, each column as wide as its widest cell.
 fn table(headers: &[&str], rows: &[Vec<String>]) {
@@ -65,115 +69,6 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
     for row in &rows {
         line(row.clone());
     }
-}
-
-fn request_json(r: &api::InformationRequest) -> Value {
-    json!({
-        "recipient_agency_id": r.recipient_agency_id,
-        "authority": name_of!(api::LegalAuthority, r.authority),
-        "protocol_id": r.protocol_id,
-        "purpose": r.purpose,
-        "subject": subject_json(&r.subject),
-        "categories": r.categories,
-        "reason": r.reason,
-        "urgency": name_of!(api::Urgency, r.urgency),
-        "classification": name_of!(api::Classification, r.classification),
-        "consultation": r.consultation.as_ref().map(consultation_json),
-        "staff_id": r.staff_id,
-    })
-}
-
-fn subject_json(s: &Option<api::Subject>) -> Value {
-    let s = s.clone().unwrap_or_default();
-    json!({
-        "family_name": s.family_name,
-        "given_names": s.given_names,
-        "date_of_birth": s.date_of_birth,
-        "identifiers": s.identifiers.iter().map(|i| json!({"scheme": i.scheme, "value": i.value})).collect::<Vec<_>>(),
-    })
-}
-
-fn items_json(items: &[api::DisclosedItem]) -> Vec<Value> {
-    items
-        .iter()
-        .map(|i| {
-            json!({
-                "category": i.category,
-                "classification": name_of!(api::Classification, i.classification),
-                "content": i.content,
-            })
-        })
-        .collect()
-}
-
-fn consultation_json(c: &api::ConsultationRecord) -> Value {
-    json!({
-        "status": name_of!(api::ConsultationStatus, c.status),
-        "reason_not_consulted": c.reason_not_consulted,
-    })
-}
-
-fn response_json(r: &api::InformationResponse) -> Value {
-    json!({
-        "decision": name_of!(api::Decision, r.decision),
-        "items": items_json(&r.items),
-        "decline_ground": name_of!(api::DeclineGround, r.decline_ground),
-        "explanation": r.explanation,
-        "staff_id": r.staff_id,
-        "consultation": r.consultation.as_ref().map(consultation_json),
-    })
-}
-
-fn disclosure_json(d: &api::ProactiveDisclosure) -> Value {
-    json!({
-        "recipient_agency_id": d.recipient_agency_id,
-        "authority": name_of!(api::LegalAuthority, d.authority),
-        "protocol_id": d.protocol_id,
-        "purpose": d.purpose,
-        "subject": subject_json(&d.subject),
-        "items": items_json(&d.items),
-        "reason": d.reason,
-        "consultation": d.consultation.as_ref().map(consultation_json),
-        "staff_id": d.staff_id,
-    })
-}
-
-fn protocol_json(p: &api::ProtocolSummary) -> Value {
-    json!({
-        "protocol_id": p.protocol_id,
-        "version": p.version,
-        "title": p.title,
-        "lead_agency": p.lead_agency,
-        "parties": p.parties,
-        "status": name_of!(api::ProtocolStatus, p.status),
-        "review_date": p.review_date,
-        "registered_by": p.registered_by,
-        "registered_at": time(&p.registered_at),
-        "approved_by": p.approved_by,
-        "approver_role": p.approver_role,
-        "approved_at": time(&p.approved_at),
-    })
-}
-
-fn status_word(p: &api::ProtocolSummary) -> String {
-    name_of!(api::ProtocolStatus, p.status)
-        .trim_start_matches("PROTOCOL_STATUS_")
-        .to_string()
-}
-
-fn item_json(i: &api::InboxItem) -> Value {
-    json!({
-        "cursor": i.cursor,
-        "kind": name_of!(api::MessageKind, i.kind),
-        "request_id": i.request_id,
-        "from_agency_id": i.from_agency_id,
-        "sent_at": time(&i.sent_at),
-        "acknowledged": i.acknowledged,
-        "body_purged": i.body_purged,
-        "request": i.request.as_ref().map(request_json),
-        "response": i.response.as_ref().map(response_json),
-        "disclosure": i.disclosure.as_ref().map(disclosure_json),
-    })
 }
 
 fn item_row(i: &api::InboxItem) -> Vec<String> {
@@ -368,216 +263,6 @@ impl Output {
         print!("{}", r.document_toml);
     }
 
-    pub(super) fn log_info(&self, info: &api::GetLogInfoResponse, cp: &infoshare_tlog::Checkpoint) {
-        if self.json {
-            return self.emit(json!({
-                "origin": info.origin,
-                "verifier_key": info.verifier_key,
-                "size": cp.size,
-                "root": hex_str(&cp.root),
-                "checkpoint": info.checkpoint,
-            }));
-        }
-        say!("origin       {}", info.origin);
-        say!("verifier key {}", info.verifier_key);
-        say!("size         {}", cp.size);
-        say!("root         {}", hex_str(&cp.root));
-    }
-
-    pub(super) fn audit_records(
-        &self,
-        r: &api::AuditRecordsResponse,
-        cp: &infoshare_tlog::Checkpoint,
-    ) {
-        if self.json {
-            return self.emit(json!({
-                "checkpoint_size": cp.size,
-                "verified": true,
-                "records": r.records.iter().map(|x| {
-                    let s = x.summary.clone().unwrap_or_default();
-                    json!({
-                        "log_index": x.log_index,
-                        "event_type": s.event_type,
-                        "at": time(&s.at),
-                        "actor": s.actor,
-                        "actor_certificate_sha256": s.actor_certificate_sha256,
-                        "request_id": s.request_id,
-                        "counterpart": s.counterpart,
-                        "protocol_id": s.protocol_id,
-                        "protocol_version": s.protocol_version,
-                        "authority": s.authority.map(|a| name_of!(api::LegalAuthority, a)),
-                        "classification": s.classification.map(|c| name_of!(api::Classification, c)),
-                        "operation": (!s.operation.is_empty()).then_some(&s.operation),
-                        "purpose": s.purpose,
-                        "categories": s.categories,
-                        "disclosed": s.disclosed.iter().map(|d| json!({
-                            "category": d.category,
-                            "classification": name_of!(api::Classification, d.classification),
-                        })).collect::<Vec<_>>(),
-                        "decision": s.decision,
-                        "reason_code": s.reason_code,
-                        "rule": s.rule,
-                        "subject_pseudonyms": s.subject_pseudonyms,
-                        "staff_pseudonym": s.staff_pseudonym,
-                        "result_count": s.result_count,
-                    })
-                }).collect::<Vec<_>>(),
-                "next_after_index": r.next_after_index,
-                "more": r.more,
-            }));
-        }
-        let rows: Vec<Vec<String>> = r
-            .records
-            .iter()
-            .map(|x| {
-                let s = x.summary.clone().unwrap_or_default();
-                let what = if !s.disclosed.is_empty() {
-                    s.disclosed
-                        .iter()
-                        .map(|d| {
-                            format!(
-                                "{}[{}]",
-                                d.category,
-                                name_of!(api::Classification, d.classification)
-                                    .trim_start_matches("CLASSIFICATION_")
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                } else if !s.categories.is_empty() {
-                    s.categories.join(",")
-                } else if !s.operation.is_empty() {
-                    format!("{} {}", s.operation, s.rule)
-                } else {
-                    s.rule.clone()
-                };
-                vec![
-                    x.log_index.to_string(),
-                    time(&s.at),
-                    s.event_type,
-                    s.actor,
-                    s.counterpart,
-                    s.protocol_id,
-                    [s.decision, s.reason_code]
-                        .iter()
-                        .filter(|x| !x.is_empty())
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    what,
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "INDEX",
-                "AT",
-                "EVENT",
-                "ACTOR",
-                "OTHER PARTY",
-                "PROTOCOL",
-                "DECISION",
-                "WHAT",
-            ],
-            &rows,
-        );
-        say!(
-            "{} records; every inclusion proof verified against the signed checkpoint of size {}",
-            r.records.len(),
-            cp.size
-        );
-        if r.more {
-            say!("more: --after {}", r.next_after_index);
-        }
-    }
-
-    /// `followed`: the key rotations moved through, as (old key, new key, at size).
-    pub(super) fn log_verified(
-        &self,
-        new: &infoshare_tlog::Checkpoint,
-        old: Option<&infoshare_tlog::Checkpoint>,
-        followed: &[(String, String, u64)],
-    ) {
-        if self.json {
-            return self.emit(json!({
-                "verified": true,
-                "size": new.size,
-                "root": hex_str(&new.root),
-                "previous_size": old.map(|o| o.size),
-                "key_rotations_followed": followed
-                    .iter()
-                    .map(|(old, new, size)| json!({"old": old, "new": new, "at_size": size}))
-                    .collect::<Vec<_>>(),
-            }));
-        }
-        for (old_key, new_key, size) in followed {
-            say!(
-                "log key rotated at size {size}: {old_key} -> {new_key} (both signed it; now trusting the new key)"
-            );
-        }
-        match old {
-            Some(o) => say!(
-                "log verified: size {} is consistent with the checkpoint of size {} seen before",
-                new.size,
-                o.size
-            ),
-            None => say!(
-                "log key pinned; checkpoint of size {} stored for the next verify",
-                new.size
-            ),
-        }
-    }
-
-    pub(super) fn exported(
-        &self,
-        path: &std::path::Path,
-        cp: &infoshare_tlog::Checkpoint,
-        n: usize,
-        more: bool,
-    ) {
-        if self.json {
-            return self.emit(json!({ "file": path.display().to_string(), "records": n, "checkpoint_size": cp.size, "more": more }));
-        }
-        say!(
-            "{n} records exported to {} (checkpoint size {})",
-            path.display(),
-            cp.size
-        );
-        if more {
-            say!(
-                "note: more records match than one bundle holds; narrow the filter (e.g. --since/--until)"
-            );
-        }
-    }
-
-    pub(super) fn bundle_verified(
-        &self,
-        b: &api::EvidenceBundle,
-        cp: &infoshare_tlog::Checkpoint,
-        n: usize,
-        pinned: bool,
-    ) {
-        if self.json {
-            return self.emit(json!({
-                "verified": true,
-                "origin": b.origin,
-                "records": n,
-                "checkpoint_size": cp.size,
-                "key_pinned": pinned,
-            }));
-        }
-        say!(
-            "bundle verified: {n} records of {} in the signed checkpoint of size {}",
-            b.origin,
-            cp.size
-        );
-        if !pinned {
-            say!(
-                "note: verified with the bundle's own key; pass --key with the log's published verifier key to pin it"
-            );
-        }
-    }
-
     pub(super) fn inbox_header(&self) {
         if !self.json {
             let header: Vec<String> = INBOX_HEADERS.iter().map(|h| h.to_string()).collect();
@@ -613,23 +298,6 @@ impl Output {
         if page.more {
             say!("more: --after {}", page.next_cursor);
         }
-    }
-
-    pub(super) fn log_key_rotation(&self, r: &api::RotateLogKeyResponse) {
-        if self.json {
-            return self.emit(json!({
-                "verifier_key": r.verifier_key,
-                "statement": r.statement,
-            }));
-        }
-        say!(
-            "log signing key rotated; the new verifier key is {}",
-            r.verifier_key
-        );
-        say!(
-            "rotation statement (publish it beside the key):\n{}",
-            r.statement
-        );
     }
 
     pub(super) fn retention(&self, r: &api::RunRetentionResponse) {
@@ -675,42 +343,6 @@ impl Output {
             time(&r.accepted_at),
             r.log_index
         );
-    }
-
-    /// Legal holds placed, released or in place.
-    pub(super) fn holds(&self, verb: &str, holds: &[api::LegalHold]) {
-        if self.json {
-            return self.emit(json!({
-                "holds": holds.iter().map(|h| json!({
-                    "request_id": (!h.request_id.is_empty()).then_some(&h.request_id),
-                    "subject_pseudonym": (!h.subject_pseudonym.is_empty()).then_some(&h.subject_pseudonym),
-                    "log_index": h.log_index,
-                    "at": time(&h.at),
-                    "actor": h.actor,
-                })).collect::<Vec<_>>(),
-            }));
-        }
-        if !verb.is_empty() {
-            say!("{verb} {} legal hold(s)", holds.len());
-        }
-        let rows: Vec<Vec<String>> = holds
-            .iter()
-            .map(|h| {
-                let (kind, target) = if h.request_id.is_empty() {
-                    ("subject", h.subject_pseudonym.clone())
-                } else {
-                    ("exchange", h.request_id.clone())
-                };
-                vec![
-                    h.log_index.to_string(),
-                    time(&h.at),
-                    kind.to_string(),
-                    target,
-                    h.actor.clone(),
-                ]
-            })
-            .collect();
-        table(&["INDEX", "AT", "ON", "TARGET", "BY"], &rows);
     }
 
     pub(super) fn detail(&self, d: &api::GetRequestResponse) {
