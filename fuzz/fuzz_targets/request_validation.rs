@@ -7,12 +7,12 @@ use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = v1::SubmitRequestRequest::decode(data) {
-        let _ = infoshare_server::validate::request(&m, infoshare_server::clock::today());
+        let _ = infoshare_server::validate::request(&m, infoshare_server::clock::Clock::system().today());
     }
     if let Ok(m) = v1::RespondRequest::decode(data) {
         let _ = infoshare_server::validate::response(&m);
     }
     if let Ok(m) = v1::DiscloseRequest::decode(data) {
-        let _ = infoshare_server::validate::disclosure(&m, infoshare_server::clock::today());
+        let _ = infoshare_server::validate::disclosure(&m, infoshare_server::clock::Clock::system().today());
     }
 });

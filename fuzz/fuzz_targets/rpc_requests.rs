@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    let today = infoshare_server::clock::today();
+    let today = infoshare_server::clock::Clock::system().today();
     match which % 12 {
         0 => {
             if let Ok(m) = v1::SubmitRequestRequest::decode(bytes) {

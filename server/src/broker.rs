@@ -11,7 +11,7 @@ use crate::access::{self, Operation};
 use crate::crypto::{Digest32, Keys};
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
-use crate::identity::{Role, SpiffeId};
+use crate::identity::SpiffeId;
 use crate::policy;
 use crate::records::{
     Actor, Denied, DisclosureSubmitted, Event, Record, RequestId, RequestSubmitted,
@@ -28,7 +28,7 @@ pub mod audit;
 pub mod holds;
 mod register;
 mod results;
-pub use register::RegisterChanged;
+pub use register::{RegisterChanged, VisibleRegister};
 pub use results::{Acknowledged, Answered, InboxItem, RequestDetail, Submitted};
 
 /// An authenticated caller.
@@ -707,14 +707,5 @@ impl Broker {
     /// The broker's clock.
     pub fn clock(&self) -> &crate::clock::Clock {
         &self.clock
-    }
-
-    /// The caller's registered display name and role (WhoAmI).
-    pub fn who_am_i(&self, caller: &Caller) -> (Role, String, String) {
-        (
-            caller.principal.role,
-            caller.principal.id.clone(),
-            caller.principal.name.clone(),
-        )
     }
 }

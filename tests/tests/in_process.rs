@@ -329,7 +329,7 @@ async fn an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_log
         )
         .await
         .unwrap();
-    let indexes: Vec<u64> = found.records.iter().map(|r| r.0).collect();
+    let indexes: Vec<u64> = found.records.iter().map(|r| r.index).collect();
     assert_eq!(
         indexes,
         [sent.index],
@@ -423,4 +423,126 @@ async fn ages_are_reckoned_on_new_zealand_dates() {
         .submit_request(&police, &submit(turns_18_tomorrow, "b2"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered() {
+    let world = World::in_memory().await;
+    let ot = world.agency("oranga-tamariki");
+    let police = world.agency("police");
+    let disclosure = api::ProactiveDisclosure {
+        recipient_agency_id: "police".into(),
+        authority: api::LegalAuthority::OtaS66c as i32,
+        protocol_id: "youth-reengagement".into(),
+        purpose: "assess-risk".into(),
+        subject: sample_request("police").subject,
+        items: vec![api::DisclosedItem {
+            category: "care-status".into(),
+            classification: api::Classification::Sensitive as i32,
+            content: "In care since March.".into(),
+        }],
+        reason: "Risk assessment ahead of the meeting.".into(),
+        consultation: Some(api::ConsultationRecord {
+            status: api::ConsultationStatus::Consulted as i32,
+            reason_not_consulted: String::new(),
+        }),
+        staff_id: "sw-88".into(),
+    };
+    let input = v1::DiscloseRequest {
+        disclosure: Some(disclosure.clone()),
+        idempotency_key: "d-1".into(),
+    };
+    let sent = world.broker.disclose(&ot, &input).await.unwrap();
+    assert!(world.broker.disclose(&ot, &input).await.unwrap().replayed);
+    let (items, _) = world.broker.inbox_page(&police, 0, 10, false).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].entry.kind, MessageKind::Disclosure);
+    let body = items[0].body.as_ref().unwrap();
+    assert_eq!(
+        api::ProactiveDisclosure::decode(&body.body[..]).unwrap(),
+        disclosure
+    );
+    let id = sent.request_id.to_string();
+    // Acknowledged as what it is; a disclosure is not a request to answer.
+    let wrong = world
+        .broker
+        .acknowledge(&police, &ack(&id, MessageKind::Request))
+        .await;
+    assert_eq!(code_of(wrong), "WRONG_MESSAGE_KIND");
+    world
+        .broker
+        .acknowledge(&police, &ack(&id, MessageKind::Disclosure))
+        .await
+        .unwrap();
+    let r = world
+        .broker
+        .respond(&police, &respond(&id, sample_disclosure()))
+        .await;
+    assert!(r.is_err());
+    // Only its recipient acknowledges it.
+    let r = world
+        .broker
+        .acknowledge(&ot, &ack(&id, MessageKind::Disclosure))
+        .await;
+    assert_eq!(code_of(r), "NOT_ADDRESSED_TO_CALLER");
+}
+
+#[tokio::test]
+async fn a_legal_hold_keeps_bodies_past_retention_until_released() {
+    use infoshare_server::records::HoldTarget;
+    let world = World::in_memory().await;
+    let police = world.agency("police");
+    let auditor = world.caller(Role::Auditor, "privacy-audit");
+    let sent = world
+        .broker
+        .submit_request(
+            &police,
+            &submit(sample_request("rangitoto-school-board"), "h"),
+        )
+        .await
+        .unwrap();
+    let held = HoldTarget::Exchange(sent.request_id);
+    let placed = world
+        .broker
+        .change_legal_holds(&auditor, true, vec![held])
+        .await
+        .unwrap();
+    assert_eq!(placed.len(), 1);
+    let twice = world
+        .broker
+        .change_legal_holds(&auditor, true, vec![held])
+        .await;
+    assert_eq!(code_of(twice), "LEGAL_HOLD_CONFLICT");
+
+    world.advance_days(400);
+    let actor = infoshare_server::broker::Broker::retention_actor();
+    let now = world.broker.clock().now_ms();
+    assert_eq!(
+        world
+            .broker
+            .run_retention(actor.clone(), now)
+            .await
+            .unwrap(),
+        0
+    );
+    let id = sent.request_id.to_string();
+    let detail = world.broker.get_request(&police, &id).await.unwrap();
+    assert!(detail.legal_hold);
+    assert!(detail.request.is_some(), "held bodies are kept");
+
+    world
+        .broker
+        .change_legal_holds(&auditor, false, vec![held])
+        .await
+        .unwrap();
+    assert_eq!(world.broker.run_retention(actor, now).await.unwrap(), 1);
+    assert!(
+        world
+            .broker
+            .get_request(&police, &id)
+            .await
+            .unwrap()
+            .request
+            .is_none()
+    );
 }

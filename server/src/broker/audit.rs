@@ -19,15 +19,49 @@ pub const PAGE_MAX: usize = 500;
 /// Most records an evidence bundle holds.
 pub const EXPORT_MAX: usize = 10_000;
 
-/// (log index, raw record, decoded record, inclusion proof).
-pub type ProvenRecord = (u64, Vec<u8>, Record, Vec<Hash>);
+/// A record with its inclusion proof.
+#[derive(Debug, Clone)]
+pub struct ProvenRecord {
+    /// Its log index.
+    pub index: u64,
+    /// Its bytes, as the log holds them (what the proof is over).
+    pub bytes: Vec<u8>,
+    /// Decoded, for the summary.
+    pub record: Record,
+    /// Its inclusion proof against the answer's checkpoint.
+    pub proof: Vec<Hash>,
+}
+
+/// The log's identity as an auditor needs it to verify anything the broker hands out.
+#[derive(Debug, Clone)]
+pub struct LogInfo {
+    /// The origin line of its checkpoints.
+    pub origin: String,
+    /// Its signing key now, with the rotations that led to it.
+    pub key: crate::store::ledger::SigningKey,
+    /// The latest signed checkpoint.
+    pub checkpoint: Arc<str>,
+}
+
+/// A consistency proof between two tree sizes, with both roots.
+#[derive(Debug, Clone)]
+pub struct Consistency {
+    /// The proof, RFC 9162 order.
+    pub proof: Vec<Hash>,
+    /// The root at the first size.
+    pub first_root: Hash,
+    /// The root at the second size.
+    pub second_root: Hash,
+    /// The latest signed checkpoint.
+    pub checkpoint: Arc<str>,
+}
 
 /// Records with proofs against one checkpoint.
 #[derive(Debug, Clone)]
 pub struct Proven {
     /// The signed checkpoint note.
     pub checkpoint: Arc<str>,
-    /// Each record: its index, bytes, decoded form and inclusion proof.
+    /// The records, each with its proof.
     pub records: Vec<ProvenRecord>,
     /// The last index examined (for paging).
     pub next_after: u64,
@@ -37,22 +71,18 @@ pub struct Proven {
 
 impl Broker {
     /// The log's origin, signing key (with its rotations) and latest signed checkpoint.
-    pub fn log_info(&self) -> (String, crate::store::ledger::SigningKey, Arc<str>) {
+    pub fn log_info(&self) -> LogInfo {
         let head = self.ledger.head();
-        (
-            head.checkpoint.origin.clone(),
-            head.key.clone(),
-            head.note.clone(),
-        )
+        LogInfo {
+            origin: head.checkpoint.origin.clone(),
+            key: head.key.clone(),
+            checkpoint: head.note.clone(),
+        }
     }
 
     /// A consistency proof from `first` to `second` (0: latest), with both roots and the
     /// latest checkpoint.
-    pub fn consistency(
-        &self,
-        first: u64,
-        second: u64,
-    ) -> Result<(Vec<Hash>, Hash, Hash, Arc<str>), BrokerError> {
+    pub fn consistency(&self, first: u64, second: u64) -> Result<Consistency, BrokerError> {
         let head = self.ledger.head();
         let latest = head.checkpoint.size;
         let second = if second == 0 { latest } else { second };
@@ -62,15 +92,16 @@ impl Broker {
                 format!("sizes must satisfy first <= second <= {latest} (the latest checkpoint)"),
             ));
         }
-        let proof = head
-            .tree
-            .consistency_proof(first, second)
-            .expect("sizes checked");
-        let roots = (
-            head.tree.root(first).expect("sizes checked"),
-            head.tree.root(second).expect("sizes checked"),
-        );
-        Ok((proof, roots.0, roots.1, head.note.clone()))
+        let beyond = || BrokerError::Internal(format!("size {second} beyond the tree"));
+        Ok(Consistency {
+            proof: head
+                .tree
+                .consistency_proof(first, second)
+                .ok_or_else(beyond)?,
+            first_root: head.tree.root(first).ok_or_else(beyond)?,
+            second_root: head.tree.root(second).ok_or_else(beyond)?,
+            checkpoint: head.note.clone(),
+        })
     }
 
     /// Proves `indices` against the latest checkpoint, stopping before the answer would pass
@@ -94,7 +125,12 @@ impl Broker {
                 return Ok((head.note.clone(), out, true));
             }
             bytes += cost;
-            out.push((i, raw, record, proof));
+            out.push(ProvenRecord {
+                index: i,
+                bytes: raw,
+                record,
+                proof,
+            });
         }
         Ok((head.note.clone(), out, false))
     }
@@ -198,7 +234,7 @@ impl Broker {
             .await?;
         Ok(Proven {
             checkpoint,
-            next_after: records.last().map_or(next_after, |r| r.0),
+            next_after: records.last().map_or(next_after, |r| r.index),
             records,
             more,
         })
@@ -250,7 +286,7 @@ impl Broker {
             .await?;
         Ok(Proven {
             checkpoint,
-            next_after: records.last().map_or(0, |r| r.0),
+            next_after: records.last().map_or(0, |r| r.index),
             records,
             more,
         })
@@ -283,7 +319,7 @@ impl Broker {
             .await?;
         Ok(Proven {
             checkpoint,
-            next_after: records.last().map_or(start.saturating_sub(1), |r| r.0),
+            next_after: records.last().map_or(start.saturating_sub(1), |r| r.index),
             more: cut || end <= size,
             records,
         })

@@ -10,7 +10,15 @@ use crate::error::BrokerError;
 use crate::records::{Event, HoldTarget, Record};
 
 /// A hold with the record that placed (or released) it.
-pub type HoldRecord = (HoldTarget, u64, Record);
+#[derive(Debug, Clone)]
+pub struct HoldRecord {
+    /// An exchange, or every exchange about a subject.
+    pub target: HoldTarget,
+    /// The log index of the record.
+    pub index: u64,
+    /// The record.
+    pub record: Record,
+}
 
 impl Broker {
     /// Places (`place`) or releases legal holds on `targets`; returns the holds changed. Targets
@@ -39,7 +47,11 @@ impl Broker {
                 },
             };
             match self.ledger.hold(record.clone()).await {
-                Ok(receipt) => changed.push((target, receipt.log_index, record)),
+                Ok(receipt) => changed.push(HoldRecord {
+                    target,
+                    index: receipt.log_index,
+                    record,
+                }),
                 Err(e @ (BrokerError::Unavailable(_) | BrokerError::Internal(_))) => return Err(e),
                 Err(e) => refusal = Some((target, e)),
             }
@@ -63,9 +75,15 @@ impl Broker {
             .views()
             .holds()?
             .into_iter()
-            .map(|(target, index)| Ok((target, index, self.ledger.decoded(index)?)))
+            .map(|(target, index)| {
+                Ok(HoldRecord {
+                    target,
+                    index,
+                    record: self.ledger.decoded(index)?,
+                })
+            })
             .collect::<Result<Vec<_>, BrokerError>>()?;
-        holds.sort_by_key(|(_, index, _)| *index);
+        holds.sort_by_key(|h| h.index);
         self.log_audit_query(caller, crate::audit::QueryKind::Holds, holds.len())
             .await?;
         Ok(holds)

@@ -27,6 +27,31 @@ pub struct RegisterChanged {
     pub version: Option<u32>,
 }
 
+/// The protocol register as one caller may see it.
+pub struct VisibleRegister {
+    /// The whole register.
+    pub register: Arc<ProtocolStore>,
+    /// For an agency, itself: it sees only the versions it is party to.
+    pub party: Option<String>,
+}
+
+impl VisibleRegister {
+    /// Whether the caller may see this version.
+    pub fn shows(&self, entry: &crate::protocol::Entry) -> bool {
+        self.party
+            .as_deref()
+            .is_none_or(|a| entry.protocol.party(a).is_some())
+    }
+
+    /// Every version the caller may see.
+    pub fn entries(&self) -> impl Iterator<Item = &crate::protocol::Entry> {
+        self.register
+            .all()
+            .flat_map(|(_, versions)| versions.iter())
+            .filter(|e| self.shows(e))
+    }
+}
+
 impl Broker {
     /// RegisterProtocol: checks the document against the template, the law and the registry,
     /// then registers it as a draft.
@@ -166,9 +191,11 @@ impl Broker {
 
     /// The register as the caller may see it: all of it for administrators and auditors; for an
     /// agency, the versions it is party to.
-    pub fn protocols_visible(&self, caller: &Caller) -> (Arc<ProtocolStore>, Option<String>) {
-        let only = (caller.principal.role == Role::Agency).then(|| caller.principal.id.clone());
-        (self.ledger.protocols(), only)
+    pub fn protocols_visible(&self, caller: &Caller) -> VisibleRegister {
+        VisibleRegister {
+            register: self.ledger.protocols(),
+            party: (caller.principal.role == Role::Agency).then(|| caller.principal.id.clone()),
+        }
     }
 
     /// GetProtocol: a version (0: the one in force, else the latest) of a protocol the caller
@@ -179,16 +206,14 @@ impl Broker {
         protocol_id: &str,
         version: u32,
     ) -> Result<crate::protocol::Entry, BrokerError> {
-        let (store, only) = self.protocols_visible(caller);
+        let visible = self.protocols_visible(caller);
+        let store = &visible.register;
         let found = validate::protocol_id("protocol_id", protocol_id).and_then(|id| {
             match version {
                 0 => store.in_force(&id).or_else(|| store.versions(&id).last()),
                 v => store.get(&id, v),
             }
-            .filter(|e| {
-                only.as_deref()
-                    .is_none_or(|a| e.protocol.party(a).is_some())
-            })
+            .filter(|e| visible.shows(e))
             .cloned()
             .ok_or_else(|| BrokerError::NotFound(format!("no protocol {id:?} is visible to you")))
         });

@@ -148,7 +148,10 @@ fn hold(target: &HoldTarget, index: u64, record: &Record) -> v1::LegalHold {
 }
 
 fn holds(changed: &[crate::holds::HoldRecord]) -> Vec<v1::LegalHold> {
-    changed.iter().map(|(t, i, r)| hold(t, *i, r)).collect()
+    changed
+        .iter()
+        .map(|h| hold(&h.target, h.index, &h.record))
+        .collect()
 }
 
 fn classification(c: Classification) -> i32 {
@@ -257,11 +260,11 @@ fn records(p: Proven) -> v1::AuditRecordsResponse {
         records: p
             .records
             .into_iter()
-            .map(|(index, raw, record, proof)| v1::AuditRecord {
-                log_index: index,
-                summary: Some(summary(&record)),
-                record: raw,
-                inclusion_proof: proof.iter().map(|h| h.to_vec()).collect(),
+            .map(|p| v1::AuditRecord {
+                log_index: p.index,
+                summary: Some(summary(&p.record)),
+                record: p.bytes,
+                inclusion_proof: p.proof.iter().map(|h| h.to_vec()).collect(),
             })
             .collect(),
         next_after_index: p.next_after,
@@ -316,13 +319,13 @@ impl v1::audit_service_server::AuditService for AuditApi {
         super::caller(&self.broker, &request, Operation::GetLogInfo)
             .await
             .map_err(status::of)?;
-        let (origin, key, checkpoint) = self.broker.log_info();
+        let info = self.broker.log_info();
         Ok(Response::new(v1::GetLogInfoResponse {
-            origin,
-            verifier_key: key.verifier_key.to_string(),
-            public_key: key.public_key.to_vec(),
-            checkpoint: checkpoint.to_string(),
-            key_rotations: key.rotations.iter().map(|r| r.to_string()).collect(),
+            origin: info.origin,
+            verifier_key: info.key.verifier_key.to_string(),
+            public_key: info.key.public_key.to_vec(),
+            checkpoint: info.checkpoint.to_string(),
+            key_rotations: info.key.rotations.iter().map(|r| r.to_string()).collect(),
         }))
     }
 
@@ -334,15 +337,15 @@ impl v1::audit_service_server::AuditService for AuditApi {
             .await
             .map_err(status::of)?;
         let r = request.get_ref();
-        let (proof, first_root, second_root, checkpoint) = self
+        let c = self
             .broker
             .consistency(r.first_size, r.second_size)
             .map_err(status::of)?;
         Ok(Response::new(v1::GetConsistencyProofResponse {
-            proof: proof.iter().map(|h| h.to_vec()).collect(),
-            checkpoint: checkpoint.to_string(),
-            first_root: first_root.to_vec(),
-            second_root: second_root.to_vec(),
+            proof: c.proof.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: c.checkpoint.to_string(),
+            first_root: c.first_root.to_vec(),
+            second_root: c.second_root.to_vec(),
         }))
     }
 
@@ -447,8 +450,8 @@ impl v1::audit_service_server::AuditService for AuditApi {
             .audit_export(&caller, &filter)
             .await
             .map_err(status::of)?;
-        let (origin, key, _) = self.broker.log_info();
-        let verifier_key = key.verifier_key.to_string();
+        let info = self.broker.log_info();
+        let (origin, verifier_key) = (info.origin, info.key.verifier_key.to_string());
         let more = proven.more;
         let r = records(proven);
         Ok(Response::new(v1::EvidenceBundle {

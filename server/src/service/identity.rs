@@ -29,16 +29,15 @@ impl v1::identity_service_server::IdentityService for IdentityApi {
         let caller = super::caller(&self.broker, &request, Operation::WhoAmI)
             .await
             .map_err(status::of)?;
-        let (role, id, display_name) = self.broker.who_am_i(&caller);
-        let role = match role {
+        let role = match caller.principal.role {
             Role::Agency => v1::Role::Agency,
             Role::Auditor => v1::Role::Auditor,
             Role::Admin => v1::Role::Admin,
         };
         Ok(Response::new(v1::WhoAmIResponse {
             role: role as i32,
-            id,
-            display_name,
+            id: caller.principal.id.clone(),
+            display_name: caller.principal.name.clone(),
             spiffe_id: caller.spiffe.clone(),
             certificate_sha256: hex::encode(caller.cert_sha256),
         }))

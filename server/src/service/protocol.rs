@@ -116,15 +116,10 @@ impl v1::protocol_service_server::ProtocolService for ProtocolApi {
         let caller = super::caller(&self.broker, &request, Operation::ListProtocols)
             .await
             .map_err(status::of)?;
-        let (store, only) = self.broker.protocols_visible(&caller);
+        let visible = self.broker.protocols_visible(&caller);
         let today = self.broker.clock().today();
-        let protocols = store
-            .all()
-            .flat_map(|(_, versions)| versions.iter())
-            .filter(|e| {
-                only.as_deref()
-                    .is_none_or(|a| e.protocol.party(a).is_some())
-            })
+        let protocols = visible
+            .entries()
             .map(|e| protocol_summary(e, today))
             .collect();
         Ok(Response::new(v1::ListProtocolsResponse { protocols }))
