@@ -53,8 +53,6 @@ pub struct OpenReport {
 
 /// The engine over one data directory.
 pub struct EmbeddedEngine {
-    /// Held for the engine's life: the data directory's exclusive lock.
-    _lock: std::fs::File,
     log: SegmentLog,
     bodies: SegmentLog,
     checkpoint_path: PathBuf,
@@ -70,6 +68,11 @@ struct EmbeddedReader {
     bodies: SegmentReader,
     body_keys: BodyKeys,
     checkpoint: RwLock<Option<String>>,
+    /// The data directory's exclusive lock, held until the last reader is gone: the last field,
+    /// so it is released only after the view store is closed (sled flushes as it is dropped).
+    /// Released any sooner, a new opener would find sled still open in this process and take its
+    /// views for unreadable.
+    _lock: std::fs::File,
 }
 
 impl EmbeddedEngine {
@@ -148,10 +151,10 @@ impl EmbeddedEngine {
             bodies: SegmentReader::new(bodies.dir()),
             body_keys,
             checkpoint: RwLock::new(stored_note),
+            _lock: lock,
         });
         Ok((
             Self {
-                _lock: lock,
                 log,
                 bodies,
                 checkpoint_path,
@@ -311,5 +314,29 @@ impl Reader for EmbeddedReader {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader still open keeps the directory locked: a second opener waits for the view store
+    /// to close instead of finding sled busy, taking its views for unreadable and rebuilding
+    /// them (deleting them under the reader).
+    #[test]
+    fn the_lock_is_held_until_the_last_reader_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = EmbeddedEngine::open(dir.path()).unwrap();
+        let reader = engine.reader();
+        drop(engine);
+        assert!(matches!(
+            EmbeddedEngine::open(dir.path()),
+            Err(OpenError::Locked(_))
+        ));
+        assert_eq!(reader.records(), 0, "the reader still reads");
+        drop(reader);
+        let (_, report) = EmbeddedEngine::open(dir.path()).unwrap();
+        assert!(!report.rebuilt, "the views were taken for unreadable");
     }
 }
