@@ -9,9 +9,13 @@
 //! - verification: the time to verify a log of N records from scratch (checksums, decoding,
 //!   Merkle tree).
 //!
+//! - scale: a ledger filled with N records (made through the ledger, each about one of 10,000
+//!   subjects), then its append rate against the empty ledger's, the time to open it again, the
+//!   memory opening it takes, and audit-shaped queries (by subject, by agency) over it.
+//!
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
-//! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64) and
-//! INFOSHARE_BENCH_VERIFY_RECORDS adjust it).
+//! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64),
+//! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -152,6 +156,13 @@ fn main() {
     let rate: u64 = env_or("INFOSHARE_BENCH_RATE", 1000);
     let inflight: usize = env_or("INFOSHARE_BENCH_INFLIGHT", 64);
     let verify_n: u64 = env_or("INFOSHARE_BENCH_VERIFY_RECORDS", 1_000_000);
+    if std::env::var_os("INFOSHARE_BENCH_SCALE_ONLY").is_some() {
+        let n: u64 = env_or("INFOSHARE_BENCH_SCALE", 1_000_000);
+        let root = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        println!("{}", rt.block_on(scale(&root.path().join("scale-data"), n)));
+        return;
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
 
@@ -347,45 +358,11 @@ fn main() {
     });
     std::thread::sleep(Duration::from_millis(500));
 
-    // 3. Open loop at a fixed offered rate of round trips.
-    client_rt.block_on(async {
-        let total = rate * secs;
-        let start = tokio::time::Instant::now() + Duration::from_millis(50);
-        let mut tasks = Vec::with_capacity(total as usize);
-        for i in 0..total {
-            let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
-            tokio::time::sleep_until(scheduled).await;
-            let clients = clients.clone();
-            tasks.push(tokio::spawn(async move {
-                // A full round trip is offered at each scheduled time; the submit's latency
-                // counts from that time, not from when the task got to run.
-                let (from, to) = PAIRS[(i % 4) as usize];
-                let key = format!("open-{i}");
-                let sent = clients.by_agency[from]
-                    .submit_request(sample_request(to), &key)
-                    .await
-                    .unwrap();
-                let submit = scheduled.elapsed().as_micros() as u64;
-                clients.by_agency[to]
-                    .respond(&sent.request_id, answer(to))
-                    .await
-                    .unwrap();
-                let round_trip = scheduled.elapsed().as_micros() as u64;
-                (submit, round_trip)
-            }));
-        }
-        let (mut s, mut rt) = (Samples::default(), Samples::default());
-        for t in tasks {
-            let (a, b) = t.await.unwrap();
-            s.0.push(a);
-            rt.0.push(b);
-        }
-        println!(
-            "{}",
-            s.line(&format!("open-loop submit @{rate}/s"), secs as f64)
-        );
-        println!("{}", rt.line("open-loop round trip", secs as f64));
-    });
+    // 3. Open loop at a fixed offered rate of round trips: the configured rate, then 3,000/s.
+    for offered in [rate, 3000] {
+        client_rt.block_on(open_loop(&clients, offered, secs));
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // 4. The log alone under load (no TLS, no gRPC): 64 writers submitting requests with
     // their bodies straight to the ledger, against a bare batched fdatasync loop at the batch
@@ -476,10 +453,213 @@ fn main() {
         broker_append / fsync_rate
     );
     println!("verify {verify_n} records from scratch: {verify_secs:.2} s");
+    let scale_n: u64 = env_or("INFOSHARE_BENCH_SCALE", 1_000_000);
+    let scale_at = Instant::now();
+    println!(
+        "{}",
+        client_rt.block_on(scale(&root.join("scale-data"), scale_n))
+    );
+    println!(
+        "(the scale run took {:.0} s)",
+        scale_at.elapsed().as_secs_f64()
+    );
     println!("deliveries streamed: {}", delivered.load(Ordering::Relaxed));
     drop(clients);
     // The servers run until the process exits; no graceful shutdown to wait for.
     std::mem::forget(server_rt);
+}
+
+/// Offers `rate` full round trips per second for `secs` and prints the submit and round-trip
+/// latencies, each from its scheduled time.
+async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
+    let total = rate * secs;
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
+        tokio::time::sleep_until(scheduled).await;
+        let clients = clients.clone();
+        tasks.push(tokio::spawn(async move {
+            // A full round trip is offered at each scheduled time; the submit's latency
+            // counts from that time, not from when the task got to run.
+            let (from, to) = PAIRS[(i % 4) as usize];
+            let key = format!("open-{rate}-{i}");
+            let sent = clients.by_agency[from]
+                .submit_request(sample_request(to), &key)
+                .await
+                .unwrap();
+            let submit = scheduled.elapsed().as_micros() as u64;
+            clients.by_agency[to]
+                .respond(&sent.request_id, answer(to))
+                .await
+                .unwrap();
+            let round_trip = scheduled.elapsed().as_micros() as u64;
+            (submit, round_trip)
+        }));
+    }
+    let (mut s, mut rt) = (Samples::default(), Samples::default());
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        s.0.push(a);
+        rt.0.push(b);
+    }
+    println!(
+        "{}",
+        s.line(&format!("open-loop submit @{rate}/s"), secs as f64)
+    );
+    println!("{}", rt.line("open-loop round trip", secs as f64));
+}
+
+/// Subjects the scale run's records are spread over.
+const SCALE_SUBJECTS: u64 = 10_000;
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn scale_subject(i: u64) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&(i % SCALE_SUBJECTS).to_be_bytes());
+    s
+}
+
+/// 64 writers open exchanges through `ledger` (numbered from `counter`) until the counter
+/// reaches `stop_at` or `deadline` passes; returns how many were appended.
+async fn append_requests(
+    ledger: &infoshare_server::store::ledger::Ledger,
+    counter: &Arc<AtomicU64>,
+    stop_at: u64,
+    deadline: Option<Instant>,
+) -> u64 {
+    use infoshare_server::domain::MessageKind;
+    use infoshare_server::records::{Event, Record, RequestId};
+    use infoshare_server::store::bodies::BodyEntry;
+    let template = Record::decode(&bench_record()).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (ledger, template, counter) = (ledger.clone(), template.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if i >= stop_at {
+                    break;
+                }
+                let id = RequestId(u128::from(i).to_be_bytes());
+                let mut record = template.clone();
+                if let Event::RequestSubmitted(r) = &mut record.event {
+                    r.request_id = id;
+                    r.idempotency[..8].copy_from_slice(&i.to_be_bytes());
+                    r.subjects = vec![scale_subject(i)];
+                }
+                let body = BodyEntry {
+                    kind: MessageKind::Request,
+                    request_id: id,
+                    salt: [9; 32],
+                    body: vec![0x42; 400],
+                };
+                ledger.open_exchange(record, body).await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total
+}
+
+/// Fills a ledger in `dir` with `n` records and measures what a log of that size costs: the
+/// append rate then against an empty log's, the time to open it again, the memory opening it
+/// takes, and audit-shaped queries (50 records by subject, or by agency from a point) over it.
+async fn scale(dir: &std::path::Path, n: u64) -> String {
+    use infoshare_server::store::ledger::{Ledger, LedgerOptions};
+    use infoshare_server::views::audit_index;
+    let options = LedgerOptions::new("bench.invalid/log");
+    std::fs::create_dir_all(dir).unwrap();
+    let (ledger, _) = Ledger::open(dir, &options).unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    let window = Duration::from_secs(3);
+    let t = Instant::now();
+    let empty = append_requests(&ledger, &counter, u64::MAX, Some(t + window)).await as f64
+        / t.elapsed().as_secs_f64();
+    // Back to the exact count so the log holds n records after the measured window.
+    let made = counter.load(Ordering::Relaxed);
+    counter.store(made.min(n), Ordering::Relaxed);
+    append_requests(&ledger, &counter, n, None).await;
+    let t = Instant::now();
+    let full = append_requests(&ledger, &counter, u64::MAX, Some(t + window)).await as f64
+        / t.elapsed().as_secs_f64();
+    let records = ledger.head().checkpoint.size;
+    drop(ledger);
+    // The engine alone first (segments, sled views, the position index), to tell its share of
+    // the opening from the sequencer's (the Merkle tree, the register).
+    // The writer stops once the last handle is gone; its stop (sled flushing its cache as the
+    // view store is dropped) is timed apart from the opening, by waiting for the directory lock.
+    let t = Instant::now();
+    loop {
+        let lock = std::fs::File::open(dir.join("LOCK")).unwrap();
+        if lock.try_lock().is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stop_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (engine, report) = infoshare_server::store::embedded::EmbeddedEngine::open(dir).unwrap();
+    let engine_secs = t.elapsed().as_secs_f64();
+    drop(engine);
+    let rss_before = rss_mib();
+    let t = Instant::now();
+    let reopened = loop {
+        // The writer thread releases the directory lock just after the last handle is dropped.
+        match Ledger::open(dir, &options) {
+            Ok((l, _)) => break l,
+            Err(infoshare_server::store::ledger::OpenError::Locked(_)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let open_secs = t.elapsed().as_secs_f64();
+    let rss = rss_mib() - rss_before;
+    let mut queries = Samples::default();
+    for q in 0..2000u64 {
+        let t = Instant::now();
+        let (prefix, after) = if q % 2 == 0 {
+            (audit_index::subject(&scale_subject(q * 7919)), 0)
+        } else {
+            (
+                audit_index::agency("police"),
+                (q * 104_729) % records.max(1),
+            )
+        };
+        let found = reopened.views().indexed(&prefix, after, 50).unwrap();
+        for i in &found {
+            reopened.decoded(*i).unwrap();
+        }
+        queries.0.push(t.elapsed().as_micros() as u64);
+    }
+    format!(
+        "scale {n} records: open {open_secs:.2} s, rss {rss:.0} MiB, append {:.2} of empty, query p99 {:.2} ms   (append {full:.0}/s vs {empty:.0}/s empty; {records} records on reopening, the writer took {stop_secs:.2} s to stop; the engine alone opens in {engine_secs:.2} s (views rebuilt: {}, records replayed into them: {}); rss: this process's growth on opening)",
+        full / empty,
+        queries.pct(0.99),
+        report.rebuilt,
+        report.replayed,
+    )
 }
 
 /// Drives a ledger of its own in `dir` with 64 concurrent submitters of requests with bodies
