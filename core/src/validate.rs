@@ -446,45 +446,41 @@ pub trait Opening {
     fn encoded_body(&self) -> Vec<u8>;
 }
 
-impl Opening for ValidRequest {
-    const RECIPIENT_FIELD: &'static str = "request.recipient_agency_id";
-    const KIND: MessageKind = MessageKind::Request;
-    fn recipient(&self) -> &str {
-        &self.recipient
-    }
-    fn staff_id(&self) -> &str {
-        &self.staff_id
-    }
-    fn subject(&self) -> &ValidSubject {
-        &self.subject
-    }
-    fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
-    }
-    fn encoded_body(&self) -> Vec<u8> {
-        prost::Message::encode_to_vec(&self.body)
-    }
+/// Both openings keep their common fields under the same names.
+macro_rules! opening {
+    ($valid:ty, $field:literal, $kind:expr) => {
+        impl Opening for $valid {
+            const RECIPIENT_FIELD: &'static str = $field;
+            const KIND: MessageKind = $kind;
+            fn recipient(&self) -> &str {
+                &self.recipient
+            }
+            fn staff_id(&self) -> &str {
+                &self.staff_id
+            }
+            fn subject(&self) -> &ValidSubject {
+                &self.subject
+            }
+            fn idempotency_key(&self) -> &str {
+                &self.idempotency_key
+            }
+            fn encoded_body(&self) -> Vec<u8> {
+                prost::Message::encode_to_vec(&self.body)
+            }
+        }
+    };
 }
 
-impl Opening for ValidDisclosure {
-    const RECIPIENT_FIELD: &'static str = "disclosure.recipient_agency_id";
-    const KIND: MessageKind = MessageKind::Disclosure;
-    fn recipient(&self) -> &str {
-        &self.recipient
-    }
-    fn staff_id(&self) -> &str {
-        &self.staff_id
-    }
-    fn subject(&self) -> &ValidSubject {
-        &self.subject
-    }
-    fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
-    }
-    fn encoded_body(&self) -> Vec<u8> {
-        prost::Message::encode_to_vec(&self.body)
-    }
-}
+opening!(
+    ValidRequest,
+    "request.recipient_agency_id",
+    MessageKind::Request
+);
+opening!(
+    ValidDisclosure,
+    "disclosure.recipient_agency_id",
+    MessageKind::Disclosure
+);
 
 /// Checks a Disclose call.
 pub fn disclosure(input: &v1::DiscloseRequest, today: Date) -> Result<ValidDisclosure> {

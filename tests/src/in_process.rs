@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use infoshare_server::broker::{Broker, Caller};
+use infoshare_server::broker::{Broker, Caller, Submitted};
 use infoshare_server::clock::Clock;
 use infoshare_server::crypto::Keys;
 use infoshare_server::error::BrokerError;
@@ -104,6 +104,16 @@ impl World {
     /// Moves the clock on by `days`.
     pub fn advance_days(&self, days: u64) {
         self.now.fetch_add(days * 86_400_000, Ordering::SeqCst);
+    }
+
+    /// `from` sends the sample request to the Rangitoto school board under idempotency key
+    /// `key`; panics if it is refused.
+    pub async fn submit_sample(&self, from: &Caller, key: &str) -> Submitted {
+        let input = infoshare_proto::v1::SubmitRequestRequest {
+            request: Some(crate::sample_request("rangitoto-school-board")),
+            idempotency_key: key.into(),
+        };
+        self.broker.submit_request(from, &input).await.unwrap()
     }
 
     /// Records in the log.

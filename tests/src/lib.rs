@@ -93,3 +93,26 @@ pub async fn records_of_event(
     };
     auditor.audit_query(filter, 0, 10).await.unwrap()
 }
+
+/// Oranga Tamariki's lawful proactive disclosure to Police of Aroha's care status, under the
+/// youth re-engagement example protocol (purpose `assess-risk`).
+pub fn sample_proactive_disclosure() -> api::ProactiveDisclosure {
+    api::ProactiveDisclosure {
+        recipient_agency_id: "police".into(),
+        authority: api::LegalAuthority::OtaS66c as i32,
+        protocol_id: "youth-reengagement".into(),
+        purpose: "assess-risk".into(),
+        subject: sample_request("police").subject,
+        items: vec![api::DisclosedItem {
+            category: "care-status".into(),
+            classification: api::Classification::Sensitive as i32,
+            content: "In care since March.".into(),
+        }],
+        reason: "Risk assessment ahead of the meeting.".into(),
+        consultation: Some(api::ConsultationRecord {
+            status: api::ConsultationStatus::Consulted as i32,
+            reason_not_consulted: String::new(),
+        }),
+        staff_id: "sw-88".into(),
+    }
+}

@@ -176,14 +176,7 @@ async fn a_retry_replays_and_a_changed_retry_conflicts() {
 
     // The same key from another agency is another submission.
     let ot = world.agency("oranga-tamariki");
-    let other = world
-        .broker
-        .submit_request(
-            &ot,
-            &submit(sample_request("rangitoto-school-board"), "k-1"),
-        )
-        .await
-        .unwrap();
+    let other = world.submit_sample(&ot, "k-1").await;
     assert!(!other.replayed);
     assert_ne!(other.request_id, first.request_id);
 }
@@ -242,14 +235,7 @@ async fn refusals_name_their_rule_and_are_logged() {
     }
 
     // Answered by one it was not sent to; answered twice.
-    let sent = world
-        .broker
-        .submit_request(
-            &police,
-            &submit(sample_request("rangitoto-school-board"), "ok"),
-        )
-        .await
-        .unwrap();
+    let sent = world.submit_sample(&police, "ok").await;
     let id = sent.request_id.to_string();
     let education = world.agency("education");
     let r = world
@@ -287,14 +273,7 @@ async fn refusals_name_their_rule_and_are_logged() {
 async fn an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged() {
     let world = World::in_memory().await;
     let police = world.agency("police");
-    let sent = world
-        .broker
-        .submit_request(
-            &police,
-            &submit(sample_request("rangitoto-school-board"), "q"),
-        )
-        .await
-        .unwrap();
+    let sent = world.submit_sample(&police, "q").await;
     let mut adult = sample_request("rangitoto-school-board");
     adult.subject.as_mut().unwrap().given_names = "Someone Else".into();
     adult.subject.as_mut().unwrap().date_of_birth = "1980-01-01".into();
@@ -360,14 +339,7 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends() {
     let world = World::in_memory().await;
     let police = world.agency("police");
     let school = world.agency("rangitoto-school-board");
-    let sent = world
-        .broker
-        .submit_request(
-            &police,
-            &submit(sample_request("rangitoto-school-board"), "r"),
-        )
-        .await
-        .unwrap();
+    let sent = world.submit_sample(&police, "r").await;
     let id = sent.request_id.to_string();
     let actor = infoshare_server::broker::Broker::retention_actor();
     // The youth re-engagement protocol keeps bodies 365 days from the NZ date it was opened.
@@ -430,24 +402,7 @@ async fn a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered() {
     let world = World::in_memory().await;
     let ot = world.agency("oranga-tamariki");
     let police = world.agency("police");
-    let disclosure = api::ProactiveDisclosure {
-        recipient_agency_id: "police".into(),
-        authority: api::LegalAuthority::OtaS66c as i32,
-        protocol_id: "youth-reengagement".into(),
-        purpose: "assess-risk".into(),
-        subject: sample_request("police").subject,
-        items: vec![api::DisclosedItem {
-            category: "care-status".into(),
-            classification: api::Classification::Sensitive as i32,
-            content: "In care since March.".into(),
-        }],
-        reason: "Risk assessment ahead of the meeting.".into(),
-        consultation: Some(api::ConsultationRecord {
-            status: api::ConsultationStatus::Consulted as i32,
-            reason_not_consulted: String::new(),
-        }),
-        staff_id: "sw-88".into(),
-    };
+    let disclosure = infoshare_tests::sample_proactive_disclosure();
     let input = v1::DiscloseRequest {
         disclosure: Some(disclosure.clone()),
         idempotency_key: "d-1".into(),
@@ -493,14 +448,7 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released() {
     let world = World::in_memory().await;
     let police = world.agency("police");
     let auditor = world.caller(Role::Auditor, "privacy-audit");
-    let sent = world
-        .broker
-        .submit_request(
-            &police,
-            &submit(sample_request("rangitoto-school-board"), "h"),
-        )
-        .await
-        .unwrap();
+    let sent = world.submit_sample(&police, "h").await;
     let held = HoldTarget::Exchange(sent.request_id);
     let placed = world
         .broker

@@ -42,24 +42,7 @@ async fn some_history(server: &common::TestServer, env: &TestEnv) -> String {
         .respond(&sent.request_id, sample_disclosure())
         .await
         .unwrap();
-    let disclosure = api::ProactiveDisclosure {
-        recipient_agency_id: "police".into(),
-        authority: api::LegalAuthority::OtaS66c as i32,
-        protocol_id: "youth-reengagement".into(),
-        purpose: "assess-risk".into(),
-        subject: sample_request("police").subject,
-        items: vec![api::DisclosedItem {
-            category: "care-status".into(),
-            classification: api::Classification::Sensitive as i32,
-            content: "In care since March.".into(),
-        }],
-        reason: "Risk assessment ahead of the meeting.".into(),
-        consultation: Some(api::ConsultationRecord {
-            status: 1,
-            reason_not_consulted: String::new(),
-        }),
-        staff_id: "sw-88".into(),
-    };
+    let disclosure = infoshare_tests::sample_proactive_disclosure();
     ot.disclose(disclosure, "h-2").await.unwrap();
     let mut adult = sample_request("rangitoto-school-board");
     adult.subject.as_mut().unwrap().date_of_birth = "1980-01-01".into();
