@@ -96,11 +96,6 @@ impl World {
         self.caller(Role::Agency, id)
     }
 
-    /// Moves the clock to `ms`.
-    pub fn set_time(&self, ms: u64) {
-        self.now.store(ms, Ordering::SeqCst);
-    }
-
     /// Moves the clock on by `days`.
     pub fn advance_days(&self, days: u64) {
         self.now.fetch_add(days * 86_400_000, Ordering::SeqCst);
@@ -114,6 +109,15 @@ impl World {
             idempotency_key: key.into(),
         };
         self.broker.submit_request(from, &input).await.unwrap()
+    }
+
+    /// Runs retention now, as the broker's own task does; returns how many exchanges it purged.
+    pub async fn run_retention(&self) -> usize {
+        let now = self.broker.clock().now_ms();
+        self.broker
+            .run_retention(Broker::retention_actor(), now)
+            .await
+            .unwrap()
     }
 
     /// Records in the log.

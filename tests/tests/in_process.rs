@@ -341,28 +341,11 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends() {
     let school = world.agency("rangitoto-school-board");
     let sent = world.submit_sample(&police, "r").await;
     let id = sent.request_id.to_string();
-    let actor = infoshare_server::broker::Broker::retention_actor();
     // The youth re-engagement protocol keeps bodies 365 days from the NZ date it was opened.
     world.advance_days(364);
-    let now = world.broker.clock().now_ms();
-    assert_eq!(
-        world
-            .broker
-            .run_retention(actor.clone(), now)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(world.run_retention().await, 0);
     world.advance_days(1);
-    let now = world.broker.clock().now_ms();
-    assert_eq!(
-        world
-            .broker
-            .run_retention(actor.clone(), now)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(world.run_retention().await, 1);
     let purged = world.broker.ledger().decoded(world.log_size()).unwrap();
     assert_eq!(event_name(purged.event.code()), "bodies-purged");
     let detail = world.broker.get_request(&police, &id).await.unwrap();
@@ -373,7 +356,7 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends() {
             .is_none()
     );
     // Once is enough: a second run finds nothing due.
-    assert_eq!(world.broker.run_retention(actor, now).await.unwrap(), 0);
+    assert_eq!(world.run_retention().await, 0);
 }
 
 #[tokio::test]
@@ -463,16 +446,7 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released() {
     assert_eq!(code_of(twice), "LEGAL_HOLD_CONFLICT");
 
     world.advance_days(400);
-    let actor = infoshare_server::broker::Broker::retention_actor();
-    let now = world.broker.clock().now_ms();
-    assert_eq!(
-        world
-            .broker
-            .run_retention(actor.clone(), now)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(world.run_retention().await, 0);
     let id = sent.request_id.to_string();
     let detail = world.broker.get_request(&police, &id).await.unwrap();
     assert!(detail.legal_hold);
@@ -483,7 +457,7 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released() {
         .change_legal_holds(&auditor, false, vec![held])
         .await
         .unwrap();
-    assert_eq!(world.broker.run_retention(actor, now).await.unwrap(), 1);
+    assert_eq!(world.run_retention().await, 1);
     assert!(
         world
             .broker
