@@ -1,8 +1,19 @@
-//! The sled-backed view store. Everything in it is derived from the log and the body segments
-//! and carries "applied through" marks; sled is never the only copy of anything (sled 0.34 does
-//! not fsync on `flush()` and has open corruption-after-kill reports).
+//! The redb-backed view store. Everything in it is derived from the log and the body segments
+//! and carries "applied through" marks in the same transaction; it is never the only copy of
+//! anything. Batches commit without an fsync (`Durability::None`): a crash or power cut rolls
+//! the store back to its last durable commit, marks included, and opening replays the log from
+//! there. A durable commit is made at most a second or `DURABLE_EVERY` records apart (bounding
+//! that replay, and letting redb reuse freed pages) and when the store is closed.
+//!
+//! redb rather than sled (measured here, 1.2 M view-shaped keys in batches of 600): 2.1 µs per
+//! key written against sled's 13.4, 3.6 µs per random read against 17.2, 150 MB against 250 MB;
+//! and redb has no dependencies, no background threads, and snapshot read transactions.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redb::{Durability, ReadableDatabase, TableDefinition};
 
 use super::segment::Position;
 use crate::backend::VisitEntry;
@@ -16,20 +27,30 @@ const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
 
-fn store_err(e: sled::Error) -> ViewError {
+const VIEWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("views");
+const FILE: &str = "views.redb";
+/// Records applied between two durable commits, at most.
+const DURABLE_EVERY: u64 = 100_000;
+const DURABLE_AFTER: Duration = Duration::from_secs(1);
+const CACHE_BYTES: usize = 64 << 20;
+
+fn store_err(e: impl std::fmt::Display) -> ViewError {
     ViewError::Store(e.to_string())
 }
 
 /// The derived views.
 pub struct ViewStore {
-    _db: sled::Db,
-    tree: sled::Tree,
+    db: redb::Database,
     path: PathBuf,
+    /// When the last durable commit was made, and the log mark it carried.
+    durable: Mutex<(Instant, u64)>,
 }
 
 impl KvRead for ViewStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        Ok(self.tree.get(key).map_err(store_err)?.map(|v| v.to_vec()))
+        let tx = self.db.begin_read().map_err(store_err)?;
+        let table = tx.open_table(VIEWS).map_err(store_err)?;
+        Ok(table.get(key).map_err(store_err)?.map(|v| v.value().to_vec()))
     }
 }
 
@@ -75,21 +96,42 @@ impl ViewStore {
     }
 
     fn try_open(path: &Path) -> Result<Self, ViewError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 << 20)
-            .open()
+        std::fs::create_dir_all(path).map_err(store_err)?;
+        let db = redb::Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path.join(FILE))
             .map_err(store_err)?;
-        let tree = db.open_tree("views").map_err(store_err)?;
-        Ok(Self {
-            _db: db,
-            tree,
+        let store = Self {
+            db,
             path: path.to_path_buf(),
-        })
+            durable: Mutex::new((Instant::now(), 0)),
+        };
+        // The table exists from the first open on, so reads never find it missing.
+        store.write(Durability::Immediate, |_| Ok(()))?;
+        Ok(store)
     }
 
     fn format_ok(&self) -> bool {
-        matches!(self.tree.get(MARK_FORMAT), Ok(Some(v)) if v.as_ref() == VIEW_FORMAT.to_be_bytes())
+        matches!(self.get(MARK_FORMAT), Ok(Some(v)) if v == VIEW_FORMAT.to_be_bytes())
+    }
+
+    /// One write transaction: `fill`, then commit at `durability` (a durable one records the
+    /// allocator state, so that opening after a crash needs no full repair).
+    fn write(
+        &self,
+        durability: Durability,
+        fill: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>) -> Result<(), ViewError>,
+    ) -> Result<(), ViewError> {
+        let mut tx = self.db.begin_write().map_err(store_err)?;
+        tx.set_durability(durability).map_err(store_err)?;
+        if matches!(durability, Durability::Immediate) {
+            tx.set_quick_repair(true);
+        }
+        {
+            let mut table = tx.open_table(VIEWS).map_err(store_err)?;
+            fill(&mut table)?;
+        }
+        tx.commit().map_err(store_err)
     }
 
     /// Deletes the store and makes an empty one.
@@ -98,10 +140,12 @@ impl ViewStore {
             std::fs::remove_dir_all(path).map_err(|e| ViewError::Store(e.to_string()))?;
         }
         let store = Self::try_open(path)?;
-        store
-            .tree
-            .insert(MARK_FORMAT, &VIEW_FORMAT.to_be_bytes())
-            .map_err(store_err)?;
+        store.write(Durability::Immediate, |table| {
+            table
+                .insert(MARK_FORMAT, VIEW_FORMAT.to_be_bytes().as_slice())
+                .map(drop)
+                .map_err(store_err)
+        })?;
         Ok(store)
     }
 
@@ -130,28 +174,46 @@ impl ViewStore {
         if from >= to {
             return Ok(());
         }
-        for item in self.tree.range(from..to) {
+        let tx = self.db.begin_read().map_err(store_err)?;
+        let table = tx.open_table(VIEWS).map_err(store_err)?;
+        for item in table.range(from..to).map_err(store_err)? {
             let (k, v) = item.map_err(store_err)?;
-            if !visit(&k, &v)? {
+            if !visit(k.value(), v.value())? {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Applies `writes` and the applied-through marks `(log, bodies)` in one atomic sled batch.
+    /// Applies `writes` and the applied-through marks `(log, bodies)` in one transaction.
     pub fn apply(
         &self,
         writes: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
         marks: (u64, u64),
     ) -> Result<(), ViewError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in writes {
-            batch.insert(k, v);
+        let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        let due = durable.0.elapsed() >= DURABLE_AFTER || marks.0 >= durable.1 + DURABLE_EVERY;
+        let durability = if due {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        self.write(durability, |table| {
+            for (k, v) in writes {
+                table.insert(k.as_slice(), v.as_slice()).map_err(store_err)?;
+            }
+            table
+                .insert(MARK_LOG, marks.0.to_be_bytes().as_slice())
+                .map_err(store_err)?;
+            table
+                .insert(MARK_BODIES, marks.1.to_be_bytes().as_slice())
+                .map(drop)
+                .map_err(store_err)
+        })?;
+        if due {
+            *durable = (Instant::now(), marks.0);
         }
-        batch.insert(MARK_LOG, &marks.0.to_be_bytes());
-        batch.insert(MARK_BODIES, &marks.1.to_be_bytes());
-        self.tree.apply_batch(batch).map_err(store_err)
+        Ok(())
     }
 
     /// Where a body is, if it is stored.
@@ -171,5 +233,14 @@ impl ViewStore {
             offset: u64::from_be_bytes(v[8..16].try_into().expect("8")),
             len: u32::from_be_bytes(v[16..].try_into().expect("4")),
         }))
+    }
+}
+
+impl Drop for ViewStore {
+    /// Makes the non-durable commits durable, so that a clean stop replays nothing.
+    fn drop(&mut self) {
+        if let Err(e) = self.write(Durability::Immediate, |_| Ok(())) {
+            tracing::warn!(error = %e, "view store not flushed on close; the next open replays the log");
+        }
     }
 }

@@ -397,9 +397,9 @@ fn main() {
         rate
     };
     let ledger_fsync_rate = fsync_at(ledger_batch.round().max(1.0) as usize);
-    let sled_us = sled_cost_per_key(&root.join("sled-bench"));
+    let view_us = view_cost_per_key(&root.join("view-bench"));
     println!(
-        "sled batch insert      {sled_us:>9.2} µs per key (500-key batches of view-shaped keys)"
+        "view store insert      {view_us:>9.2} µs per key (redb, 500-key transactions of view-shaped keys)"
     );
     let broker_batch = records_per_batch.round().max(1.0) as usize;
     let fsync_rate = fsync_at(broker_batch);
@@ -714,21 +714,16 @@ async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f
     (records as f64 / secs, records as f64 / batches as f64)
 }
 
-/// The cost of writing one view key to sled, in µs: 200,000 keys shaped like the views' (a
-/// prefix, a 16-byte id, a big-endian index; small values) in atomic batches of 500, the way the
-/// writer commits a batch.
-fn sled_cost_per_key(dir: &std::path::Path) -> f64 {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(64 << 20)
-        .open()
-        .unwrap();
-    let tree = db.open_tree("views").unwrap();
+/// The cost of writing one view key to the view store, in µs: 200,000 keys shaped like the
+/// views' (a prefix, a 16-byte id, a big-endian index; small values) in transactions of 500,
+/// the way the writer commits a batch.
+fn view_cost_per_key(dir: &std::path::Path) -> f64 {
+    use infoshare_server::store::embedded::view_store::ViewStore;
+    let store = ViewStore::recreate(dir).unwrap();
     let (batches, per_batch) = (400u64, 500u64);
     let t = Instant::now();
     for b in 0..batches {
-        let mut batch = sled::Batch::default();
-        for k in 0..per_batch {
+        let writes = (0..per_batch).map(|k| {
             let i = b * per_batch + k;
             let prefix: &[u8] = [b"r", b"i", b"k", b"t", b"x"][(i % 5) as usize];
             let key = [
@@ -737,9 +732,9 @@ fn sled_cost_per_key(dir: &std::path::Path) -> f64 {
                 &i.to_be_bytes(),
             ]
             .concat();
-            batch.insert(key, vec![0u8; 40]);
-        }
-        tree.apply_batch(batch).unwrap();
+            (key, vec![0u8; 40])
+        });
+        store.apply(writes, ((b + 1) * per_batch, 0)).unwrap();
     }
     t.elapsed().as_secs_f64() * 1e6 / (batches * per_batch) as f64
 }

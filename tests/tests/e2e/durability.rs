@@ -134,8 +134,7 @@ async fn deleted_views_are_rebuilt_from_the_log_with_the_same_answers() {
     let views = env.data_dir().join("views");
     std::fs::remove_dir_all(&views).unwrap();
     std::fs::create_dir_all(&views).unwrap();
-    std::fs::write(views.join("conf"), b"not sled").unwrap();
-    std::fs::write(views.join("db"), b"not sled either").unwrap();
+    std::fs::write(views.join("views.redb"), vec![0x5a; 8192]).unwrap();
     let server = env.start().await;
     let school = server.agency(&env, "rangitoto-school-board").await;
     assert_eq!(
