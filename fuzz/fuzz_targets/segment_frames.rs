@@ -15,9 +15,10 @@ fuzz_target!(|data: &[u8]| {
     // After the 16-byte segment header, frames follow one another to the end.
     let mut pos = 16.min(data.len());
     while pos < data.len() {
-        let Ok((start, end)) = check_frame(data, pos) else {
+        let Ok(frame) = check_frame(data, pos) else {
             break;
         };
+        let (start, end) = (frame.start, frame.end);
         let payload = &data[start..end];
         if let Ok((version, record)) = Record::decode_versioned(payload) {
             assert_eq!(record.encode_as(version), payload);

@@ -55,8 +55,12 @@ pub struct Batch<'a> {
 /// - After an `Err` the sequencer refuses every later write (fail-stop); the engine MUST NOT
 ///   need more than a restart to be consistent again (a torn batch is unacknowledged, so an
 ///   engine may keep or drop it, but never half-apply its views without its records).
-/// - The stored checkpoint MUST be the batch's (`checkpoint`) once `commit` returns, and MUST
-///   never be replaced by one of a smaller tree.
+/// - The stored checkpoint MUST be the batch's (`checkpoint`) once `commit` returns, durable with
+///   the batch's records (a power cut MUST NOT leave records without a checkpoint covering them,
+///   nor a checkpoint without its records), and MUST never be replaced by one of a smaller tree.
+/// - Every file start-up relies on MUST be synced, and its name synced into its directory, in
+///   the order recovery assumes (the embedded engine is held to this by a power-loss
+///   simulation).
 /// - `erase_bodies` MUST durably erase every listed body that is stored (an erased body reads
 ///   as `None`) and MUST leave the log untouched; erasing what is not stored is not an error.
 /// - Readers handed out MUST see a batch whole or not at all, and only once `commit` returned.

@@ -10,11 +10,12 @@
 //! - [`backend`]: the seam — `trait Backend` (commit a batch, erase bodies, store the checkpoint,
 //!   hand out a reader) and `trait Reader`, their contracts as MUST statements; the view queries
 //!   written once over `Reader::scan`. [`overlay`]: a batch's pending view writes.
-//! - Engines side by side: [`embedded`] (segment files + sled, the broker's default) and [`mem`]
+//! - Engines side by side: [`embedded`] (segment files + redb views, the broker's default) and [`mem`]
 //!   (in memory, for fast tests).
 //! - [`checkpoint`]: the one signed-checkpoint check, shared by start-up and [`verify`]
 //!   (`--verify-log`).
-//! - [`log_keys`]: the log's signing key and its rotations; [`secret_file`]: writing secrets.
+//! - [`log_keys`]: the log's signing key and its rotations; [`secret_file`]: writing secrets;
+//!   `durable`: every sync the store makes (recorded in tests for the power-loss simulation).
 //!
 //! # What it may not import
 //! tonic, hyper, rustls or anything of the network: it is handed records and answers with
@@ -29,6 +30,7 @@ pub use infoshare_core::{
 
 pub mod backend;
 pub mod checkpoint;
+mod durable;
 pub mod embedded;
 pub mod ledger;
 pub mod log_keys;

@@ -150,7 +150,7 @@ impl LogKeys {
         };
         if let Some(dir) = &self.dir {
             let dir = dir.join("rotations");
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            crate::durable::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let path = dir.join(format!("{size:020}.note"));
             write_durably(&path, rotation.render().as_bytes())?;
         }
@@ -162,8 +162,8 @@ impl LogKeys {
     fn install(&mut self, next: NoteSigner) -> Result<(), String> {
         if let Some(dir) = &self.dir {
             let (pending, current) = (dir.join("log-signing.pk8.new"), dir.join("log-signing.pk8"));
-            std::fs::rename(&pending, &current)
-                .and_then(|()| std::fs::File::open(dir)?.sync_all())
+            crate::durable::rename(&pending, &current)
+                .and_then(|()| crate::durable::sync_dir(dir))
                 .map_err(|e| format!("{}: {e}", current.display()))?;
         }
         self.signer = next;
@@ -219,13 +219,10 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| crate::durable::sync_all(&f, &tmp))
         .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(err)
+    crate::durable::rename(&tmp, path).map_err(err)?;
+    crate::durable::sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(err)
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::path::Path;
 use infoshare_tlog::{Tree, leaf_hash};
 
 use crate::checkpoint::check_signed;
-use crate::embedded::LOG_MAGIC;
 use crate::embedded::segment::{SegmentError, scan_read_only};
+use crate::embedded::{LOG_MAGIC, read_witness};
 use crate::records::Record;
 
 /// What a successful verification found.
@@ -51,7 +51,7 @@ pub enum VerifyError {
 pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
     let mut tree = Tree::new();
     let mut bad_record: Option<VerifyError> = None;
-    let records = scan_read_only(&data_dir.join("log"), LOG_MAGIC, |index, raw| {
+    let scanned = scan_read_only(&data_dir.join("log"), LOG_MAGIC, |index, raw| {
         tree.push(leaf_hash(raw));
         if bad_record.is_none()
             && let Err(e) = Record::decode(raw)
@@ -77,21 +77,34 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
     if let Some(e) = bad_record {
         return Err(e);
     }
+    // The log's own checkpoint (synced with its batch), and the witness written after it.
     let note_path = data_dir.join("checkpoint.note");
-    let Ok(note) = std::fs::read_to_string(&note_path) else {
-        return Ok(Verified {
-            records,
-            checkpoint_size: 0,
-        });
-    };
-    let origin = note.lines().next().unwrap_or_default();
-    // The current key, or one it replaced (each rotation statement is checked as it is read).
-    let verifiers = crate::log_keys::trusted_verifiers(&data_dir.join("keys"), origin)
-        .map_err(VerifyError::Io)?;
-    let cp = check_signed(&note, &verifiers, &tree)
-        .map_err(|e| VerifyError::Checkpoint(format!("{}: {e}", note_path.display())))?;
+    let notes = [
+        scanned.last_mark.map(|m| {
+            (
+                String::from_utf8_lossy(&m).into_owned(),
+                "the log's checkpoint".to_string(),
+            )
+        }),
+        read_witness(&note_path).map(|n| (n, note_path.display().to_string())),
+    ];
+    let mut checkpoint_size = 0;
+    let mut verifiers = None;
+    for (note, from) in notes.into_iter().flatten() {
+        let origin = note.lines().next().unwrap_or_default();
+        // The current key, or one it replaced (each rotation statement is checked as it is read).
+        if verifiers.is_none() {
+            verifiers = Some(
+                crate::log_keys::trusted_verifiers(&data_dir.join("keys"), origin)
+                    .map_err(VerifyError::Io)?,
+            );
+        }
+        let cp = check_signed(&note, verifiers.as_deref().unwrap_or_default(), &tree)
+            .map_err(|e| VerifyError::Checkpoint(format!("{from}: {e}")))?;
+        checkpoint_size = checkpoint_size.max(cp.size);
+    }
     Ok(Verified {
-        records,
-        checkpoint_size: cp.size,
+        records: scanned.entries,
+        checkpoint_size,
     })
 }

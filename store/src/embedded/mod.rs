@@ -1,19 +1,31 @@
 //! The embedded engine: the log and the bodies in numbered, checksummed segment files, the views
-//! in sled, the latest checkpoint in a file beside them, all under one data directory.
+//! in redb, all under one data directory.
 //!
 //! ```text
 //! <data>/LOCK              held for the engine's life: one writer per directory
-//! <data>/log/              the log segments (the source of truth)
+//! <data>/log/              the log segments (the source of truth), each batch ending with its
+//!                          signed checkpoint as a mark frame
 //! <data>/bodies/           the body segments, each body sealed (AES-256-GCM, keys/body/)
-//! <data>/views/            sled: the derived views, with their applied-through marks
-//! <data>/checkpoint.note   the latest signed checkpoint
+//! <data>/views/            redb: the derived views, with their applied-through marks
+//! <data>/checkpoint.note   a witness: the latest checkpoint, written after its batch is synced
 //! <data>/keys/             the log signing key and its rotations (see `log_keys`)
 //! ```
 //!
-//! A batch: bodies appended and fdatasync'd, then records appended and fdatasync'd, then the
-//! checkpoint replaced, then the views (one sled batch with its marks). sled is never the only
-//! copy of anything: views behind the log are replayed on open, views ahead of it rebuilt.
+//! A batch: bodies appended and fdatasync'd, then records and the batch's signed checkpoint
+//! appended in one write and one fdatasync, then the witness replaced, then the views (one redb
+//! transaction with its marks). What start-up relies on is synced in the order it assumes
+//! (bodies before the records that commit to them; a checkpoint with its records; every new
+//! file's name in its directory); the witness and the views are not synced per batch:
+//! - the witness is written only after the log sync, so it never claims more than the log holds
+//!   durably; it survives `kill -9` (the page cache does), and then protects the last batch
+//!   from being cut as a torn write if it is damaged, or refuses a log cut short. After a power
+//!   cut it may be stale, empty or torn: a torn one is ignored (the log's own checkpoint is
+//!   used); a complete one must verify.
+//! - the views are derived: behind the log they are replayed on open, ahead of it or
+//!   unreadable they are rebuilt.
 
+#[cfg(test)]
+mod power_cut;
 mod recovery;
 pub mod seal;
 pub mod segment;
@@ -98,14 +110,11 @@ impl EmbeddedEngine {
                 source,
             },
         })?;
-        // Entries under the last signed checkpoint were acknowledged: a bad frame among them is
-        // tampering or damage, never a torn write to cut away.
+        // Entries under the witness were acknowledged: a bad frame among them is tampering or
+        // damage, never a torn write to cut away.
         let checkpoint_path = data_dir.join("checkpoint.note");
-        let stored_note = std::fs::read_to_string(&checkpoint_path).ok();
-        let signed = stored_note
-            .as_deref()
-            .and_then(|n| n.lines().nth(1).and_then(|l| l.parse::<u64>().ok()))
-            .unwrap_or(0);
+        let witness = read_witness(&checkpoint_path);
+        let signed = witness.as_deref().and_then(note_size).unwrap_or(0);
         let (log, log_rec) = SegmentLog::open_protecting(
             &data_dir.join("log"),
             LOG_MAGIC,
@@ -113,6 +122,14 @@ impl EmbeddedEngine {
             signed,
         )?;
         let (bodies, body_rec) = SegmentLog::open(&data_dir.join("bodies"), BODY_MAGIC)?;
+        // The strongest claim stored: start-up holds the log to it.
+        let in_log = log
+            .last_mark()
+            .map(|m| String::from_utf8_lossy(m).into_owned());
+        let stored_note = match (in_log, witness) {
+            (Some(a), Some(b)) => Some(if note_size(&b) > note_size(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        };
         let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
         let last_record = log.next_index() - 1;
         let last_body = bodies.next_index() - 1;
@@ -164,14 +181,14 @@ impl EmbeddedEngine {
         ))
     }
 
-    fn write_checkpoint(&self, note: &str) {
-        // Replaced atomically, not synced: a lost update only weakens truncation detection to the
-        // previous batch, and the same checkpoint is re-signed identically from the log.
+    /// Replaces the witness (after the log holds `note` durably) and the checkpoint readers see.
+    fn write_witness(&self, note: &str) {
+        // Replaced atomically, not synced: see the module's notes.
         let tmp = self.checkpoint_path.with_extension("tmp");
-        if let Err(e) =
-            std::fs::write(&tmp, note).and_then(|()| std::fs::rename(&tmp, &self.checkpoint_path))
+        if let Err(e) = std::fs::write(&tmp, note)
+            .and_then(|()| crate::durable::rename(&tmp, &self.checkpoint_path))
         {
-            tracing::warn!(error = %e, "could not store the latest checkpoint");
+            tracing::warn!(error = %e, "could not store the checkpoint witness");
         }
         *self
             .reader
@@ -179,6 +196,26 @@ impl EmbeddedEngine {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
     }
+}
+
+/// The witness, if it is a whole note: one cut short (a power cut before the page cache reached
+/// the disk) is set aside with a warning.
+pub(crate) fn read_witness(path: &Path) -> Option<String> {
+    let note = std::fs::read_to_string(path).ok()?;
+    let whole = note.ends_with('\n')
+        && note
+            .split_once("\n\n")
+            .is_some_and(|(_, sigs)| sigs.lines().next().is_some_and(|l| l.starts_with("— ")));
+    if !whole {
+        tracing::warn!(path = %path.display(), "checkpoint witness incomplete (a power cut?); the log's own checkpoint is used");
+        return None;
+    }
+    Some(note)
+}
+
+/// The tree size a note claims (its second line), unverified.
+fn note_size(note: &str) -> Option<u64> {
+    note.lines().nth(1).and_then(|l| l.parse().ok())
 }
 
 impl Backend for EmbeddedEngine {
@@ -196,15 +233,17 @@ impl Backend for EmbeddedEngine {
             .map(|b| self.reader.body_keys.seal(b))
             .collect();
         let body_positions = self.bodies.append(&sealed).map_err(StorageError::new)?;
-        let positions = self.log.append(batch.records).map_err(StorageError::new)?;
+        let positions = self
+            .log
+            .append_marked(batch.records, Some(batch.checkpoint.as_bytes()))
+            .map_err(StorageError::new)?;
         self.reader
             .positions
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .extend(positions);
-        // Before the views, before anyone is answered: the stored checkpoint always covers every
-        // acknowledged record, so none of them can be cut at start-up as a torn write.
-        self.write_checkpoint(batch.checkpoint);
+        // Before the views, before anyone is answered (see the module's notes).
+        self.write_witness(batch.checkpoint);
         let locations = batch
             .bodies
             .iter()
@@ -235,7 +274,10 @@ impl Backend for EmbeddedEngine {
     }
 
     fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError> {
-        self.write_checkpoint(note);
+        self.log
+            .append_marked::<&[u8]>(&[], Some(note.as_bytes()))
+            .map_err(StorageError::new)?;
+        self.write_witness(note);
         Ok(())
     }
 

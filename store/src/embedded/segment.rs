@@ -1,10 +1,13 @@
 //! An append-only log of opaque entries in segment files, each entry framed with its length and
-//! a CRC32C, made durable with `fdatasync`.
+//! a CRC32C, made durable with `fdatasync`. A write may end with a *mark*: a frame that is not an
+//! entry (the length's top bit set), synced with the entries before it. The log keeps the last
+//! intact mark; the ledger's is the signed checkpoint of its batch, so the checkpoint is durable
+//! in the same `fdatasync` as the records it covers.
 //!
 //! ```text
 //! segment file  <first index, 20 digits>.seg
 //!   header      magic:[8] first_index:u64le
-//!   frame*      len:u32le crc32c(len ‖ payload):u32le payload:[len]
+//!   frame*      len:u32le crc32c(len ‖ payload):u32le payload:[len & !MARK]
 //! ```
 //!
 //! Entries are numbered from 1. On open every frame is checked. A bad frame at the end of the
@@ -17,6 +20,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::durable;
+
 /// Size of a segment header.
 const HEADER: u64 = 16;
 /// Size of a frame header.
@@ -25,6 +30,19 @@ const FRAME: usize = 8;
 pub const MAX_ENTRY: usize = 4 << 20;
 /// A new segment is started once the current one passes this size.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// The length's flag of a mark frame.
+const MARK: u32 = 1 << 31;
+
+/// One intact frame: where its payload lies in the data, and whether it is a mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// First byte of the payload.
+    pub start: usize,
+    /// One past its last byte.
+    pub end: usize,
+    /// A mark, not an entry.
+    pub mark: bool,
+}
 
 /// Where an entry's payload lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +89,15 @@ pub struct Recovery {
     pub truncated_bytes: u64,
 }
 
+/// What a read-only scan found.
+#[derive(Debug, Default, Clone)]
+pub struct Scanned {
+    /// Intact entries.
+    pub entries: u64,
+    /// The last mark, if any.
+    pub last_mark: Option<Vec<u8>>,
+}
+
 /// The writable log.
 pub struct SegmentLog {
     dir: PathBuf,
@@ -80,6 +107,7 @@ pub struct SegmentLog {
     file_len: u64,
     next: u64,
     max_segment_bytes: u64,
+    last_mark: Option<Vec<u8>>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SegmentError + '_ {
@@ -97,22 +125,31 @@ fn frame_crc(len: u32, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload)
 }
 
-/// Checks one frame at `pos` in `data` (a segment file's bytes); returns its payload range.
-pub fn check_frame(data: &[u8], pos: usize) -> Result<(usize, usize), &'static str> {
+/// Checks one frame at `pos` in `data` (a segment file's bytes).
+pub fn check_frame(data: &[u8], pos: usize) -> Result<Frame, &'static str> {
     let head = data.get(pos..pos + FRAME).ok_or("truncated frame header")?;
-    let len = u32::from_le_bytes(head[..4].try_into().expect("4"));
+    let flagged = u32::from_le_bytes(head[..4].try_into().expect("4"));
     let crc = u32::from_le_bytes(head[4..].try_into().expect("4"));
-    if len as usize > MAX_ENTRY {
+    let len = (flagged & !MARK) as usize;
+    if len > MAX_ENTRY {
         return Err("impossible length");
     }
     let start = pos + FRAME;
-    let payload = data
-        .get(start..start + len as usize)
-        .ok_or("truncated payload")?;
-    if frame_crc(len, payload) != crc {
+    let payload = data.get(start..start + len).ok_or("truncated payload")?;
+    if frame_crc(flagged, payload) != crc {
         return Err("checksum mismatch");
     }
-    Ok((start, start + len as usize))
+    Ok(Frame {
+        start,
+        end: start + len,
+        mark: flagged & MARK != 0,
+    })
+}
+
+fn push_frame(buf: &mut Vec<u8>, flagged: u32, payload: &[u8]) {
+    buf.extend_from_slice(&flagged.to_le_bytes());
+    buf.extend_from_slice(&frame_crc(flagged, payload).to_le_bytes());
+    buf.extend_from_slice(payload);
 }
 
 impl SegmentLog {
@@ -139,10 +176,11 @@ impl SegmentLog {
         max_segment_bytes: u64,
         protected: u64,
     ) -> Result<(Self, Recovery), SegmentError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        durable::create_dir_all(dir).map_err(io_err(dir))?;
         let mut segments = list_segments(dir)?;
         let mut recovery = Recovery::default();
         let mut next = 1u64;
+        let mut last_mark = None;
         let count = segments.len();
         let mut keep = Vec::with_capacity(count);
         for (i, &first) in segments.iter().enumerate() {
@@ -170,9 +208,13 @@ impl SegmentLog {
             let mut pos = HEADER as usize;
             while pos < data.len() {
                 match check_frame(&data, pos) {
-                    Ok((_, end)) => {
-                        pos = end;
-                        next += 1;
+                    Ok(frame) => {
+                        pos = frame.end;
+                        if frame.mark {
+                            last_mark = Some(data[frame.start..frame.end].to_vec());
+                        } else {
+                            next += 1;
+                        }
                     }
                     Err(what) if !last || next <= protected => {
                         return Err(corrupt(next, pos as u64, what));
@@ -185,7 +227,7 @@ impl SegmentLog {
                             .open(&path)
                             .map_err(io_err(&path))?;
                         f.set_len(pos as u64).map_err(io_err(&path))?;
-                        f.sync_all().map_err(io_err(&path))?;
+                        durable::sync_all(&f, &path).map_err(io_err(&path))?;
                         break;
                     }
                 }
@@ -218,6 +260,7 @@ impl SegmentLog {
                 file_len,
                 next,
                 max_segment_bytes,
+                last_mark,
             },
             recovery,
         ))
@@ -233,13 +276,28 @@ impl SegmentLog {
         &self.dir
     }
 
+    /// The last intact mark.
+    pub fn last_mark(&self) -> Option<&[u8]> {
+        self.last_mark.as_deref()
+    }
+
     /// Appends `payloads` as consecutive entries with one write and one `fdatasync`. Returns
     /// their positions. On error nothing is acknowledged and the file is cut back.
     pub fn append<P: AsRef<[u8]>>(
         &mut self,
         payloads: &[P],
     ) -> Result<Vec<Position>, SegmentError> {
-        if payloads.is_empty() {
+        self.append_marked(payloads, None)
+    }
+
+    /// As [`append`](Self::append), the write ending with `mark` (if any), in the same write and
+    /// the same `fdatasync`: the mark is durable exactly when the entries before it are.
+    pub fn append_marked<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+        mark: Option<&[u8]>,
+    ) -> Result<Vec<Position>, SegmentError> {
+        if payloads.is_empty() && mark.is_none() {
             return Ok(Vec::new());
         }
         if self.file_len >= self.max_segment_bytes {
@@ -247,7 +305,11 @@ impl SegmentLog {
         }
         let segment = *self.segments.last().expect("always one segment");
         let path = segment_path(&self.dir, segment);
-        let total: usize = payloads.iter().map(|p| FRAME + p.as_ref().len()).sum();
+        let total: usize = payloads
+            .iter()
+            .map(|p| FRAME + p.as_ref().len())
+            .sum::<usize>()
+            + mark.map_or(0, |m| FRAME + m.len());
         let mut buf = Vec::with_capacity(total);
         let mut positions = Vec::with_capacity(payloads.len());
         for p in payloads {
@@ -263,14 +325,16 @@ impl SegmentLog {
                 offset: self.file_len + buf.len() as u64,
                 len,
             });
-            buf.extend_from_slice(&len.to_le_bytes());
-            buf.extend_from_slice(&frame_crc(len, p).to_le_bytes());
-            buf.extend_from_slice(p);
+            push_frame(&mut buf, len, p);
+        }
+        if let Some(m) = mark {
+            assert!(m.len() <= MAX_ENTRY, "mark exceeds MAX_ENTRY");
+            push_frame(&mut buf, m.len() as u32 | MARK, m);
         }
         let written = self
             .file
             .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| durable::sync_data(&self.file, &path));
         if let Err(e) = written {
             // Best effort: leave no partial batch for the next append to build on.
             let _ = self.file.set_len(self.file_len);
@@ -278,6 +342,9 @@ impl SegmentLog {
         }
         self.file_len += buf.len() as u64;
         self.next += payloads.len() as u64;
+        if let Some(m) = mark {
+            self.last_mark = Some(m.to_vec());
+        }
         Ok(positions)
     }
 
@@ -297,14 +364,14 @@ impl SegmentLog {
             for (pos, payload) in patches {
                 let at = pos.offset as usize;
                 // The frame must be exactly where the index says, and the same length.
-                let (start, end) =
+                let Frame { start, end, mark } =
                     check_frame(&data, at).map_err(|what| SegmentError::Corrupt {
                         path: path.clone(),
                         index: 0,
                         offset: pos.offset,
                         what,
                     })?;
-                if end - start != payload.len() || payload.len() != pos.len as usize {
+                if mark || end - start != payload.len() || payload.len() != pos.len as usize {
                     return Err(SegmentError::Corrupt {
                         path,
                         index: 0,
@@ -317,8 +384,11 @@ impl SegmentLog {
             }
             let tmp = path.with_extension("seg.tmp");
             let written = File::create(&tmp)
-                .and_then(|mut f| f.write_all(&data).and_then(|()| f.sync_all()))
-                .and_then(|()| fs::rename(&tmp, &path));
+                .and_then(|mut f| {
+                    f.write_all(&data)
+                        .and_then(|()| durable::sync_all(&f, &tmp))
+                })
+                .and_then(|()| durable::rename(&tmp, &path));
             written.map_err(io_err(&path))?;
             sync_dir(&self.dir)?;
             if Some(&segment) == self.segments.last() {
@@ -352,13 +422,17 @@ impl SegmentLog {
             let mut pos = HEADER as usize;
             let mut index = first;
             while pos < data.len() && index < self.next {
-                let (start, end) =
+                let Frame { start, end, mark } =
                     check_frame(&data, pos).map_err(|what| SegmentError::Corrupt {
                         path: path.clone(),
                         index,
                         offset: pos as u64,
                         what,
                     })?;
+                if mark {
+                    pos = end;
+                    continue;
+                }
                 if index >= from {
                     let position = Position {
                         segment: first,
@@ -383,8 +457,9 @@ pub fn scan_read_only(
     dir: &Path,
     magic: [u8; 8],
     mut f: impl FnMut(u64, &[u8]),
-) -> Result<u64, SegmentError> {
+) -> Result<Scanned, SegmentError> {
     let mut next = 1u64;
+    let mut last_mark = None;
     for first in list_segments(dir)? {
         let path = segment_path(dir, first);
         let data = fs::read(&path).map_err(io_err(&path))?;
@@ -402,14 +477,21 @@ pub fn scan_read_only(
         }
         let mut pos = HEADER as usize;
         while pos < data.len() {
-            let (start, end) =
+            let Frame { start, end, mark } =
                 check_frame(&data, pos).map_err(|what| corrupt(next, pos as u64, what))?;
-            f(next, &data[start..end]);
-            next += 1;
+            if mark {
+                last_mark = Some(data[start..end].to_vec());
+            } else {
+                f(next, &data[start..end]);
+                next += 1;
+            }
             pos = end;
         }
     }
-    Ok(next - 1)
+    Ok(Scanned {
+        entries: next - 1,
+        last_mark,
+    })
 }
 
 fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<u8>, SegmentError> {
@@ -422,8 +504,8 @@ fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<u8>, Segmen
         offset: pos.offset,
         what,
     };
-    let (start, end) = check_frame(&buf, 0).map_err(corrupt)?;
-    if end - start != pos.len as usize {
+    let Frame { start, end, mark } = check_frame(&buf, 0).map_err(corrupt)?;
+    if mark || end - start != pos.len as usize {
         return Err(corrupt("length differs from index"));
     }
     buf.drain(..FRAME);
@@ -505,15 +587,13 @@ fn create_segment(dir: &Path, magic: [u8; 8], first: u64) -> Result<File, Segmen
     let mut header = magic.to_vec();
     header.extend_from_slice(&first.to_le_bytes());
     file.write_all(&header).map_err(io_err(&path))?;
-    file.sync_all().map_err(io_err(&path))?;
+    durable::sync_all(&file, &path).map_err(io_err(&path))?;
     sync_dir(dir)?;
     Ok(file)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    durable::sync_dir(dir).map_err(io_err(dir))
 }
 
 fn quarantine(dir: &Path, bytes: &[u8]) -> Result<(), SegmentError> {
@@ -623,6 +703,41 @@ mod tests {
                 (7, 42)
             ]
         );
+    }
+
+    #[test]
+    fn marks_are_not_entries_and_the_last_intact_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+        log.append_marked(&[b"a", b"b"], Some(b"m1")).unwrap();
+        log.append_marked::<&[u8]>(&[], Some(b"m2")).unwrap();
+        log.append(&[b"c"]).unwrap();
+        drop(log);
+        let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+        assert_eq!((rec.entries, log.next_index()), (3, 4));
+        assert_eq!(log.last_mark(), Some(&b"m2"[..]));
+        let payloads: Vec<Vec<u8>> = entries(&log).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        let scanned = scan_read_only(dir.path(), MAGIC, |_, _| {}).unwrap();
+        assert_eq!(
+            (scanned.entries, scanned.last_mark.as_deref()),
+            (3, Some(&b"m2"[..]))
+        );
+        // A mark torn off with its write: the entries before it stand, the last whole mark is
+        // the one before.
+        log.append_marked(&[b"d"], Some(b"m3")).unwrap();
+        drop(log);
+        let path = segment_path(dir.path(), 1);
+        let len = fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+        assert_eq!((rec.entries, rec.truncated_bytes), (4, 9));
+        assert_eq!(log.last_mark(), Some(&b"m2"[..]));
     }
 
     #[test]

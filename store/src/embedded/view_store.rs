@@ -50,7 +50,10 @@ impl KvRead for ViewStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
         let tx = self.db.begin_read().map_err(store_err)?;
         let table = tx.open_table(VIEWS).map_err(store_err)?;
-        Ok(table.get(key).map_err(store_err)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(key)
+            .map_err(store_err)?
+            .map(|v| v.value().to_vec()))
     }
 }
 
@@ -200,7 +203,9 @@ impl ViewStore {
         };
         self.write(durability, |table| {
             for (k, v) in writes {
-                table.insert(k.as_slice(), v.as_slice()).map_err(store_err)?;
+                table
+                    .insert(k.as_slice(), v.as_slice())
+                    .map_err(store_err)?;
             }
             table
                 .insert(MARK_LOG, marks.0.to_be_bytes().as_slice())

@@ -445,12 +445,17 @@ async fn checkpoints_stay_consistent_across_restarts_and_indexes_rebuild_the_sam
 }
 
 /// (offset of each frame's payload, payload length) in a segment file.
+/// The record frames of a segment (payload offset, length); the mark frames between batches
+/// (length's top bit set: the batch's signed checkpoint) are skipped.
 fn frames(data: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut pos = 16;
     while pos + 8 <= data.len() {
-        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        out.push((pos + 8, len));
+        let flagged = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap());
+        let len = (flagged & !(1 << 31)) as usize;
+        if flagged & (1 << 31) == 0 {
+            out.push((pos + 8, len));
+        }
         pos += 8 + len;
     }
     out
