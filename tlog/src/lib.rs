@@ -9,8 +9,10 @@
 //!   `signed-note`s.
 //! - [`receipt`]: a record with its inclusion proof under a signed checkpoint.
 //! - [`rotation`]: a signing-key rotation statement, cosigned by the old and new keys.
+//! - [`tiles`]: the tree as C2SP tlog-tiles, behind a `TileStore` (the tree's memory does not
+//!   grow with the log).
 //!
-//! It knows nothing of infoshare's records: entries are bytes. No I/O.
+//! It knows nothing of infoshare's records: entries are bytes. No I/O (tile stores are the caller's).
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +20,7 @@ pub mod merkle;
 pub mod note;
 pub mod receipt;
 pub mod rotation;
+pub mod tiles;
 
 pub use merkle::{Hash, Tree, leaf_hash};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier};
