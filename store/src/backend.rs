@@ -77,6 +77,14 @@ pub trait Backend: Send + 'static {
 
     /// A reader of what is committed.
     fn reader(&self) -> std::sync::Arc<dyn Reader>;
+
+    /// Where the engine keeps the Merkle tree's full tiles, if it does; if not, the sequencer
+    /// holds the tree in memory, rebuilt from the log at every start. The tiles MUST be kept
+    /// beside the log they were derived from (they are checked against its signed checkpoint
+    /// at start, and rebuilt if they do not match).
+    fn tiles(&self) -> Option<std::sync::Arc<dyn infoshare_tlog::tiles::TileStore>> {
+        None
+    }
 }
 
 /// Read access to an engine's committed state. The view queries are written once, here, over

@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use infoshare_tlog::tiles::TileStore;
 use infoshare_tlog::{Checkpoint, Receipt, Tree, leaf_hash};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backend::{Backend, Batch, Reader};
 use crate::bodies::{BodyEntry, protocol_body_id};
-use crate::checkpoint::check_signed;
+use crate::checkpoint::{CheckpointError, check_signed};
 use crate::crypto::Pseudonym;
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
@@ -122,35 +123,20 @@ impl Sequencer {
     ) -> Result<(Self, Shared), OpenError> {
         let origin = options.origin.as_str();
         let reader = engine.reader();
-        let mut tree = Tree::new();
-        let mut rotated_to = None;
-        let mut bad = None;
-        reader
-            .for_each_record(1, &mut |index, raw| {
-                tree.push(leaf_hash(raw));
-                if Record::event_code_of(raw) == Some(code::LOG_KEY_ROTATED) {
-                    match Record::decode(raw) {
-                        Ok(Record {
-                            event: Event::LogKeyRotated { public_key },
-                            ..
-                        }) => rotated_to = Some(public_key),
-                        Ok(_) => {}
-                        Err(error) => bad = bad.take().or(Some(OpenError::Record { index, error })),
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| OpenError::Storage(e.0))?;
-        if let Some(e) = bad {
-            return Err(e);
-        }
-        let checkpoint = Checkpoint {
+        let tiles = engine.tiles();
+        let mut tree = open_tree(&*reader, tiles.clone())?;
+        let checkpoint_of = |tree: &Tree| Checkpoint {
             origin: origin.to_string(),
             size: tree.size(),
             root: tree.root(tree.size()).expect("size of the tree"),
         };
         let keys = match &keys_dir {
-            Some(dir) => LogKeys::open(dir, origin, rotated_to, &checkpoint),
+            Some(dir) => LogKeys::open(
+                dir,
+                origin,
+                || last_rotation(&*reader).map_err(|e| e.to_string()),
+                &checkpoint_of(&tree),
+            ),
             None => LogKeys::ephemeral(origin),
         }
         .map_err(|message| OpenError::SigningKey {
@@ -159,9 +145,19 @@ impl Sequencer {
         })?;
         if let Some(note) = reader.checkpoint() {
             let verifiers = keys.verifiers().map_err(OpenError::Tampered)?;
-            check_signed(&note, &verifiers, &tree)
-                .map_err(|e| OpenError::Tampered(e.to_string()))?;
+            let mut checked = check_signed(&note, &verifiers, &tree);
+            if let (Err(CheckpointError::Changed { .. }), Some(store)) = (&checked, &tiles) {
+                // The tiles, not the log, may be what is wrong (a power cut tore one): the
+                // tree is made again from the log itself before the log is called changed.
+                tracing::warn!(
+                    "the tiles do not give the signed root; rebuilding them from the log"
+                );
+                tree = rebuild_tree(&*reader, Some(store.clone()))?;
+                checked = check_signed(&note, &verifiers, &tree);
+            }
+            checked.map_err(|e| OpenError::Tampered(e.to_string()))?;
         }
+        let checkpoint = checkpoint_of(&tree);
         let note: Arc<str> = keys.signer().sign(&checkpoint).into();
         engine
             .store_checkpoint(&note)
@@ -514,6 +510,58 @@ impl Sequencer {
         tracing::info!(verifier_key = %rotation.new_key, size, "log signing key rotated");
         Ok(rotation.render())
     }
+}
+
+/// The tree of the log: from the engine's tiles if it keeps them (reading only the last partial
+/// tile's records), else, or if the tiles are incomplete, rebuilt from every record.
+fn open_tree(reader: &dyn Reader, tiles: Option<Arc<dyn TileStore>>) -> Result<Tree, OpenError> {
+    let size = reader.records();
+    if let Some(store) = &tiles {
+        match Tree::open(store.clone(), size, |i| {
+            reader.record(i + 1).ok().map(|raw| leaf_hash(&raw))
+        }) {
+            Ok(tree) => return Ok(tree),
+            Err(e) => tracing::warn!(error = %e, "tiles incomplete; rebuilding them from the log"),
+        }
+    }
+    rebuild_tree(reader, tiles)
+}
+
+/// The tree made again from every record of the log (its tiles rewritten, if kept).
+fn rebuild_tree(reader: &dyn Reader, tiles: Option<Arc<dyn TileStore>>) -> Result<Tree, OpenError> {
+    let mut tree = match tiles {
+        Some(store) => Tree::with_store(store),
+        None => Tree::new(),
+    };
+    reader
+        .for_each_record(1, &mut |_, raw| {
+            tree.push(leaf_hash(raw));
+            Ok(())
+        })
+        .map_err(|e| OpenError::Storage(e.0))?;
+    Ok(tree)
+}
+
+/// The key named by the log's last LogKeyRotated record (reads the whole log).
+fn last_rotation(reader: &dyn Reader) -> Result<Option<[u8; 32]>, OpenError> {
+    let mut rotated_to = None;
+    let mut bad = None;
+    reader
+        .for_each_record(1, &mut |index, raw| {
+            if Record::event_code_of(raw) == Some(code::LOG_KEY_ROTATED) {
+                match Record::decode(raw) {
+                    Ok(Record {
+                        event: Event::LogKeyRotated { public_key },
+                        ..
+                    }) => rotated_to = Some(public_key),
+                    Ok(_) => {}
+                    Err(error) => bad = bad.take().or(Some(OpenError::Record { index, error })),
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| OpenError::Storage(e.0))?;
+    bad.map_or(Ok(rotated_to), Err)
 }
 
 /// The protocol register, folded from its records and their documents.

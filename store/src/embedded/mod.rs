@@ -7,6 +7,7 @@
 //!                          signed checkpoint as a mark frame
 //! <data>/bodies/           the body segments, each body sealed (AES-256-GCM, keys/body/)
 //! <data>/views/            redb: the derived views, with their applied-through marks
+//! <data>/tile/             the Merkle tree's full tiles (C2SP tlog-tiles), derived from the log
 //! <data>/checkpoint.note   a witness: the latest checkpoint, written after its batch is synced
 //! <data>/keys/             the log signing key and its rotations (see `log_keys`)
 //! ```
@@ -29,6 +30,7 @@ mod power_cut;
 mod recovery;
 pub mod seal;
 pub mod segment;
+pub mod tile_files;
 pub mod view_store;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +67,7 @@ pub struct OpenReport {
 
 /// The engine over one data directory.
 pub struct EmbeddedEngine {
+    tiles: Arc<tile_files::TileFiles>,
     log: SegmentLog,
     bodies: SegmentLog,
     checkpoint_path: PathBuf,
@@ -172,6 +175,7 @@ impl EmbeddedEngine {
         });
         Ok((
             Self {
+                tiles: Arc::new(tile_files::TileFiles::new(data_dir)),
                 log,
                 bodies,
                 checkpoint_path,
@@ -283,6 +287,10 @@ impl Backend for EmbeddedEngine {
 
     fn reader(&self) -> Arc<dyn Reader> {
         self.reader.clone()
+    }
+
+    fn tiles(&self) -> Option<Arc<dyn infoshare_tlog::tiles::TileStore>> {
+        Some(self.tiles.clone())
     }
 }
 

@@ -5,7 +5,8 @@
 //! (cut anywhere, or whole with a sector of zeros), files never synced (the checkpoint witness,
 //! the views) as they were before the round, after it, empty, cut short or gone, and any name
 //! not synced into its directory possibly gone. Start-up must succeed from every such state
-//! with every acknowledged record and body present, and the ledger must go on appending.
+//! with every acknowledged record and body present, and the ledger must go on appending. The
+//! history before the rounds fills two tiles of the tree, which are never synced either.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use crate::records::{Actor, Event, Record, RequestId, RequestSubmitted};
 
 const ORIGIN: &str = "power-cut.test/log";
 const ROUNDS: u64 = 12;
+/// Records before the rounds: two full tiles.
+const PRELOAD: u64 = 600;
 
 /// A data directory's files, by path relative to it.
 type Files = BTreeMap<PathBuf, Vec<u8>>;
@@ -152,7 +155,8 @@ fn build_state(
     events: &[(PathBuf, u64)],
     cut: usize,
     dice: &mut Dice,
-) {
+) -> bool {
+    let mut tile_lost = false;
     let root = std::fs::canonicalize(root).unwrap();
     let mut durable: BTreeMap<PathBuf, u64> = before
         .synced
@@ -208,14 +212,17 @@ fn build_state(
                 (Some(c), _) => Some(c.clone()),
             }
         };
-        let Some(content) = content else { continue };
-        if !name_durable && dice.roll(4) == 0 {
-            continue;
+        let whole = after.files.get(rel).or(before.files.get(rel));
+        let kept = content.filter(|_| name_durable || dice.roll(4) != 0);
+        if rel.starts_with("tile") && kept.as_ref() != whole {
+            tile_lost = true;
         }
+        let Some(content) = kept else { continue };
         let path = dir.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
     }
+    tile_lost
 }
 
 async fn check_state(dir: &Path, acked: &Acknowledged, what: &str) {
@@ -281,6 +288,19 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
     std::fs::create_dir_all(&root).unwrap();
     let (ledger, _) = Ledger::open(&root, &LedgerOptions::new(ORIGIN)).unwrap();
     let mut acked = Acknowledged::default();
+    // Enough history first for full tiles of the tree (written beside the log, never synced).
+    let mut preload = Vec::new();
+    for i in 0..PRELOAD {
+        let ledger = ledger.clone();
+        preload.push(tokio::spawn(async move {
+            ledger.append(refusal(i)).await.unwrap()
+        }));
+    }
+    for task in preload {
+        let r = task.await.unwrap();
+        acked.records.insert(r.log_index, r.record);
+    }
+    assert!(root.join("tile/0/001").exists(), "no full tile written");
     let mut rounds = vec![Round {
         files: snapshot(&root),
         synced: record::under(&root),
@@ -310,6 +330,7 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
 
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
     let mut states = 0;
+    let mut tiles_lost = 0;
     for (round, pair) in rounds.windows(2).enumerate() {
         let (before, after) = (&pair[0], &pair[1]);
         let events = &after.synced.events[before.synced.events.len()..];
@@ -317,7 +338,9 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
         for cut in 0..=events.len() {
             for variant in 0..3 {
                 let dir = work.path().join(format!("state-{states}"));
-                build_state(&dir, &root, before, after, events, cut, &mut dice);
+                tiles_lost += usize::from(build_state(
+                    &dir, &root, before, after, events, cut, &mut dice,
+                ));
                 // Acknowledged: the rounds before; this one only once its last sync is done
                 // (callers are answered after it).
                 let known = if cut == events.len() {
@@ -336,6 +359,7 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
             }
         }
     }
-    eprintln!("{states} power-cut states recovered");
+    eprintln!("{states} power-cut states recovered, {tiles_lost} of them with tiles lost or cut");
+    assert!(tiles_lost > 0, "no state lost a tile");
     assert!(states >= ROUNDS as usize * 3 * 3);
 }
