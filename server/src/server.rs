@@ -164,8 +164,19 @@ impl Prepared {
         };
         let incoming = crate::tls::incoming(self.listener, self.tls, self.trust_domain, front);
         let broker = self.broker.clone();
+        // The check of the whole log after start-up: if the log is found changed, the server
+        // stops and says so, as start-up refused such a log when it rehashed it itself.
+        let mut log_check = self.broker.ledger().log_check();
+        let log_fault = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let fault = log_fault.clone();
         let shutdown = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                why = log_check_failure(&mut log_check) => {
+                    tracing::error!(error = %why, "stopping: the log does not match its signed checkpoint");
+                    *fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                }
+            }
             tracing::info!(
                 "graceful shutdown: no new connections; ending streams, finishing calls in flight"
             );
@@ -223,7 +234,29 @@ impl Prepared {
             .add_service(sized!(reflection_v1alpha))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
-            .map_err(|e| start_err!("server", e))
+            .map_err(|e| start_err!("server", e))?;
+        match log_fault.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(why) => Err(start_err!(
+                "the log does not match its last signed checkpoint",
+                why
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Resolves with the finding if the log check fails; never if it passes.
+async fn log_check_failure(
+    check: &mut tokio::sync::watch::Receiver<crate::store::log_check::LogCheck>,
+) -> String {
+    use crate::store::log_check::LogCheck;
+    loop {
+        if let LogCheck::Failed(why) = &*check.borrow_and_update() {
+            return why.clone();
+        }
+        if check.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -114,6 +114,7 @@ pub struct Ledger {
     protocols: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
     batches: Arc<std::sync::atomic::AtomicU64>,
+    log_check: watch::Receiver<crate::log_check::LogCheck>,
 }
 
 /// The published protocol register: replaced whole after each batch that changes it.
@@ -157,6 +158,7 @@ impl Ledger {
             protocols: shared.protocols,
             head: shared.head,
             batches: shared.batches,
+            log_check: shared.log_check,
         })
     }
 
@@ -338,6 +340,11 @@ impl Ledger {
     /// The committed views.
     pub fn views(&self) -> &dyn Reader {
         &*self.reader
+    }
+
+    /// Where the check of the whole log after start-up stands (see [`crate::log_check`]).
+    pub fn log_check(&self) -> watch::Receiver<crate::log_check::LogCheck> {
+        self.log_check.clone()
     }
 
     /// A receiver of the last applied log index, which changes after every committed batch.

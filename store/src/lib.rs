@@ -13,7 +13,7 @@
 //! - Engines side by side: [`embedded`] (segment files + redb views, the broker's default) and [`mem`]
 //!   (in memory, for fast tests).
 //! - [`checkpoint`]: the one signed-checkpoint check, shared by start-up and [`verify`]
-//!   (`--verify-log`).
+//!   (`--verify-log`); [`log_check`]: the whole log rehashed after start-up, off the writer.
 //! - [`log_keys`]: the log's signing key and its rotations; [`secret_file`]: writing secrets;
 //!   `durable`: every sync the store makes (recorded in tests for the power-loss simulation).
 //!
@@ -33,6 +33,7 @@ pub mod checkpoint;
 mod durable;
 pub mod embedded;
 pub mod ledger;
+pub mod log_check;
 pub mod log_keys;
 pub mod mem;
 mod open_error;

@@ -23,6 +23,7 @@ use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::exchange::{Change, Step, decide};
 use crate::ledger::{LedgerOptions, LogHead, SharedProtocols, SigningKey};
+use crate::log_check::LogCheck;
 use crate::log_keys::LogKeys;
 use crate::open_error::OpenError;
 use crate::overlay::Overlay;
@@ -79,6 +80,7 @@ pub(crate) struct Shared {
     pub(crate) protocols: SharedProtocols,
     pub(crate) head: Arc<RwLock<LogHead>>,
     pub(crate) batches: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) log_check: watch::Receiver<LogCheck>,
 }
 
 type ChangeJob = (Change, oneshot::Sender<Result<Decided, BrokerError>>);
@@ -97,6 +99,8 @@ pub(crate) struct Sequencer {
     batches: Arc<std::sync::atomic::AtomicU64>,
     max_batch: usize,
     on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
+    /// Set by the log check if the log is found changed: from then on, writes are refused.
+    fault: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> BrokerError {
@@ -124,7 +128,7 @@ impl Sequencer {
         let origin = options.origin.as_str();
         let reader = engine.reader();
         let tiles = engine.tiles();
-        let mut tree = open_tree(&*reader, tiles.clone())?;
+        let (mut tree, mut from_tiles) = open_tree(&*reader, tiles.clone())?;
         let checkpoint_of = |tree: &Tree| Checkpoint {
             origin: origin.to_string(),
             size: tree.size(),
@@ -143,21 +147,49 @@ impl Sequencer {
             path: keys_dir.map_or("(ephemeral)".into(), |d| d.display().to_string()),
             message,
         })?;
+        let mut signed = (0, infoshare_tlog::merkle::empty_root());
         if let Some(note) = reader.checkpoint() {
             let verifiers = keys.verifiers().map_err(OpenError::Tampered)?;
             let mut checked = check_signed(&note, &verifiers, &tree);
-            if let (Err(CheckpointError::Changed { .. }), Some(store)) = (&checked, &tiles) {
+            if let (Err(CheckpointError::Changed { .. }), Some(store), true) =
+                (&checked, &tiles, from_tiles)
+            {
                 // The tiles, not the log, may be what is wrong (a power cut tore one): the
                 // tree is made again from the log itself before the log is called changed.
                 tracing::warn!(
                     "the tiles do not give the signed root; rebuilding them from the log"
                 );
                 tree = rebuild_tree(&*reader, Some(store.clone()))?;
+                from_tiles = false;
                 checked = check_signed(&note, &verifiers, &tree);
             }
-            checked.map_err(|e| OpenError::Tampered(e.to_string()))?;
+            let cp = checked.map_err(|e| OpenError::Tampered(e.to_string()))?;
+            signed = (cp.size, cp.root);
         }
         let checkpoint = checkpoint_of(&tree);
+        let fault = Arc::new(std::sync::Mutex::new(None));
+        let log_check = match (&tiles, from_tiles) {
+            // Opened from its tiles: the records themselves are rehashed in the background.
+            (Some(store), true) => crate::log_check::spawn(
+                reader.clone(),
+                store.clone(),
+                crate::log_check::Expected {
+                    signed_size: signed.0,
+                    signed_root: signed.1,
+                    size: checkpoint.size,
+                    root: checkpoint.root,
+                },
+                fault.clone(),
+            ),
+            // Rebuilt from every record just now: already checked.
+            _ => {
+                watch::channel(LogCheck::Passed {
+                    records: checkpoint.size,
+                    tiles_repaired: 0,
+                })
+                .1
+            }
+        };
         let note: Arc<str> = keys.signer().sign(&checkpoint).into();
         engine
             .store_checkpoint(&note)
@@ -179,6 +211,7 @@ impl Sequencer {
             protocols: published.clone(),
             head: head.clone(),
             batches: batches.clone(),
+            log_check,
         };
         let sequencer = Self {
             engine,
@@ -192,6 +225,7 @@ impl Sequencer {
             batches,
             max_batch: options.max_batch.max(1),
             on_batch: options.on_batch.clone(),
+            fault,
         };
         Ok((sequencer, shared))
     }
@@ -239,11 +273,24 @@ impl Sequencer {
         }
     }
 
+    /// Why writes are refused, if they are (a storage failure, or the log check's finding).
+    fn refused(&mut self) -> Option<String> {
+        if self.poisoned.is_none() {
+            self.poisoned = self
+                .fault
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|why| format!("the log does not match its signed checkpoint ({why})"));
+        }
+        self.poisoned.clone()
+    }
+
     fn batch(&mut self, jobs: &mut Vec<ChangeJob>) {
         if jobs.is_empty() {
             return;
         }
-        if let Some(why) = &self.poisoned {
+        if let Some(why) = self.refused() {
             for (_, reply) in jobs.drain(..) {
                 let _ = reply.send(Err(BrokerError::Unavailable(why.clone())));
             }
@@ -425,8 +472,8 @@ impl Sequencer {
         time_ms: u64,
         exchanges: &[(RequestId, Vec<Pseudonym>)],
     ) -> Result<usize, BrokerError> {
-        if let Some(why) = &self.poisoned {
-            return Err(BrokerError::Unavailable(why.clone()));
+        if let Some(why) = self.refused() {
+            return Err(BrokerError::Unavailable(why));
         }
         let reader = self.reader.clone();
         let mut erase = Vec::new();
@@ -469,8 +516,8 @@ impl Sequencer {
     /// Rotates the signing key: the new key is stored as pending, a LogKeyRotated record is
     /// committed under the old key, the new key cosigns that checkpoint, and takes over.
     fn rotate_key(&mut self, actor: Actor, time_ms: u64) -> Result<String, BrokerError> {
-        if let Some(why) = &self.poisoned {
-            return Err(BrokerError::Unavailable(why.clone()));
+        if let Some(why) = self.refused() {
+            return Err(BrokerError::Unavailable(why));
         }
         let unavailable = |e: String| BrokerError::Unavailable(format!("key rotation: {e}"));
         let next = self.keys.prepare_rotation().map_err(unavailable)?;
@@ -514,17 +561,21 @@ impl Sequencer {
 
 /// The tree of the log: from the engine's tiles if it keeps them (reading only the last partial
 /// tile's records), else, or if the tiles are incomplete, rebuilt from every record.
-fn open_tree(reader: &dyn Reader, tiles: Option<Arc<dyn TileStore>>) -> Result<Tree, OpenError> {
+/// Whether it came from the tiles is returned with it.
+fn open_tree(
+    reader: &dyn Reader,
+    tiles: Option<Arc<dyn TileStore>>,
+) -> Result<(Tree, bool), OpenError> {
     let size = reader.records();
     if let Some(store) = &tiles {
         match Tree::open(store.clone(), size, |i| {
             reader.record(i + 1).ok().map(|raw| leaf_hash(&raw))
         }) {
-            Ok(tree) => return Ok(tree),
+            Ok(tree) => return Ok((tree, true)),
             Err(e) => tracing::warn!(error = %e, "tiles incomplete; rebuilding them from the log"),
         }
     }
-    rebuild_tree(reader, tiles)
+    Ok((rebuild_tree(reader, tiles)?, false))
 }
 
 /// The tree made again from every record of the log (its tiles rewritten, if kept).

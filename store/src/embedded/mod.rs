@@ -332,8 +332,8 @@ impl Reader for EmbeddedReader {
         // One sequential read of the segments, not a read per record.
         let last = self.records();
         let mut failed = None;
-        segment::scan_read_only(&self.log_dir, LOG_MAGIC, |index, raw| {
-            if failed.is_none() && (from..=last).contains(&index) {
+        segment::scan_range(&self.log_dir, LOG_MAGIC, from, last, |index, raw| {
+            if failed.is_none() {
                 failed = visit(index, raw).err();
             }
         })

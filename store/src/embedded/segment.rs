@@ -456,11 +456,29 @@ impl SegmentLog {
 pub fn scan_read_only(
     dir: &Path,
     magic: [u8; 8],
+    f: impl FnMut(u64, &[u8]),
+) -> Result<Scanned, SegmentError> {
+    scan_range(dir, magic, 1, u64::MAX, f)
+}
+
+/// As [`scan_read_only`], for the entries `from..=to` only: segments wholly before `from` are
+/// not read, and the scan stops after `to` (a log being appended to may have a write in
+/// progress after it). `last_mark` is the last mark among the segments read.
+pub fn scan_range(
+    dir: &Path,
+    magic: [u8; 8],
+    from: u64,
+    to: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> Result<Scanned, SegmentError> {
-    let mut next = 1u64;
+    let segments = list_segments(dir)?;
+    let start = segments.partition_point(|&first| first <= from).max(1) - 1;
+    let mut next = segments.get(start).copied().unwrap_or(1);
     let mut last_mark = None;
-    for first in list_segments(dir)? {
+    for &first in &segments[start.min(segments.len())..] {
+        if next > to {
+            break;
+        }
         let path = segment_path(dir, first);
         let data = fs::read(&path).map_err(io_err(&path))?;
         let corrupt = |index, offset, what| SegmentError::Corrupt {
@@ -476,13 +494,15 @@ pub fn scan_read_only(
             return Err(corrupt(next, 0, "segment does not continue the log"));
         }
         let mut pos = HEADER as usize;
-        while pos < data.len() {
+        while pos < data.len() && next <= to {
             let Frame { start, end, mark } =
                 check_frame(&data, pos).map_err(|what| corrupt(next, pos as u64, what))?;
             if mark {
                 last_mark = Some(data[start..end].to_vec());
             } else {
-                f(next, &data[start..end]);
+                if next >= from {
+                    f(next, &data[start..end]);
+                }
                 next += 1;
             }
             pos = end;

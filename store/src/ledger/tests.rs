@@ -89,3 +89,78 @@ async fn concurrent_writes_share_batches_and_every_receipt_verifies() {
     assert_eq!(report.records, u64::from(n));
     assert_eq!(reopened.head().checkpoint.size, u64::from(n));
 }
+
+/// Reopens the ledger in `dir` once the previous writer has let go of it.
+async fn reopen(dir: &std::path::Path) -> Ledger {
+    for _ in 0..100 {
+        match Ledger::open(dir, &LedgerOptions::new("test/log")) {
+            Err(OpenError::Locked(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            other => return other.unwrap_or_else(|e| panic!("{e}")).0,
+        }
+    }
+    panic!("the directory stayed locked");
+}
+
+async fn log_check_outcome(ledger: &Ledger) -> crate::log_check::LogCheck {
+    let mut check = ledger.log_check();
+    check
+        .wait_for(|c| *c != crate::log_check::LogCheck::Running)
+        .await
+        .map(|c| c.clone())
+        .unwrap()
+}
+
+/// Start-up opens the tree from its tiles and rehashes only the last partial tile; the rest of
+/// the log is rehashed after it. A record changed under a full tile, its frame checksum fixed
+/// (a careful forger), is found by that check: writes are refused from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_changed_under_a_full_tile_is_found_after_start_up_and_stops_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::new("test/log")).unwrap();
+    concurrent_appends(&ledger, 600).await;
+    drop(ledger);
+    let ledger = reopen(dir.path()).await;
+    assert_eq!(
+        log_check_outcome(&ledger).await,
+        crate::log_check::LogCheck::Passed {
+            records: 600,
+            tiles_repaired: 0
+        }
+    );
+    drop(ledger);
+
+    // Record 10 (under the first full tile): a byte of it changed, its frame's CRC made to
+    // match.
+    let path = dir.path().join("log/00000000000000000001.seg");
+    let mut data = std::fs::read(&path).unwrap();
+    let (mut pos, mut entry) = (16, 0);
+    loop {
+        let flagged = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap());
+        let end = pos + 8 + (flagged & !(1 << 31)) as usize;
+        entry += u32::from(flagged & (1 << 31) == 0);
+        if entry == 10 {
+            data[end - 1] ^= 0x01;
+            let crc =
+                crc32c::crc32c_append(crc32c::crc32c(&flagged.to_le_bytes()), &data[pos + 8..end]);
+            data[pos + 4..pos + 8].copy_from_slice(&crc.to_le_bytes());
+            break;
+        }
+        pos = end;
+    }
+    std::fs::write(&path, &data).unwrap();
+
+    let ledger = reopen(dir.path()).await;
+    let crate::log_check::LogCheck::Failed(why) = log_check_outcome(&ledger).await else {
+        panic!("the changed record went unnoticed");
+    };
+    assert!(why.contains("a record was changed"), "{why}");
+    let refused = ledger.append(denial(1000)).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("does not match its signed checkpoint"),
+        "{refused}"
+    );
+}
