@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use seal::BodyKeys;
-use segment::{Position, SegmentLog, SegmentReader};
+use segment::{SegmentIndex, SegmentLog, SegmentReader};
 use view_store::{ViewStore, body_location};
 
 use crate::backend::{Backend, Batch, Reader, StorageError, VisitEntry, VisitRecord};
@@ -78,8 +78,8 @@ struct EmbeddedReader {
     views: ViewStore,
     records: SegmentReader,
     log_dir: PathBuf,
-    /// Where each record lies (record i at `positions[i - 1]`), rebuilt from the log on open.
-    positions: RwLock<Vec<Position>>,
+    /// Where each record lies (the log's index files).
+    index: Arc<SegmentIndex>,
     bodies: SegmentReader,
     body_keys: BodyKeys,
     checkpoint: RwLock<Option<String>>,
@@ -118,7 +118,7 @@ impl EmbeddedEngine {
         let checkpoint_path = data_dir.join("checkpoint.note");
         let witness = read_witness(&checkpoint_path);
         let signed = witness.as_deref().and_then(note_size).unwrap_or(0);
-        let (log, log_rec) = SegmentLog::open_protecting(
+        let (log, log_rec) = SegmentLog::open_indexed(
             &data_dir.join("log"),
             LOG_MAGIC,
             segment::DEFAULT_SEGMENT_BYTES,
@@ -145,11 +145,6 @@ impl EmbeddedEngine {
             (applied, applied_bodies) = (0, 0);
         }
         recovery::replay(&views, &log, &bodies, applied, applied_bodies)?;
-        let mut positions = Vec::with_capacity(last_record as usize);
-        log.for_each_from(1, |_, pos, _| {
-            positions.push(pos);
-            Ok::<_, OpenError>(())
-        })?;
         let body_keys_dir = data_dir.join("keys").join("body");
         let body_keys =
             BodyKeys::load_or_create(&body_keys_dir).map_err(|message| OpenError::SigningKey {
@@ -167,7 +162,7 @@ impl EmbeddedEngine {
             views,
             records: SegmentReader::new(log.dir()),
             log_dir: log.dir().to_path_buf(),
-            positions: RwLock::new(positions),
+            index: log.index().expect("the log is indexed"),
             bodies: SegmentReader::new(bodies.dir()),
             body_keys,
             checkpoint: RwLock::new(stored_note),
@@ -237,15 +232,9 @@ impl Backend for EmbeddedEngine {
             .map(|b| self.reader.body_keys.seal(b))
             .collect();
         let body_positions = self.bodies.append(&sealed).map_err(StorageError::new)?;
-        let positions = self
-            .log
+        self.log
             .append_marked(batch.records, Some(batch.checkpoint.as_bytes()))
             .map_err(StorageError::new)?;
-        self.reader
-            .positions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(positions);
         // Before the views, before anyone is answered (see the module's notes).
         self.write_witness(batch.checkpoint);
         let locations = batch
@@ -306,23 +295,16 @@ impl Reader for EmbeddedReader {
     }
 
     fn records(&self) -> u64 {
-        self.positions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len() as u64
+        self.index.entries()
     }
 
     fn record(&self, index: u64) -> Result<Vec<u8>, StorageError> {
-        let pos = index
-            .checked_sub(1)
-            .and_then(|i| {
-                self.positions
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(i as usize)
-                    .copied()
-            })
-            .ok_or_else(|| StorageError(format!("record {index} is not in the log")))?;
+        let pos = self.index.position(index).map_err(|e| match e {
+            segment::SegmentError::Missing(_) => {
+                StorageError(format!("record {index} is not in the log"))
+            }
+            other => StorageError(format!("record {index}: {other}")),
+        })?;
         self.records
             .read(pos)
             .map_err(|e| StorageError(format!("record {index}: {e}")))

@@ -10,15 +10,23 @@
 //!   frame*      len:u32le crc32c(len ‖ payload):u32le payload:[len & !MARK]
 //! ```
 //!
-//! Entries are numbered from 1. On open every frame is checked. A bad frame at the end of the
-//! last segment is a write torn by a crash (it was never acknowledged, because acknowledgement
-//! waits for the sync): it is moved to a quarantine file and cut off. A bad frame anywhere else
-//! is corruption: opening fails and names the entry.
+//! Entries are numbered from 1. Opening reads only the last segment, whatever the log's size:
+//! every frame of it is checked, and a bad frame at its end is a write torn by a crash (it was
+//! never acknowledged, because acknowledgement waits for the sync): it is moved to a quarantine
+//! file and cut off, unless it is `protected`. Older segments were checked while they were the
+//! last; they are checked again by [`scan_read_only`] (`--verify-log`, and the ledger's log
+//! check after every start), which names the first bad entry.
+//!
+//! An indexed log keeps beside each segment `<first>.idx`: where each entry lies (offset:u64le
+//! len:u32le), written with each append and synced when its segment is finished, so that an
+//! entry is found by number without holding every position in memory. The last segment's index
+//! is rebuilt at every open; an older one of the wrong length is rebuilt from its segment.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::durable;
 
@@ -66,6 +74,9 @@ pub enum SegmentError {
         /// The cause.
         source: io::Error,
     },
+    /// No entry of that number.
+    #[error("entry {0} is not in the log")]
+    Missing(u64),
     /// A frame failed its check somewhere other than the torn tail.
     #[error("{path}: entry {index} at byte {offset} is corrupt ({what})")]
     Corrupt {
@@ -108,6 +119,79 @@ pub struct SegmentLog {
     next: u64,
     max_segment_bytes: u64,
     last_mark: Option<Vec<u8>>,
+    /// The positions of an indexed log, shared with its readers.
+    index: Option<Arc<SegmentIndex>>,
+}
+
+/// Bytes of one index entry.
+const INDEX_ENTRY: u64 = 12;
+
+fn index_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.idx"))
+}
+
+fn index_bytes(positions: &[Position]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(positions.len() * INDEX_ENTRY as usize);
+    for p in positions {
+        out.extend_from_slice(&p.offset.to_le_bytes());
+        out.extend_from_slice(&p.len.to_le_bytes());
+    }
+    out
+}
+
+/// Where the entries of an indexed log lie, read from the index files: memory O(segments).
+pub struct SegmentIndex {
+    dir: PathBuf,
+    /// The first entry of each segment, and the number of entries, as published by the writer.
+    state: std::sync::RwLock<(Vec<u64>, u64)>,
+    files: std::sync::Mutex<std::collections::HashMap<u64, Arc<File>>>,
+}
+
+impl SegmentIndex {
+    /// Entries in the log.
+    pub fn entries(&self) -> u64 {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Where entry `index` (1-based) lies.
+    pub fn position(&self, index: u64) -> Result<Position, SegmentError> {
+        let segment = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if index == 0 || index > state.1 {
+                return Err(SegmentError::Missing(index));
+            }
+            let at = state.0.partition_point(|&first| first <= index);
+            state.0[at - 1]
+        };
+        let path = index_path(&self.dir, segment);
+        let file = {
+            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            match files.get(&segment) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
+                    files.insert(segment, f.clone());
+                    f
+                }
+            }
+        };
+        let mut entry = [0u8; INDEX_ENTRY as usize];
+        file.read_exact_at(&mut entry, (index - segment) * INDEX_ENTRY)
+            .map_err(io_err(&path))?;
+        Ok(Position {
+            segment,
+            offset: u64::from_le_bytes(entry[..8].try_into().expect("8")),
+            len: u32::from_le_bytes(entry[8..].try_into().expect("4")),
+        })
+    }
+
+    fn publish(&self, segments: &[u64], entries: u64) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.0.len() != segments.len() {
+            state.0 = segments.to_vec();
+        }
+        state.1 = entries;
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SegmentError + '_ {
@@ -153,7 +237,7 @@ fn push_frame(buf: &mut Vec<u8>, flagged: u32, payload: &[u8]) {
 }
 
 impl SegmentLog {
-    /// Opens (or creates) the log in `dir`, checking every frame.
+    /// Opens (or creates) the log in `dir`, checking every frame of its last segment.
     pub fn open(dir: &Path, magic: [u8; 8]) -> Result<(Self, Recovery), SegmentError> {
         Self::open_with(dir, magic, DEFAULT_SEGMENT_BYTES)
     }
@@ -176,22 +260,56 @@ impl SegmentLog {
         max_segment_bytes: u64,
         protected: u64,
     ) -> Result<(Self, Recovery), SegmentError> {
+        Self::open_full(dir, magic, max_segment_bytes, protected, false)
+    }
+
+    /// As [`open_protecting`](Self::open_protecting), keeping (or making) the index files.
+    pub fn open_indexed(
+        dir: &Path,
+        magic: [u8; 8],
+        max_segment_bytes: u64,
+        protected: u64,
+    ) -> Result<(Self, Recovery), SegmentError> {
+        Self::open_full(dir, magic, max_segment_bytes, protected, true)
+    }
+
+    fn open_full(
+        dir: &Path,
+        magic: [u8; 8],
+        max_segment_bytes: u64,
+        protected: u64,
+        indexed: bool,
+    ) -> Result<(Self, Recovery), SegmentError> {
         durable::create_dir_all(dir).map_err(io_err(dir))?;
         let mut segments = list_segments(dir)?;
+        if let Some(&last) = segments.last() {
+            let path = segment_path(dir, last);
+            if fs::metadata(&path).map_err(io_err(&path))?.len() < HEADER {
+                // A segment whose header never reached the disk: it holds nothing.
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                segments.pop();
+            }
+        }
         let mut recovery = Recovery::default();
         let mut next = 1u64;
         let mut last_mark = None;
+        let mut last_positions = Vec::new();
         let count = segments.len();
         let mut keep = Vec::with_capacity(count);
         for (i, &first) in segments.iter().enumerate() {
             let last = i + 1 == count;
             let path = segment_path(dir, first);
-            let data = fs::read(&path).map_err(io_err(&path))?;
-            if (data.len() as u64) < HEADER && last {
-                // A segment whose header never reached the disk: it holds nothing.
-                fs::remove_file(&path).map_err(io_err(&path))?;
+            if !last {
+                // Checked while it was the last; only its header and place are checked now.
+                check_header(&path, magic, first, next)?;
+                next = segments[i + 1];
+                if indexed {
+                    ensure_index(dir, first, next - first)?;
+                }
+                keep.push(first);
                 continue;
             }
+            let data = fs::read(&path).map_err(io_err(&path))?;
             let corrupt = |index, offset, what| SegmentError::Corrupt {
                 path: path.clone(),
                 index,
@@ -209,12 +327,17 @@ impl SegmentLog {
             while pos < data.len() {
                 match check_frame(&data, pos) {
                     Ok(frame) => {
-                        pos = frame.end;
                         if frame.mark {
                             last_mark = Some(data[frame.start..frame.end].to_vec());
                         } else {
+                            last_positions.push(Position {
+                                segment: first,
+                                offset: pos as u64,
+                                len: (frame.end - frame.start) as u32,
+                            });
                             next += 1;
                         }
+                        pos = frame.end;
                     }
                     Err(what) if !last || next <= protected => {
                         return Err(corrupt(next, pos as u64, what));
@@ -236,6 +359,11 @@ impl SegmentLog {
         }
         segments = keep;
         recovery.entries = next - 1;
+        if last_mark.is_none() && segments.len() >= 2 {
+            // The last segment was begun but holds no mark yet: the last is in the one before.
+            let before = segments[segments.len() - 2];
+            last_mark = last_mark_in(&segment_path(dir, before), magic)?;
+        }
         let (file, file_len) = match segments.last() {
             Some(&first) => {
                 let path = segment_path(dir, first);
@@ -251,6 +379,19 @@ impl SegmentLog {
                 (create_segment(dir, magic, next)?, HEADER)
             }
         };
+        let index = if indexed {
+            let last = *segments.last().expect("always one segment");
+            let path = index_path(dir, last);
+            // Always rebuilt: the last segment may have been cut, or its index not kept up.
+            fs::write(&path, index_bytes(&last_positions)).map_err(io_err(&path))?;
+            Some(Arc::new(SegmentIndex {
+                dir: dir.to_path_buf(),
+                state: std::sync::RwLock::new((segments.clone(), next - 1)),
+                files: Default::default(),
+            }))
+        } else {
+            None
+        };
         Ok((
             Self {
                 dir: dir.to_path_buf(),
@@ -261,6 +402,7 @@ impl SegmentLog {
                 next,
                 max_segment_bytes,
                 last_mark,
+                index,
             },
             recovery,
         ))
@@ -274,6 +416,11 @@ impl SegmentLog {
     /// The directory of the segments.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The positions of an indexed log, for its readers.
+    pub fn index(&self) -> Option<Arc<SegmentIndex>> {
+        self.index.clone()
     }
 
     /// The last intact mark.
@@ -345,6 +492,16 @@ impl SegmentLog {
         if let Some(m) = mark {
             self.last_mark = Some(m.to_vec());
         }
+        if let Some(index) = &self.index {
+            let path = index_path(&self.dir, segment);
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&index_bytes(&positions)))
+                .map_err(io_err(&path))?;
+            index.publish(&self.segments, self.next - 1);
+        }
         Ok(positions)
     }
 
@@ -403,6 +560,17 @@ impl SegmentLog {
     }
 
     fn rotate(&mut self) -> Result<(), SegmentError> {
+        if self.index.is_some() {
+            // The finished segment's index is kept for good: synced once, now.
+            let last = *self.segments.last().expect("always one segment");
+            let path = index_path(&self.dir, last);
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|f| durable::sync_data(&f, &path))
+                .map_err(io_err(&path))?;
+        }
         self.file = create_segment(&self.dir, self.magic, self.next)?;
         self.file_len = HEADER;
         self.segments.push(self.next);
@@ -512,6 +680,86 @@ pub fn scan_range(
         entries: next - 1,
         last_mark,
     })
+}
+
+/// Checks a segment's header: this log's magic, and the first entry where the log is.
+fn check_header(path: &Path, magic: [u8; 8], first: u64, next: u64) -> Result<(), SegmentError> {
+    let mut header = [0u8; HEADER as usize];
+    File::open(path)
+        .and_then(|f| f.read_exact_at(&mut header, 0))
+        .map_err(io_err(path))?;
+    let corrupt = |what| SegmentError::Corrupt {
+        path: path.to_path_buf(),
+        index: next,
+        offset: 0,
+        what,
+    };
+    if header[..8] != magic {
+        return Err(corrupt("bad segment header"));
+    }
+    if u64::from_le_bytes(header[8..].try_into().expect("8")) != first || first != next {
+        return Err(corrupt("segment does not continue the log"));
+    }
+    Ok(())
+}
+
+/// Makes sure a finished segment's index holds `entries` entries, rebuilding it from the
+/// segment if not (lost, or cut short by a power cut before it was synced).
+fn ensure_index(dir: &Path, first: u64, entries: u64) -> Result<(), SegmentError> {
+    let path = index_path(dir, first);
+    if fs::metadata(&path).is_ok_and(|m| m.len() == entries * INDEX_ENTRY) {
+        return Ok(());
+    }
+    tracing::warn!(path = %path.display(), "segment index missing or incomplete; rebuilding it");
+    let seg = segment_path(dir, first);
+    let data = fs::read(&seg).map_err(io_err(&seg))?;
+    let mut positions = Vec::new();
+    let mut pos = HEADER as usize;
+    while pos < data.len() {
+        let frame = check_frame(&data, pos).map_err(|what| SegmentError::Corrupt {
+            path: seg.clone(),
+            index: first + positions.len() as u64,
+            offset: pos as u64,
+            what,
+        })?;
+        if !frame.mark {
+            positions.push(Position {
+                segment: first,
+                offset: pos as u64,
+                len: (frame.end - frame.start) as u32,
+            });
+        }
+        pos = frame.end;
+    }
+    if positions.len() as u64 != entries {
+        return Err(SegmentError::Corrupt {
+            path: seg,
+            index: first,
+            offset: 0,
+            what: "segment holds another number of entries than its place says",
+        });
+    }
+    let file = File::create(&path)
+        .and_then(|mut f| f.write_all(&index_bytes(&positions)).map(|()| f))
+        .map_err(io_err(&path))?;
+    durable::sync_data(&file, &path).map_err(io_err(&path))
+}
+
+/// The last mark in a segment file, if any.
+fn last_mark_in(path: &Path, magic: [u8; 8]) -> Result<Option<Vec<u8>>, SegmentError> {
+    let data = fs::read(path).map_err(io_err(path))?;
+    if data.len() < HEADER as usize || data[..8] != magic {
+        return Ok(None);
+    }
+    let mut last = None;
+    let mut pos = HEADER as usize;
+    while let Ok(frame) = check_frame(&data, pos) {
+        if frame.mark {
+            last = Some(data[frame.start..frame.end].to_vec());
+        }
+        pos = frame.end;
+    }
+    Ok(last)
 }
 
 fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<u8>, SegmentError> {
@@ -806,7 +1054,7 @@ mod tests {
     }
 
     #[test]
-    fn corruption_before_the_tail_names_the_entry() {
+    fn corruption_before_the_tail_is_named_by_the_scan_not_paid_for_at_every_open() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 40).unwrap();
         for _ in 0..4 {
@@ -818,13 +1066,64 @@ mod tests {
         let mut data = fs::read(&seg).unwrap();
         data[HEADER as usize + FRAME + 3] ^= 1;
         fs::write(&seg, data).unwrap();
-        match SegmentLog::open_with(dir.path(), MAGIC, 40) {
+        // Opening reads the last segment only (its cost does not grow with the log)...
+        let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 40).unwrap();
+        assert_eq!((rec.entries, log.next_index()), (4, 5));
+        // ...the scan that checks the whole log names the entry.
+        match scan_read_only(dir.path(), MAGIC, |_, _| {}) {
             Err(SegmentError::Corrupt { index, what, .. }) => {
                 assert_eq!(index, 2);
                 assert_eq!(what, "checksum mismatch");
             }
-            other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+            other => panic!("expected corruption, got {other:?}"),
         }
+    }
+
+    /// An indexed log finds entries by number from its index files; an index lost or cut short
+    /// is rebuilt from its segment, and the last segment's at every open.
+    #[test]
+    fn the_index_finds_every_entry_and_is_rebuilt_when_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            SegmentLog::open_indexed(dir.path(), MAGIC, 100, 0)
+                .unwrap()
+                .0
+        };
+        let mut log = open();
+        let mut expected = Vec::new();
+        for i in 0..20u8 {
+            let batch = [vec![i; 10 + usize::from(i)], vec![i + 100; 3]];
+            log.append_marked(&batch, Some(b"mark")).unwrap();
+            expected.extend(batch);
+        }
+        assert!(list_segments(dir.path()).unwrap().len() > 3);
+        let check = |log: &SegmentLog| {
+            let index = log.index().unwrap();
+            let reader = SegmentReader::new(dir.path());
+            assert_eq!(index.entries(), expected.len() as u64);
+            for (i, payload) in expected.iter().enumerate() {
+                let pos = index.position(i as u64 + 1).unwrap();
+                assert_eq!(&reader.read(pos).unwrap(), payload, "entry {}", i + 1);
+            }
+            assert!(matches!(
+                index.position(expected.len() as u64 + 1),
+                Err(SegmentError::Missing(_))
+            ));
+        };
+        check(&log);
+        drop(log);
+        let segments = list_segments(dir.path()).unwrap();
+        fs::remove_file(index_path(dir.path(), segments[0])).unwrap();
+        let second = index_path(dir.path(), segments[1]);
+        let len = fs::metadata(&second).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&second)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        fs::remove_file(index_path(dir.path(), *segments.last().unwrap())).unwrap();
+        check(&open());
     }
 
     #[test]
