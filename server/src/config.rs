@@ -71,6 +71,9 @@ pub struct LedgerTuning {
     /// Changes that may wait for the writer, 1 to 1,048,576; callers beyond wait to enqueue.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// MiB of view pages cached in memory, 8 to 65,536 (the views are B-trees on disk).
+    #[serde(default = "default_view_cache_mib")]
+    pub view_cache_mib: usize,
 }
 
 impl Default for LedgerTuning {
@@ -78,6 +81,7 @@ impl Default for LedgerTuning {
         Self {
             max_batch: default_max_batch(),
             queue: default_queue(),
+            view_cache_mib: default_view_cache_mib(),
         }
     }
 }
@@ -91,6 +95,12 @@ impl LedgerTuning {
                 self.max_batch, self.queue
             ));
         }
+        if !(8..=65_536).contains(&self.view_cache_mib) {
+            return Err(format!(
+                "ledger: view_cache_mib must be 8 to 65536 (found {})",
+                self.view_cache_mib
+            ));
+        }
         Ok(())
     }
 
@@ -99,6 +109,7 @@ impl LedgerTuning {
         let mut options = infoshare_store::ledger::LedgerOptions::new(origin);
         options.max_batch = self.max_batch;
         options.queue = self.queue;
+        options.view_cache_bytes = self.view_cache_mib << 20;
         options
     }
 }
@@ -109,6 +120,10 @@ fn default_max_batch() -> usize {
 
 fn default_queue() -> usize {
     infoshare_store::ledger::LedgerOptions::new("").queue
+}
+
+fn default_view_cache_mib() -> usize {
+    infoshare_store::ledger::LedgerOptions::new("").view_cache_bytes >> 20
 }
 
 /// The retention task: how often it looks for bodies whose protocol's retention has ended.
@@ -250,13 +265,27 @@ mod tests {
     #[test]
     fn ledger_tuning_is_bounded_and_reaches_the_ledger() {
         for (max_batch, queue) in [(0, 10), (10, 0), (65_537, 10), (10, (1 << 20) + 1)] {
-            assert!(LedgerTuning { max_batch, queue }.check().is_err());
+            let tuning = LedgerTuning {
+                max_batch,
+                queue,
+                ..LedgerTuning::default()
+            };
+            assert!(tuning.check().is_err());
+        }
+        for view_cache_mib in [7, 65_537] {
+            let tuning = LedgerTuning {
+                view_cache_mib,
+                ..LedgerTuning::default()
+            };
+            assert!(tuning.check().is_err());
         }
         let options = LedgerTuning {
             max_batch: 7,
             queue: 9,
+            view_cache_mib: 32,
         }
         .options("x/log");
+        assert_eq!(options.view_cache_bytes, 32 << 20);
         assert_eq!(
             (options.origin.as_str(), options.max_batch, options.queue),
             ("x/log", 7, 9)

@@ -42,6 +42,8 @@ pub struct LedgerOptions {
     pub queue: usize,
     /// Told of every committed batch: its records and how long it took.
     pub on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
+    /// Bytes of view pages the embedded engine caches in memory.
+    pub view_cache_bytes: usize,
 }
 
 impl LedgerOptions {
@@ -52,6 +54,7 @@ impl LedgerOptions {
             max_batch: 512,
             queue: 4096,
             on_batch: None,
+            view_cache_bytes: crate::embedded::view_store::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -127,7 +130,7 @@ fn stopped() -> BrokerError {
 impl Ledger {
     /// Opens the embedded engine in `data_dir` (see [`crate::embedded`]) and starts the writer.
     pub fn open(data_dir: &Path, options: &LedgerOptions) -> Result<(Self, OpenReport), OpenError> {
-        let (engine, report) = EmbeddedEngine::open(data_dir)?;
+        let (engine, report) = EmbeddedEngine::open_with(data_dir, options.view_cache_bytes)?;
         let ledger = Self::start(Box::new(engine), Some(data_dir.join("keys")), options)?;
         Ok((ledger, report))
     }

@@ -25,6 +25,7 @@
 //! - the views are derived: behind the log they are replayed on open, ahead of it or
 //!   unreadable they are rebuilt.
 
+mod follower;
 #[cfg(test)]
 mod power_cut;
 mod recovery;
@@ -72,10 +73,16 @@ pub struct EmbeddedEngine {
     bodies: SegmentLog,
     checkpoint_path: PathBuf,
     reader: Arc<EmbeddedReader>,
+    /// Batches committed, numbering their pending view writes.
+    batches: u64,
+    /// The last field: dropping it waits for the follower to fold in what is queued.
+    follower: follower::Follower,
 }
 
 struct EmbeddedReader {
     views: ViewStore,
+    /// View writes acknowledged and not yet in the view store (see `follower`).
+    pending: Arc<follower::Pending>,
     records: SegmentReader,
     log_dir: PathBuf,
     /// Where each record lies (the log's index files).
@@ -84,9 +91,9 @@ struct EmbeddedReader {
     body_keys: BodyKeys,
     checkpoint: RwLock<Option<String>>,
     /// The data directory's exclusive lock, held until the last reader is gone: the last field,
-    /// so it is released only after the view store is closed (sled flushes as it is dropped).
-    /// Released any sooner, a new opener would find sled still open in this process and take its
-    /// views for unreadable.
+    /// so it is released only after the view store is closed (with its last durable commit).
+    /// Released any sooner, a new opener would find the view store still open in this process
+    /// and take its views for unreadable.
     _lock: std::fs::File,
 }
 
@@ -94,6 +101,14 @@ impl EmbeddedEngine {
     /// Opens (or makes) the engine in `data_dir`: takes its lock, cuts torn tails not covered by
     /// the stored checkpoint, and brings the views up to the log.
     pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), OpenError> {
+        Self::open_with(data_dir, view_store::DEFAULT_CACHE_BYTES)
+    }
+
+    /// As [`open`](Self::open), with `view_cache_bytes` of view pages cached in memory.
+    pub fn open_with(
+        data_dir: &Path,
+        view_cache_bytes: usize,
+    ) -> Result<(Self, OpenReport), OpenError> {
         // One writer per data directory: a second server must not append to the log or, worse,
         // decide the views are unreadable and rebuild them under the first.
         let lock_path = data_dir.join("LOCK");
@@ -133,7 +148,7 @@ impl EmbeddedEngine {
             (Some(a), Some(b)) => Some(if note_size(&b) > note_size(&a) { b } else { a }),
             (a, b) => a.or(b),
         };
-        let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"))?;
+        let (mut views, mut rebuilt) = ViewStore::open(&data_dir.join("views"), view_cache_bytes)?;
         let last_record = log.next_index() - 1;
         let last_body = bodies.next_index() - 1;
         let (mut applied, mut applied_bodies) = views.marks()?;
@@ -166,8 +181,17 @@ impl EmbeddedEngine {
             bodies: SegmentReader::new(bodies.dir()),
             body_keys,
             checkpoint: RwLock::new(stored_note),
+            pending: Arc::default(),
             _lock: lock,
         });
+        let (jobs, queued) = std::sync::mpsc::channel();
+        let thread = {
+            let (reader, pending) = (reader.clone(), reader.pending.clone());
+            std::thread::Builder::new()
+                .name("view-follower".into())
+                .spawn(move || follower::run(reader, pending, queued))
+                .map_err(|e| OpenError::Storage(format!("cannot start the view follower: {e}")))?
+        };
         Ok((
             Self {
                 tiles: Arc::new(tile_files::TileFiles::new(data_dir)),
@@ -175,6 +199,11 @@ impl EmbeddedEngine {
                 bodies,
                 checkpoint_path,
                 reader,
+                batches: 0,
+                follower: follower::Follower {
+                    jobs: Some(jobs),
+                    thread: Some(thread),
+                },
             },
             report,
         ))
@@ -226,6 +255,8 @@ impl Backend for EmbeddedEngine {
                 batch.first_index
             )));
         }
+        // A follower that failed, or is too far behind, holds the batch back before it is logged.
+        self.reader.pending.wait_for_room().map_err(StorageError)?;
         let sealed: Vec<Vec<u8>> = batch
             .bodies
             .iter()
@@ -243,16 +274,25 @@ impl Backend for EmbeddedEngine {
             .zip(body_positions)
             .map(|(b, pos)| body_location(b.kind, &b.request_id, pos));
         let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
-        self.reader
-            .views
-            .apply(batch.views.into_iter().chain(locations), marks)
-            .map_err(StorageError::new)
+        let writes: Vec<(Vec<u8>, Vec<u8>)> = batch.views.into_iter().chain(locations).collect();
+        self.batches += 1;
+        self.reader.pending.insert(self.batches, &writes);
+        let job = follower::Job {
+            batch: self.batches,
+            writes,
+            marks,
+        };
+        self.follower
+            .jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(|| StorageError("the view follower has stopped".into()))
     }
 
     fn erase_bodies(&mut self, bodies: &[(MessageKind, RequestId)]) -> Result<(), StorageError> {
         let mut patches = Vec::new();
         for (kind, id) in bodies {
-            if let Some(pos) = self.reader.views.body_position(*kind, id)? {
+            if let Some(pos) = self.reader.body_position(*kind, id)? {
                 let stored = self.reader.bodies.read(pos).map_err(StorageError::new)?;
                 if !BodyEntry::is_erased(&stored) {
                     patches.push((pos, BodyEntry::erased(&stored)));
@@ -283,15 +323,31 @@ impl Backend for EmbeddedEngine {
     }
 }
 
+impl EmbeddedReader {
+    fn body_position(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+    ) -> Result<Option<segment::Position>, ViewError> {
+        self.get(&view_store::body_key(kind, id))?
+            .map(|v| view_store::parse_body_position(&v))
+            .transpose()
+    }
+}
+
 impl KvRead for EmbeddedReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        self.views.get(key)
+        // Pending first, the store after (see `follower::Pending::scan`).
+        match self.pending.get(key) {
+            Some(v) => Ok(Some(v)),
+            None => self.views.get(key),
+        }
     }
 }
 
 impl Reader for EmbeddedReader {
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
-        self.views.scan(from, to, visit)
+        self.pending.scan(&self.views, from, to, visit)
     }
 
     fn records(&self) -> u64 {
@@ -324,7 +380,7 @@ impl Reader for EmbeddedReader {
     }
 
     fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError> {
-        let Some(pos) = self.views.body_position(kind, id)? else {
+        let Some(pos) = self.body_position(kind, id)? else {
             return Ok(None);
         };
         let bytes = self.bodies.read(pos).map_err(StorageError::new)?;
@@ -338,7 +394,7 @@ impl Reader for EmbeddedReader {
     }
 
     fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError> {
-        Ok(self.views.body_position(kind, id)?.is_some())
+        Ok(self.body_position(kind, id)?.is_some())
     }
 
     fn checkpoint(&self) -> Option<String> {

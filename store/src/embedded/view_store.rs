@@ -32,7 +32,8 @@ const FILE: &str = "views.redb";
 /// Records applied between two durable commits, at most.
 const DURABLE_EVERY: u64 = 100_000;
 const DURABLE_AFTER: Duration = Duration::from_secs(1);
-const CACHE_BYTES: usize = 64 << 20;
+/// The cache of view pages when none is configured.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
 fn store_err(e: impl std::fmt::Display) -> ViewError {
     ViewError::Store(e.to_string())
@@ -42,6 +43,7 @@ fn store_err(e: impl std::fmt::Display) -> ViewError {
 pub struct ViewStore {
     db: redb::Database,
     path: PathBuf,
+    cache_bytes: usize,
     /// When the last durable commit was made, and the log mark it carried.
     durable: Mutex<(Instant, u64)>,
 }
@@ -57,7 +59,8 @@ impl KvRead for ViewStore {
     }
 }
 
-fn body_key(kind: MessageKind, id: &RequestId) -> Vec<u8> {
+/// The view key of a body's location.
+pub fn body_key(kind: MessageKind, id: &RequestId) -> Vec<u8> {
     [b"b".as_slice(), &id.0, &[kind.code()]].concat()
 }
 
@@ -84,29 +87,30 @@ fn read_u64(v: Option<Vec<u8>>) -> Result<u64, ViewError> {
 impl ViewStore {
     /// Opens the store at `path`. A store that cannot be opened, or is of another format, is
     /// deleted and made anew (empty: the caller replays the log into it).
-    pub fn open(path: &Path) -> Result<(Self, bool), ViewError> {
-        match Self::try_open(path) {
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Self, bool), ViewError> {
+        match Self::try_open(path, cache_bytes) {
             Ok(store) if store.format_ok() => Ok((store, false)),
             Ok(store) => {
                 drop(store);
-                Ok((Self::recreate(path)?, true))
+                Ok((Self::recreate(path, cache_bytes)?, true))
             }
             Err(e) => {
                 tracing::warn!(error = %e, path = %path.display(), "view store unreadable; rebuilding from the log");
-                Ok((Self::recreate(path)?, true))
+                Ok((Self::recreate(path, cache_bytes)?, true))
             }
         }
     }
 
-    fn try_open(path: &Path) -> Result<Self, ViewError> {
+    fn try_open(path: &Path, cache_bytes: usize) -> Result<Self, ViewError> {
         std::fs::create_dir_all(path).map_err(store_err)?;
         let db = redb::Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(path.join(FILE))
             .map_err(store_err)?;
         let store = Self {
             db,
             path: path.to_path_buf(),
+            cache_bytes,
             durable: Mutex::new((Instant::now(), 0)),
         };
         // The table exists from the first open on, so reads never find it missing.
@@ -138,11 +142,11 @@ impl ViewStore {
     }
 
     /// Deletes the store and makes an empty one.
-    pub fn recreate(path: &Path) -> Result<Self, ViewError> {
+    pub fn recreate(path: &Path, cache_bytes: usize) -> Result<Self, ViewError> {
         if path.exists() {
             std::fs::remove_dir_all(path).map_err(|e| ViewError::Store(e.to_string()))?;
         }
-        let store = Self::try_open(path)?;
+        let store = Self::try_open(path, cache_bytes)?;
         store.write(Durability::Immediate, |table| {
             table
                 .insert(MARK_FORMAT, VIEW_FORMAT.to_be_bytes().as_slice())
@@ -154,9 +158,9 @@ impl ViewStore {
 
     /// Deletes and recreates this store in place.
     pub fn reset(self) -> Result<Self, ViewError> {
-        let path = self.path.clone();
+        let (path, cache_bytes) = (self.path.clone(), self.cache_bytes);
         drop(self);
-        Self::recreate(&path)
+        Self::recreate(&path, cache_bytes)
     }
 
     /// The (log, bodies) indexes applied through.
@@ -220,25 +224,18 @@ impl ViewStore {
         }
         Ok(())
     }
+}
 
-    /// Where a body is, if it is stored.
-    pub fn body_position(
-        &self,
-        kind: MessageKind,
-        id: &RequestId,
-    ) -> Result<Option<Position>, ViewError> {
-        let Some(v) = self.get(&body_key(kind, id))? else {
-            return Ok(None);
-        };
-        if v.len() != 20 {
-            return Err(ViewError::Store("bad body position".into()));
-        }
-        Ok(Some(Position {
-            segment: u64::from_be_bytes(v[..8].try_into().expect("8")),
-            offset: u64::from_be_bytes(v[8..16].try_into().expect("8")),
-            len: u32::from_be_bytes(v[16..].try_into().expect("4")),
-        }))
+/// A body location as [`body_location`] wrote it.
+pub fn parse_body_position(v: &[u8]) -> Result<Position, ViewError> {
+    if v.len() != 20 {
+        return Err(ViewError::Store("bad body position".into()));
     }
+    Ok(Position {
+        segment: u64::from_be_bytes(v[..8].try_into().expect("8")),
+        offset: u64::from_be_bytes(v[8..16].try_into().expect("8")),
+        len: u32::from_be_bytes(v[16..].try_into().expect("4")),
+    })
 }
 
 impl Drop for ViewStore {

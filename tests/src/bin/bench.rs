@@ -605,10 +605,10 @@ async fn scale(dir: &std::path::Path, n: u64) -> String {
         / t.elapsed().as_secs_f64();
     let records = ledger.head().checkpoint.size;
     drop(ledger);
-    // The engine alone first (segments, sled views, the position index), to tell its share of
-    // the opening from the sequencer's (the Merkle tree, the register).
-    // The writer stops once the last handle is gone; its stop (sled flushing its cache as the
-    // view store is dropped) is timed apart from the opening, by waiting for the directory lock.
+    // The engine alone first (the last segments, the views), to tell its share of the opening
+    // from the sequencer's (the tree from its tiles, the register).
+    // The writer stops once the last handle is gone; its stop (the view store's last durable
+    // commit) is timed apart from the opening, by waiting for the directory lock.
     let t = Instant::now();
     loop {
         let lock = std::fs::File::open(dir.join("LOCK")).unwrap();
@@ -636,6 +636,9 @@ async fn scale(dir: &std::path::Path, n: u64) -> String {
     };
     let open_secs = t.elapsed().as_secs_f64();
     let rss = rss_mib() - rss_before;
+    // The whole log is rehashed after start-up; the queries below run while it does.
+    let mut check = reopened.log_check();
+    let t = Instant::now();
     let mut queries = Samples::default();
     for q in 0..2000u64 {
         let t = Instant::now();
@@ -653,8 +656,16 @@ async fn scale(dir: &std::path::Path, n: u64) -> String {
         }
         queries.0.push(t.elapsed().as_micros() as u64);
     }
+    let checked = check
+        .wait_for(|c| *c != infoshare_server::store::log_check::LogCheck::Running)
+        .await
+        .map(|c| c.clone())
+        .unwrap();
+    let check_secs = t.elapsed().as_secs_f64();
+    let rss_after = rss_mib();
+    drop(reopened);
     format!(
-        "scale {n} records: open {open_secs:.2} s, rss {rss:.0} MiB, append {:.2} of empty, query p99 {:.2} ms   (append {full:.0}/s vs {empty:.0}/s empty; {records} records on reopening, the writer took {stop_secs:.2} s to stop; the engine alone opens in {engine_secs:.2} s (views rebuilt: {}, records replayed into them: {}); rss: this process's growth on opening)",
+        "scale {n} records: open {open_secs:.2} s, rss {rss:.0} MiB, append {:.2} of empty, query p99 {:.2} ms   (append {full:.0}/s vs {empty:.0}/s empty; {records} records on reopening, the writer took {stop_secs:.2} s to stop; the engine alone opens in {engine_secs:.2} s (views rebuilt: {}, records replayed into them: {}); rss: this process's growth on opening; the log check after start-up: {checked:?} in {check_secs:.1} s, the process's rss then {rss_after:.0} MiB)",
         full / empty,
         queries.pct(0.99),
         report.rebuilt,
@@ -719,7 +730,11 @@ async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f
 /// the way the writer commits a batch.
 fn view_cost_per_key(dir: &std::path::Path) -> f64 {
     use infoshare_server::store::embedded::view_store::ViewStore;
-    let store = ViewStore::recreate(dir).unwrap();
+    let store = ViewStore::recreate(
+        dir,
+        infoshare_server::store::embedded::view_store::DEFAULT_CACHE_BYTES,
+    )
+    .unwrap();
     let (batches, per_batch) = (400u64, 500u64);
     let t = Instant::now();
     for b in 0..batches {
