@@ -78,7 +78,7 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
         return Err(e);
     }
     // The log's own checkpoint (synced with its batch), and the witness written after it.
-    let note_path = data_dir.join("checkpoint.note");
+    let note_path = data_dir.join("checkpoint.witness");
     let notes = [
         scanned.last_mark.map(|m| {
             (
@@ -86,7 +86,7 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<Verified, VerifyError> {
                 "the log's checkpoint".to_string(),
             )
         }),
-        read_witness(&note_path).map(|n| (n, note_path.display().to_string())),
+        read_witness(data_dir).map(|n| (n, note_path.display().to_string())),
     ];
     let mut checkpoint_size = 0;
     let mut verifiers = None;

@@ -8,22 +8,29 @@
 //! <data>/bodies/           the body segments, each body sealed (AES-256-GCM, keys/body/)
 //! <data>/views/            redb: the derived views, with their applied-through marks
 //! <data>/tile/             the Merkle tree's full tiles (C2SP tlog-tiles), derived from the log
-//! <data>/checkpoint.note   a witness: the latest checkpoint, written after its batch is synced
+//! <data>/checkpoint.witness  the latest checkpoint, written after its batch is synced (`witness`)
 //! <data>/keys/             the log signing key and its rotations (see `log_keys`)
 //! ```
 //!
 //! A batch: bodies appended and fdatasync'd, then records and the batch's signed checkpoint
-//! appended in one write and one fdatasync, then the witness replaced, then the views (one redb
-//! transaction with its marks). What start-up relies on is synced in the order it assumes
-//! (bodies before the records that commit to them; a checkpoint with its records; every new
-//! file's name in its directory); the witness and the views are not synced per batch:
+//! appended in one write and one fdatasync, then the witness rewritten; the callers are then
+//! answered, and the batch's view writes go to the follower (`follower`), which folds them into
+//! redb behind the log while readers see them at once. What start-up relies on is synced in the
+//! order it assumes (bodies before the records that commit to them; a checkpoint with its
+//! records; every new file's name in its directory); the witness, the views, the tiles and the
+//! last segment's index are not synced per batch:
 //! - the witness is written only after the log sync, so it never claims more than the log holds
 //!   durably; it survives `kill -9` (the page cache does), and then protects the last batch
 //!   from being cut as a torn write if it is damaged, or refuses a log cut short. After a power
 //!   cut it may be stale, empty or torn: a torn one is ignored (the log's own checkpoint is
-//!   used); a complete one must verify.
-//! - the views are derived: behind the log they are replayed on open, ahead of it or
-//!   unreadable they are rebuilt.
+//!   used); a whole one must verify.
+//! - the views, tiles and indexes are derived: views behind the log are replayed on open, ahead
+//!   of it or unreadable rebuilt; tiles that do not give the signed root are rebuilt; the last
+//!   index is rebuilt at every open.
+//!
+//! Opening reads the last segment of each log, the last partial tile's records and at most 255
+//! tiles per level: its cost does not grow with the log. The whole log is rehashed after it
+//! (`log_check`).
 
 mod follower;
 #[cfg(test)]
@@ -33,6 +40,8 @@ pub mod seal;
 pub mod segment;
 pub mod tile_files;
 pub mod view_store;
+mod witness;
+pub(crate) use witness::read as read_witness;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -71,7 +80,7 @@ pub struct EmbeddedEngine {
     tiles: Arc<tile_files::TileFiles>,
     log: SegmentLog,
     bodies: SegmentLog,
-    checkpoint_path: PathBuf,
+    witness: witness::Witness,
     reader: Arc<EmbeddedReader>,
     /// Batches committed, numbering their pending view writes.
     batches: u64,
@@ -130,8 +139,7 @@ impl EmbeddedEngine {
         })?;
         // Entries under the witness were acknowledged: a bad frame among them is tampering or
         // damage, never a torn write to cut away.
-        let checkpoint_path = data_dir.join("checkpoint.note");
-        let witness = read_witness(&checkpoint_path);
+        let witness = witness::read(data_dir);
         let signed = witness.as_deref().and_then(note_size).unwrap_or(0);
         let (log, log_rec) = SegmentLog::open_indexed(
             &data_dir.join("log"),
@@ -197,7 +205,7 @@ impl EmbeddedEngine {
                 tiles: Arc::new(tile_files::TileFiles::new(data_dir)),
                 log,
                 bodies,
-                checkpoint_path,
+                witness: witness::Witness::open(data_dir),
                 reader,
                 batches: 0,
                 follower: follower::Follower {
@@ -211,34 +219,13 @@ impl EmbeddedEngine {
 
     /// Replaces the witness (after the log holds `note` durably) and the checkpoint readers see.
     fn write_witness(&self, note: &str) {
-        // Replaced atomically, not synced: see the module's notes.
-        let tmp = self.checkpoint_path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, note)
-            .and_then(|()| crate::durable::rename(&tmp, &self.checkpoint_path))
-        {
-            tracing::warn!(error = %e, "could not store the checkpoint witness");
-        }
+        self.witness.write(note);
         *self
             .reader
             .checkpoint
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
     }
-}
-
-/// The witness, if it is a whole note: one cut short (a power cut before the page cache reached
-/// the disk) is set aside with a warning.
-pub(crate) fn read_witness(path: &Path) -> Option<String> {
-    let note = std::fs::read_to_string(path).ok()?;
-    let whole = note.ends_with('\n')
-        && note
-            .split_once("\n\n")
-            .is_some_and(|(_, sigs)| sigs.lines().next().is_some_and(|l| l.starts_with("— ")));
-    if !whole {
-        tracing::warn!(path = %path.display(), "checkpoint witness incomplete (a power cut?); the log's own checkpoint is used");
-        return None;
-    }
-    Some(note)
 }
 
 /// The tree size a note claims (its second line), unverified.
