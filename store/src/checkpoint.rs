@@ -37,17 +37,28 @@ pub fn check_signed(
     verifiers: &[NoteVerifier],
     tree: &Tree,
 ) -> Result<Checkpoint, CheckpointError> {
+    check_signed_at(note, verifiers, tree.size(), &|size| tree.root(size))
+}
+
+/// As [`check_signed`], for a log of `held` records whose root at a size `root_at` gives (a
+/// verifier that keeps only the roots it needs).
+pub fn check_signed_at(
+    note: &str,
+    verifiers: &[NoteVerifier],
+    held: u64,
+    root_at: &dyn Fn(u64) -> Option<infoshare_tlog::Hash>,
+) -> Result<Checkpoint, CheckpointError> {
     let checkpoint = verifiers
         .iter()
         .find_map(|v| v.verify(note).ok())
         .ok_or(CheckpointError::NotSigned)?;
-    if checkpoint.size > tree.size() {
+    if checkpoint.size > held {
         return Err(CheckpointError::Removed {
-            held: tree.size(),
+            held,
             signed: checkpoint.size,
         });
     }
-    if tree.root(checkpoint.size) != Some(checkpoint.root) {
+    if root_at(checkpoint.size) != Some(checkpoint.root) {
         return Err(CheckpointError::Changed {
             size: checkpoint.size,
         });

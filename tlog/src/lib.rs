@@ -22,7 +22,7 @@ pub mod receipt;
 pub mod rotation;
 pub mod tiles;
 
-pub use merkle::{Hash, Tree, leaf_hash};
+pub use merkle::{Frontier, Hash, Tree, leaf_hash};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier};
 pub use receipt::Receipt;
 pub use rotation::Rotation;

@@ -383,6 +383,44 @@ impl Tree {
     }
 }
 
+/// The right edge of a tree being built leaf by leaf: the roots of its complete subtrees,
+/// largest first. O(log n) memory; gives the root of the leaves so far, and nothing else (a
+/// verifier that reads a log once needs no more).
+#[derive(Clone, Debug, Default)]
+pub struct Frontier {
+    size: u64,
+    nodes: Vec<Hash>,
+}
+
+impl Frontier {
+    /// Leaves pushed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut s = self.size;
+        while s & 1 == 1 {
+            let left = self.nodes.pop().expect("a node per set bit");
+            hash = node_hash(&left, &hash);
+            s >>= 1;
+        }
+        self.nodes.push(hash);
+        self.size += 1;
+    }
+
+    /// The root of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.nodes.iter().rev();
+        let Some(last) = nodes.next() else {
+            return empty_root();
+        };
+        nodes.fold(*last, |right, left| node_hash(left, &right))
+    }
+}
+
 /// The root an inclusion proof leads to (RFC 9162 §2.1.3.2).
 pub fn root_from_inclusion_proof(
     index: u64,
@@ -807,6 +845,20 @@ mod tests {
             assert!(opened.tile(0, last_tile + 1).is_none());
             assert_eq!(opened.leaf(size - 1), Some(leaves[size as usize - 1]));
         }
+        // The frontier gives the same roots, leaf by leaf.
+        let mut frontier = Frontier::default();
+        for (i, l) in leaves.iter().enumerate().take(70_000) {
+            frontier.push(*l);
+            if [1, 2, 3, 255, 256, 257, 65_536, 65_537].contains(&(i + 1)) {
+                assert_eq!(
+                    frontier.root(),
+                    reference(&leaves[..=i]),
+                    "frontier at {}",
+                    i + 1
+                );
+            }
+        }
+        assert_eq!(Frontier::default().root(), empty_root());
         // The opened tree grows on like the one it was opened from.
         let mut opened =
             Tree::open(store.clone(), 65_900, |i| leaves.get(i as usize).copied()).unwrap();

@@ -156,6 +156,12 @@ fn main() {
     let rate: u64 = env_or("INFOSHARE_BENCH_RATE", 1000);
     let inflight: usize = env_or("INFOSHARE_BENCH_INFLIGHT", 64);
     let verify_n: u64 = env_or("INFOSHARE_BENCH_VERIFY_RECORDS", 1_000_000);
+    if std::env::var_os("INFOSHARE_BENCH_VERIFY_ONLY").is_some() {
+        let root = tempfile::tempdir().unwrap();
+        let secs = verify_run(&root.path().join("verify-data"), verify_n);
+        println!("verify {verify_n} records from scratch: {secs:.2} s");
+        return;
+    }
     if std::env::var_os("INFOSHARE_BENCH_SCALE_ONLY").is_some() {
         let n: u64 = env_or("INFOSHARE_BENCH_SCALE", 1_000_000);
         let root = tempfile::tempdir().unwrap();
@@ -406,32 +412,7 @@ fn main() {
     let broker_append = append_rate;
 
     // 5. Verify a log of N records from scratch.
-    let verify_secs = {
-        let dir = root.join("verify-data");
-        let (mut log, _) = infoshare_server::store::embedded::segment::SegmentLog::open(
-            &dir.join("log"),
-            infoshare_server::store::ledger::LOG_MAGIC,
-        )
-        .unwrap();
-        let template = infoshare_server::records::Record::decode(&bench_record()).unwrap();
-        let mut n = 0u64;
-        while n < verify_n {
-            let chunk: Vec<Vec<u8>> = (0..1000.min(verify_n - n))
-                .map(|i| {
-                    let mut r = template.clone();
-                    r.time_ms += n + i;
-                    r.encode()
-                })
-                .collect();
-            n += chunk.len() as u64;
-            log.append(&chunk).unwrap();
-        }
-        drop(log);
-        let t = Instant::now();
-        let v = infoshare_server::store::verify::verify_data_dir(&dir).unwrap();
-        assert_eq!(v.records, verify_n);
-        t.elapsed().as_secs_f64()
-    };
+    let verify_secs = verify_run(&root.join("verify-data"), verify_n);
 
     println!();
     println!(
@@ -752,6 +733,34 @@ fn view_cost_per_key(dir: &std::path::Path) -> f64 {
         store.apply(writes, ((b + 1) * per_batch, 0)).unwrap();
     }
     t.elapsed().as_secs_f64() * 1e6 / (batches * per_batch) as f64
+}
+
+/// Writes a log of `n` realistic records straight to the segments (what is timed is the
+/// verification, not the writing), then times `--verify-log`'s verification of it.
+fn verify_run(dir: &std::path::Path, n: u64) -> f64 {
+    let (mut log, _) = infoshare_server::store::embedded::segment::SegmentLog::open(
+        &dir.join("log"),
+        infoshare_server::store::ledger::LOG_MAGIC,
+    )
+    .unwrap();
+    let template = infoshare_server::records::Record::decode(&bench_record()).unwrap();
+    let mut written = 0u64;
+    while written < n {
+        let chunk: Vec<Vec<u8>> = (0..1000.min(n - written))
+            .map(|i| {
+                let mut r = template.clone();
+                r.time_ms += written + i;
+                r.encode()
+            })
+            .collect();
+        written += chunk.len() as u64;
+        log.append(&chunk).unwrap();
+    }
+    drop(log);
+    let t = Instant::now();
+    let v = infoshare_server::store::verify::verify_data_dir(dir).unwrap();
+    assert_eq!(v.records, n);
+    t.elapsed().as_secs_f64()
 }
 
 /// A realistic request record (the size of the ones the broker writes).
