@@ -462,6 +462,13 @@ impl Client {
             .into_inner())
     }
 
+    /// A tile of the tree by its C2SP tlog-tiles path (`tile/0/000`, `tile/0/001.p/17`), with the
+    /// checkpoint it is within (auditors).
+    pub async fn tile(&self, path: &str) -> Result<api::GetTileResponse> {
+        let message = api::GetTileRequest { path: path.into() };
+        Ok(self.audit.clone().get_tile(message).await?.into_inner())
+    }
+
     /// A consistency proof between two tree sizes (0 for the latest) (auditors).
     pub async fn consistency_proof(
         &self,

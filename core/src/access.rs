@@ -35,6 +35,8 @@ pub enum Operation {
     GetLogInfo,
     /// AuditService.GetConsistencyProof.
     GetConsistencyProof,
+    /// AuditService.GetTile.
+    GetTile,
     /// AuditService.GetRecords.
     GetRecords,
     /// AuditService.QueryRecords.
@@ -82,6 +84,7 @@ impl Operation {
         Operation::PlaceLegalHold,
         Operation::ReleaseLegalHold,
         Operation::ListLegalHolds,
+        Operation::GetTile,
     ];
 
     /// The stable code used in log records.
@@ -111,6 +114,7 @@ impl Operation {
             Operation::PlaceLegalHold => 22,
             Operation::ReleaseLegalHold => 23,
             Operation::ListLegalHolds => 24,
+            Operation::GetTile => 25,
         }
     }
 
@@ -146,6 +150,7 @@ impl Operation {
             Operation::PlaceLegalHold => "PlaceLegalHold",
             Operation::ReleaseLegalHold => "ReleaseLegalHold",
             Operation::ListLegalHolds => "ListLegalHolds",
+            Operation::GetTile => "GetTile",
         }
     }
 
@@ -208,6 +213,7 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | GetProtocol
                 | GetLogInfo
                 | GetConsistencyProof
+                | GetTile
                 | GetRecords
                 | QueryRecords
                 | SubjectTimeline
@@ -256,6 +262,7 @@ mod tests {
                 op,
                 GetLogInfo
                     | GetConsistencyProof
+                    | GetTile
                     | GetRecords
                     | QueryRecords
                     | SubjectTimeline

@@ -1,5 +1,5 @@
 //! infoshare-core: the broker's pure domain, with no I/O — no tokio, tonic, hyper, rustls or
-//! sled, no file or network access, no global clock (time is a value passed in). The shell
+//! redb, no file or network access, no global clock (time is a value passed in). The shell
 //! (`infoshare-server`) and the store build on it; Cargo keeps the layering.
 //!
 //! # Layout
@@ -23,7 +23,7 @@
 //!   Zealand dates from instants.
 //!
 //! # What it may not import
-//! tokio, tonic, hyper, rustls, sled (CI checks `cargo tree`); `infoshare-proto` only without
+//! tokio, tonic, hyper, rustls, redb (CI checks `cargo tree`); `infoshare-proto` only without
 //! its `grpc` feature (the messages). No `std::fs`, `std::net` or clock reads.
 
 #![forbid(unsafe_code)]

@@ -30,15 +30,14 @@ pub struct LogKeys {
 
 impl LogKeys {
     /// Loads the keys in `dir` (making the first key if there is none), finishing or undoing a
-    /// rotation a crash interrupted. `rotated_to` finds the key named by the log's last
-    /// LogKeyRotated record (asked only when a rotation was interrupted: it reads the log), and
-    /// `checkpoint` is the log's checkpoint now: if the record is there, the rotation is
-    /// finished over that checkpoint; if not, it never happened and its key is deleted.
+    /// rotation a crash interrupted. `interrupted` is asked only then (it reads the whole log):
+    /// the key named by the log's last LogKeyRotated record, and the log's checkpoint as its
+    /// records give it. If the record is there, the rotation is finished over that checkpoint;
+    /// if not, it never happened and its key is deleted.
     pub fn open(
         dir: &Path,
         origin: &str,
-        rotated_to: impl FnOnce() -> Result<Option<[u8; 32]>, String>,
-        checkpoint: &Checkpoint,
+        interrupted: impl FnOnce() -> Result<(Option<[u8; 32]>, Checkpoint), String>,
     ) -> Result<Self, String> {
         let current = dir.join("log-signing.pk8");
         let pending = dir.join("log-signing.pk8.new");
@@ -67,9 +66,11 @@ impl LogKeys {
             if stated {
                 // Only the last step was left: the new key replaces the old.
                 keys.install(next_signer)?;
-            } else if rotated_to()?.is_some_and(|k| k.as_slice() == next_signer.public_key()) {
+            } else if let (Some(to), checkpoint) = interrupted()?
+                && to.as_slice() == next_signer.public_key()
+            {
                 tracing::warn!("finishing a log key rotation interrupted by a crash");
-                let note = keys.signer.sign(checkpoint);
+                let note = keys.signer.sign(&checkpoint);
                 keys.state_rotation(&next_signer, &note, checkpoint.size)?;
                 keys.install(next_signer)?;
             } else {
@@ -240,7 +241,7 @@ mod tests {
     }
 
     fn open(dir: &Path, rotated_to: Option<[u8; 32]>, size: u64) -> LogKeys {
-        LogKeys::open(dir, ORIGIN, || Ok(rotated_to), &checkpoint(size)).unwrap()
+        LogKeys::open(dir, ORIGIN, || Ok((rotated_to, checkpoint(size)))).unwrap()
     }
 
     fn public(s: &NoteSigner) -> [u8; 32] {

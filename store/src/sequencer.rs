@@ -135,12 +135,11 @@ impl Sequencer {
             root: tree.root(tree.size()).expect("size of the tree"),
         };
         let keys = match &keys_dir {
-            Some(dir) => LogKeys::open(
-                dir,
-                origin,
-                || last_rotation(&*reader).map_err(|e| e.to_string()),
-                &checkpoint_of(&tree),
-            ),
+            // The checkpoint a rotation is finished over comes from the records themselves, not
+            // from tiles not yet checked against them.
+            Some(dir) => LogKeys::open(dir, origin, || {
+                interrupted_rotation(&*reader, origin).map_err(|e| e.to_string())
+            }),
             None => LogKeys::ephemeral(origin),
         }
         .map_err(|message| OpenError::SigningKey {
@@ -593,12 +592,18 @@ fn rebuild_tree(reader: &dyn Reader, tiles: Option<Arc<dyn TileStore>>) -> Resul
     Ok(tree)
 }
 
-/// The key named by the log's last LogKeyRotated record (reads the whole log).
-fn last_rotation(reader: &dyn Reader) -> Result<Option<[u8; 32]>, OpenError> {
+/// The key named by the log's last LogKeyRotated record, and the log's checkpoint as its records
+/// give it (reads the whole log, once).
+fn interrupted_rotation(
+    reader: &dyn Reader,
+    origin: &str,
+) -> Result<(Option<[u8; 32]>, Checkpoint), OpenError> {
     let mut rotated_to = None;
     let mut bad = None;
+    let mut frontier = infoshare_tlog::Frontier::default();
     reader
         .for_each_record(1, &mut |index, raw| {
+            frontier.push(leaf_hash(raw));
             if Record::event_code_of(raw) == Some(code::LOG_KEY_ROTATED) {
                 match Record::decode(raw) {
                     Ok(Record {
@@ -612,7 +617,12 @@ fn last_rotation(reader: &dyn Reader) -> Result<Option<[u8; 32]>, OpenError> {
             Ok(())
         })
         .map_err(|e| OpenError::Storage(e.0))?;
-    bad.map_or(Ok(rotated_to), Err)
+    let checkpoint = Checkpoint {
+        origin: origin.to_string(),
+        size: frontier.size(),
+        root: frontier.root(),
+    };
+    bad.map_or(Ok((rotated_to, checkpoint)), Err)
 }
 
 /// The protocol register, folded from its records and their documents.

@@ -104,6 +104,30 @@ impl Broker {
         })
     }
 
+    /// A tile of the tree by its C2SP tlog-tiles path, as of the latest checkpoint: the hashes
+    /// end to end, and that checkpoint. A tile the checkpoint does not yet cover to the width
+    /// asked is `NOT_FOUND` (a tlog-tiles client asks for the partial tile then).
+    pub fn tile(&self, path: &str) -> Result<(Vec<u8>, Arc<str>), BrokerError> {
+        use infoshare_tlog::tiles::{TILE_HEIGHT, TILE_WIDTH, parse_tile_path};
+        let (level, index, width) = parse_tile_path(path).ok_or_else(|| {
+            BrokerError::invalid(
+                "path",
+                "not a tile path (tile/<L>/<N> or tile/<L>/<N>.p/<W>)",
+            )
+        })?;
+        let head = self.ledger.head();
+        // Hashes of this tile the checkpoint covers (the tree may hold a batch being committed).
+        let covered = (head.checkpoint.size >> (TILE_HEIGHT * u32::from(level)))
+            .saturating_sub(index.saturating_mul(TILE_WIDTH))
+            .min(TILE_WIDTH);
+        let hashes = head
+            .tree
+            .tile(level, index)
+            .filter(|h| width <= covered && width <= h.len() as u64)
+            .ok_or_else(|| BrokerError::NotFound(format!("no tile {path} in the log yet")))?;
+        Ok((hashes[..width as usize].concat(), head.note.clone()))
+    }
+
     /// Proves `indices` against the latest checkpoint, stopping before the answer would pass
     /// [`crate::broker::PAGE_BYTES`]; whether it stopped early.
     fn prove(&self, indices: &[u64]) -> Result<(Arc<str>, Vec<ProvenRecord>, bool), BrokerError> {

@@ -349,6 +349,23 @@ impl v1::audit_service_server::AuditService for AuditApi {
         }))
     }
 
+    async fn get_tile(
+        &self,
+        request: Request<v1::GetTileRequest>,
+    ) -> Result<Response<v1::GetTileResponse>, Status> {
+        super::caller(&self.broker, &request, Operation::GetTile)
+            .await
+            .map_err(status::of)?;
+        let (data, checkpoint) = self
+            .broker
+            .tile(&request.get_ref().path)
+            .map_err(status::of)?;
+        Ok(Response::new(v1::GetTileResponse {
+            data,
+            checkpoint: checkpoint.to_string(),
+        }))
+    }
+
     async fn get_records(
         &self,
         request: Request<v1::GetRecordsRequest>,

@@ -397,7 +397,7 @@ mod tests {
     use super::*;
 
     /// A reader still open keeps the directory locked: a second opener waits for the view store
-    /// to close instead of finding sled busy, taking its views for unreadable and rebuilding
+    /// to close instead of finding the view store busy, taking its views for unreadable and rebuilding
     /// them (deleting them under the reader).
     #[test]
     fn the_lock_is_held_until_the_last_reader_is_gone() {

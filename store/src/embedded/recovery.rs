@@ -1,5 +1,5 @@
 //! Bringing the views up to the log after any stop: body locations from the body segments, then
-//! every record not yet applied, folded in chunks (each chunk one sled batch with its marks).
+//! every record not yet applied, folded in chunks (each chunk one view-store transaction with its marks).
 
 use super::segment::SegmentLog;
 use super::view_store::{ViewStore, body_location};
@@ -9,7 +9,7 @@ use crate::overlay::Overlay;
 use crate::records::Record;
 use crate::views::{self, ViewError};
 
-/// Records replayed per sled batch during a rebuild.
+/// Records replayed per view-store transaction during a rebuild.
 const REBUILD_CHUNK: usize = 20_000;
 
 pub(super) fn replay(

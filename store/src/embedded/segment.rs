@@ -316,12 +316,8 @@ impl SegmentLog {
                 offset,
                 what,
             };
-            if data.len() < HEADER as usize || data[..8] != magic {
-                return Err(corrupt(next, 0, "bad segment header"));
-            }
-            let header_first = u64::from_le_bytes(data[8..16].try_into().expect("8"));
-            if header_first != first || first != next {
-                return Err(corrupt(next, 0, "segment does not continue the log"));
+            if let Some(what) = header_error(&data, magic, first, next) {
+                return Err(corrupt(next, 0, what));
             }
             let mut pos = HEADER as usize;
             while pos < data.len() {
@@ -655,11 +651,8 @@ pub fn scan_range(
             offset,
             what,
         };
-        if data.len() < HEADER as usize || data[..8] != magic {
-            return Err(corrupt(next, 0, "bad segment header"));
-        }
-        if u64::from_le_bytes(data[8..16].try_into().expect("8")) != first || first != next {
-            return Err(corrupt(next, 0, "segment does not continue the log"));
+        if let Some(what) = header_error(&data, magic, first, next) {
+            return Err(corrupt(next, 0, what));
         }
         let mut pos = HEADER as usize;
         while pos < data.len() && next <= to {
@@ -682,25 +675,33 @@ pub fn scan_range(
     })
 }
 
+/// What is wrong with a segment that starts with `data`, if anything: it must carry this log's
+/// magic, and begin at its first entry `first`, where the log is (`next`).
+fn header_error(data: &[u8], magic: [u8; 8], first: u64, next: u64) -> Option<&'static str> {
+    if data.len() < HEADER as usize || data[..8] != magic {
+        return Some("bad segment header");
+    }
+    if u64::from_le_bytes(data[8..16].try_into().expect("8")) != first || first != next {
+        return Some("segment does not continue the log");
+    }
+    None
+}
+
 /// Checks a segment's header: this log's magic, and the first entry where the log is.
 fn check_header(path: &Path, magic: [u8; 8], first: u64, next: u64) -> Result<(), SegmentError> {
     let mut header = [0u8; HEADER as usize];
     File::open(path)
         .and_then(|f| f.read_exact_at(&mut header, 0))
         .map_err(io_err(path))?;
-    let corrupt = |what| SegmentError::Corrupt {
-        path: path.to_path_buf(),
-        index: next,
-        offset: 0,
-        what,
-    };
-    if header[..8] != magic {
-        return Err(corrupt("bad segment header"));
+    match header_error(&header, magic, first, next) {
+        Some(what) => Err(SegmentError::Corrupt {
+            path: path.to_path_buf(),
+            index: next,
+            offset: 0,
+            what,
+        }),
+        None => Ok(()),
     }
-    if u64::from_le_bytes(header[8..].try_into().expect("8")) != first || first != next {
-        return Err(corrupt("segment does not continue the log"));
-    }
-    Ok(())
 }
 
 /// Makes sure a finished segment's index holds `entries` entries, rebuilding it from the

@@ -612,7 +612,11 @@ async fn scale(dir: &std::path::Path, n: u64) -> String {
         .env("INFOSHARE_BENCH_REOPEN_RECORDS", records.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reopened = String::from_utf8_lossy(&out.stdout);
     let field = |name: &str| -> String {
         reopened

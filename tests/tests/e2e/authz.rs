@@ -50,6 +50,7 @@ async fn call(client: &Client, op: Operation) -> Option<ClientError> {
         Operation::GetProtocol => client.get_protocol("attendance", 0).await.map(|_| ()),
         Operation::GetLogInfo => client.log_info().await.map(|_| ()),
         Operation::GetConsistencyProof => client.consistency_proof(1, 0).await.map(|_| ()),
+        Operation::GetTile => client.tile("tile/0/000.p/1").await.map(|_| ()),
         Operation::GetRecords => client.audit_records(1, 1).await.map(|_| ()),
         Operation::QueryRecords => client
             .audit_query(api::AuditFilter::default(), 0, 1)
