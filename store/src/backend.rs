@@ -63,7 +63,8 @@ pub struct Batch<'a> {
 ///   simulation).
 /// - `erase_bodies` MUST durably erase every listed body that is stored (an erased body reads
 ///   as `None`) and MUST leave the log untouched; erasing what is not stored is not an error.
-/// - Readers handed out MUST see a batch whole or not at all, and only once `commit` returned.
+/// - Readers handed out MUST see a batch whole or not at all, and only once it is durable (an
+///   engine may fold its view writes in later, as long as readers see them from then on).
 pub trait Backend: Send + 'static {
     /// Makes `batch` durable, then visible.
     fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError>;
