@@ -583,3 +583,66 @@ async fn an_auditor_reads_the_trees_tiles_and_checks_them_itself() {
         }
     }
 }
+
+/// Start-up no longer rehashes the whole log (it opens the tree from its tiles); the check that
+/// follows it does. A record changed under a full tile, its checksum fixed, stops the server
+/// that started on it, with the finding, as start-up used to refuse it.
+#[tokio::test]
+async fn a_record_changed_under_a_full_tile_stops_the_server_soon_after_start() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    // Enough refusals (each a record) for a full tile of 256.
+    for i in 0..300 {
+        let mut adult = sample_request("rangitoto-school-board");
+        adult.subject.as_mut().unwrap().date_of_birth = "1980-01-01".into();
+        assert!(
+            police
+                .submit_request(adult, &format!("t-{i}"))
+                .await
+                .is_err()
+        );
+    }
+    server.kill9();
+    let path = segment(&env);
+    let mut data = std::fs::read(&path).unwrap();
+    let (offset, len) = frames(&data)[9]; // record 10
+    data[offset + len - 1] ^= 0x01;
+    let flagged = u32::from_le_bytes(data[offset - 8..offset - 4].try_into().unwrap());
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&flagged.to_le_bytes()),
+        &data[offset..offset + len],
+    );
+    data[offset - 4..offset].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &data).unwrap();
+
+    let config = env.path().join("server.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+        .args(["--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the server went on serving a changed log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!status.success());
+    assert!(
+        stdout.contains("listening on"),
+        "it did start (fast, from its tiles): {stdout}"
+    );
+    assert!(stderr.contains("a record was changed"), "{stderr}");
+}
