@@ -21,6 +21,7 @@ pub mod note;
 pub mod receipt;
 pub mod rotation;
 pub mod tiles;
+mod tree;
 
 pub use merkle::{Frontier, Hash, Tree, leaf_hash};
 pub use note::{Checkpoint, NoteSigner, NoteVerifier};

@@ -1,0 +1,261 @@
+use super::*;
+
+const MAGIC: [u8; 8] = *b"TESTLOG1";
+
+fn entries(log: &SegmentLog) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    log.for_each_from(1, |i, _, p| {
+        out.push((i, p.to_vec()));
+        Ok::<_, SegmentError>(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn appends_numbered_entries_across_segments_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+    assert_eq!(rec.entries, 0);
+    let mut positions = Vec::new();
+    for i in 0..10u8 {
+        positions.extend(log.append(&[vec![i; 20], vec![i + 100; 3]]).unwrap());
+    }
+    assert_eq!(log.next_index(), 21);
+    assert!(list_segments(dir.path()).unwrap().len() > 1);
+    assert_eq!(
+        SegmentReader::new(dir.path()).read(positions[5]).unwrap(),
+        vec![102; 3]
+    );
+    drop(log);
+    let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+    assert_eq!(rec.entries, 20);
+    let all = entries(&log);
+    assert_eq!(all.len(), 20);
+    assert_eq!(all[0], (1, vec![0; 20]));
+    assert_eq!(all[19], (20, vec![109; 3]));
+    let mut tail = Vec::new();
+    log.for_each_from(18, |i, _, _| {
+        tail.push(i);
+        Ok::<_, SegmentError>(())
+    })
+    .unwrap();
+    assert_eq!(tail, vec![18, 19, 20]);
+}
+
+#[test]
+fn overwrite_replaces_payloads_in_place_across_segments_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+    let mut positions = Vec::new();
+    for i in 0..6u8 {
+        positions.extend(log.append(&[vec![i; 20]]).unwrap());
+    }
+    let (first, last) = (positions[0], positions[5]);
+    assert_ne!(
+        first.segment, last.segment,
+        "spans segments, the active one included"
+    );
+    log.overwrite(&[(first, vec![0xee; 20]), (last, vec![0xdd; 20])])
+        .unwrap();
+    // The active segment's file was replaced: appends must land in the new one.
+    let appended = log.append(&[vec![42; 5]]).unwrap()[0];
+    assert!(
+        log.overwrite(&[(positions[1], vec![1; 3])]).is_err(),
+        "another length is refused"
+    );
+    // A rewrite cut short by a crash leaves a .tmp that opening deletes.
+    fs::write(dir.path().join("00000000000000000001.seg.tmp"), b"stale").unwrap();
+    drop(log);
+    let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+    assert_eq!(rec.entries, 7);
+    assert!(!dir.path().join("00000000000000000001.seg.tmp").exists());
+    let reader = SegmentReader::new(dir.path());
+    assert_eq!(reader.read(first).unwrap(), vec![0xee; 20]);
+    assert_eq!(reader.read(last).unwrap(), vec![0xdd; 20]);
+    assert_eq!(reader.read(positions[2]).unwrap(), vec![2; 20]);
+    assert_eq!(reader.read(appended).unwrap(), vec![42; 5]);
+    let mut seen = Vec::new();
+    log.for_each_from(1, |i, _, p| {
+        seen.push((i, p[0]));
+        Ok::<_, SegmentError>(())
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (1, 0xee),
+            (2, 1),
+            (3, 2),
+            (4, 3),
+            (5, 4),
+            (6, 0xdd),
+            (7, 42)
+        ]
+    );
+}
+
+#[test]
+fn marks_are_not_entries_and_the_last_intact_one_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append_marked(&[b"a", b"b"], Some(b"m1")).unwrap();
+    log.append_marked::<&[u8]>(&[], Some(b"m2")).unwrap();
+    log.append(&[b"c"]).unwrap();
+    drop(log);
+    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, log.next_index()), (3, 4));
+    assert_eq!(log.last_mark(), Some(&b"m2"[..]));
+    let payloads: Vec<Vec<u8>> = entries(&log).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    let scanned = scan_read_only(dir.path(), MAGIC, |_, _| {}).unwrap();
+    assert_eq!(
+        (scanned.entries, scanned.last_mark.as_deref()),
+        (3, Some(&b"m2"[..]))
+    );
+    // A mark torn off with its write: the entries before it stand, the last whole mark is
+    // the one before.
+    log.append_marked(&[b"d"], Some(b"m3")).unwrap();
+    drop(log);
+    let path = segment_path(dir.path(), 1);
+    let len = fs::metadata(&path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (4, 9));
+    assert_eq!(log.last_mark(), Some(&b"m2"[..]));
+}
+
+#[test]
+fn torn_tail_is_cut_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append(&[b"one".to_vec(), b"two".to_vec()]).unwrap();
+    drop(log);
+    let seg = segment_path(dir.path(), 1);
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap(); // half a frame header
+    drop(f);
+    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!(rec.entries, 2);
+    assert_eq!(rec.truncated_bytes, 6);
+    log.append(&[b"three".to_vec()]).unwrap();
+    assert_eq!(entries(&log).last().unwrap(), &(3, b"three".to_vec()));
+    let quarantined = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".quarantine"))
+        .count();
+    assert_eq!(quarantined, 1);
+}
+
+#[test]
+fn a_bad_frame_in_a_protected_entry_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append(&[b"one".to_vec(), b"two".to_vec(), b"three".to_vec()])
+        .unwrap();
+    drop(log);
+    let seg = segment_path(dir.path(), 1);
+    let mut data = fs::read(&seg).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 1; // the payload of entry 3
+    fs::write(&seg, &data).unwrap();
+    match SegmentLog::open_protecting(dir.path(), MAGIC, DEFAULT_SEGMENT_BYTES, 3) {
+        Err(SegmentError::Corrupt { index, .. }) => assert_eq!(index, 3),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
+    // Unprotected, the same bytes are a torn tail.
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((log.next_index(), rec.entries), (3, 2));
+}
+
+#[test]
+fn corruption_before_the_tail_is_named_by_the_scan_not_paid_for_at_every_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 40).unwrap();
+    for _ in 0..4 {
+        log.append(&[vec![7u8; 30]]).unwrap();
+    }
+    drop(log);
+    // Entry 2 is the only entry of the second segment; flip a payload byte.
+    let seg = segment_path(dir.path(), 2);
+    let mut data = fs::read(&seg).unwrap();
+    data[HEADER as usize + FRAME + 3] ^= 1;
+    fs::write(&seg, data).unwrap();
+    // Opening reads the last segment only (its cost does not grow with the log)...
+    let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 40).unwrap();
+    assert_eq!((rec.entries, log.next_index()), (4, 5));
+    // ...the scan that checks the whole log names the entry.
+    match scan_read_only(dir.path(), MAGIC, |_, _| {}) {
+        Err(SegmentError::Corrupt { index, what, .. }) => {
+            assert_eq!(index, 2);
+            assert_eq!(what, "checksum mismatch");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+/// An indexed log finds entries by number from its index files; an index lost or cut short
+/// is rebuilt from its segment, and the last segment's at every open.
+#[test]
+fn the_index_finds_every_entry_and_is_rebuilt_when_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        SegmentLog::open_indexed(dir.path(), MAGIC, 100, 0)
+            .unwrap()
+            .0
+    };
+    let mut log = open();
+    let mut expected = Vec::new();
+    for i in 0..20u8 {
+        let batch = [vec![i; 10 + usize::from(i)], vec![i + 100; 3]];
+        log.append_marked(&batch, Some(b"mark")).unwrap();
+        expected.extend(batch);
+    }
+    assert!(list_segments(dir.path()).unwrap().len() > 3);
+    let check = |log: &SegmentLog| {
+        let index = log.index().unwrap();
+        let reader = SegmentReader::new(dir.path());
+        assert_eq!(index.entries(), expected.len() as u64);
+        for (i, payload) in expected.iter().enumerate() {
+            let pos = index.position(i as u64 + 1).unwrap();
+            assert_eq!(&reader.read(pos).unwrap(), payload, "entry {}", i + 1);
+        }
+        assert!(matches!(
+            index.position(expected.len() as u64 + 1),
+            Err(SegmentError::Missing(_))
+        ));
+    };
+    check(&log);
+    drop(log);
+    let segments = list_segments(dir.path()).unwrap();
+    fs::remove_file(index_path(dir.path(), segments[0])).unwrap();
+    let second = index_path(dir.path(), segments[1]);
+    let len = fs::metadata(&second).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&second)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    fs::remove_file(index_path(dir.path(), *segments.last().unwrap())).unwrap();
+    check(&open());
+}
+
+#[test]
+fn a_segment_from_another_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append(&[b"x".to_vec()]).unwrap();
+    drop(log);
+    assert!(matches!(
+        SegmentLog::open(dir.path(), *b"OTHERLOG"),
+        Err(SegmentError::Corrupt { .. })
+    ));
+}
