@@ -62,6 +62,14 @@ pub fn sample_request(to: &str) -> api::InformationRequest {
     }
 }
 
+/// The record of a young person consulted before their information was shared.
+pub fn consulted() -> api::ConsultationRecord {
+    api::ConsultationRecord {
+        status: api::ConsultationStatus::Consulted as i32,
+        reason_not_consulted: String::new(),
+    }
+}
+
 /// A school's partial disclosure: attendance disclosed, learning support withheld.
 pub fn sample_disclosure() -> api::InformationResponse {
     api::InformationResponse {
@@ -74,10 +82,7 @@ pub fn sample_disclosure() -> api::InformationResponse {
         decline_ground: api::DeclineGround::NotHeld as i32,
         explanation: "We hold no learning support records for Aroha.".into(),
         staff_id: "attendance-officer-7".into(),
-        consultation: Some(api::ConsultationRecord {
-            status: api::ConsultationStatus::Consulted as i32,
-            reason_not_consulted: String::new(),
-        }),
+        consultation: Some(consulted()),
     }
 }
 
@@ -109,10 +114,7 @@ pub fn sample_proactive_disclosure() -> api::ProactiveDisclosure {
             content: "In care since March.".into(),
         }],
         reason: "Risk assessment ahead of the meeting.".into(),
-        consultation: Some(api::ConsultationRecord {
-            status: api::ConsultationStatus::Consulted as i32,
-            reason_not_consulted: String::new(),
-        }),
+        consultation: Some(consulted()),
         staff_id: "sw-88".into(),
     }
 }

@@ -26,14 +26,6 @@ impl TileFiles {
     fn path(&self, level: u8, index: u64) -> PathBuf {
         self.root.join(tile_path(level, index, TILE_WIDTH))
     }
-
-    /// Deletes every tile (before a rebuild from the log).
-    pub fn clear(&self) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(self.root.join("tile")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
 }
 
 impl TileStore for TileFiles {

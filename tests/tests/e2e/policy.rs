@@ -386,25 +386,7 @@ async fn proactive_disclosure_is_checked_delivered_and_acknowledged() {
     let server = env.start().await;
     let ot = server.agency(&env, "oranga-tamariki").await;
     let police = server.agency(&env, "police").await;
-    let disclosure = api::ProactiveDisclosure {
-        recipient_agency_id: "police".into(),
-        authority: api::LegalAuthority::OtaS66c as i32,
-        protocol_id: "youth-reengagement".into(),
-        purpose: "assess-risk".into(),
-        subject: sample_request("police").subject,
-        items: vec![api::DisclosedItem {
-            category: "care-status".into(),
-            classification: api::Classification::Sensitive as i32,
-            content: "In the care of the chief executive since March; social worker allocated."
-                .into(),
-        }],
-        reason: "Police are assessing risk ahead of the re-engagement meeting.".into(),
-        consultation: Some(api::ConsultationRecord {
-            status: api::ConsultationStatus::Consulted as i32,
-            reason_not_consulted: String::new(),
-        }),
-        staff_id: "sw-88".into(),
-    };
+    let disclosure = infoshare_tests::sample_proactive_disclosure();
     let sent = ot.disclose(disclosure.clone(), "d-1").await.unwrap();
     assert!(
         ot.disclose(disclosure.clone(), "d-1")
