@@ -3,6 +3,12 @@
 //! of this process and reads or writes nothing but the values passed to it.
 #![allow(unsafe_code)]
 
+/// The allocator of the broker's binaries (each declares it `#[global_allocator]`). mimalloc
+/// against glibc's malloc, same benchmark on one machine: the ledger's append rate 22% higher
+/// on an empty log and 38% higher at 2 M records (0.85 of the empty rate against 0.76); the
+/// log writer and the views' follower allocate a small key or value for every view write.
+pub use mimalloc::MiMalloc as Allocator;
+
 /// Everything the broker creates — segments, views, keys, checkpoints — is its own alone:
 /// directories 0700, files 0600, whatever the caller's umask.
 pub fn restrict_file_modes() {
@@ -10,15 +16,16 @@ pub fn restrict_file_modes() {
     unsafe { libc::umask(0o077) };
 }
 
-/// glibc raises its mmap threshold after freeing a large block, after which answer pages and
-/// large bodies land in arenas it keeps; a fixed threshold keeps them mmapped, so the memory a
-/// flood made the server hold is returned when the flood ends. Call before any thread starts.
+/// mimalloc (3) returns freed memory to the system a second after it is freed, and memory freed
+/// by another thread later still; with a purge delay of 0 it does so at once, so the memory a flood made the server
+/// hold is given back when the flood ends (the zero-window hoarding test: 48 → 114 → 47 MiB,
+/// against 72 → 158 → 127 MiB with the default). Call before any thread starts.
 pub fn return_freed_memory() {
-    // SAFETY: mallopt only changes allocator tuning.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-    }
+    /// `mi_option_purge_delay` in mimalloc's `mi_option_t` (libmimalloc-sys names no constant
+    /// for it); the test below checks that it is the option whose default is 1,000 ms.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: mi_option_set only changes allocator tuning.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
 }
 
 /// Raises the soft open-file limit to the hard limit where it can; returns the soft limit now
@@ -43,4 +50,20 @@ pub fn raise_open_file_limit() -> Option<u64> {
         }
     }
     Some(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use libmimalloc_sys::mi_option_get;
+
+    /// The option `return_freed_memory` sets is mimalloc's purge delay: the one whose default
+    /// is 1,000 ms, between `eager_commit_delay` (1) and `use_numa_nodes` (0).
+    #[test]
+    fn the_option_set_is_the_purge_delay() {
+        // SAFETY: mi_option_get only reads allocator tuning.
+        let get = |option| unsafe { mi_option_get(option) };
+        assert_eq!((get(14), get(15), get(16)), (1, 1000, 0));
+        super::return_freed_memory();
+        assert_eq!(get(15), 0);
+    }
 }

@@ -22,6 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+// The broker's allocator, as its binary has it.
+#[global_allocator]
+static ALLOCATOR: infoshare_server::process::Allocator = infoshare_server::process::Allocator;
+
 use infoshare_certs_dev::{Principal, Role};
 use infoshare_client::api;
 use infoshare_client::{Client, Identity};
@@ -155,6 +159,7 @@ async fn cycle(clients: &Clients, pair: usize, n: u64) -> (u64, Option<u64>) {
 }
 
 fn main() {
+    infoshare_server::process::return_freed_memory();
     let secs: u64 = env_or("INFOSHARE_BENCH_SECS", 5);
     let rate: u64 = env_or("INFOSHARE_BENCH_RATE", 1000);
     let inflight: usize = env_or("INFOSHARE_BENCH_INFLIGHT", 64);
@@ -534,7 +539,7 @@ fn view_cost_per_key(dir: &std::path::Path) -> f64 {
     for b in 0..batches {
         let writes = (0..per_batch).map(|k| {
             let i = b * per_batch + k;
-            let prefix: &[u8] = [b"r", b"i", b"k", b"t", b"x"][(i % 5) as usize];
+            let prefix: &[u8] = [b"r", b"i", b"k", b"t", b"b"][(i % 5) as usize];
             let key = [
                 prefix,
                 &u128::from(i * 7919).to_be_bytes(),

@@ -5,6 +5,9 @@
 //! clock plus the number of milliseconds in that file (read at each use), so tests can move
 //! time forward (retention) without waiting.
 
+#[global_allocator]
+static ALLOCATOR: infoshare_server::process::Allocator = infoshare_server::process::Allocator;
+
 fn main() -> std::process::ExitCode {
     let clock = if std::env::var_os(CLOCK_FILE).is_some() {
         infoshare_server::clock::Clock::from_fn(shifted_clock)
