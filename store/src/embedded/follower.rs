@@ -1,19 +1,21 @@
 //! The views written behind the log. A batch is acknowledged once its bodies, records and
 //! checkpoint are synced; its view writes then wait here, visible to every reader at once (so
 //! each caller reads its own writes, and the writer decides the next batch against everything
-//! sequenced), while a follower thread folds them into the view store, many batches to a
-//! transaction, off the writer's path. The view store's periodic durable commit stalls only the
-//! follower.
+//! sequenced), while a follower thread folds them into the view store off the writer's path.
+//! The view store's periodic durable commit stalls only the follower.
 //!
-//! Each pending write carries the number of its batch; the follower, having committed batches
-//! up to `n`, drops the writes of batches up to `n` (a key rewritten by a later batch stays
-//! pending with the later value). Pending writes are bounded: the writer waits while more than
-//! [`MAX_PENDING`] are queued.
+//! Pending writes are kept in two generations: batches go into `active`; the follower freezes
+//! it (taking, under the same lock, the marks of the last batch in it, so the store's marks
+//! always say exactly what it holds), writes the frozen map into the store in one transaction,
+//! and drops it. Readers look in `active`, then the frozen map, then the store; nothing is
+//! copied on the way (a batch's writes move into `active`, the frozen map is read in place).
+//! Pending writes are bounded: the writer waits while more than [`MAX_PENDING`] are queued.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
+use super::postings;
 use super::view_store::ViewStore;
 use crate::backend::VisitEntry;
 use crate::views::ViewError;
@@ -21,42 +23,57 @@ use crate::views::ViewError;
 /// View writes queued for the follower, at most (about 20 MiB of keys and values).
 pub(super) const MAX_PENDING: usize = 200_000;
 
-/// Key → (the number of the batch that wrote it, value).
-type Writes = BTreeMap<Vec<u8>, (u64, Vec<u8>)>;
+type Writes = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The two generations; a key in `active` is newer than the same key in `folding`.
+#[derive(Default)]
+struct Generations {
+    active: Writes,
+    /// The (log, bodies) marks of the last batch in `active`.
+    active_marks: (u64, u64),
+    /// What the follower is writing into the store now.
+    folding: Arc<Writes>,
+}
 
 /// Writes acknowledged but not yet in the view store.
 #[derive(Default)]
 pub(super) struct Pending {
-    writes: RwLock<Writes>,
+    maps: RwLock<Generations>,
     /// Signalled whenever the follower drains writes (or fails).
     drained: (Mutex<()>, Condvar),
     /// Why the follower stopped, if it did: every later batch is refused.
     failed: Mutex<Option<String>>,
 }
 
-/// One batch's writes for the follower, with the marks the store carries once they are in.
-pub(super) struct Job {
-    pub(super) batch: u64,
-    pub(super) writes: Vec<(Vec<u8>, Vec<u8>)>,
-    pub(super) marks: (u64, u64),
-}
-
 impl Pending {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Generations> {
+        self.maps.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Generations> {
+        self.maps.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A pending value, if `key` has one.
     pub(super) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.read().get(key).map(|(_, v)| v.clone())
+        let maps = self.read();
+        maps.active
+            .get(key)
+            .or_else(|| maps.folding.get(key))
+            .cloned()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Writes> {
-        self.writes.read().unwrap_or_else(|e| e.into_inner())
+    /// Makes a batch's writes visible, all at once, with the marks the view store carries once
+    /// they are in it.
+    pub(super) fn insert(&self, writes: Vec<(Vec<u8>, Vec<u8>)>, marks: (u64, u64)) {
+        let mut maps = self.write();
+        maps.active.extend(writes);
+        maps.active_marks = marks;
     }
 
-    /// Makes a batch's writes visible, all at once.
-    pub(super) fn insert(&self, batch: u64, writes: &[(Vec<u8>, Vec<u8>)]) {
-        let mut map = self.writes.write().unwrap_or_else(|e| e.into_inner());
-        for (k, v) in writes {
-            map.insert(k.clone(), (batch, v.clone()));
-        }
+    fn len(&self) -> usize {
+        let maps = self.read();
+        maps.active.len() + maps.folding.len()
     }
 
     /// Waits while too many writes are pending; the follower's failure, if it failed.
@@ -67,7 +84,7 @@ impl Pending {
             if let Some(why) = self.failure() {
                 return Err(why);
             }
-            if self.read().len() <= MAX_PENDING {
+            if self.len() <= MAX_PENDING {
                 return Ok(());
             }
             guard = signal
@@ -84,8 +101,51 @@ impl Pending {
             .clone()
     }
 
+    /// The follower's next round: the active writes, frozen, with their marks (none if empty).
+    fn freeze(&self) -> Option<(Arc<Writes>, (u64, u64))> {
+        let mut maps = self.write();
+        if maps.active.is_empty() {
+            return None;
+        }
+        let frozen = Arc::new(std::mem::take(&mut maps.active));
+        maps.folding = frozen.clone();
+        Some((frozen, maps.active_marks))
+    }
+
+    /// The frozen writes are in the store: readers find them there now.
+    fn folded(&self) {
+        self.write().folding = Arc::default();
+        self.drained.1.notify_all();
+    }
+
+    fn fail(&self, why: String) {
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.drained.1.notify_all();
+    }
+
+    /// Up to `limit` pending audit index entries under `prefix` from index `from` on, ascending.
+    pub(super) fn indexed(&self, prefix: &[u8], from: u64, limit: usize) -> Vec<u64> {
+        let start = [prefix, &from.to_be_bytes()].concat();
+        let end = [prefix, &u64::MAX.to_be_bytes()].concat();
+        let maps = self.read();
+        let mut out: Vec<u64> = [&maps.active, &*maps.folding]
+            .into_iter()
+            .flat_map(|m| {
+                m.range(start.clone()..=end.clone())
+                    .filter_map(|(k, _)| k.get(prefix.len()..)?.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .take(limit)
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(limit);
+        out
+    }
+
     /// Visits the entries with `from <= key < to` of the pending writes over `store`, in key
-    /// order, a pending write taking the place of the stored value of its key.
+    /// order, a pending write taking the place of the stored value of its key. Like the store's
+    /// scan, it leaves out the audit indexes (read with `indexed`).
     pub(super) fn scan(
         &self,
         store: &ViewStore,
@@ -98,11 +158,17 @@ impl Pending {
         }
         // Pending first, the store after: a write the follower moves in between is then found
         // in the store (it leaves the pending set only once committed there).
-        let pending: Vec<(Vec<u8>, Vec<u8>)> = self
-            .read()
-            .range(from.to_vec()..to.to_vec())
-            .map(|(k, (_, v))| (k.clone(), v.clone()))
-            .collect();
+        let pending: Vec<(Vec<u8>, Vec<u8>)> = {
+            let maps = self.read();
+            let range = || from.to_vec()..to.to_vec();
+            let mut merged: BTreeMap<&Vec<u8>, &Vec<u8>> = maps.folding.range(range()).collect();
+            merged.extend(maps.active.range(range()));
+            merged
+                .into_iter()
+                .filter(|(k, _)| !postings::is_index_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
         let mut next = pending.iter().peekable();
         let mut going = true;
         store.scan(from, to, &mut |k, v| {
@@ -130,52 +196,42 @@ impl Pending {
     }
 }
 
-/// Runs the follower until `jobs` closes: each round takes every job queued, commits their
-/// writes in one transaction with the last one's marks, then drops them from the pending set.
+/// Runs the follower until `wake` closes: each round freezes every pending write, commits them
+/// in one transaction with their marks, then drops them from the pending set. A last round after
+/// the close folds in what the final batches wrote.
 pub(super) fn run(
     store: Arc<super::EmbeddedReader>,
     pending: Arc<Pending>,
-    jobs: mpsc::Receiver<Job>,
+    wake: mpsc::Receiver<()>,
 ) {
-    while let Ok(first) = jobs.recv() {
-        let mut round = vec![first];
-        while round.len() < 1024
-            && let Ok(more) = jobs.try_recv()
-        {
-            round.push(more);
+    loop {
+        let open = wake.recv().is_ok();
+        while wake.try_recv().is_ok() {}
+        if let Some((writes, marks)) = pending.freeze() {
+            let entries = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+            if let Err(e) = store.views.apply(entries, marks) {
+                tracing::error!(error = %e, "the view store failed; writes are refused until restart");
+                pending.fail(format!("view store: {e}"));
+                return;
+            }
+            pending.folded();
         }
-        let last = round.last().expect("a job");
-        let (batch, marks) = (last.batch, last.marks);
-        let mut writes: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for job in round {
-            writes.extend(job.writes);
-        }
-        if let Err(e) = store.views.apply(writes, marks) {
-            tracing::error!(error = %e, "the view store failed; writes are refused until restart");
-            *pending.failed.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("view store: {e}"));
-            pending.drained.1.notify_all();
+        if !open {
             return;
         }
-        pending
-            .writes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (b, _)| *b > batch);
-        pending.drained.1.notify_all();
     }
 }
 
-/// The handle the engine keeps: where jobs go.
+/// The handle the engine keeps: how the follower is woken.
 pub(super) struct Follower {
-    pub(super) jobs: Option<mpsc::Sender<Job>>,
+    pub(super) wake: Option<mpsc::Sender<()>>,
     pub(super) thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Follower {
-    /// Lets the follower finish what is queued, so a clean stop leaves the views up to the log.
+    /// Lets the follower finish what is pending, so a clean stop leaves the views up to the log.
     fn drop(&mut self) {
-        drop(self.jobs.take());
+        drop(self.wake.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -215,13 +271,34 @@ mod tests {
             .apply([kv("a", "1"), kv("c", "3"), kv("e", "5")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(1, &[kv("b", "2"), kv("c", "33")]);
-        pending.insert(2, &[kv("f", "6")]);
+        pending.insert(vec![kv("b", "2"), kv("c", "33")], (4, 0));
+        pending.insert(vec![kv("f", "6")], (5, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b2 c33 e5 f6");
         assert_eq!(scan(&pending, &store, "a", "l", 3), "a1 b2 c33");
         assert_eq!(scan(&pending, &store, "b", "e", 100), "b2 c33");
         assert_eq!(scan(&pending, &store, "d", "l", 1), "e5");
         assert_eq!(pending.get(b"c"), Some(b"33".to_vec()));
         assert_eq!(pending.get(b"a"), None);
+    }
+
+    /// A frozen round stays readable until folded; a newer write to one of its keys wins over it;
+    /// the round carries the marks of its last batch, and what came after waits for the next.
+    #[test]
+    fn a_frozen_round_stays_readable_and_newer_writes_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
+        let pending = Pending::default();
+        pending.insert(vec![kv("a", "1"), kv("b", "2")], (2, 0));
+        let (round, marks) = pending.freeze().unwrap();
+        assert_eq!((round.len(), marks), (2, (2, 0)));
+        pending.insert(vec![kv("b", "22"), kv("c", "3")], (3, 0));
+        assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
+        store.apply(round.iter(), marks).unwrap();
+        pending.folded();
+        assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
+        assert_eq!(store.marks().unwrap(), (2, 0));
+        let (round, marks) = pending.freeze().unwrap();
+        assert_eq!((round.len(), marks), (2, (3, 0)));
+        assert!(Pending::default().freeze().is_none());
     }
 }

@@ -33,6 +33,7 @@
 //! (`log_check`).
 
 mod follower;
+mod postings;
 #[cfg(test)]
 mod power_cut;
 mod recovery;
@@ -82,8 +83,6 @@ pub struct EmbeddedEngine {
     bodies: SegmentLog,
     witness: witness::Witness,
     reader: Arc<EmbeddedReader>,
-    /// Batches committed, numbering their pending view writes.
-    batches: u64,
     /// The last field: dropping it waits for the follower to fold in what is queued.
     follower: follower::Follower,
 }
@@ -192,12 +191,12 @@ impl EmbeddedEngine {
             pending: Arc::default(),
             _lock: lock,
         });
-        let (jobs, queued) = std::sync::mpsc::channel();
+        let (wake, woken) = std::sync::mpsc::channel();
         let thread = {
             let (reader, pending) = (reader.clone(), reader.pending.clone());
             std::thread::Builder::new()
                 .name("view-follower".into())
-                .spawn(move || follower::run(reader, pending, queued))
+                .spawn(move || follower::run(reader, pending, woken))
                 .map_err(|e| OpenError::Storage(format!("cannot start the view follower: {e}")))?
         };
         Ok((
@@ -207,9 +206,8 @@ impl EmbeddedEngine {
                 bodies,
                 witness: witness::Witness::open(data_dir),
                 reader,
-                batches: 0,
                 follower: follower::Follower {
-                    jobs: Some(jobs),
+                    wake: Some(wake),
                     thread: Some(thread),
                 },
             },
@@ -262,17 +260,11 @@ impl Backend for EmbeddedEngine {
             .map(|(b, pos)| body_location(b.kind, &b.request_id, pos));
         let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
         let writes: Vec<(Vec<u8>, Vec<u8>)> = batch.views.into_iter().chain(locations).collect();
-        self.batches += 1;
-        self.reader.pending.insert(self.batches, &writes);
-        let job = follower::Job {
-            batch: self.batches,
-            writes,
-            marks,
-        };
+        self.reader.pending.insert(writes, marks);
         self.follower
-            .jobs
+            .wake
             .as_ref()
-            .and_then(|jobs| jobs.send(job).ok())
+            .and_then(|wake| wake.send(()).ok())
             .ok_or_else(|| StorageError("the view follower has stopped".into()))
     }
 
@@ -335,6 +327,20 @@ impl KvRead for EmbeddedReader {
 impl Reader for EmbeddedReader {
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
         self.pending.scan(&self.views, from, to, visit)
+    }
+
+    fn indexed(&self, prefix: &[u8], after: u64, limit: usize) -> Result<Vec<u64>, ViewError> {
+        let Some(from) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        // Pending first, the store after (see `follower::Pending::scan`); each gives its first
+        // `limit`, so the first `limit` of both together are among them.
+        let mut found = self.pending.indexed(prefix, from, limit);
+        found.extend(self.views.indexed(prefix, from, limit)?);
+        found.sort_unstable();
+        found.dedup();
+        found.truncate(limit);
+        Ok(found)
     }
 
     fn records(&self) -> u64 {

@@ -10,11 +10,12 @@
 //! and redb has no dependencies, no background threads, and snapshot read transactions.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::{Durability, ReadableDatabase, TableDefinition};
+use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::postings;
 use super::segment::Position;
 use crate::backend::VisitEntry;
 use crate::domain::MessageKind;
@@ -22,7 +23,7 @@ use crate::records::RequestId;
 use crate::views::{KvRead, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 5;
+const VIEW_FORMAT: u64 = 6;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -39,8 +40,21 @@ fn store_err(e: impl std::fmt::Display) -> ViewError {
     ViewError::Store(e.to_string())
 }
 
+/// What readers read: the table as of the last commit, shared (a read transaction per lookup
+/// cost the writer's lookups more than the lookups themselves).
+type Snapshot = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+fn open_snapshot(db: &redb::Database) -> Result<Snapshot, ViewError> {
+    db.begin_read()
+        .map_err(store_err)?
+        .open_table(VIEWS)
+        .map_err(store_err)
+}
+
 /// The derived views.
 pub struct ViewStore {
+    /// Dropped before the database.
+    snapshot: RwLock<Arc<Snapshot>>,
     db: redb::Database,
     path: PathBuf,
     cache_bytes: usize,
@@ -50,8 +64,10 @@ pub struct ViewStore {
 
 impl KvRead for ViewStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        let tx = self.db.begin_read().map_err(store_err)?;
-        let table = tx.open_table(VIEWS).map_err(store_err)?;
+        let table = self.snapshot();
+        if postings::is_index_key(key) {
+            return Ok(postings::contains(&*table, key)?.then(Vec::new));
+        }
         Ok(table
             .get(key)
             .map_err(store_err)?
@@ -107,15 +123,25 @@ impl ViewStore {
             .set_cache_size(cache_bytes)
             .create(path.join(FILE))
             .map_err(store_err)?;
-        let store = Self {
+        // The table exists from the first open on, so reads never find it missing.
+        let mut tx = db.begin_write().map_err(store_err)?;
+        tx.set_quick_repair(true);
+        tx.open_table(VIEWS).map_err(store_err)?;
+        tx.commit().map_err(store_err)?;
+        Ok(Self {
+            snapshot: RwLock::new(Arc::new(open_snapshot(&db)?)),
             db,
             path: path.to_path_buf(),
             cache_bytes,
             durable: Mutex::new((Instant::now(), 0)),
-        };
-        // The table exists from the first open on, so reads never find it missing.
-        store.write(Durability::Immediate, |_| Ok(()))?;
-        Ok(store)
+        })
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn format_ok(&self) -> bool {
@@ -138,7 +164,10 @@ impl ViewStore {
             let mut table = tx.open_table(VIEWS).map_err(store_err)?;
             fill(&mut table)?;
         }
-        tx.commit().map_err(store_err)
+        tx.commit().map_err(store_err)?;
+        let latest = Arc::new(open_snapshot(&self.db)?);
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = latest;
+        Ok(())
     }
 
     /// Deletes the store and makes an empty one.
@@ -171,7 +200,14 @@ impl ViewStore {
         ))
     }
 
-    /// Visits the entries with `from <= key < to` in key order while `visit` says go on.
+    /// Up to `limit` indexes from `from` on under the audit index `prefix`, ascending.
+    pub fn indexed(&self, prefix: &[u8], from: u64, limit: usize) -> Result<Vec<u64>, ViewError> {
+        let table = self.snapshot();
+        postings::read(&*table, prefix, from, limit)
+    }
+
+    /// Visits the entries with `from <= key < to` in key order while `visit` says go on; the
+    /// audit indexes (stored as postings) are read with [`Self::indexed`] instead.
     pub fn scan(
         &self,
         from: &[u8],
@@ -181,10 +217,12 @@ impl ViewStore {
         if from >= to {
             return Ok(());
         }
-        let tx = self.db.begin_read().map_err(store_err)?;
-        let table = tx.open_table(VIEWS).map_err(store_err)?;
+        let table = self.snapshot();
         for item in table.range(from..to).map_err(store_err)? {
             let (k, v) = item.map_err(store_err)?;
+            if postings::is_index_key(k.value()) {
+                continue;
+            }
             if !visit(k.value(), v.value())? {
                 break;
             }
@@ -193,9 +231,9 @@ impl ViewStore {
     }
 
     /// Applies `writes` and the applied-through marks `(log, bodies)` in one transaction.
-    pub fn apply(
+    pub fn apply<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
-        writes: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        writes: impl IntoIterator<Item = (K, V)>,
         marks: (u64, u64),
     ) -> Result<(), ViewError> {
         let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,11 +244,25 @@ impl ViewStore {
             Durability::None
         };
         self.write(durability, |table| {
+            let mut index_entries = Vec::new();
             for (k, v) in writes {
-                table
-                    .insert(k.as_slice(), v.as_slice())
-                    .map_err(store_err)?;
+                let (k, v) = (k.as_ref(), v.as_ref());
+                if postings::is_index_key(k) {
+                    if !v.is_empty() {
+                        return Err(ViewError::Store("an audit index entry with a value".into()));
+                    }
+                    index_entries.push(k.to_vec());
+                    continue;
+                }
+                table.insert(k, v).map_err(store_err)?;
             }
+            let applied = read_u64(
+                table
+                    .get(MARK_LOG)
+                    .map_err(store_err)?
+                    .map(|v| v.value().to_vec()),
+            )?;
+            postings::add(table, applied, index_entries)?;
             table
                 .insert(MARK_LOG, marks.0.to_be_bytes().as_slice())
                 .map_err(store_err)?;
