@@ -72,11 +72,24 @@ use crate::identity::Role;
 /// [`Record::encode_as`]; the log keeps every record's bytes as written and never re-encodes.
 pub const RECORD_VERSION: u8 = 2;
 
-/// A broker-assigned request id: 16 random bytes, shown as 32 lowercase hex characters.
+/// A broker-assigned request id: 16 bytes, shown as 32 lowercase hex characters. The broker makes
+/// them time-ordered (see [`RequestId::time_ordered`]); any 16 bytes parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub [u8; 16]);
 
 impl RequestId {
+    /// An id that sorts by the time it was made: the Unix time in ms (48 bits, big-endian, as
+    /// in RFC 9562's UUIDv7), then 80 random bits. The views key an exchange's meta, timeline
+    /// and bodies by its id, so ids that arrive in order are written near each other in the
+    /// view store instead of on a random page each. The time it shows is in the request's
+    /// records anyway; 80 random bits keep ids unguessable (nothing is granted by knowing one).
+    pub fn time_ordered(time_ms: u64, random: [u8; 10]) -> Self {
+        let mut out = [0u8; 16];
+        out[..6].copy_from_slice(&time_ms.to_be_bytes()[2..]);
+        out[6..].copy_from_slice(&random);
+        Self(out)
+    }
+
     /// Parses 32 lowercase hex characters.
     pub fn parse(text: &str) -> Option<Self> {
         if text.len() != 32 || text.bytes().any(|b| b.is_ascii_uppercase()) {

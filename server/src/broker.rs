@@ -388,7 +388,7 @@ impl Broker {
         }
         let (valid, allowed) = self.audited(caller, op, target, check()).await?;
         let time_ms = self.clock.now_ms();
-        let request_id = RequestId(self.keys.random());
+        let request_id = RequestId::time_ordered(time_ms, self.keys.random());
         let body = self.body(V::KIND, request_id, valid.encoded_body());
         let sender = &caller.principal.id;
         let ids = OpeningIds {

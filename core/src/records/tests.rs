@@ -216,3 +216,15 @@ fn request_ids_parse_only_canonical_hex() {
     assert_eq!(RequestId::parse("abc"), None);
     assert_eq!(RequestId::parse(&"zz".repeat(16)), None);
 }
+
+/// Time-ordered ids sort by their time, carry it in their first 48 bits, and keep the random
+/// part whole.
+#[test]
+fn time_ordered_request_ids_sort_by_time() {
+    let early = RequestId::time_ordered(1_800_000_000_000, [0xff; 10]);
+    let late = RequestId::time_ordered(1_800_000_000_001, [0; 10]);
+    assert!(early < late);
+    assert_eq!(&early.0[..6], &1_800_000_000_000u64.to_be_bytes()[2..]);
+    assert_eq!(&early.0[6..], &[0xff; 10]);
+    assert_eq!(RequestId::parse(&late.to_string()), Some(late));
+}
