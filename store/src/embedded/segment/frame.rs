@@ -71,6 +71,16 @@ pub(super) fn header_error(
     None
 }
 
+/// The error for a segment file that is not intact at entry `index`, byte `offset`.
+pub(super) fn corrupt(path: &Path, index: u64, offset: u64, what: &'static str) -> SegmentError {
+    SegmentError::Corrupt {
+        path: path.to_path_buf(),
+        index,
+        offset,
+        what,
+    }
+}
+
 /// Checks a segment's header: this log's magic, and the first entry where the log is.
 pub(super) fn check_header(
     path: &Path,
@@ -83,13 +93,22 @@ pub(super) fn check_header(
         .and_then(|f| f.read_exact_at(&mut header, 0))
         .map_err(io_err(path))?;
     match header_error(&header, magic, first, next) {
-        Some(what) => Err(SegmentError::Corrupt {
-            path: path.to_path_buf(),
-            index: next,
-            offset: 0,
-            what,
-        }),
+        Some(what) => Err(corrupt(path, next, 0, what)),
         None => Ok(()),
+    }
+}
+
+/// A segment file read whole, its header checked as [`check_header`] does.
+pub(super) fn read_segment(
+    path: &Path,
+    magic: [u8; 8],
+    first: u64,
+    next: u64,
+) -> Result<Vec<u8>, SegmentError> {
+    let data = fs::read(path).map_err(io_err(path))?;
+    match header_error(&data, magic, first, next) {
+        Some(what) => Err(corrupt(path, next, 0, what)),
+        None => Ok(data),
     }
 }
 

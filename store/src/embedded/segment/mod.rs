@@ -33,7 +33,9 @@ mod frame;
 mod index;
 mod read;
 
-use frame::{FRAME, MARK, check_header, frame_crc, header_error, last_mark_in, push_frame};
+use frame::{
+    FRAME, MARK, check_header, corrupt, frame_crc, last_mark_in, push_frame, read_segment,
+};
 pub use frame::{Frame, check_frame};
 pub use index::SegmentIndex;
 use index::{ensure_index, index_bytes, index_path};
@@ -193,16 +195,7 @@ impl SegmentLog {
                 keep.push(first);
                 continue;
             }
-            let data = fs::read(&path).map_err(io_err(&path))?;
-            let corrupt = |index, offset, what| SegmentError::Corrupt {
-                path: path.clone(),
-                index,
-                offset,
-                what,
-            };
-            if let Some(what) = header_error(&data, magic, first, next) {
-                return Err(corrupt(next, 0, what));
-            }
+            let data = read_segment(&path, magic, first, next)?;
             let mut pos = HEADER as usize;
             while pos < data.len() {
                 match check_frame(&data, pos) {
@@ -220,7 +213,7 @@ impl SegmentLog {
                         pos = frame.end;
                     }
                     Err(what) if !last || next <= protected => {
-                        return Err(corrupt(next, pos as u64, what));
+                        return Err(corrupt(&path, next, pos as u64, what));
                     }
                     Err(_) => {
                         quarantine(dir, &data[pos..])?;
@@ -471,13 +464,8 @@ impl SegmentLog {
             let mut pos = HEADER as usize;
             let mut index = first;
             while pos < data.len() && index < self.next {
-                let Frame { start, end, mark } =
-                    check_frame(&data, pos).map_err(|what| SegmentError::Corrupt {
-                        path: path.clone(),
-                        index,
-                        offset: pos as u64,
-                        what,
-                    })?;
+                let Frame { start, end, mark } = check_frame(&data, pos)
+                    .map_err(|what| corrupt(&path, index, pos as u64, what))?;
                 if mark {
                     pos = end;
                     continue;

@@ -1,11 +1,11 @@
 //! Reading a log without writing to it: the scans of the whole log (or a range of it) and the
 //! reads of one entry by position.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::frame::{FRAME, Frame, check_frame, header_error};
+use super::frame::{FRAME, Frame, check_frame, corrupt, read_segment};
 use super::{HEADER, Position, SegmentError, io_err, list_segments, segment_path};
 
 /// What a read-only scan found.
@@ -48,20 +48,11 @@ pub fn scan_range(
             break;
         }
         let path = segment_path(dir, first);
-        let data = fs::read(&path).map_err(io_err(&path))?;
-        let corrupt = |index, offset, what| SegmentError::Corrupt {
-            path: path.clone(),
-            index,
-            offset,
-            what,
-        };
-        if let Some(what) = header_error(&data, magic, first, next) {
-            return Err(corrupt(next, 0, what));
-        }
+        let data = read_segment(&path, magic, first, next)?;
         let mut pos = HEADER as usize;
         while pos < data.len() && next <= to {
             let Frame { start, end, mark } =
-                check_frame(&data, pos).map_err(|what| corrupt(next, pos as u64, what))?;
+                check_frame(&data, pos).map_err(|what| corrupt(&path, next, pos as u64, what))?;
             if mark {
                 last_mark = Some(data[start..end].to_vec());
             } else {
@@ -83,15 +74,11 @@ pub(super) fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<
     let mut buf = vec![0u8; FRAME + pos.len as usize];
     file.read_exact_at(&mut buf, pos.offset)
         .map_err(io_err(path))?;
-    let corrupt = |what| SegmentError::Corrupt {
-        path: path.to_path_buf(),
-        index: 0,
-        offset: pos.offset,
-        what,
-    };
-    let Frame { start, end, mark } = check_frame(&buf, 0).map_err(corrupt)?;
+    // Read by position, the entry's number is not known here (0).
+    let bad = |what| corrupt(path, 0, pos.offset, what);
+    let Frame { start, end, mark } = check_frame(&buf, 0).map_err(bad)?;
     if mark || end - start != pos.len as usize {
-        return Err(corrupt("length differs from index"));
+        return Err(bad("length differs from index"));
     }
     buf.drain(..FRAME);
     Ok(buf)
