@@ -4,7 +4,7 @@
 
 use infoshare_server::records::Record;
 use infoshare_server::store::bodies::BodyEntry;
-use infoshare_server::store::embedded::seal::BodyKeys;
+use infoshare_server::store::seal::BodyKeys;
 use infoshare_server::store::embedded::segment::check_frame;
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;

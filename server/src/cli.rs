@@ -20,10 +20,15 @@ struct Args {
     /// next start use it; the older keys still open what they sealed.
     #[arg(long, value_name = "DATA_DIR", conflicts_with_all = ["dev", "verify_log"])]
     new_body_key: Option<PathBuf>,
-    /// Verify the log in this data directory offline (checksums, encodings, and the Merkle root
-    /// against the last signed checkpoint), print the result and exit.
-    #[arg(long, value_name = "DATA_DIR", conflicts_with = "dev")]
+    /// Verify the log in this data directory, or in the PostgreSQL database at this
+    /// `postgresql://` URL (password from PGPASSWORD), offline (checksums, encodings, and the
+    /// Merkle root against the last signed checkpoint), print the result and exit.
+    #[arg(long, value_name = "DATA_DIR|URL", conflicts_with = "dev")]
     verify_log: Option<PathBuf>,
+    /// With --verify-log: the directory of the log's keys (default `<DATA_DIR>/keys`; required
+    /// for a PostgreSQL log).
+    #[arg(long, value_name = "DIR", requires = "verify_log")]
+    keys_dir: Option<PathBuf>,
     /// First-run defaults: make the development PKI in ./certs-dev/out if missing, load the
     /// sample registry, listen on 127.0.0.1:50051, keep data in ./data.
     #[arg(long)]
@@ -64,11 +69,34 @@ pub fn main_with(clock: Clock) -> ExitCode {
     code
 }
 
+/// `--verify-log`: a data directory, or a PostgreSQL URL with its keys directory.
+fn verify_log(
+    target: &std::path::Path,
+    keys_dir: Option<&std::path::Path>,
+) -> Result<crate::store::verify::Verified, crate::store::verify::VerifyError> {
+    use crate::store::verify::VerifyError;
+    let text = target.to_string_lossy();
+    if !(text.starts_with("postgresql://") || text.starts_with("postgres://")) {
+        return match keys_dir {
+            Some(_) => Err(VerifyError::Io(
+                "--keys-dir is for a PostgreSQL log; a data directory's keys are in it".into(),
+            )),
+            None => crate::store::verify::verify_data_dir(target),
+        };
+    }
+    let keys_dir = keys_dir.ok_or_else(|| {
+        VerifyError::Io("a PostgreSQL log is verified with --keys-dir (its log keys)".into())
+    })?;
+    let settings = crate::store::postgres::PgSettings::new(text);
+    settings.connection().map_err(VerifyError::Io)?;
+    crate::store::postgres::verify_postgres(&settings, keys_dir)
+}
+
 fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.new_body_key {
         let keys_dir = dir.join("keys").join("body");
-        return match crate::store::embedded::seal::BodyKeys::add_key(&keys_dir) {
+        return match crate::store::seal::BodyKeys::add_key(&keys_dir) {
             Ok(keys) => {
                 println!("new body key added in {}: {keys:?}", keys_dir.display());
                 ExitCode::SUCCESS
@@ -80,7 +108,7 @@ fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
         };
     }
     if let Some(dir) = &args.verify_log {
-        return match crate::store::verify::verify_data_dir(dir) {
+        return match verify_log(dir, args.keys_dir.as_deref()) {
             Ok(v) => {
                 println!(
                     "log verified: {} records; the signed checkpoint of size {} matches",

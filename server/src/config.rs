@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:50051"     # address to listen on (TLS only; there is no plaintext port)
-//! data_dir = "data"              # log, bodies, views and keys
+//! data_dir = "data"              # log, bodies, views (embedded engine) and keys
+//! keys_dir = "data/keys"         # optional: log signing, pseudonym and body keys (default <data_dir>/keys)
 //! trust_domain = "infoshare.dev" # SPIFFE trust domain of client identities
 //! log_origin = "infoshare.dev/log" # audit log origin (checkpoint first line, signing key name)
 //!
@@ -14,6 +15,11 @@
 //!
 //! [registry]
 //! agencies = "registry.toml"     # the agency registry
+//!
+//! [storage]                      # optional: the embedded engine in data_dir by default
+//! backend = "postgres"           # or "embedded"
+//! url = "postgresql://infoshare@db.internal:5432/infoshare"  # never with a password
+//! password_file = "pg-password"  # optional; else PGPASSWORD, if set
 //! ```
 //!
 //! Optional sections, each read by one part of the broker: `[limits]` (per-principal calls and
@@ -35,6 +41,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// The keys (log signing, pseudonyms, bodies); `<data_dir>/keys` if unset. Every replica of
+    /// one log is given the same keys.
+    #[serde(default)]
+    pub keys_dir: Option<PathBuf>,
     /// SPIFFE trust domain.
     #[serde(default = "default_trust_domain")]
     pub trust_domain: String,
@@ -58,6 +68,64 @@ pub struct Config {
     /// The log writer's batching.
     #[serde(default)]
     pub ledger: LedgerTuning,
+    /// Which engine keeps the log.
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+/// Which engine keeps the log (`[storage]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// The engine.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// The PostgreSQL database (`postgresql://user@host:port/db`), without a password.
+    pub url: Option<String>,
+    /// A file whose first line is the database password.
+    pub password_file: Option<PathBuf>,
+    /// Connections to the database, 1 to 256.
+    pub pool_size: Option<usize>,
+}
+
+/// The storage engines a broker can serve from.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Segment files and views in `data_dir` (the default).
+    #[default]
+    Embedded,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+impl Storage {
+    /// The PostgreSQL settings, if the log is in PostgreSQL; an error naming the field if the
+    /// section is inconsistent.
+    pub fn postgres(&self) -> Result<Option<infoshare_store::postgres::PgSettings>, String> {
+        match (self.backend, &self.url) {
+            (BackendKind::Embedded, None) if self.password_file.is_none() => Ok(None),
+            (BackendKind::Embedded, _) => {
+                Err("storage: url and password_file are for backend = \"postgres\"".into())
+            }
+            (BackendKind::Postgres, None) => {
+                Err("storage: backend = \"postgres\" needs url".into())
+            }
+            (BackendKind::Postgres, Some(url)) => {
+                let mut settings = infoshare_store::postgres::PgSettings::new(url.clone());
+                settings.password_file = self.password_file.clone();
+                if let Some(n) = self.pool_size {
+                    if !(1..=256).contains(&n) {
+                        return Err(format!("storage: pool_size must be 1 to 256 (found {n})"));
+                    }
+                    settings.pool_size = n;
+                }
+                // Checked now: a password in the URL is refused before anything connects.
+                settings.connection()?;
+                Ok(Some(settings))
+            }
+        }
+    }
 }
 
 /// The log writer's batching (`[ledger]`): most changes per batch (one fdatasync and one
@@ -206,6 +274,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Where the keys are.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+
     /// Reads a configuration file, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -226,6 +301,8 @@ impl Config {
         ]
         .into_iter()
         .chain(config.tls.crl.iter_mut())
+        .chain(config.keys_dir.as_mut())
+        .chain(config.storage.password_file.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -33,6 +33,7 @@ impl Config {
         Ok(Self {
             listen,
             data_dir: data_dir.to_path_buf(),
+            keys_dir: None,
             trust_domain: crate::config::default_trust_domain(),
             log_origin: crate::config::default_log_origin(),
             tls: TlsFiles {
@@ -46,6 +47,7 @@ impl Config {
             retention: Retention::default(),
             transport: crate::transport::TransportConfig::default(),
             ledger: crate::config::LedgerTuning::default(),
+            storage: crate::config::Storage::default(),
         })
     }
 }

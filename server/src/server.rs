@@ -380,8 +380,14 @@ pub fn check_config(config: &Config) -> Result<String, StartError> {
         )));
     }
     config.ledger.check().map_err(StartError)?;
+    let storage = match config.storage.postgres().map_err(StartError)? {
+        Some(settings) => {
+            crate::store::postgres::probe(&settings).map_err(|e| start_err!("storage", e))?
+        }
+        None => "embedded engine".to_string(),
+    };
     Ok(format!(
-        "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; listen {}",
+        "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; {storage}; listen {}",
         registry.agency_count(),
         config.tls.crl.len(),
         config.data_dir.display(),
@@ -403,7 +409,7 @@ fn reload(
 pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prepared, StartError> {
     let registry = crate::config::load_registry(&config.registry.agencies)
         .map_err(|e| start_err!("registry", e))?;
-    let keys = crate::key_file::load_or_create_keys(&config.data_dir.join("keys/pseudonym.key"))
+    let keys = crate::key_file::load_or_create_keys(&config.keys_dir().join("pseudonym.key"))
         .map_err(|e| start_err!("keys", e))?;
     let tls = crate::tls::server_config(
         &config.tls.ca,
@@ -413,8 +419,7 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
     )
     .map_err(|e| start_err!("tls", e))?;
     config.ledger.check().map_err(StartError)?;
-    let (ledger, report) =
-        open_ledger(&config.data_dir, config.ledger.options(&config.log_origin))?;
+    let (ledger, report) = open_ledger(config)?;
     tracing::info!(
         records = report.records,
         bodies = report.bodies,
@@ -449,14 +454,18 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
     })
 }
 
-fn open_ledger(
-    data_dir: &Path,
-    mut options: crate::store::ledger::LedgerOptions,
-) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
+fn open_ledger(config: &Config) -> Result<(Ledger, crate::store::ledger::OpenReport), StartError> {
+    let data_dir = &config.data_dir;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| start_err!("data directory", format!("{}: {e}", data_dir.display())))?;
+    let mut options = config.ledger.options(&config.log_origin);
     options.on_batch = Some(std::sync::Arc::new(|records, took| {
         crate::telemetry::metrics().batch(records, took)
     }));
-    Ledger::open(data_dir, &options).map_err(|e| start_err!("ledger", e))
+    let keys_dir = config.keys_dir();
+    match config.storage.postgres().map_err(StartError)? {
+        Some(settings) => Ledger::open_postgres(&settings, &keys_dir, &options),
+        None => Ledger::open_embedded(data_dir, &keys_dir, &options),
+    }
+    .map_err(|e| start_err!("ledger", e))
 }

@@ -128,10 +128,38 @@ fn stopped() -> BrokerError {
 }
 
 impl Ledger {
-    /// Opens the embedded engine in `data_dir` (see [`crate::embedded`]) and starts the writer.
+    /// Opens the embedded engine in `data_dir` (see [`crate::embedded`]), its keys in
+    /// `data_dir/keys`, and starts the writer.
     pub fn open(data_dir: &Path, options: &LedgerOptions) -> Result<(Self, OpenReport), OpenError> {
-        let (engine, report) = EmbeddedEngine::open_with(data_dir, options.view_cache_bytes)?;
-        let ledger = Self::start(Box::new(engine), Some(data_dir.join("keys")), options)?;
+        Self::open_embedded(data_dir, &data_dir.join("keys"), options)
+    }
+
+    /// Opens the embedded engine in `data_dir` with its keys (log signing, bodies) in
+    /// `keys_dir`, and starts the writer.
+    pub fn open_embedded(
+        data_dir: &Path,
+        keys_dir: &Path,
+        options: &LedgerOptions,
+    ) -> Result<(Self, OpenReport), OpenError> {
+        let (engine, report) =
+            EmbeddedEngine::open_with(data_dir, keys_dir, options.view_cache_bytes)?;
+        let ledger = Self::start(Box::new(engine), Some(keys_dir.to_path_buf()), options)?;
+        Ok((ledger, report))
+    }
+
+    /// Opens the PostgreSQL engine (see [`crate::postgres`]) with its keys in `keys_dir`, and
+    /// starts the writer.
+    pub fn open_postgres(
+        settings: &crate::postgres::PgSettings,
+        keys_dir: &Path,
+        options: &LedgerOptions,
+    ) -> Result<(Self, OpenReport), OpenError> {
+        let engine = crate::postgres::PostgresEngine::open(settings, keys_dir)?;
+        let report = OpenReport {
+            records: engine.reader().records(),
+            ..OpenReport::default()
+        };
+        let ledger = Self::start(Box::new(engine), Some(keys_dir.to_path_buf()), options)?;
         Ok((ledger, report))
     }
 

@@ -10,16 +10,17 @@
 //! - [`backend`]: the seam — `trait Backend` (commit a batch, erase bodies, store the checkpoint,
 //!   hand out a reader) and `trait Reader`, their contracts as MUST statements; the view queries
 //!   written once over `Reader::scan`. [`overlay`]: a batch's pending view writes.
-//! - Engines side by side: [`embedded`] (segment files + redb views, the broker's default) and [`mem`]
-//!   (in memory, for fast tests).
+//! - Engines side by side: [`embedded`] (segment files + redb views, the broker's default),
+//!   [`postgres`] (every table in one PostgreSQL database, for replicated deployments) and [`mem`]
+//!   (in memory, for fast tests). [`seal`]: the body sealing both durable engines use.
 //! - [`checkpoint`]: the one signed-checkpoint check, shared by start-up and [`verify`]
 //!   (`--verify-log`); [`log_check`]: the whole log rehashed after start-up, off the writer.
 //! - [`log_keys`]: the log's signing key and its rotations; [`secret_file`]: writing secrets;
 //!   `durable`: every sync the store makes (recorded in tests for the power-loss simulation).
 //!
 //! # What it may not import
-//! tonic, hyper, rustls or anything of the network: it is handed records and answers with
-//! receipts. Legal decisions are `infoshare-core`'s.
+//! tonic, hyper, rustls or anything of the serving side: it is handed records and answers with
+//! receipts. Its one connection outward is the PostgreSQL engine's to its database. Legal decisions are `infoshare-core`'s.
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +39,8 @@ pub mod log_keys;
 pub mod mem;
 mod open_error;
 pub mod overlay;
+pub mod postgres;
+pub mod seal;
 pub mod secret_file;
 mod sequencer;
 pub mod verify;

@@ -37,7 +37,6 @@ mod postings;
 #[cfg(test)]
 mod power_cut;
 mod recovery;
-pub mod seal;
 pub mod segment;
 pub mod tile_files;
 pub mod view_store;
@@ -47,7 +46,7 @@ pub(crate) use witness::read as read_witness;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use seal::BodyKeys;
+use crate::seal::BodyKeys;
 use segment::{SegmentIndex, SegmentLog, SegmentReader};
 use view_store::{ViewStore, body_location};
 
@@ -109,12 +108,18 @@ impl EmbeddedEngine {
     /// Opens (or makes) the engine in `data_dir`: takes its lock, cuts torn tails not covered by
     /// the stored checkpoint, and brings the views up to the log.
     pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), OpenError> {
-        Self::open_with(data_dir, view_store::DEFAULT_CACHE_BYTES)
+        Self::open_with(
+            data_dir,
+            &data_dir.join("keys"),
+            view_store::DEFAULT_CACHE_BYTES,
+        )
     }
 
-    /// As [`open`](Self::open), with `view_cache_bytes` of view pages cached in memory.
+    /// As [`open`](Self::open), with the body keys in `keys_dir/body` and `view_cache_bytes` of
+    /// view pages cached in memory.
     pub fn open_with(
         data_dir: &Path,
+        keys_dir: &Path,
         view_cache_bytes: usize,
     ) -> Result<(Self, OpenReport), OpenError> {
         // One writer per data directory: a second server must not append to the log or, worse,
@@ -167,7 +172,7 @@ impl EmbeddedEngine {
             (applied, applied_bodies) = (0, 0);
         }
         recovery::replay(&views, &log, &bodies, applied, applied_bodies)?;
-        let body_keys_dir = data_dir.join("keys").join("body");
+        let body_keys_dir = keys_dir.join("body");
         let body_keys =
             BodyKeys::load_or_create(&body_keys_dir).map_err(|message| OpenError::SigningKey {
                 path: body_keys_dir.display().to_string(),

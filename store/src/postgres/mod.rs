@@ -1,0 +1,680 @@
+//! The PostgreSQL engine: the log, the sealed bodies, the views with their audit indexes, the
+//! Merkle tree's full tiles and the signed checkpoint, all in one database, each batch one
+//! transaction.
+//!
+//! ```text
+//! log_records (idx, bytes)               the log, the source of truth
+//! bodies (kind, request_id, sealed)      AES-256-GCM frames (`seal`); sealed NULL once erased
+//! views (key, value)                     the derived views, the same keys as every engine
+//! tiles (level, idx, hashes)             full tiles (C2SP tlog-tiles), derived from the log
+//! checkpoint (size, note)                one row: the latest signed checkpoint
+//! infoshare_schema (version)             the migrations applied (`schema`)
+//! ```
+//!
+//! A batch is one transaction: the checkpoint row moves from `first_index − 1` to the new size
+//! (no row moves if the log is not where this writer thinks it is, and the batch is refused),
+//! then the bodies, records, view writes and the tiles the batch completed. PostgreSQL's commit
+//! makes it durable and visible at once, so there is nothing to replay or cut at start: readers
+//! see a batch whole or not at all, and the stored checkpoint always covers exactly the records.
+//!
+//! One sequencer per log: the engine holds a session advisory lock (the sequencer lease) on a
+//! connection of its own for its whole life; a second broker on the same database is refused at
+//! start. PostgreSQL drops the lock when that connection dies (`kill -9` included). If the lease
+//! connection is lost while running, every later batch is refused (fail-stop); the checkpoint
+//! guard above keeps the one total order even then.
+//!
+//! Keys (the log signing key, the body keys) are files in the broker's keys directory, not in
+//! the database: a copy of the database alone reveals no body.
+
+mod bridge;
+mod queries;
+pub mod schema;
+mod verify;
+
+pub use verify::verify_postgres;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bridge::Bridge;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use infoshare_tlog::Hash;
+use infoshare_tlog::tiles::TileStore;
+use tokio_postgres::NoTls;
+
+use crate::backend::{Backend, Batch, Reader, StorageError, VisitEntry, VisitRecord};
+use crate::bodies::BodyEntry;
+use crate::domain::MessageKind;
+use crate::open_error::OpenError;
+use crate::records::RequestId;
+use crate::seal::BodyKeys;
+use crate::views::{KvRead, ViewError};
+
+/// The advisory lock key of the sequencer lease ("infosh" then 2).
+const SEQUENCER_LEASE: i64 = 0x696e_666f_7368_0002;
+/// Rows read per round trip by a scan or a walk of the log.
+const PAGE: i64 = 512;
+/// Full tiles held back for the next transaction before they are written on their own (only a
+/// rebuild of the whole tree makes that many).
+const MAX_PENDING_TILES: usize = 1024;
+
+/// Where the engine's database is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    /// `postgresql://user@host:port/db` — without a password.
+    pub url: String,
+    /// A file holding the password (its first line), if the server asks for one; otherwise
+    /// `PGPASSWORD`, if set.
+    pub password_file: Option<PathBuf>,
+    /// Connections in the pool (readers and the writer), 1 or more.
+    pub pool_size: usize,
+}
+
+impl PgSettings {
+    /// Settings for `url`, with no password file and the default pool.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            password_file: None,
+            pool_size: 8,
+        }
+    }
+
+    /// The connection configuration: the URL, refused if it carries a password, with the
+    /// password from the file or `PGPASSWORD`.
+    pub fn connection(&self) -> Result<tokio_postgres::Config, String> {
+        let mut config =
+            tokio_postgres::Config::from_str(&self.url).map_err(|e| format!("storage url: {e}"))?;
+        if config.get_password().is_some() {
+            return Err(
+                "storage url: carries a password; put it in password_file or PGPASSWORD instead"
+                    .into(),
+            );
+        }
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("storage password_file {}: {e}", path.display()))?;
+            config.password(text.lines().next().unwrap_or("").as_bytes());
+        } else if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password.as_bytes());
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("infoshare-server");
+        }
+        Ok(config)
+    }
+}
+
+/// A PostgreSQL error with what the server said, not only "db error".
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
+    move |e| StorageError(format!("PostgreSQL, {what}: {}", describe(&e)))
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => failed("connecting")(e),
+        other => StorageError(format!("PostgreSQL connection pool: {other}")),
+    }
+}
+
+/// The engine over one database.
+pub struct PostgresEngine {
+    reader: Arc<PgReader>,
+    tiles: Arc<PgTiles>,
+    /// Set when the lease's connection ends: this writer may no longer be the only one.
+    lease_lost: Arc<AtomicBool>,
+    /// The connection that holds the sequencer lease, kept for the engine's life.
+    _lease: tokio_postgres::Client,
+}
+
+/// What the engine's reader, writer and tiles share.
+struct Db {
+    pool: Pool,
+    /// Last field: the runtime goes after the pool's connections.
+    bridge: Bridge,
+}
+
+impl Db {
+    fn connect(settings: &PgSettings) -> Result<Self, OpenError> {
+        let config = settings.connection().map_err(OpenError::Storage)?;
+        let bridge = Bridge::new().map_err(|e| OpenError::Storage(e.0))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = {
+            let _in_runtime = bridge.handle().enter();
+            Pool::builder(manager)
+                .max_size(settings.pool_size.max(1))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(bridge::CALL_TIMEOUT))
+                .create_timeout(Some(bridge::CALL_TIMEOUT))
+                .build()
+                .map_err(|e| OpenError::Storage(format!("PostgreSQL connection pool: {e}")))?
+        };
+        Ok(Self { pool, bridge })
+    }
+
+    /// Runs `call` with a pooled connection, on the engine's runtime.
+    fn with<T, F, Fut>(&self, call: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + Send,
+    {
+        self.with_for(bridge::CALL_TIMEOUT, call)
+    }
+
+    /// As [`with`](Self::with), at most `limit`.
+    fn with_for<T, F, Fut>(&self, limit: std::time::Duration, call: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + Send,
+    {
+        let pool = self.pool.clone();
+        self.bridge.run_for(limit, async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            call(client).await
+        })
+    }
+}
+
+/// What `--check-config` reports of a database: reachable, and at which schema version.
+pub fn probe(settings: &PgSettings) -> Result<String, String> {
+    let config = settings.connection()?;
+    let bridge = Bridge::new().map_err(|e| e.0)?;
+    bridge
+        .run(async move {
+            let (client, connection) = config.connect(NoTls).await.map_err(failed("connecting"))?;
+            tokio::spawn(connection);
+            let version = schema::version(&client).await?;
+            if version > schema::SCHEMA_VERSION {
+                return Err(StorageError(format!(
+                    "schema version {version} is newer than this broker's {}",
+                    schema::SCHEMA_VERSION
+                )));
+            }
+            Ok(match version {
+                0 => format!(
+                    "PostgreSQL reachable; empty database (schema version {} is applied at start)",
+                    schema::SCHEMA_VERSION
+                ),
+                v if v < schema::SCHEMA_VERSION => format!(
+                    "PostgreSQL reachable; schema version {v} (migrated to {} at start)",
+                    schema::SCHEMA_VERSION
+                ),
+                v => format!("PostgreSQL reachable; schema version {v}"),
+            })
+        })
+        .map_err(|e| e.0)
+}
+
+impl PostgresEngine {
+    /// Connects, applies the schema's migrations, takes the sequencer lease, and loads the body
+    /// keys from `keys_dir/body` (making the first one if there is none).
+    pub fn open(settings: &PgSettings, keys_dir: &Path) -> Result<Self, OpenError> {
+        let db = Arc::new(Db::connect(settings)?);
+        let config = settings.connection().map_err(OpenError::Storage)?;
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let (lease, size, note, records) = {
+            let lost = lease_lost.clone();
+            db.bridge
+                .run(async move {
+                    let (mut client, connection) = config
+                        .connect(NoTls)
+                        .await
+                        .map_err(failed("connecting"))?;
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::error!(error = %describe(&e), "PostgreSQL: the sequencer lease's connection failed");
+                        }
+                        lost.store(true, Ordering::SeqCst);
+                    });
+                    let found = schema::migrate(&mut client).await?;
+                    if found < schema::SCHEMA_VERSION {
+                        tracing::info!(
+                            from = found,
+                            to = schema::SCHEMA_VERSION,
+                            "PostgreSQL schema migrated"
+                        );
+                    }
+                    let held: bool = client
+                        .query_one(queries::TRY_SEQUENCER_LEASE, &[&SEQUENCER_LEASE])
+                        .await
+                        .map_err(failed("taking the sequencer lease"))?
+                        .get(0);
+                    if !held {
+                        return Err(StorageError::new(
+                            "another infoshare-server holds this log's sequencer lease",
+                        ));
+                    }
+                    let head = client
+                        .query_one(queries::SELECT_CHECKPOINT, &[])
+                        .await
+                        .map_err(failed("reading the checkpoint"))?;
+                    let records: i64 = client
+                        .query_one(queries::COUNT_RECORDS, &[])
+                        .await
+                        .map_err(failed("counting the records"))?
+                        .get(0);
+                    let (size, note): (i64, Option<String>) = (head.get(0), head.get(1));
+                    Ok((client, size, note, records))
+                })
+                .map_err(|e| OpenError::Storage(e.0))?
+        };
+        if size != records {
+            // One transaction writes both: a mismatch is a change made outside the broker.
+            return Err(OpenError::Tampered(format!(
+                "the log holds {records} records but its checkpoint row says {size}"
+            )));
+        }
+        let body_keys_dir = keys_dir.join("body");
+        let body_keys =
+            BodyKeys::load_or_create(&body_keys_dir).map_err(|message| OpenError::SigningKey {
+                path: body_keys_dir.display().to_string(),
+                message,
+            })?;
+        let reader = Arc::new(PgReader {
+            db: db.clone(),
+            records: AtomicU64::new(records as u64),
+            checkpoint: RwLock::new(note),
+            body_keys,
+        });
+        Ok(Self {
+            reader,
+            tiles: Arc::new(PgTiles {
+                db,
+                pending: Mutex::default(),
+            }),
+            lease_lost,
+            _lease: lease,
+        })
+    }
+
+    fn check_lease(&self) -> Result<(), StorageError> {
+        if self.lease_lost.load(Ordering::SeqCst) {
+            return Err(StorageError::new(
+                "the connection holding the sequencer lease was lost: another broker may sequence now",
+            ));
+        }
+        Ok(())
+    }
+
+    fn set_checkpoint(&self, note: &str) {
+        *self
+            .reader
+            .checkpoint
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
+    }
+}
+
+/// Columns of a batch of rows, as `unnest` takes them.
+type TileRows = (Vec<i16>, Vec<i64>, Vec<Vec<u8>>);
+
+impl Backend for PostgresEngine {
+    fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError> {
+        self.check_lease()?;
+        let first = i64::try_from(batch.first_index).map_err(StorageError::new)?;
+        let size = first - 1 + batch.records.len() as i64;
+        let indexes: Vec<i64> = (first..=size).collect();
+        let records: Vec<Vec<u8>> = batch.records.to_vec();
+        // The last body of a (kind, id) wins, as in every engine; one row each for the upsert.
+        let bodies: BTreeMap<(i16, Vec<u8>), Vec<u8>> = batch
+            .bodies
+            .iter()
+            .map(|b| {
+                (
+                    (i16::from(b.kind.code()), b.request_id.0.to_vec()),
+                    self.reader.body_keys.seal(b),
+                )
+            })
+            .collect();
+        let (body_keys, sealed): (Vec<_>, Vec<_>) = bodies.into_iter().unzip();
+        let (kinds, ids): (Vec<i16>, Vec<Vec<u8>>) = body_keys.into_iter().unzip();
+        let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = batch.views.into_iter().unzip();
+        let tiles = self.tiles.take_pending();
+        let note = batch.checkpoint.to_string();
+        let stored = note.clone();
+        self.reader.db.with(move |mut client| async move {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(failed("starting a batch"))?;
+            let advanced = tx
+                .execute(queries::ADVANCE_CHECKPOINT, &[&size, &note, &(first - 1)])
+                .await
+                .map_err(failed("moving the checkpoint"))?;
+            if advanced != 1 {
+                return Err(StorageError(format!(
+                    "the log is not at {} records as this writer holds: refused the batch",
+                    first - 1
+                )));
+            }
+            if !kinds.is_empty() {
+                tx.execute(queries::UPSERT_BODIES, &[&kinds, &ids, &sealed])
+                    .await
+                    .map_err(failed("storing bodies"))?;
+            }
+            tx.execute(queries::INSERT_RECORDS, &[&indexes, &records])
+                .await
+                .map_err(failed("appending records"))?;
+            if !keys.is_empty() {
+                tx.execute(queries::UPSERT_VIEWS, &[&keys, &values])
+                    .await
+                    .map_err(failed("writing views"))?;
+            }
+            if !tiles.0.is_empty() {
+                tx.execute(queries::UPSERT_TILES, &[&tiles.0, &tiles.1, &tiles.2])
+                    .await
+                    .map_err(failed("writing tiles"))?;
+            }
+            tx.commit().await.map_err(failed("committing a batch"))
+        })?;
+        self.reader.records.store(size as u64, Ordering::SeqCst);
+        self.set_checkpoint(&stored);
+        Ok(())
+    }
+
+    fn erase_bodies(&mut self, bodies: &[(MessageKind, RequestId)]) -> Result<(), StorageError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<i16> = bodies.iter().map(|(k, _)| i16::from(k.code())).collect();
+        let ids: Vec<Vec<u8>> = bodies.iter().map(|(_, id)| id.0.to_vec()).collect();
+        self.reader.db.with(move |client| async move {
+            client
+                .execute(queries::ERASE_BODIES, &[&kinds, &ids])
+                .await
+                .map_err(failed("erasing bodies"))
+                .map(drop)
+        })
+    }
+
+    fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError> {
+        self.check_lease()?;
+        let size = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse::<i64>().ok())
+            .ok_or_else(|| StorageError::new("a checkpoint without a tree size"))?;
+        let tiles = self.tiles.take_pending();
+        let text = note.to_string();
+        self.reader.db.with(move |mut client| async move {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(failed("storing the checkpoint"))?;
+            if tx
+                .execute(queries::STORE_CHECKPOINT, &[&size, &text])
+                .await
+                .map_err(failed("storing the checkpoint"))?
+                != 1
+            {
+                return Err(StorageError::new(
+                    "refused to replace the checkpoint with one of a smaller tree",
+                ));
+            }
+            if !tiles.0.is_empty() {
+                tx.execute(queries::UPSERT_TILES, &[&tiles.0, &tiles.1, &tiles.2])
+                    .await
+                    .map_err(failed("writing tiles"))?;
+            }
+            tx.commit().await.map_err(failed("storing the checkpoint"))
+        })?;
+        self.set_checkpoint(note);
+        Ok(())
+    }
+
+    fn reader(&self) -> Arc<dyn Reader> {
+        self.reader.clone()
+    }
+
+    fn tiles(&self) -> Option<Arc<dyn TileStore>> {
+        Some(self.tiles.clone())
+    }
+}
+
+struct PgReader {
+    db: Arc<Db>,
+    /// Records committed (this engine is the log's one writer).
+    records: AtomicU64,
+    checkpoint: RwLock<Option<String>>,
+    body_keys: BodyKeys,
+}
+
+fn view_error(e: StorageError) -> ViewError {
+    ViewError::Store(e.0)
+}
+
+impl KvRead for PgReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        let key = key.to_vec();
+        self.db
+            .with(move |client| async move {
+                let row = client
+                    .query_opt(queries::SELECT_VIEW, &[&key])
+                    .await
+                    .map_err(failed("reading a view"))?;
+                Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+            })
+            .map_err(view_error)
+    }
+}
+
+impl Reader for PgReader {
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
+        let mut start = from.to_vec();
+        let end = to.to_vec();
+        while start < end {
+            let (from, to) = (start.clone(), end.clone());
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = self
+                .db
+                .with(move |client| async move {
+                    let rows = client
+                        .query(queries::SCAN_VIEWS, &[&from, &to, &PAGE])
+                        .await
+                        .map_err(failed("scanning views"))?;
+                    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+                })
+                .map_err(view_error)?;
+            let full = rows.len() as i64 == PAGE;
+            for (k, v) in &rows {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match rows.into_iter().next_back() {
+                // The first key after the last one seen.
+                Some((mut last, _)) if full => {
+                    last.push(0);
+                    start = last;
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn records(&self) -> u64 {
+        self.records.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, index: u64) -> Result<Vec<u8>, StorageError> {
+        let idx = i64::try_from(index).map_err(StorageError::new)?;
+        self.db.with(move |client| async move {
+            client
+                .query_opt(queries::SELECT_RECORD, &[&idx])
+                .await
+                .map_err(failed("reading a record"))?
+                .map(|r| r.get::<_, Vec<u8>>(0))
+                .ok_or_else(|| StorageError(format!("record {index} is not in the log")))
+        })
+    }
+
+    fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {
+        let last = self.records() as i64;
+        let mut next = i64::try_from(from.max(1)).map_err(StorageError::new)?;
+        while next <= last {
+            let rows: Vec<(i64, Vec<u8>)> = self.db.with(move |client| async move {
+                let rows = client
+                    .query(queries::SELECT_RECORDS_FROM, &[&next, &last, &PAGE])
+                    .await
+                    .map_err(failed("reading records"))?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+            })?;
+            for (idx, raw) in &rows {
+                if *idx != next {
+                    return Err(StorageError(format!("record {next} is not in the log")));
+                }
+                visit(*idx as u64, raw)?;
+                next += 1;
+            }
+            if rows.is_empty() {
+                return Err(StorageError(format!("record {next} is not in the log")));
+            }
+        }
+        Ok(())
+    }
+
+    fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError> {
+        match self.stored_body(kind, id)? {
+            Some(Some(sealed)) => self
+                .body_keys
+                .open(&sealed)
+                .map(Some)
+                .map_err(|e| StorageError(format!("body {kind} of {id}: {e}"))),
+            _ => Ok(None),
+        }
+    }
+
+    fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError> {
+        Ok(self.stored_body(kind, id)?.is_some())
+    }
+
+    fn checkpoint(&self) -> Option<String> {
+        self.checkpoint
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl PgReader {
+    /// `None`: never stored; `Some(None)`: erased.
+    fn stored_body(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        let (kind, id) = (i16::from(kind.code()), id.0.to_vec());
+        self.db.with(move |client| async move {
+            Ok(client
+                .query_opt(queries::SELECT_BODY, &[&kind, &id])
+                .await
+                .map_err(failed("reading a body"))?
+                .map(|r| r.get::<_, Option<Vec<u8>>>(0)))
+        })
+    }
+}
+
+/// The tree's full tiles in the `tiles` table. A tile the sequencer completes is held back and
+/// written in the transaction of the batch that completes it, so no tile is ever stored for
+/// records the log does not hold.
+struct PgTiles {
+    db: Arc<Db>,
+    pending: Mutex<BTreeMap<(u8, u64), Vec<u8>>>,
+}
+
+impl PgTiles {
+    fn take_pending(&self) -> TileRows {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut rows: TileRows = Default::default();
+        for ((level, index), hashes) in pending {
+            rows.0.push(i16::from(level));
+            rows.1.push(index as i64);
+            rows.2.push(hashes);
+        }
+        rows
+    }
+
+    fn write_rows(&self, rows: TileRows) -> Result<(), StorageError> {
+        self.db.with(move |client| async move {
+            client
+                .execute(queries::UPSERT_TILES, &[&rows.0, &rows.1, &rows.2])
+                .await
+                .map_err(failed("writing tiles"))
+                .map(drop)
+        })
+    }
+}
+
+impl TileStore for PgTiles {
+    fn read(&self, level: u8, index: u64) -> Option<Vec<Hash>> {
+        let bytes = match self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(level, index))
+        {
+            Some(bytes) => bytes.clone(),
+            None => {
+                let (l, i) = (i16::from(level), i64::try_from(index).ok()?);
+                let row = self.db.with(move |client| async move {
+                    Ok(client
+                        .query_opt(queries::SELECT_TILE, &[&l, &i])
+                        .await
+                        .map_err(failed("reading a tile"))?
+                        .map(|r| r.get::<_, Vec<u8>>(0)))
+                });
+                match row {
+                    Ok(bytes) => bytes?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, level, index, "tile unreadable");
+                        return None;
+                    }
+                }
+            }
+        };
+        let hashes: Vec<Hash> = bytes
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        (hashes.len() == infoshare_tlog::tiles::TILE_WIDTH as usize).then_some(hashes)
+    }
+
+    fn write(&self, level: u8, index: u64, hashes: &[Hash]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.insert((level, index), hashes.concat());
+        if pending.len() >= MAX_PENDING_TILES {
+            // Only a rebuild of the whole tree at start gets here, before any batch.
+            drop(pending);
+            if let Err(e) = self.write_rows(self.take_pending()) {
+                // Derived: tiles that are missing are rebuilt at the next start.
+                tracing::warn!(error = %e, "tiles not written");
+            }
+        }
+    }
+}

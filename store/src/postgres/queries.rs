@@ -1,0 +1,41 @@
+//! Every statement the engine sends, by name, each parameterised (no value is ever spliced into
+//! SQL text).
+
+/// Moves the checkpoint from the batch's first index − 1 to its new size: the batch's one
+/// guard on the total order (a writer whose idea of the log is stale updates no row).
+pub(crate) const ADVANCE_CHECKPOINT: &str =
+    "UPDATE checkpoint SET size = $1, note = $2 WHERE size = $3";
+/// Replaces the checkpoint with one of the same or a larger tree (never a smaller one).
+pub(crate) const STORE_CHECKPOINT: &str =
+    "UPDATE checkpoint SET size = $1, note = $2 WHERE size <= $1";
+pub(crate) const SELECT_CHECKPOINT: &str = "SELECT size, note FROM checkpoint";
+pub(crate) const COUNT_RECORDS: &str = "SELECT coalesce(max(idx), 0) FROM log_records";
+
+pub(crate) const INSERT_RECORDS: &str =
+    "INSERT INTO log_records (idx, bytes) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
+pub(crate) const SELECT_RECORD: &str = "SELECT bytes FROM log_records WHERE idx = $1";
+pub(crate) const SELECT_RECORDS_FROM: &str = "SELECT idx, bytes FROM log_records \
+     WHERE idx >= $1 AND idx <= $2 ORDER BY idx LIMIT $3";
+
+pub(crate) const UPSERT_BODIES: &str = "INSERT INTO bodies (kind, request_id, sealed) \
+     SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
+     ON CONFLICT (kind, request_id) DO UPDATE SET sealed = EXCLUDED.sealed";
+pub(crate) const SELECT_BODY: &str =
+    "SELECT sealed FROM bodies WHERE kind = $1 AND request_id = $2";
+pub(crate) const ERASE_BODIES: &str = "UPDATE bodies SET sealed = NULL \
+     WHERE (kind, request_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))";
+
+pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value) \
+     SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
+pub(crate) const SELECT_VIEW: &str = "SELECT value FROM views WHERE key = $1";
+pub(crate) const SCAN_VIEWS: &str =
+    "SELECT key, value FROM views WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3";
+
+pub(crate) const UPSERT_TILES: &str = "INSERT INTO tiles (level, idx, hashes) \
+     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \
+     ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes";
+pub(crate) const SELECT_TILE: &str = "SELECT hashes FROM tiles WHERE level = $1 AND idx = $2";
+
+/// Session-scoped: held by the one sequencer of a log for as long as its connection lives.
+pub(crate) const TRY_SEQUENCER_LEASE: &str = "SELECT pg_try_advisory_lock($1)";
