@@ -26,6 +26,8 @@ pub struct World {
     pub broker: Broker,
     now: Arc<AtomicU64>,
     _dir: Option<tempfile::TempDir>,
+    /// Dropped last: the broker's connections go before the cluster stops.
+    _cluster: Option<crate::pg_cluster::PgCluster>,
 }
 
 impl World {
@@ -43,6 +45,25 @@ impl World {
         Self::with(ledger, Some(dir)).await
     }
 
+    /// A broker on the PostgreSQL engine, in a fresh database of a throwaway cluster; `None`
+    /// where PostgreSQL is not installed (see [`crate::pg_cluster`]).
+    pub async fn postgres() -> Option<Self> {
+        let cluster = crate::pg_cluster::PgCluster::start()?;
+        let settings = cluster.database().await;
+        let keys = tempfile::tempdir().unwrap();
+        let options = LedgerOptions::new("in-process.invalid/log");
+        // The writer's start-up blocks on the database: off this runtime's threads.
+        let ledger = tokio::task::spawn_blocking(move || {
+            Ledger::open_postgres(&settings, keys.path(), &options).map(|(l, _)| (l, keys))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let mut world = Self::with(ledger.0, Some(ledger.1)).await;
+        world._cluster = Some(cluster);
+        Some(world)
+    }
+
     async fn with(ledger: Ledger, dir: Option<tempfile::TempDir>) -> Self {
         let now = Arc::new(AtomicU64::new(JAN_15_2027_0600_NZ));
         let reading = now.clone();
@@ -58,6 +79,7 @@ impl World {
             broker,
             now,
             _dir: dir,
+            _cluster: None,
         };
         let admin = world.caller(Role::Admin, "registry-admin");
         let approver = world.caller(Role::Admin, "privacy-officer");

@@ -1,12 +1,14 @@
 //! Fixtures for the tests of the whole broker:
 //! - sample requests and responses (this file), shared by both kinds of test;
 //! - [`in_process`]: a broker in this process on the in-memory engine (`tests/in_process.rs`);
+//! - [`pg_cluster`]: a throwaway PostgreSQL cluster, for the tests that run on that engine;
 //! - the end-to-end harness, `tests/e2e/common`, which starts real servers as processes (it needs
 //!   the path of the binary under test, so it lives beside the tests, in the one `e2e` binary).
 
 use infoshare_client::api;
 
 pub mod in_process;
+pub mod pg_cluster;
 
 /// What `agency` shares under the youth re-engagement example protocol.
 pub fn categories_of(agency: &str) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! The exchange lifecycle, policy refusals, idempotency, audit queries and retention, tested on a
 //! broker in this process (`infoshare_tests::in_process`): no sockets, no TLS, milliseconds each.
-//! The lifecycle runs on both engines; the end-to-end tests cover what crosses the wire.
+//! The lifecycle runs on every engine, most cases on the memory and PostgreSQL engines; the
+//! end-to-end tests cover what crosses the wire.
 
 use infoshare_client::api;
 use infoshare_proto::v1;
@@ -12,6 +13,26 @@ use infoshare_server::records::{Event, Record, event_name};
 use infoshare_tests::in_process::{World, code_of};
 use infoshare_tests::{sample_disclosure, sample_request};
 use prost::Message;
+
+/// The case `$case(world)` as two tests, `$case::on_memory` and `$case::on_postgres` (skipped,
+/// loudly, where PostgreSQL is not installed).
+macro_rules! on_memory_and_postgres {
+    ($case:ident) => {
+        mod $case {
+            use super::*;
+            #[tokio::test]
+            async fn on_memory() {
+                super::$case(World::in_memory().await).await
+            }
+            #[tokio::test]
+            async fn on_postgres() {
+                if let Some(world) = World::postgres().await {
+                    super::$case(world).await
+                }
+            }
+        }
+    };
+}
 
 fn submit(request: api::InformationRequest, key: &str) -> v1::SubmitRequestRequest {
     v1::SubmitRequestRequest {
@@ -144,8 +165,13 @@ async fn the_lifecycle_on_the_embedded_engine() {
 }
 
 #[tokio::test]
-async fn a_retry_replays_and_a_changed_retry_conflicts() {
-    let world = World::in_memory().await;
+async fn the_lifecycle_on_the_postgres_engine() {
+    if let Some(world) = World::postgres().await {
+        lifecycle(world).await;
+    }
+}
+
+async fn a_retry_replays_and_a_changed_retry_conflicts(world: World) {
     let police = world.agency("police");
     let request = sample_request("rangitoto-school-board");
     let first = world
@@ -183,9 +209,7 @@ async fn a_retry_replays_and_a_changed_retry_conflicts() {
 
 /// Each refusal is a precise reason, logged as a Denied record naming its rule, and changes
 /// nothing else.
-#[tokio::test]
-async fn refusals_name_their_rule_and_are_logged() {
-    let world = World::in_memory().await;
+async fn refusals_name_their_rule_and_are_logged(world: World) {
     let police = world.agency("police");
     let school = world.agency("rangitoto-school-board");
 
@@ -269,9 +293,7 @@ async fn refusals_name_their_rule_and_are_logged() {
     assert_eq!(denied(&world).0, "ROLE_NOT_ALLOWED");
 }
 
-#[tokio::test]
-async fn an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged() {
-    let world = World::in_memory().await;
+async fn an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged(world: World) {
     let police = world.agency("police");
     let sent = world.submit_sample(&police, "q").await;
     let mut adult = sample_request("rangitoto-school-board");
@@ -334,9 +356,7 @@ async fn an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_log
     assert_eq!(denied.records.len(), 1);
 }
 
-#[tokio::test]
-async fn retention_erases_bodies_on_the_new_zealand_day_it_ends() {
-    let world = World::in_memory().await;
+async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
     let police = world.agency("police");
     let school = world.agency("rangitoto-school-board");
     let sent = world.submit_sample(&police, "r").await;
@@ -359,9 +379,7 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends() {
     assert_eq!(world.run_retention().await, 0);
 }
 
-#[tokio::test]
-async fn ages_are_reckoned_on_new_zealand_dates() {
-    let world = World::in_memory().await;
+async fn ages_are_reckoned_on_new_zealand_dates(world: World) {
     let police = world.agency("police");
     // 06:00 on 15 January 2027 in New Zealand is still the 14th in UTC.
     let mut turns_18_today = sample_request("rangitoto-school-board");
@@ -380,9 +398,7 @@ async fn ages_are_reckoned_on_new_zealand_dates() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered() {
-    let world = World::in_memory().await;
+async fn a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered(world: World) {
     let ot = world.agency("oranga-tamariki");
     let police = world.agency("police");
     let disclosure = infoshare_tests::sample_proactive_disclosure();
@@ -425,10 +441,8 @@ async fn a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered() {
     assert_eq!(code_of(r), "NOT_ADDRESSED_TO_CALLER");
 }
 
-#[tokio::test]
-async fn a_legal_hold_keeps_bodies_past_retention_until_released() {
+async fn a_legal_hold_keeps_bodies_past_retention_until_released(world: World) {
     use infoshare_server::records::HoldTarget;
-    let world = World::in_memory().await;
     let police = world.agency("police");
     let auditor = world.caller(Role::Auditor, "privacy-audit");
     let sent = world.submit_sample(&police, "h").await;
@@ -468,3 +482,12 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released() {
             .is_none()
     );
 }
+
+// The cases above that take a `World`, each on the memory and PostgreSQL engines.
+on_memory_and_postgres!(a_retry_replays_and_a_changed_retry_conflicts);
+on_memory_and_postgres!(refusals_name_their_rule_and_are_logged);
+on_memory_and_postgres!(an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged);
+on_memory_and_postgres!(retention_erases_bodies_on_the_new_zealand_day_it_ends);
+on_memory_and_postgres!(ages_are_reckoned_on_new_zealand_dates);
+on_memory_and_postgres!(a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered);
+on_memory_and_postgres!(a_legal_hold_keeps_bodies_past_retention_until_released);

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::TestEnv;
+use common::{TestEnv, on_both_engines};
 use infoshare_certs_dev::Role;
 use infoshare_client::api::{self, MessageKind};
 use infoshare_client::{ClientError, verify};
@@ -50,9 +50,9 @@ async fn some_history(server: &common::TestServer, env: &TestEnv) -> String {
     sent.request_id
 }
 
-#[tokio::test]
-async fn every_acknowledged_write_and_refusal_carries_a_receipt_that_verifies_offline() {
-    let env = TestEnv::new();
+async fn every_acknowledged_write_and_refusal_carries_a_receipt_that_verifies_offline(
+    env: TestEnv,
+) {
     let server = env.start().await;
     let key = verify::verifier(&server.verifier_key).unwrap();
     let police = server.agency(&env, "police").await;
@@ -105,9 +105,7 @@ async fn every_acknowledged_write_and_refusal_carries_a_receipt_that_verifies_of
     assert!(verify::receipt(&receipt, &other_key).is_err());
 }
 
-#[tokio::test]
-async fn auditor_queries_return_proven_records_and_are_themselves_logged() {
-    let env = TestEnv::new();
+async fn auditor_queries_return_proven_records_and_are_themselves_logged(env: TestEnv) {
     let server = env.start().await;
     let request_id = some_history(&server, &env).await;
     let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
@@ -305,9 +303,7 @@ async fn auditor_queries_return_proven_records_and_are_themselves_logged() {
     verify::records(&range.checkpoint, &range.records, &key).unwrap();
 }
 
-#[tokio::test]
-async fn the_breach_investigation_timeline_shows_who_shared_what_with_whom() {
-    let env = TestEnv::new();
+async fn the_breach_investigation_timeline_shows_who_shared_what_with_whom(env: TestEnv) {
     let server = env.start().await;
     let request_id = some_history(&server, &env).await;
     let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
@@ -367,9 +363,7 @@ async fn the_breach_investigation_timeline_shows_who_shared_what_with_whom() {
     );
 }
 
-#[tokio::test]
-async fn only_auditors_may_use_the_audit_service() {
-    let env = TestEnv::new();
+async fn only_auditors_may_use_the_audit_service(env: TestEnv) {
     let server = env.start().await;
     for (role, id) in [(Role::Agency, "police"), (Role::Admin, "registry-admin")] {
         let client = server.client(&env, role, id).await;
@@ -529,9 +523,7 @@ async fn a_truncated_log_is_refused() {
 
 /// The tree's tiles, as C2SP tlog-tiles lays them out: an auditor checks the leaves against the
 /// records and the root against the signed checkpoint with its own code.
-#[tokio::test]
-async fn an_auditor_reads_the_trees_tiles_and_checks_them_itself() {
-    let env = TestEnv::new();
+async fn an_auditor_reads_the_trees_tiles_and_checks_them_itself(env: TestEnv) {
     let server = env.start().await;
     some_history(&server, &env).await;
     let auditor = server.client(&env, Role::Auditor, "privacy-audit").await;
@@ -646,3 +638,10 @@ async fn a_record_changed_under_a_full_tile_stops_the_server_soon_after_start() 
     );
     assert!(stderr.contains("a record was changed"), "{stderr}");
 }
+
+// The cases above that take a `TestEnv`, each on the embedded and PostgreSQL engines.
+on_both_engines!(every_acknowledged_write_and_refusal_carries_a_receipt_that_verifies_offline);
+on_both_engines!(auditor_queries_return_proven_records_and_are_themselves_logged);
+on_both_engines!(the_breach_investigation_timeline_shows_who_shared_what_with_whom);
+on_both_engines!(only_auditors_may_use_the_audit_service);
+on_both_engines!(an_auditor_reads_the_trees_tiles_and_checks_them_itself);

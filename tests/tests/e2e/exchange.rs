@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::TestEnv;
+use common::{TestEnv, on_both_engines};
 use infoshare_certs_dev::Role;
 use infoshare_client::api::{self, MessageKind, RequestStatus};
 use infoshare_client::{ClientError, RpcError};
@@ -27,9 +27,7 @@ async fn next_item(stream: &mut infoshare_client::InboxStream) -> api::InboxItem
         .expect("stream open")
 }
 
-#[tokio::test]
-async fn full_round_trip_request_delivery_ack_response() {
-    let env = TestEnv::new();
+async fn full_round_trip_request_delivery_ack_response(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let school = server.agency(&env, "rangitoto-school-board").await;
@@ -126,9 +124,7 @@ async fn full_round_trip_request_delivery_ack_response() {
     }
 }
 
-#[tokio::test]
-async fn resubmission_with_the_same_key_returns_the_first_result() {
-    let env = TestEnv::new();
+async fn resubmission_with_the_same_key_returns_the_first_result(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
@@ -175,9 +171,7 @@ async fn resubmission_with_the_same_key_returns_the_first_result() {
     assert_ne!(other.request_id, first.request_id);
 }
 
-#[tokio::test]
-async fn concurrent_first_submissions_with_one_key_make_one_request() {
-    let env = TestEnv::new();
+async fn concurrent_first_submissions_with_one_key_make_one_request(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let mut handles = Vec::new();
@@ -201,9 +195,7 @@ async fn concurrent_first_submissions_with_one_key_make_one_request() {
     assert_eq!(fresh, 1);
 }
 
-#[tokio::test]
-async fn subscription_resumes_after_reconnect_without_loss_or_duplicates() {
-    let env = TestEnv::new();
+async fn subscription_resumes_after_reconnect_without_loss_or_duplicates(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
@@ -265,9 +257,7 @@ async fn subscription_resumes_after_reconnect_without_loss_or_duplicates() {
     assert_eq!(paged, sent);
 }
 
-#[tokio::test]
-async fn only_the_two_parties_can_see_a_request() {
-    let env = TestEnv::new();
+async fn only_the_two_parties_can_see_a_request(env: TestEnv) {
     let server = env.start().await;
     let a = server.agency(&env, "police").await;
     let b = server.agency(&env, "health-nz").await;
@@ -305,9 +295,7 @@ async fn only_the_two_parties_can_see_a_request() {
     }
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
-    let env = TestEnv::new();
+async fn bad_input_is_refused_naming_the_field_and_changes_nothing(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ot = server.agency(&env, "oranga-tamariki").await;
@@ -387,3 +375,11 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     );
     assert_eq!(err.field.as_deref(), Some("kind"));
 }
+
+// The cases above that take a `TestEnv`, each on the embedded and PostgreSQL engines.
+on_both_engines!(full_round_trip_request_delivery_ack_response);
+on_both_engines!(resubmission_with_the_same_key_returns_the_first_result);
+on_both_engines!(concurrent_first_submissions_with_one_key_make_one_request);
+on_both_engines!(subscription_resumes_after_reconnect_without_loss_or_duplicates);
+on_both_engines!(only_the_two_parties_can_see_a_request);
+on_both_engines!(bad_input_is_refused_naming_the_field_and_changes_nothing);

@@ -91,10 +91,9 @@ async fn log_holds_no_personal_information_and_records_refusals() {
             "a body file holds {secret:?} in the clear"
         );
     }
-    let keys = infoshare_server::store::embedded::seal::BodyKeys::load_or_create(
-        &env.data_dir().join("keys/body"),
-    )
-    .unwrap();
+    let keys =
+        infoshare_server::store::seal::BodyKeys::load_or_create(&env.data_dir().join("keys/body"))
+            .unwrap();
     let mut opened = Vec::new();
     infoshare_server::store::embedded::segment::scan_read_only(
         &env.data_dir().join("bodies"),

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::TestEnv;
+use common::{TestEnv, on_both_engines};
 use infoshare_certs_dev::Role;
 use infoshare_client::api::{
     self, MessageKind, ProtocolStateChange, ProtocolStatus, RequestStatus,
@@ -47,9 +47,7 @@ fn s20_request(to: &str, category: &str) -> api::InformationRequest {
     }
 }
 
-#[tokio::test]
-async fn s66c_allows_a_lawful_request_and_denies_by_rule() {
-    let env = TestEnv::new();
+async fn s66c_allows_a_lawful_request_and_denies_by_rule(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let school = server.agency(&env, "rangitoto-school-board").await;
@@ -97,9 +95,9 @@ async fn s66c_allows_a_lawful_request_and_denies_by_rule() {
     );
 }
 
-#[tokio::test]
-async fn s20_allows_family_harm_sharing_with_an_ngo_and_denies_what_it_does_not_share() {
-    let env = TestEnv::new();
+async fn s20_allows_family_harm_sharing_with_an_ngo_and_denies_what_it_does_not_share(
+    env: TestEnv,
+) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let ngo = server.agency(&env, "safe-homes-trust").await;
@@ -146,9 +144,7 @@ async fn s20_allows_family_harm_sharing_with_an_ngo_and_denies_what_it_does_not_
     assert_denied(&e, Code::PermissionDenied, "NOT_A_PARTY", "party.requester");
 }
 
-#[tokio::test]
-async fn a_response_that_over_discloses_is_refused() {
-    let env = TestEnv::new();
+async fn a_response_that_over_discloses_is_refused(env: TestEnv) {
     let server = env.start().await;
     let police = server.agency(&env, "police").await;
     let school = server.agency(&env, "rangitoto-school-board").await;
@@ -204,9 +200,7 @@ async fn a_response_that_over_discloses_is_refused() {
     assert!(police.list_inbox(0, 10, false).await.unwrap().items.len() == 1);
 }
 
-#[tokio::test]
-async fn protocol_lifecycle_controls_what_may_be_shared() {
-    let env = TestEnv::new();
+async fn protocol_lifecycle_controls_what_may_be_shared(env: TestEnv) {
     let server = env.start().await;
     let admin = server.client(&env, Role::Admin, "registry-admin").await;
     let officer = server.client(&env, Role::Admin, "privacy-officer").await;
@@ -357,9 +351,7 @@ async fn protocol_lifecycle_controls_what_may_be_shared() {
     );
 }
 
-#[tokio::test]
-async fn agencies_see_the_protocols_they_are_party_to() {
-    let env = TestEnv::new();
+async fn agencies_see_the_protocols_they_are_party_to(env: TestEnv) {
     let server = env.start().await;
     let ngo = server.agency(&env, "safe-homes-trust").await;
     let ids: Vec<String> = ngo
@@ -380,9 +372,7 @@ async fn agencies_see_the_protocols_they_are_party_to() {
     assert_eq!(auditor.list_protocols().await.unwrap().protocols.len(), 3);
 }
 
-#[tokio::test]
-async fn proactive_disclosure_is_checked_delivered_and_acknowledged() {
-    let env = TestEnv::new();
+async fn proactive_disclosure_is_checked_delivered_and_acknowledged(env: TestEnv) {
     let server = env.start().await;
     let ot = server.agency(&env, "oranga-tamariki").await;
     let police = server.agency(&env, "police").await;
@@ -426,3 +416,11 @@ async fn proactive_disclosure_is_checked_delivered_and_acknowledged() {
         "classification.within_recipient_clearance",
     );
 }
+
+// The cases above that take a `TestEnv`, each on the embedded and PostgreSQL engines.
+on_both_engines!(s66c_allows_a_lawful_request_and_denies_by_rule);
+on_both_engines!(s20_allows_family_harm_sharing_with_an_ngo_and_denies_what_it_does_not_share);
+on_both_engines!(a_response_that_over_discloses_is_refused);
+on_both_engines!(protocol_lifecycle_controls_what_may_be_shared);
+on_both_engines!(agencies_see_the_protocols_they_are_party_to);
+on_both_engines!(proactive_disclosure_is_checked_delivered_and_acknowledged);

@@ -17,14 +17,57 @@ pub(crate) fn time_days(days: i64) -> infoshare_certs_dev::Duration {
 /// An agency with a certificate from the right CA but absent from the registry.
 pub(crate) const UNREGISTERED: &str = "ghost-agency";
 
-/// A test environment: PKI, registry, configuration and data directory in one tempdir.
+/// A test environment: PKI, registry, configuration and data directory in one tempdir, and
+/// the log there (embedded) or in a throwaway PostgreSQL cluster.
 pub(crate) struct TestEnv {
     root: tempfile::TempDir,
+    /// The cluster and the URL of the log's database, when the log is in PostgreSQL.
+    postgres: Option<(infoshare_tests::pg_cluster::PgCluster, String)>,
 }
+
+/// The case `$case(env)` as two tests, `$case::on_embedded` and `$case::on_postgres` (skipped,
+/// loudly, where PostgreSQL is not installed), each on a `TestEnv` whose server configuration
+/// ends with `$config` (TOML; none if not given).
+macro_rules! on_both_engines {
+    ($case:ident) => {
+        on_both_engines!($case, "");
+    };
+    ($case:ident, $config:expr) => {
+        mod $case {
+            use super::*;
+            #[tokio::test]
+            async fn on_embedded() {
+                super::$case(TestEnv::with_config($config)).await
+            }
+            #[tokio::test]
+            async fn on_postgres() {
+                if let Some(env) = TestEnv::on_postgres($config).await {
+                    super::$case(env).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use on_both_engines;
 
 impl TestEnv {
     pub(crate) fn new() -> Self {
         Self::with_config("")
+    }
+
+    /// An environment whose log is in a new database of a throwaway PostgreSQL cluster, its
+    /// server configuration ending with `extra`; `None` where PostgreSQL is not installed.
+    pub(crate) async fn on_postgres(extra: &str) -> Option<Self> {
+        let cluster = infoshare_tests::pg_cluster::PgCluster::start()?;
+        let settings = cluster.database().await;
+        let storage = format!(
+            "\n[storage]\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = \"{}\"\n",
+            settings.url,
+            cluster.password_file().display()
+        );
+        let mut env = Self::with_config(&format!("{extra}{storage}"));
+        env.postgres = Some((cluster, settings.url));
+        Some(env)
     }
 
     /// An environment whose server configuration ends with `extra` (TOML).
@@ -53,7 +96,10 @@ impl TestEnv {
              [registry]\n\
              agencies = \"registry.toml\"\n";
         std::fs::write(root.path().join("server.toml"), format!("{config}{extra}")).unwrap();
-        Self { root }
+        Self {
+            root,
+            postgres: None,
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -62,6 +108,27 @@ impl TestEnv {
 
     pub(crate) fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
+    }
+
+    /// Every file bodies are stored in: the body segments, or, for a log in PostgreSQL, every
+    /// file of the cluster (tables, indexes and write-ahead log).
+    pub(crate) fn body_store_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        match &self.postgres {
+            Some((cluster, _)) => walk(&cluster.dir().join("data"), &mut files),
+            None => walk(&self.data_dir().join("bodies"), &mut files),
+        }
+        files
     }
 
     pub(crate) fn identity_dir(&self, role: Role, id: &str) -> PathBuf {
@@ -122,7 +189,20 @@ impl TestEnv {
     /// Runs the server binary with `args` to completion (e.g. `--verify-log`).
     /// Runs `--verify-log` on this environment's data: whether it passed, and what it said.
     pub(crate) fn verify_log(&self) -> (bool, String) {
-        let out = self.run_server(&["--verify-log", self.data_dir().to_str().unwrap()]);
+        let out = match &self.postgres {
+            Some((cluster, url)) => {
+                let keys = self.data_dir().join("keys");
+                Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+                    .args(["--verify-log", url, "--keys-dir", keys.to_str().unwrap()])
+                    .env(
+                        "PGPASSWORD",
+                        std::fs::read_to_string(cluster.password_file()).unwrap(),
+                    )
+                    .output()
+                    .unwrap()
+            }
+            None => self.run_server(&["--verify-log", self.data_dir().to_str().unwrap()]),
+        };
         (
             out.status.success(),
             format!(
