@@ -86,6 +86,30 @@ pub trait Backend: Send + 'static {
     fn tiles(&self) -> Option<std::sync::Arc<dyn infoshare_tlog::tiles::TileStore>> {
         None
     }
+
+    /// Makes the caller the log's one writer until its next `commit`, `store_checkpoint` or
+    /// `end_batch`. An engine that several brokers write (PostgreSQL) MUST return only once no
+    /// other writer can commit before then, with its reader showing every record committed
+    /// before it returned, so the caller folds those in before it decides anything. MUST be a
+    /// no-op if a batch is already begun. An engine with one writer has nothing to do.
+    fn begin_batch(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Ends a batch begun by `begin_batch` that committed nothing.
+    fn end_batch(&mut self) {}
+
+    /// Brings the reader up to what other writers have committed, without waiting for them.
+    fn refresh(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Has the engine call `appended` with the log's new size whenever another writer may have
+    /// committed (a hint: it MAY be late, repeated or of the engine's own batches, and MUST
+    /// NOT be called on the caller's thread). An engine with one writer never calls it.
+    fn watch_others(&mut self, appended: std::sync::Arc<dyn Fn(u64) + Send + Sync>) {
+        let _ = appended;
+    }
 }
 
 /// Read access to an engine's committed state. The view queries are written once, here, over

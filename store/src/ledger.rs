@@ -172,12 +172,20 @@ impl Ledger {
     /// checks them against its signed checkpoint, and loads the signing key from `keys_dir`
     /// (`None`: an ephemeral key).
     pub fn start(
-        engine: Box<dyn Backend>,
+        mut engine: Box<dyn Backend>,
         keys_dir: Option<PathBuf>,
         options: &LedgerOptions,
     ) -> Result<Self, OpenError> {
-        let (sequencer, shared) = Sequencer::start(engine, keys_dir, options)?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
+        // A weak sender: the writer still stops when the last handle is dropped.
+        let weak = tx.downgrade();
+        engine.watch_others(Arc::new(move |size| {
+            if let Some(tx) = weak.upgrade() {
+                // A full queue needs no hint: every batch folds in what others appended first.
+                let _ = tx.try_send(Job::Refresh { size });
+            }
+        }));
+        let (sequencer, shared) = Sequencer::start(engine, keys_dir, options)?;
         std::thread::Builder::new()
             .name("infoshare-ledger".into())
             .spawn(move || sequencer.run(rx))

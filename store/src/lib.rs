@@ -30,6 +30,7 @@ pub use infoshare_core::{
 };
 
 pub mod backend;
+mod catch_up;
 pub mod checkpoint;
 mod durable;
 pub mod embedded;

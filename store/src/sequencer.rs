@@ -16,7 +16,7 @@ use infoshare_tlog::{Checkpoint, Receipt, Tree, leaf_hash};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backend::{Backend, Batch, Reader};
-use crate::bodies::{BodyEntry, protocol_body_id};
+use crate::bodies::BodyEntry;
 use crate::checkpoint::{CheckpointError, check_signed};
 use crate::crypto::Pseudonym;
 use crate::domain::MessageKind;
@@ -28,7 +28,7 @@ use crate::log_keys::LogKeys;
 use crate::open_error::OpenError;
 use crate::overlay::Overlay;
 use crate::protocol::ProtocolStore;
-use crate::records::{Actor, Event, ProtocolEvent, Record, RequestId, code};
+use crate::records::{Actor, Event, Record, RequestId, code};
 use crate::views::{self, ViewError};
 
 /// What the writer is asked to do, each with where its answer goes.
@@ -48,6 +48,9 @@ pub(crate) enum Job {
         time_ms: u64,
         reply: oneshot::Sender<Result<String, BrokerError>>,
     },
+    /// Another writer of a shared log committed up to `size` records (see
+    /// `Backend::watch_others`).
+    Refresh { size: u64 },
 }
 
 /// A change, once its batch is durable.
@@ -126,6 +129,9 @@ impl Sequencer {
         options: &LedgerOptions,
     ) -> Result<(Self, Shared), OpenError> {
         let origin = options.origin.as_str();
+        // Held until the checkpoint below is stored: no other writer of a shared log moves it
+        // while this one reads the tree (each batch begins this way too).
+        engine.begin_batch().map_err(|e| OpenError::Storage(e.0))?;
         let reader = engine.reader();
         let tiles = engine.tiles();
         let (mut tree, mut from_tiles) = open_tree(&*reader, tiles.clone())?;
@@ -268,6 +274,7 @@ impl Sequencer {
             } => {
                 let _ = reply.send(self.rotate_key(actor, time_ms));
             }
+            Job::Refresh { size } => self.refresh(size),
             Job::Change { change, reply } => self.batch(&mut vec![(*change, reply)]),
         }
     }
@@ -285,6 +292,103 @@ impl Sequencer {
         self.poisoned.clone()
     }
 
+    /// Refuses every later write, for `why`.
+    fn poison(&mut self, why: String) -> BrokerError {
+        tracing::error!(error = %why, "refusing further writes");
+        self.poisoned = Some(why.clone());
+        BrokerError::Unavailable(why)
+    }
+
+    /// Becomes the log's one writer (a no-op on an engine with no other) and folds in what
+    /// other writers appended before. On an error the batch is ended: nothing was written.
+    fn begin(&mut self) -> Result<(), BrokerError> {
+        let begun = self
+            .engine
+            .begin_batch()
+            .map_err(|e| BrokerError::Unavailable(format!("storage: {e}")))
+            .and_then(|()| self.catch_up());
+        if begun.is_err() {
+            self.engine.end_batch();
+        }
+        begun
+    }
+
+    /// Another writer committed up to `size`: its records are folded in now, so that streams
+    /// on this broker see them without waiting for a write here.
+    fn refresh(&mut self, size: u64) {
+        if self.poisoned.is_some() || size <= self.reader.records() {
+            return;
+        }
+        let refreshed = self
+            .engine
+            .refresh()
+            .map_err(|e| BrokerError::Unavailable(format!("storage: {e}")))
+            .and_then(|()| self.catch_up());
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "could not fold in other brokers' records yet");
+        }
+    }
+
+    /// Folds the records the reader holds beyond this writer's tree into the tree, the register
+    /// and the head, and checks the tree against the stored checkpoint that covers them.
+    fn catch_up(&mut self) -> Result<(), BrokerError> {
+        use crate::catch_up::{FoldError, fold};
+        let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+        if self.reader.records() <= head.tree.size() {
+            return Ok(());
+        }
+        let folded = match fold(&*self.reader, &mut head.tree, &mut self.register) {
+            Ok(folded) => folded,
+            Err(FoldError::Storage(e)) => {
+                return Err(BrokerError::Unavailable(format!("storage: {e}")));
+            }
+            Err(e) => {
+                drop(head);
+                return Err(self.poison(format!("the shared log does not fold in: {e}")));
+            }
+        };
+        let checked = match (self.reader.checkpoint(), self.keys.verifiers()) {
+            _ if folded.key_rotated => Err(
+                "another broker rotated the log's signing key: restart this one with the keys it wrote"
+                    .to_string(),
+            ),
+            (Some(note), Ok(verifiers)) => check_signed(&note, &verifiers, &head.tree)
+                .map_err(|e| e.to_string())
+                .and_then(|cp| match cp.size == head.tree.size() {
+                    true => Ok((cp, note)),
+                    false => Err(format!(
+                        "the stored checkpoint is of {} records, the log holds {}",
+                        cp.size,
+                        head.tree.size()
+                    )),
+                }),
+            (None, _) => Err("records without a checkpoint".to_string()),
+            (_, Err(e)) => Err(e),
+        };
+        let (checkpoint, note) = match checked {
+            Ok(checked) => checked,
+            Err(why) => {
+                drop(head);
+                return Err(self.poison(format!("the shared log: {why}")));
+            }
+        };
+        let size = checkpoint.size;
+        head.checkpoint = checkpoint;
+        head.note = note.into();
+        drop(head);
+        tracing::debug!(
+            records = folded.records,
+            size,
+            "folded in other brokers' records"
+        );
+        if folded.register_changed {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(self.register.clone());
+        }
+        self.applied.send_replace(size);
+        Ok(())
+    }
+
     fn batch(&mut self, jobs: &mut Vec<ChangeJob>) {
         if jobs.is_empty() {
             return;
@@ -292,6 +396,12 @@ impl Sequencer {
         if let Some(why) = self.refused() {
             for (_, reply) in jobs.drain(..) {
                 let _ = reply.send(Err(BrokerError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        if let Err(e) = self.begin() {
+            for (_, reply) in jobs.drain(..) {
+                let _ = reply.send(Err(e.clone()));
             }
             return;
         }
@@ -370,6 +480,8 @@ impl Sequencer {
             if let Some(on_batch) = &self.on_batch {
                 on_batch(raws.len(), started.elapsed());
             }
+        } else {
+            self.engine.end_batch();
         }
         if register_changed {
             *self.published.write().unwrap_or_else(|e| e.into_inner()) =
@@ -474,6 +586,20 @@ impl Sequencer {
         if let Some(why) = self.refused() {
             return Err(BrokerError::Unavailable(why));
         }
+        // One writer from the checks to the records: two brokers on one log running retention
+        // at once do not both log an exchange's purge.
+        self.begin()?;
+        let purged = self.purge_begun(actor, time_ms, exchanges);
+        self.engine.end_batch();
+        purged
+    }
+
+    fn purge_begun(
+        &mut self,
+        actor: Actor,
+        time_ms: u64,
+        exchanges: &[(RequestId, Vec<Pseudonym>)],
+    ) -> Result<usize, BrokerError> {
         let reader = self.reader.clone();
         let mut erase = Vec::new();
         let mut purged = Vec::new();
@@ -629,27 +755,8 @@ fn interrupted_rotation(
 fn load_register(reader: &dyn Reader) -> Result<ProtocolStore, OpenError> {
     let mut register = ProtocolStore::default();
     for record in reader.protocol_records()? {
-        let document = match &record.event {
-            Event::Protocol(ProtocolEvent::Registered {
-                protocol_id,
-                version,
-                ..
-            }) => {
-                let id = protocol_body_id(protocol_id, *version);
-                let body = reader
-                    .body(MessageKind::Protocol, &id)
-                    .map_err(|e| OpenError::Register(e.to_string()))?
-                    .ok_or_else(|| {
-                        OpenError::Register(format!(
-                            "document of {protocol_id} v{version} missing from the body store"
-                        ))
-                    })?;
-                Some(String::from_utf8(body.body).map_err(|_| {
-                    OpenError::Register(format!("document of {protocol_id} is not UTF-8"))
-                })?)
-            }
-            _ => None,
-        };
+        let document =
+            crate::catch_up::protocol_document(reader, &record).map_err(OpenError::Register)?;
         register
             .apply(&record, document.as_deref())
             .map_err(OpenError::Register)?;

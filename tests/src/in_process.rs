@@ -16,6 +16,7 @@ use infoshare_server::limits::Limits;
 use infoshare_server::protocol::model::EXAMPLES;
 use infoshare_server::registry::{Registry, SAMPLE_REGISTRY};
 use infoshare_server::store::ledger::{Ledger, LedgerOptions};
+use infoshare_server::store::postgres::PgSettings;
 
 /// 06:00 on 15 January 2027 in New Zealand (NZDT, UTC+13): 17:00 UTC on the 14th.
 pub const JAN_15_2027_0600_NZ: u64 = 1_799_946_000_000;
@@ -26,6 +27,8 @@ pub struct World {
     pub broker: Broker,
     now: Arc<AtomicU64>,
     _dir: Option<tempfile::TempDir>,
+    /// The database and keys directory of a broker on PostgreSQL, for its replicas.
+    shared: Option<(PgSettings, std::path::PathBuf)>,
     /// Dropped last: the broker's connections go before the cluster stops.
     _cluster: Option<crate::pg_cluster::PgCluster>,
 }
@@ -51,34 +54,48 @@ impl World {
         let cluster = crate::pg_cluster::PgCluster::start()?;
         let settings = cluster.database().await;
         let keys = tempfile::tempdir().unwrap();
-        let options = LedgerOptions::new("in-process.invalid/log");
-        // The writer's start-up blocks on the database: off this runtime's threads.
-        let ledger = tokio::task::spawn_blocking(move || {
-            Ledger::open_postgres(&settings, keys.path(), &options).map(|(l, _)| (l, keys))
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let mut world = Self::with(ledger.0, Some(ledger.1)).await;
+        let ledger = open_postgres(&settings, keys.path()).await;
+        let mut world = Self::with(ledger, Some(keys)).await;
+        world.shared = Some((settings, world._dir.as_ref().unwrap().path().to_path_buf()));
         world._cluster = Some(cluster);
         Some(world)
+    }
+
+    /// Another broker on this one's database and keys (a replica), on the same clock; it
+    /// registers nothing. Panics unless this broker is on PostgreSQL.
+    pub async fn replica(&self) -> Self {
+        let (settings, keys) = self.shared.clone().expect("a broker on PostgreSQL");
+        let ledger = open_postgres(&settings, &keys).await;
+        let reading = self.now.clone();
+        let clock = Clock::from_fn(move || reading.load(Ordering::SeqCst));
+        Self {
+            broker: Self::broker(ledger, clock),
+            now: self.now.clone(),
+            _dir: None,
+            shared: self.shared.clone(),
+            _cluster: None,
+        }
+    }
+
+    fn broker(ledger: Ledger, clock: Clock) -> Broker {
+        Broker::new(
+            ledger,
+            Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
+            Keys::from_secret(&[7; 32]),
+            Limits::default(),
+            clock,
+        )
     }
 
     async fn with(ledger: Ledger, dir: Option<tempfile::TempDir>) -> Self {
         let now = Arc::new(AtomicU64::new(JAN_15_2027_0600_NZ));
         let reading = now.clone();
         let clock = Clock::from_fn(move || reading.load(Ordering::SeqCst));
-        let broker = Broker::new(
-            ledger,
-            Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
-            Keys::from_secret(&[7; 32]),
-            Limits::default(),
-            clock,
-        );
         let world = Self {
-            broker,
+            broker: Self::broker(ledger, clock),
             now,
             _dir: dir,
+            shared: None,
             _cluster: None,
         };
         let admin = world.caller(Role::Admin, "registry-admin");
@@ -146,6 +163,17 @@ impl World {
     pub fn log_size(&self) -> u64 {
         self.broker.ledger().head().checkpoint.size
     }
+}
+
+/// A ledger on PostgreSQL; its start-up blocks on the database, so off this runtime's threads.
+async fn open_postgres(settings: &PgSettings, keys: &std::path::Path) -> Ledger {
+    let (settings, keys) = (settings.clone(), keys.to_path_buf());
+    let options = LedgerOptions::new("in-process.invalid/log");
+    tokio::task::spawn_blocking(move || Ledger::open_postgres(&settings, &keys, &options))
+        .await
+        .unwrap()
+        .unwrap()
+        .0
 }
 
 /// The reason code of a failed call (looking through a logged refusal).

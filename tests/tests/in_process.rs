@@ -171,6 +171,90 @@ async fn the_lifecycle_on_the_postgres_engine() {
     }
 }
 
+/// Two brokers on one PostgreSQL log: what is submitted through one reaches the other's inbox
+/// at once, either acts on what the other took, writes through both at once fall into one total
+/// order, and both sign the same checkpoint for the same size.
+#[tokio::test]
+async fn two_brokers_on_one_postgres_log_keep_one_order() {
+    let Some(a) = World::postgres().await else {
+        return;
+    };
+    let b = a.replica().await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    assert_eq!(
+        b.log_size(),
+        a.log_size(),
+        "the replica starts on the whole log"
+    );
+    let police = a.agency("police");
+    let school = b.agency("rangitoto-school-board");
+
+    let mut applied = b.broker.ledger().applied();
+    let started = std::time::Instant::now();
+    let sent = a.submit_sample(&police, "through-a").await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        applied.wait_for(|&n| n >= sent.index),
+    )
+    .await
+    .expect("the replica hears the batch")
+    .unwrap();
+    let heard = started.elapsed();
+    let (items, _) = b.broker.inbox_page(&school, 0, 10, false).unwrap();
+    assert_eq!(items.len(), 1, "delivered through the other broker");
+    let id = sent.request_id.to_string();
+    // Decided on B against A's record; refused on A as a repeat of B's.
+    b.broker
+        .acknowledge(&school, &ack(&id, MessageKind::Request))
+        .await
+        .unwrap();
+    let again = a
+        .broker
+        .acknowledge(&school, &ack(&id, MessageKind::Request))
+        .await
+        .unwrap();
+    assert!(again.already, "A sees B's acknowledgement");
+
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let world = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let police = police.clone();
+        writes.spawn(async move {
+            world
+                .submit_sample(&police, &format!("both-{i}"))
+                .await
+                .index
+        });
+    }
+    let mut indexes = writes.join_all().await;
+    indexes.sort_unstable();
+    let first = indexes[0];
+    assert_eq!(
+        indexes,
+        (first..first + 40).collect::<Vec<_>>(),
+        "one total order"
+    );
+
+    let size = a.log_size().max(b.log_size());
+    for world in [&a, &b] {
+        let mut applied = world.broker.ledger().applied();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            applied.wait_for(|&n| n >= size),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    assert_eq!(
+        a.broker.ledger().head().note,
+        b.broker.ledger().head().note,
+        "one signed checkpoint for one size"
+    );
+    eprintln!("a batch through A reached B in {heard:?}");
+    assert!(heard < std::time::Duration::from_millis(500), "{heard:?}");
+}
+
 async fn a_retry_replays_and_a_changed_retry_conflicts(world: World) {
     let police = world.agency("police");
     let request = sample_request("rangitoto-school-board");

@@ -17,33 +17,38 @@
 //! makes it durable and visible at once, so there is nothing to replay or cut at start: readers
 //! see a batch whole or not at all, and the stored checkpoint always covers exactly the records.
 //!
-//! One sequencer per log: the engine holds a session advisory lock (the sequencer lease) on a
-//! connection of its own for its whole life; a second broker on the same database is refused at
-//! start. PostgreSQL drops the lock when that connection dies (`kill -9` included). If the lease
-//! connection is lost while running, every later batch is refused (fail-stop); the checkpoint
-//! guard above keeps the one total order even then.
+//! Several brokers on one log: each batch's transaction first takes the sequencer lock (see
+//! `writer`), so batches of every broker follow one another; a broker that takes it folds in
+//! the records others appended since its last batch (`catch_up`) before deciding anything, and
+//! signs only a tree it has hashed itself. The checkpoint guard above would refuse a batch
+//! even if two brokers ever held the lock at once. Other brokers' batches are heard at once
+//! (`listen`), so a stream on one broker delivers what was submitted through another.
 //!
 //! Keys (the log signing key, the body keys) are files in the broker's keys directory, not in
 //! the database: a copy of the database alone reveals no body.
 
 mod bridge;
+mod listen;
 mod queries;
 pub mod schema;
+mod tiles;
 mod verify;
+mod writer;
 
 pub use verify::verify_postgres;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bridge::Bridge;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use infoshare_tlog::Hash;
 use infoshare_tlog::tiles::TileStore;
+use tiles::PgTiles;
 use tokio_postgres::NoTls;
+use writer::Writer;
 
 use crate::backend::{Backend, Batch, Reader, StorageError, VisitEntry, VisitRecord};
 use crate::bodies::BodyEntry;
@@ -53,13 +58,8 @@ use crate::records::RequestId;
 use crate::seal::BodyKeys;
 use crate::views::{KvRead, ViewError};
 
-/// The advisory lock key of the sequencer lease ("infosh" then 2).
-const SEQUENCER_LEASE: i64 = 0x696e_666f_7368_0002;
 /// Rows read per round trip by a scan or a walk of the log.
 const PAGE: i64 = 512;
-/// Full tiles held back for the next transaction before they are written on their own (only a
-/// rebuild of the whole tree makes that many).
-const MAX_PENDING_TILES: usize = 1024;
 
 /// Where the engine's database is and how to reach it.
 #[derive(Clone, Debug)]
@@ -139,10 +139,9 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
 pub struct PostgresEngine {
     reader: Arc<PgReader>,
     tiles: Arc<PgTiles>,
-    /// Set when the lease's connection ends: this writer may no longer be the only one.
-    lease_lost: Arc<AtomicBool>,
-    /// The connection that holds the sequencer lease, kept for the engine's life.
-    _lease: tokio_postgres::Client,
+    writer: Writer,
+    /// For the connection that listens for other brokers' batches.
+    config: tokio_postgres::Config,
 }
 
 /// What the engine's reader, writer and tiles share.
@@ -232,26 +231,18 @@ pub fn probe(settings: &PgSettings) -> Result<String, String> {
 }
 
 impl PostgresEngine {
-    /// Connects, applies the schema's migrations, takes the sequencer lease, and loads the body
-    /// keys from `keys_dir/body` (making the first one if there is none).
+    /// Connects, applies the schema's migrations, and loads the body keys from `keys_dir/body`
+    /// (making the first one if there is none).
     pub fn open(settings: &PgSettings, keys_dir: &Path) -> Result<Self, OpenError> {
         let db = Arc::new(Db::connect(settings)?);
         let config = settings.connection().map_err(OpenError::Storage)?;
-        let lease_lost = Arc::new(AtomicBool::new(false));
-        let (lease, size, note, records) = {
-            let lost = lease_lost.clone();
+        let (size, note, records) = {
+            let config = config.clone();
             db.bridge
                 .run(async move {
-                    let (mut client, connection) = config
-                        .connect(NoTls)
-                        .await
-                        .map_err(failed("connecting"))?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::error!(error = %describe(&e), "PostgreSQL: the sequencer lease's connection failed");
-                        }
-                        lost.store(true, Ordering::SeqCst);
-                    });
+                    let (mut client, connection) =
+                        config.connect(NoTls).await.map_err(failed("connecting"))?;
+                    tokio::spawn(connection);
                     let found = schema::migrate(&mut client).await?;
                     if found < schema::SCHEMA_VERSION {
                         tracing::info!(
@@ -259,16 +250,6 @@ impl PostgresEngine {
                             to = schema::SCHEMA_VERSION,
                             "PostgreSQL schema migrated"
                         );
-                    }
-                    let held: bool = client
-                        .query_one(queries::TRY_SEQUENCER_LEASE, &[&SEQUENCER_LEASE])
-                        .await
-                        .map_err(failed("taking the sequencer lease"))?
-                        .get(0);
-                    if !held {
-                        return Err(StorageError::new(
-                            "another infoshare-server holds this log's sequencer lease",
-                        ));
                     }
                     let head = client
                         .query_one(queries::SELECT_CHECKPOINT, &[])
@@ -280,7 +261,7 @@ impl PostgresEngine {
                         .map_err(failed("counting the records"))?
                         .get(0);
                     let (size, note): (i64, Option<String>) = (head.get(0), head.get(1));
-                    Ok((client, size, note, records))
+                    Ok((size, note, records))
                 })
                 .map_err(|e| OpenError::Storage(e.0))?
         };
@@ -304,39 +285,25 @@ impl PostgresEngine {
         });
         Ok(Self {
             reader,
-            tiles: Arc::new(PgTiles {
-                db,
-                pending: Mutex::default(),
-            }),
-            lease_lost,
-            _lease: lease,
+            tiles: Arc::new(PgTiles::new(db)),
+            writer: Writer::new(config.clone()),
+            config,
         })
     }
 
-    fn check_lease(&self) -> Result<(), StorageError> {
-        if self.lease_lost.load(Ordering::SeqCst) {
-            return Err(StorageError::new(
-                "the connection holding the sequencer lease was lost: another broker may sequence now",
-            ));
-        }
-        Ok(())
-    }
-
-    fn set_checkpoint(&self, note: &str) {
+    /// What the reader shows of the log: `size` records, signed by `note`.
+    fn set_head(&self, size: i64, note: Option<String>) {
+        self.reader.records.store(size as u64, Ordering::SeqCst);
         *self
             .reader
             .checkpoint
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
+            .unwrap_or_else(|e| e.into_inner()) = note;
     }
 }
 
-/// Columns of a batch of rows, as `unnest` takes them.
-type TileRows = (Vec<i16>, Vec<i64>, Vec<Vec<u8>>);
-
 impl Backend for PostgresEngine {
     fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError> {
-        self.check_lease()?;
         let first = i64::try_from(batch.first_index).map_err(StorageError::new)?;
         let size = first - 1 + batch.records.len() as i64;
         let indexes: Vec<i64> = (first..=size).collect();
@@ -358,11 +325,8 @@ impl Backend for PostgresEngine {
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
-        self.reader.db.with(move |mut client| async move {
-            let tx = client
-                .transaction()
-                .await
-                .map_err(failed("starting a batch"))?;
+        let bridge = &self.reader.db.bridge;
+        self.writer.commit(bridge, move |tx| async move {
             let advanced = tx
                 .execute(queries::ADVANCE_CHECKPOINT, &[&size, &note, &(first - 1)])
                 .await
@@ -391,10 +355,12 @@ impl Backend for PostgresEngine {
                     .await
                     .map_err(failed("writing tiles"))?;
             }
-            tx.commit().await.map_err(failed("committing a batch"))
+            tx.execute(queries::NOTIFY_LOG, &[&size.to_string()])
+                .await
+                .map_err(failed("notifying other brokers"))
+                .map(drop)
         })?;
-        self.reader.records.store(size as u64, Ordering::SeqCst);
-        self.set_checkpoint(&stored);
+        self.set_head(size, Some(stored));
         Ok(())
     }
 
@@ -414,7 +380,6 @@ impl Backend for PostgresEngine {
     }
 
     fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError> {
-        self.check_lease()?;
         let size = note
             .lines()
             .nth(1)
@@ -422,11 +387,8 @@ impl Backend for PostgresEngine {
             .ok_or_else(|| StorageError::new("a checkpoint without a tree size"))?;
         let tiles = self.tiles.take_pending();
         let text = note.to_string();
-        self.reader.db.with(move |mut client| async move {
-            let tx = client
-                .transaction()
-                .await
-                .map_err(failed("storing the checkpoint"))?;
+        let bridge = &self.reader.db.bridge;
+        self.writer.commit(bridge, move |tx| async move {
             if tx
                 .execute(queries::STORE_CHECKPOINT, &[&size, &text])
                 .await
@@ -442,9 +404,9 @@ impl Backend for PostgresEngine {
                     .await
                     .map_err(failed("writing tiles"))?;
             }
-            tx.commit().await.map_err(failed("storing the checkpoint"))
+            Ok(())
         })?;
-        self.set_checkpoint(note);
+        self.set_head(size, Some(note.to_string()));
         Ok(())
     }
 
@@ -455,11 +417,41 @@ impl Backend for PostgresEngine {
     fn tiles(&self) -> Option<Arc<dyn TileStore>> {
         Some(self.tiles.clone())
     }
+
+    fn begin_batch(&mut self) -> Result<(), StorageError> {
+        if let Some((size, note)) = self.writer.begin(&self.reader.db.bridge)? {
+            self.set_head(size, note);
+        }
+        Ok(())
+    }
+
+    fn end_batch(&mut self) {
+        self.writer.end(&self.reader.db.bridge);
+    }
+
+    fn refresh(&mut self) -> Result<(), StorageError> {
+        let (size, note) = self.reader.db.with(|client| async move {
+            let row = client
+                .query_one(queries::SELECT_CHECKPOINT, &[])
+                .await
+                .map_err(failed("reading the checkpoint"))?;
+            Ok((row.get::<_, i64>(0), row.get::<_, Option<String>>(1)))
+        })?;
+        // Never backwards: a reader may be behind this writer's own last batch.
+        if size as u64 > self.reader.records() {
+            self.set_head(size, note);
+        }
+        Ok(())
+    }
+
+    fn watch_others(&mut self, appended: Arc<dyn Fn(u64) + Send + Sync>) {
+        listen::spawn(&self.reader.db.bridge, self.config.clone(), appended);
+    }
 }
 
 struct PgReader {
     db: Arc<Db>,
-    /// Records committed (this engine is the log's one writer).
+    /// Records committed, as of this broker's last batch or look at the checkpoint row.
     records: AtomicU64,
     checkpoint: RwLock<Option<String>>,
     body_keys: BodyKeys,
@@ -597,84 +589,5 @@ impl PgReader {
                 .map_err(failed("reading a body"))?
                 .map(|r| r.get::<_, Option<Vec<u8>>>(0)))
         })
-    }
-}
-
-/// The tree's full tiles in the `tiles` table. A tile the sequencer completes is held back and
-/// written in the transaction of the batch that completes it, so no tile is ever stored for
-/// records the log does not hold.
-struct PgTiles {
-    db: Arc<Db>,
-    pending: Mutex<BTreeMap<(u8, u64), Vec<u8>>>,
-}
-
-impl PgTiles {
-    fn take_pending(&self) -> TileRows {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut rows: TileRows = Default::default();
-        for ((level, index), hashes) in pending {
-            rows.0.push(i16::from(level));
-            rows.1.push(index as i64);
-            rows.2.push(hashes);
-        }
-        rows
-    }
-
-    fn write_rows(&self, rows: TileRows) -> Result<(), StorageError> {
-        self.db.with(move |client| async move {
-            client
-                .execute(queries::UPSERT_TILES, &[&rows.0, &rows.1, &rows.2])
-                .await
-                .map_err(failed("writing tiles"))
-                .map(drop)
-        })
-    }
-}
-
-impl TileStore for PgTiles {
-    fn read(&self, level: u8, index: u64) -> Option<Vec<Hash>> {
-        let bytes = match self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(level, index))
-        {
-            Some(bytes) => bytes.clone(),
-            None => {
-                let (l, i) = (i16::from(level), i64::try_from(index).ok()?);
-                let row = self.db.with(move |client| async move {
-                    Ok(client
-                        .query_opt(queries::SELECT_TILE, &[&l, &i])
-                        .await
-                        .map_err(failed("reading a tile"))?
-                        .map(|r| r.get::<_, Vec<u8>>(0)))
-                });
-                match row {
-                    Ok(bytes) => bytes?,
-                    Err(e) => {
-                        tracing::warn!(error = %e, level, index, "tile unreadable");
-                        return None;
-                    }
-                }
-            }
-        };
-        let hashes: Vec<Hash> = bytes
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32 bytes"))
-            .collect();
-        (hashes.len() == infoshare_tlog::tiles::TILE_WIDTH as usize).then_some(hashes)
-    }
-
-    fn write(&self, level: u8, index: u64, hashes: &[Hash]) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.insert((level, index), hashes.concat());
-        if pending.len() >= MAX_PENDING_TILES {
-            // Only a rebuild of the whole tree at start gets here, before any batch.
-            drop(pending);
-            if let Err(e) = self.write_rows(self.take_pending()) {
-                // Derived: tiles that are missing are rebuilt at the next start.
-                tracing::warn!(error = %e, "tiles not written");
-            }
-        }
     }
 }

@@ -37,5 +37,9 @@ pub(crate) const UPSERT_TILES: &str = "INSERT INTO tiles (level, idx, hashes) \
      ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes";
 pub(crate) const SELECT_TILE: &str = "SELECT hashes FROM tiles WHERE level = $1 AND idx = $2";
 
-/// Session-scoped: held by the one sequencer of a log for as long as its connection lives.
-pub(crate) const TRY_SEQUENCER_LEASE: &str = "SELECT pg_try_advisory_lock($1)";
+/// Transaction-scoped: every batch takes it first, so batches of all brokers on one log follow
+/// one another (see `writer`).
+pub(crate) const LOCK_SEQUENCER: &str = "SELECT pg_advisory_xact_lock($1)";
+/// Sent in every batch's transaction with the log's new size; delivered once it commits.
+pub(crate) const NOTIFY_LOG: &str = "SELECT pg_notify('infoshare_log', $1)";
+pub(crate) const LISTEN_LOG: &str = "LISTEN infoshare_log";
