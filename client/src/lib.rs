@@ -227,9 +227,10 @@ pub struct Client {
 type Result<T> = std::result::Result<T, ClientError>;
 
 impl Client {
-    /// Connects to `server` (e.g. `https://localhost:50051`) over mutual TLS.
-    pub async fn connect(server: &str, identity: &Identity) -> Result<Self> {
-        Ok(Self::from_channel(connect_channel(server, identity).await?))
+    /// Connects over mutual TLS to `servers`: one URL (e.g. `https://localhost:50051`), or
+    /// several comma-separated (brokers on one log), of which the first that answers is used.
+    pub async fn connect(servers: &str, identity: &Identity) -> Result<Self> {
+        Ok(Self::from_channel(connect_any(servers, identity).await?.1))
     }
 
     /// A client over an established channel (see [`endpoint`] to tune one).
@@ -596,6 +597,42 @@ impl Client {
     }
 }
 
+/// The URLs of a comma-separated list, trimmed, empty ones left out.
+pub fn server_list(servers: &str) -> Vec<&str> {
+    servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A channel to the first of `servers` (see [`server_list`]) that accepts a mutual-TLS
+/// connection, with its URL. A URL that is not usable fails at once; if none answers, the
+/// error of the only one, or every one's reason.
+pub async fn connect_any(servers: &str, identity: &Identity) -> Result<(String, Channel)> {
+    let list = server_list(servers);
+    let mut failures = Vec::new();
+    for server in &list {
+        match connect_channel(server, identity).await {
+            Ok(channel) => return Ok((server.to_string(), channel)),
+            Err(e @ ClientError::ServerUrl(..)) => return Err(e),
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Err(ClientError::ServerUrl(servers.into(), "no URL".into())),
+        1 => Err(failures.remove(0)),
+        _ => Err(ClientError::Connect(
+            servers.into(),
+            failures
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}
+
 /// A mutual-TLS channel to `server` (what [`Client::connect`] uses; also for other services on
 /// the same transport, such as the benchmark's echo).
 pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channel> {
@@ -609,7 +646,8 @@ pub async fn connect_channel(server: &str, identity: &Identity) -> Result<Channe
 }
 
 /// The endpoint [`connect_channel`] connects to: `server` over mutual TLS as `identity`, with
-/// `TCP_NODELAY`; tune it (windows, timeouts) before connecting.
+/// `TCP_NODELAY` and a connect timeout (a host that does not answer must not hold up the
+/// next one of a list); tune it (windows, timeouts) before connecting.
 pub fn endpoint(server: &str, identity: &Identity) -> Result<Endpoint> {
     let bad_url = |why: String| ClientError::ServerUrl(server.to_string(), why);
     let endpoint = Endpoint::from_shared(server.to_string()).map_err(|e| bad_url(e.to_string()))?;
@@ -632,8 +670,12 @@ pub fn endpoint(server: &str, identity: &Identity) -> Result<Endpoint> {
     Ok(endpoint
         .tls_config(tls)
         .map_err(|e| bad_url(e.to_string()))?
-        .tcp_nodelay(true))
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT))
 }
+
+/// Longest a connection to one server may take to be made.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A live inbox subscription.
 pub struct InboxStream {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod failure;
+mod follow;
 mod output;
 mod parse;
 mod terminal;
@@ -23,7 +24,8 @@ struct Cli {
     /// Directory holding ca.pem, cert.pem and key.pem (as certs-dev writes them).
     #[arg(long, env = "INFOSHARE_IDENTITY", global = true)]
     identity: Option<PathBuf>,
-    /// Broker URL.
+    /// Broker URL, or several comma-separated (brokers on one log): the first that answers is
+    /// used, and `inbox --follow` moves to another if its broker goes away.
     #[arg(
         long,
         env = "INFOSHARE_SERVER",
@@ -368,12 +370,20 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
         .identity
         .ok_or("no identity: pass --identity DIR or set INFOSHARE_IDENTITY")?;
     let identity = Identity::from_dir(&dir)?;
-    let done = match Client::connect(&cli.server, &identity).await {
-        Ok(client) => command(cli.command, &client, out).await,
-        Err(e) => Err(e.into()),
+    let done = match &cli.command {
+        Cmd::Inbox(a) if a.follow => follow::follow(&cli.server, &identity, a.after, out).await,
+        _ => match Client::connect(&cli.server, &identity).await {
+            Ok(client) => command(cli.command, &client, out).await,
+            Err(e) => Err(e.into()),
+        },
     };
+    // The first URL of a list is the one a refused handshake is asked again of.
+    let first = crate::server_list(&cli.server)
+        .first()
+        .copied()
+        .unwrap_or_default();
     match done {
-        Err(Failure::Client(e)) => Err(explained(e, &cli.server, &identity).await),
+        Err(Failure::Client(e)) => Err(explained(e, first, &identity).await),
         done => done,
     }
 }
@@ -429,14 +439,8 @@ async fn command(command: Cmd, client: &Client, out: &Output) -> Result<(), Fail
                 &key,
             );
         }
-        Cmd::Inbox(a) if a.follow => {
-            let mut stream = client.subscribe_inbox(a.after).await?;
-            out.inbox_header();
-            while let Some(item) = stream.next().await? {
-                out.inbox_item(&item);
-            }
-            return Err("the broker closed the stream; resume with --after <last cursor>".into());
-        }
+        // Followed in `run`, reconnecting as needed, never on one client.
+        Cmd::Inbox(a) if a.follow => return Err("inbox --follow needs the server list".into()),
         Cmd::Inbox(a) => {
             let page = client.list_inbox(a.after, a.limit, a.unacked).await?;
             out.inbox_page(&page);

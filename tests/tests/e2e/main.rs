@@ -18,5 +18,6 @@ mod limits;
 mod log_content;
 mod operability;
 mod policy;
+mod replicas;
 mod retention;
 mod telemetry;
