@@ -77,6 +77,11 @@ impl World {
         }
     }
 
+    /// The database of a broker on PostgreSQL.
+    pub fn database(&self) -> Option<PgSettings> {
+        self.shared.as_ref().map(|(settings, _)| settings.clone())
+    }
+
     fn broker(ledger: Ledger, clock: Clock) -> Broker {
         Broker::new(
             ledger,

@@ -10,6 +10,7 @@ use infoshare_server::audit::Filter;
 use infoshare_server::domain::{MessageKind, RequestStatus};
 use infoshare_server::identity::Role;
 use infoshare_server::records::{Event, Record, event_name};
+use infoshare_server::store::ledger::{Ledger, LedgerOptions};
 use infoshare_tests::in_process::{World, code_of};
 use infoshare_tests::{sample_disclosure, sample_request};
 use prost::Message;
@@ -253,6 +254,33 @@ async fn two_brokers_on_one_postgres_log_keep_one_order() {
     );
     eprintln!("a batch through A reached B in {heard:?}");
     assert!(heard < std::time::Duration::from_millis(500), "{heard:?}");
+}
+
+/// A broker given other keys than the log's is refused at start: it could only sign
+/// checkpoints no auditor of the log would accept, and read no body.
+#[tokio::test]
+async fn a_broker_with_other_keys_is_refused_on_a_shared_log() {
+    let Some(world) = World::postgres().await else {
+        return;
+    };
+    world.submit_sample(&world.agency("police"), "before").await;
+    let settings = world.database().unwrap();
+    let other_keys = tempfile::tempdir().unwrap();
+    let keys = other_keys.path().to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        Ledger::open_postgres(
+            &settings,
+            &keys,
+            &LedgerOptions::new("in-process.invalid/log"),
+        )
+        .map(drop)
+    })
+    .await
+    .unwrap();
+    let refused = opened.unwrap_err().to_string();
+    assert!(refused.contains("checkpoint"), "{refused}");
+    // The log's own broker goes on.
+    world.submit_sample(&world.agency("police"), "after").await;
 }
 
 async fn a_retry_replays_and_a_changed_retry_conflicts(world: World) {

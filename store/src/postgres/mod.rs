@@ -591,3 +591,28 @@ impl PgReader {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PgSettings;
+
+    #[test]
+    fn a_password_in_the_url_is_refused_and_one_from_the_file_is_used() {
+        let refused = PgSettings::new("postgresql://infoshare:secret@127.0.0.1:5432/db")
+            .connection()
+            .unwrap_err();
+        assert!(refused.contains("password_file"), "{refused}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-the-file\nignored\n").unwrap();
+        let mut settings = PgSettings::new("postgresql://infoshare@127.0.0.1:5432/db");
+        settings.password_file = Some(file);
+        let config = settings.connection().unwrap();
+        assert_eq!(config.get_password(), Some(&b"from-the-file"[..]));
+        assert_eq!(config.get_application_name(), Some("infoshare-server"));
+
+        settings.password_file = Some(dir.path().join("missing"));
+        assert!(settings.connection().unwrap_err().contains("missing"));
+    }
+}
