@@ -98,6 +98,40 @@ async fn check_config_reports_what_is_wrong() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("transport"));
 }
 
+/// On PostgreSQL, `--check-config` says the database answers and at which schema version it
+/// is; a storage URL carrying a password is refused, naming the section.
+#[tokio::test]
+async fn check_config_reports_the_postgres_database_and_its_schema() {
+    let Some(env) = TestEnv::on_postgres("").await else {
+        return;
+    };
+    let config = env.path().join("server.toml");
+    let check = || {
+        let out = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(check().contains("PostgreSQL reachable; empty database"));
+    drop(env.start_bare());
+    assert!(check().contains("PostgreSQL reachable; schema version 1"));
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    let with_password = text.replace("postgresql://infoshare@", "postgresql://infoshare:pw@");
+    assert_ne!(text, with_password);
+    std::fs::write(&config, with_password).unwrap();
+    let bad = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("storage") && stderr.contains("password"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_agency_registry_without_dropping_connections() {
     let env = TestEnv::new();
