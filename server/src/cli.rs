@@ -14,7 +14,7 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Configuration file (TOML).
-    #[arg(long, required_unless_present_any = ["dev", "verify_log", "new_body_key"], conflicts_with_all = ["dev", "verify_log", "new_body_key"])]
+    #[arg(long, required_unless_present_any = ["dev", "verify_log", "new_body_key", "copy_log"], conflicts_with_all = ["dev", "verify_log", "new_body_key", "copy_log"])]
     config: Option<PathBuf>,
     /// Add a new body key to this data directory (the broker stopped): bodies sealed from the
     /// next start use it; the older keys still open what they sealed.
@@ -25,9 +25,17 @@ struct Args {
     /// Merkle root against the last signed checkpoint), print the result and exit.
     #[arg(long, value_name = "DATA_DIR|URL", conflicts_with = "dev")]
     verify_log: Option<PathBuf>,
-    /// With --verify-log: the directory of the log's keys (default `<DATA_DIR>/keys`; required
-    /// for a PostgreSQL log).
-    #[arg(long, value_name = "DIR", requires = "verify_log")]
+    /// Copy the embedded log in this data directory (its broker stopped) into the empty
+    /// PostgreSQL database of --to, prove the copy (same size and root, every body present),
+    /// print the result and exit.
+    #[arg(long, value_name = "DATA_DIR", requires = "to", conflicts_with_all = ["dev", "verify_log", "new_body_key"])]
+    copy_log: Option<PathBuf>,
+    /// With --copy-log: the `postgresql://` URL to copy into (password from PGPASSWORD).
+    #[arg(long, value_name = "URL", requires = "copy_log")]
+    to: Option<String>,
+    /// With --verify-log or --copy-log: the directory of the log's keys (default
+    /// `<DATA_DIR>/keys`; required to verify a PostgreSQL log).
+    #[arg(long, value_name = "DIR")]
     keys_dir: Option<PathBuf>,
     /// First-run defaults: make the development PKI in ./certs-dev/out if missing, load the
     /// sample registry, listen on 127.0.0.1:50051, keep data in ./data.
@@ -106,6 +114,30 @@ fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let (Some(dir), Some(url)) = (&args.copy_log, &args.to) {
+        let keys_dir = args.keys_dir.clone().unwrap_or_else(|| dir.join("keys"));
+        let settings = crate::store::postgres::PgSettings::new(url.as_str());
+        let copied = settings
+            .connection()
+            .and_then(|_| crate::store::copy::embedded_to_postgres(dir, &keys_dir, &settings));
+        return match copied {
+            Ok(c) => {
+                println!(
+                    "log copied and proved: {} records, root {}, {} bodies",
+                    c.records, c.root, c.bodies
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("log copy FAILED: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.keys_dir.is_some() && args.verify_log.is_none() {
+        eprintln!("error: --keys-dir is for --verify-log or --copy-log");
+        return ExitCode::FAILURE;
     }
     if let Some(dir) = &args.verify_log {
         return match verify_log(dir, args.keys_dir.as_deref()) {

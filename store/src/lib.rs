@@ -13,6 +13,7 @@
 //! - Engines side by side: [`embedded`] (segment files + redb views, the broker's default),
 //!   [`postgres`] (every table in one PostgreSQL database, for replicated deployments) and [`mem`]
 //!   (in memory, for fast tests). [`seal`]: the body sealing both durable engines use.
+//! - [`copy`]: an embedded log into PostgreSQL, proved (`--copy-log`).
 //! - [`checkpoint`]: the one signed-checkpoint check, shared by start-up and [`verify`]
 //!   (`--verify-log`); [`log_check`]: the whole log rehashed after start-up, off the writer.
 //! - [`log_keys`]: the log's signing key and its rotations; [`secret_file`]: writing secrets;
@@ -32,6 +33,7 @@ pub use infoshare_core::{
 pub mod backend;
 mod catch_up;
 pub mod checkpoint;
+pub mod copy;
 mod durable;
 pub mod embedded;
 pub mod ledger;

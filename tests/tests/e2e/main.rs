@@ -16,6 +16,7 @@ mod hostile;
 mod lawful;
 mod limits;
 mod log_content;
+mod migration;
 mod operability;
 mod policy;
 mod replicas;

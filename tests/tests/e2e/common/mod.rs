@@ -189,27 +189,25 @@ impl TestEnv {
     /// Runs the server binary with `args` to completion (e.g. `--verify-log`).
     /// Runs `--verify-log` on this environment's data: whether it passed, and what it said.
     pub(crate) fn verify_log(&self) -> (bool, String) {
-        let out = match &self.postgres {
-            Some((cluster, url)) => {
-                let keys = self.data_dir().join("keys");
-                Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
-                    .args(["--verify-log", url, "--keys-dir", keys.to_str().unwrap()])
-                    .env(
-                        "PGPASSWORD",
-                        std::fs::read_to_string(cluster.password_file()).unwrap(),
-                    )
-                    .output()
-                    .unwrap()
-            }
-            None => self.run_server(&["--verify-log", self.data_dir().to_str().unwrap()]),
-        };
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+        if let Some((cluster, url)) = &self.postgres {
+            return self.verify_log_at(
+                url,
+                &std::fs::read_to_string(cluster.password_file()).unwrap(),
+            );
+        }
+        said(&self.run_server(&["--verify-log", self.data_dir().to_str().unwrap()]))
+    }
+
+    /// Runs `--verify-log` on the PostgreSQL log at `url` (its keys in this environment's data
+    /// directory): whether it passed, and what it said.
+    pub(crate) fn verify_log_at(&self, url: &str, password: &str) -> (bool, String) {
+        let keys = self.data_dir().join("keys");
+        said(
+            &Command::new(env!("CARGO_BIN_EXE_infoshare-server-under-test"))
+                .args(["--verify-log", url, "--keys-dir", keys.to_str().unwrap()])
+                .env("PGPASSWORD", password)
+                .output()
+                .unwrap(),
         )
     }
 
@@ -219,6 +217,18 @@ impl TestEnv {
             .output()
             .unwrap()
     }
+}
+
+/// Whether a command succeeded, and all it printed.
+fn said(out: &std::process::Output) -> (bool, String) {
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// A running server process; killed when dropped.
