@@ -16,6 +16,11 @@
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
 //! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64),
 //! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it).
+//!
+//! `INFOSHARE_BENCH_BACKEND=postgres`: the broker and the ledger on a throwaway PostgreSQL
+//! cluster instead; the disk baseline is PostgreSQL's own insert-and-commit rate at the same
+//! batch size, and a last phase runs two brokers on the one log (verification and scale are
+//! the embedded engine's and are left out).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -32,6 +37,8 @@ use infoshare_client::{Client, Identity};
 use infoshare_proto::bench::v1 as echo;
 use infoshare_tests::{categories_of, sample_request};
 
+#[path = "bench/postgres.rs"]
+mod postgres;
 #[path = "bench/scale.rs"]
 mod scale;
 
@@ -127,6 +134,15 @@ fn answer(recipient: &str) -> api::InformationResponse {
     }
 }
 
+/// The agencies the benchmark's clients act for.
+const AGENCIES: [&str; 5] = [
+    "police",
+    "msd",
+    "education",
+    "oranga-tamariki",
+    "rangitoto-school-board",
+];
+
 struct Clients {
     by_agency: std::collections::HashMap<&'static str, Client>,
 }
@@ -188,6 +204,23 @@ fn main() {
     }
     let work = tempfile::tempdir().expect("tempdir");
     let root = work.path();
+    // On PostgreSQL: a cluster, with a database for the brokers, one for the ledger alone and
+    // one for the baseline.
+    let pg = (std::env::var("INFOSHARE_BENCH_BACKEND").as_deref() == Ok("postgres")).then(|| {
+        let cluster = postgres::cluster();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dbs = rt.block_on(async {
+            [
+                cluster.database().await,
+                cluster.database().await,
+                cluster.database().await,
+            ]
+        });
+        (cluster, dbs)
+    });
+    let storage = pg
+        .as_ref()
+        .map_or(String::new(), |(_, dbs)| postgres::storage_toml(&dbs[0]));
 
     // PKI, registry and configuration, as the end-to-end tests make them.
     std::fs::write(
@@ -200,7 +233,7 @@ fn main() {
     infoshare_certs_dev::ensure(&root.join("pki"), &principals, false).unwrap();
     std::fs::write(
         root.join("server.toml"),
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n[tls]\nca = \"pki/ca/ca.pem\"\ncert = \"pki/server/cert.pem\"\nkey = \"pki/server/key.pem\"\n[registry]\nagencies = \"registry.toml\"\n[limits]\ncalls_per_second = 1e9\nburst = 1e9\n",
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nkeys_dir = \"data/keys\"\n[tls]\nca = \"pki/ca/ca.pem\"\ncert = \"pki/server/cert.pem\"\nkey = \"pki/server/key.pem\"\n[registry]\nagencies = \"registry.toml\"\n[limits]\ncalls_per_second = 1e9\nburst = 1e9\n{storage}"),
     )
     .unwrap();
     let config = infoshare_server::config::Config::load(&root.join("server.toml")).unwrap();
@@ -308,13 +341,7 @@ fn main() {
 
     // 2. Broker, closed loop: `inflight` cycles at once; every agency also follows its inbox.
     let url = format!("https://localhost:{}", broker_addr.port());
-    let agencies = [
-        "police",
-        "msd",
-        "education",
-        "oranga-tamariki",
-        "rangitoto-school-board",
-    ];
+    let agencies = AGENCIES;
     let delivered = Arc::new(AtomicU64::new(0));
     let clients = client_rt.block_on(async {
         let mut by_agency = std::collections::HashMap::new();
@@ -337,54 +364,38 @@ fn main() {
         }
         Arc::new(Clients { by_agency })
     });
-    let batches_before = batches();
-    let cpu_before = cpu_secs();
-    let (broker_calls, records_per_batch, append_rate) = client_rt.block_on(async {
-        let deadline = Instant::now() + duration;
-        let counter = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for w in 0..inflight {
-            let clients = clients.clone();
-            let counter = counter.clone();
-            tasks.push(tokio::spawn(async move {
-                let (mut submit, mut respond, mut denied) = (Samples::default(), Samples::default(), Samples::default());
-                while Instant::now() < deadline {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    match cycle(&clients, w, n).await {
-                        (s, Some(r)) => {
-                            submit.0.push(s);
-                            respond.0.push(r);
-                        }
-                        (s, None) => denied.0.push(s),
-                    }
-                }
-                (submit.0, respond.0, denied.0)
-            }));
-        }
-        let (mut submit, mut respond, mut denied) = (Samples::default(), Samples::default(), Samples::default());
-        for t in tasks {
-            let (s, r, d) = t.await.unwrap();
-            submit.0.extend(s);
-            respond.0.extend(r);
-            denied.0.extend(d);
-        }
-        let calls = (submit.0.len() + respond.0.len() + denied.0.len()) as f64 / secs as f64;
-        let cycles = respond.0.len() as f64 / secs as f64;
-        let records = submit.0.len() + respond.0.len() + denied.0.len();
-        let b = (batches() - batches_before).max(1);
-        println!("{}", submit.line("submit (lawful)", secs as f64));
-        println!("{}", respond.line("respond", secs as f64));
-        println!("{}", denied.line("submit (denied)", secs as f64));
-        println!("full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)", records as f64 / b as f64);
-        println!("cpu busy               {:>9.2} of {} cores (client and server together)", (cpu_secs() - cpu_before) / secs as f64, std::thread::available_parallelism().map_or(0, |n| n.get()));
-        (calls, records as f64 / b as f64, records as f64 / secs as f64)
-    });
+    let (broker_calls, records_per_batch, append_rate) =
+        client_rt.block_on(closed_loop(&clients, inflight, secs, 0, &batches));
     std::thread::sleep(Duration::from_millis(500));
 
     // 3. Open loop at a fixed offered rate of round trips: the configured rate, then 3,000/s.
     for offered in [rate, 3000] {
         client_rt.block_on(open_loop(&clients, offered, secs));
         std::thread::sleep(Duration::from_millis(500));
+    }
+
+    if let Some((_cluster, dbs)) = &pg {
+        let one = Run {
+            broker_calls,
+            echo_rate,
+            records_per_batch,
+            append_rate,
+        };
+        postgres_phases(
+            &client_rt,
+            &server_rt,
+            &config,
+            dbs,
+            &identity,
+            (&url, &batches),
+            one,
+            inflight,
+            secs,
+        );
+        println!("deliveries streamed: {}", delivered.load(Ordering::Relaxed));
+        drop(clients);
+        std::mem::forget(server_rt);
+        return;
     }
 
     // 4. The log alone under load (no TLS, no gRPC): 64 writers submitting requests with
@@ -465,6 +476,166 @@ fn main() {
     drop(clients);
     // The servers run until the process exits; no graceful shutdown to wait for.
     std::mem::forget(server_rt);
+}
+
+/// What the one-broker phases measured.
+struct Run {
+    broker_calls: f64,
+    echo_rate: f64,
+    records_per_batch: f64,
+    append_rate: f64,
+}
+
+/// Phases 4 and 5 on PostgreSQL: the ledger alone and the broker's append rate against
+/// PostgreSQL's insert-and-commit at the same batch sizes; then two brokers on the one log,
+/// against the one broker's rate measured before.
+#[allow(clippy::too_many_arguments)]
+fn postgres_phases(
+    client_rt: &tokio::runtime::Runtime,
+    server_rt: &tokio::runtime::Runtime,
+    config: &infoshare_server::config::Config,
+    dbs: &[infoshare_server::store::postgres::PgSettings; 3],
+    identity: &dyn Fn(Role, &str) -> Identity,
+    (url_a, batches_a): (&str, &dyn Fn() -> u64),
+    one: Run,
+    inflight: usize,
+    secs: u64,
+) {
+    let duration = Duration::from_secs(secs);
+    let keys = config.data_dir.with_file_name("ledger-keys");
+    let (ledger_rate, ledger_batch) =
+        client_rt.block_on(postgres::ledger_under_load(&dbs[1], &keys, duration));
+    println!(
+        "ledger alone           {ledger_rate:>9.0} records/s   ({ledger_batch:.1} per batch: each batch one PostgreSQL transaction)"
+    );
+    let record_len = bench_record().len();
+    let baseline_at = |batch: f64| {
+        let batch = batch.round().max(1.0) as usize;
+        let rate = client_rt.block_on(postgres::insert_commit_rate(&dbs[2], batch, record_len));
+        println!("PostgreSQL insert+commit {rate:>7.0} records/s at {batch} per transaction");
+        rate
+    };
+    let ledger_baseline = baseline_at(ledger_batch);
+    let broker_baseline = baseline_at(one.records_per_batch);
+
+    // 5. A second broker on the same log; the agencies' clients alternate between the two.
+    let mut config_b = config.clone();
+    config_b.data_dir = config.data_dir.with_file_name("data-b");
+    let (url_b, batches_b) = server_rt.block_on(async {
+        let prepared =
+            infoshare_server::server::prepare(&config_b, infoshare_server::clock::Clock::system())
+                .await
+                .expect("prepare the second broker");
+        let ledger = prepared.broker().ledger().clone();
+        let url = format!("https://localhost:{}", prepared.local_addr().port());
+        tokio::spawn(prepared.serve(std::future::pending()));
+        (url, move || ledger.batches_committed())
+    });
+    let both = || batches_a() + batches_b();
+    let two = client_rt.block_on(async {
+        let mut by_agency = std::collections::HashMap::new();
+        for (i, a) in AGENCIES.iter().enumerate() {
+            let url = if i % 2 == 0 { url_a } else { &url_b };
+            let client = Client::connect(url, &identity(Role::Agency, a))
+                .await
+                .unwrap();
+            by_agency.insert(*a, client);
+        }
+        let clients = Arc::new(Clients { by_agency });
+        closed_loop(&clients, inflight, secs, 1 << 40, &both)
+            .await
+            .0
+    });
+
+    println!();
+    println!(
+        "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
+        one.broker_calls,
+        one.echo_rate,
+        one.broker_calls / one.echo_rate
+    );
+    println!(
+        "log append rate (ledger alone) vs PostgreSQL insert-and-commit at the same batch size: {:.0} / {:.0} = {:.2}",
+        ledger_rate,
+        ledger_baseline,
+        ledger_rate / ledger_baseline
+    );
+    println!(
+        "durable append rate in the full broker vs PostgreSQL insert-and-commit at its batch size: {:.0} / {:.0} = {:.2}",
+        one.append_rate,
+        broker_baseline,
+        one.append_rate / broker_baseline
+    );
+    println!(
+        "two brokers on one log, calls/s vs one broker: {:.0} / {:.0} = {:.2}",
+        two,
+        one.broker_calls,
+        two / one.broker_calls
+    );
+}
+
+/// `inflight` full cycles at once for `secs`, counting from `first` (idempotency keys of a run
+/// differ); prints their latencies and returns (calls/s, records per batch, records/s).
+async fn closed_loop(
+    clients: &Arc<Clients>,
+    inflight: usize,
+    secs: u64,
+    first: u64,
+    batches: &dyn Fn() -> u64,
+) -> (f64, f64, f64) {
+    let batches_before = batches();
+    let cpu_before = cpu_secs();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let counter = Arc::new(AtomicU64::new(first));
+    let mut tasks = Vec::new();
+    for w in 0..inflight {
+        let clients = clients.clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut submit, mut respond, mut denied) =
+                (Samples::default(), Samples::default(), Samples::default());
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                match cycle(&clients, w, n).await {
+                    (s, Some(r)) => {
+                        submit.0.push(s);
+                        respond.0.push(r);
+                    }
+                    (s, None) => denied.0.push(s),
+                }
+            }
+            (submit.0, respond.0, denied.0)
+        }));
+    }
+    let (mut submit, mut respond, mut denied) =
+        (Samples::default(), Samples::default(), Samples::default());
+    for t in tasks {
+        let (s, r, d) = t.await.unwrap();
+        submit.0.extend(s);
+        respond.0.extend(r);
+        denied.0.extend(d);
+    }
+    let calls = (submit.0.len() + respond.0.len() + denied.0.len()) as f64 / secs as f64;
+    let cycles = respond.0.len() as f64 / secs as f64;
+    let records = submit.0.len() + respond.0.len() + denied.0.len();
+    let b = (batches() - batches_before).max(1);
+    println!("{}", submit.line("submit (lawful)", secs as f64));
+    println!("{}", respond.line("respond", secs as f64));
+    println!("{}", denied.line("submit (denied)", secs as f64));
+    println!(
+        "full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)",
+        records as f64 / b as f64
+    );
+    println!(
+        "cpu busy               {:>9.2} of {} cores (client and server together)",
+        (cpu_secs() - cpu_before) / secs as f64,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    (
+        calls,
+        records as f64 / b as f64,
+        records as f64 / secs as f64,
+    )
 }
 
 /// Offers `rate` full round trips per second for `secs` and prints the submit and round-trip
