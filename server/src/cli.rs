@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, value_name = "DATA_DIR", conflicts_with_all = ["dev", "verify_log"])]
     new_body_key: Option<PathBuf>,
     /// Verify the log in this data directory, or in the PostgreSQL database at this
-    /// `postgresql://` URL (password from PGPASSWORD), offline (checksums, encodings, and the
+    /// `postgresql://` URL (password from PGPASSWORD; TLS with PGSSLROOTCERT), offline (checksums, encodings, and the
     /// Merkle root against the last signed checkpoint), print the result and exit.
     #[arg(long, value_name = "DATA_DIR|URL", conflicts_with = "dev")]
     verify_log: Option<PathBuf>,
@@ -30,7 +30,8 @@ struct Args {
     /// print the result and exit.
     #[arg(long, value_name = "DATA_DIR", requires = "to", conflicts_with_all = ["dev", "verify_log", "new_body_key"])]
     copy_log: Option<PathBuf>,
-    /// With --copy-log: the `postgresql://` URL to copy into (password from PGPASSWORD).
+    /// With --copy-log: the `postgresql://` URL to copy into (password from PGPASSWORD; TLS
+    /// checked against the CA bundle in PGSSLROOTCERT, if set).
     #[arg(long, value_name = "URL", requires = "copy_log")]
     to: Option<String>,
     /// With --verify-log or --copy-log: the directory of the log's keys (default
@@ -95,9 +96,17 @@ fn verify_log(
     let keys_dir = keys_dir.ok_or_else(|| {
         VerifyError::Io("a PostgreSQL log is verified with --keys-dir (its log keys)".into())
     })?;
-    let settings = crate::store::postgres::PgSettings::new(text);
-    settings.connection().map_err(VerifyError::Io)?;
+    let settings = database(&text);
+    settings.check().map_err(VerifyError::Io)?;
     crate::store::postgres::verify_postgres(&settings, keys_dir)
+}
+
+/// A database named on the command line: the password from PGPASSWORD, and TLS to it with the
+/// CA bundle in PGSSLROOTCERT, if set (libpq's variables).
+fn database(url: &str) -> crate::store::postgres::PgSettings {
+    let mut settings = crate::store::postgres::PgSettings::new(url);
+    settings.ca = std::env::var_os("PGSSLROOTCERT").map(PathBuf::from);
+    settings
 }
 
 fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
@@ -117,9 +126,9 @@ fn run(runtime: &tokio::runtime::Runtime, clock: Clock) -> ExitCode {
     }
     if let (Some(dir), Some(url)) = (&args.copy_log, &args.to) {
         let keys_dir = args.keys_dir.clone().unwrap_or_else(|| dir.join("keys"));
-        let settings = crate::store::postgres::PgSettings::new(url.as_str());
+        let settings = database(url);
         let copied = settings
-            .connection()
+            .check()
             .and_then(|_| crate::store::copy::embedded_to_postgres(dir, &keys_dir, &settings));
         return match copied {
             Ok(c) => {

@@ -20,6 +20,7 @@
 //! backend = "postgres"           # or "embedded"
 //! url = "postgresql://infoshare@db.internal:5432/infoshare"  # never with a password
 //! password_file = "pg-password"  # optional; else PGPASSWORD, if set
+//! ca = "db-ca.pem"               # optional: TLS 1.3 to the database, its certificate checked
 //! ```
 //!
 //! Optional sections, each read by one part of the broker: `[limits]` (per-principal calls and
@@ -86,6 +87,8 @@ pub struct Storage {
     pub password_file: Option<PathBuf>,
     /// Connections to the database, 1 to 256.
     pub pool_size: Option<usize>,
+    /// The CA bundle the database's certificate must chain to: TLS to the database, checked.
+    pub ca: Option<PathBuf>,
 }
 
 /// The storage engines a broker can serve from.
@@ -104,9 +107,11 @@ impl Storage {
     /// section is inconsistent.
     pub fn postgres(&self) -> Result<Option<infoshare_store::postgres::PgSettings>, String> {
         match (self.backend, &self.url) {
-            (BackendKind::Embedded, None) if self.password_file.is_none() => Ok(None),
+            (BackendKind::Embedded, None) if self.password_file.is_none() && self.ca.is_none() => {
+                Ok(None)
+            }
             (BackendKind::Embedded, _) => {
-                Err("storage: url and password_file are for backend = \"postgres\"".into())
+                Err("storage: url, password_file and ca are for backend = \"postgres\"".into())
             }
             (BackendKind::Postgres, None) => {
                 Err("storage: backend = \"postgres\" needs url".into())
@@ -114,14 +119,16 @@ impl Storage {
             (BackendKind::Postgres, Some(url)) => {
                 let mut settings = infoshare_store::postgres::PgSettings::new(url.clone());
                 settings.password_file = self.password_file.clone();
+                settings.ca = self.ca.clone();
                 if let Some(n) = self.pool_size {
                     if !(1..=256).contains(&n) {
                         return Err(format!("storage: pool_size must be 1 to 256 (found {n})"));
                     }
                     settings.pool_size = n;
                 }
-                // Checked now: a password in the URL is refused before anything connects.
-                settings.connection()?;
+                // Checked now: a password in the URL, or a CA that does not load, is refused
+                // before anything connects.
+                settings.check()?;
                 Ok(Some(settings))
             }
         }
@@ -303,6 +310,7 @@ impl Config {
         .chain(config.tls.crl.iter_mut())
         .chain(config.keys_dir.as_mut())
         .chain(config.storage.password_file.as_mut())
+        .chain(config.storage.ca.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

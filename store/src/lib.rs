@@ -20,8 +20,9 @@
 //!   `durable`: every sync the store makes (recorded in tests for the power-loss simulation).
 //!
 //! # What it may not import
-//! tonic, hyper, rustls or anything of the serving side: it is handed records and answers with
-//! receipts. Its one connection outward is the PostgreSQL engine's to its database. Legal decisions are `infoshare-core`'s.
+//! tonic, hyper or anything of the serving side: it is handed records and answers with
+//! receipts. Its one connection outward is the PostgreSQL engine's to its database (TLS with
+//! rustls). Legal decisions are `infoshare-core`'s.
 
 #![forbid(unsafe_code)]
 

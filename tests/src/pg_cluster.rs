@@ -79,6 +79,16 @@ impl PgCluster {
     /// A new cluster, or `None` (said on stderr) if PostgreSQL's server binaries are absent and
     /// `INFOSHARE_REQUIRE_POSTGRES` is not set.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// As [`start`](Self::start), serving TLS with this certificate chain and key (PEM) besides
+    /// plaintext, so a test can tell which its clients use (`pg_stat_ssl`).
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Option<Self> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Option<Self> {
         let Some(bin) = server_binaries() else {
             assert!(
                 std::env::var_os("INFOSHARE_REQUIRE_POSTGRES").is_none(),
@@ -102,6 +112,26 @@ impl PgCluster {
         let root = tempfile::tempdir().expect("tempdir");
         let pwfile = root.path().join("pwfile");
         std::fs::write(&pwfile, PASSWORD).unwrap();
+        let mut settings = vec![
+            "listen_addresses=127.0.0.1".to_string(),
+            "max_connections=100".into(),
+            "shared_buffers=32MB".into(),
+            "fsync=on".into(),
+        ];
+        if let Some((cert, key)) = tls {
+            // PostgreSQL wants its key owned by itself and private.
+            let (c, k) = (
+                root.path().join("tls-cert.pem"),
+                root.path().join("tls-key.pem"),
+            );
+            std::fs::copy(cert, &c).unwrap();
+            std::fs::copy(key, &k).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+            settings.push("ssl=on".into());
+            settings.push(format!("ssl_cert_file={}", c.display()));
+            settings.push(format!("ssl_key_file={}", k.display()));
+        }
         if let Some(user) = &run_as {
             let ok = Command::new("chown")
                 .args(["-R", user])
@@ -153,13 +183,7 @@ impl PgCluster {
             .arg("-k")
             .arg(root.path())
             .args(["-p", &port.to_string()])
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=100",
-            ])
-            .args(["-c", "shared_buffers=32MB", "-c", "fsync=on"])
+            .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::bridge::Bridge;
+use super::tls::Tls;
 use super::{describe, queries};
 
 /// Wait before listening again after the connection ended.
@@ -20,11 +21,12 @@ const RECONNECT: Duration = Duration::from_secs(1);
 pub(super) fn spawn(
     bridge: &Bridge,
     config: tokio_postgres::Config,
+    tls: Tls,
     appended: Arc<dyn Fn(u64) + Send + Sync>,
 ) {
     bridge.handle().spawn(async move {
         loop {
-            if let Err(e) = listen(&config, &appended).await {
+            if let Err(e) = listen(&config, &tls, &appended).await {
                 tracing::warn!(error = %e, "PostgreSQL: not hearing other brokers' batches; retrying");
             }
             tokio::time::sleep(RECONNECT).await;
@@ -34,9 +36,13 @@ pub(super) fn spawn(
 
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &Tls,
     appended: &Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Result<(), String> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+    let (client, mut connection) = config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| describe(&e))?;
     let heard = appended.clone();
     let messages = tokio::spawn(async move {
         while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {

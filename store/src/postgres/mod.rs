@@ -32,6 +32,7 @@ mod listen;
 mod queries;
 pub mod schema;
 mod tiles;
+mod tls;
 mod verify;
 mod writer;
 
@@ -47,7 +48,6 @@ use bridge::Bridge;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use infoshare_tlog::tiles::TileStore;
 use tiles::PgTiles;
-use tokio_postgres::NoTls;
 use writer::Writer;
 
 use crate::backend::{Backend, Batch, Reader, StorageError, VisitEntry, VisitRecord};
@@ -71,6 +71,9 @@ pub struct PgSettings {
     pub password_file: Option<PathBuf>,
     /// Connections in the pool (readers and the writer), 1 or more.
     pub pool_size: usize,
+    /// The CA bundle (PEM) the database's certificate must chain to; with it every connection
+    /// is TLS 1.3, checked against it and the URL's host; without it, none is.
+    pub ca: Option<PathBuf>,
 }
 
 impl PgSettings {
@@ -80,7 +83,21 @@ impl PgSettings {
             url: url.into(),
             password_file: None,
             pool_size: 8,
+            ca: None,
         }
+    }
+
+    /// Whether these settings make a connection: no password in the URL, a password file that
+    /// reads, a CA bundle that loads.
+    pub fn check(&self) -> Result<(), String> {
+        self.connect_with().map(drop)
+    }
+
+    /// The connection configuration and its TLS connector (see `tls`).
+    pub(crate) fn connect_with(&self) -> Result<(tokio_postgres::Config, tls::Tls), String> {
+        let mut config = self.connection()?;
+        let tls = tls::configure(&mut config, self.ca.as_deref())?;
+        Ok((config, tls))
     }
 
     /// The connection configuration: the URL, refused if it carries a password, with the
@@ -142,6 +159,7 @@ pub struct PostgresEngine {
     writer: Writer,
     /// For the connection that listens for other brokers' batches.
     config: tokio_postgres::Config,
+    tls: tls::Tls,
 }
 
 /// What the engine's reader, writer and tiles share.
@@ -153,11 +171,11 @@ struct Db {
 
 impl Db {
     fn connect(settings: &PgSettings) -> Result<Self, OpenError> {
-        let config = settings.connection().map_err(OpenError::Storage)?;
+        let (config, tls) = settings.connect_with().map_err(OpenError::Storage)?;
         let bridge = Bridge::new().map_err(|e| OpenError::Storage(e.0))?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -202,11 +220,11 @@ impl Db {
 
 /// What `--check-config` reports of a database: reachable, and at which schema version.
 pub fn probe(settings: &PgSettings) -> Result<String, String> {
-    let config = settings.connection()?;
+    let (config, tls) = settings.connect_with()?;
     let bridge = Bridge::new().map_err(|e| e.0)?;
     bridge
         .run(async move {
-            let (client, connection) = config.connect(NoTls).await.map_err(failed("connecting"))?;
+            let (client, connection) = config.connect(tls).await.map_err(failed("connecting"))?;
             tokio::spawn(connection);
             let version = schema::version(&client).await?;
             if version > schema::SCHEMA_VERSION {
@@ -235,13 +253,13 @@ impl PostgresEngine {
     /// (making the first one if there is none).
     pub fn open(settings: &PgSettings, keys_dir: &Path) -> Result<Self, OpenError> {
         let db = Arc::new(Db::connect(settings)?);
-        let config = settings.connection().map_err(OpenError::Storage)?;
+        let (config, tls) = settings.connect_with().map_err(OpenError::Storage)?;
         let (size, note, records) = {
-            let config = config.clone();
+            let (config, tls) = (config.clone(), tls.clone());
             db.bridge
                 .run(async move {
                     let (mut client, connection) =
-                        config.connect(NoTls).await.map_err(failed("connecting"))?;
+                        config.connect(tls).await.map_err(failed("connecting"))?;
                     tokio::spawn(connection);
                     let found = schema::migrate(&mut client).await?;
                     if found < schema::SCHEMA_VERSION {
@@ -286,8 +304,9 @@ impl PostgresEngine {
         Ok(Self {
             reader,
             tiles: Arc::new(PgTiles::new(db)),
-            writer: Writer::new(config.clone()),
+            writer: Writer::new(config.clone(), tls.clone()),
             config,
+            tls,
         })
     }
 
@@ -445,7 +464,12 @@ impl Backend for PostgresEngine {
     }
 
     fn watch_others(&mut self, appended: Arc<dyn Fn(u64) + Send + Sync>) {
-        listen::spawn(&self.reader.db.bridge, self.config.clone(), appended);
+        listen::spawn(
+            &self.reader.db.bridge,
+            self.config.clone(),
+            self.tls.clone(),
+            appended,
+        );
     }
 }
 

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::bridge::Bridge;
+use super::tls::Tls;
 use super::{describe, failed, queries};
 use crate::backend::StorageError;
 
@@ -19,15 +20,17 @@ const LOCK_TIMEOUT: &str = "SET lock_timeout = '10s'";
 
 pub(super) struct Writer {
     config: tokio_postgres::Config,
+    tls: Tls,
     connection: Option<(Arc<Client>, Arc<AtomicBool>)>,
     /// A transaction is open and holds the lock.
     in_batch: bool,
 }
 
 impl Writer {
-    pub(super) fn new(config: tokio_postgres::Config) -> Self {
+    pub(super) fn new(config: tokio_postgres::Config, tls: Tls) -> Self {
         Self {
             config,
+            tls,
             connection: None,
             in_batch: false,
         }
@@ -40,11 +43,11 @@ impl Writer {
         {
             return Ok(client.clone());
         }
-        let config = self.config.clone();
+        let (config, tls) = (self.config.clone(), self.tls.clone());
         let lost = Arc::new(AtomicBool::new(false));
         let ended = lost.clone();
         let client = bridge.run(async move {
-            let (client, connection) = config.connect(NoTls).await.map_err(failed("connecting"))?;
+            let (client, connection) = config.connect(tls).await.map_err(failed("connecting"))?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %describe(&e), "PostgreSQL: the writer's connection ended");

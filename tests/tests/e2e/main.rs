@@ -21,4 +21,5 @@ mod operability;
 mod policy;
 mod replicas;
 mod retention;
+mod storage_tls;
 mod telemetry;
