@@ -1,8 +1,11 @@
 //! Pending view writes over a reader: what a batch (or a rebuild step) has folded but not yet
 //! committed. Reads see the pending writes first, so each change in a batch is decided against
-//! the ones before it.
+//! the ones before it. What the base answered is kept for the overlay's life (the writer is the
+//! only one while it folds), so a key is read from the engine once however often the batch
+//! asks: on PostgreSQL each read is a round trip.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::views::{KvRead, KvWrite, ViewError};
 
@@ -10,6 +13,7 @@ use crate::views::{KvRead, KvWrite, ViewError};
 pub struct Overlay<'a> {
     base: &'a dyn KvRead,
     pending: BTreeMap<Vec<u8>, Vec<u8>>,
+    read: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl<'a> Overlay<'a> {
@@ -18,6 +22,7 @@ impl<'a> Overlay<'a> {
         Self {
             base,
             pending: BTreeMap::new(),
+            read: RefCell::default(),
         }
     }
 
@@ -39,10 +44,15 @@ impl<'a> Overlay<'a> {
 
 impl KvRead for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        match self.pending.get(key) {
-            Some(v) => Ok(Some(v.clone())),
-            None => self.base.get(key),
+        if let Some(v) = self.pending.get(key) {
+            return Ok(Some(v.clone()));
         }
+        if let Some(v) = self.read.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.base.get(key)?;
+        self.read.borrow_mut().insert(key.to_vec(), v.clone());
+        Ok(v)
     }
 }
 

@@ -145,6 +145,18 @@ fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError 
     move |e| StorageError(format!("PostgreSQL, {what}: {}", describe(&e)))
 }
 
+/// `sql` prepared once per pooled connection (a statement given as text is prepared again at
+/// every call: a round trip more).
+async fn prepared(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StorageError> {
+    client
+        .prepare_cached(sql)
+        .await
+        .map_err(failed("preparing a statement"))
+}
+
 fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => failed("connecting")(e),
@@ -321,6 +333,17 @@ impl PostgresEngine {
     }
 }
 
+/// Writes the tiles a batch completed, in its transaction (none: nothing sent).
+async fn write_tiles(c: &writer::Conn, tiles: &tiles::TileRows) -> Result<u64, StorageError> {
+    if tiles.0.is_empty() {
+        return Ok(0);
+    }
+    c.client
+        .execute(&c.tiles, &[&tiles.0, &tiles.1, &tiles.2])
+        .await
+        .map_err(failed("writing tiles"))
+}
+
 impl Backend for PostgresEngine {
     fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError> {
         let first = i64::try_from(batch.first_index).map_err(StorageError::new)?;
@@ -345,39 +368,56 @@ impl Backend for PostgresEngine {
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
         let bridge = &self.reader.db.bridge;
-        self.writer.commit(bridge, move |tx| async move {
-            let advanced = tx
-                .execute(queries::ADVANCE_CHECKPOINT, &[&size, &note, &(first - 1)])
-                .await
-                .map_err(failed("moving the checkpoint"))?;
+        self.writer.commit(bridge, move |c| async move {
+            // Sent together; the checkpoint's guard is checked before the commit is sent.
+            let (advanced, ..) = tokio::try_join!(
+                async {
+                    c.client
+                        .execute(&c.advance, &[&size, &note, &(first - 1)])
+                        .await
+                        .map_err(failed("moving the checkpoint"))
+                },
+                async {
+                    match kinds.is_empty() {
+                        true => Ok(0),
+                        false => c
+                            .client
+                            .execute(&c.bodies, &[&kinds, &ids, &sealed])
+                            .await
+                            .map_err(failed("storing bodies")),
+                    }
+                },
+                async {
+                    c.client
+                        .execute(&c.records, &[&indexes, &records])
+                        .await
+                        .map_err(failed("appending records"))
+                },
+                async {
+                    match keys.is_empty() {
+                        true => Ok(0),
+                        false => c
+                            .client
+                            .execute(&c.views, &[&keys, &values])
+                            .await
+                            .map_err(failed("writing views")),
+                    }
+                },
+                write_tiles(&c, &tiles),
+                async {
+                    c.client
+                        .execute(&c.notify, &[&size.to_string()])
+                        .await
+                        .map_err(failed("notifying other brokers"))
+                },
+            )?;
             if advanced != 1 {
                 return Err(StorageError(format!(
                     "the log is not at {} records as this writer holds: refused the batch",
                     first - 1
                 )));
             }
-            if !kinds.is_empty() {
-                tx.execute(queries::UPSERT_BODIES, &[&kinds, &ids, &sealed])
-                    .await
-                    .map_err(failed("storing bodies"))?;
-            }
-            tx.execute(queries::INSERT_RECORDS, &[&indexes, &records])
-                .await
-                .map_err(failed("appending records"))?;
-            if !keys.is_empty() {
-                tx.execute(queries::UPSERT_VIEWS, &[&keys, &values])
-                    .await
-                    .map_err(failed("writing views"))?;
-            }
-            if !tiles.0.is_empty() {
-                tx.execute(queries::UPSERT_TILES, &[&tiles.0, &tiles.1, &tiles.2])
-                    .await
-                    .map_err(failed("writing tiles"))?;
-            }
-            tx.execute(queries::NOTIFY_LOG, &[&size.to_string()])
-                .await
-                .map_err(failed("notifying other brokers"))
-                .map(drop)
+            Ok(())
         })?;
         self.set_head(size, Some(stored));
         Ok(())
@@ -391,7 +431,10 @@ impl Backend for PostgresEngine {
         let ids: Vec<Vec<u8>> = bodies.iter().map(|(_, id)| id.0.to_vec()).collect();
         self.reader.db.with(move |client| async move {
             client
-                .execute(queries::ERASE_BODIES, &[&kinds, &ids])
+                .execute(
+                    &prepared(&client, queries::ERASE_BODIES).await?,
+                    &[&kinds, &ids],
+                )
                 .await
                 .map_err(failed("erasing bodies"))
                 .map(drop)
@@ -407,21 +450,20 @@ impl Backend for PostgresEngine {
         let tiles = self.tiles.take_pending();
         let text = note.to_string();
         let bridge = &self.reader.db.bridge;
-        self.writer.commit(bridge, move |tx| async move {
-            if tx
-                .execute(queries::STORE_CHECKPOINT, &[&size, &text])
-                .await
-                .map_err(failed("storing the checkpoint"))?
-                != 1
-            {
+        self.writer.commit(bridge, move |c| async move {
+            let (stored, _) = tokio::try_join!(
+                async {
+                    c.client
+                        .execute(&c.store, &[&size, &text])
+                        .await
+                        .map_err(failed("storing the checkpoint"))
+                },
+                write_tiles(&c, &tiles),
+            )?;
+            if stored != 1 {
                 return Err(StorageError::new(
                     "refused to replace the checkpoint with one of a smaller tree",
                 ));
-            }
-            if !tiles.0.is_empty() {
-                tx.execute(queries::UPSERT_TILES, &[&tiles.0, &tiles.1, &tiles.2])
-                    .await
-                    .map_err(failed("writing tiles"))?;
             }
             Ok(())
         })?;
@@ -451,7 +493,7 @@ impl Backend for PostgresEngine {
     fn refresh(&mut self) -> Result<(), StorageError> {
         let (size, note) = self.reader.db.with(|client| async move {
             let row = client
-                .query_one(queries::SELECT_CHECKPOINT, &[])
+                .query_one(&prepared(&client, queries::SELECT_CHECKPOINT).await?, &[])
                 .await
                 .map_err(failed("reading the checkpoint"))?;
             Ok((row.get::<_, i64>(0), row.get::<_, Option<String>>(1)))
@@ -491,7 +533,7 @@ impl KvRead for PgReader {
         self.db
             .with(move |client| async move {
                 let row = client
-                    .query_opt(queries::SELECT_VIEW, &[&key])
+                    .query_opt(&prepared(&client, queries::SELECT_VIEW).await?, &[&key])
                     .await
                     .map_err(failed("reading a view"))?;
                 Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
@@ -510,7 +552,10 @@ impl Reader for PgReader {
                 .db
                 .with(move |client| async move {
                     let rows = client
-                        .query(queries::SCAN_VIEWS, &[&from, &to, &PAGE])
+                        .query(
+                            &prepared(&client, queries::SCAN_VIEWS).await?,
+                            &[&from, &to, &PAGE],
+                        )
                         .await
                         .map_err(failed("scanning views"))?;
                     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -542,7 +587,7 @@ impl Reader for PgReader {
         let idx = i64::try_from(index).map_err(StorageError::new)?;
         self.db.with(move |client| async move {
             client
-                .query_opt(queries::SELECT_RECORD, &[&idx])
+                .query_opt(&prepared(&client, queries::SELECT_RECORD).await?, &[&idx])
                 .await
                 .map_err(failed("reading a record"))?
                 .map(|r| r.get::<_, Vec<u8>>(0))
@@ -556,7 +601,10 @@ impl Reader for PgReader {
         while next <= last {
             let rows: Vec<(i64, Vec<u8>)> = self.db.with(move |client| async move {
                 let rows = client
-                    .query(queries::SELECT_RECORDS_FROM, &[&next, &last, &PAGE])
+                    .query(
+                        &prepared(&client, queries::SELECT_RECORDS_FROM).await?,
+                        &[&next, &last, &PAGE],
+                    )
                     .await
                     .map_err(failed("reading records"))?;
                 Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -608,7 +656,10 @@ impl PgReader {
         let (kind, id) = (i16::from(kind.code()), id.0.to_vec());
         self.db.with(move |client| async move {
             Ok(client
-                .query_opt(queries::SELECT_BODY, &[&kind, &id])
+                .query_opt(
+                    &prepared(&client, queries::SELECT_BODY).await?,
+                    &[&kind, &id],
+                )
                 .await
                 .map_err(failed("reading a body"))?
                 .map(|r| r.get::<_, Option<Vec<u8>>>(0)))

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use infoshare_tlog::Hash;
 use infoshare_tlog::tiles::TileStore;
 
-use super::{Db, failed, queries};
+use super::{Db, failed, prepared, queries};
 use crate::backend::StorageError;
 
 /// Full tiles held back for the next transaction before they are written on their own (only a
@@ -46,7 +46,10 @@ impl PgTiles {
     fn write_rows(&self, rows: TileRows) -> Result<(), StorageError> {
         self.db.with(move |client| async move {
             client
-                .execute(queries::UPSERT_TILES, &[&rows.0, &rows.1, &rows.2])
+                .execute(
+                    &prepared(&client, queries::UPSERT_TILES).await?,
+                    &[&rows.0, &rows.1, &rows.2],
+                )
                 .await
                 .map_err(failed("writing tiles"))
                 .map(drop)
@@ -67,7 +70,7 @@ impl TileStore for PgTiles {
                 let (l, i) = (i16::from(level), i64::try_from(index).ok()?);
                 let row = self.db.with(move |client| async move {
                     Ok(client
-                        .query_opt(queries::SELECT_TILE, &[&l, &i])
+                        .query_opt(&prepared(&client, queries::SELECT_TILE).await?, &[&l, &i])
                         .await
                         .map_err(failed("reading a tile"))?
                         .map(|r| r.get::<_, Vec<u8>>(0)))

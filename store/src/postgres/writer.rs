@@ -2,11 +2,15 @@
 //! sequencer lock, a transaction-scoped advisory lock, so the lock and the batch's writes end
 //! together: on commit, on rollback, or with the connection (`kill -9` of the broker included).
 //! No broker can hold the lock without its transaction, nor write a batch without the lock.
+//!
+//! Round trips are what a batch costs here, not the disk: every statement is prepared once per
+//! connection, and a batch's statements are sent together (tokio-postgres pipelines queries
+//! polled at once): one round trip to begin, one for the writes, one to commit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 use super::bridge::Bridge;
 use super::tls::Tls;
@@ -18,10 +22,61 @@ const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
 /// Longest a batch waits for another broker's batch to end before it is refused.
 const LOCK_TIMEOUT: &str = "SET lock_timeout = '10s'";
 
+/// The writer's connection and its prepared statements (see `queries`).
+pub(super) struct Conn {
+    pub(super) client: Client,
+    lock: Statement,
+    head: Statement,
+    pub(super) advance: Statement,
+    pub(super) store: Statement,
+    pub(super) bodies: Statement,
+    pub(super) records: Statement,
+    pub(super) views: Statement,
+    pub(super) tiles: Statement,
+    pub(super) notify: Statement,
+}
+
+impl Conn {
+    async fn prepare(client: Client) -> Result<Self, StorageError> {
+        let p = |sql: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .prepare(sql)
+                    .await
+                    .map_err(failed("preparing a statement"))
+            }
+        };
+        let (lock, head, advance, store, bodies, records, views, tiles, notify) = tokio::try_join!(
+            p(queries::LOCK_SEQUENCER),
+            p(queries::SELECT_CHECKPOINT),
+            p(queries::ADVANCE_CHECKPOINT),
+            p(queries::STORE_CHECKPOINT),
+            p(queries::UPSERT_BODIES),
+            p(queries::INSERT_RECORDS),
+            p(queries::UPSERT_VIEWS),
+            p(queries::UPSERT_TILES),
+            p(queries::NOTIFY_LOG),
+        )?;
+        Ok(Self {
+            client,
+            lock,
+            head,
+            advance,
+            store,
+            bodies,
+            records,
+            views,
+            tiles,
+            notify,
+        })
+    }
+}
+
 pub(super) struct Writer {
     config: tokio_postgres::Config,
     tls: Tls,
-    connection: Option<(Arc<Client>, Arc<AtomicBool>)>,
+    connection: Option<(Arc<Conn>, Arc<AtomicBool>)>,
     /// A transaction is open and holds the lock.
     in_batch: bool,
 }
@@ -37,7 +92,7 @@ impl Writer {
     }
 
     /// The writer's connection, made again if the last one ended.
-    fn client(&mut self, bridge: &Bridge) -> Result<Arc<Client>, StorageError> {
+    fn client(&mut self, bridge: &Bridge) -> Result<Arc<Conn>, StorageError> {
         if let Some((client, lost)) = &self.connection
             && !lost.load(Ordering::SeqCst)
         {
@@ -58,7 +113,7 @@ impl Writer {
                 .batch_execute(LOCK_TIMEOUT)
                 .await
                 .map_err(failed("setting the lock timeout"))?;
-            Ok(Arc::new(client))
+            Ok(Arc::new(Conn::prepare(client).await?))
         })?;
         self.connection = Some((client.clone(), lost));
         Ok(client)
@@ -74,28 +129,36 @@ impl Writer {
         if self.in_batch {
             return Ok(None);
         }
-        let client = self.client(bridge)?;
+        let c = self.client(bridge)?;
         let head = bridge.run(async move {
-            client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(failed("starting a batch"))?;
-            let taken = client
-                .execute(queries::LOCK_SEQUENCER, &[&SEQUENCER_LOCK])
-                .await
-                .map_err(failed("taking the sequencer lock"));
-            let head = match taken {
-                Ok(_) => client
-                    .query_one(queries::SELECT_CHECKPOINT, &[])
-                    .await
-                    .map_err(failed("reading the checkpoint")),
-                Err(e) => Err(e),
-            };
-            if head.is_err() {
-                let _ = client.batch_execute("ROLLBACK").await;
+            // In one round trip; the lock's wait holds back the read that follows it.
+            let begun = tokio::try_join!(
+                async {
+                    c.client
+                        .batch_execute("BEGIN")
+                        .await
+                        .map_err(failed("starting a batch"))
+                },
+                async {
+                    c.client
+                        .execute(&c.lock, &[&SEQUENCER_LOCK])
+                        .await
+                        .map_err(failed("taking the sequencer lock"))
+                },
+                async {
+                    c.client
+                        .query_one(&c.head, &[])
+                        .await
+                        .map_err(failed("reading the checkpoint"))
+                },
+            );
+            match begun {
+                Ok((_, _, head)) => Ok((head.get(0), head.get(1))),
+                Err(e) => {
+                    let _ = c.client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
             }
-            let head = head?;
-            Ok((head.get(0), head.get(1)))
         });
         let head = self.or_disconnect(head)?;
         self.in_batch = true;
@@ -106,23 +169,24 @@ impl Writer {
     /// back if any of them fails.
     pub(super) fn commit<F, Fut>(&mut self, bridge: &Bridge, writes: F) -> Result<(), StorageError>
     where
-        F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
+        F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), StorageError>> + Send,
     {
         self.begin(bridge)?;
         self.in_batch = false;
-        let client = self.client(bridge)?;
+        let c = self.client(bridge)?;
         let committed = bridge.run(async move {
-            let written = writes(client.clone()).await;
+            let written = writes(c.clone()).await;
             let committed = match written {
-                Ok(()) => client
+                Ok(()) => c
+                    .client
                     .batch_execute("COMMIT")
                     .await
                     .map_err(failed("committing a batch")),
                 Err(e) => Err(e),
             };
             if committed.is_err() {
-                let _ = client.batch_execute("ROLLBACK").await;
+                let _ = c.client.batch_execute("ROLLBACK").await;
             }
             committed
         });
@@ -143,11 +207,11 @@ impl Writer {
         if !std::mem::take(&mut self.in_batch) {
             return;
         }
-        let Some((client, _)) = self.connection.clone() else {
+        let Some((c, _)) = self.connection.clone() else {
             return;
         };
         if let Err(e) = bridge.run(async move {
-            client
+            c.client
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(failed("ending a batch"))
