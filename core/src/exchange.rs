@@ -82,6 +82,25 @@ pub enum Step {
     },
 }
 
+/// The view keys `decide` reads first for `command` (the idempotency entry of an opening, the
+/// exchange an acknowledgement or a response is for), so that a batch's can be fetched at once.
+pub fn first_reads(command: &Change) -> Vec<Vec<u8>> {
+    match command {
+        Change::Open { record, .. } => record
+            .event
+            .opening()
+            .map(|o| views::idempotency_key(&record.actor.id, o.idempotency))
+            .into_iter()
+            .collect(),
+        Change::Acknowledge { request_id, .. } => vec![views::meta_key(request_id)],
+        Change::Respond { record, .. } => match &record.event {
+            Event::ResponseSubmitted(r) => vec![views::meta_key(&r.request_id)],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 /// Decides a change against the current state: what to append, or why nothing is. Pure but for
 /// `body` (reading a stored body to compare a resubmission).
 pub fn decide(

@@ -43,6 +43,12 @@ pub enum ViewError {
 pub trait KvRead {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError>;
+
+    /// The values at `keys`, in their order. MUST answer as `get` would for each; a store where
+    /// each read is a round trip answers them in one.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ViewError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
 }
 
 /// Write access to the view store.

@@ -36,6 +36,26 @@ impl<'a> Overlay<'a> {
         self.pending.is_empty()
     }
 
+    /// Reads `keys` from the base at once (those not read or written yet), so that what is
+    /// decided after asks the base nothing more for them.
+    pub fn prefetch(&self, keys: &[Vec<u8>]) -> Result<(), ViewError> {
+        let wanted: Vec<Vec<u8>> = {
+            let read = self.read.borrow();
+            keys.iter()
+                .filter(|k| !self.pending.contains_key(*k) && !read.contains_key(*k))
+                .cloned()
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let values = self.base.get_many(&wanted)?;
+        self.read
+            .borrow_mut()
+            .extend(wanted.into_iter().zip(values));
+        Ok(())
+    }
+
     /// The pending writes, for the engine to commit.
     pub fn into_writes(self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         self.pending

@@ -417,6 +417,14 @@ impl Sequencer {
         let _in_span = span.enter();
         let reader = self.reader.clone();
         let mut ov = Overlay::new(&*reader);
+        let first_reads: Vec<Vec<u8>> = jobs
+            .iter()
+            .flat_map(|(change, _)| crate::exchange::first_reads(change))
+            .collect();
+        if let Err(e) = ov.prefetch(&first_reads) {
+            // Only a shortcut: decide reads them one by one.
+            tracing::warn!(error = %e, "could not read the batch's keys at once");
+        }
         let mut results: Vec<Result<Option<Decided>, BrokerError>> = Vec::with_capacity(jobs.len());
         let mut raws: Vec<Vec<u8>> = Vec::new();
         let mut bodies: Vec<BodyEntry> = Vec::new();

@@ -540,6 +540,21 @@ impl KvRead for PgReader {
             })
             .map_err(view_error)
     }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ViewError> {
+        let wanted = keys.to_vec();
+        let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = self
+            .db
+            .with(move |client| async move {
+                let rows = client
+                    .query(&prepared(&client, queries::SELECT_VIEWS).await?, &[&wanted])
+                    .await
+                    .map_err(failed("reading views"))?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+            .map_err(view_error)?;
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
 }
 
 impl Reader for PgReader {

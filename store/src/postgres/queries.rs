@@ -29,6 +29,7 @@ pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value) \
      SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
 pub(crate) const SELECT_VIEW: &str = "SELECT value FROM views WHERE key = $1";
+pub(crate) const SELECT_VIEWS: &str = "SELECT key, value FROM views WHERE key = ANY($1)";
 pub(crate) const SCAN_VIEWS: &str =
     "SELECT key, value FROM views WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3";
 
