@@ -174,7 +174,13 @@ impl Writer {
     {
         self.begin(bridge)?;
         self.in_batch = false;
-        let c = self.client(bridge)?;
+        // The connection that holds the transaction, never a new one: on another, the writes
+        // would commit one by one, without the lock.
+        let Some((c, _)) = self.connection.clone() else {
+            return Err(StorageError::new(
+                "the writer's connection was lost during the batch",
+            ));
+        };
         let committed = bridge.run(async move {
             let written = writes(c.clone()).await;
             let committed = match written {
