@@ -230,7 +230,7 @@ impl Client {
     /// Connects over mutual TLS to `servers`: one URL (e.g. `https://localhost:50051`), or
     /// several comma-separated (brokers on one log), of which the first that answers is used.
     pub async fn connect(servers: &str, identity: &Identity) -> Result<Self> {
-        Ok(Self::from_channel(connect_any(servers, identity).await?.1))
+        Ok(Self::from_channel(connect_any(servers, identity).await?))
     }
 
     /// A client over an established channel (see [`endpoint`] to tune one).
@@ -607,14 +607,14 @@ pub fn server_list(servers: &str) -> Vec<&str> {
 }
 
 /// A channel to the first of `servers` (see [`server_list`]) that accepts a mutual-TLS
-/// connection, with its URL. A URL that is not usable fails at once; if none answers, the
-/// error of the only one, or every one's reason.
-pub async fn connect_any(servers: &str, identity: &Identity) -> Result<(String, Channel)> {
+/// connection. A URL that is not usable fails at once; if none answers, the error of the only
+/// one, or every one's reason.
+pub async fn connect_any(servers: &str, identity: &Identity) -> Result<Channel> {
     let list = server_list(servers);
     let mut failures = Vec::new();
     for server in &list {
         match connect_channel(server, identity).await {
-            Ok(channel) => return Ok((server.to_string(), channel)),
+            Ok(channel) => return Ok(channel),
             Err(e @ ClientError::ServerUrl(..)) => return Err(e),
             Err(e) => failures.push(e),
         }

@@ -333,10 +333,18 @@ impl Sequencer {
     /// and the head, and checks the tree against the stored checkpoint that covers them.
     fn catch_up(&mut self) -> Result<(), BrokerError> {
         use crate::catch_up::{FoldError, fold};
-        let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
-        if self.reader.records() <= head.tree.size() {
+        // Only this thread moves the tree: a look under the read lock is enough, and readers are
+        // not held up at every batch of an engine with one writer.
+        let known = self
+            .head
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .tree
+            .size();
+        if self.reader.records() <= known {
             return Ok(());
         }
+        let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
         let folded = match fold(&*self.reader, &mut head.tree, &mut self.register) {
             Ok(folded) => folded,
             Err(FoldError::Storage(e)) => {

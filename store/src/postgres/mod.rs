@@ -169,14 +169,14 @@ pub struct PostgresEngine {
     reader: Arc<PgReader>,
     tiles: Arc<PgTiles>,
     writer: Writer,
-    /// For the connection that listens for other brokers' batches.
-    config: tokio_postgres::Config,
-    tls: tls::Tls,
 }
 
 /// What the engine's reader, writer and tiles share.
 struct Db {
     pool: Pool,
+    /// What the connections outside the pool (the writer's, the listener's) are made with.
+    config: tokio_postgres::Config,
+    tls: tls::Tls,
     /// Last field: the runtime goes after the pool's connections.
     bridge: Bridge,
 }
@@ -186,8 +186,8 @@ impl Db {
         let (config, tls) = settings.connect_with().map_err(OpenError::Storage)?;
         let bridge = Bridge::new().map_err(|e| OpenError::Storage(e.0))?;
         let manager = Manager::from_config(
-            config,
-            tls,
+            config.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -202,7 +202,12 @@ impl Db {
                 .build()
                 .map_err(|e| OpenError::Storage(format!("PostgreSQL connection pool: {e}")))?
         };
-        Ok(Self { pool, bridge })
+        Ok(Self {
+            pool,
+            config,
+            tls,
+            bridge,
+        })
     }
 
     /// Runs `call` with a pooled connection, on the engine's runtime.
@@ -265,9 +270,8 @@ impl PostgresEngine {
     /// (making the first one if there is none).
     pub fn open(settings: &PgSettings, keys_dir: &Path) -> Result<Self, OpenError> {
         let db = Arc::new(Db::connect(settings)?);
-        let (config, tls) = settings.connect_with().map_err(OpenError::Storage)?;
         let (size, note, records) = {
-            let (config, tls) = (config.clone(), tls.clone());
+            let (config, tls) = (db.config.clone(), db.tls.clone());
             db.bridge
                 .run(async move {
                     let (mut client, connection) =
@@ -315,10 +319,8 @@ impl PostgresEngine {
         });
         Ok(Self {
             reader,
+            writer: Writer::new(db.config.clone(), db.tls.clone()),
             tiles: Arc::new(PgTiles::new(db)),
-            writer: Writer::new(config.clone(), tls.clone()),
-            config,
-            tls,
         })
     }
 
@@ -508,8 +510,8 @@ impl Backend for PostgresEngine {
     fn watch_others(&mut self, appended: Arc<dyn Fn(u64) + Send + Sync>) {
         listen::spawn(
             &self.reader.db.bridge,
-            self.config.clone(),
-            self.tls.clone(),
+            self.reader.db.config.clone(),
+            self.reader.db.tls.clone(),
             appended,
         );
     }

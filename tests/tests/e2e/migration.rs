@@ -4,11 +4,10 @@
 
 use std::process::Command;
 
-use infoshare_certs_dev::Role;
 use infoshare_client::api::MessageKind;
 use infoshare_tests::{sample_disclosure, sample_request};
 
-use crate::common::{TestEnv, run_cli};
+use crate::common::{TestEnv, auditor_verifies};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_log_is_copied_into_postgres_proved_and_served_from_there() {
@@ -35,16 +34,7 @@ async fn an_embedded_log_is_copied_into_postgres_proved_and_served_from_there() 
         .unwrap();
     school.respond(&sent[0], sample_disclosure()).await.unwrap();
     let audit = tempfile::tempdir().unwrap();
-    let state = [("INFOSHARE_AUDIT_STATE", audit.path().join("audit.state"))];
-    let auditor = (Role::Auditor, "privacy-audit");
-    let pinned = run_cli(
-        &env,
-        &server,
-        auditor,
-        &state,
-        &["--json", "audit", "verify"],
-    );
-    assert!(pinned.status.success());
+    auditor_verifies(&env, &server, audit.path());
     server.signal("TERM");
     assert!(server.wait_exit(10).await.success());
 
@@ -90,18 +80,7 @@ async fn an_embedded_log_is_copied_into_postgres_proved_and_served_from_there() 
     let answered = police.get_request(&sent[0]).await.unwrap();
     assert_eq!(answered.response.unwrap(), sample_disclosure());
     // The auditor's checkpoint from the embedded log is consistent with the database's.
-    let after = run_cli(
-        &env,
-        &server,
-        auditor,
-        &state,
-        &["--json", "audit", "verify"],
-    );
-    assert!(
-        after.status.success(),
-        "{}",
-        String::from_utf8_lossy(&after.stderr)
-    );
+    auditor_verifies(&env, &server, audit.path());
     police
         .submit_request(sample_request("rangitoto-school-board"), "after-copy")
         .await

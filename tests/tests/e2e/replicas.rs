@@ -13,7 +13,7 @@ use infoshare_certs_dev::Role;
 use infoshare_client::Client;
 use infoshare_tests::sample_request;
 
-use crate::common::{TestEnv, run_cli};
+use crate::common::{TestEnv, auditor_verifies};
 
 const WORKERS: usize = 4;
 const PER_WORKER: usize = 25;
@@ -193,34 +193,11 @@ async fn two_brokers_on_one_log_deliver_across_and_lose_nothing_when_one_is_kill
     // The log verifies online (through B, as an auditor) and offline; A, restarted, signs the
     // same checkpoint as B.
     let audit = tempfile::tempdir().unwrap();
-    let state = [("INFOSHARE_AUDIT_STATE", audit.path().join("audit.state"))];
-    let verified = run_cli(
-        &env,
-        &b,
-        (Role::Auditor, "privacy-audit"),
-        &state,
-        &["--json", "audit", "verify"],
-    );
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    auditor_verifies(&env, &b, audit.path());
     let (ok, said) = env.verify_log();
     assert!(ok, "{said}");
     let a_again = env.start_bare();
-    let again = run_cli(
-        &env,
-        &a_again,
-        (Role::Auditor, "privacy-audit"),
-        &state,
-        &["--json", "audit", "verify"],
-    );
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    auditor_verifies(&env, &a_again, audit.path());
     eprintln!(
         "across brokers: {across:?}; {} requests acknowledged, all kept; first acknowledgement \
          after kill -9 within {failover:?}",

@@ -388,6 +388,24 @@ impl Drop for TestServer {
     }
 }
 
+/// `infoshare audit verify` as the auditor against `server`, pinning (and proving consistency
+/// with) the checkpoint kept in `state_dir`; panics with what the CLI said unless it passes.
+pub(crate) fn auditor_verifies(env: &TestEnv, server: &TestServer, state_dir: &Path) {
+    let state = [("INFOSHARE_AUDIT_STATE", state_dir.join("audit.state"))];
+    let out = run_cli(
+        env,
+        server,
+        (Role::Auditor, "privacy-audit"),
+        &state,
+        &["--json", "audit", "verify"],
+    );
+    assert!(
+        out.status.success(),
+        "audit verify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the CLI as `role`/`id` against `server`, with `extra` environment variables.
 pub(crate) fn run_cli(
     env: &TestEnv,
