@@ -15,7 +15,9 @@
 //!
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
 //! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64),
-//! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it).
+//! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it;
+//! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
+//! INFOSHARE_BENCH_PG_STATS the rows it wrote per table).
 //!
 //! `INFOSHARE_BENCH_BACKEND=postgres`: the broker and the ledger on a throwaway PostgreSQL
 //! cluster instead; the disk baseline is PostgreSQL's own insert-and-commit rate at the same
@@ -200,6 +202,11 @@ fn main() {
             "{}",
             rt.block_on(scale::scale(&root.path().join("scale-data"), n))
         );
+        return;
+    }
+    if std::env::var_os("INFOSHARE_BENCH_PG_LEDGER_ONLY").is_some() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(postgres::ledger_only(Duration::from_secs(secs)));
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
@@ -517,6 +524,11 @@ fn postgres_phases(
     };
     let ledger_baseline = baseline_at(ledger_batch);
     let broker_baseline = baseline_at(one.records_per_batch);
+    let batch = ledger_batch.round().max(1.0) as usize;
+    let (same_rows, rows_per_record) = client_rt.block_on(postgres::same_rows_rate(&dbs[1], batch));
+    println!(
+        "PostgreSQL writing the ledger's own rows {same_rows:>7.0} records/s ({rows_per_record:.1} rows a record, {batch} records per transaction)"
+    );
 
     // 5. A second broker on the same log; the agencies' clients alternate between the two.
     let mut config_b = config.clone();
@@ -559,6 +571,12 @@ fn postgres_phases(
         ledger_rate,
         ledger_baseline,
         ledger_rate / ledger_baseline
+    );
+    println!(
+        "log append rate (ledger alone) vs PostgreSQL writing the same rows itself: {:.0} / {:.0} = {:.2}",
+        ledger_rate,
+        same_rows,
+        ledger_rate / same_rows
     );
     println!(
         "durable append rate in the full broker vs PostgreSQL insert-and-commit at its batch size: {:.0} / {:.0} = {:.2}",

@@ -93,3 +93,116 @@ pub(crate) async fn insert_commit_rate(
     }
     (next - 1) as f64 / t.elapsed().as_secs_f64()
 }
+
+/// The ledger phase alone on a fresh cluster, with its baseline: the loop to profile the engine.
+pub(crate) async fn ledger_only(duration: Duration) {
+    let cluster = cluster();
+    let (ledger_db, baseline_db) = (cluster.database().await, cluster.database().await);
+    let keys = tempfile::tempdir().unwrap();
+    let (rate, batch) = ledger_under_load(&ledger_db, keys.path(), duration).await;
+    if std::env::var_os("INFOSHARE_BENCH_PG_STATS").is_some() {
+        print_table_stats(&ledger_db).await;
+    }
+    let record_len = super::bench_record().len();
+    let baseline =
+        insert_commit_rate(&baseline_db, batch.round().max(1.0) as usize, record_len).await;
+    println!(
+        "ledger alone {rate:.0} records/s ({batch:.1} per batch) / insert+commit {baseline:.0} = {:.2}",
+        rate / baseline
+    );
+    let (same, per_record) = same_rows_rate(&ledger_db, batch.round().max(1.0) as usize).await;
+    println!(
+        "ledger alone / its own rows ({per_record:.1} per record) written directly {same:.0} = {:.2}",
+        rate / same
+    );
+}
+
+/// Rows written per table (TOAST included), from PostgreSQL's own statistics.
+async fn print_table_stats(settings: &PgSettings) {
+    let config = settings.connection().unwrap();
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let rows = client
+        .query(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_all_tables \
+             WHERE n_tup_ins + n_tup_upd > 0 ORDER BY n_tup_ins + n_tup_upd DESC",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in rows {
+        let (name, ins, upd, hot, del): (String, i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        println!("  {name:<28} inserted {ins:>9} updated {upd:>8} (hot {hot:>8}) deleted {del:>8}");
+    }
+}
+
+/// PostgreSQL's rate of writing the very rows the ledger wrote on `settings` (records, bodies,
+/// views), `batch` records a transaction with the engine's own statements, into copies of its
+/// tables: what the ledger would reach with no cost of its own. Returns (records/s, rows per
+/// record).
+pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64, f64) {
+    let config = settings.connection().unwrap();
+    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE copy_records (LIKE log_records INCLUDING ALL);
+             CREATE TABLE copy_bodies (LIKE bodies INCLUDING ALL);
+             CREATE TABLE copy_views (LIKE views INCLUDING ALL);",
+        )
+        .await
+        .unwrap();
+    // In the order they were written (the heap's, as nothing was updated or deleted).
+    let all = |sql: &'static str| {
+        let client = &client;
+        async move { client.query(sql, &[]).await.unwrap() }
+    };
+    let records = all("SELECT idx, bytes FROM log_records ORDER BY idx").await;
+    let bodies = all("SELECT kind, request_id, sealed FROM bodies ORDER BY ctid").await;
+    let views = all("SELECT key, value FROM views ORDER BY ctid").await;
+    let n = records.len().max(1);
+    let (views_per, bodies_per) = (views.len() / n, bodies.len() / n);
+    let t = Instant::now();
+    for (i, chunk) in records.chunks(batch).enumerate() {
+        let at = i * batch;
+        let b = &bodies[(at * bodies_per).min(bodies.len())
+            ..((at + chunk.len()) * bodies_per).min(bodies.len())];
+        let v = &views
+            [(at * views_per).min(views.len())..((at + chunk.len()) * views_per).min(views.len())];
+        let column = |rows: &[tokio_postgres::Row], c: usize| -> Vec<Vec<u8>> {
+            rows.iter().map(|r| r.get(c)).collect()
+        };
+        let idx: Vec<i64> = chunk.iter().map(|r| r.get(0)).collect();
+        let kinds: Vec<i16> = b.iter().map(|r| r.get(0)).collect();
+        let tx = client.transaction().await.unwrap();
+        tx.execute(
+            "INSERT INTO copy_records (idx, bytes) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+            &[&idx, &column(chunk, 1)],
+        )
+        .await
+        .unwrap();
+        tx.execute(
+            "INSERT INTO copy_bodies (kind, request_id, sealed) \
+             SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
+             ON CONFLICT (kind, request_id) DO UPDATE SET sealed = EXCLUDED.sealed",
+            &[&kinds, &column(b, 1), &column(b, 2)],
+        )
+        .await
+        .unwrap();
+        tx.execute(
+            "INSERT INTO copy_views (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&column(v, 0), &column(v, 1)],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let rows = records.len() + bodies.len() + views.len();
+    (
+        records.len() as f64 / t.elapsed().as_secs_f64(),
+        rows as f64 / n as f64,
+    )
+}
