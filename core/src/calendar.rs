@@ -38,6 +38,23 @@ pub fn nz_day_start_ms(date: time::Date) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// A calendar date written `YYYY-MM-DD` (exactly), as protocol documents and data files give
+/// them.
+pub fn parse_date(text: &str) -> Option<time::Date> {
+    let mut parts = text.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) {
+        return None;
+    }
+    time::Date::from_calendar_date(
+        y.parse().ok()?,
+        time::Month::try_from(m.parse::<u8>().ok()?).ok()?,
+        d.parse().ok()?,
+    )
+    .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +83,21 @@ mod tests {
         assert_eq!(nz_date(utc(2027, 7, 14, 12)), day(2027, 7, 15));
         assert_eq!(nz_day_start_ms(day(2027, 1, 15)), utc(2027, 1, 14, 11));
         assert_eq!(nz_day_start_ms(day(2027, 7, 15)), utc(2027, 7, 14, 12));
+    }
+
+    #[test]
+    fn dates_parse_only_in_their_one_form() {
+        assert_eq!(parse_date("2027-02-28"), Some(day(2027, 2, 28)));
+        for bad in [
+            "2027-2-28",
+            "2027-02-29",
+            "27-02-28",
+            "2027-02-28x",
+            "+027-02-28",
+            "2027-0a-28",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
     }
 }

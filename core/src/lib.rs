@@ -18,7 +18,8 @@
 //!   auditor's conditions on records, and which indexes hold the candidates.
 //! - [`exchange`]: the lifecycle — what a change to an exchange or the register may do next.
 //! - [`crypto`]: pseudonyms and commitments (keys are handed in; nothing here reads a file).
-//! - [`retention`]: which exchanges' bodies must go, as of a time passed in.
+//! - [`retention`]: which exchanges' bodies must go, as of a time passed in; [`deadline`]: when
+//!   a request is due (response times, NZ working days, the public holiday data).
 //! - [`text`]: whether a text says something; the canonical form of names. [`calendar`]: New
 //!   Zealand dates from instants.
 //!
@@ -34,6 +35,7 @@ pub mod bodies;
 pub mod calendar;
 pub mod codec;
 pub mod crypto;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod exchange;

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use time::Date;
 
+use crate::deadline::ResponseTimes;
 use crate::domain::{Authority, Classification};
 use crate::error::BrokerError;
 use crate::registry::Registry;
@@ -117,6 +118,10 @@ pub struct Protocol {
     pub review_period_months: u32,
     /// The party that initiates review.
     pub review_initiator: String,
+    /// How soon a request must be answered, per urgency; absent, the broker's defaults
+    /// ([`ResponseTimes::default`]).
+    #[serde(default)]
+    pub response_times: ResponseTimes,
 }
 
 impl Protocol {
@@ -132,17 +137,7 @@ impl Protocol {
 
     /// The review date as a calendar date.
     pub fn review_date(&self) -> Option<Date> {
-        let mut parts = self.review_date.splitn(3, '-');
-        let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-            return None;
-        }
-        Date::from_calendar_date(
-            y.parse().ok()?,
-            time::Month::try_from(m.parse::<u8>().ok()?).ok()?,
-            d.parse().ok()?,
-        )
-        .ok()
+        crate::calendar::parse_date(&self.review_date)
     }
 
     /// Whether `authority` is relied on for `purpose`.
@@ -188,6 +183,7 @@ impl Protocol {
         if self.review_date().is_none() {
             return bad("review_date", "must be a date YYYY-MM-DD".into());
         }
+        self.response_times.check()?;
         let mut purposes = BTreeSet::new();
         for (i, p) in self.purposes.iter().enumerate() {
             code(&format!("purposes[{i}].code"), &p.code)?;
@@ -410,5 +406,24 @@ mod tests {
             "{err}"
         );
         assert!(Protocol::from_toml("id = 3").is_err());
+    }
+
+    #[test]
+    fn response_times_default_or_come_from_the_document_checked() {
+        use crate::deadline::ResponseTime;
+        let plain = Protocol::from_toml(EXAMPLES[0]).unwrap();
+        assert_eq!(plain.response_times, ResponseTimes::default());
+        let sam = Protocol::from_toml(EXAMPLES[2]).unwrap();
+        assert_eq!(sam.response_times.immediate_safety, ResponseTime::Hours(2));
+        assert_eq!(sam.response_times.routine, ResponseTime::WorkingDays(5));
+        let text = EXAMPLES[2].replace("routine = { working_days = 5 }", "routine = { hours = 1 }");
+        match Protocol::from_toml(&text).unwrap().check(&registry()) {
+            Err(BrokerError::InvalidArgument { field, .. }) => {
+                assert_eq!(field, "document.response_times")
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = EXAMPLES[2].replace("routine = { working_days = 5 }", "routine = { days = 5 }");
+        assert!(Protocol::from_toml(&text).is_err(), "an unknown unit");
     }
 }
