@@ -25,7 +25,8 @@
 //!
 //! Optional sections, each read by one part of the broker: `[limits]` (per-principal calls and
 //! streams: the broker), `[transport]` (connections and streams before authentication: the
-//! transport), `[retention]` (the retention task), `[ledger]` (the log writer's batching).
+//! transport), `[retention]` (the retention task), `[ledger]` (the log writer's batching),
+//! `[calendar]` (`holidays = "nz-holidays.toml"`: the public holidays working days skip).
 //!
 //! Relative paths are relative to the directory of the configuration file.
 
@@ -72,6 +73,35 @@ pub struct Config {
     /// Which engine keeps the log.
     #[serde(default)]
     pub storage: Storage,
+    /// The public holidays that working days skip.
+    #[serde(default)]
+    pub calendar: CalendarFiles,
+}
+
+/// `[calendar]`: the public holidays that response times in working days skip.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarFiles {
+    /// A holiday file in the shipped file's form (`core/data/nz-public-holidays.toml`); unset,
+    /// the list shipped with the broker. A new year's dates need a new file, not a release.
+    #[serde(default)]
+    pub holidays: Option<PathBuf>,
+}
+
+/// The days within which the holiday list must run out before the broker warns.
+pub const HOLIDAYS_WARN_DAYS: i64 = 180;
+
+impl CalendarFiles {
+    /// The configured holiday list, or the shipped one. Errors name the file and the entry.
+    pub fn load(&self) -> Result<crate::deadline::Holidays, String> {
+        let Some(path) = &self.holidays else {
+            return Ok(crate::deadline::Holidays::shipped());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("calendar.holidays: {}: {e}", path.display()))?;
+        crate::deadline::Holidays::from_toml(&text)
+            .map_err(|e| format!("calendar.holidays: {}: {e}", path.display()))
+    }
 }
 
 /// Which engine keeps the log (`[storage]`).
@@ -311,6 +341,7 @@ impl Config {
         .chain(config.keys_dir.as_mut())
         .chain(config.storage.password_file.as_mut())
         .chain(config.storage.ca.as_mut())
+        .chain(config.calendar.holidays.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

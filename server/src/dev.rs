@@ -48,6 +48,7 @@ impl Config {
             transport: crate::transport::TransportConfig::default(),
             ledger: crate::config::LedgerTuning::default(),
             storage: crate::config::Storage::default(),
+            calendar: crate::config::CalendarFiles::default(),
         })
     }
 }

@@ -25,8 +25,8 @@
 //! `infoshare-store`'s): it hands the ledger records and gets receipts back.
 
 pub use infoshare_core::{
-    access, codec, crypto, domain, error, policy, protocol, reason, records, registry, retention,
-    text, validate, views,
+    access, codec, crypto, deadline, domain, error, policy, protocol, reason, records, registry,
+    retention, text, validate, views,
 };
 /// The log engine (`infoshare-store`).
 pub use infoshare_store as store;

@@ -380,6 +380,10 @@ pub fn check_config(config: &Config) -> Result<String, StartError> {
         )));
     }
     config.ledger.check().map_err(StartError)?;
+    let holidays = holidays_note(
+        &config.calendar.load().map_err(StartError)?,
+        crate::clock::Clock::system().today(),
+    );
     let storage = match config.storage.postgres().map_err(StartError)? {
         Some(settings) => {
             crate::store::postgres::probe(&settings).map_err(|e| start_err!("storage", e))?
@@ -387,12 +391,27 @@ pub fn check_config(config: &Config) -> Result<String, StartError> {
         None => "embedded engine".to_string(),
     };
     Ok(format!(
-        "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; {storage}; listen {}",
+        "configuration OK: {} agencies; TLS files and {} CRL file(s) load; data directory {} is writable; {storage}; {holidays}; listen {}",
         registry.agency_count(),
         config.tls.crl.len(),
         config.data_dir.display(),
         config.listen
     ))
+}
+
+/// What the holiday list covers, with a warning when it runs out within
+/// [`HOLIDAYS_WARN_DAYS`](crate::config::HOLIDAYS_WARN_DAYS) of `today` (past it, working days
+/// skip weekends only).
+fn holidays_note(holidays: &crate::deadline::Holidays, today: time::Date) -> String {
+    let through = holidays.covers_through();
+    let left = (through - today).whole_days();
+    if left < crate::config::HOLIDAYS_WARN_DAYS {
+        format!(
+            "WARNING: public holidays known only through {through} ({left} days): update [calendar] holidays"
+        )
+    } else {
+        format!("public holidays through {through}")
+    }
 }
 
 fn reload(
@@ -419,6 +438,12 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
     )
     .map_err(|e| start_err!("tls", e))?;
     config.ledger.check().map_err(StartError)?;
+    // A broken holiday file stops the start rather than miscount a deadline later.
+    let holidays = config.calendar.load().map_err(StartError)?;
+    let note = holidays_note(&holidays, clock.today());
+    if note.starts_with("WARNING") {
+        tracing::warn!("{note}");
+    }
     let (ledger, report) = open_ledger(config)?;
     tracing::info!(
         records = report.records,

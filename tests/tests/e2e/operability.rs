@@ -79,7 +79,13 @@ async fn check_config_reports_what_is_wrong() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK: 12 agencies"));
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.contains("configuration OK: 12 agencies"), "{stdout}");
+    // (a warning instead once the shipped list nears its end)
+    assert!(
+        stdout.contains("public holidays") && stdout.contains("through 2028-12-31"),
+        "{stdout}"
+    );
 
     std::fs::remove_file(env.path().join("pki/server/key.pem")).unwrap();
     let bad = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
@@ -96,6 +102,39 @@ async fn check_config_reports_what_is_wrong() {
     let bad = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("transport"));
+
+    // A holiday file of the operator's: a broken entry is named; one running out soon warns.
+    let env = TestEnv::with_config("[calendar]\nholidays = \"holidays.toml\"\n");
+    let config = env.path().join("server.toml");
+    let holidays = env.path().join("holidays.toml");
+    std::fs::write(
+        &holidays,
+        "covers_through = \"2026-12-31\"\n[[holiday]]\ndate = \"2026-12-25\"\nname = \" \"\n",
+    )
+    .unwrap();
+    let bad = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("calendar.holidays") && stderr.contains("holidays.holiday[0].name"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &holidays,
+        "covers_through = \"2026-12-31\"\n[[holiday]]\ndate = \"2026-12-25\"\nname = \"Christmas Day\"\n",
+    )
+    .unwrap();
+    let short = env.run_server(&["--config", config.to_str().unwrap(), "--check-config"]);
+    let stdout = String::from_utf8_lossy(&short.stdout);
+    assert!(
+        short.status.success(),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    assert!(
+        stdout.contains("WARNING: public holidays known only through 2026-12-31"),
+        "{stdout}"
+    );
 }
 
 /// On PostgreSQL, `--check-config` says the database answers and at which schema version it
