@@ -29,6 +29,7 @@
 
 pub mod cli;
 mod tls_refusal;
+mod workflow;
 pub use tls_refusal::handshake_refusal;
 pub mod verify;
 
@@ -265,6 +266,7 @@ impl Client {
         let message = api::SubmitRequestRequest {
             request: Some(request),
             idempotency_key: idempotency_key.to_string(),
+            follows_request_id: String::new(),
         };
         Ok(self
             .exchange
@@ -285,6 +287,7 @@ impl Client {
             after_cursor,
             page_size,
             unacknowledged_only,
+            ..Default::default()
         };
         Ok(self
             .exchange

@@ -55,6 +55,14 @@ pub enum Operation {
     ReleaseLegalHold,
     /// AuditService.ListLegalHolds.
     ListLegalHolds,
+    /// ExchangeService.ListOutbox.
+    ListOutbox,
+    /// ExchangeService.WithdrawRequest.
+    WithdrawRequest,
+    /// ExchangeService.SendUpdate.
+    SendUpdate,
+    /// AdminService.RunDeadlines.
+    RunDeadlines,
 }
 
 impl Operation {
@@ -85,6 +93,10 @@ impl Operation {
         Operation::ReleaseLegalHold,
         Operation::ListLegalHolds,
         Operation::GetTile,
+        Operation::ListOutbox,
+        Operation::WithdrawRequest,
+        Operation::SendUpdate,
+        Operation::RunDeadlines,
     ];
 
     /// The stable code used in log records.
@@ -115,6 +127,10 @@ impl Operation {
             Operation::ReleaseLegalHold => 23,
             Operation::ListLegalHolds => 24,
             Operation::GetTile => 25,
+            Operation::ListOutbox => 26,
+            Operation::WithdrawRequest => 27,
+            Operation::SendUpdate => 28,
+            Operation::RunDeadlines => 29,
         }
     }
 
@@ -151,6 +167,10 @@ impl Operation {
             Operation::ReleaseLegalHold => "ReleaseLegalHold",
             Operation::ListLegalHolds => "ListLegalHolds",
             Operation::GetTile => "GetTile",
+            Operation::ListOutbox => "ListOutbox",
+            Operation::WithdrawRequest => "WithdrawRequest",
+            Operation::SendUpdate => "SendUpdate",
+            Operation::RunDeadlines => "RunDeadlines",
         }
     }
 
@@ -163,6 +183,8 @@ impl Operation {
             Operation::SubmitRequest
                 | Operation::Respond
                 | Operation::Disclose
+                | Operation::SendUpdate
+                | Operation::WithdrawRequest
                 | Operation::Acknowledge
                 | Operation::GetRequest
                 | Operation::GetProtocol
@@ -189,6 +211,9 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | Respond
                 | GetRequest
                 | Disclose
+                | ListOutbox
+                | WithdrawRequest
+                | SendUpdate
                 | ListProtocols
                 | GetProtocol
         ),
@@ -202,6 +227,7 @@ pub fn allowed(role: Role, op: Operation) -> bool {
                 | ListProtocols
                 | GetProtocol
                 | RunRetention
+                | RunDeadlines
                 | RotateLogKey
         ),
         // Auditors read the register and the log (coded metadata and proofs); they never read
@@ -249,6 +275,9 @@ mod tests {
                     | Respond
                     | GetRequest
                     | Disclose
+                    | ListOutbox
+                    | WithdrawRequest
+                    | SendUpdate
             );
             let register_change = matches!(
                 op,
@@ -256,6 +285,7 @@ mod tests {
                     | ApproveProtocol
                     | ChangeProtocolState
                     | RunRetention
+                    | RunDeadlines
                     | RotateLogKey
             );
             let audit = matches!(

@@ -81,6 +81,22 @@ impl<'a> About<'a> {
                 purpose: Some(&x.purpose),
                 categories: Box::new(x.disclosed.iter().map(|(c, _)| c.as_str())),
             },
+            Event::UpdateSubmitted(x) => About {
+                subjects: &x.subjects,
+                staff: Some(&x.staff),
+                protocol: Some(&x.protocol_id),
+                authority: Some(x.authority),
+                purpose: Some(&x.purpose),
+                categories: Box::new(x.disclosed.iter().map(|(c, _)| c.as_str())),
+            },
+            Event::RequestWithdrawn(x) => About {
+                subjects: &[],
+                staff: Some(&x.staff),
+                protocol: None,
+                authority: None,
+                purpose: None,
+                categories: none(),
+            },
             Event::ResponseSubmitted(x) => About {
                 subjects: &[],
                 staff: Some(&x.staff),
@@ -134,6 +150,7 @@ fn counterpart(r: &Record) -> Option<&str> {
     match &r.event {
         Event::RequestSubmitted(x) => Some(&x.recipient),
         Event::DisclosureSubmitted(x) => Some(&x.recipient),
+        Event::UpdateSubmitted(x) => Some(&x.recipient),
         Event::ResponseSubmitted(x) => Some(&x.requester),
         _ => None,
     }
@@ -264,7 +281,8 @@ mod tests {
             agency: Some("oranga-tamariki".into()),
             ..Filter::default()
         });
-        assert_eq!(counterpart, ["request-submitted"]);
+        // (Two requests to Oranga Tamariki: the second sends the first on.)
+        assert_eq!(counterpart, ["request-submitted", "request-submitted"]);
         let decision = only(Filter {
             decision: Some("partial-disclose".into()),
             ..Filter::default()

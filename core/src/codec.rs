@@ -149,6 +149,10 @@ impl<'a> Reader<'a> {
         let code = self.u8()?;
         from_code(code).ok_or(DecodeError::UnknownCode { field, code })
     }
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
     /// Succeeds only if every byte was read.
     pub fn end(self) -> Result<(), DecodeError> {
         match self.buf.len() - self.pos {

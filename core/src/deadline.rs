@@ -34,20 +34,25 @@ pub enum ResponseTime {
 }
 
 impl ResponseTime {
-    fn check(self, field: &str) -> Result<(), BrokerError> {
+    /// Checks it is within bounds; an error names `field` (the time's own path).
+    pub fn check(self, field: &str) -> Result<(), BrokerError> {
         let (n, max, unit) = match self {
             Self::Hours(n) => (n, MAX_HOURS, "hours"),
             Self::WorkingDays(n) => (n, MAX_WORKING_DAYS, "working_days"),
         };
         if n == 0 || n > max {
             return Err(BrokerError::invalid(
-                format!("document.response_times.{field}.{unit}"),
+                format!("{field}.{unit}"),
                 format!("must be 1 to {max}"),
             ));
         }
         Ok(())
     }
 }
+
+/// The collection window when neither the protocol nor the broker's configuration sets one:
+/// a request not acknowledged within 5 NZ working days expires (NHS MESH's window).
+pub const DEFAULT_COLLECTION_WINDOW: ResponseTime = ResponseTime::WorkingDays(5);
 
 /// The response time for each urgency, from a protocol's `[response_times]` section; a
 /// protocol without one gets [`ResponseTimes::default`].
@@ -78,9 +83,10 @@ impl ResponseTimes {
     /// immediate-safety at most priority, priority at most routine (compared as the
     /// hours they can take at most).
     pub fn check(&self) -> Result<(), BrokerError> {
-        self.immediate_safety.check("immediate_safety")?;
-        self.priority.check("priority")?;
-        self.routine.check("routine")?;
+        self.immediate_safety
+            .check("document.response_times.immediate_safety")?;
+        self.priority.check("document.response_times.priority")?;
+        self.routine.check("document.response_times.routine")?;
         // Compared on the least each can give: N working days are at least N × 24 hours.
         let least = |t: ResponseTime| match t {
             ResponseTime::Hours(h) => u64::from(h),
@@ -185,6 +191,69 @@ impl Holidays {
     pub fn is_working_day(&self, date: Date) -> bool {
         !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
             && !self.dates.contains(&date)
+    }
+}
+
+/// What the broker computes deadlines with besides a protocol: the public holidays, and the
+/// collection window of protocols that set none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Calendar {
+    /// The public holidays working days skip.
+    pub holidays: Holidays,
+    /// The collection window when the protocol sets none.
+    pub collection_window: ResponseTime,
+}
+
+impl Default for Calendar {
+    /// The shipped holidays and [`DEFAULT_COLLECTION_WINDOW`].
+    fn default() -> Self {
+        Self {
+            holidays: Holidays::shipped(),
+            collection_window: DEFAULT_COLLECTION_WINDOW,
+        }
+    }
+}
+
+impl Calendar {
+    /// The deadlines of a request submitted at `submitted_ms` with `urgency` under `protocol`.
+    pub fn deadlines(
+        &self,
+        submitted_ms: u64,
+        urgency: Urgency,
+        protocol: &crate::protocol::Protocol,
+    ) -> Deadlines {
+        deadlines(
+            submitted_ms,
+            urgency,
+            &protocol.response_times,
+            protocol.collection_window.unwrap_or(self.collection_window),
+            &self.holidays,
+        )
+    }
+}
+
+/// A request's two deadlines, fixed when it is submitted (and recorded in its record, so later
+/// changes to the holiday data or the protocol do not move them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// When it must be answered by (Unix ms).
+    pub due_ms: u64,
+    /// When it expires if its recipient has not acknowledged it (Unix ms).
+    pub expires_ms: u64,
+}
+
+/// The deadlines of a request submitted at `submitted_ms` with `urgency`, under a protocol
+/// with `times` and a collection window of `window`.
+pub fn deadlines(
+    submitted_ms: u64,
+    urgency: Urgency,
+    times: &ResponseTimes,
+    window: ResponseTime,
+    holidays: &Holidays,
+) -> Deadlines {
+    Deadlines {
+        due_ms: due_ms(submitted_ms, times.for_urgency(urgency), holidays),
+        expires_ms: due_ms(submitted_ms, window, holidays),
     }
 }
 

@@ -209,6 +209,31 @@ coded_enum! {
         Disclosure = 3 => "disclosure",
         /// A protocol document (kept in the body store, never purged).
         Protocol = 4 => "protocol",
+        /// New information about an answered request, from the agency that answered it.
+        Update = 5 => "update",
+        /// A notice from the broker about an exchange (an inbox item only; no body).
+        Notice = 6 => "notice",
+        /// A requester's reasons for withdrawing a request (a body only, never an inbox item).
+        Withdrawal = 7 => "withdrawal",
+    }
+}
+
+impl MessageKind {
+    /// Whether it opens an exchange of its own (and is acknowledged by its recipient).
+    pub fn opens_exchange(self) -> bool {
+        matches!(self, Self::Request | Self::Disclosure | Self::Update)
+    }
+}
+
+coded_enum! {
+    /// What a notice in an inbox says.
+    pub enum NoticeKind {
+        /// The request passed its due time unanswered.
+        Overdue = 1 => "overdue",
+        /// The requester withdrew the request.
+        Withdrawn = 2 => "withdrawn",
+        /// Non-delivery: not acknowledged within the collection window, the request expired.
+        Expired = 3 => "expired",
     }
 }
 
@@ -221,8 +246,21 @@ coded_enum! {
         Acknowledged = 2 => "acknowledged",
         /// Answered.
         Responded = 3 => "responded",
-        /// Answer acknowledged by the requester.
+        /// Answer acknowledged by the requester (a disclosure or update: acknowledged by its
+        /// recipient).
         Completed = 4 => "completed",
+        /// Withdrawn by the requester before it was answered.
+        Withdrawn = 5 => "withdrawn",
+        /// Not acknowledged within its collection window: it expired (non-delivery).
+        Expired = 6 => "expired",
+    }
+}
+
+impl RequestStatus {
+    /// Whether a request in this status still awaits its answer (it is neither answered,
+    /// withdrawn nor expired).
+    pub fn awaits_answer(self) -> bool {
+        matches!(self, Self::Submitted | Self::Acknowledged)
     }
 }
 

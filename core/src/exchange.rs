@@ -4,7 +4,7 @@
 //! resubmission, is read through the function passed in).
 
 use crate::bodies::BodyEntry;
-use crate::domain::MessageKind;
+use crate::domain::{MessageKind, RequestStatus};
 use crate::error::BrokerError;
 use crate::protocol::ProtocolStore;
 use crate::reason::Reason;
@@ -14,9 +14,10 @@ use crate::views::{self, KvRead};
 /// A change to an exchange or to the register, as the broker asks for it.
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// Open an exchange: a request (RequestSubmitted) or a proactive disclosure
-    /// (DisclosureSubmitted), with its body. Idempotent on the record's idempotency hash within
-    /// the sending agency.
+    /// Open an exchange: a request (RequestSubmitted, perhaps sending on an earlier one), a
+    /// proactive disclosure (DisclosureSubmitted) or an update of an answered request
+    /// (UpdateSubmitted), with its body. Idempotent on the record's idempotency hash within the
+    /// sending agency.
     Open {
         /// Its record (the event says which change).
         record: Record,
@@ -42,6 +43,26 @@ pub enum Change {
         /// The body the record commits to.
         body: BodyEntry,
     },
+    /// Withdraw an unanswered request (a RequestWithdrawn record and the body of its reasons):
+    /// only its requester may; withdrawing again answers with the first withdrawal.
+    Withdraw {
+        /// The record (event RequestWithdrawn).
+        record: Record,
+        /// The reasons, as a body.
+        body: BodyEntry,
+    },
+    /// Mark a request overdue or expire it, as the broker's deadline task sees it due at
+    /// `time_ms`: nothing is appended if it no longer is (answered, withdrawn, already marked).
+    Deadline {
+        /// The task's actor.
+        actor: Actor,
+        /// When the task runs.
+        time_ms: u64,
+        /// The request.
+        request_id: RequestId,
+        /// Which deadline.
+        deadline: Deadline,
+    },
     /// Append a record that needs no state check (a refusal, an audit query).
     Append {
         /// Its record (the event says which change).
@@ -62,6 +83,15 @@ pub enum Change {
     },
 }
 
+/// A request's two deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Its due time: past it unanswered, it is overdue.
+    Due,
+    /// Its collection window: past it unacknowledged, it expires.
+    Expiry,
+}
+
 /// What a change comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -75,11 +105,14 @@ pub enum Step {
         /// Its opening record's index.
         index: u64,
     },
-    /// Nothing to append: the item was acknowledged before, by the record at `index`.
-    AlreadyAcknowledged {
-        /// The earlier acknowledgement's index.
+    /// Nothing to append: the change was made before (an acknowledgement, a withdrawal), by
+    /// the record at `index`.
+    AlreadyDone {
+        /// The earlier record's index.
         index: u64,
     },
+    /// Nothing to append: a deadline that is no longer due.
+    NotDue,
 }
 
 /// The view keys `decide` reads first for `command` (the idempotency entry of an opening, the
@@ -92,11 +125,15 @@ pub fn first_reads(command: &Change) -> Vec<Vec<u8>> {
             .map(|o| views::idempotency_key(&record.actor.id, o.idempotency))
             .into_iter()
             .collect(),
-        Change::Acknowledge { request_id, .. } => vec![views::meta_key(request_id)],
-        Change::Respond { record, .. } => match &record.event {
-            Event::ResponseSubmitted(r) => vec![views::meta_key(&r.request_id)],
-            _ => Vec::new(),
-        },
+        Change::Acknowledge { request_id, .. } | Change::Deadline { request_id, .. } => {
+            vec![views::meta_key(request_id)]
+        }
+        Change::Respond { record, .. } | Change::Withdraw { record, .. } => record
+            .event
+            .request_id()
+            .map(|id| views::meta_key(&id))
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -120,7 +157,20 @@ pub fn decide(
             {
                 return Ok(Step::Replayed { request_id, index });
             }
-            Ok(Step::Append(Box::new(record.clone()), Some(new.clone())))
+            let mut record = record.clone();
+            match &mut record.event {
+                Event::UpdateSubmitted(u) => {
+                    // The update goes to whoever asked; the log says so from the views.
+                    u.recipient = may_update(kv, &u.request_id, &record.actor.id)?;
+                }
+                Event::RequestSubmitted(r) => {
+                    if let Some(earlier) = r.follows {
+                        may_send_on(kv, &earlier, &record.actor.id)?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(Step::Append(Box::new(record), Some(new.clone())))
         }
         Change::Acknowledge {
             actor,
@@ -129,45 +179,12 @@ pub fn decide(
             kind,
         } => {
             let meta = visible_meta(kv, request_id, &actor.id)?;
-            if (meta.kind == MessageKind::Disclosure) != (*kind == MessageKind::Disclosure) {
-                return Err(BrokerError::Refused {
-                    reason: Reason::WrongMessageKind,
-                    message: format!("{request_id} is a {}, not a {kind}", meta.kind),
+            let Some((is_owner, done, event)) =
+                acknowledgement(&meta, *request_id, *kind, &actor.id)?
+            else {
+                return Ok(Step::AlreadyDone {
+                    index: meta.notices_acked_by(&actor.id),
                 });
-            }
-            let (is_owner, done, event) = match kind {
-                MessageKind::Protocol => {
-                    return Err(BrokerError::invalid("kind", "is not a message kind"));
-                }
-                MessageKind::Disclosure => (
-                    meta.recipient == actor.id,
-                    meta.request_ack_idx,
-                    Event::DisclosureAcknowledged {
-                        request_id: *request_id,
-                    },
-                ),
-                MessageKind::Request => (
-                    meta.recipient == actor.id,
-                    meta.request_ack_idx,
-                    Event::RequestAcknowledged {
-                        request_id: *request_id,
-                    },
-                ),
-                MessageKind::Response => {
-                    if meta.requester == actor.id && meta.response_idx == 0 {
-                        return Err(BrokerError::Refused {
-                            reason: Reason::NoResponseYet,
-                            message: format!("request {request_id} has not been answered yet"),
-                        });
-                    }
-                    (
-                        meta.requester == actor.id,
-                        meta.response_ack_idx,
-                        Event::ResponseAcknowledged {
-                            request_id: *request_id,
-                        },
-                    )
-                }
             };
             if !is_owner {
                 return Err(BrokerError::Refused {
@@ -178,7 +195,7 @@ pub fn decide(
                 });
             }
             if done != 0 {
-                return Ok(Step::AlreadyAcknowledged { index: done });
+                return Ok(Step::AlreadyDone { index: done });
             }
             Ok(Step::Append(
                 Box::new(Record {
@@ -221,6 +238,7 @@ pub fn decide(
                     ),
                 ));
             }
+            closed(&meta, &r.request_id, "answered")?;
             if meta.response_idx != 0 {
                 return Err(BrokerError::Refused {
                     reason: Reason::AlreadyAnswered,
@@ -236,6 +254,71 @@ pub fn decide(
                 r.requester = meta.requester;
             }
             Ok(Step::Append(Box::new(record), Some(body.clone())))
+        }
+        Change::Withdraw { record, body } => {
+            let Event::RequestWithdrawn(w) = &record.event else {
+                return Err(BrokerError::Internal("Withdraw without its record".into()));
+            };
+            let id = &w.request_id;
+            let meta = requested_by(kv, id, &record.actor.id, "withdraw")?;
+            if meta.status == RequestStatus::Withdrawn {
+                return Ok(Step::AlreadyDone {
+                    index: meta.closed_idx,
+                });
+            }
+            if views::purged(kv, id)? {
+                return Err(BrokerError::refused(
+                    Reason::RequestPurged,
+                    format!("the bodies of request {id} were erased when its retention ended"),
+                ));
+            }
+            closed(&meta, id, "withdrawn")?;
+            if meta.response_idx != 0 {
+                return Err(BrokerError::refused(
+                    Reason::AlreadyAnswered,
+                    format!(
+                        "request {id} was already answered (log index {}): it cannot be withdrawn",
+                        meta.response_idx
+                    ),
+                ));
+            }
+            Ok(Step::Append(Box::new(record.clone()), Some(body.clone())))
+        }
+        Change::Deadline {
+            actor,
+            time_ms,
+            request_id,
+            deadline,
+        } => {
+            let Some(meta) = views::request_meta(kv, request_id)? else {
+                return Ok(Step::NotDue);
+            };
+            let due = meta.kind == MessageKind::Request
+                && meta.status.awaits_answer()
+                && match deadline {
+                    Deadline::Due => !meta.overdue() && meta.due_ms != 0 && meta.due_ms <= *time_ms,
+                    Deadline::Expiry => {
+                        meta.request_ack_idx == 0
+                            && meta.expires_ms != 0
+                            && meta.expires_ms <= *time_ms
+                    }
+                };
+            if !due {
+                return Ok(Step::NotDue);
+            }
+            let request_id = *request_id;
+            let event = match deadline {
+                Deadline::Due => Event::RequestOverdue { request_id },
+                Deadline::Expiry => Event::RequestExpired { request_id },
+            };
+            Ok(Step::Append(
+                Box::new(Record {
+                    time_ms: *time_ms,
+                    actor: actor.clone(),
+                    event,
+                }),
+                None,
+            ))
         }
         Change::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
         Change::Hold { record } => {
@@ -318,6 +401,189 @@ pub fn replay_of(
         ))),
         _ => Ok(Some((request_id, index))),
     }
+}
+
+/// What acknowledging `kind` of exchange `id` comes to for `agency`: whether it is the
+/// addressee, the index of an earlier acknowledgement (0: none) and the record to append; `None`
+/// when `agency`'s notices are all acknowledged already.
+fn acknowledgement(
+    meta: &views::RequestMeta,
+    id: RequestId,
+    kind: MessageKind,
+    agency: &str,
+) -> Result<Option<(bool, u64, Event)>, BrokerError> {
+    let wrong_kind = || BrokerError::Refused {
+        reason: Reason::WrongMessageKind,
+        message: format!("{id} is a {}, not a {kind}", meta.kind),
+    };
+    let request_id = id;
+    Ok(Some(match kind {
+        MessageKind::Protocol | MessageKind::Withdrawal => {
+            return Err(BrokerError::invalid("kind", "is not a message kind"));
+        }
+        MessageKind::Disclosure | MessageKind::Update if meta.kind != kind => {
+            return Err(wrong_kind());
+        }
+        MessageKind::Request | MessageKind::Response | MessageKind::Notice
+            if meta.kind != MessageKind::Request =>
+        {
+            return Err(wrong_kind());
+        }
+        MessageKind::Disclosure => (
+            meta.recipient == agency,
+            meta.request_ack_idx,
+            Event::DisclosureAcknowledged { request_id },
+        ),
+        MessageKind::Update => (
+            meta.recipient == agency,
+            meta.request_ack_idx,
+            Event::UpdateAcknowledged { request_id },
+        ),
+        MessageKind::Request => {
+            if meta.status == RequestStatus::Expired {
+                closed(meta, &id, "acknowledged")?;
+            }
+            (
+                meta.recipient == agency,
+                meta.request_ack_idx,
+                Event::RequestAcknowledged { request_id },
+            )
+        }
+        MessageKind::Response => {
+            if meta.requester == agency && meta.response_idx == 0 {
+                return Err(BrokerError::Refused {
+                    reason: Reason::NoResponseYet,
+                    message: format!("request {id} has not been answered yet"),
+                });
+            }
+            (
+                meta.requester == agency,
+                meta.response_ack_idx,
+                Event::ResponseAcknowledged { request_id },
+            )
+        }
+        MessageKind::Notice => {
+            let notices = meta.notices_to(agency);
+            let Some(last) = notices.iter().max() else {
+                return Err(BrokerError::refused(
+                    Reason::NoNotice,
+                    format!("you have received no notice about {id}"),
+                ));
+            };
+            if *last <= meta.notices_acked_by(agency) {
+                return Ok(None);
+            }
+            (true, 0, Event::NoticesAcknowledged { request_id })
+        }
+    }))
+}
+
+/// Refuses to `what` a request that was withdrawn or has expired.
+fn closed(meta: &views::RequestMeta, id: &RequestId, what: &str) -> Result<(), BrokerError> {
+    match meta.status {
+        RequestStatus::Withdrawn => Err(BrokerError::refused(
+            Reason::RequestWithdrawn,
+            format!("request {id} was withdrawn by its requester: it can no longer be {what}"),
+        )),
+        RequestStatus::Expired => Err(BrokerError::refused(
+            Reason::RequestExpired,
+            format!(
+                "request {id} expired unacknowledged: it can no longer be {what} (its requester may send it again)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The meta of request `id` if `agency` made it (to `what` it).
+fn requested_by(
+    kv: &(impl KvRead + ?Sized),
+    id: &RequestId,
+    agency: &str,
+    what: &str,
+) -> Result<views::RequestMeta, BrokerError> {
+    let meta = visible_meta(kv, id, agency)?;
+    if meta.kind != MessageKind::Request {
+        return Err(BrokerError::refused(
+            Reason::WrongMessageKind,
+            format!(
+                "{id} is a {}, not a request: there is nothing to {what}",
+                meta.kind
+            ),
+        ));
+    }
+    if meta.requester != agency {
+        return Err(BrokerError::refused(
+            Reason::NotTheRequester,
+            format!(
+                "only {}, the agency that made request {id}, can {what} it",
+                meta.requester
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+/// Whether `agency` may update request `id` (it answered it, and it was neither withdrawn nor
+/// purged); the agency the update goes to (the requester).
+fn may_update(
+    kv: &(impl KvRead + ?Sized),
+    id: &RequestId,
+    agency: &str,
+) -> Result<String, BrokerError> {
+    let meta = visible_meta(kv, id, agency)?;
+    if meta.kind != MessageKind::Request {
+        return Err(BrokerError::refused(
+            Reason::WrongMessageKind,
+            format!(
+                "{id} is a {}, not a request: it cannot be updated",
+                meta.kind
+            ),
+        ));
+    }
+    if meta.recipient != agency {
+        return Err(BrokerError::refused(
+            Reason::NotTheRecipient,
+            format!(
+                "only {}, the agency request {id} was sent to, can update it",
+                meta.recipient
+            ),
+        ));
+    }
+    closed(&meta, id, "updated")?;
+    if meta.response_idx == 0 {
+        return Err(BrokerError::refused(
+            Reason::NotAnsweredYet,
+            format!("request {id} has not been answered: answer it first"),
+        ));
+    }
+    if views::purged(kv, id)? {
+        return Err(BrokerError::refused(
+            Reason::RequestPurged,
+            format!("the bodies of request {id} were erased when its retention ended"),
+        ));
+    }
+    Ok(meta.requester)
+}
+
+/// Whether `agency` may send request `earlier` on: it made it, and it expired or its answer
+/// withheld information as not held.
+fn may_send_on(
+    kv: &(impl KvRead + ?Sized),
+    earlier: &RequestId,
+    agency: &str,
+) -> Result<(), BrokerError> {
+    let meta = requested_by(kv, earlier, agency, "send on")?;
+    if meta.status == RequestStatus::Expired || meta.not_held {
+        return Ok(());
+    }
+    Err(BrokerError::refused(
+        Reason::NotResendable,
+        format!(
+            "request {earlier} is {}: only a request that expired, or whose answer withheld information as not held, can be sent on",
+            meta.status
+        ),
+    ))
 }
 
 /// The request's meta if `agency` is a party to it; otherwise it does not exist for them.

@@ -121,8 +121,22 @@ reasons! {
         "A request is answered once.";
     NoResponseYet = "NO_RESPONSE_YET", FailedPrecondition, "exchange lifecycle",
         "There is no answer to acknowledge yet.";
+    NotTheRequester = "NOT_THE_REQUESTER", PermissionDenied, "exchange lifecycle",
+        "Only the agency that made a request can withdraw it or send it on.";
+    RequestWithdrawn = "REQUEST_WITHDRAWN", FailedPrecondition, "exchange lifecycle",
+        "The requester withdrew the request: it can no longer be answered.";
+    RequestExpired = "REQUEST_EXPIRED", FailedPrecondition, "collection window (protocol)",
+        "The request expired unacknowledged: it can no longer be acknowledged or answered; the requester may send it again.";
+    NotAnsweredYet = "NOT_ANSWERED_YET", FailedPrecondition, "exchange lifecycle",
+        "Only a request that has been answered can be updated.";
+    NotResendable = "NOT_RESENDABLE", FailedPrecondition, "exchange lifecycle",
+        "Only a request that expired, or whose answer withheld information as not held, can be sent on.";
+    ReferralNotParty = "REFERRAL_NOT_PARTY", PermissionDenied, "template §2",
+        "A referral must name another party to the same protocol (not the requester or the responder).";
+    NoNotice = "NO_NOTICE", FailedPrecondition, "exchange lifecycle",
+        "There is no notice about that exchange to acknowledge.";
     WrongMessageKind = "WRONG_MESSAGE_KIND", FailedPrecondition, "exchange lifecycle",
-        "Acknowledged as the wrong kind (request, response or disclosure).";
+        "Acknowledged as the wrong kind (request, response, disclosure, update or notice), or an update or withdrawal of what is no request.";
     NotAddressedToCaller = "NOT_ADDRESSED_TO_CALLER", PermissionDenied, "exchange lifecycle",
         "Only the agency a message was sent to acknowledges it.";
     IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED", AlreadyExists, "idempotency",

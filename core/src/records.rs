@@ -1,18 +1,21 @@
 //! Log records: every state change of the broker, in a versioned, fixed binary encoding.
 //!
 //! A record holds coded metadata only — ids, codes, keyed pseudonyms and salted commitments —
-//! never names, dates of birth, free text or content. The exact layout (version 2) is below;
+//! never names, dates of birth, free text or content. The exact layout (version 3) is below;
 //! integers are big-endian, `str8` is a one-byte length then UTF-8, `list8<T>` a one-byte count
 //! then the items, `opt<T>` a byte 0 (absent) or 1 then `T`.
 //!
 //! ```text
-//! record   = version:u8 (=2; 1 is still read) event:u8 time_unix_ms:u64 actor body
+//! record   = version:u8 (=3; 1 and 2 are still read) event:u8 time_unix_ms:u64 actor body
 //! actor    = role:u8 (1 agency, 2 auditor, 3 admin) id:str8 cert_sha256:[32]
 //! event 1  RequestSubmitted
 //!            request_id:[16] recipient:str8 staff:[32] subjects:list8<[32]>
 //!            protocol_id:str8 protocol_version:u32 authority:u8 purpose:str8
 //!            categories:list8<str8> classification:u8 urgency:u8 consultation:u8 (0 none)
 //!            idempotency:[32] body_commitment:[32]
+//!            then, from version 3, its deadlines and the request it sends on (after an
+//!            expiry or a referral): due_ms:u64 (0 none) expires_ms:u64 (0 never)
+//!            follows:opt<[16]>
 //! event 2  RequestAcknowledged   request_id:[16]
 //! event 3  ResponseSubmitted
 //!            request_id:[16] requester:str8 staff:[32] decision:u8 ground:u8 (0 none)
@@ -21,6 +24,8 @@
 //!            then, from version 2, what the answer was judged under (the version in force
 //!            when it was made, not the request's): protocol_id:str8 protocol_version:u32
 //!            authority:u8 purpose:str8
+//!            then, from version 3, the agency suggested when declining as not held:
+//!            referral:str8 (empty: none)
 //! event 4  ResponseAcknowledged  request_id:[16]
 //! event 5  Denied
 //!            operation:u8 request_id:opt<[16]> reason_code:str8 rule:str8
@@ -44,13 +49,28 @@
 //!            result_count:u32, then from version 2 purpose:str8 category:str8 (empty: any)
 //! event 12 BodiesPurged (the actor is the admin who ran retention, or the broker's own
 //!            retention task: role admin, id "infoshare-retention", certificate hash zero)
-//!            request_id:[16] kinds:u8 (bits: 1 request, 2 response, 4 disclosure; 0 none
-//!            was stored)
+//!            request_id:[16] kinds:u8 (bits: 1 request, 2 response, 4 disclosure, and from
+//!            version 3 8 update, 16 withdrawal; 0 none was stored)
 //! event 13 LogKeyRotated (the actor is the administrator who rotated it)
 //!            public_key:[32] (the Ed25519 key that signs the checkpoints after this
 //!            record's; the checkpoint covering this record is signed by both keys)
 //! event 14 LegalHoldPlaced, event 15 LegalHoldReleased (version 2; the actor is the auditor)
 //!            target:u8 (1 exchange, 2 subject) then request_id:[16] or subject:[32]
+//! events 16 to 21 are from version 3:
+//! event 16 RequestOverdue (the actor is the broker's deadline task: role admin, id
+//!            "infoshare-deadlines", certificate hash zero)  request_id:[16]
+//! event 17 RequestWithdrawn (the actor is the requester)
+//!            request_id:[16] staff:[32] body_commitment:[32] (the reasons are a body)
+//! event 18 UpdateSubmitted (the actor answered the request; the update is an exchange of
+//!            its own, `update_id`, sent to the requester)
+//!            update_id:[16] request_id:[16] recipient:str8 staff:[32] subjects:list8<[32]>
+//!            protocol_id:str8 protocol_version:u32 authority:u8 purpose:str8
+//!            disclosed:list8<category:str8 classification:u8> consultation:u8 (0 none)
+//!            idempotency:[32] body_commitment:[32]
+//! event 19 RequestExpired (the actor is the deadline task)  request_id:[16]
+//! event 20 UpdateAcknowledged   update_id:[16]
+//! event 21 NoticesAcknowledged (the actor is the party whose notices they were)
+//!            request_id:[16]
 //! ```
 //!
 //! A protocol document (TOML, free text and contacts) is kept in the body store; its record holds
@@ -67,10 +87,11 @@ use crate::domain::{
 };
 use crate::identity::Role;
 
-/// The record format version this build writes. Version 1 (before responses named their
-/// protocol and refusals their subject) is still read, and re-encodes to the same bytes with
-/// [`Record::encode_as`]; the log keeps every record's bytes as written and never re-encodes.
-pub const RECORD_VERSION: u8 = 2;
+/// The record format version this build writes. Versions 1 (before responses named their
+/// protocol and refusals their subject) and 2 (before deadlines, withdrawals, updates and
+/// referrals) are still read, and re-encode to the same bytes with [`Record::encode_as`]; the
+/// log keeps every record's bytes as written and never re-encodes.
+pub const RECORD_VERSION: u8 = 3;
 
 /// A broker-assigned request id: 16 bytes, shown as 32 lowercase hex characters. The broker makes
 /// them time-ordered (see [`RequestId::time_ordered`]); any 16 bytes parse.
@@ -164,7 +185,7 @@ pub enum Event {
     BodiesPurged {
         /// The exchange.
         request_id: RequestId,
-        /// Which bodies were erased: bit 1 request, 2 response, 4 disclosure.
+        /// Which bodies were erased (see [`purged_bit`]).
         kinds: u8,
     },
     /// The log's signing key was rotated to this Ed25519 public key.
@@ -177,6 +198,73 @@ pub enum Event {
     LegalHoldPlaced(HoldTarget),
     /// An auditor released a legal hold.
     LegalHoldReleased(HoldTarget),
+    /// A request passed its due time unanswered (the broker's deadline task).
+    RequestOverdue {
+        /// The request.
+        request_id: RequestId,
+    },
+    /// The requester withdrew a request it had not had answered.
+    RequestWithdrawn(RequestWithdrawn),
+    /// The agency that answered a request sent new information about it.
+    UpdateSubmitted(UpdateSubmitted),
+    /// A request was not acknowledged within its collection window (the deadline task).
+    RequestExpired {
+        /// The request.
+        request_id: RequestId,
+    },
+    /// The requester acknowledged an update.
+    UpdateAcknowledged {
+        /// The update's own id.
+        request_id: RequestId,
+    },
+    /// A party acknowledged its notices about an exchange.
+    NoticesAcknowledged {
+        /// The exchange.
+        request_id: RequestId,
+    },
+}
+
+/// The metadata of a withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestWithdrawn {
+    /// The request withdrawn.
+    pub request_id: RequestId,
+    /// The withdrawing staff member's pseudonym.
+    pub staff: Pseudonym,
+    /// Salted commitment to the withdrawal body (its reasons).
+    pub body_commitment: Digest32,
+}
+
+/// The metadata of an update: an exchange of its own (`update_id`), linked to the request it
+/// updates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateSubmitted {
+    /// The update's own id.
+    pub update_id: RequestId,
+    /// The request it updates.
+    pub request_id: RequestId,
+    /// The agency it goes to (the request's requester).
+    pub recipient: String,
+    /// The sending staff member's pseudonym.
+    pub staff: Pseudonym,
+    /// The request's subject pseudonyms.
+    pub subjects: Vec<Pseudonym>,
+    /// The protocol it was judged under.
+    pub protocol_id: String,
+    /// Its version in force when the update was made.
+    pub protocol_version: u32,
+    /// The request's legal authority.
+    pub authority: Authority,
+    /// The request's purpose.
+    pub purpose: String,
+    /// The categories disclosed, each with its classification.
+    pub disclosed: Vec<(String, Classification)>,
+    /// Whether the subject was consulted, if recorded.
+    pub consultation: Option<Consultation>,
+    /// Keyed hash of the client's idempotency key.
+    pub idempotency: Digest32,
+    /// Salted commitment to the update body.
+    pub body_commitment: Digest32,
 }
 
 /// What a legal hold covers.
@@ -219,6 +307,19 @@ pub struct AuditQueried {
     pub category: String,
 }
 
+/// The bit a body of `kind` sets in a BodiesPurged record's `kinds`: 1 request, 2 response,
+/// 4 disclosure, 8 update, 16 withdrawal (protocol documents and notices are never purged).
+pub fn purged_bit(kind: MessageKind) -> u8 {
+    match kind {
+        MessageKind::Request => 1,
+        MessageKind::Response => 2,
+        MessageKind::Disclosure => 4,
+        MessageKind::Update => 8,
+        MessageKind::Withdrawal => 16,
+        MessageKind::Protocol | MessageKind::Notice => 0,
+    }
+}
+
 /// The event type codes: the one table of them (the byte after the version in a record).
 pub mod code {
     /// An agency asked another for information (`request-submitted`).
@@ -251,10 +352,22 @@ pub mod code {
     pub const LEGAL_HOLD_PLACED: u8 = 14;
     /// A legal hold was released (`legal-hold-released`).
     pub const LEGAL_HOLD_RELEASED: u8 = 15;
+    /// A request passed its due time unanswered (`request-overdue`).
+    pub const REQUEST_OVERDUE: u8 = 16;
+    /// The requester withdrew a request (`request-withdrawn`).
+    pub const REQUEST_WITHDRAWN: u8 = 17;
+    /// The answering agency sent an update (`update-submitted`).
+    pub const UPDATE_SUBMITTED: u8 = 18;
+    /// A request expired unacknowledged (`request-expired`).
+    pub const REQUEST_EXPIRED: u8 = 19;
+    /// The requester acknowledged an update (`update-acknowledged`).
+    pub const UPDATE_ACKNOWLEDGED: u8 = 20;
+    /// A party acknowledged its notices (`notices-acknowledged`).
+    pub const NOTICES_ACKNOWLEDGED: u8 = 21;
 }
 
 /// Stable names of the event types, by code.
-pub const EVENT_TYPES: [(u8, &str); 15] = [
+pub const EVENT_TYPES: [(u8, &str); 21] = [
     (code::REQUEST_SUBMITTED, "request-submitted"),
     (code::REQUEST_ACKNOWLEDGED, "request-acknowledged"),
     (code::RESPONSE_SUBMITTED, "response-submitted"),
@@ -270,6 +383,12 @@ pub const EVENT_TYPES: [(u8, &str); 15] = [
     (code::LOG_KEY_ROTATED, "log-key-rotated"),
     (code::LEGAL_HOLD_PLACED, "legal-hold-placed"),
     (code::LEGAL_HOLD_RELEASED, "legal-hold-released"),
+    (code::REQUEST_OVERDUE, "request-overdue"),
+    (code::REQUEST_WITHDRAWN, "request-withdrawn"),
+    (code::UPDATE_SUBMITTED, "update-submitted"),
+    (code::REQUEST_EXPIRED, "request-expired"),
+    (code::UPDATE_ACKNOWLEDGED, "update-acknowledged"),
+    (code::NOTICES_ACKNOWLEDGED, "notices-acknowledged"),
 ];
 
 /// The event type code with this name.
@@ -351,6 +470,12 @@ pub struct RequestSubmitted {
     pub idempotency: Digest32,
     /// Salted commitment to the request body.
     pub body_commitment: Digest32,
+    /// When it must be answered by (Unix ms; 0 in records before version 3).
+    pub due_ms: u64,
+    /// When it expires if not acknowledged (Unix ms; 0: never, as in records before version 3).
+    pub expires_ms: u64,
+    /// The request of the same requester it sends on, if any.
+    pub follows: Option<RequestId>,
 }
 
 /// The metadata of a proactive disclosure.
@@ -409,6 +534,9 @@ pub struct ResponseSubmitted {
     pub authority: Option<Authority>,
     /// The purpose it serves (the request's; empty in version-1 records).
     pub purpose: String,
+    /// The agency suggested when declining as not held (empty: none, as in records before
+    /// version 3).
+    pub referral: String,
 }
 
 /// A refused attempt.
@@ -446,10 +574,16 @@ impl Event {
             Event::LogKeyRotated { .. } => code::LOG_KEY_ROTATED,
             Event::LegalHoldPlaced(_) => code::LEGAL_HOLD_PLACED,
             Event::LegalHoldReleased(_) => code::LEGAL_HOLD_RELEASED,
+            Event::RequestOverdue { .. } => code::REQUEST_OVERDUE,
+            Event::RequestWithdrawn(_) => code::REQUEST_WITHDRAWN,
+            Event::UpdateSubmitted(_) => code::UPDATE_SUBMITTED,
+            Event::RequestExpired { .. } => code::REQUEST_EXPIRED,
+            Event::UpdateAcknowledged { .. } => code::UPDATE_ACKNOWLEDGED,
+            Event::NoticesAcknowledged { .. } => code::NOTICES_ACKNOWLEDGED,
         }
     }
 
-    /// The request the event concerns, if any.
+    /// The exchange the event concerns, if any (for an update, the update's own id).
     pub fn request_id(&self) -> Option<RequestId> {
         match self {
             Event::RequestSubmitted(r) => Some(r.request_id),
@@ -467,11 +601,27 @@ impl Event {
                 HoldTarget::Exchange(id) => Some(*id),
                 HoldTarget::Subject(_) => None,
             },
+            Event::RequestOverdue { request_id }
+            | Event::RequestExpired { request_id }
+            | Event::UpdateAcknowledged { request_id }
+            | Event::NoticesAcknowledged { request_id } => Some(*request_id),
+            Event::RequestWithdrawn(w) => Some(w.request_id),
+            Event::UpdateSubmitted(u) => Some(u.update_id),
         }
     }
 
-    /// What the two events that open an exchange (a request, a proactive disclosure) have in
-    /// common; `None` for every other event.
+    /// The other exchange the event links to: the request an update updates, the request a
+    /// request sends on.
+    pub fn related(&self) -> Option<RequestId> {
+        match self {
+            Event::UpdateSubmitted(u) => Some(u.request_id),
+            Event::RequestSubmitted(r) => r.follows,
+            _ => None,
+        }
+    }
+
+    /// What the three events that open an exchange (a request, a proactive disclosure, an
+    /// update) have in common; `None` for every other event.
     pub fn opening(&self) -> Option<Opening<'_>> {
         Some(match self {
             Event::RequestSubmitted(r) => Opening {
@@ -494,15 +644,26 @@ impl Event {
                 protocol_version: d.protocol_version,
                 idempotency: &d.idempotency,
             },
+            Event::UpdateSubmitted(u) => Opening {
+                kind: MessageKind::Update,
+                request_id: u.update_id,
+                recipient: &u.recipient,
+                staff: &u.staff,
+                subjects: &u.subjects,
+                protocol_id: &u.protocol_id,
+                protocol_version: u.protocol_version,
+                idempotency: &u.idempotency,
+            },
             _ => return None,
         })
     }
 }
 
-/// The fields every exchange's opening record has, whether a request or a proactive disclosure.
+/// The fields every exchange's opening record has, whether a request, a proactive disclosure
+/// or an update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opening<'a> {
-    /// Request or disclosure.
+    /// Request, disclosure or update.
     pub kind: MessageKind,
     /// The exchange it opens.
     pub request_id: RequestId,

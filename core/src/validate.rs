@@ -12,7 +12,7 @@
 //! | `date_of_birth` | `YYYY-MM-DD`, a real date from 1900-01-01 to today |
 //! | identifiers | at most 8; value 1–64 printable ASCII characters |
 //! | categories | 1–32 per request, no repeats |
-//! | `reason`, `explanation` | 1–4,000 characters |
+//! | `reason`, `explanation`, a withdrawal's `reason` | 1–4,000 characters |
 //! | `reason_not_consulted` | 1–2,000 characters, required when not consulted |
 //! | disclosed items | at most 64; content 1–65,536 bytes |
 //! | whole message | 1 MiB (gRPC decoding limit) |
@@ -81,6 +81,8 @@ pub struct ValidRequest {
     pub staff_id: String,
     /// The client's idempotency key.
     pub idempotency_key: String,
+    /// The caller's earlier request this one sends on, if any.
+    pub follows: Option<RequestId>,
     /// The request as received, kept as the body.
     pub body: v1::InformationRequest,
 }
@@ -100,8 +102,38 @@ pub struct ValidResponse {
     pub consultation: Option<Consultation>,
     /// The answering staff member.
     pub staff_id: String,
+    /// The agency suggested when declining as not held (empty: none).
+    pub referral: String,
     /// The response as received, kept as the body.
     pub body: v1::InformationResponse,
+}
+
+/// A checked update of an answered request.
+#[derive(Debug, Clone)]
+pub struct ValidUpdate {
+    /// The request it updates.
+    pub request_id: RequestId,
+    /// Disclosed categories and their classifications (at least one).
+    pub items: Vec<(String, Classification)>,
+    /// Consultation, if recorded.
+    pub consultation: Option<Consultation>,
+    /// The sending staff member.
+    pub staff_id: String,
+    /// The client's idempotency key.
+    pub idempotency_key: String,
+    /// The update as received, kept as the body.
+    pub body: v1::InformationUpdate,
+}
+
+/// A checked withdrawal.
+#[derive(Debug, Clone)]
+pub struct ValidWithdrawal {
+    /// The request withdrawn.
+    pub request_id: RequestId,
+    /// The withdrawing staff member.
+    pub staff_id: String,
+    /// The withdrawal as received (its reasons), kept as the body.
+    pub body: v1::Withdrawal,
 }
 
 type Result<T> = std::result::Result<T, BrokerError>;
@@ -263,9 +295,11 @@ pub fn role_title(field: &str, v: &str) -> Result<String> {
 
 /// Parses a message kind field.
 pub fn message_kind(field: &str, raw: i32) -> Result<MessageKind> {
-    // Protocol documents share the body store but are no message kind of the API.
+    // Protocol documents and withdrawals share the body store but are no message kind of the
+    // API.
     enum_value(field, raw, |v| {
-        MessageKind::from_i32(v).filter(|k| *k != MessageKind::Protocol)
+        MessageKind::from_i32(v)
+            .filter(|k| !matches!(k, MessageKind::Protocol | MessageKind::Withdrawal))
     })
 }
 
@@ -310,6 +344,10 @@ pub fn request(input: &v1::SubmitRequestRequest, today: Date) -> Result<ValidReq
         consultation: consultation("request.consultation", r.consultation.as_ref())?,
         staff_id: printable_ascii("request.staff_id", &r.staff_id, STAFF_MAX)?,
         idempotency_key,
+        follows: match input.follows_request_id.as_str() {
+            "" => None,
+            id => Some(request_id("follows_request_id", id)?),
+        },
         body: {
             text("request.reason", &r.reason, true, TEXT_MAX, true)?;
             r.clone()
@@ -565,6 +603,16 @@ pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
             )?;
         }
     }
+    let referral = match r.referred_agency_id.as_str() {
+        "" => String::new(),
+        _ if ground != Some(DeclineGround::NotHeld) => {
+            return invalid(
+                "response.referred_agency_id",
+                "only an answer that withholds information as not held (decline_ground NOT_HELD) may suggest another agency",
+            );
+        }
+        id => code("response.referred_agency_id", id)?,
+    };
     Ok(ValidResponse {
         request_id,
         decision,
@@ -572,7 +620,44 @@ pub fn response(input: &v1::RespondRequest) -> Result<ValidResponse> {
         items,
         consultation: consultation("response.consultation", r.consultation.as_ref())?,
         staff_id: printable_ascii("response.staff_id", &r.staff_id, STAFF_MAX)?,
+        referral,
         body: r.clone(),
+    })
+}
+
+/// Checks a SendUpdate call.
+pub fn update(input: &v1::SendUpdateRequest) -> Result<ValidUpdate> {
+    let request_id = request_id("request_id", &input.request_id)?;
+    let idempotency_key = printable_ascii("idempotency_key", &input.idempotency_key, KEY_MAX)?;
+    let Some(u) = input.update.as_ref() else {
+        return invalid("update", "is required");
+    };
+    let items = disclosed_items("update.items", &u.items)?;
+    if items.is_empty() {
+        return invalid("update.items", "an update needs at least one item");
+    }
+    text("update.explanation", &u.explanation, false, TEXT_MAX, true)?;
+    Ok(ValidUpdate {
+        request_id,
+        items,
+        consultation: consultation("update.consultation", u.consultation.as_ref())?,
+        staff_id: printable_ascii("update.staff_id", &u.staff_id, STAFF_MAX)?,
+        idempotency_key,
+        body: u.clone(),
+    })
+}
+
+/// Checks a WithdrawRequest call: the reasons must say something (domain.md §5).
+pub fn withdrawal(input: &v1::WithdrawRequestRequest) -> Result<ValidWithdrawal> {
+    let request_id = request_id("request_id", &input.request_id)?;
+    let Some(w) = input.withdrawal.as_ref() else {
+        return invalid("withdrawal", "is required");
+    };
+    text("withdrawal.reason", &w.reason, true, TEXT_MAX, true)?;
+    Ok(ValidWithdrawal {
+        request_id,
+        staff_id: printable_ascii("withdrawal.staff_id", &w.staff_id, STAFF_MAX)?,
+        body: w.clone(),
     })
 }
 

@@ -19,17 +19,22 @@ use crate::records::{
 };
 use crate::registry::{Agency, Principal, Registry};
 use crate::store::bodies::BodyEntry;
-use crate::store::ledger::{Acknowledgement, Ledger, Opened, replay_of, visible_meta};
+use crate::store::ledger::{Ledger, Opened, replay_of, visible_meta};
 use crate::tls::PeerInfo;
 use crate::validate::{self, Opening, ValidResponse, ValidSubject};
 
 mod admin;
 pub mod audit;
 pub mod holds;
+mod lists;
 mod register;
 mod results;
+mod workflow;
+pub use lists::{OutboxItem, PageToken};
 pub use register::{RegisterChanged, VisibleRegister};
-pub use results::{Acknowledged, Answered, InboxItem, RequestDetail, Submitted};
+pub use results::{
+    Acknowledged, Answered, DeadlineRun, InboxItem, LinkedUpdate, RequestDetail, Submitted,
+};
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -55,8 +60,6 @@ impl Caller {
 /// Bytes of a page of answers at most: the largest message the broker sends, less room for the
 /// message's own fields.
 pub const PAGE_BYTES: usize = crate::transport::MAX_ANSWER_BYTES - (64 << 10);
-/// What an inbox item adds to its body when encoded (kind, ids, sender, time, cursor).
-const ITEM_OVERHEAD: usize = 256;
 
 /// What a refused attempt was about, for its Denied record (which carries the subject's
 /// pseudonyms, so an auditor finds the attempt in the subject's timeline).
@@ -80,8 +83,9 @@ struct Judged {
 }
 
 /// What the broker makes for an opening record besides its content: ids, pseudonyms, the
-/// commitment to its body, and the protocol version it was judged under.
+/// commitment to its body, the protocol version it was judged under, and when.
 struct OpeningIds {
+    time_ms: u64,
     request_id: RequestId,
     staff: crate::crypto::Pseudonym,
     subjects: Vec<crate::crypto::Pseudonym>,
@@ -102,6 +106,8 @@ pub struct Broker {
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     /// What time it is (every record's time, every New Zealand date the law is applied on).
     pub(crate) clock: crate::clock::Clock,
+    /// What deadlines are counted with: the public holidays, the default collection window.
+    calendar: Arc<crate::deadline::Calendar>,
 }
 
 impl Broker {
@@ -112,9 +118,11 @@ impl Broker {
         keys: Keys,
         limits: crate::limits::Limits,
         clock: crate::clock::Clock,
+        calendar: crate::deadline::Calendar,
     ) -> Self {
         Self {
             clock,
+            calendar: Arc::new(calendar),
             ledger,
             registry: Arc::new(std::sync::RwLock::new(Arc::new(registry))),
             keys: Arc::new(keys),
@@ -312,6 +320,12 @@ impl Broker {
             Ok((request, allowed))
         };
         self.submit_opening(caller, op, subject, key, body, check, |r, opened| {
+            let deadlines = self.deadlines(
+                &r.protocol_id,
+                opened.protocol_version,
+                opened.time_ms,
+                r.urgency,
+            );
             Event::RequestSubmitted(RequestSubmitted {
                 request_id: opened.request_id,
                 recipient: r.recipient.clone(),
@@ -327,9 +341,34 @@ impl Broker {
                 consultation: r.consultation,
                 idempotency: opened.idempotency,
                 body_commitment: opened.body_commitment,
+                due_ms: deadlines.due_ms,
+                expires_ms: deadlines.expires_ms,
+                follows: r.follows,
             })
         })
         .await
+    }
+
+    /// A request's deadlines under the protocol version it was judged under (the broker's
+    /// defaults, should that version have gone from the register since).
+    fn deadlines(
+        &self,
+        protocol_id: &str,
+        version: u32,
+        time_ms: u64,
+        urgency: crate::domain::Urgency,
+    ) -> crate::deadline::Deadlines {
+        let protocols = self.ledger.protocols();
+        match protocols.get(protocol_id, version) {
+            Some(entry) => self.calendar.deadlines(time_ms, urgency, &entry.protocol),
+            None => crate::deadline::deadlines(
+                time_ms,
+                urgency,
+                &crate::deadline::ResponseTimes::default(),
+                self.calendar.collection_window,
+                &self.calendar.holidays,
+            ),
+        }
     }
 
     /// Disclose (proactive disclosure).
@@ -392,6 +431,7 @@ impl Broker {
         let body = self.body(V::KIND, request_id, valid.encoded_body());
         let sender = &caller.principal.id;
         let ids = OpeningIds {
+            time_ms,
             request_id,
             staff: self.keys.staff(sender, valid.staff_id()),
             subjects: self.subject_pseudonyms(valid.subject()),
@@ -525,18 +565,7 @@ impl Broker {
             .ledger
             .acknowledge(caller.actor(), self.clock.now_ms(), request_id, kind)
             .await;
-        match self.audited(caller, op, target, acknowledged).await? {
-            Acknowledgement::New(receipt) => Ok(Acknowledged {
-                log_index: receipt.log_index,
-                already: false,
-                receipt,
-            }),
-            Acknowledgement::Before { index } => Ok(Acknowledged {
-                log_index: index,
-                already: true,
-                receipt: self.ledger.receipt(index)?,
-            }),
-        }
+        self.once(self.audited(caller, op, target, acknowledged).await?)
     }
 
     /// Respond. Returns the response record's index, time and receipt.
@@ -574,6 +603,7 @@ impl Broker {
                 protocol_version: judged.protocol_version,
                 authority: Some(judged.authority),
                 purpose: judged.purpose,
+                referral: response.referral.clone(),
             }),
         };
         let answered = self.ledger.respond(record, body).await;
@@ -629,43 +659,6 @@ impl Broker {
         Ok((response, judged))
     }
 
-    /// A page of the caller's inbox after `after`.
-    pub fn inbox_page(
-        &self,
-        caller: &Caller,
-        after: u64,
-        page_size: u32,
-        unacknowledged_only: bool,
-    ) -> Result<(Vec<InboxItem>, bool), BrokerError> {
-        let limit = validate::page_size(page_size)?;
-        let (entries, more) = self.ledger.views().inbox_page(
-            &caller.principal.id,
-            after,
-            limit,
-            unacknowledged_only,
-        )?;
-        // Pages are bounded in bytes as well as items: a page stops before the largest answer
-        // the broker sends, and says there is more.
-        let mut items = Vec::with_capacity(entries.len());
-        let mut bytes = 0usize;
-        let mut stopped = false;
-        for (cursor, entry) in entries {
-            let body = self.ledger.body(entry.kind, &entry.request_id)?;
-            let size = body.as_ref().map_or(0, |b| b.body.len()) + ITEM_OVERHEAD;
-            if !items.is_empty() && bytes + size > PAGE_BYTES {
-                stopped = true;
-                break;
-            }
-            bytes += size;
-            items.push(InboxItem {
-                cursor,
-                entry,
-                body,
-            });
-        }
-        Ok((items, more || stopped))
-    }
-
     /// GetRequest; an attempt to read what the caller is no party to is logged.
     pub async fn get_request(
         &self,
@@ -680,24 +673,45 @@ impl Broker {
         let (request_id, meta) = self
             .audited(caller, Operation::GetRequest, target, visible)
             .await?;
-        let response = if meta.response_idx != 0 {
-            self.ledger.body(MessageKind::Response, &request_id)?
-        } else {
-            None
+        let body = |kind| self.ledger.body(kind, &request_id);
+        let response = match meta.response_idx {
+            0 => None,
+            _ => body(MessageKind::Response)?,
         };
-        let (request, disclosure) = match meta.kind {
-            MessageKind::Disclosure => (
-                None,
-                self.ledger.body(MessageKind::Disclosure, &request_id)?,
-            ),
-            _ => (self.ledger.body(MessageKind::Request, &request_id)?, None),
+        let withdrawal = match meta.status {
+            crate::domain::RequestStatus::Withdrawn => body(MessageKind::Withdrawal)?,
+            _ => None,
         };
+        let opening = match meta.kind {
+            MessageKind::Disclosure | MessageKind::Update | MessageKind::Request => {
+                body(meta.kind)?
+            }
+            _ => None,
+        };
+        let (mut updates, mut resent_as) = (Vec::new(), Vec::new());
+        for (index, linked) in self.ledger.views().links(&request_id)? {
+            let Some(linked_meta) = crate::views::request_meta(self.ledger.views(), &linked)?
+            else {
+                continue;
+            };
+            match linked_meta.kind {
+                MessageKind::Update => updates.push(LinkedUpdate {
+                    update_id: linked,
+                    time_ms: self.ledger.decoded(index)?.time_ms,
+                    body: self.ledger.body(MessageKind::Update, &linked)?,
+                    acknowledged: linked_meta.request_ack_idx != 0,
+                }),
+                _ => resent_as.push(linked),
+            }
+        }
         let subjects = self.exchange_subjects(&request_id);
         Ok(RequestDetail {
             request_id,
-            request,
-            disclosure,
+            opening,
             response,
+            withdrawal,
+            updates,
+            resent_as,
             timeline: self.ledger.timeline(&request_id)?,
             legal_hold: crate::views::held(self.ledger.views(), &request_id, &subjects)?,
             meta,

@@ -26,7 +26,8 @@
 //! Optional sections, each read by one part of the broker: `[limits]` (per-principal calls and
 //! streams: the broker), `[transport]` (connections and streams before authentication: the
 //! transport), `[retention]` (the retention task), `[ledger]` (the log writer's batching),
-//! `[calendar]` (`holidays = "nz-holidays.toml"`: the public holidays working days skip).
+//! `[calendar]` (`holidays = "nz-holidays.toml"`: the public holidays working days skip),
+//! `[deadlines]` (the deadline task, and the collection window of protocols that set none).
 //!
 //! Relative paths are relative to the directory of the configuration file.
 
@@ -76,6 +77,55 @@ pub struct Config {
     /// The public holidays that working days skip.
     #[serde(default)]
     pub calendar: CalendarFiles,
+    /// The deadline task, and the collection window of protocols that set none.
+    #[serde(default)]
+    pub deadlines: Deadlines,
+}
+
+/// `[deadlines]`: how often the broker marks overdue requests and expires unacknowledged
+/// ones, and how long a request may wait unacknowledged when its protocol does not say.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// Seconds between runs of the deadline task (the first runs right after start).
+    #[serde(default = "default_deadlines_interval")]
+    pub interval_secs: u64,
+    /// The collection window of protocols that set none, e.g. `{ working_days = 5 }` or
+    /// `{ hours = 72 }`.
+    #[serde(default = "default_collection_window")]
+    pub collection_window: crate::deadline::ResponseTime,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_deadlines_interval(),
+            collection_window: default_collection_window(),
+        }
+    }
+}
+
+fn default_deadlines_interval() -> u64 {
+    60
+}
+
+fn default_collection_window() -> crate::deadline::ResponseTime {
+    crate::deadline::DEFAULT_COLLECTION_WINDOW
+}
+
+impl Config {
+    /// What deadlines are computed with: the holiday list (see [`CalendarFiles::load`]) and the
+    /// default collection window, checked.
+    pub fn calendar(&self) -> Result<crate::deadline::Calendar, String> {
+        self.deadlines
+            .collection_window
+            .check("deadlines.collection_window")
+            .map_err(|e| e.to_string())?;
+        Ok(crate::deadline::Calendar {
+            holidays: self.calendar.load()?,
+            collection_window: self.deadlines.collection_window,
+        })
+    }
 }
 
 /// `[calendar]`: the public holidays that response times in working days skip.

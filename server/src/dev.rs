@@ -49,6 +49,7 @@ impl Config {
             ledger: crate::config::LedgerTuning::default(),
             storage: crate::config::Storage::default(),
             calendar: crate::config::CalendarFiles::default(),
+            deadlines: crate::config::Deadlines::default(),
         })
     }
 }

@@ -54,6 +54,7 @@ proptest! {
                 consultation: Some(v1::ConsultationRecord { status: n[3], reason_not_consulted: s[0].clone() }),
                 staff_id: s[1].clone(),
             }),
+            follows_request_id: s[2].clone(),
         };
         let _ = crate::validate::request(&m, crate::clock::Clock::system().today());
     }

@@ -42,6 +42,7 @@ pub struct Prepared {
     tls_files: crate::config::TlsFiles,
     registry_file: std::path::PathBuf,
     retention: crate::config::Retention,
+    deadlines: crate::config::Deadlines,
     trust_domain: String,
     transport: crate::transport::TransportConfig,
 }
@@ -107,6 +108,10 @@ impl Prepared {
         tokio::spawn(retention_task(
             self.broker.clone(),
             Duration::from_secs(self.retention.interval_secs.max(1)),
+        ));
+        tokio::spawn(deadline_task(
+            self.broker.clone(),
+            Duration::from_secs(self.deadlines.interval_secs.max(1)),
         ));
         // Standard gRPC health and server reflection (v1 and v1alpha: many clients still speak
         // the latter), so grpcurl and any gRPC client can probe and discover the API. They sit
@@ -280,6 +285,21 @@ fn observe_state(broker: &Broker) {
         .build();
     let b = broker.clone();
     meter
+        .u64_observable_gauge("infoshare.requests.overdue")
+        .with_description(
+            "Requests past their due time unanswered, by the agency that owes the answer",
+        )
+        .with_callback(move |gauge| match b.overdue_by_agency() {
+            Ok(counts) => {
+                for (agency, n) in counts {
+                    gauge.observe(n, &[KeyValue::new("agency", agency)]);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "overdue counts unavailable"),
+        })
+        .build();
+    let b = broker.clone();
+    meter
         .u64_observable_gauge("infoshare.streams.open")
         .with_description("Open inbox streams, by principal")
         .with_callback(move |gauge| {
@@ -308,6 +328,37 @@ async fn retention_task(broker: Broker, interval: Duration) {
             Ok(purged) => tracing::info!(purged, "retention run: bodies erased"),
             Err(e) => {
                 tracing::error!(error = %e, "retention run failed; retrying at the next interval")
+            }
+        }
+    }
+}
+
+/// Runs the deadline task right after start, then every `interval`, until shutdown begins: a
+/// request past its due time unanswered becomes overdue, one past its collection window
+/// unacknowledged expires. A run that fails is logged and tried again at the next interval
+/// (each mark is decided by the writer against the views, so a repeat never marks twice).
+async fn deadline_task(broker: Broker, interval: Duration) {
+    let mut stopping = broker.shutting_down();
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopping.wait_for(|&stop| stop) => return,
+        }
+        wait = interval;
+        match broker.run_deadlines(Broker::deadlines_actor()).await {
+            Ok(run) if run.overdue + run.expired == 0 => {
+                tracing::debug!("deadline run: nothing due")
+            }
+            Ok(run) => {
+                tracing::info!(overdue = run.overdue, expired = run.expired, "deadline run");
+                if run.more {
+                    // More were due than one run takes: go on at once.
+                    wait = Duration::ZERO;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "deadline run failed; retrying at the next interval")
             }
         }
     }
@@ -381,7 +432,7 @@ pub fn check_config(config: &Config) -> Result<String, StartError> {
     }
     config.ledger.check().map_err(StartError)?;
     let holidays = holidays_note(
-        &config.calendar.load().map_err(StartError)?,
+        &config.calendar().map_err(StartError)?.holidays,
         crate::clock::Clock::system().today(),
     );
     let storage = match config.storage.postgres().map_err(StartError)? {
@@ -439,8 +490,8 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
     .map_err(|e| start_err!("tls", e))?;
     config.ledger.check().map_err(StartError)?;
     // A broken holiday file stops the start rather than miscount a deadline later.
-    let holidays = config.calendar.load().map_err(StartError)?;
-    let note = holidays_note(&holidays, clock.today());
+    let calendar = config.calendar().map_err(StartError)?;
+    let note = holidays_note(&calendar.holidays, clock.today());
     if note.starts_with("WARNING") {
         tracing::warn!("{note}");
     }
@@ -469,11 +520,19 @@ pub async fn prepare(config: &Config, clock: crate::clock::Clock) -> Result<Prep
         .map_err(|e| start_err!("listen", format!("{}: {e}", config.listen)))?;
     Ok(Prepared {
         listener,
-        broker: Broker::new(ledger, registry, keys, config.limits.clone(), clock),
+        broker: Broker::new(
+            ledger,
+            registry,
+            keys,
+            config.limits.clone(),
+            clock,
+            calendar,
+        ),
         tls: std::sync::Arc::new(std::sync::RwLock::new(tls)),
         tls_files: config.tls.clone(),
         registry_file: config.registry.agencies.clone(),
         retention: config.retention.clone(),
+        deadlines: config.deadlines.clone(),
         trust_domain: config.trust_domain.clone(),
         transport: config.transport.clone(),
     })

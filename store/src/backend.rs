@@ -27,6 +27,9 @@ impl From<ViewError> for StorageError {
     }
 }
 
+/// View writes, in key order: a value to set, or `None` to delete the key.
+pub type ViewWrites = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 /// Visits one view entry (key, value); returns whether to go on.
 pub type VisitEntry<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, ViewError> + 'a;
 /// Visits one record (index, bytes).
@@ -40,8 +43,8 @@ pub struct Batch<'a> {
     pub records: &'a [Vec<u8>],
     /// The bodies the records commit to.
     pub bodies: &'a [BodyEntry],
-    /// The view writes the records fold into (key → value).
-    pub views: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The view writes the records fold into (key → value, or a deletion).
+    pub views: ViewWrites,
     /// The signed checkpoint covering the log once `records` are in it.
     pub checkpoint: &'a str,
 }
@@ -50,7 +53,7 @@ pub struct Batch<'a> {
 ///
 /// - `commit` MUST make every body of the batch durable before any of its records, and the
 ///   records durable, at `first_index..` in order, before the view writes; the view writes MUST
-///   be applied all or none. It MUST NOT return `Ok` unless all of it would survive a crash
+///   be applied all or none, a deletion taking the key away for every reader. It MUST NOT return `Ok` unless all of it would survive a crash
 ///   (`kill -9`, power loss) — the sequencer answers callers on `Ok`.
 /// - After an `Err` the sequencer refuses every later write (fail-stop); the engine MUST NOT
 ///   need more than a restart to be consistent again (a torn batch is unacknowledged, so an
@@ -187,6 +190,87 @@ pub trait Reader: KvRead + Send + Sync {
         Ok((out, more))
     }
 
+    /// The exchanges `agency` opened with cursor > `after`, in order (cursor, id), while
+    /// `visit` says go on.
+    fn outbox(
+        &self,
+        agency: &str,
+        after: u64,
+        visit: &mut dyn FnMut(u64, RequestId) -> bool,
+    ) -> Result<(), ViewError> {
+        let prefix = views::work::outbox_prefix(agency);
+        let start = views::work::outbox_key(agency, after.saturating_add(1));
+        self.scan(&start, &prefix_end(&prefix), &mut |k, v| {
+            Ok(visit(
+                index_after(k, prefix.len(), "outbox")?,
+                request_id(v)?,
+            ))
+        })
+    }
+
+    /// Up to `limit` of the requests awaiting `agency`'s answer after position `after` (see
+    /// [`views::work::work_position`]; `None`: from the first), in the order they should be
+    /// worked, and whether there are more.
+    fn work_page(
+        &self,
+        agency: &str,
+        after: Option<views::work::Position>,
+        limit: usize,
+    ) -> Result<(Vec<(views::work::Position, RequestId)>, bool), ViewError> {
+        let prefix = views::work::work_prefix(agency);
+        let start = match after {
+            // The first key after `after`: the position with a zero byte appended.
+            Some(p) => [prefix.as_slice(), &p, &[0]].concat(),
+            None => prefix.clone(),
+        };
+        let (mut out, mut more) = (Vec::new(), false);
+        self.scan(&start, &prefix_end(&prefix), &mut |k, v| {
+            if out.len() == limit {
+                more = true;
+                return Ok(false);
+            }
+            let position = k
+                .get(prefix.len()..)
+                .and_then(|p| views::work::Position::try_from(p).ok())
+                .ok_or_else(|| ViewError::Store("bad work key".into()))?;
+            out.push((position, request_id(v)?));
+            Ok(true)
+        })?;
+        Ok((out, more))
+    }
+
+    /// Up to `limit` requests whose deadline of `kind` (under [`views::work::DUE`] or
+    /// [`views::work::EXPIRY`]) is at or before `until_ms`, earliest first.
+    fn due_by(
+        &self,
+        kind: &[u8],
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<RequestId>, ViewError> {
+        let end = [kind, &until_ms.saturating_add(1).to_be_bytes()].concat();
+        let mut out = Vec::new();
+        self.scan(kind, &end, &mut |_, v| {
+            if out.len() == limit {
+                return Ok(false);
+            }
+            out.push(request_id(v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The exchanges linked to `id` (its updates, the requests sent on from it), with the index
+    /// of the record that linked each, oldest first.
+    fn links(&self, id: &RequestId) -> Result<Vec<(u64, RequestId)>, ViewError> {
+        let prefix = views::work::links_prefix(id);
+        let mut out = Vec::new();
+        self.scan(&prefix, &prefix_end(&prefix), &mut |k, v| {
+            out.push((index_after(k, prefix.len(), "link")?, request_id(v)?));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     /// How many of `agency`'s inbox items are unacknowledged.
     fn unacknowledged(&self, agency: &str) -> Result<u64, ViewError> {
         let mut n = 0;
@@ -267,6 +351,12 @@ fn inbox<R: Reader + ?Sized>(
         let cursor = index_after(k, prefix.len(), "inbox")?;
         Ok(visit(cursor, InboxEntry::decode(v)?))
     })
+}
+
+fn request_id(v: &[u8]) -> Result<RequestId, ViewError> {
+    <[u8; 16]>::try_from(v)
+        .map(RequestId)
+        .map_err(|_| ViewError::Store("bad request id in a view".into()))
 }
 
 /// The first key after every key that starts with `prefix`.

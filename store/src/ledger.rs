@@ -23,7 +23,7 @@ use crate::embedded::EmbeddedEngine;
 pub use crate::embedded::{LOG_MAGIC, OpenReport};
 use crate::error::BrokerError;
 use crate::exchange::Change;
-pub use crate::exchange::{replay_of, visible_meta};
+pub use crate::exchange::{Deadline, replay_of, visible_meta};
 pub use crate::open_error::OpenError;
 use crate::protocol::ProtocolStore;
 use crate::records::{Actor, Record, RequestId};
@@ -96,16 +96,26 @@ pub enum Opened {
     },
 }
 
-/// What an acknowledgement came to.
+/// What a change made at most once (an acknowledgement, a withdrawal) came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Acknowledgement {
-    /// Acknowledged now: the record's receipt.
+pub enum Once {
+    /// Made now: the record's receipt.
     New(Receipt),
-    /// Acknowledged before, by the record at `index`.
+    /// Made before, by the record at `index`.
     Before {
-        /// The earlier acknowledgement's index.
+        /// The earlier record's index.
         index: u64,
     },
+}
+
+impl Once {
+    fn of(decided: Decided, what: &str) -> Result<Self, BrokerError> {
+        Ok(match decided {
+            Decided::Appended(receipt) => Once::New(receipt),
+            Decided::AlreadyDone { index } => Once::Before { index },
+            other => return Err(other.unexpected(what)),
+        })
+    }
 }
 
 /// Handle to the ledger: typed changes, reads of what is committed, the applied index.
@@ -239,18 +249,62 @@ impl Ledger {
         time_ms: u64,
         request_id: RequestId,
         kind: MessageKind,
-    ) -> Result<Acknowledgement, BrokerError> {
+    ) -> Result<Once, BrokerError> {
         let change = Change::Acknowledge {
             actor,
             time_ms,
             request_id,
             kind,
         };
-        Ok(match self.change(change).await? {
-            Decided::Appended(receipt) => Acknowledgement::New(receipt),
-            Decided::AlreadyAcknowledged { index } => Acknowledgement::Before { index },
-            other => return Err(other.unexpected("an acknowledgement")),
-        })
+        Once::of(self.change(change).await?, "an acknowledgement")
+    }
+
+    /// Withdraws a request (a RequestWithdrawn record, with the body of its reasons) for its
+    /// requester; a request withdrawn before answers with that withdrawal.
+    pub async fn withdraw(&self, record: Record, body: BodyEntry) -> Result<Once, BrokerError> {
+        Once::of(
+            self.change(Change::Withdraw { record, body }).await?,
+            "a withdrawal",
+        )
+    }
+
+    /// Marks each request overdue, or expires it, that is still due as of `time_ms` (a
+    /// RequestOverdue or RequestExpired record by `actor`); a request no longer due is left
+    /// alone. Every change is queued before any is awaited, so they share batches. Returns, for
+    /// each, whether a record was appended.
+    pub async fn deadlines(
+        &self,
+        actor: &Actor,
+        time_ms: u64,
+        due: &[(RequestId, Deadline)],
+    ) -> Result<Vec<bool>, BrokerError> {
+        let mut replies = Vec::with_capacity(due.len());
+        for (request_id, deadline) in due {
+            let (reply, rx) = oneshot::channel();
+            let change = Change::Deadline {
+                actor: actor.clone(),
+                time_ms,
+                request_id: *request_id,
+                deadline: *deadline,
+            };
+            self.tx
+                .send(Job::Change {
+                    change: Box::new(change),
+                    reply,
+                })
+                .await
+                .map_err(|_| stopped())?;
+            replies.push(rx);
+        }
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            out.push(match rx.await.map_err(|_| stopped())?? {
+                Decided::Appended(_) => true,
+                Decided::NotDue => false,
+                other => return Err(other.unexpected("a deadline")),
+            });
+        }
+        Ok(out)
     }
 
     /// Answers a request (a ResponseSubmitted record, with its body).

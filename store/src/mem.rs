@@ -52,7 +52,12 @@ impl Backend for MemEngine {
             state.bodies.insert((b.kind, b.request_id), Some(b.clone()));
         }
         state.records.extend(batch.records.iter().cloned());
-        state.views.extend(batch.views);
+        for (key, value) in batch.views {
+            match value {
+                Some(v) => state.views.insert(key, v),
+                None => state.views.remove(&key),
+            };
+        }
         state.checkpoint = Some(batch.checkpoint.to_string());
         Ok(())
     }

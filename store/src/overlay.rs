@@ -5,14 +5,15 @@
 //! asks: on PostgreSQL each read is a round trip.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use crate::backend::ViewWrites;
 use crate::views::{KvRead, KvWrite, ViewError};
 
 /// View writes pending over `base`.
 pub struct Overlay<'a> {
     base: &'a dyn KvRead,
-    pending: BTreeMap<Vec<u8>, Vec<u8>>,
+    pending: ViewWrites,
     read: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
@@ -21,7 +22,7 @@ impl<'a> Overlay<'a> {
     pub fn new(base: &'a dyn KvRead) -> Self {
         Self {
             base,
-            pending: BTreeMap::new(),
+            pending: ViewWrites::new(),
             read: RefCell::default(),
         }
     }
@@ -56,8 +57,8 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    /// The pending writes, for the engine to commit.
-    pub fn into_writes(self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    /// The pending writes (a deletion as `None`), for the engine to commit.
+    pub fn into_writes(self) -> ViewWrites {
         self.pending
     }
 }
@@ -65,7 +66,7 @@ impl<'a> Overlay<'a> {
 impl KvRead for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
         if let Some(v) = self.pending.get(key) {
-            return Ok(Some(v.clone()));
+            return Ok(v.clone());
         }
         if let Some(v) = self.read.borrow().get(key) {
             return Ok(v.clone());
@@ -78,6 +79,10 @@ impl KvRead for Overlay<'_> {
 
 impl KvWrite for Overlay<'_> {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.pending.insert(key, value);
+        self.pending.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.pending.insert(key, None);
     }
 }

@@ -58,7 +58,8 @@ pub(crate) enum Job {
 pub(crate) enum Decided {
     Appended(Receipt),
     Replayed { request_id: RequestId, index: u64 },
-    AlreadyAcknowledged { index: u64 },
+    AlreadyDone { index: u64 },
+    NotDue,
 }
 
 impl Decided {
@@ -473,9 +474,8 @@ impl Sequencer {
                 Ok(Step::Replayed { request_id, index }) => {
                     Ok(Some(Decided::Replayed { request_id, index }))
                 }
-                Ok(Step::AlreadyAcknowledged { index }) => {
-                    Ok(Some(Decided::AlreadyAcknowledged { index }))
-                }
+                Ok(Step::AlreadyDone { index }) => Ok(Some(Decided::AlreadyDone { index })),
+                Ok(Step::NotDue) => Ok(Some(Decided::NotDue)),
                 Err(e) => Err(e),
             });
         }
@@ -532,7 +532,7 @@ impl Sequencer {
         first_index: u64,
         raws: &[Vec<u8>],
         bodies: &[BodyEntry],
-        views: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+        views: crate::backend::ViewWrites,
     ) -> Result<(), String> {
         // The leaves go into the tree first; receipts and proofs are bounded by the checkpoint's
         // size, which moves only once the engine has the batch.
@@ -626,17 +626,19 @@ impl Sequencer {
             {
                 continue;
             }
-            // Bits 1 request, 2 response, 4 disclosure; an exchange with nothing stored is still
-            // marked purged (kinds 0), so it is not looked at again.
+            // An exchange with nothing stored is still marked purged (kinds 0), so it is not
+            // looked at again.
             let mut kinds = 0u8;
-            for (bit, kind) in [
-                (1, MessageKind::Request),
-                (2, MessageKind::Response),
-                (4, MessageKind::Disclosure),
+            for kind in [
+                MessageKind::Request,
+                MessageKind::Response,
+                MessageKind::Disclosure,
+                MessageKind::Update,
+                MessageKind::Withdrawal,
             ] {
                 if reader.body_stored(kind, id).map_err(internal)? {
                     erase.push((kind, *id));
-                    kinds |= bit;
+                    kinds |= crate::records::purged_bit(kind);
                 }
             }
             purged.push((*id, kinds));

@@ -89,6 +89,7 @@ impl World {
             Keys::from_secret(&[7; 32]),
             Limits::default(),
             clock,
+            infoshare_server::deadline::Calendar::default(),
         )
     }
 
@@ -142,7 +143,20 @@ impl World {
 
     /// Moves the clock on by `days`.
     pub fn advance_days(&self, days: u64) {
-        self.now.fetch_add(days * 86_400_000, Ordering::SeqCst);
+        self.advance_ms(days * 86_400_000);
+    }
+
+    /// Moves the clock on by `ms` milliseconds.
+    pub fn advance_ms(&self, ms: u64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Runs the deadline task now, as the broker's own task does.
+    pub async fn run_deadlines(&self) -> infoshare_server::broker::DeadlineRun {
+        self.broker
+            .run_deadlines(Broker::deadlines_actor())
+            .await
+            .unwrap()
     }
 
     /// `from` sends the sample request to the Rangitoto school board under idempotency key
@@ -151,6 +165,7 @@ impl World {
         let input = infoshare_proto::v1::SubmitRequestRequest {
             request: Some(crate::sample_request("rangitoto-school-board")),
             idempotency_key: key.into(),
+            follows_request_id: String::new(),
         };
         self.broker.submit_request(from, &input).await.unwrap()
     }

@@ -85,6 +85,7 @@ pub fn sample_disclosure() -> api::InformationResponse {
         explanation: "We hold no learning support records for Aroha.".into(),
         staff_id: "attendance-officer-7".into(),
         consultation: Some(consulted()),
+        referred_agency_id: String::new(),
     }
 }
 

@@ -39,6 +39,7 @@ fn submit(request: api::InformationRequest, key: &str) -> v1::SubmitRequestReque
     v1::SubmitRequestRequest {
         request: Some(request),
         idempotency_key: key.into(),
+        follows_request_id: String::new(),
     }
 }
 
@@ -481,7 +482,7 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
     let purged = world.broker.ledger().decoded(world.log_size()).unwrap();
     assert_eq!(event_name(purged.event.code()), "bodies-purged");
     let detail = world.broker.get_request(&police, &id).await.unwrap();
-    assert!(detail.request.is_none());
+    assert!(detail.opening.is_none());
     assert!(
         world.broker.inbox_page(&school, 0, 10, false).unwrap().0[0]
             .body
@@ -576,7 +577,7 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released(world: World) {
     let id = sent.request_id.to_string();
     let detail = world.broker.get_request(&police, &id).await.unwrap();
     assert!(detail.legal_hold);
-    assert!(detail.request.is_some(), "held bodies are kept");
+    assert!(detail.opening.is_some(), "held bodies are kept");
 
     world
         .broker
@@ -590,7 +591,7 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released(world: World) {
             .get_request(&police, &id)
             .await
             .unwrap()
-            .request
+            .opening
             .is_none()
     );
 }

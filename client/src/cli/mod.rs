@@ -289,6 +289,10 @@ struct RespondArgs {
     /// Explanation for the requester (required when withholding).
     #[arg(long, default_value = "")]
     explanation: String,
+    /// With --ground not-held: an agency that may hold the information (a party to the same
+    /// protocol); the requester can send the request on to it with `resend`.
+    #[arg(long, value_name = "AGENCY")]
+    refer_to: Option<String>,
     #[command(flatten)]
     consultation: ConsultArgs,
     /// Your staff id within your agency.
@@ -473,6 +477,7 @@ async fn command(command: Cmd, client: &Client, out: &Output) -> Result<(), Fail
                 explanation: a.explanation,
                 staff_id: a.staff_id,
                 consultation: a.consultation.record(),
+                referred_agency_id: a.refer_to.unwrap_or_default(),
             };
             let done = client.respond(&a.request_id, response).await?;
             out.responded(&a.request_id, &done);

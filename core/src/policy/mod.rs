@@ -17,7 +17,7 @@ use crate::protocol::ProtocolStore;
 use crate::reason::Reason;
 use crate::records::RequestSubmitted;
 use crate::registry::{Agency, Registry};
-use crate::validate::{ValidDisclosure, ValidRequest, ValidResponse};
+use crate::validate::{ValidDisclosure, ValidRequest, ValidResponse, ValidUpdate};
 
 pub use crate::error::Denial;
 
@@ -123,18 +123,82 @@ pub fn check_response(
     )?;
     authority_for_purpose(p, original.authority, &original.purpose)?;
     disclose_covers_request(response.decision, &response.items, &original.categories)?;
-    if !response.items.is_empty() {
-        may_share_for(sharing, &original.purpose, "purpose.sharer_may_share")?;
-        consultation_recorded(original.authority, response.consultation)?;
+    if !response.referral.is_empty() {
+        referral_is_party(p, &response.referral, responder, requester)?;
     }
-    for (category, class) in &response.items {
+    answered_items(
+        sharing,
+        requester,
+        &response.items,
+        response.consultation,
+        original,
+    )?;
+    Ok(Allowed {
+        protocol_version: p.version,
+    })
+}
+
+/// Checks an update by `updater` of the request `original` (whose requester is
+/// `original_requester`): checked like a response that discloses (the protocol, the parties,
+/// the purpose, only categories requested, classifications, consultation), without the rules
+/// on withholding (an update adds to an answer; it withholds nothing).
+pub fn check_update(
+    updater: &Agency,
+    update: &ValidUpdate,
+    original_requester: &str,
+    original: &RequestSubmitted,
+    registry: &Registry,
+    protocols: &ProtocolStore,
+    today: Date,
+) -> Result<Allowed, Denial> {
+    use rules::*;
+    from_recipient(updater, &original.recipient)?;
+    let requester = recipient(registry, original_requester)?;
+    let entry = protocol_in_force(protocols, &original.protocol_id)?;
+    protocol_review_current(entry, today)?;
+    let p = &entry.protocol;
+    let sharing = party(p, updater, "party.responder")?;
+    party(p, requester, "party.requester")?;
+    agency_eligible(updater, original.authority, "authority.responder_eligible")?;
+    agency_eligible(
+        requester,
+        original.authority,
+        "authority.requester_eligible",
+    )?;
+    authority_for_purpose(p, original.authority, &original.purpose)?;
+    answered_items(
+        sharing,
+        requester,
+        &update.items,
+        update.consultation,
+        original,
+    )?;
+    Ok(Allowed {
+        protocol_version: p.version,
+    })
+}
+
+/// The rules on what an answer (a response or an update) discloses: for the request's
+/// purpose, with the consultation recorded, only categories requested, each classified as the
+/// protocol sets and within the requester's clearance.
+fn answered_items(
+    sharing: &crate::protocol::Party,
+    requester: &Agency,
+    items: &[(String, Classification)],
+    consultation: Option<crate::domain::Consultation>,
+    original: &RequestSubmitted,
+) -> Result<(), Denial> {
+    use rules::*;
+    if !items.is_empty() {
+        may_share_for(sharing, &original.purpose, "purpose.sharer_may_share")?;
+        consultation_recorded(original.authority, consultation)?;
+    }
+    for (category, class) in items {
         disclosed_was_requested(category, &original.categories)?;
         let shared = category_shareable(sharing, category)?;
         items_classified(*class, shared.classification, requester)?;
     }
-    Ok(Allowed {
-        protocol_version: p.version,
-    })
+    Ok(())
 }
 
 /// Checks a proactive disclosure ("on its own initiative": s66C; s20) by `discloser`.

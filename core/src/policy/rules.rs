@@ -106,6 +106,28 @@ pub fn authority_for_purpose(
     ))
 }
 
+/// Template §2 (attending agencies): an answer that declines as not held may suggest another
+/// agency that may hold the information, and it must be a party to the same protocol (the
+/// request sent on is made under it), other than the two already in the exchange.
+pub fn referral_is_party(
+    p: &Protocol,
+    referral: &str,
+    responder: &Agency,
+    requester: &Agency,
+) -> Result<(), Denial> {
+    if referral != responder.id && referral != requester.id && p.party(referral).is_some() {
+        return Ok(());
+    }
+    Err(deny(
+        "referral.party",
+        Reason::ReferralNotParty,
+        format!(
+            "{referral:?} cannot be suggested: a referral names another party to protocol {:?}, not the requester or the responder.",
+            p.id
+        ),
+    ))
+}
+
 /// s66C(1) OTA / s20 FVA: both the one sharing and the one receiving must be of the kinds the
 /// section names.
 pub fn agency_eligible(

@@ -124,6 +124,7 @@ fn base_request() -> Req {
             consultation: Some(Consultation::Consulted),
             staff_id: "c-1".into(),
             idempotency_key: "k".into(),
+            follows: None,
             body: Default::default(),
         },
         registry: Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
@@ -407,6 +408,9 @@ fn base_response() -> Resp {
             consultation: Some(Consultation::Consulted),
             idempotency: [0; 32],
             body_commitment: [0; 32],
+            due_ms: 0,
+            expires_ms: 0,
+            follows: None,
         },
         response: ValidResponse {
             request_id: RequestId([1; 16]),
@@ -415,6 +419,7 @@ fn base_response() -> Resp {
             items: vec![("attendance".into(), Classification::InConfidence)],
             consultation: Some(Consultation::Consulted),
             staff_id: "t-1".into(),
+            referral: String::new(),
             body: crate::validate::tests::response_body("Not held."),
         },
         registry: Registry::from_toml(SAMPLE_REGISTRY).unwrap(),
@@ -597,6 +602,30 @@ fn response_rules() {
                 r.response.consultation = None;
             },
         ),
+        ("not held, suggesting another party", None, |r| {
+            r.response.referral = "education".into();
+        }),
+        (
+            "not held, suggesting an agency outside the protocol",
+            Some(("referral.party", "REFERRAL_NOT_PARTY")),
+            |r| {
+                r.response.referral = "health-nz".into();
+            },
+        ),
+        (
+            "not held, suggesting the requester itself",
+            Some(("referral.party", "REFERRAL_NOT_PARTY")),
+            |r| {
+                r.response.referral = "police".into();
+            },
+        ),
+        (
+            "not held, suggesting the responder itself",
+            Some(("referral.party", "REFERRAL_NOT_PARTY")),
+            |r| {
+                r.response.referral = "rangitoto-school-board".into();
+            },
+        ),
     ];
     for (name, expected, mutate) in cases {
         let mut r = base_response();
@@ -620,6 +649,83 @@ fn response_rules() {
                     "{name}: {}",
                     d.message
                 );
+            }
+            (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        }
+    }
+}
+
+/// An update is checked like a response that discloses, without the rules on withholding: it
+/// may carry one of several categories requested, but nothing outside them.
+#[test]
+fn update_rules() {
+    let cases: Vec<RespCase> = vec![
+        ("one of the categories requested", None, |_| {}),
+        (
+            "a category not requested",
+            Some(("response.only_requested", "DISCLOSURE_NOT_REQUESTED")),
+            |r| {
+                r.original.categories = vec!["learning-support".into()];
+            },
+        ),
+        (
+            "from an agency the request was not sent to",
+            Some(("response.from_recipient", "NOT_THE_RECIPIENT")),
+            |r| {
+                r.responder = "education";
+            },
+        ),
+        (
+            "above the requester's clearance",
+            Some((
+                "classification.within_recipient_clearance",
+                "CLASSIFICATION_ABOVE_CLEARANCE",
+            )),
+            |r| {
+                r.registry =
+                    registry_with("clearance = \"SECRET\"", "clearance = \"UNCLASSIFIED\"");
+            },
+        ),
+        (
+            "protocol suspended since the answer",
+            Some(("protocol.in_force", "PROTOCOL_SUSPENDED")),
+            |r| {
+                set_state(&mut r.store, "youth-reengagement", ProtocolState::Suspended);
+            },
+        ),
+        (
+            "s66C without a consultation record",
+            Some(("consultation.recorded", "CONSULTATION_RECORD_MISSING")),
+            |r| {
+                r.response.consultation = None;
+            },
+        ),
+    ];
+    for (name, expected, mutate) in cases {
+        let mut r = base_response();
+        mutate(&mut r);
+        let update = crate::validate::ValidUpdate {
+            request_id: r.response.request_id,
+            items: r.response.items.clone(),
+            consultation: r.response.consultation,
+            staff_id: "t-1".into(),
+            idempotency_key: "u-1".into(),
+            body: Default::default(),
+        };
+        let responder = r.registry.agency(r.responder).unwrap();
+        let got = check_update(
+            responder,
+            &update,
+            r.requester,
+            &r.original,
+            &r.registry,
+            &r.store,
+            today(),
+        );
+        match (expected, got) {
+            (None, Ok(_)) => {}
+            (Some((rule, code)), Err(d)) => {
+                assert_eq!((d.rule, d.reason.code()), (rule, code), "{name}");
             }
             (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
         }

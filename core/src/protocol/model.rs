@@ -122,6 +122,10 @@ pub struct Protocol {
     /// ([`ResponseTimes::default`]).
     #[serde(default)]
     pub response_times: ResponseTimes,
+    /// How long a request may wait unacknowledged before it expires (non-delivery); absent,
+    /// the broker's configured default.
+    #[serde(default)]
+    pub collection_window: Option<crate::deadline::ResponseTime>,
 }
 
 impl Protocol {
@@ -184,6 +188,9 @@ impl Protocol {
             return bad("review_date", "must be a date YYYY-MM-DD".into());
         }
         self.response_times.check()?;
+        if let Some(window) = self.collection_window {
+            window.check("document.collection_window")?;
+        }
         let mut purposes = BTreeSet::new();
         for (i, p) in self.purposes.iter().enumerate() {
             code(&format!("purposes[{i}].code"), &p.code)?;

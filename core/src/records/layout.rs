@@ -14,8 +14,8 @@ impl Record {
         self.encode_as(RECORD_VERSION)
     }
 
-    /// The encoding in format `version` (1 or 2); version 1 has no place for the fields
-    /// version 2 added, so it is only for re-encoding what was read as version 1.
+    /// The encoding in format `version` (1 to 3); an older version has no place for the
+    /// fields later ones added, so it is only for re-encoding what was read in it.
     pub fn encode_as(&self, version: u8) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(version)
@@ -46,6 +46,39 @@ impl Record {
                     .u8(r.consultation.map_or(0, Consultation::code))
                     .fixed(&r.idempotency)
                     .fixed(&r.body_commitment);
+                if version >= 3 {
+                    w.u64(r.due_ms).u64(r.expires_ms);
+                    opt_id(&mut w, r.follows);
+                }
+            }
+            Event::RequestOverdue { request_id }
+            | Event::RequestExpired { request_id }
+            | Event::UpdateAcknowledged { request_id }
+            | Event::NoticesAcknowledged { request_id } => {
+                w.fixed(&request_id.0);
+            }
+            Event::RequestWithdrawn(x) => {
+                w.fixed(&x.request_id.0)
+                    .fixed(&x.staff)
+                    .fixed(&x.body_commitment);
+            }
+            Event::UpdateSubmitted(u) => {
+                w.fixed(&u.update_id.0)
+                    .fixed(&u.request_id.0)
+                    .str8(&u.recipient)
+                    .fixed(&u.staff)
+                    .count8(u.subjects.len());
+                for s in &u.subjects {
+                    w.fixed(s);
+                }
+                w.str8(&u.protocol_id)
+                    .u32(u.protocol_version)
+                    .u8(u.authority.code())
+                    .str8(&u.purpose);
+                disclosed(&mut w, &u.disclosed);
+                w.u8(u.consultation.map_or(0, Consultation::code))
+                    .fixed(&u.idempotency)
+                    .fixed(&u.body_commitment);
             }
             Event::RequestAcknowledged { request_id }
             | Event::ResponseAcknowledged { request_id }
@@ -119,6 +152,9 @@ impl Record {
                         .u8(r.authority.map_or(0, Authority::code))
                         .str8(&r.purpose);
                 }
+                if version >= 3 {
+                    w.str8(&r.referral);
+                }
             }
             Event::Denied(d) => {
                 w.u8(d.operation.code());
@@ -159,7 +195,7 @@ impl Record {
         w.finish()
     }
 
-    /// Decodes a record, refusing anything but an exact version-1 or version-2 encoding.
+    /// Decodes a record, refusing anything but an exact encoding in one of versions 1 to 3.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         Self::decode_versioned(bytes).map(|(_, record)| record)
     }
@@ -191,6 +227,16 @@ impl Record {
                 let purpose = r.str8()?;
                 let n = r.count8()?;
                 let categories = (0..n).map(|_| r.str8()).collect::<Result<_, _>>()?;
+                let classification = r.code("classification", Classification::from_code)?;
+                let urgency = r.code("urgency", crate::domain::Urgency::from_code)?;
+                let consultation = opt_consultation(&mut r)?;
+                let idempotency = r.fixed()?;
+                let body_commitment = r.fixed()?;
+                let (due_ms, expires_ms, follows) = if version >= 3 {
+                    (r.u64()?, r.u64()?, read_opt_id(&mut r, "follows presence")?)
+                } else {
+                    (0, 0, None)
+                };
                 Event::RequestSubmitted(RequestSubmitted {
                     request_id,
                     recipient,
@@ -201,8 +247,51 @@ impl Record {
                     authority,
                     purpose,
                     categories,
-                    classification: r.code("classification", Classification::from_code)?,
-                    urgency: r.code("urgency", crate::domain::Urgency::from_code)?,
+                    classification,
+                    urgency,
+                    consultation,
+                    idempotency,
+                    body_commitment,
+                    due_ms,
+                    expires_ms,
+                    follows,
+                })
+            }
+            code::REQUEST_OVERDUE if version >= 3 => Event::RequestOverdue {
+                request_id: RequestId(r.fixed()?),
+            },
+            code::REQUEST_EXPIRED if version >= 3 => Event::RequestExpired {
+                request_id: RequestId(r.fixed()?),
+            },
+            code::UPDATE_ACKNOWLEDGED if version >= 3 => Event::UpdateAcknowledged {
+                request_id: RequestId(r.fixed()?),
+            },
+            code::NOTICES_ACKNOWLEDGED if version >= 3 => Event::NoticesAcknowledged {
+                request_id: RequestId(r.fixed()?),
+            },
+            code::REQUEST_WITHDRAWN if version >= 3 => Event::RequestWithdrawn(RequestWithdrawn {
+                request_id: RequestId(r.fixed()?),
+                staff: r.fixed()?,
+                body_commitment: r.fixed()?,
+            }),
+            code::UPDATE_SUBMITTED if version >= 3 => {
+                let update_id = RequestId(r.fixed()?);
+                let request_id = RequestId(r.fixed()?);
+                let recipient = r.str8()?;
+                let staff = r.fixed()?;
+                let n = r.count8()?;
+                let subjects = (0..n).map(|_| r.fixed()).collect::<Result<_, _>>()?;
+                Event::UpdateSubmitted(UpdateSubmitted {
+                    update_id,
+                    request_id,
+                    recipient,
+                    staff,
+                    subjects,
+                    protocol_id: r.str8()?,
+                    protocol_version: r.u32()?,
+                    authority: r.code("authority", Authority::from_code)?,
+                    purpose: r.str8()?,
+                    disclosed: read_disclosed(&mut r)?,
                     consultation: opt_consultation(&mut r)?,
                     idempotency: r.fixed()?,
                     body_commitment: r.fixed()?,
@@ -233,6 +322,11 @@ impl Record {
                 } else {
                     (String::new(), 0, None, String::new())
                 };
+                let referral = if version >= 3 {
+                    r.str8()?
+                } else {
+                    String::new()
+                };
                 Event::ResponseSubmitted(ResponseSubmitted {
                     request_id,
                     requester,
@@ -246,6 +340,7 @@ impl Record {
                     protocol_version,
                     authority,
                     purpose,
+                    referral,
                 })
             }
             code::RESPONSE_ACKNOWLEDGED => Event::ResponseAcknowledged {
@@ -340,7 +435,7 @@ impl Record {
             }
             code::BODIES_PURGED => Event::BodiesPurged {
                 request_id: RequestId(r.fixed()?),
-                kinds: r.code("purged kinds", |k| (k <= 7).then_some(k))?,
+                kinds: r.code("purged kinds", |k| (k <= PURGED_KINDS_MAX).then_some(k))?,
             },
             code::AUDIT_QUERIED => {
                 let query = r.u8()?;
@@ -399,6 +494,24 @@ impl Record {
                 event,
             },
         ))
+    }
+}
+
+/// The highest `kinds` of a BodiesPurged record (every bit set: see `purged_bit`).
+const PURGED_KINDS_MAX: u8 = 31;
+
+fn opt_id(w: &mut Writer, id: Option<RequestId>) {
+    match id {
+        Some(id) => w.u8(1).fixed(&id.0),
+        None => w.u8(0),
+    };
+}
+
+fn read_opt_id(r: &mut Reader<'_>, field: &'static str) -> Result<Option<RequestId>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(RequestId(r.fixed()?))),
+        code => Err(DecodeError::UnknownCode { field, code }),
     }
 }
 

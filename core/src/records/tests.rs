@@ -29,12 +29,20 @@ pub(crate) fn submitted(id: u8) -> Record {
             consultation: Some(Consultation::Consulted),
             idempotency: [4; 32],
             body_commitment: [5; 32],
+            due_ms: 1_700_000_900_000,
+            expires_ms: 1_700_100_000_000,
+            follows: None,
         }),
     }
 }
 
 pub(crate) fn all_kinds() -> Vec<Record> {
     let mut out = vec![submitted(9)];
+    let mut sent_on = submitted(11);
+    if let Event::RequestSubmitted(r) = &mut sent_on.event {
+        r.follows = Some(RequestId([9; 16]));
+    }
+    out.push(sent_on);
     let mut r = submitted(9);
     r.event = Event::RequestAcknowledged {
         request_id: RequestId([9; 16]),
@@ -53,6 +61,7 @@ pub(crate) fn all_kinds() -> Vec<Record> {
         protocol_version: 2,
         authority: Some(Authority::OtaS66C),
         purpose: "assess-risk".into(),
+        referral: "education".into(),
     });
     out.push(r.clone());
     r.event = Event::ResponseAcknowledged {
@@ -123,8 +132,56 @@ pub(crate) fn all_kinds() -> Vec<Record> {
     r.event = Event::LegalHoldPlaced(HoldTarget::Exchange(RequestId([8; 16])));
     out.push(r.clone());
     r.event = Event::LegalHoldReleased(HoldTarget::Subject([2; 32]));
+    out.push(r.clone());
+    r.event = Event::RequestOverdue {
+        request_id: RequestId([9; 16]),
+    };
+    out.push(r.clone());
+    r.event = Event::RequestWithdrawn(RequestWithdrawn {
+        request_id: RequestId([9; 16]),
+        staff: [4; 32],
+        body_commitment: [5; 32],
+    });
+    out.push(r.clone());
+    r.event = Event::UpdateSubmitted(UpdateSubmitted {
+        update_id: RequestId([10; 16]),
+        request_id: RequestId([9; 16]),
+        recipient: "police".into(),
+        staff: [6; 32],
+        subjects: vec![[2; 32], [3; 32]],
+        protocol_id: "youth-reengagement".into(),
+        protocol_version: 2,
+        authority: Authority::OtaS66C,
+        purpose: "assess-risk".into(),
+        disclosed: vec![("attendance".into(), Classification::InConfidence)],
+        consultation: Some(Consultation::Consulted),
+        idempotency: [8; 32],
+        body_commitment: [9; 32],
+    });
+    out.push(r.clone());
+    r.event = Event::RequestExpired {
+        request_id: RequestId([9; 16]),
+    };
+    out.push(r.clone());
+    r.event = Event::UpdateAcknowledged {
+        request_id: RequestId([10; 16]),
+    };
+    out.push(r.clone());
+    r.event = Event::NoticesAcknowledged {
+        request_id: RequestId([9; 16]),
+    };
+    out.push(r.clone());
+    r.event = Event::BodiesPurged {
+        request_id: RequestId([9; 16]),
+        kinds: 31,
+    };
     out.push(r);
     out
+}
+
+/// Whether an event exists only from record version 3.
+fn version_3_only(e: &Event) -> bool {
+    e.code() >= code::REQUEST_OVERDUE
 }
 
 #[test]
@@ -148,7 +205,7 @@ fn known_answer_for_an_acknowledgement() {
             request_id: RequestId([0xee; 16]),
         },
     };
-    let mut expected = vec![2, 2, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, b'a', b'b'];
+    let mut expected = vec![3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, b'a', b'b'];
     expected.extend([0; 32]);
     expected.extend([0xee; 16]);
     assert_eq!(rec.encode(), expected);
@@ -166,10 +223,43 @@ fn every_truncation_and_extension_is_refused() {
         assert_eq!(Record::decode(&longer), Err(DecodeError::Trailing(1)));
     }
     let mut bad = submitted(1).encode();
-    bad[0] = 3;
-    assert_eq!(Record::decode(&bad), Err(DecodeError::Version(3)));
+    bad[0] = 4;
+    assert_eq!(Record::decode(&bad), Err(DecodeError::Version(4)));
     bad[0] = 0;
     assert_eq!(Record::decode(&bad), Err(DecodeError::Version(0)));
+}
+
+/// The fields version 3 added, cleared as a record read in an older version has them.
+fn without_version_3_fields(rec: &Record) -> Record {
+    let mut old = rec.clone();
+    match &mut old.event {
+        Event::RequestSubmitted(r) => {
+            r.due_ms = 0;
+            r.expires_ms = 0;
+            r.follows = None;
+        }
+        Event::ResponseSubmitted(r) => r.referral.clear(),
+        Event::BodiesPurged { kinds, .. } => *kinds &= 7,
+        _ => {}
+    }
+    old
+}
+
+/// Logs written in version 2 stay readable, their records re-encode to the very bytes the log
+/// holds, and the events version 3 added are refused in them.
+#[test]
+fn version_2_records_are_still_read() {
+    for rec in all_kinds() {
+        let old = without_version_3_fields(&rec);
+        if version_3_only(&old.event) {
+            assert!(Record::decode(&old.encode_as(2)).is_err(), "{old:?}");
+            continue;
+        }
+        let v2 = old.encode_as(2);
+        let (version, decoded) = Record::decode_versioned(&v2).unwrap();
+        assert_eq!((version, &decoded), (2, &old));
+        assert_eq!(decoded.encode_as(version), v2);
+    }
 }
 
 /// Logs written before version 2 stay readable, and their records re-encode to the very
@@ -177,7 +267,7 @@ fn every_truncation_and_extension_is_refused() {
 #[test]
 fn version_1_records_are_still_read() {
     for rec in all_kinds() {
-        let mut old = rec.clone();
+        let mut old = without_version_3_fields(&rec);
         match &mut old.event {
             Event::ResponseSubmitted(r) => {
                 r.protocol_id.clear();
@@ -195,8 +285,9 @@ fn version_1_records_are_still_read() {
         if matches!(
             old.event,
             Event::LegalHoldPlaced(_) | Event::LegalHoldReleased(_)
-        ) {
-            // Version 2 only.
+        ) || version_3_only(&old.event)
+        {
+            // Version 2 or 3 only.
             assert!(Record::decode(&old.encode_as(1)).is_err());
             continue;
         }

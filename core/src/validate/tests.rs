@@ -3,6 +3,7 @@ use super::*;
 pub(crate) fn good_request() -> v1::SubmitRequestRequest {
     v1::SubmitRequestRequest {
         idempotency_key: "k-1".into(),
+        follows_request_id: String::new(),
         request: Some(v1::InformationRequest {
             recipient_agency_id: "oranga-tamariki".into(),
             authority: v1::LegalAuthority::OtaS66c as i32,
@@ -297,6 +298,7 @@ fn good_response(decision: v1::Decision) -> v1::RespondRequest {
             decline_ground: 0,
             explanation: String::new(),
             staff_id: "teacher-7".into(),
+            referred_agency_id: String::new(),
             consultation: Some(v1::ConsultationRecord {
                 status: 1,
                 reason_not_consulted: String::new(),

@@ -41,6 +41,31 @@ impl v1::admin_service_server::AdminService for AdminApi {
         }))
     }
 
+    async fn run_deadlines(
+        &self,
+        request: Request<v1::RunDeadlinesRequest>,
+    ) -> Result<Response<v1::RunDeadlinesResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::RunDeadlines)
+            .await
+            .map_err(status::of)?;
+        let run = self
+            .broker
+            .run_deadlines(caller.actor())
+            .await
+            .map_err(status::of)?;
+        tracing::info!(
+            overdue = run.overdue,
+            expired = run.expired,
+            "deadline run by an administrator"
+        );
+        Ok(Response::new(v1::RunDeadlinesResponse {
+            overdue: run.overdue,
+            expired: run.expired,
+            as_of: Some(super::convert::timestamp(run.as_of_ms)),
+            more: run.more,
+        }))
+    }
+
     async fn rotate_log_key(
         &self,
         request: Request<v1::RotateLogKeyRequest>,

@@ -3,12 +3,13 @@
 use infoshare_proto::v1;
 use prost::Message;
 
-use crate::broker::{InboxItem, RequestDetail};
-use crate::domain::{MessageKind, RequestStatus};
+use crate::broker::{InboxItem, OutboxItem, RequestDetail};
+use crate::domain::MessageKind;
 use crate::error::BrokerError;
 use crate::protocol::{Entry, ProtocolState};
-use crate::records::{Event, Record};
+use crate::records::{Event, Record, RequestId};
 use crate::store::bodies::BodyEntry;
+use crate::views::RequestMeta;
 
 /// A receipt as the API carries it.
 pub fn receipt(r: &crate::store::ledger::Receipt) -> v1::Receipt {
@@ -39,98 +40,189 @@ fn decode<M: Message + Default>(body: &BodyEntry) -> Result<M, BrokerError> {
 
 /// An inbox item as the API carries it (its body decoded).
 pub fn inbox_item(item: &InboxItem) -> Result<v1::InboxItem, BrokerError> {
-    let (mut request, mut response, mut disclosure) = (None, None, None);
-    if let Some(body) = &item.body {
-        match item.entry.kind {
-            MessageKind::Request => request = Some(decode(body)?),
-            MessageKind::Response => response = Some(decode(body)?),
-            MessageKind::Disclosure => disclosure = Some(decode(body)?),
-            MessageKind::Protocol => {
-                return Err(BrokerError::Internal(
-                    "a protocol document in an inbox".into(),
-                ));
-            }
-        }
-    }
-    Ok(v1::InboxItem {
+    let mut out = v1::InboxItem {
         cursor: item.cursor,
         kind: kind(item.entry.kind) as i32,
         request_id: item.entry.request_id.to_string(),
         from_agency_id: item.entry.from.clone(),
         sent_at: Some(timestamp(item.entry.time_ms)),
         acknowledged: item.entry.acknowledged,
-        request,
-        response,
-        disclosure,
-        body_purged: item.body.is_none(),
-    })
+        body_purged: item.purged,
+        notice: item.entry.notice.map_or(0, |n| i32::from(n.code())),
+        related_request_id: item
+            .meta
+            .linked
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    deadlines(
+        &item.meta,
+        &mut out.status,
+        &mut out.urgency,
+        &mut out.due_at,
+        &mut out.overdue,
+    );
+    if item.entry.kind == MessageKind::Notice {
+        // A notice is about the request it names.
+        out.related_request_id = item.entry.request_id.to_string();
+    }
+    if let Some(body) = &item.body {
+        match body.kind {
+            MessageKind::Request => out.request = Some(decode(body)?),
+            MessageKind::Response => out.response = Some(decode(body)?),
+            MessageKind::Disclosure => out.disclosure = Some(decode(body)?),
+            MessageKind::Update => out.update = Some(decode(body)?),
+            MessageKind::Withdrawal => out.withdrawal = Some(decode(body)?),
+            MessageKind::Protocol | MessageKind::Notice => {
+                return Err(BrokerError::Internal(format!(
+                    "a {} body in an inbox",
+                    body.kind
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
+/// An exchange's status, and a request's urgency and due time, as the API carries them.
+fn deadlines(
+    meta: &RequestMeta,
+    status: &mut i32,
+    urgency: &mut i32,
+    due_at: &mut Option<prost_types::Timestamp>,
+    overdue: &mut bool,
+) {
+    *status = i32::from(meta.status.code());
+    *urgency = meta.urgency.map_or(0, |u| i32::from(u.code()));
+    *due_at = (meta.due_ms != 0).then(|| timestamp(meta.due_ms));
+    *overdue = meta.overdue();
+}
+
+/// The API's kind of an inbox item or exchange (the codes are the same; the broker's own kinds
+/// have none).
 fn kind(k: MessageKind) -> v1::MessageKind {
     match k {
-        MessageKind::Request => v1::MessageKind::Request,
-        MessageKind::Response => v1::MessageKind::Response,
-        MessageKind::Disclosure => v1::MessageKind::Disclosure,
-        MessageKind::Protocol => v1::MessageKind::Unspecified,
+        MessageKind::Protocol | MessageKind::Withdrawal => v1::MessageKind::Unspecified,
+        k => v1::MessageKind::try_from(i32::from(k.code())).unwrap_or_default(),
     }
 }
 
-fn status(s: RequestStatus) -> v1::RequestStatus {
-    match s {
-        RequestStatus::Submitted => v1::RequestStatus::Submitted,
-        RequestStatus::Acknowledged => v1::RequestStatus::Acknowledged,
-        RequestStatus::Responded => v1::RequestStatus::Responded,
-        RequestStatus::Completed => v1::RequestStatus::Completed,
-    }
-}
-
-fn event(index: u64, r: &Record) -> Option<v1::TimelineEvent> {
+/// A timeline event as the API carries it, in the timeline of exchange `this` (a record of
+/// another exchange there is one that links to it: an update, a request sent on).
+fn event(this: &RequestId, index: u64, r: &Record) -> Option<v1::TimelineEvent> {
+    use v1::EventKind as K;
+    let own = r.event.request_id() == Some(*this);
     let kind = match r.event {
-        Event::RequestSubmitted(_) => v1::EventKind::RequestSubmitted,
-        Event::RequestAcknowledged { .. } => v1::EventKind::RequestAcknowledged,
-        Event::ResponseSubmitted(_) => v1::EventKind::ResponseSubmitted,
-        Event::ResponseAcknowledged { .. } => v1::EventKind::ResponseAcknowledged,
-        Event::DisclosureSubmitted(_) => v1::EventKind::DisclosureSubmitted,
-        Event::DisclosureAcknowledged { .. } => v1::EventKind::DisclosureAcknowledged,
-        Event::BodiesPurged { .. } => v1::EventKind::BodiesPurged,
-        Event::LegalHoldPlaced(_) => v1::EventKind::LegalHoldPlaced,
-        Event::LegalHoldReleased(_) => v1::EventKind::LegalHoldReleased,
+        Event::RequestSubmitted(_) if own => K::RequestSubmitted,
+        Event::RequestSubmitted(_) => K::RequestResent,
+        Event::RequestAcknowledged { .. } => K::RequestAcknowledged,
+        Event::ResponseSubmitted(_) => K::ResponseSubmitted,
+        Event::ResponseAcknowledged { .. } => K::ResponseAcknowledged,
+        Event::DisclosureSubmitted(_) => K::DisclosureSubmitted,
+        Event::DisclosureAcknowledged { .. } => K::DisclosureAcknowledged,
+        Event::BodiesPurged { .. } => K::BodiesPurged,
+        Event::LegalHoldPlaced(_) => K::LegalHoldPlaced,
+        Event::LegalHoldReleased(_) => K::LegalHoldReleased,
+        Event::RequestOverdue { .. } => K::RequestOverdue,
+        Event::RequestWithdrawn(_) => K::RequestWithdrawn,
+        Event::RequestExpired { .. } => K::RequestExpired,
+        Event::UpdateSubmitted(_) => K::UpdateSubmitted,
+        Event::UpdateAcknowledged { .. } => K::UpdateAcknowledged,
+        Event::NoticesAcknowledged { .. } => K::NoticeAcknowledged,
         Event::Denied(_)
         | Event::Protocol(_)
         | Event::AuditQueried(_)
         | Event::LogKeyRotated { .. } => return None,
+    };
+    // The other end of a link: from the request, the update or the request sent on; from
+    // those, the request.
+    let related = match (own, r.event.request_id(), r.event.related()) {
+        (false, Some(other), _) => Some(other),
+        (true, _, Some(other)) => Some(other),
+        _ => None,
     };
     Some(v1::TimelineEvent {
         log_index: index,
         kind: kind as i32,
         at: Some(timestamp(r.time_ms)),
         agency_id: r.actor.id.clone(),
+        related_request_id: related.map(|id| id.to_string()).unwrap_or_default(),
     })
 }
 
 /// A request's detail as the API carries it (bodies decoded).
 pub fn request_detail(d: &RequestDetail) -> Result<v1::GetRequestResponse, BrokerError> {
-    let request = d.request.as_ref().map(decode).transpose()?;
+    let opening = d.opening.as_ref();
+    let of_kind = |k: MessageKind| opening.filter(|b| b.kind == k);
+    let request = of_kind(MessageKind::Request).map(decode).transpose()?;
+    let disclosure = of_kind(MessageKind::Disclosure).map(decode).transpose()?;
+    let update = of_kind(MessageKind::Update).map(decode).transpose()?;
     let response = d.response.as_ref().map(decode).transpose()?;
-    let disclosure = d.disclosure.as_ref().map(decode).transpose()?;
-    let purged = (request.is_none() && disclosure.is_none())
-        || (d.meta.response_idx != 0 && d.response.is_none());
-    Ok(v1::GetRequestResponse {
+    let purged = opening.is_none() || (d.meta.response_idx != 0 && d.response.is_none());
+    let mut out = v1::GetRequestResponse {
         request_id: d.request_id.to_string(),
         requester_agency_id: d.meta.requester.clone(),
         recipient_agency_id: d.meta.recipient.clone(),
-        status: status(d.meta.status) as i32,
         request,
         response,
+        disclosure,
+        update,
         timeline: d
             .timeline
             .iter()
-            .filter_map(|(i, r)| event(*i, r))
+            .filter_map(|(i, r)| event(&d.request_id, *i, r))
             .collect(),
         body_purged: purged,
-        disclosure,
         legal_hold: d.legal_hold,
-    })
+        kind: kind(d.meta.kind) as i32,
+        expires_at: (d.meta.expires_ms != 0 && d.meta.request_ack_idx == 0)
+            .then(|| timestamp(d.meta.expires_ms)),
+        related_request_id: d.meta.linked.map(|id| id.to_string()).unwrap_or_default(),
+        withdrawal: d.withdrawal.as_ref().map(decode).transpose()?,
+        resent_as: d.resent_as.iter().map(|id| id.to_string()).collect(),
+        ..Default::default()
+    };
+    deadlines(
+        &d.meta,
+        &mut out.status,
+        &mut out.urgency,
+        &mut out.due_at,
+        &mut out.overdue,
+    );
+    for u in &d.updates {
+        out.updates.push(v1::LinkedUpdate {
+            update_id: u.update_id.to_string(),
+            sent_at: Some(timestamp(u.time_ms)),
+            update: u.body.as_ref().map(decode).transpose()?,
+            acknowledged: u.acknowledged,
+        });
+    }
+    Ok(out)
+}
+
+/// An outbox item as the API carries it.
+pub fn outbox_item(o: &OutboxItem) -> v1::OutboxItem {
+    let (index, last) = &o.last_event;
+    let mut out = v1::OutboxItem {
+        cursor: o.cursor,
+        kind: kind(o.meta.kind) as i32,
+        request_id: o.request_id.to_string(),
+        recipient_agency_id: o.meta.recipient.clone(),
+        sent_at: Some(timestamp(o.sent_ms)),
+        last_event: event(&o.request_id, *index, last),
+        related_request_id: o.meta.linked.map(|id| id.to_string()).unwrap_or_default(),
+        referred_agency_id: o.meta.referral.clone(),
+        ..Default::default()
+    };
+    deadlines(
+        &o.meta,
+        &mut out.status,
+        &mut out.urgency,
+        &mut out.due_at,
+        &mut out.overdue,
+    );
+    out
 }
 
 /// A protocol version's summary, with its status as of `today`.

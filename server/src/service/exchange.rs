@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::status;
 use crate::access::Operation;
-use crate::broker::{Broker, Caller};
+use crate::broker::{Broker, Caller, PageToken};
+use crate::error::BrokerError;
 
 /// Items fetched per step while streaming an inbox.
 const STREAM_PAGE: u32 = 100;
@@ -72,11 +73,40 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
             .await
             .map_err(status::of)?;
         let r = request.get_ref();
-        let (items, more) = self
-            .broker
-            .inbox_page(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)
-            .map_err(status::of)?;
-        let next_cursor = items.last().map_or(r.after_cursor, |i| i.cursor);
+        let (items, more, next_cursor, next_page_token) = match v1::InboxOrder::try_from(r.order) {
+            Ok(v1::InboxOrder::Unspecified) => {
+                if !r.page_token.is_empty() {
+                    let e = BrokerError::invalid("page_token", "is only for PRIORITY order");
+                    return Err(status::of(e));
+                }
+                let (items, more) = self
+                    .broker
+                    .inbox_page(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)
+                    .map_err(status::of)?;
+                let next_cursor = items.last().map_or(r.after_cursor, |i| i.cursor);
+                (items, more, next_cursor, String::new())
+            }
+            Ok(v1::InboxOrder::Priority) => {
+                if r.after_cursor != 0 {
+                    let e = BrokerError::invalid(
+                        "after_cursor",
+                        "must be 0 in PRIORITY order: pass page_token",
+                    );
+                    return Err(status::of(e));
+                }
+                let token = PageToken::parse(&r.page_token).map_err(status::of)?;
+                let (items, next) = self
+                    .broker
+                    .inbox_by_priority(&caller, token, r.page_size, r.unacknowledged_only)
+                    .map_err(status::of)?;
+                let token = next.map(|t| t.render()).unwrap_or_default();
+                (items, next.is_some(), 0, token)
+            }
+            Err(_) => {
+                let e = BrokerError::invalid("order", format!("has no value {}", r.order));
+                return Err(status::of(e));
+            }
+        };
         let items = items
             .iter()
             .map(convert::inbox_item)
@@ -86,6 +116,78 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
             items,
             next_cursor,
             more,
+            next_page_token,
+        }))
+    }
+
+    async fn list_outbox(
+        &self,
+        request: Request<v1::ListOutboxRequest>,
+    ) -> Result<Response<v1::ListOutboxResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::ListOutbox)
+            .await
+            .map_err(status::of)?;
+        let r = request.get_ref();
+        let (items, next_cursor, more) = self
+            .broker
+            .outbox_page(&caller, r.after_cursor, r.page_size, &r.statuses)
+            .map_err(status::of)?;
+        Ok(Response::new(v1::ListOutboxResponse {
+            items: items.iter().map(convert::outbox_item).collect(),
+            next_cursor,
+            more,
+        }))
+    }
+
+    async fn withdraw_request(
+        &self,
+        request: Request<v1::WithdrawRequestRequest>,
+    ) -> Result<Response<v1::WithdrawRequestResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::WithdrawRequest)
+            .await
+            .map_err(status::of)?;
+        record_request_id(&request.get_ref().request_id);
+        let done = self
+            .broker
+            .withdraw(&caller, request.get_ref())
+            .await
+            .map_err(status::of)?;
+        tracing::info!(
+            index = done.log_index,
+            already = done.already,
+            "request withdrawn"
+        );
+        Ok(Response::new(v1::WithdrawRequestResponse {
+            log_index: done.log_index,
+            already_withdrawn: done.already,
+            receipt: Some(convert::receipt(&done.receipt)),
+        }))
+    }
+
+    async fn send_update(
+        &self,
+        request: Request<v1::SendUpdateRequest>,
+    ) -> Result<Response<v1::SendUpdateResponse>, Status> {
+        let caller = super::caller(&self.broker, &request, Operation::SendUpdate)
+            .await
+            .map_err(status::of)?;
+        record_request_id(&request.get_ref().request_id);
+        let done = self
+            .broker
+            .send_update(&caller, request.get_ref())
+            .await
+            .map_err(status::of)?;
+        tracing::info!(
+            index = done.index,
+            replayed = done.replayed,
+            "update accepted"
+        );
+        Ok(Response::new(v1::SendUpdateResponse {
+            update_id: done.request_id.to_string(),
+            log_index: done.index,
+            accepted_at: Some(convert::timestamp(done.time_ms)),
+            replayed: done.replayed,
+            receipt: Some(convert::receipt(&done.receipt)),
         }))
     }
 

@@ -23,7 +23,8 @@ use crate::views::ViewError;
 /// View writes queued for the follower, at most (about 20 MiB of keys and values).
 pub(super) const MAX_PENDING: usize = 200_000;
 
-type Writes = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Pending writes: a value, or `None` for a deletion (which hides the stored value).
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// The two generations; a key in `active` is newer than the same key in `folding`.
 #[derive(Default)]
@@ -54,8 +55,8 @@ impl Pending {
         self.maps.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A pending value, if `key` has one.
-    pub(super) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    /// A pending write of `key`, if it has one (`Some(None)`: a pending deletion).
+    pub(super) fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
         let maps = self.read();
         maps.active
             .get(key)
@@ -65,7 +66,7 @@ impl Pending {
 
     /// Makes a batch's writes visible, all at once, with the marks the view store carries once
     /// they are in it.
-    pub(super) fn insert(&self, writes: Vec<(Vec<u8>, Vec<u8>)>, marks: (u64, u64)) {
+    pub(super) fn insert(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>, marks: (u64, u64)) {
         let mut maps = self.write();
         maps.active.extend(writes);
         maps.active_marks = marks;
@@ -144,8 +145,9 @@ impl Pending {
     }
 
     /// Visits the entries with `from <= key < to` of the pending writes over `store`, in key
-    /// order, a pending write taking the place of the stored value of its key. Like the store's
-    /// scan, it leaves out the audit indexes (read with `indexed`).
+    /// order, a pending write taking the place of the stored value of its key (a pending
+    /// deletion hiding it). Like the store's scan, it leaves out the audit indexes (read with
+    /// `indexed`).
     pub(super) fn scan(
         &self,
         store: &ViewStore,
@@ -158,10 +160,11 @@ impl Pending {
         }
         // Pending first, the store after: a write the follower moves in between is then found
         // in the store (it leaves the pending set only once committed there).
-        let pending: Vec<(Vec<u8>, Vec<u8>)> = {
+        let pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
             let maps = self.read();
             let range = || from.to_vec()..to.to_vec();
-            let mut merged: BTreeMap<&Vec<u8>, &Vec<u8>> = maps.folding.range(range()).collect();
+            let mut merged: BTreeMap<&Vec<u8>, &Option<Vec<u8>>> =
+                maps.folding.range(range()).collect();
             merged.extend(maps.active.range(range()));
             merged
                 .into_iter()
@@ -169,25 +172,30 @@ impl Pending {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
+        // A pending deletion is visited as nothing.
+        let mut shown = |k: &[u8], v: &Option<Vec<u8>>| match v {
+            Some(v) => visit(k, v),
+            None => Ok(true),
+        };
         let mut next = pending.iter().peekable();
         let mut going = true;
         store.scan(from, to, &mut |k, v| {
             while let Some((pk, pv)) = next.next_if(|(pk, _)| pk.as_slice() < k) {
-                if !visit(pk, pv)? {
+                if !shown(pk, pv)? {
                     going = false;
                     return Ok(false);
                 }
             }
             if let Some((pk, pv)) = next.next_if(|(pk, _)| pk.as_slice() == k) {
-                going = visit(pk, pv)?;
+                going = shown(pk, pv)?;
                 return Ok(going);
             }
-            going = visit(k, v)?;
+            going = shown(k, &Some(v.to_vec()))?;
             Ok(going)
         })?;
         if going {
             for (pk, pv) in next {
-                if !visit(pk, pv)? {
+                if !shown(pk, pv)? {
                     break;
                 }
             }
@@ -208,7 +216,7 @@ pub(super) fn run(
         let open = wake.recv().is_ok();
         while wake.try_recv().is_ok() {}
         if let Some((writes, marks)) = pending.freeze() {
-            let entries = writes.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+            let entries = writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
             if let Err(e) = store.views.apply(entries, marks) {
                 tracing::error!(error = %e, "the view store failed; writes are refused until restart");
                 pending.fail(format!("view store: {e}"));
@@ -242,8 +250,12 @@ impl Drop for Follower {
 mod tests {
     use super::*;
 
-    fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
-        (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    fn kv(k: &str, v: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))
+    }
+
+    fn gone(k: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (k.as_bytes().to_vec(), None)
     }
 
     fn scan(pending: &Pending, store: &ViewStore, from: &str, to: &str, most: usize) -> String {
@@ -277,7 +289,7 @@ mod tests {
         assert_eq!(scan(&pending, &store, "a", "l", 3), "a1 b2 c33");
         assert_eq!(scan(&pending, &store, "b", "e", 100), "b2 c33");
         assert_eq!(scan(&pending, &store, "d", "l", 1), "e5");
-        assert_eq!(pending.get(b"c"), Some(b"33".to_vec()));
+        assert_eq!(pending.get(b"c"), Some(Some(b"33".to_vec())));
         assert_eq!(pending.get(b"a"), None);
     }
 
@@ -293,12 +305,39 @@ mod tests {
         assert_eq!((round.len(), marks), (2, (2, 0)));
         pending.insert(vec![kv("b", "22"), kv("c", "3")], (3, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
-        store.apply(round.iter(), marks).unwrap();
+        store
+            .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
+            .unwrap();
         pending.folded();
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
         assert_eq!(store.marks().unwrap(), (2, 0));
         let (round, marks) = pending.freeze().unwrap();
         assert_eq!((round.len(), marks), (2, (3, 0)));
         assert!(Pending::default().freeze().is_none());
+    }
+
+    /// A pending deletion hides the stored value from reads and scans until the follower
+    /// folds it, and then the store has it no more; a newer write brings the key back.
+    #[test]
+    fn a_pending_deletion_hides_the_stored_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
+        store
+            .apply([kv("a", "1"), kv("b", "2"), kv("c", "3")], (3, 0))
+            .unwrap();
+        let pending = Pending::default();
+        pending.insert(vec![gone("b")], (4, 0));
+        assert_eq!(pending.get(b"b"), Some(None));
+        assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
+        assert_eq!(scan(&pending, &store, "b", "c", 100), "");
+        let (round, marks) = pending.freeze().unwrap();
+        store
+            .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
+            .unwrap();
+        pending.folded();
+        assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
+        assert_eq!(crate::views::KvRead::get(&store, b"b").unwrap(), None);
+        pending.insert(vec![gone("c"), kv("b", "22")], (5, 0));
+        assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22");
     }
 }

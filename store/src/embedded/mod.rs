@@ -264,7 +264,11 @@ impl Backend for EmbeddedEngine {
             .zip(body_positions)
             .map(|(b, pos)| body_location(b.kind, &b.request_id, pos));
         let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
-        let writes: Vec<(Vec<u8>, Vec<u8>)> = batch.views.into_iter().chain(locations).collect();
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
+            .views
+            .into_iter()
+            .chain(locations.map(|(k, v)| (k, Some(v))))
+            .collect();
         self.reader.pending.insert(writes, marks);
         self.follower
             .wake
@@ -321,9 +325,10 @@ impl EmbeddedReader {
 
 impl KvRead for EmbeddedReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        // Pending first, the store after (see `follower::Pending::scan`).
+        // Pending first (a pending deletion included), the store after (see
+        // `follower::Pending::scan`).
         match self.pending.get(key) {
-            Some(v) => Ok(Some(v)),
+            Some(v) => Ok(v),
             None => self.views.get(key),
         }
     }

@@ -191,8 +191,8 @@ mod tests {
         (dir, store)
     }
 
-    fn entry(prefix: &[u8], index: u64) -> (Vec<u8>, Vec<u8>) {
-        ([prefix, &index.to_be_bytes()].concat(), Vec::new())
+    fn entry(prefix: &[u8], index: u64) -> (Vec<u8>, Option<Vec<u8>>) {
+        ([prefix, &index.to_be_bytes()].concat(), Some(Vec::new()))
     }
 
     /// Entries added over several transactions, in chunks of at most CHUNK, read back from any
@@ -205,7 +205,7 @@ mod tests {
         let mut expected = Vec::new();
         let mut next = 1u64;
         for round in 0..4u64 {
-            let mut writes = vec![(b"r-meta".to_vec(), b"v".to_vec())];
+            let mut writes = vec![(b"r-meta".to_vec(), Some(b"v".to_vec()))];
             for _ in 0..(CHUNK as u64 + 300 * round) {
                 if !next.is_multiple_of(3) {
                     writes.push(entry(a, next));

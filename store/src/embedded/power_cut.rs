@@ -79,6 +79,9 @@ fn request(i: u64) -> (Record, BodyEntry) {
             consultation: None,
             idempotency: [i as u8; 32],
             body_commitment: [7; 32],
+            due_ms: 0,
+            expires_ms: 0,
+            follows: None,
         }),
     };
     let body = BodyEntry {

@@ -25,7 +25,8 @@ pub(super) fn replay(
         let (kind, id) = BodyEntry::decode_key(payload)
             .map_err(|e| ViewError::Store(format!("body entry {index}: {e}")))?;
         if !BodyEntry::is_erased(payload) {
-            locations.push(body_location(kind, &id, pos));
+            let (key, value) = body_location(kind, &id, pos);
+            locations.push((key, Some(value)));
         }
         last_body = index;
         Ok::<_, OpenError>(())

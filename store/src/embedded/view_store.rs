@@ -23,7 +23,7 @@ use crate::records::RequestId;
 use crate::views::{KvRead, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 6;
+const VIEW_FORMAT: u64 = 7;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -230,10 +230,11 @@ impl ViewStore {
         Ok(())
     }
 
-    /// Applies `writes` and the applied-through marks `(log, bodies)` in one transaction.
+    /// Applies `writes` (a value to set, or `None` to delete the key) and the applied-through
+    /// marks `(log, bodies)` in one transaction.
     pub fn apply<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
-        writes: impl IntoIterator<Item = (K, V)>,
+        writes: impl IntoIterator<Item = (K, Option<V>)>,
         marks: (u64, u64),
     ) -> Result<(), ViewError> {
         let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
@@ -246,7 +247,15 @@ impl ViewStore {
         self.write(durability, |table| {
             let mut index_entries = Vec::new();
             for (k, v) in writes {
-                let (k, v) = (k.as_ref(), v.as_ref());
+                let k = k.as_ref();
+                let Some(v) = v else {
+                    if postings::is_index_key(k) {
+                        return Err(ViewError::Store("an audit index entry deleted".into()));
+                    }
+                    table.remove(k).map_err(store_err)?;
+                    continue;
+                };
+                let v = v.as_ref();
                 if postings::is_index_key(k) {
                     if !v.is_empty() {
                         return Err(ViewError::Store("an audit index entry with a value".into()));

@@ -30,6 +30,7 @@
 mod bridge;
 mod listen;
 mod queries;
+mod rebuild;
 pub mod schema;
 mod tiles;
 mod tls;
@@ -317,6 +318,7 @@ impl PostgresEngine {
             checkpoint: RwLock::new(note),
             body_keys,
         });
+        rebuild::run(&reader).map_err(|e| OpenError::Storage(e.0))?;
         Ok(Self {
             reader,
             writer: Writer::new(db.config.clone(), db.tls.clone()),
@@ -365,7 +367,16 @@ impl Backend for PostgresEngine {
             .collect();
         let (body_keys, sealed): (Vec<_>, Vec<_>) = bodies.into_iter().unzip();
         let (kinds, ids): (Vec<i16>, Vec<Vec<u8>>) = body_keys.into_iter().unzip();
-        let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = batch.views.into_iter().unzip();
+        let (mut keys, mut values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in batch.views {
+            match value {
+                Some(v) => {
+                    keys.push(key);
+                    values.push(v);
+                }
+                None => deleted.push(key),
+            }
+        }
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
@@ -403,6 +414,16 @@ impl Backend for PostgresEngine {
                             .execute(&c.views, &[&keys, &values])
                             .await
                             .map_err(failed("writing views")),
+                    }
+                },
+                async {
+                    match deleted.is_empty() {
+                        true => Ok(0),
+                        false => c
+                            .client
+                            .execute(&c.unviews, &[&deleted])
+                            .await
+                            .map_err(failed("deleting views")),
                     }
                 },
                 write_tiles(&c, &tiles),

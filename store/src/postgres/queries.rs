@@ -28,6 +28,7 @@ pub(crate) const ERASE_BODIES: &str = "UPDATE bodies SET sealed = NULL \
 pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value) \
      SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
+pub(crate) const DELETE_VIEWS: &str = "DELETE FROM views WHERE key = ANY($1)";
 pub(crate) const SELECT_VIEW: &str = "SELECT value FROM views WHERE key = $1";
 pub(crate) const SELECT_VIEWS: &str = "SELECT key, value FROM views WHERE key = ANY($1)";
 pub(crate) const SCAN_VIEWS: &str =
@@ -44,3 +45,10 @@ pub(crate) const LOCK_SEQUENCER: &str = "SELECT pg_advisory_xact_lock($1)";
 /// Sent in every batch's transaction with the log's new size; delivered once it commits.
 pub(crate) const NOTIFY_LOG: &str = "SELECT pg_notify('infoshare_log', $1)";
 pub(crate) const LISTEN_LOG: &str = "LISTEN infoshare_log";
+
+/// Where a rebuild of the views stands (no row: none is under way).
+pub(crate) const SELECT_REBUILD: &str = "SELECT next_idx FROM views_rebuild";
+/// Moves a rebuild on past a chunk, guarded: no row moves if another broker moved it first.
+pub(crate) const ADVANCE_REBUILD: &str =
+    "UPDATE views_rebuild SET next_idx = $1 WHERE next_idx = $2";
+pub(crate) const FINISH_REBUILD: &str = "DELETE FROM views_rebuild";

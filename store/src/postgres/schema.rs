@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 use crate::backend::StorageError;
 
 /// The schema version this broker writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Held (transaction-scoped) while migrating, so two brokers starting together do not both
 /// migrate.
@@ -43,6 +43,15 @@ const MIGRATIONS: &[&str] = &[
          note text
      );
      INSERT INTO checkpoint (size, note) VALUES (0, NULL);",
+    // 2: views gained deadlines, work queues, outboxes and links (record version 3): they are
+    // folded again from the log, a chunk a transaction (`rebuild`), from the record this row
+    // names; the row goes once every record is folded.
+    "DELETE FROM views;
+     CREATE TABLE views_rebuild (
+         one boolean PRIMARY KEY DEFAULT true CHECK (one),
+         next_idx bigint NOT NULL
+     );
+     INSERT INTO views_rebuild (next_idx) VALUES (1);",
 ];
 
 const CREATE_VERSION_TABLE: &str =

@@ -18,7 +18,7 @@ use super::{describe, failed, queries};
 use crate::backend::StorageError;
 
 /// The advisory lock key of the sequencer lock ("infosh" then 2).
-const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
+pub(super) const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
 /// Longest a batch waits for another broker's batch to end before it is refused.
 const LOCK_TIMEOUT: &str = "SET lock_timeout = '10s'";
 
@@ -32,6 +32,7 @@ pub(super) struct Conn {
     pub(super) bodies: Statement,
     pub(super) records: Statement,
     pub(super) views: Statement,
+    pub(super) unviews: Statement,
     pub(super) tiles: Statement,
     pub(super) notify: Statement,
 }
@@ -47,7 +48,7 @@ impl Conn {
                     .map_err(failed("preparing a statement"))
             }
         };
-        let (lock, head, advance, store, bodies, records, views, tiles, notify) = tokio::try_join!(
+        let (lock, head, advance, store, bodies, records, views, unviews, tiles, notify) = tokio::try_join!(
             p(queries::LOCK_SEQUENCER),
             p(queries::SELECT_CHECKPOINT),
             p(queries::ADVANCE_CHECKPOINT),
@@ -55,6 +56,7 @@ impl Conn {
             p(queries::UPSERT_BODIES),
             p(queries::INSERT_RECORDS),
             p(queries::UPSERT_VIEWS),
+            p(queries::DELETE_VIEWS),
             p(queries::UPSERT_TILES),
             p(queries::NOTIFY_LOG),
         )?;
@@ -67,6 +69,7 @@ impl Conn {
             bodies,
             records,
             views,
+            unviews,
             tiles,
             notify,
         })

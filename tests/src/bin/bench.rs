@@ -735,7 +735,7 @@ fn view_cost_per_key(dir: &std::path::Path) -> f64 {
                 &i.to_be_bytes(),
             ]
             .concat();
-            (key, vec![0u8; 40])
+            (key, Some(vec![0u8; 40]))
         });
         store.apply(writes, ((b + 1) * per_batch, 0)).unwrap();
     }
@@ -768,6 +768,9 @@ fn bench_record() -> Vec<u8> {
             consultation: Some(Consultation::Consulted),
             idempotency: [6; 32],
             body_commitment: [7; 32],
+            due_ms: 1_800_000_900_000,
+            expires_ms: 1_800_432_000_000,
+            follows: None,
         }),
     }
     .encode()

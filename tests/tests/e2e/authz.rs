@@ -85,6 +85,16 @@ async fn call(client: &Client, op: Operation) -> Option<ClientError> {
             .await
             .map(|_| ()),
         Operation::ListLegalHolds => client.legal_holds().await.map(|_| ()),
+        Operation::ListOutbox => client.list_outbox(0, 1, &[]).await.map(|_| ()),
+        Operation::WithdrawRequest => client
+            .withdraw(&id, "No longer needed.", "authz")
+            .await
+            .map(|_| ()),
+        Operation::SendUpdate => client
+            .send_update(&id, api::InformationUpdate::default(), "authz")
+            .await
+            .map(|_| ()),
+        Operation::RunDeadlines => client.run_deadlines().await.map(|_| ()),
     };
     result.err()
 }

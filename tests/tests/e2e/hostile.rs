@@ -348,6 +348,7 @@ async fn a_client_that_does_not_read_holds_only_its_budget() {
         after_cursor: 0,
         page_size: 500,
         unacknowledged_only: false,
+        ..Default::default()
     });
     let mut pending = Vec::new();
     for _ in 0..100 {

@@ -156,7 +156,7 @@ async fn check_config_reports_the_postgres_database_and_its_schema() {
     };
     assert!(check().contains("PostgreSQL reachable; empty database"));
     drop(env.start_bare());
-    assert!(check().contains("PostgreSQL reachable; schema version 1"));
+    assert!(check().contains("PostgreSQL reachable; schema version 2"));
 
     let text = std::fs::read_to_string(&config).unwrap();
     let with_password = text.replace("postgresql://infoshare@", "postgresql://infoshare:pw@");

@@ -1,23 +1,26 @@
-//! The derived views (request status, inboxes, timelines, idempotency keys) as a pure function
-//! of the log: [`apply`] folds one record into a key-value store. Replaying the log through
-//! `apply` from an empty store rebuilds every view exactly.
+//! The derived views (request status, inboxes, timelines, idempotency keys, who owes what by
+//! when) as a pure function of the log: [`apply`] folds one record into a key-value store.
+//! Replaying the log through `apply` from an empty store rebuilds every view exactly.
 //!
 //! Keys (all byte strings):
 //! ```text
-//! r ‖ request_id                       → RequestMeta
-//! t ‖ request_id ‖ index:u64be         → () (the request's records, oldest first)
+//! r ‖ request_id                       → RequestMeta (requests, disclosures, updates)
+//! t ‖ request_id ‖ index:u64be         → () (the exchange's records, oldest first; a request's
+//!                                        also lists the records that link to it: its updates
+//!                                        and the requests sent on from it)
 //! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
 //! p ‖ request_id                       → kinds:u8 (its bodies were purged)
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
 //! h ‖ 1 ‖ request_id | h ‖ 2 ‖ subject → index:u64be of the record placing a legal hold
 //!                                        (empty once released)
+//! o, w, d, c, l                        → outboxes, work queues, deadlines, links ([`work`])
 //! xs ‖ subject pseudonym ‖ index       → audit index by subject (requests, disclosures,
-//!                                        refusals that named the subject, subject holds)
+//!                                        updates, refusals that named the subject, holds)
 //! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
 //! xf ‖ staff pseudonym ‖ index         → audit index by staff member
 //! xp ‖ protocol ‖ 0x00 ‖ index         → audit index by protocol (requests, responses,
-//!                                        disclosures, register changes)
+//!                                        disclosures, updates, register changes)
 //! xe ‖ event code ‖ index              → audit index by event type
 //! ```
 //!
@@ -25,8 +28,12 @@
 //! views hold only small values and empty-valued index keys.
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::domain::{MessageKind, RequestStatus};
+use crate::domain::{DeclineGround, MessageKind, NoticeKind, RequestStatus};
 use crate::records::{Event, HoldTarget, Record, RequestId};
+
+mod entries;
+pub mod work;
+pub use entries::{InboxEntry, RequestMeta};
 
 /// Why a view could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -55,105 +62,8 @@ pub trait KvRead {
 pub trait KvWrite: KvRead {
     /// Sets `key` to `value`.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
-}
-
-/// Where a request stands, and where its records are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestMeta {
-    /// Request (answered by a response) or proactive disclosure.
-    pub kind: MessageKind,
-    /// The requesting (or disclosing) agency.
-    pub requester: String,
-    /// The agency asked.
-    pub recipient: String,
-    /// Current status.
-    pub status: RequestStatus,
-    /// Index of the RequestSubmitted record.
-    pub request_idx: u64,
-    /// Index of the RequestAcknowledged record (0: none).
-    pub request_ack_idx: u64,
-    /// Index of the ResponseSubmitted record (0: none).
-    pub response_idx: u64,
-    /// Index of the ResponseAcknowledged record (0: none).
-    pub response_ack_idx: u64,
-}
-
-impl RequestMeta {
-    fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u8(self.kind.code())
-            .str8(&self.requester)
-            .str8(&self.recipient)
-            .u8(self.status.code())
-            .u64(self.request_idx)
-            .u64(self.request_ack_idx)
-            .u64(self.response_idx)
-            .u64(self.response_ack_idx);
-        w.finish()
-    }
-
-    /// Decodes a stored meta.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let meta = Self {
-            kind: r.code("kind", MessageKind::from_code)?,
-            requester: r.str8()?,
-            recipient: r.str8()?,
-            status: r.code("status", RequestStatus::from_code)?,
-            request_idx: r.u64()?,
-            request_ack_idx: r.u64()?,
-            response_idx: r.u64()?,
-            response_ack_idx: r.u64()?,
-        };
-        r.end()?;
-        Ok(meta)
-    }
-
-    /// Whether `agency` is a party (requester or recipient).
-    pub fn is_party(&self, agency: &str) -> bool {
-        self.requester == agency || self.recipient == agency
-    }
-}
-
-/// One item of an agency's inbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InboxEntry {
-    /// Request or response.
-    pub kind: MessageKind,
-    /// The request it belongs to.
-    pub request_id: RequestId,
-    /// The sending agency.
-    pub from: String,
-    /// When it was accepted (Unix ms).
-    pub time_ms: u64,
-    /// Whether the owner acknowledged it.
-    pub acknowledged: bool,
-}
-
-impl InboxEntry {
-    fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u8(self.kind.code())
-            .fixed(&self.request_id.0)
-            .str8(&self.from)
-            .u64(self.time_ms)
-            .u8(self.acknowledged as u8);
-        w.finish()
-    }
-
-    /// Decodes a stored entry.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let entry = Self {
-            kind: r.code("kind", MessageKind::from_code)?,
-            request_id: RequestId(r.fixed()?),
-            from: r.str8()?,
-            time_ms: r.u64()?,
-            acknowledged: r.code("acknowledged", |c| (c <= 1).then_some(c == 1))?,
-        };
-        r.end()?;
-        Ok(entry)
-    }
+    /// Removes `key` (a key that is not there is no error).
+    fn delete(&mut self, key: Vec<u8>);
 }
 
 /// Key of a request's meta.
@@ -350,68 +260,129 @@ pub fn apply(
         // Refusals change no state; only the audit indexes above record them.
         return Ok(());
     }
-    let mut timeline_key = timeline_prefix(&id);
-    timeline_key.extend_from_slice(&index.to_be_bytes());
+    if record.event.opening().is_some() {
+        opened(kv, index, record);
+    } else {
+        follow_up(kv, index, record, id)?;
+    }
+    kv.put(timeline_key(&id, index), Vec::new());
+    if let Some(related) = record.event.related() {
+        // An update and a request sent on show in the timeline of the request they link to.
+        kv.put(timeline_key(&related, index), Vec::new());
+        kv.put(work::link_key(&related, index), id.0.to_vec());
+    }
+    Ok(())
+}
+
+fn timeline_key(id: &RequestId, index: u64) -> Vec<u8> {
+    [timeline_prefix(id).as_slice(), &index.to_be_bytes()].concat()
+}
+
+/// Folds a record that changes an existing exchange.
+fn follow_up(
+    kv: &mut impl KvWrite,
+    index: u64,
+    record: &Record,
+    id: RequestId,
+) -> Result<(), ViewError> {
+    let before = existing(kv, &id)?;
+    let mut meta = before.clone();
+    let notice = |kind| InboxEntry {
+        kind: MessageKind::Notice,
+        request_id: id,
+        from: record.actor.id.clone(),
+        time_ms: record.time_ms,
+        acknowledged: false,
+        notice: Some(kind),
+    };
     match &record.event {
-        Event::RequestSubmitted(_) | Event::DisclosureSubmitted(_) => {
-            if let Some(o) = record.event.opening() {
-                opened(kv, o.kind, id, index, record, o.recipient, o.idempotency);
-            }
-        }
-        Event::DisclosureAcknowledged { .. } => {
-            let mut meta = existing(kv, &id)?;
+        Event::DisclosureAcknowledged { .. } | Event::UpdateAcknowledged { .. } => {
             meta.request_ack_idx = index;
             meta.status = RequestStatus::Completed;
             set_acknowledged(kv, &meta.recipient, meta.request_idx)?;
-            kv.put(meta_key(&id), meta.encode());
         }
         Event::RequestAcknowledged { .. } => {
-            let mut meta = existing(kv, &id)?;
             meta.request_ack_idx = index;
             if meta.status == RequestStatus::Submitted {
                 meta.status = RequestStatus::Acknowledged;
             }
+            work::acknowledged(kv, &before);
             set_acknowledged(kv, &meta.recipient, meta.request_idx)?;
-            kv.put(meta_key(&id), meta.encode());
         }
         Event::ResponseSubmitted(r) => {
-            let mut meta = existing(kv, &id)?;
             meta.response_idx = index;
             meta.status = RequestStatus::Responded;
+            meta.not_held = r.ground == Some(DeclineGround::NotHeld);
+            meta.referral = r.referral.clone();
+            work::leave(kv, &before);
             let entry = InboxEntry {
                 kind: MessageKind::Response,
                 request_id: id,
                 from: record.actor.id.clone(),
                 time_ms: record.time_ms,
                 acknowledged: false,
+                notice: None,
             };
             kv.put(inbox_key(&r.requester, index), entry.encode());
-            kv.put(meta_key(&id), meta.encode());
         }
         Event::ResponseAcknowledged { .. } => {
-            let mut meta = existing(kv, &id)?;
             meta.response_ack_idx = index;
             meta.status = RequestStatus::Completed;
             set_acknowledged(kv, &meta.requester, meta.response_idx)?;
-            kv.put(meta_key(&id), meta.encode());
+        }
+        Event::RequestOverdue { .. } => {
+            meta.overdue_idx = index;
+            work::leave(kv, &before);
+            work::enter(kv, &id, &meta);
+            let entry = notice(NoticeKind::Overdue).encode();
+            kv.put(inbox_key(&meta.requester, index), entry.clone());
+            kv.put(inbox_key(&meta.recipient, index), entry);
+        }
+        Event::RequestWithdrawn(_) | Event::RequestExpired { .. } => {
+            let (status, kind, to) = match record.event {
+                Event::RequestWithdrawn(_) => (
+                    RequestStatus::Withdrawn,
+                    NoticeKind::Withdrawn,
+                    &meta.recipient,
+                ),
+                _ => (RequestStatus::Expired, NoticeKind::Expired, &meta.requester),
+            };
+            kv.put(inbox_key(to, index), notice(kind).encode());
+            meta.status = status;
+            meta.closed_idx = index;
+            work::leave(kv, &before);
+        }
+        Event::NoticesAcknowledged { .. } => {
+            let agency = &record.actor.id;
+            for at in meta.notices_to(agency) {
+                set_acknowledged(kv, agency, at)?;
+            }
+            if *agency == meta.requester {
+                meta.requester_notices_acked = index;
+            } else {
+                meta.recipient_notices_acked = index;
+            }
         }
         Event::BodiesPurged { kinds, .. } => {
-            existing(kv, &id)?;
             kv.put(purged_key(&id), vec![*kinds]);
         }
         Event::LegalHoldPlaced(t) | Event::LegalHoldReleased(t) => {
             // An exchange's hold shows in its timeline.
-            existing(kv, &id)?;
             fold_hold(kv, index, record, t);
         }
-        Event::Denied(_)
+        Event::RequestSubmitted(_)
+        | Event::DisclosureSubmitted(_)
+        | Event::UpdateSubmitted(_)
+        | Event::Denied(_)
         | Event::Protocol(_)
         | Event::AuditQueried(_)
         | Event::LogKeyRotated { .. } => {
-            unreachable!("handled above: no request id")
+            unreachable!("openings and records of no exchange are folded elsewhere")
         }
     }
-    kv.put(timeline_key, Vec::new());
+    if meta != before {
+        kv.put(meta_key(&id), meta.encode());
+    }
     Ok(())
 }
 
@@ -423,39 +394,35 @@ fn fold_hold(kv: &mut impl KvWrite, index: u64, record: &Record, target: &HoldTa
     kv.put(hold_key(target), value);
 }
 
-/// Opens an exchange: its meta, the recipient's inbox item and the sender's idempotency entry.
-fn opened(
-    kv: &mut impl KvWrite,
-    kind: MessageKind,
-    id: RequestId,
-    index: u64,
-    record: &Record,
-    recipient: &str,
-    idempotency: &[u8; 32],
-) {
-    let sender = record.actor.id.clone();
-    let meta = RequestMeta {
-        kind,
-        requester: sender.clone(),
-        recipient: recipient.to_string(),
-        status: RequestStatus::Submitted,
-        request_idx: index,
-        request_ack_idx: 0,
-        response_idx: 0,
-        response_ack_idx: 0,
+/// Opens an exchange: its meta, the recipient's inbox item, the sender's idempotency entry and
+/// outbox item, and (for a request) its place in the recipient's work and the deadlines.
+fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
+    let Some(o) = record.event.opening() else {
+        return;
     };
-    kv.put(meta_key(&id), meta.encode());
+    let sender = record.actor.id.as_str();
+    let mut meta = RequestMeta::opened(o.kind, sender, o.recipient, index);
+    meta.linked = record.event.related();
+    if let Event::RequestSubmitted(r) = &record.event {
+        meta.urgency = Some(r.urgency);
+        meta.due_ms = r.due_ms;
+        meta.expires_ms = r.expires_ms;
+        work::enter(kv, &o.request_id, &meta);
+    }
+    kv.put(meta_key(&o.request_id), meta.encode());
     let entry = InboxEntry {
-        kind,
-        request_id: id,
-        from: sender.clone(),
+        kind: o.kind,
+        request_id: o.request_id,
+        from: sender.to_string(),
         time_ms: record.time_ms,
         acknowledged: false,
+        notice: None,
     };
-    kv.put(inbox_key(recipient, index), entry.encode());
+    kv.put(inbox_key(o.recipient, index), entry.encode());
     let mut w = Writer::new();
-    w.fixed(&id.0).u64(index);
-    kv.put(idempotency_key(&sender, idempotency), w.finish());
+    w.fixed(&o.request_id.0).u64(index);
+    kv.put(idempotency_key(sender, o.idempotency), w.finish());
+    kv.put(work::outbox_key(sender, index), o.request_id.0.to_vec());
 }
 
 fn existing(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<RequestMeta, ViewError> {
@@ -466,72 +433,4 @@ fn existing(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<RequestMeta, 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::records::tests::submitted;
-    use std::collections::BTreeMap;
-
-    /// An in-memory view store for tests of the pure view functions.
-    #[derive(Default, Clone, PartialEq, Debug)]
-    pub(crate) struct Mem(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
-    impl KvRead for Mem {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-            Ok(self.0.get(key).cloned())
-        }
-    }
-    impl KvWrite for Mem {
-        fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-            self.0.insert(key, value);
-        }
-    }
-
-    #[test]
-    fn a_request_flows_through_its_states() {
-        let mut kv = Mem::default();
-        let rec = submitted(1);
-        let id = RequestId([1; 16]);
-        apply(&mut kv, 1, &rec, &rec.encode()).unwrap();
-        let meta = request_meta(&kv, &id).unwrap().unwrap();
-        assert_eq!(meta.status, RequestStatus::Submitted);
-        assert_eq!(
-            (meta.requester.as_str(), meta.recipient.as_str()),
-            ("police", "oranga-tamariki")
-        );
-        assert_eq!(
-            idempotent_request(&kv, "police", &[4; 32]).unwrap(),
-            Some((id, 1))
-        );
-        assert_eq!(
-            idempotent_request(&kv, "oranga-tamariki", &[4; 32]).unwrap(),
-            None
-        );
-
-        let mut ack = rec.clone();
-        ack.actor.id = "oranga-tamariki".into();
-        ack.event = Event::RequestAcknowledged { request_id: id };
-        apply(&mut kv, 2, &ack, &ack.encode()).unwrap();
-        let entry = InboxEntry::decode(&kv.get(&inbox_key("oranga-tamariki", 1)).unwrap().unwrap())
-            .unwrap();
-        assert!(entry.acknowledged);
-        assert_eq!(
-            request_meta(&kv, &id).unwrap().unwrap().status,
-            RequestStatus::Acknowledged
-        );
-
-        let timeline: Vec<_> =
-            kv.0.keys()
-                .filter(|k| k.starts_with(&timeline_prefix(&id)))
-                .collect();
-        assert_eq!(timeline.len(), 2);
-    }
-
-    #[test]
-    fn a_follow_up_for_an_unknown_request_is_an_error() {
-        let mut kv = Mem::default();
-        let mut ack = submitted(1);
-        ack.event = Event::RequestAcknowledged {
-            request_id: RequestId([9; 16]),
-        };
-        assert!(apply(&mut kv, 1, &ack, &ack.encode()).is_err());
-    }
-}
+pub(crate) mod tests;

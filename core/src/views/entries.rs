@@ -1,0 +1,240 @@
+//! The values the views keep for an exchange (its meta) and for an inbox item, and their
+//! encodings. Fields added after the first layout are appended and optional at the end, so a
+//! value written before them still reads (as an exchange that has none of them).
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::domain::{MessageKind, NoticeKind, RequestStatus, Urgency};
+use crate::records::RequestId;
+
+/// Where an exchange stands, and where its records are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// Request (answered by a response), proactive disclosure or update.
+    pub kind: MessageKind,
+    /// The requesting (or disclosing, or updating) agency.
+    pub requester: String,
+    /// The agency asked (or disclosed to, or updated).
+    pub recipient: String,
+    /// Current status.
+    pub status: RequestStatus,
+    /// Index of the record that opened it.
+    pub request_idx: u64,
+    /// Index of its acknowledgement by the recipient (0: none).
+    pub request_ack_idx: u64,
+    /// Index of the ResponseSubmitted record (0: none).
+    pub response_idx: u64,
+    /// Index of the ResponseAcknowledged record (0: none).
+    pub response_ack_idx: u64,
+    /// A request's urgency (none for other exchanges).
+    pub urgency: Option<Urgency>,
+    /// When a request must be answered by (Unix ms; 0: no due time).
+    pub due_ms: u64,
+    /// When a request expires unacknowledged (Unix ms; 0: never).
+    pub expires_ms: u64,
+    /// Index of the RequestOverdue record (0: not overdue).
+    pub overdue_idx: u64,
+    /// Index of the record that withdrew or expired it (0: neither).
+    pub closed_idx: u64,
+    /// For an update, the request it updates; for a request sent on, the one it follows.
+    pub linked: Option<RequestId>,
+    /// Index of the requester's last NoticesAcknowledged record (0: none).
+    pub requester_notices_acked: u64,
+    /// Index of the recipient's last NoticesAcknowledged record (0: none).
+    pub recipient_notices_acked: u64,
+    /// Whether the answer withheld something as not held (the request may then be sent on).
+    pub not_held: bool,
+    /// The agency the answer suggested instead (empty: none).
+    pub referral: String,
+}
+
+impl RequestMeta {
+    /// A new exchange of `kind` from `requester` to `recipient`, opened by record `index`.
+    pub fn opened(kind: MessageKind, requester: &str, recipient: &str, index: u64) -> Self {
+        Self {
+            kind,
+            requester: requester.to_string(),
+            recipient: recipient.to_string(),
+            status: RequestStatus::Submitted,
+            request_idx: index,
+            request_ack_idx: 0,
+            response_idx: 0,
+            response_ack_idx: 0,
+            urgency: None,
+            due_ms: 0,
+            expires_ms: 0,
+            overdue_idx: 0,
+            closed_idx: 0,
+            linked: None,
+            requester_notices_acked: 0,
+            recipient_notices_acked: 0,
+            not_held: false,
+            referral: String::new(),
+        }
+    }
+
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.kind.code())
+            .str8(&self.requester)
+            .str8(&self.recipient)
+            .u8(self.status.code())
+            .u64(self.request_idx)
+            .u64(self.request_ack_idx)
+            .u64(self.response_idx)
+            .u64(self.response_ack_idx)
+            .u8(self.urgency.map_or(0, Urgency::code))
+            .u64(self.due_ms)
+            .u64(self.expires_ms)
+            .u64(self.overdue_idx)
+            .u64(self.closed_idx);
+        match self.linked {
+            Some(id) => w.u8(1).fixed(&id.0),
+            None => w.u8(0),
+        };
+        w.u64(self.requester_notices_acked)
+            .u64(self.recipient_notices_acked)
+            .u8(self.not_held as u8)
+            .str8(&self.referral);
+        w.finish()
+    }
+
+    /// Decodes a stored meta.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let mut meta = Self::opened(
+            r.code("kind", MessageKind::from_code)?,
+            &r.str8()?,
+            &r.str8()?,
+            0,
+        );
+        meta.status = r.code("status", RequestStatus::from_code)?;
+        meta.request_idx = r.u64()?;
+        meta.request_ack_idx = r.u64()?;
+        meta.response_idx = r.u64()?;
+        meta.response_ack_idx = r.u64()?;
+        if r.is_empty() {
+            // Written before deadlines, withdrawals and updates.
+            return Ok(meta);
+        }
+        meta.urgency = match r.u8()? {
+            0 => None,
+            code => Some(Urgency::from_code(code).ok_or(DecodeError::UnknownCode {
+                field: "urgency",
+                code,
+            })?),
+        };
+        meta.due_ms = r.u64()?;
+        meta.expires_ms = r.u64()?;
+        meta.overdue_idx = r.u64()?;
+        meta.closed_idx = r.u64()?;
+        meta.linked = match r.u8()? {
+            0 => None,
+            1 => Some(RequestId(r.fixed()?)),
+            code => {
+                return Err(DecodeError::UnknownCode {
+                    field: "linked presence",
+                    code,
+                });
+            }
+        };
+        meta.requester_notices_acked = r.u64()?;
+        meta.recipient_notices_acked = r.u64()?;
+        meta.not_held = r.code("not held", |c| (c <= 1).then_some(c == 1))?;
+        meta.referral = r.str8()?;
+        r.end()?;
+        Ok(meta)
+    }
+
+    /// Whether `agency` is a party (requester or recipient).
+    pub fn is_party(&self, agency: &str) -> bool {
+        self.requester == agency || self.recipient == agency
+    }
+
+    /// Whether the request passed its due time unanswered.
+    pub fn overdue(&self) -> bool {
+        self.overdue_idx != 0
+    }
+
+    /// The notices `agency` received about this exchange, by the index of the record that made
+    /// each: an overdue notice goes to both parties, a withdrawal's to the recipient, an
+    /// expiry's to the requester.
+    pub fn notices_to(&self, agency: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        if !self.is_party(agency) {
+            return out;
+        }
+        if self.overdue_idx != 0 {
+            out.push(self.overdue_idx);
+        }
+        let closed_notice = match self.status {
+            RequestStatus::Withdrawn => self.recipient == agency,
+            RequestStatus::Expired => self.requester == agency,
+            _ => false,
+        };
+        if closed_notice && self.closed_idx != 0 {
+            out.push(self.closed_idx);
+        }
+        out
+    }
+
+    /// The index of `agency`'s last acknowledgement of its notices (0: none).
+    pub fn notices_acked_by(&self, agency: &str) -> u64 {
+        if agency == self.requester {
+            self.requester_notices_acked
+        } else if agency == self.recipient {
+            self.recipient_notices_acked
+        } else {
+            0
+        }
+    }
+}
+
+/// One item of an agency's inbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// Request, response, disclosure, update or notice.
+    pub kind: MessageKind,
+    /// The exchange it belongs to (for a notice, the request it is about).
+    pub request_id: RequestId,
+    /// The sending agency (for a broker's notice, its task's id).
+    pub from: String,
+    /// When it was accepted (Unix ms).
+    pub time_ms: u64,
+    /// Whether the owner acknowledged it.
+    pub acknowledged: bool,
+    /// What a notice says (none for other items).
+    pub notice: Option<NoticeKind>,
+}
+
+impl InboxEntry {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.kind.code())
+            .fixed(&self.request_id.0)
+            .str8(&self.from)
+            .u64(self.time_ms)
+            .u8(self.acknowledged as u8);
+        if let Some(n) = self.notice {
+            w.u8(n.code());
+        }
+        w.finish()
+    }
+
+    /// Decodes a stored entry.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let mut entry = Self {
+            kind: r.code("kind", MessageKind::from_code)?,
+            request_id: RequestId(r.fixed()?),
+            from: r.str8()?,
+            time_ms: r.u64()?,
+            acknowledged: r.code("acknowledged", |c| (c <= 1).then_some(c == 1))?,
+            notice: None,
+        };
+        if !r.is_empty() {
+            entry.notice = Some(r.code("notice", NoticeKind::from_code)?);
+        }
+        r.end()?;
+        Ok(entry)
+    }
+}

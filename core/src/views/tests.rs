@@ -1,0 +1,334 @@
+use super::*;
+use crate::records::tests::submitted;
+use std::collections::BTreeMap;
+
+/// An in-memory view store for tests of the pure view functions.
+#[derive(Default, Clone, PartialEq, Debug)]
+pub(crate) struct Mem(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
+impl KvRead for Mem {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        Ok(self.0.get(key).cloned())
+    }
+}
+impl KvWrite for Mem {
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.insert(key, value);
+    }
+    fn delete(&mut self, key: Vec<u8>) {
+        self.0.remove(&key);
+    }
+}
+
+#[test]
+fn a_request_flows_through_its_states() {
+    let mut kv = Mem::default();
+    let rec = submitted(1);
+    let id = RequestId([1; 16]);
+    apply(&mut kv, 1, &rec, &rec.encode()).unwrap();
+    let meta = request_meta(&kv, &id).unwrap().unwrap();
+    assert_eq!(meta.status, RequestStatus::Submitted);
+    assert_eq!(
+        (meta.requester.as_str(), meta.recipient.as_str()),
+        ("police", "oranga-tamariki")
+    );
+    assert_eq!(
+        idempotent_request(&kv, "police", &[4; 32]).unwrap(),
+        Some((id, 1))
+    );
+    assert_eq!(
+        idempotent_request(&kv, "oranga-tamariki", &[4; 32]).unwrap(),
+        None
+    );
+
+    let mut ack = rec.clone();
+    ack.actor.id = "oranga-tamariki".into();
+    ack.event = Event::RequestAcknowledged { request_id: id };
+    apply(&mut kv, 2, &ack, &ack.encode()).unwrap();
+    let entry =
+        InboxEntry::decode(&kv.get(&inbox_key("oranga-tamariki", 1)).unwrap().unwrap()).unwrap();
+    assert!(entry.acknowledged);
+    assert_eq!(
+        request_meta(&kv, &id).unwrap().unwrap().status,
+        RequestStatus::Acknowledged
+    );
+
+    let timeline: Vec<_> =
+        kv.0.keys()
+            .filter(|k| k.starts_with(&timeline_prefix(&id)))
+            .collect();
+    assert_eq!(timeline.len(), 2);
+}
+
+#[test]
+fn a_follow_up_for_an_unknown_request_is_an_error() {
+    let mut kv = Mem::default();
+    let mut ack = submitted(1);
+    ack.event = Event::RequestAcknowledged {
+        request_id: RequestId([9; 16]),
+    };
+    assert!(apply(&mut kv, 1, &ack, &ack.encode()).is_err());
+}
+
+/// The keys under `prefix`, as a list.
+fn keys_under(kv: &Mem, prefix: &[u8]) -> Vec<Vec<u8>> {
+    kv.0.keys()
+        .filter(|k| k.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+/// A request with deadlines, due at 1,000 and expiring at 2,000.
+fn with_deadlines(id: u8) -> Record {
+    let mut rec = submitted(id);
+    if let Event::RequestSubmitted(r) = &mut rec.event {
+        r.due_ms = 1_000;
+        r.expires_ms = 2_000;
+    }
+    rec
+}
+
+fn by(agency: &str, event: Event) -> Record {
+    let mut r = submitted(1);
+    r.actor.id = agency.into();
+    r.event = event;
+    r
+}
+
+fn fold(kv: &mut Mem, index: u64, rec: &Record) {
+    apply(kv, index, rec, &rec.encode()).unwrap();
+}
+
+fn inbox_of(kv: &Mem, agency: &str) -> Vec<InboxEntry> {
+    keys_under(kv, &inbox_prefix(agency))
+        .iter()
+        .map(|k| InboxEntry::decode(&kv.0[k]).unwrap())
+        .collect()
+}
+
+/// A request enters its recipient's work and both deadline indexes; an acknowledgement takes it
+/// out of the expiry index; becoming overdue moves it to the head of the work (rank 0) and out of
+/// the due index, and tells both parties; acknowledging those notices marks them; the answer
+/// takes it out of everything.
+#[test]
+fn a_request_leaves_the_work_and_deadlines_as_it_is_settled() {
+    let mut kv = Mem::default();
+    let id = RequestId([1; 16]);
+    fold(&mut kv, 1, &with_deadlines(1));
+    let work = keys_under(&kv, &work::work_prefix("oranga-tamariki"));
+    assert_eq!(work.len(), 1);
+    assert_eq!(
+        work[0].last_chunk::<17>().unwrap()[0],
+        2,
+        "priority is rank 2"
+    );
+    assert_eq!(keys_under(&kv, work::DUE), vec![work::due_key(1_000, 1)]);
+    assert_eq!(
+        keys_under(&kv, work::EXPIRY),
+        vec![work::expiry_key(2_000, 1)]
+    );
+    assert_eq!(
+        keys_under(&kv, &work::outbox_prefix("police")),
+        vec![work::outbox_key("police", 1)]
+    );
+
+    fold(
+        &mut kv,
+        2,
+        &by(
+            "oranga-tamariki",
+            Event::RequestAcknowledged { request_id: id },
+        ),
+    );
+    assert!(keys_under(&kv, work::EXPIRY).is_empty());
+
+    let overdue = by(
+        "infoshare-deadlines",
+        Event::RequestOverdue { request_id: id },
+    );
+    fold(&mut kv, 3, &overdue);
+    let meta = request_meta(&kv, &id).unwrap().unwrap();
+    assert!(meta.overdue());
+    assert_eq!(
+        meta.status,
+        RequestStatus::Acknowledged,
+        "overdue is not a status"
+    );
+    let work = keys_under(&kv, &work::work_prefix("oranga-tamariki"));
+    assert_eq!(work.len(), 1);
+    assert_eq!(
+        work[0].last_chunk::<17>().unwrap()[0],
+        0,
+        "overdue is rank 0"
+    );
+    assert!(keys_under(&kv, work::DUE).is_empty());
+    for agency in ["police", "oranga-tamariki"] {
+        let notices: Vec<_> = inbox_of(&kv, agency)
+            .into_iter()
+            .filter(|e| e.kind == MessageKind::Notice)
+            .collect();
+        assert_eq!(notices.len(), 1, "{agency}");
+        assert_eq!(notices[0].notice, Some(NoticeKind::Overdue));
+        assert!(!notices[0].acknowledged);
+    }
+
+    fold(
+        &mut kv,
+        4,
+        &by("police", Event::NoticesAcknowledged { request_id: id }),
+    );
+    let police: Vec<_> = inbox_of(&kv, "police");
+    assert!(police.iter().all(|e| e.acknowledged), "{police:?}");
+    let meta = request_meta(&kv, &id).unwrap().unwrap();
+    assert_eq!(
+        (meta.requester_notices_acked, meta.recipient_notices_acked),
+        (4, 0)
+    );
+
+    let mut answer = all_answer();
+    answer.actor.id = "oranga-tamariki".into();
+    fold(&mut kv, 5, &answer);
+    assert!(keys_under(&kv, &work::work_prefix("oranga-tamariki")).is_empty());
+    let meta = request_meta(&kv, &id).unwrap().unwrap();
+    assert_eq!(meta.status, RequestStatus::Responded);
+    assert!(meta.not_held);
+    assert_eq!(meta.referral, "education");
+}
+
+/// A response to request 1 that withholds as not held and suggests another agency.
+fn all_answer() -> Record {
+    let mut r = crate::records::tests::all_kinds()
+        .into_iter()
+        .find(|r| matches!(r.event, Event::ResponseSubmitted(_)))
+        .unwrap();
+    if let Event::ResponseSubmitted(x) = &mut r.event {
+        x.request_id = RequestId([1; 16]);
+        x.ground = Some(crate::domain::DeclineGround::NotHeld);
+    }
+    r
+}
+
+/// A withdrawal tells the recipient, an expiry the requester; both take the request out of the
+/// work and the deadlines, and both are final statuses.
+#[test]
+fn withdrawal_and_expiry_close_a_request_and_tell_the_other_party() {
+    for (event, status, told, not_told) in [
+        (
+            Event::RequestWithdrawn(crate::records::RequestWithdrawn {
+                request_id: RequestId([1; 16]),
+                staff: [1; 32],
+                body_commitment: [2; 32],
+            }),
+            RequestStatus::Withdrawn,
+            "oranga-tamariki",
+            "police",
+        ),
+        (
+            Event::RequestExpired {
+                request_id: RequestId([1; 16]),
+            },
+            RequestStatus::Expired,
+            "police",
+            "oranga-tamariki",
+        ),
+    ] {
+        let mut kv = Mem::default();
+        fold(&mut kv, 1, &with_deadlines(1));
+        fold(&mut kv, 2, &by("police", event));
+        let meta = request_meta(&kv, &RequestId([1; 16])).unwrap().unwrap();
+        assert_eq!((meta.status, meta.closed_idx), (status, 2));
+        assert!(!meta.status.awaits_answer());
+        for prefix in [
+            work::work_prefix("oranga-tamariki"),
+            work::DUE.to_vec(),
+            work::EXPIRY.to_vec(),
+        ] {
+            assert!(keys_under(&kv, &prefix).is_empty(), "{status}");
+        }
+        let notice = |agency| {
+            inbox_of(&kv, agency)
+                .into_iter()
+                .filter(|e| e.kind == MessageKind::Notice)
+                .count()
+        };
+        assert_eq!((notice(told), notice(not_told)), (1, 0), "{status}");
+        assert_eq!(meta.notices_to(told), vec![2]);
+        assert!(meta.notices_to(not_told).is_empty());
+    }
+}
+
+/// An update is an exchange of its own in the requester's inbox, linked to the request and in
+/// its timeline; a request sent on is linked to the one it follows the same way.
+#[test]
+fn updates_and_requests_sent_on_are_linked_to_their_request() {
+    let mut kv = Mem::default();
+    fold(&mut kv, 1, &with_deadlines(1));
+    let update = crate::records::tests::all_kinds()
+        .into_iter()
+        .find(|r| matches!(r.event, Event::UpdateSubmitted(_)))
+        .unwrap();
+    let Event::UpdateSubmitted(u) = &update.event else {
+        unreachable!()
+    };
+    let (update_id, request_id) = (u.update_id, u.request_id);
+    let mut first = with_deadlines(request_id.0[0]);
+    first.event = match first.event {
+        Event::RequestSubmitted(mut r) => {
+            r.request_id = request_id;
+            Event::RequestSubmitted(r)
+        }
+        e => e,
+    };
+    fold(&mut kv, 2, &first);
+    fold(&mut kv, 3, &update);
+    let meta = request_meta(&kv, &update_id).unwrap().unwrap();
+    assert_eq!(meta.kind, MessageKind::Update);
+    assert_eq!(meta.linked, Some(request_id));
+    assert!(kv.0.contains_key(&work::link_key(&request_id, 3)));
+    let timeline: Vec<_> = keys_under(&kv, &timeline_prefix(&request_id));
+    assert_eq!(timeline.len(), 2, "the request and its update");
+    let inbox = inbox_of(&kv, "police");
+    assert_eq!(inbox.last().unwrap().kind, MessageKind::Update);
+    assert!(
+        keys_under(&kv, &work::work_prefix("police")).is_empty(),
+        "an update awaits no answer"
+    );
+
+    let mut sent_on = with_deadlines(12);
+    if let Event::RequestSubmitted(r) = &mut sent_on.event {
+        r.follows = Some(RequestId([1; 16]));
+    }
+    fold(&mut kv, 4, &sent_on);
+    assert!(kv.0.contains_key(&work::link_key(&RequestId([1; 16]), 4)));
+    assert_eq!(
+        request_meta(&kv, &RequestId([12; 16]))
+            .unwrap()
+            .unwrap()
+            .linked,
+        Some(RequestId([1; 16]))
+    );
+}
+
+/// Views written before deadlines existed still read: a meta and an inbox entry in their old
+/// layout decode as having none of the new fields.
+#[test]
+fn values_in_the_first_layout_still_read() {
+    let meta = RequestMeta::opened(MessageKind::Request, "police", "msd", 7);
+    let old_len = 1 + 1 + 6 + 1 + 3 + 1 + 8 * 4;
+    let old = &meta.encode()[..old_len];
+    assert_eq!(RequestMeta::decode(old).unwrap(), meta);
+    let entry = InboxEntry {
+        kind: MessageKind::Request,
+        request_id: RequestId([3; 16]),
+        from: "police".into(),
+        time_ms: 9,
+        acknowledged: true,
+        notice: None,
+    };
+    assert_eq!(InboxEntry::decode(&entry.encode()).unwrap(), entry);
+    let notice = InboxEntry {
+        notice: Some(NoticeKind::Expired),
+        kind: MessageKind::Notice,
+        ..entry
+    };
+    assert_eq!(InboxEntry::decode(&notice.encode()).unwrap(), notice);
+}

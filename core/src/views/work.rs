@@ -1,0 +1,121 @@
+//! The views that say who owes what by when: each agency's outbox, the requests awaiting each
+//! agency's answer in the order they should be worked, the deadlines the broker's task
+//! watches, and the links between exchanges. The last three hold only open requests: an entry
+//! goes once its request is answered, withdrawn or expired, so reading them costs what is open,
+//! not what was ever sent.
+//!
+//! ```text
+//! o ‖ agency ‖ 0x00 ‖ index:u64be                      → request_id (exchanges it opened)
+//! w ‖ agency ‖ 0x00 ‖ rank:u8 ‖ due:u64be ‖ index:u64be → request_id (requests awaiting its
+//!                                         answer; rank 0 overdue, 1 immediate-safety,
+//!                                         2 priority, 3 routine; due u64::MAX when none)
+//! d ‖ due:u64be ‖ index:u64be            → request_id (awaiting an answer, not yet overdue)
+//! c ‖ expires:u64be ‖ index:u64be        → request_id (not yet acknowledged, with an expiry)
+//! l ‖ request_id ‖ index:u64be           → linked id (its updates, the requests sent on from it)
+//! ```
+
+use super::{KvWrite, RequestMeta};
+use crate::domain::Urgency;
+use crate::records::RequestId;
+
+/// Prefix of the deadlines index (requests awaiting an answer, by due time).
+pub const DUE: &[u8] = b"d";
+/// Prefix of the expiry index (requests awaiting acknowledgement, by expiry time).
+pub const EXPIRY: &[u8] = b"c";
+
+/// Prefix of an agency's outbox.
+pub fn outbox_prefix(agency: &str) -> Vec<u8> {
+    [b"o".as_slice(), agency.as_bytes(), &[0]].concat()
+}
+
+/// Key of an outbox item.
+pub fn outbox_key(agency: &str, index: u64) -> Vec<u8> {
+    [outbox_prefix(agency).as_slice(), &index.to_be_bytes()].concat()
+}
+
+/// Prefix of the requests awaiting `agency`'s answer.
+pub fn work_prefix(agency: &str) -> Vec<u8> {
+    [b"w".as_slice(), agency.as_bytes(), &[0]].concat()
+}
+
+/// Where a request awaiting an answer sorts among its recipient's (the key after the prefix):
+/// rank, due time, index.
+pub type Position = [u8; 17];
+
+/// Where a request awaiting an answer sorts among its recipient's: overdue first, then by
+/// urgency, then by due time, then in the order they came.
+pub fn work_position(rank: u8, due_ms: u64, index: u64) -> Position {
+    let mut out = [0u8; 17];
+    out[0] = rank;
+    out[1..9].copy_from_slice(&(if due_ms == 0 { u64::MAX } else { due_ms }).to_be_bytes());
+    out[9..].copy_from_slice(&index.to_be_bytes());
+    out
+}
+
+/// A request's rank in its recipient's work: 0 once overdue, then by urgency.
+pub fn rank(meta: &RequestMeta) -> u8 {
+    if meta.overdue() {
+        return 0;
+    }
+    match meta.urgency {
+        Some(Urgency::ImmediateSafety) => 1,
+        Some(Urgency::Priority) => 2,
+        Some(Urgency::Routine) | None => 3,
+    }
+}
+
+fn work_key(meta: &RequestMeta) -> Vec<u8> {
+    let position = work_position(rank(meta), meta.due_ms, meta.request_idx);
+    [work_prefix(&meta.recipient).as_slice(), &position].concat()
+}
+
+/// Key of a deadline entry.
+pub fn due_key(due_ms: u64, index: u64) -> Vec<u8> {
+    [DUE, &due_ms.to_be_bytes(), &index.to_be_bytes()].concat()
+}
+
+/// Key of an expiry entry.
+pub fn expiry_key(expires_ms: u64, index: u64) -> Vec<u8> {
+    [EXPIRY, &expires_ms.to_be_bytes(), &index.to_be_bytes()].concat()
+}
+
+/// Prefix of an exchange's links.
+pub fn links_prefix(id: &RequestId) -> Vec<u8> {
+    [b"l".as_slice(), &id.0].concat()
+}
+
+/// Key of a link from `id` made by record `index`.
+pub fn link_key(id: &RequestId, index: u64) -> Vec<u8> {
+    [links_prefix(id).as_slice(), &index.to_be_bytes()].concat()
+}
+
+/// Enters a request that awaits its answer (as `meta` has it now) in its recipient's work and
+/// the deadline indexes.
+pub(super) fn enter(kv: &mut impl KvWrite, id: &RequestId, meta: &RequestMeta) {
+    kv.put(work_key(meta), id.0.to_vec());
+    if meta.due_ms != 0 && !meta.overdue() {
+        kv.put(due_key(meta.due_ms, meta.request_idx), id.0.to_vec());
+    }
+    if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
+        kv.put(expiry_key(meta.expires_ms, meta.request_idx), id.0.to_vec());
+    }
+}
+
+/// Takes a request (as `meta` had it until now) out of its recipient's work and the deadline
+/// indexes: it is answered, withdrawn or expired, or about to be entered again as overdue.
+pub(super) fn leave(kv: &mut impl KvWrite, meta: &RequestMeta) {
+    kv.delete(work_key(meta));
+    if meta.due_ms != 0 && !meta.overdue() {
+        kv.delete(due_key(meta.due_ms, meta.request_idx));
+    }
+    if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
+        kv.delete(expiry_key(meta.expires_ms, meta.request_idx));
+    }
+}
+
+/// Takes an acknowledged request out of the expiry index.
+pub(super) fn acknowledged(kv: &mut impl KvWrite, meta: &RequestMeta) {
+    if meta.expires_ms != 0 {
+        kv.delete(expiry_key(meta.expires_ms, meta.request_idx));
+    }
+}

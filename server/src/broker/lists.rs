@@ -1,0 +1,330 @@
+//! The caller's lists: its inbox, in delivery order or in priority order, and its outbox. A
+//! page is bounded in items, in bytes, and in how many entries it may look at to fill itself.
+
+use super::{Broker, Caller, InboxItem, PAGE_BYTES};
+use crate::domain::{MessageKind, NoticeKind, RequestStatus};
+use crate::error::BrokerError;
+use crate::records::{Record, RequestId};
+use crate::validate;
+use crate::views::{self, InboxEntry, RequestMeta};
+
+/// What an inbox item adds to its body when encoded (kind, ids, sender, time, cursor).
+const ITEM_OVERHEAD: usize = 320;
+/// Entries a page may look at, at most, to fill itself when a filter skips most of them.
+pub(crate) const LOOK_MAX: usize = 10_000;
+
+/// Where a page of the inbox in priority order resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageToken {
+    /// From the first request awaiting the caller's answer.
+    Start,
+    /// Among the requests awaiting the caller's answer, after this position.
+    Work([u8; 17]),
+    /// Among the rest of the inbox, after this cursor.
+    Rest(u64),
+}
+
+impl PageToken {
+    /// Reads a `page_token` ("" is the first page).
+    pub fn parse(text: &str) -> Result<Self, BrokerError> {
+        let bad = || BrokerError::invalid("page_token", "is not a token this broker gave");
+        if text.is_empty() {
+            return Ok(Self::Start);
+        }
+        let (tag, rest) = text.split_at_checked(1).ok_or_else(bad)?;
+        match tag {
+            "w" => {
+                let mut position = [0u8; 17];
+                hex::decode_to_slice(rest, &mut position).map_err(|_| bad())?;
+                Ok(Self::Work(position))
+            }
+            "i" if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) => {
+                rest.parse().map(Self::Rest).map_err(|_| bad())
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// The token a client passes back.
+    pub fn render(&self) -> String {
+        match self {
+            Self::Start => String::new(),
+            Self::Work(position) => format!("w{}", hex::encode(position)),
+            Self::Rest(cursor) => format!("i{cursor}"),
+        }
+    }
+}
+
+/// One exchange the caller sent, as its outbox shows it.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Its position in the outbox (the index of its opening record).
+    pub cursor: u64,
+    /// The exchange.
+    pub request_id: RequestId,
+    /// Where it stands.
+    pub meta: RequestMeta,
+    /// When it was accepted (Unix ms).
+    pub sent_ms: u64,
+    /// Its latest record, with its index.
+    pub last_event: (u64, Record),
+}
+
+/// A page being filled: its items and their bytes.
+struct Page {
+    items: Vec<InboxItem>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl Page {
+    /// Adds `item` unless the page is full (in items, or in bytes once it holds one).
+    fn take(&mut self, item: InboxItem) -> bool {
+        let size = item.body.as_ref().map_or(0, |b| b.body.len()) + ITEM_OVERHEAD;
+        if self.items.len() == self.limit
+            || (!self.items.is_empty() && self.bytes + size > PAGE_BYTES)
+        {
+            return false;
+        }
+        self.bytes += size;
+        self.items.push(item);
+        true
+    }
+}
+
+/// Whether an inbox entry is a request awaiting `agency`'s answer (listed first in priority
+/// order).
+fn awaits_answer_of(entry: &InboxEntry, meta: &RequestMeta, agency: &str) -> bool {
+    entry.kind == MessageKind::Request && meta.recipient == agency && meta.status.awaits_answer()
+}
+
+impl Broker {
+    /// An inbox entry with the state of its exchange and its body.
+    fn inbox_item(&self, cursor: u64, entry: InboxEntry) -> Result<InboxItem, BrokerError> {
+        let meta =
+            views::request_meta(self.ledger.views(), &entry.request_id)?.ok_or_else(|| {
+                BrokerError::Internal(format!(
+                    "inbox item {cursor} of unknown {}",
+                    entry.request_id
+                ))
+            })?;
+        let body_kind = match (entry.kind, entry.notice) {
+            (MessageKind::Notice, Some(NoticeKind::Withdrawn)) => Some(MessageKind::Withdrawal),
+            (MessageKind::Notice | MessageKind::Protocol | MessageKind::Withdrawal, _) => None,
+            (kind, _) => Some(kind),
+        };
+        let body = match body_kind {
+            Some(kind) => self.ledger.body(kind, &entry.request_id)?,
+            None => None,
+        };
+        Ok(InboxItem {
+            cursor,
+            purged: body_kind.is_some() && body.is_none(),
+            body,
+            entry,
+            meta,
+        })
+    }
+
+    /// A page of the caller's inbox after `after`, in delivery order, and whether there is
+    /// more.
+    pub fn inbox_page(
+        &self,
+        caller: &Caller,
+        after: u64,
+        page_size: u32,
+        unacknowledged_only: bool,
+    ) -> Result<(Vec<InboxItem>, bool), BrokerError> {
+        let limit = validate::page_size(page_size)?;
+        let (entries, more) = self.ledger.views().inbox_page(
+            &caller.principal.id,
+            after,
+            limit,
+            unacknowledged_only,
+        )?;
+        let mut page = Page {
+            items: Vec::with_capacity(entries.len()),
+            bytes: 0,
+            limit,
+        };
+        for (cursor, entry) in entries {
+            if !page.take(self.inbox_item(cursor, entry)?) {
+                return Ok((page.items, true));
+            }
+        }
+        Ok((page.items, more))
+    }
+
+    /// A page of the caller's inbox in priority order — first the requests awaiting its
+    /// answer (overdue, then immediate-safety, priority and routine, each by due time), then
+    /// every other item in delivery order — from `token`; the token of the next page, if any.
+    pub fn inbox_by_priority(
+        &self,
+        caller: &Caller,
+        token: PageToken,
+        page_size: u32,
+        unacknowledged_only: bool,
+    ) -> Result<(Vec<InboxItem>, Option<PageToken>), BrokerError> {
+        let limit = validate::page_size(page_size)?;
+        let agency = &caller.principal.id;
+        let views = self.ledger.views();
+        let mut page = Page {
+            items: Vec::with_capacity(limit),
+            bytes: 0,
+            limit,
+        };
+        let mut after_cursor = match token {
+            PageToken::Rest(cursor) => cursor,
+            PageToken::Start | PageToken::Work(_) => {
+                let mut after = match token {
+                    PageToken::Work(position) => Some(position),
+                    _ => None,
+                };
+                loop {
+                    let (work, more) = views.work_page(agency, after, limit)?;
+                    for (position, id) in work {
+                        let meta = views::request_meta(views, &id)?.ok_or_else(|| {
+                            BrokerError::Internal(format!("work item of unknown {id}"))
+                        })?;
+                        let key = views::inbox_key(agency, meta.request_idx);
+                        let entry = views.get(&key)?.ok_or_else(|| {
+                            BrokerError::Internal(format!("work item {id} not in the inbox"))
+                        })?;
+                        let entry = InboxEntry::decode(&entry).map_err(views::ViewError::from)?;
+                        if unacknowledged_only && entry.acknowledged {
+                            after = Some(position);
+                            continue;
+                        }
+                        if !page.take(self.inbox_item(meta.request_idx, entry)?) {
+                            return Ok((page.items, after.map(PageToken::Work)));
+                        }
+                        after = Some(position);
+                    }
+                    if !more {
+                        break;
+                    }
+                    if page.items.len() == limit {
+                        return Ok((page.items, after.map(PageToken::Work)));
+                    }
+                }
+                0
+            }
+        };
+        let mut looked = 0;
+        loop {
+            let room = limit - page.items.len();
+            if room == 0 {
+                return Ok((page.items, Some(PageToken::Rest(after_cursor))));
+            }
+            let (entries, more) =
+                views.inbox_page(agency, after_cursor, room, unacknowledged_only)?;
+            for (cursor, entry) in entries {
+                looked += 1;
+                let item = self.inbox_item(cursor, entry)?;
+                if !awaits_answer_of(&item.entry, &item.meta, agency) && !page.take(item) {
+                    return Ok((page.items, Some(PageToken::Rest(after_cursor))));
+                }
+                after_cursor = cursor;
+            }
+            if !more {
+                return Ok((page.items, None));
+            }
+            if looked >= LOOK_MAX {
+                return Ok((page.items, Some(PageToken::Rest(after_cursor))));
+            }
+        }
+    }
+
+    /// A page of the exchanges the caller opened after `after`, oldest first, only those in
+    /// one of `statuses` (empty: all); the cursor to resume after, and whether there may be
+    /// more (a page also stops after looking at [`LOOK_MAX`] exchanges).
+    pub fn outbox_page(
+        &self,
+        caller: &Caller,
+        after: u64,
+        page_size: u32,
+        statuses: &[i32],
+    ) -> Result<(Vec<OutboxItem>, u64, bool), BrokerError> {
+        let limit = validate::page_size(page_size)?;
+        let statuses = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                RequestStatus::from_i32(*s).ok_or_else(|| {
+                    BrokerError::invalid(format!("statuses[{i}]"), format!("has no value {s}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let views = self.ledger.views();
+        let (mut items, mut next, mut more, mut looked) = (Vec::new(), after, false, 0);
+        let mut failed = None;
+        views.outbox(&caller.principal.id, after, &mut |cursor, id| {
+            if items.len() == limit || looked == LOOK_MAX {
+                more = true;
+                return false;
+            }
+            looked += 1;
+            next = cursor;
+            match self.outbox_item(cursor, id, &statuses) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok((items, next, more))
+    }
+
+    /// An exchange of the outbox, if its status is one of `statuses` (or they are empty).
+    fn outbox_item(
+        &self,
+        cursor: u64,
+        request_id: RequestId,
+        statuses: &[RequestStatus],
+    ) -> Result<Option<OutboxItem>, BrokerError> {
+        let views = self.ledger.views();
+        let meta = views::request_meta(views, &request_id)?
+            .ok_or_else(|| BrokerError::Internal(format!("outbox item of unknown {request_id}")))?;
+        if !statuses.is_empty() && !statuses.contains(&meta.status) {
+            return Ok(None);
+        }
+        let last = views
+            .timeline(&request_id)?
+            .last()
+            .copied()
+            .unwrap_or(cursor);
+        Ok(Some(OutboxItem {
+            cursor,
+            request_id,
+            sent_ms: self.ledger.decoded(meta.request_idx)?.time_ms,
+            last_event: (last, self.ledger.decoded(last)?),
+            meta,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_strangers_are_refused() {
+        for token in [
+            PageToken::Start,
+            PageToken::Work([7; 17]),
+            PageToken::Rest(0),
+            PageToken::Rest(u64::MAX),
+        ] {
+            assert_eq!(PageToken::parse(&token.render()).unwrap(), token);
+        }
+        for bad in ["x1", "w00", "i", "i-1", "i1a", "w", "é"] {
+            assert!(PageToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
