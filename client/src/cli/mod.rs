@@ -6,6 +6,7 @@ mod follow;
 mod output;
 mod parse;
 mod terminal;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,19 +47,30 @@ enum Cmd {
     Whoami,
     /// Send an information request to another agency.
     Send(SendArgs),
-    /// List your inbox, or follow it live with --follow.
+    /// List your inbox, the requests awaiting your answer first (overdue, then by urgency and
+    /// due time), or follow it live with --follow.
     Inbox(InboxArgs),
+    /// List what you sent (requests, disclosures, updates): status, due time, last event.
+    Outbox(workflow::OutboxArgs),
     /// Acknowledge a request sent to you (or, with --response, the answer to your request; with
-    /// --disclosure, a proactive disclosure to you).
+    /// --disclosure, a proactive disclosure to you; with --update, an update to your request;
+    /// with --notice, your notices about a request).
     Ack {
-        /// The request's id (32 hex digits, as `submit` or the inbox printed it).
+        /// The request's id (32 hex digits, as `submit` or the inbox printed it; for --update,
+        /// the update's).
         request_id: String,
         /// Acknowledge the response to your request.
-        #[arg(long, conflicts_with = "disclosure")]
+        #[arg(long, group = "what")]
         response: bool,
         /// Acknowledge a proactive disclosure made to you.
-        #[arg(long)]
+        #[arg(long, group = "what")]
         disclosure: bool,
+        /// Acknowledge an update to your request.
+        #[arg(long, group = "what")]
+        update: bool,
+        /// Acknowledge your notices (overdue, withdrawn, not delivered) about the request.
+        #[arg(long, group = "what")]
+        notice: bool,
     },
     /// Answer a request sent to you.
     Respond(RespondArgs),
@@ -69,6 +81,13 @@ enum Cmd {
     },
     /// Disclose information to another agency on your own initiative.
     Disclose(DiscloseArgs),
+    /// Withdraw a request you sent that is not answered yet, with a reason.
+    Withdraw(workflow::WithdrawArgs),
+    /// Send new information about a request you answered.
+    Update(workflow::UpdateArgs),
+    /// Send your request on: to the agency its answer suggested (declined as not held), or
+    /// again after it expired undelivered.
+    Resend(workflow::ResendArgs),
     /// The protocol register: list and show (everyone); register, approve, suspend, resume,
     /// revoke (administrators).
     #[command(subcommand)]
@@ -86,6 +105,9 @@ enum AdminCmd {
     /// Erase now the message bodies whose protocol's retention period has ended (the broker
     /// also does this on its own, hourly by default). Each erasure is logged.
     Retention,
+    /// Mark now the requests past their due time as overdue, and expire those not collected
+    /// in time (the broker also does this on its own, every minute by default).
+    Deadlines,
     /// Rotate the audit log's signing key (online; the old key cosigns the handover).
     RotateLogKey,
 }
@@ -258,9 +280,12 @@ struct SendArgs {
 
 #[derive(Args)]
 struct InboxArgs {
-    /// Start after this cursor.
-    #[arg(long, default_value_t = 0)]
-    after: u64,
+    /// In delivery order, after this cursor (by default the inbox is in priority order).
+    #[arg(long, conflicts_with = "page")]
+    after: Option<u64>,
+    /// In priority order, the page after this token (as the previous page printed it).
+    #[arg(long)]
+    page: Option<String>,
     /// Page size.
     #[arg(long, default_value_t = 50)]
     limit: u32,
@@ -268,7 +293,7 @@ struct InboxArgs {
     #[arg(long)]
     unacked: bool,
     /// Keep the connection open and print items as they arrive.
-    #[arg(long, conflicts_with = "unacked")]
+    #[arg(long, conflicts_with_all = ["unacked", "page"])]
     follow: bool,
 }
 
@@ -375,7 +400,9 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
         .ok_or("no identity: pass --identity DIR or set INFOSHARE_IDENTITY")?;
     let identity = Identity::from_dir(&dir)?;
     let done = match &cli.command {
-        Cmd::Inbox(a) if a.follow => follow::follow(&cli.server, &identity, a.after, out).await,
+        Cmd::Inbox(a) if a.follow => {
+            follow::follow(&cli.server, &identity, a.after.unwrap_or(0), out).await
+        }
         _ => match Client::connect(&cli.server, &identity).await {
             Ok(client) => command(cli.command, &client, out).await,
             Err(e) => Err(e.into()),
@@ -417,6 +444,11 @@ async fn command(command: Cmd, client: &Client, out: &Output) -> Result<(), Fail
     match command {
         Cmd::Whoami => out.whoami(&client.who_am_i().await?),
         Cmd::Admin(AdminCmd::Retention) => out.retention(&client.run_retention().await?),
+        Cmd::Admin(AdminCmd::Deadlines) => out.deadlines(&client.run_deadlines().await?),
+        Cmd::Outbox(a) => workflow::outbox(client, a, out).await?,
+        Cmd::Withdraw(a) => workflow::withdraw(client, a, out).await?,
+        Cmd::Update(a) => workflow::update(client, a, out).await?,
+        Cmd::Resend(a) => workflow::resend(client, a, out).await?,
         Cmd::Admin(AdminCmd::RotateLogKey) => out.log_key_rotation(&client.rotate_log_key().await?),
         Cmd::Send(a) => {
             let request = api::InformationRequest {
@@ -446,17 +478,29 @@ async fn command(command: Cmd, client: &Client, out: &Output) -> Result<(), Fail
         // Followed in `run`, reconnecting as needed, never on one client.
         Cmd::Inbox(a) if a.follow => return Err("inbox --follow needs the server list".into()),
         Cmd::Inbox(a) => {
-            let page = client.list_inbox(a.after, a.limit, a.unacked).await?;
+            let page = match a.after {
+                Some(after) => client.list_inbox(after, a.limit, a.unacked).await?,
+                None => {
+                    let token = a.page.unwrap_or_default();
+                    client
+                        .list_inbox_by_priority(&token, a.limit, a.unacked)
+                        .await?
+                }
+            };
             out.inbox_page(&page);
         }
         Cmd::Ack {
             request_id,
             response,
             disclosure,
+            update,
+            notice,
         } => {
-            let kind = match (response, disclosure) {
-                (true, _) => MessageKind::Response,
-                (_, true) => MessageKind::Disclosure,
+            let kind = match (response, disclosure, update, notice) {
+                (true, ..) => MessageKind::Response,
+                (_, true, ..) => MessageKind::Disclosure,
+                (_, _, true, _) => MessageKind::Update,
+                (.., true) => MessageKind::Notice,
                 _ => MessageKind::Request,
             };
             let ack = client.acknowledge(&request_id, kind).await?;

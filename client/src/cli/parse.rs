@@ -60,6 +60,22 @@ pub(super) fn urgency(s: &str) -> Result<api::Urgency, String> {
     )
 }
 
+pub(super) fn status(s: &str) -> Result<api::RequestStatus, String> {
+    use api::RequestStatus as S;
+    one_of(
+        "status",
+        s,
+        &[
+            ("submitted", S::Submitted),
+            ("acknowledged", S::Acknowledged),
+            ("responded", S::Responded),
+            ("completed", S::Completed),
+            ("withdrawn", S::Withdrawn),
+            ("expired", S::Expired),
+        ],
+    )
+}
+
 pub(super) fn decision(s: &str) -> Result<api::Decision, String> {
     use api::Decision as D;
     one_of(

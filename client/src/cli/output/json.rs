@@ -59,6 +59,7 @@ pub(super) fn response_json(r: &api::InformationResponse) -> Value {
         "explanation": r.explanation,
         "staff_id": r.staff_id,
         "consultation": r.consultation.as_ref().map(consultation_json),
+        "referred_agency_id": r.referred_agency_id,
     })
 }
 
@@ -100,16 +101,29 @@ pub(super) fn status_word(p: &api::ProtocolSummary) -> String {
 }
 
 pub(super) fn item_json(i: &api::InboxItem) -> Value {
-    json!({
-        "cursor": i.cursor,
-        "kind": name_of!(api::MessageKind, i.kind),
-        "request_id": i.request_id,
-        "from_agency_id": i.from_agency_id,
-        "sent_at": time(&i.sent_at),
-        "acknowledged": i.acknowledged,
-        "body_purged": i.body_purged,
-        "request": i.request.as_ref().map(request_json),
-        "response": i.response.as_ref().map(response_json),
-        "disclosure": i.disclosure.as_ref().map(disclosure_json),
-    })
+    use super::workflow::{deadline_json, merged, update_json, withdrawal_json};
+    let extra = merged(
+        json!({
+            "notice": name_of!(api::NoticeKind, i.notice),
+            "related_request_id": i.related_request_id,
+            "update": i.update.as_ref().map(update_json),
+            "withdrawal": i.withdrawal.as_ref().map(withdrawal_json),
+        }),
+        deadline_json(i.status, i.urgency, &i.due_at, i.overdue),
+    );
+    merged(
+        json!({
+            "cursor": i.cursor,
+            "kind": name_of!(api::MessageKind, i.kind),
+            "request_id": i.request_id,
+            "from_agency_id": i.from_agency_id,
+            "sent_at": time(&i.sent_at),
+            "acknowledged": i.acknowledged,
+            "body_purged": i.body_purged,
+            "request": i.request.as_ref().map(request_json),
+            "response": i.response.as_ref().map(response_json),
+            "disclosure": i.disclosure.as_ref().map(disclosure_json),
+        }),
+        extra,
+    )
 }

@@ -43,7 +43,9 @@ macro_rules! name_of {
 
 mod audit;
 mod json;
+mod workflow;
 use json::*;
+use workflow::{due_cell, notice_summary, request_status, short};
 
 /// Prints rows under headers, each column as wide as its widest cell.
 fn table(headers: &[&str], rows: &[Vec<String>]) {
@@ -97,23 +99,37 @@ fn item_row(i: &api::InboxItem) -> Vec<String> {
             )
         }
         _ if i.body_purged => "(body purged)".into(),
-        _ => String::new(),
+        _ if i.kind == api::MessageKind::Notice as i32 => notice_summary(i),
+        _ => match &i.update {
+            Some(u) => format!(
+                "update to {} ({} items)",
+                i.related_request_id,
+                u.items.len()
+            ),
+            None => String::new(),
+        },
+    };
+    let summary = match &i.response {
+        Some(r) if !r.referred_agency_id.is_empty() => {
+            format!("{summary}; suggests {}", r.referred_agency_id)
+        }
+        _ => summary,
     };
     vec![
         i.cursor.to_string(),
-        name_of!(api::MessageKind, i.kind)
-            .trim_start_matches("MESSAGE_KIND_")
-            .to_string(),
+        short(name_of!(api::MessageKind, i.kind), "MESSAGE_KIND_"),
         i.request_id.clone(),
         i.from_agency_id.clone(),
         time(&i.sent_at),
         if i.acknowledged { "yes" } else { "no" }.into(),
+        request_status(i.status),
+        due_cell(&i.due_at, i.overdue),
         summary,
     ]
 }
 
-const INBOX_HEADERS: [&str; 7] = [
-    "CURSOR", "KIND", "REQUEST", "FROM", "SENT", "ACK", "SUMMARY",
+const INBOX_HEADERS: [&str; 9] = [
+    "CURSOR", "KIND", "REQUEST", "FROM", "SENT", "ACK", "STATUS", "DUE", "SUMMARY",
 ];
 
 impl Output {
@@ -286,6 +302,7 @@ impl Output {
             return self.emit(json!({
                 "items": page.items.iter().map(item_json).collect::<Vec<_>>(),
                 "next_cursor": page.next_cursor,
+                "next_page_token": page.next_page_token,
                 "more": page.more,
             }));
         }
@@ -295,8 +312,23 @@ impl Output {
         }
         let rows: Vec<Vec<String>> = page.items.iter().map(item_row).collect();
         table(&INBOX_HEADERS, &rows);
-        if page.more {
-            say!("more: --after {}", page.next_cursor);
+        match (page.more, page.next_page_token.is_empty()) {
+            (false, _) => {}
+            (true, true) => say!("more: --after {}", page.next_cursor),
+            (true, false) => say!("more: --page {}", page.next_page_token),
+        }
+    }
+
+    /// Disclosed items, one a line.
+    fn items(&self, items: &[api::DisclosedItem]) {
+        for i in items {
+            say!(
+                "  [{}] {}: {}",
+                name_of!(api::Classification, i.classification)
+                    .trim_start_matches("CLASSIFICATION_"),
+                i.category,
+                i.content
+            );
         }
     }
 
@@ -357,35 +389,32 @@ impl Output {
                         .trim_start_matches("EVENT_KIND_")
                         .to_string(),
                     e.agency_id.clone(),
+                    e.related_request_id.clone(),
                 ]
             })
             .collect();
         if self.json {
-            return self.emit(json!({
-                "request_id": d.request_id,
-                "requester_agency_id": d.requester_agency_id,
-                "recipient_agency_id": d.recipient_agency_id,
-                "status": name_of!(api::RequestStatus, d.status),
-                "request": d.request.as_ref().map(request_json),
-                "response": d.response.as_ref().map(response_json),
-                "disclosure": d.disclosure.as_ref().map(disclosure_json),
-                "timeline": d.timeline.iter().map(|e| json!({
-                    "log_index": e.log_index,
-                    "kind": name_of!(api::EventKind, e.kind),
-                    "at": time(&e.at),
-                    "agency_id": e.agency_id,
-                })).collect::<Vec<_>>(),
-                "body_purged": d.body_purged,
-                "legal_hold": d.legal_hold,
-            }));
+            return self.emit(workflow::merged(
+                json!({
+                    "request_id": d.request_id,
+                    "requester_agency_id": d.requester_agency_id,
+                    "recipient_agency_id": d.recipient_agency_id,
+                    "status": name_of!(api::RequestStatus, d.status),
+                    "request": d.request.as_ref().map(request_json),
+                    "response": d.response.as_ref().map(response_json),
+                    "disclosure": d.disclosure.as_ref().map(disclosure_json),
+                    "timeline": d.timeline.iter().map(workflow::event_json).collect::<Vec<_>>(),
+                    "body_purged": d.body_purged,
+                    "legal_hold": d.legal_hold,
+                }),
+                Self::detail_workflow_json(d),
+            ));
         }
         say!("request   {}", d.request_id);
         say!("from      {}", d.requester_agency_id);
         say!("to        {}", d.recipient_agency_id);
-        say!(
-            "status    {}",
-            name_of!(api::RequestStatus, d.status).trim_start_matches("REQUEST_STATUS_")
-        );
+        say!("status    {}", request_status(d.status));
+        self.detail_workflow(d);
         if let Some(r) = &d.request {
             let s = r.subject.clone().unwrap_or_default();
             say!(
@@ -420,15 +449,7 @@ impl Output {
                 s.given_names,
                 s.date_of_birth
             );
-            for i in &x.items {
-                say!(
-                    "  [{}] {}: {}",
-                    name_of!(api::Classification, i.classification)
-                        .trim_start_matches("CLASSIFICATION_"),
-                    i.category,
-                    i.content
-                );
-            }
+            self.items(&x.items);
             say!("reason    {}", x.reason);
         }
         if let Some(r) = &d.response {
@@ -436,21 +457,21 @@ impl Output {
                 "answer    {}",
                 name_of!(api::Decision, r.decision).trim_start_matches("DECISION_")
             );
-            for i in &r.items {
-                say!(
-                    "  [{}] {}: {}",
-                    name_of!(api::Classification, i.classification)
-                        .trim_start_matches("CLASSIFICATION_"),
-                    i.category,
-                    i.content
-                );
-            }
+            self.items(&r.items);
             if !r.explanation.is_empty() {
                 say!(
                     "  withheld ({}): {}",
                     name_of!(api::DeclineGround, r.decline_ground)
                         .trim_start_matches("DECLINE_GROUND_"),
                     r.explanation
+                );
+            }
+            if !r.referred_agency_id.is_empty() {
+                say!(
+                    "  suggests asking {} (infoshare resend {} --to {})",
+                    r.referred_agency_id,
+                    d.request_id,
+                    r.referred_agency_id
                 );
             }
         }
@@ -461,6 +482,6 @@ impl Output {
             say!("(under a legal hold: kept past retention until an auditor releases it)");
         }
         println!();
-        table(&["INDEX", "AT", "EVENT", "AGENCY"], &timeline);
+        table(&["INDEX", "AT", "EVENT", "AGENCY", "RELATED"], &timeline);
     }
 }

@@ -35,6 +35,8 @@ macro_rules! on_memory_and_postgres {
     };
 }
 
+mod workflow;
+
 fn submit(request: api::InformationRequest, key: &str) -> v1::SubmitRequestRequest {
     v1::SubmitRequestRequest {
         request: Some(request),
