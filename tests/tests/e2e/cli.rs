@@ -4,31 +4,9 @@ use crate::common;
 
 use std::process::{Command, Output};
 
-use common::{TestEnv, TestServer, run_cli};
+use common::{TestEnv, TestServer, cli, json, run_cli, text};
 use infoshare_certs_dev::Role;
 use serde_json::Value;
-
-fn cli(env: &TestEnv, server: &TestServer, agency: &str, args: &[&str]) -> Output {
-    run_cli(env, server, (Role::Agency, agency), &[], args)
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "CLI failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
-
-fn text(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walk_through_works() {

@@ -23,3 +23,4 @@ mod replicas;
 mod retention;
 mod storage_tls;
 mod telemetry;
+mod workflow;

@@ -252,3 +252,68 @@ async fn nothing_is_exported_without_an_endpoint() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(received.0.lock().unwrap().requests, 0, "{endpoint}");
 }
+
+/// The value the latest export of gauge `name` gives the point of `agency`, as debug text.
+fn gauge_point(r: &Received, name: &str, agency: &str) -> Option<String> {
+    let (_, data) = r.metrics.iter().rfind(|(n, _)| n == name)?;
+    let at = data.find(&format!("StringValue(\"{agency}\")"))?;
+    let rest = &data[at..];
+    let value = rest.find("value: Some(As")?;
+    Some(rest[value..].split(')').next()?.to_string())
+}
+
+/// `infoshare.requests.overdue` counts the requests past their due time unanswered, by the
+/// agency that owes the answer; it falls when the answer is given.
+#[tokio::test]
+async fn overdue_requests_are_counted_by_the_agency_that_owes_the_answer() {
+    const START: u64 = 1_799_946_000_000;
+    let received = Collector::default();
+    let endpoint = collector(received.clone()).await;
+    let env = TestEnv::with_config("[deadlines]\ninterval_secs = 3600\n");
+    env.set_server_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ]);
+    env.set_clock_at(START);
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let admin = server
+        .client(&env, infoshare_certs_dev::Role::Admin, "registry-admin")
+        .await;
+    let mut request = infoshare_tests::sample_request("rangitoto-school-board");
+    request.urgency = infoshare_client::api::Urgency::ImmediateSafety as i32;
+    let sent = police.submit_request(request, "overdue-1").await.unwrap();
+    let school_count =
+        |r: &Received| gauge_point(r, "infoshare.requests.overdue", "rangitoto-school-board");
+    wait_for(&received, "the overdue gauge at 0", |r| {
+        school_count(r).as_deref() == Some("value: Some(AsInt(0")
+    })
+    .await;
+
+    env.set_clock_at(START + 5 * 3_600_000);
+    assert_eq!(admin.run_deadlines().await.unwrap().overdue, 1);
+    wait_for(&received, "the overdue gauge at 1", |r| {
+        school_count(r).as_deref() == Some("value: Some(AsInt(1")
+    })
+    .await;
+    assert_eq!(
+        gauge_point(
+            &received.0.lock().unwrap(),
+            "infoshare.requests.overdue",
+            "police"
+        )
+        .as_deref(),
+        Some("value: Some(AsInt(0"),
+        "Police owes nothing"
+    );
+
+    school
+        .respond(&sent.request_id, infoshare_tests::sample_disclosure())
+        .await
+        .unwrap();
+    wait_for(&received, "the overdue gauge back at 0", |r| {
+        school_count(r).as_deref() == Some("value: Some(AsInt(0")
+    })
+    .await;
+}

@@ -423,3 +423,41 @@ pub(crate) fn run_cli(
     }
     command.args(args).output().expect("run the CLI")
 }
+
+/// Runs the CLI as agency `agency` against `server`.
+pub(crate) fn cli(
+    env: &TestEnv,
+    server: &TestServer,
+    agency: &str,
+    args: &[&str],
+) -> std::process::Output {
+    run_cli(env, server, (Role::Agency, agency), &[], args)
+}
+
+/// The one JSON object a CLI run printed; panics if it failed.
+pub(crate) fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// What a CLI run printed; panics if it failed.
+pub(crate) fn text(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The one line a failed CLI run printed on stderr; panics if it succeeded.
+pub(crate) fn failure(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
