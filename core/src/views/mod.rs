@@ -117,14 +117,21 @@ pub fn hold(kv: &(impl KvRead + ?Sized), target: &HoldTarget) -> Result<Option<u
     }
 }
 
-/// Whether retention must keep an exchange's bodies: a hold is on the exchange or on one of
-/// its subjects.
+/// Whether retention must keep an exchange's bodies: a hold is on the exchange, on one of its
+/// subjects, or (for an update) on the request it updates.
 pub fn held(
     kv: &(impl KvRead + ?Sized),
     id: &RequestId,
     subjects: &[[u8; 32]],
 ) -> Result<bool, ViewError> {
     if hold(kv, &HoldTarget::Exchange(*id))?.is_some() {
+        return Ok(true);
+    }
+    if let Some(meta) = request_meta(kv, id)?
+        && meta.kind == MessageKind::Update
+        && let Some(request) = meta.linked
+        && hold(kv, &HoldTarget::Exchange(request))?.is_some()
+    {
         return Ok(true);
     }
     for s in subjects {

@@ -332,3 +332,28 @@ fn values_in_the_first_layout_still_read() {
     };
     assert_eq!(InboxEntry::decode(&notice.encode()).unwrap(), notice);
 }
+
+/// A legal hold on a request keeps its updates' bodies too (an update is an exchange of its
+/// own, linked to the request).
+#[test]
+fn a_hold_on_a_request_holds_its_updates() {
+    let mut kv = Mem::default();
+    let update = crate::records::tests::all_kinds()
+        .into_iter()
+        .find(|r| matches!(r.event, Event::UpdateSubmitted(_)))
+        .unwrap();
+    let Event::UpdateSubmitted(u) = &update.event else {
+        unreachable!()
+    };
+    let (update_id, request_id) = (u.update_id, u.request_id);
+    fold(&mut kv, 1, &with_deadlines(request_id.0[0]));
+    fold(&mut kv, 2, &update);
+    assert!(!held(&kv, &update_id, &[]).unwrap());
+    let hold = by(
+        "privacy-audit",
+        Event::LegalHoldPlaced(HoldTarget::Exchange(request_id)),
+    );
+    fold(&mut kv, 3, &hold);
+    assert!(held(&kv, &update_id, &[]).unwrap());
+    assert!(held(&kv, &request_id, &[]).unwrap());
+}

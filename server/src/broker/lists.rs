@@ -98,16 +98,41 @@ fn awaits_answer_of(entry: &InboxEntry, meta: &RequestMeta, agency: &str) -> boo
     entry.kind == MessageKind::Request && meta.recipient == agency && meta.status.awaits_answer()
 }
 
+/// Exchanges whose metas are read from the views at once (a round trip each, on PostgreSQL).
+const META_BATCH: usize = 256;
+
 impl Broker {
+    /// The metas of `ids`, in their order, read at once; every one must exist.
+    fn metas(&self, ids: &[RequestId]) -> Result<Vec<RequestMeta>, BrokerError> {
+        let keys: Vec<Vec<u8>> = ids.iter().map(views::meta_key).collect();
+        let values = self.ledger.views().get_many(&keys)?;
+        ids.iter()
+            .zip(values)
+            .map(|(id, v)| {
+                let v = v.ok_or_else(|| BrokerError::Internal(format!("no meta of {id}")))?;
+                Ok(RequestMeta::decode(&v).map_err(views::ViewError::from)?)
+            })
+            .collect()
+    }
+
+    /// Inbox entries with the state of their exchanges (read at once) and their bodies.
+    fn inbox_items(&self, entries: Vec<(u64, InboxEntry)>) -> Result<Vec<InboxItem>, BrokerError> {
+        let ids: Vec<RequestId> = entries.iter().map(|(_, e)| e.request_id).collect();
+        let metas = self.metas(&ids)?;
+        entries
+            .into_iter()
+            .zip(metas)
+            .map(|((cursor, entry), meta)| self.inbox_item(cursor, entry, meta))
+            .collect()
+    }
+
     /// An inbox entry with the state of its exchange and its body.
-    fn inbox_item(&self, cursor: u64, entry: InboxEntry) -> Result<InboxItem, BrokerError> {
-        let meta =
-            views::request_meta(self.ledger.views(), &entry.request_id)?.ok_or_else(|| {
-                BrokerError::Internal(format!(
-                    "inbox item {cursor} of unknown {}",
-                    entry.request_id
-                ))
-            })?;
+    fn inbox_item(
+        &self,
+        cursor: u64,
+        entry: InboxEntry,
+        meta: RequestMeta,
+    ) -> Result<InboxItem, BrokerError> {
         let body_kind = match (entry.kind, entry.notice) {
             (MessageKind::Notice, Some(NoticeKind::Withdrawn)) => Some(MessageKind::Withdrawal),
             (MessageKind::Notice | MessageKind::Protocol | MessageKind::Withdrawal, _) => None,
@@ -147,8 +172,8 @@ impl Broker {
             bytes: 0,
             limit,
         };
-        for (cursor, entry) in entries {
-            if !page.take(self.inbox_item(cursor, entry)?) {
+        for item in self.inbox_items(entries)? {
+            if !page.take(item) {
                 return Ok((page.items, true));
             }
         }
@@ -182,12 +207,16 @@ impl Broker {
                 };
                 loop {
                     let (work, more) = views.work_page(agency, after, limit)?;
-                    for (position, id) in work {
-                        let meta = views::request_meta(views, &id)?.ok_or_else(|| {
-                            BrokerError::Internal(format!("work item of unknown {id}"))
-                        })?;
-                        let key = views::inbox_key(agency, meta.request_idx);
-                        let entry = views.get(&key)?.ok_or_else(|| {
+                    let ids: Vec<RequestId> = work.iter().map(|(_, id)| *id).collect();
+                    let metas = self.metas(&ids)?;
+                    let keys: Vec<Vec<u8>> = metas
+                        .iter()
+                        .map(|m| views::inbox_key(agency, m.request_idx))
+                        .collect();
+                    let entries = views.get_many(&keys)?;
+                    for (((position, id), meta), entry) in work.into_iter().zip(metas).zip(entries)
+                    {
+                        let entry = entry.ok_or_else(|| {
                             BrokerError::Internal(format!("work item {id} not in the inbox"))
                         })?;
                         let entry = InboxEntry::decode(&entry).map_err(views::ViewError::from)?;
@@ -195,7 +224,7 @@ impl Broker {
                             after = Some(position);
                             continue;
                         }
-                        if !page.take(self.inbox_item(meta.request_idx, entry)?) {
+                        if !page.take(self.inbox_item(meta.request_idx, entry, meta)?) {
                             return Ok((page.items, after.map(PageToken::Work)));
                         }
                         after = Some(position);
@@ -218,9 +247,9 @@ impl Broker {
             }
             let (entries, more) =
                 views.inbox_page(agency, after_cursor, room, unacknowledged_only)?;
-            for (cursor, entry) in entries {
+            for item in self.inbox_items(entries)? {
                 looked += 1;
-                let item = self.inbox_item(cursor, entry)?;
+                let cursor = item.cursor;
                 if !awaits_answer_of(&item.entry, &item.meta, agency) && !page.take(item) {
                     return Ok((page.items, Some(PageToken::Rest(after_cursor))));
                 }
@@ -256,56 +285,57 @@ impl Broker {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let views = self.ledger.views();
-        let (mut items, mut next, mut more, mut looked) = (Vec::new(), after, false, 0);
-        let mut failed = None;
-        views.outbox(&caller.principal.id, after, &mut |cursor, id| {
-            if items.len() == limit || looked == LOOK_MAX {
-                more = true;
-                return false;
-            }
-            looked += 1;
-            next = cursor;
-            match self.outbox_item(cursor, id, &statuses) {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) => {}
-                Err(e) => {
-                    failed = Some(e);
+        let (mut items, mut next, mut looked) = (Vec::new(), after, 0);
+        loop {
+            // The next batch of the outbox, and whether there is more after it.
+            let mut batch = Vec::new();
+            let mut more = false;
+            views.outbox(&caller.principal.id, next, &mut |cursor, id| {
+                if batch.len() == META_BATCH {
+                    more = true;
                     return false;
                 }
+                batch.push((cursor, id));
+                true
+            })?;
+            let ids: Vec<RequestId> = batch.iter().map(|(_, id)| *id).collect();
+            for ((cursor, id), meta) in batch.into_iter().zip(self.metas(&ids)?) {
+                if items.len() == limit || looked == LOOK_MAX {
+                    return Ok((items, next, true));
+                }
+                looked += 1;
+                next = cursor;
+                if statuses.is_empty() || statuses.contains(&meta.status) {
+                    items.push(self.outbox_item(cursor, id, meta)?);
+                }
             }
-            true
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
+            if !more {
+                return Ok((items, next, false));
+            }
         }
-        Ok((items, next, more))
     }
 
-    /// An exchange of the outbox, if its status is one of `statuses` (or they are empty).
+    /// An exchange of the outbox, with its first and last records.
     fn outbox_item(
         &self,
         cursor: u64,
         request_id: RequestId,
-        statuses: &[RequestStatus],
-    ) -> Result<Option<OutboxItem>, BrokerError> {
-        let views = self.ledger.views();
-        let meta = views::request_meta(views, &request_id)?
-            .ok_or_else(|| BrokerError::Internal(format!("outbox item of unknown {request_id}")))?;
-        if !statuses.is_empty() && !statuses.contains(&meta.status) {
-            return Ok(None);
-        }
-        let last = views
+        meta: RequestMeta,
+    ) -> Result<OutboxItem, BrokerError> {
+        let last = self
+            .ledger
+            .views()
             .timeline(&request_id)?
             .last()
             .copied()
             .unwrap_or(cursor);
-        Ok(Some(OutboxItem {
+        Ok(OutboxItem {
             cursor,
             request_id,
             sent_ms: self.ledger.decoded(meta.request_idx)?.time_ms,
             last_event: (last, self.ledger.decoded(last)?),
             meta,
-        }))
+        })
     }
 }
 

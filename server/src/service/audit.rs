@@ -184,6 +184,21 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
             s.classification = Some(classification(x.classification));
             s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
             s.staff_pseudonym = hex::encode(x.staff);
+            s.due_at = (x.due_ms != 0).then(|| timestamp(x.due_ms));
+            s.expires_at = (x.expires_ms != 0).then(|| timestamp(x.expires_ms));
+        }
+        Event::UpdateSubmitted(x) => {
+            s.counterpart = x.recipient.clone();
+            s.protocol_id = x.protocol_id.clone();
+            s.protocol_version = x.protocol_version;
+            s.authority = Some(i32::from(x.authority.code()));
+            s.purpose = x.purpose.clone();
+            s.disclosed = disclosed(&x.disclosed);
+            s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
+            s.staff_pseudonym = hex::encode(x.staff);
+        }
+        Event::RequestWithdrawn(x) => {
+            s.staff_pseudonym = hex::encode(x.staff);
         }
         Event::DisclosureSubmitted(x) => {
             s.counterpart = x.recipient.clone();
@@ -204,6 +219,7 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
             s.disclosed = disclosed(&x.disclosed);
             s.staff_pseudonym = hex::encode(x.staff);
             s.reason_code = x.ground.map(|g| g.as_str().to_string()).unwrap_or_default();
+            s.referred_agency_id = x.referral.clone();
         }
         Event::Denied(d) => {
             s.operation = d.operation.as_str().to_string();
@@ -240,6 +256,9 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
             s.subject_pseudonyms = q.subjects.iter().map(hex::encode).collect();
         }
         _ => {}
+    }
+    if let Some(related) = r.event.related() {
+        s.related_request_id = related.to_string();
     }
     s
 }

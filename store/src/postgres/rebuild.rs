@@ -89,12 +89,30 @@ fn pending(db: &Db) -> Result<Option<i64>, StorageError> {
 
 /// The view writes records `from..=to` fold into, over the views as they are.
 fn fold(reader: &PgReader, from: i64, to: i64) -> Result<crate::backend::ViewWrites, StorageError> {
+    let rows: Vec<(i64, Vec<u8>)> = reader.db.with(move |client| async move {
+        let rows = client
+            .query(
+                queries::SELECT_RECORDS_FROM,
+                &[&from, &to, &(to - from + 1)],
+            )
+            .await
+            .map_err(failed("reading records"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    })?;
     let mut ov = Overlay::new(reader);
-    for index in from as u64..=to as u64 {
-        let raw = reader.record(index)?;
-        let record = Record::decode(&raw)
+    for (expected, (index, raw)) in (from..=to).zip(&rows) {
+        if *index != expected {
+            return Err(StorageError(format!("record {expected} is not in the log")));
+        }
+        let record = Record::decode(raw)
             .map_err(|e| StorageError(format!("record {index} does not decode: {e}")))?;
-        views::apply(&mut ov, index, &record, &raw)?;
+        views::apply(&mut ov, *index as u64, &record, raw)?;
+    }
+    if rows.len() as i64 != to - from + 1 {
+        return Err(StorageError(format!(
+            "records {from} to {to}: {} found",
+            rows.len()
+        )));
     }
     Ok(ov.into_writes())
 }

@@ -144,3 +144,68 @@ async fn log_holds_no_personal_information_and_records_refusals() {
     }
     assert_eq!(records.len(), 4);
 }
+
+/// A withdrawal's reasons and an update's contents are bodies like the rest: sealed in the body
+/// store, never in the log, whose records hold their commitments only.
+#[tokio::test]
+async fn withdrawal_reasons_and_updates_are_sealed_bodies_not_log_content() {
+    let env = TestEnv::new();
+    let server = env.start().await;
+    let police = server.agency(&env, "police").await;
+    let school = server.agency(&env, "rangitoto-school-board").await;
+    let answered = police
+        .submit_request(sample_request("rangitoto-school-board"), "wu-1")
+        .await
+        .unwrap()
+        .request_id;
+    let withdrawn = police
+        .submit_request(sample_request("rangitoto-school-board"), "wu-2")
+        .await
+        .unwrap()
+        .request_id;
+    school
+        .respond(&answered, sample_disclosure())
+        .await
+        .unwrap();
+    let (reason, content) = (
+        "Withdrawn-5e1f: Aroha is safe",
+        "Update-77ac: back at school",
+    );
+    let update = api::InformationUpdate {
+        items: vec![api::DisclosedItem {
+            category: "attendance".into(),
+            classification: api::Classification::InConfidence as i32,
+            content: content.into(),
+        }],
+        staff_id: "attendance-officer-7".into(),
+        consultation: Some(infoshare_tests::consulted()),
+        ..Default::default()
+    };
+    school.send_update(&answered, update, "wu-u").await.unwrap();
+    police
+        .withdraw(&withdrawn, reason, "constable-4821")
+        .await
+        .unwrap();
+    server.kill9();
+
+    let log = read_dir_bytes(&env.data_dir().join("log"));
+    let bodies = read_dir_bytes(&env.data_dir().join("bodies"));
+    for secret in [reason, content] {
+        assert!(!contains(&log, secret), "the log contains {secret:?}");
+        assert!(
+            !contains(&bodies, secret),
+            "a body holds {secret:?} in the clear"
+        );
+    }
+    let keys =
+        infoshare_server::store::seal::BodyKeys::load_or_create(&env.data_dir().join("keys/body"))
+            .unwrap();
+    let mut opened = Vec::new();
+    infoshare_server::store::embedded::segment::scan_read_only(
+        &env.data_dir().join("bodies"),
+        infoshare_server::store::bodies::BODY_MAGIC,
+        |_, frame| opened.extend(keys.open(frame).unwrap().body),
+    )
+    .unwrap();
+    assert!(contains(&opened, reason) && contains(&opened, content));
+}

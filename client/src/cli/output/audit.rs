@@ -63,6 +63,10 @@ impl Output {
                         "subject_pseudonyms": s.subject_pseudonyms,
                         "staff_pseudonym": s.staff_pseudonym,
                         "result_count": s.result_count,
+                        "related_request_id": s.related_request_id,
+                        "due_at": s.due_at.as_ref().map(|_| time(&s.due_at)),
+                        "expires_at": s.expires_at.as_ref().map(|_| time(&s.expires_at)),
+                        "referred_agency_id": s.referred_agency_id,
                     })
                 }).collect::<Vec<_>>(),
                 "next_after_index": r.next_after_index,
@@ -91,6 +95,8 @@ impl Output {
                     s.categories.join(",")
                 } else if !s.operation.is_empty() {
                     format!("{} {}", s.operation, s.rule)
+                } else if !s.related_request_id.is_empty() {
+                    format!("linked to {}", s.related_request_id)
                 } else {
                     s.rule.clone()
                 };
