@@ -495,8 +495,9 @@ fn closed(meta: &views::RequestMeta, id: &RequestId, what: &str) -> Result<(), B
     }
 }
 
-/// The meta of request `id` if `agency` made it (to `what` it).
-fn requested_by(
+/// The meta of request `id`, visible to `agency` (to `what` it: a disclosure or an update has
+/// nothing to `what`).
+fn visible_request(
     kv: &(impl KvRead + ?Sized),
     id: &RequestId,
     agency: &str,
@@ -512,6 +513,17 @@ fn requested_by(
             ),
         ));
     }
+    Ok(meta)
+}
+
+/// The meta of request `id` if `agency` made it (to `what` it).
+fn requested_by(
+    kv: &(impl KvRead + ?Sized),
+    id: &RequestId,
+    agency: &str,
+    what: &str,
+) -> Result<views::RequestMeta, BrokerError> {
+    let meta = visible_request(kv, id, agency, what)?;
     if meta.requester != agency {
         return Err(BrokerError::refused(
             Reason::NotTheRequester,
@@ -531,16 +543,7 @@ fn may_update(
     id: &RequestId,
     agency: &str,
 ) -> Result<String, BrokerError> {
-    let meta = visible_meta(kv, id, agency)?;
-    if meta.kind != MessageKind::Request {
-        return Err(BrokerError::refused(
-            Reason::WrongMessageKind,
-            format!(
-                "{id} is a {}, not a request: it cannot be updated",
-                meta.kind
-            ),
-        ));
-    }
+    let meta = visible_request(kv, id, agency, "update")?;
     if meta.recipient != agency {
         return Err(BrokerError::refused(
             Reason::NotTheRecipient,

@@ -615,6 +615,22 @@ impl Broker {
         })
     }
 
+    /// The request record that opened `id` (whose meta is `meta`): what an answer to it is
+    /// judged against.
+    fn original(
+        &self,
+        meta: &crate::views::RequestMeta,
+        id: &RequestId,
+    ) -> Result<RequestSubmitted, BrokerError> {
+        match self.ledger.decoded(meta.request_idx)?.event {
+            Event::RequestSubmitted(original) => Ok(original),
+            _ => Err(BrokerError::Internal(format!(
+                "record {} is not the request {id}",
+                meta.request_idx
+            ))),
+        }
+    }
+
     fn check_response(
         &self,
         caller: &Caller,
@@ -632,12 +648,7 @@ impl Broker {
                 ),
             });
         }
-        let Event::RequestSubmitted(original) = self.ledger.decoded(meta.request_idx)?.event else {
-            return Err(BrokerError::Internal(format!(
-                "record {} is not the request {}",
-                meta.request_idx, response.request_id
-            )));
-        };
+        let original = self.original(&meta, &response.request_id)?;
         let registry = self.registry();
         let responder = Self::agency(&registry, &caller.principal.id)?;
         let allowed = policy::check_response(

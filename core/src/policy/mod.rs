@@ -105,23 +105,14 @@ pub fn check_response(
         response.ground,
         &response.body.explanation,
     )?;
-    let requester = recipient(registry, original_requester)?;
-    let entry = protocol_in_force(protocols, &original.protocol_id)?;
-    protocol_review_current(entry, today)?;
-    let p = &entry.protocol;
-    let sharing = party(p, responder, "party.responder")?;
-    party(p, requester, "party.requester")?;
-    agency_eligible(
+    let (p, sharing, requester) = answer_basis(
         responder,
-        original.authority,
-        "authority.responder_eligible",
+        original_requester,
+        original,
+        registry,
+        protocols,
+        today,
     )?;
-    agency_eligible(
-        requester,
-        original.authority,
-        "authority.requester_eligible",
-    )?;
-    authority_for_purpose(p, original.authority, &original.purpose)?;
     disclose_covers_request(response.decision, &response.items, &original.categories)?;
     if !response.referral.is_empty() {
         referral_is_party(p, &response.referral, responder, requester)?;
@@ -151,21 +142,15 @@ pub fn check_update(
     protocols: &ProtocolStore,
     today: Date,
 ) -> Result<Allowed, Denial> {
-    use rules::*;
-    from_recipient(updater, &original.recipient)?;
-    let requester = recipient(registry, original_requester)?;
-    let entry = protocol_in_force(protocols, &original.protocol_id)?;
-    protocol_review_current(entry, today)?;
-    let p = &entry.protocol;
-    let sharing = party(p, updater, "party.responder")?;
-    party(p, requester, "party.requester")?;
-    agency_eligible(updater, original.authority, "authority.responder_eligible")?;
-    agency_eligible(
-        requester,
-        original.authority,
-        "authority.requester_eligible",
+    rules::from_recipient(updater, &original.recipient)?;
+    let (p, sharing, requester) = answer_basis(
+        updater,
+        original_requester,
+        original,
+        registry,
+        protocols,
+        today,
     )?;
-    authority_for_purpose(p, original.authority, &original.purpose)?;
     answered_items(
         sharing,
         requester,
@@ -176,6 +161,46 @@ pub fn check_update(
     Ok(Allowed {
         protocol_version: p.version,
     })
+}
+
+/// The rules every answer (a response or an update) to `original` must meet, whatever it
+/// discloses: the protocol in force and reviewed, both agencies its parties and eligible under
+/// the request's authority, which the protocol relies on for its purpose. The protocol, the
+/// responder's party entry and the requester.
+fn answer_basis<'a>(
+    responder: &Agency,
+    original_requester: &str,
+    original: &RequestSubmitted,
+    registry: &'a Registry,
+    protocols: &'a ProtocolStore,
+    today: Date,
+) -> Result<
+    (
+        &'a crate::protocol::Protocol,
+        &'a crate::protocol::Party,
+        &'a Agency,
+    ),
+    Denial,
+> {
+    use rules::*;
+    let requester = recipient(registry, original_requester)?;
+    let entry = protocol_in_force(protocols, &original.protocol_id)?;
+    protocol_review_current(entry, today)?;
+    let p = &entry.protocol;
+    let sharing = party(p, responder, "party.responder")?;
+    party(p, requester, "party.requester")?;
+    agency_eligible(
+        responder,
+        original.authority,
+        "authority.responder_eligible",
+    )?;
+    agency_eligible(
+        requester,
+        original.authority,
+        "authority.requester_eligible",
+    )?;
+    authority_for_purpose(p, original.authority, &original.purpose)?;
+    Ok((p, sharing, requester))
 }
 
 /// The rules on what an answer (a response or an update) discloses: for the request's

@@ -168,7 +168,7 @@ impl Broker {
             &update.request_id,
             &caller.principal.id,
         )?;
-        let Event::RequestSubmitted(original) = self.ledger.decoded(meta.request_idx)?.event else {
+        if meta.kind != MessageKind::Request {
             return Err(BrokerError::refused(
                 crate::reason::Reason::WrongMessageKind,
                 format!(
@@ -176,7 +176,8 @@ impl Broker {
                     update.request_id, meta.kind
                 ),
             ));
-        };
+        }
+        let original = self.original(&meta, &update.request_id)?;
         let registry = self.registry();
         let updater = Self::agency(&registry, &caller.principal.id)?;
         let allowed = policy::check_update(

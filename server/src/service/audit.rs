@@ -173,41 +173,33 @@ pub fn summary(r: &Record) -> v1::RecordSummary {
         decision: decision_of(r).unwrap_or_default().to_string(),
         ..Default::default()
     };
+    if let Some(o) = r.event.opening() {
+        s.counterpart = o.recipient.to_string();
+        s.protocol_id = o.protocol_id.to_string();
+        s.protocol_version = o.protocol_version;
+        s.subject_pseudonyms = o.subjects.iter().map(hex::encode).collect();
+        s.staff_pseudonym = hex::encode(o.staff);
+    }
     match &r.event {
         Event::RequestSubmitted(x) => {
-            s.counterpart = x.recipient.clone();
-            s.protocol_id = x.protocol_id.clone();
-            s.protocol_version = x.protocol_version;
             s.authority = Some(i32::from(x.authority.code()));
             s.purpose = x.purpose.clone();
             s.categories = x.categories.clone();
             s.classification = Some(classification(x.classification));
-            s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
-            s.staff_pseudonym = hex::encode(x.staff);
             s.due_at = (x.due_ms != 0).then(|| timestamp(x.due_ms));
             s.expires_at = (x.expires_ms != 0).then(|| timestamp(x.expires_ms));
         }
-        Event::UpdateSubmitted(x) => {
-            s.counterpart = x.recipient.clone();
-            s.protocol_id = x.protocol_id.clone();
-            s.protocol_version = x.protocol_version;
+        Event::DisclosureSubmitted(x) => {
             s.authority = Some(i32::from(x.authority.code()));
             s.purpose = x.purpose.clone();
             s.disclosed = disclosed(&x.disclosed);
-            s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
-            s.staff_pseudonym = hex::encode(x.staff);
+        }
+        Event::UpdateSubmitted(x) => {
+            s.authority = Some(i32::from(x.authority.code()));
+            s.purpose = x.purpose.clone();
+            s.disclosed = disclosed(&x.disclosed);
         }
         Event::RequestWithdrawn(x) => {
-            s.staff_pseudonym = hex::encode(x.staff);
-        }
-        Event::DisclosureSubmitted(x) => {
-            s.counterpart = x.recipient.clone();
-            s.protocol_id = x.protocol_id.clone();
-            s.protocol_version = x.protocol_version;
-            s.authority = Some(i32::from(x.authority.code()));
-            s.purpose = x.purpose.clone();
-            s.disclosed = disclosed(&x.disclosed);
-            s.subject_pseudonyms = x.subjects.iter().map(hex::encode).collect();
             s.staff_pseudonym = hex::encode(x.staff);
         }
         Event::ResponseSubmitted(x) => {
