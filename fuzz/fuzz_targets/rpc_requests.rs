@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let today = infoshare_server::clock::Clock::system().today();
-    match which % 12 {
+    match which % 15 {
         0 => {
             if let Ok(m) = v1::SubmitRequestRequest::decode(bytes) {
                 let _ = validate::request(&m, today);
@@ -77,6 +77,21 @@ fuzz_target!(|data: &[u8]| {
         10 => {
             if let Ok(m) = v1::ChangeProtocolStateRequest::decode(bytes) {
                 let _ = validate::protocol_id("protocol_id", &m.protocol_id);
+            }
+        }
+        11 => {
+            if let Ok(m) = v1::WithdrawRequestRequest::decode(bytes) {
+                let _ = validate::withdrawal(&m);
+            }
+        }
+        12 => {
+            if let Ok(m) = v1::SendUpdateRequest::decode(bytes) {
+                let _ = validate::update(&m);
+            }
+        }
+        13 => {
+            if let Ok(m) = v1::ListInboxRequest::decode(bytes) {
+                let _ = infoshare_server::broker::PageToken::parse(&m.page_token);
             }
         }
         _ => {

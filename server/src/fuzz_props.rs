@@ -1,6 +1,6 @@
 //! Property tests: arbitrary input on every path from the wire never panics the server —
-//! protobuf bytes decoded as each request message and validated, log record and body decoding,
-//! protocol documents. (Fuzz targets for the same paths are in `fuzz/`.)
+//! protobuf bytes decoded as each request message and validated, page tokens, log record and
+//! body decoding, protocol documents. (Fuzz targets for the same paths are in `fuzz/`.)
 
 use infoshare_proto::v1;
 use proptest::prelude::*;
@@ -26,6 +26,22 @@ proptest! {
         if let Ok(m) = v1::AcknowledgeRequest::decode(bytes.as_slice()) {
             let _ = crate::validate::request_id("request_id", &m.request_id);
             let _ = crate::validate::message_kind("kind", m.kind);
+        }
+        if let Ok(m) = v1::WithdrawRequestRequest::decode(bytes.as_slice()) {
+            let _ = crate::validate::withdrawal(&m);
+        }
+        if let Ok(m) = v1::SendUpdateRequest::decode(bytes.as_slice()) {
+            let _ = crate::validate::update(&m);
+        }
+        if let Ok(m) = v1::ListInboxRequest::decode(bytes.as_slice()) {
+            let _ = crate::broker::PageToken::parse(&m.page_token);
+        }
+    }
+
+    #[test]
+    fn random_page_tokens_never_panic_and_parse_back_only_as_given(text in ".{0,60}") {
+        if let Ok(token) = crate::broker::PageToken::parse(&text) {
+            prop_assert_eq!(crate::broker::PageToken::parse(&token.render()).unwrap(), token);
         }
     }
 
