@@ -239,14 +239,10 @@ pub trait Reader: KvRead + Send + Sync {
         Ok((out, more))
     }
 
-    /// Up to `limit` requests whose deadline of `kind` (under [`views::work::DUE`] or
-    /// [`views::work::EXPIRY`]) is at or before `until_ms`, earliest first.
-    fn due_by(
-        &self,
-        kind: &[u8],
-        until_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<RequestId>, ViewError> {
+    /// Up to `limit` requests not acknowledged whose collection window ended at or before
+    /// `until_ms`, earliest first.
+    fn expiring_by(&self, until_ms: u64, limit: usize) -> Result<Vec<RequestId>, ViewError> {
+        let kind = views::work::EXPIRY;
         let end = [kind, &until_ms.saturating_add(1).to_be_bytes()].concat();
         let mut out = Vec::new();
         self.scan(kind, &end, &mut |_, v| {
@@ -257,6 +253,46 @@ pub trait Reader: KvRead + Send + Sync {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    /// Up to `limit` requests awaiting an answer, not yet overdue, whose due time is at or
+    /// before `until_ms`: read from every agency's work, a range per rank (only what is due is
+    /// read).
+    fn due_by(&self, until_ms: u64, limit: usize) -> Result<Vec<RequestId>, ViewError> {
+        let work = views::work::WORK;
+        let (mut out, mut from) = (Vec::new(), work.to_vec());
+        let end_of_work = prefix_end(work);
+        loop {
+            // The next agency with work: the first key from `from` on.
+            let mut next = None;
+            self.scan(&from, &end_of_work, &mut |k, _| {
+                next = Some(k.to_vec());
+                Ok(false)
+            })?;
+            let Some(key) = next else {
+                return Ok(out);
+            };
+            let agency_end = key[work.len()..]
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| ViewError::Store("bad work key".into()))?;
+            let prefix = key[..=work.len() + agency_end].to_vec();
+            for rank in views::work::OPEN_RANKS {
+                let start = [prefix.as_slice(), &[rank]].concat();
+                let stop = [start.as_slice(), &until_ms.saturating_add(1).to_be_bytes()].concat();
+                self.scan(&start, &stop, &mut |_, v| {
+                    if out.len() == limit {
+                        return Ok(false);
+                    }
+                    out.push(request_id(v)?);
+                    Ok(true)
+                })?;
+            }
+            if out.len() == limit {
+                return Ok(out);
+            }
+            from = prefix_end(&prefix);
+        }
     }
 
     /// The exchanges linked to `id` (its updates, the requests sent on from it), with the index

@@ -6,6 +6,12 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::domain::{MessageKind, NoticeKind, RequestStatus, Urgency};
 use crate::records::RequestId;
 
+/// Bits of a meta's mask, after the six u64 fields (bits 0 to 5, in their order).
+const URGENCY: u16 = 6;
+const LINKED: u16 = 7;
+const NOT_HELD: u16 = 8;
+const REFERRAL: u16 = 9;
+
 /// Where an exchange stands, and where its records are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestMeta {
@@ -81,20 +87,41 @@ impl RequestMeta {
             .u64(self.request_idx)
             .u64(self.request_ack_idx)
             .u64(self.response_idx)
-            .u64(self.response_ack_idx)
-            .u8(self.urgency.map_or(0, Urgency::code))
-            .u64(self.due_ms)
-            .u64(self.expires_ms)
-            .u64(self.overdue_idx)
-            .u64(self.closed_idx);
-        match self.linked {
-            Some(id) => w.u8(1).fixed(&id.0),
-            None => w.u8(0),
-        };
-        w.u64(self.requester_notices_acked)
-            .u64(self.recipient_notices_acked)
-            .u8(self.not_held as u8)
-            .str8(&self.referral);
+            .u64(self.response_ack_idx);
+        // The later fields follow a mask of those set, so a meta pays only for what it has
+        // (the views are written on the log writer's path).
+        let words = [
+            self.due_ms,
+            self.expires_ms,
+            self.overdue_idx,
+            self.closed_idx,
+            self.requester_notices_acked,
+            self.recipient_notices_acked,
+        ];
+        let mut mask: u16 = 0;
+        for (bit, v) in words.iter().enumerate() {
+            mask |= u16::from(*v != 0) << bit;
+        }
+        mask |= u16::from(self.urgency.is_some()) << URGENCY;
+        mask |= u16::from(self.linked.is_some()) << LINKED;
+        mask |= u16::from(self.not_held) << NOT_HELD;
+        mask |= u16::from(!self.referral.is_empty()) << REFERRAL;
+        if mask == 0 {
+            return w.finish();
+        }
+        w.fixed(&mask.to_be_bytes());
+        for v in words.into_iter().filter(|v| *v != 0) {
+            w.u64(v);
+        }
+        if let Some(u) = self.urgency {
+            w.u8(u.code());
+        }
+        if let Some(id) = self.linked {
+            w.fixed(&id.0);
+        }
+        if !self.referral.is_empty() {
+            w.str8(&self.referral);
+        }
         w.finish()
     }
 
@@ -113,34 +140,39 @@ impl RequestMeta {
         meta.response_idx = r.u64()?;
         meta.response_ack_idx = r.u64()?;
         if r.is_empty() {
-            // Written before deadlines, withdrawals and updates.
+            // None of the later fields is set (or it was written before they existed).
             return Ok(meta);
         }
-        meta.urgency = match r.u8()? {
-            0 => None,
-            code => Some(Urgency::from_code(code).ok_or(DecodeError::UnknownCode {
-                field: "urgency",
-                code,
-            })?),
-        };
-        meta.due_ms = r.u64()?;
-        meta.expires_ms = r.u64()?;
-        meta.overdue_idx = r.u64()?;
-        meta.closed_idx = r.u64()?;
-        meta.linked = match r.u8()? {
-            0 => None,
-            1 => Some(RequestId(r.fixed()?)),
-            code => {
-                return Err(DecodeError::UnknownCode {
-                    field: "linked presence",
-                    code,
-                });
+        let mask = u16::from_be_bytes(r.fixed()?);
+        if mask >> (REFERRAL + 1) != 0 {
+            return Err(DecodeError::UnknownCode {
+                field: "meta fields",
+                code: (mask >> 8) as u8,
+            });
+        }
+        let mut word = |bit: u16| -> Result<u64, DecodeError> {
+            if mask & (1 << bit) != 0 {
+                r.u64()
+            } else {
+                Ok(0)
             }
         };
-        meta.requester_notices_acked = r.u64()?;
-        meta.recipient_notices_acked = r.u64()?;
-        meta.not_held = r.code("not held", |c| (c <= 1).then_some(c == 1))?;
-        meta.referral = r.str8()?;
+        meta.due_ms = word(0)?;
+        meta.expires_ms = word(1)?;
+        meta.overdue_idx = word(2)?;
+        meta.closed_idx = word(3)?;
+        meta.requester_notices_acked = word(4)?;
+        meta.recipient_notices_acked = word(5)?;
+        if mask & (1 << URGENCY) != 0 {
+            meta.urgency = Some(r.code("urgency", Urgency::from_code)?);
+        }
+        if mask & (1 << LINKED) != 0 {
+            meta.linked = Some(RequestId(r.fixed()?));
+        }
+        meta.not_held = mask & (1 << NOT_HELD) != 0;
+        if mask & (1 << REFERRAL) != 0 {
+            meta.referral = r.str8()?;
+        }
         r.end()?;
         Ok(meta)
     }

@@ -14,7 +14,7 @@
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
 //! h ‖ 1 ‖ request_id | h ‖ 2 ‖ subject → index:u64be of the record placing a legal hold
 //!                                        (empty once released)
-//! o, w, d, c, l                        → outboxes, work queues, deadlines, links ([`work`])
+//! o, w, c, l                           → outboxes, work queues, expiries, links ([`work`])
 //! xs ‖ subject pseudonym ‖ index       → audit index by subject (requests, disclosures,
 //!                                        updates, refusals that named the subject, holds)
 //! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
@@ -339,8 +339,7 @@ fn follow_up(
         }
         Event::RequestOverdue { .. } => {
             meta.overdue_idx = index;
-            work::leave(kv, &before);
-            work::enter(kv, &id, &meta);
+            work::overdue(kv, &id, &before, &meta);
             let entry = notice(NoticeKind::Overdue).encode();
             kv.put(inbox_key(&meta.requester, index), entry.clone());
             kv.put(inbox_key(&meta.recipient, index), entry);

@@ -1,15 +1,17 @@
 //! The views that say who owes what by when: each agency's outbox, the requests awaiting each
-//! agency's answer in the order they should be worked, the deadlines the broker's task
-//! watches, and the links between exchanges. The last three hold only open requests: an entry
-//! goes once its request is answered, withdrawn or expired, so reading them costs what is open,
-//! not what was ever sent.
+//! agency's answer in the order they should be worked (which is also where the deadline task
+//! finds those past their due time), the expiries the task watches, and the links between
+//! exchanges. The work and expiry indexes hold only open requests: an entry goes once its
+//! request is answered, withdrawn or expired (and an expiry once acknowledged), so reading them
+//! costs what is open, not what was ever sent. Each request adds two keys beyond the first
+//! views' (its work entry and, until acknowledged, its expiry): these views are written on
+//! the log writer's path.
 //!
 //! ```text
 //! o ‖ agency ‖ 0x00 ‖ index:u64be                      → request_id (exchanges it opened)
 //! w ‖ agency ‖ 0x00 ‖ rank:u8 ‖ due:u64be ‖ index:u64be → request_id (requests awaiting its
 //!                                         answer; rank 0 overdue, 1 immediate-safety,
 //!                                         2 priority, 3 routine; due u64::MAX when none)
-//! d ‖ due:u64be ‖ index:u64be            → request_id (awaiting an answer, not yet overdue)
 //! c ‖ expires:u64be ‖ index:u64be        → request_id (not yet acknowledged, with an expiry)
 //! l ‖ request_id ‖ index:u64be           → linked id (its updates, the requests sent on from it)
 //! ```
@@ -18,8 +20,12 @@ use super::{KvWrite, RequestMeta};
 use crate::domain::Urgency;
 use crate::records::RequestId;
 
-/// Prefix of the deadlines index (requests awaiting an answer, by due time).
-pub const DUE: &[u8] = b"d";
+/// Prefix of every agency's work (requests awaiting an answer).
+pub const WORK: &[u8] = b"w";
+/// Rank of an overdue request in its recipient's work.
+pub const OVERDUE_RANK: u8 = 0;
+/// Ranks of requests not yet overdue, most urgent first.
+pub const OPEN_RANKS: [u8; 3] = [1, 2, 3];
 /// Prefix of the expiry index (requests awaiting acknowledgement, by expiry time).
 pub const EXPIRY: &[u8] = b"c";
 
@@ -35,7 +41,7 @@ pub fn outbox_key(agency: &str, index: u64) -> Vec<u8> {
 
 /// Prefix of the requests awaiting `agency`'s answer.
 pub fn work_prefix(agency: &str) -> Vec<u8> {
-    [b"w".as_slice(), agency.as_bytes(), &[0]].concat()
+    [WORK, agency.as_bytes(), &[0]].concat()
 }
 
 /// Where a request awaiting an answer sorts among its recipient's (the key after the prefix):
@@ -55,23 +61,18 @@ pub fn work_position(rank: u8, due_ms: u64, index: u64) -> Position {
 /// A request's rank in its recipient's work: 0 once overdue, then by urgency.
 pub fn rank(meta: &RequestMeta) -> u8 {
     if meta.overdue() {
-        return 0;
+        return OVERDUE_RANK;
     }
     match meta.urgency {
-        Some(Urgency::ImmediateSafety) => 1,
-        Some(Urgency::Priority) => 2,
-        Some(Urgency::Routine) | None => 3,
+        Some(Urgency::ImmediateSafety) => OPEN_RANKS[0],
+        Some(Urgency::Priority) => OPEN_RANKS[1],
+        Some(Urgency::Routine) | None => OPEN_RANKS[2],
     }
 }
 
 fn work_key(meta: &RequestMeta) -> Vec<u8> {
     let position = work_position(rank(meta), meta.due_ms, meta.request_idx);
     [work_prefix(&meta.recipient).as_slice(), &position].concat()
-}
-
-/// Key of a deadline entry.
-pub fn due_key(due_ms: u64, index: u64) -> Vec<u8> {
-    [DUE, &due_ms.to_be_bytes(), &index.to_be_bytes()].concat()
 }
 
 /// Key of an expiry entry.
@@ -89,28 +90,34 @@ pub fn link_key(id: &RequestId, index: u64) -> Vec<u8> {
     [links_prefix(id).as_slice(), &index.to_be_bytes()].concat()
 }
 
-/// Enters a request that awaits its answer (as `meta` has it now) in its recipient's work and
-/// the deadline indexes.
+/// Enters a request that awaits its answer (as `meta` has it now) in its recipient's work and,
+/// until it is acknowledged, the expiry index.
 pub(super) fn enter(kv: &mut impl KvWrite, id: &RequestId, meta: &RequestMeta) {
     kv.put(work_key(meta), id.0.to_vec());
-    if meta.due_ms != 0 && !meta.overdue() {
-        kv.put(due_key(meta.due_ms, meta.request_idx), id.0.to_vec());
-    }
     if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
         kv.put(expiry_key(meta.expires_ms, meta.request_idx), id.0.to_vec());
     }
 }
 
-/// Takes a request (as `meta` had it until now) out of its recipient's work and the deadline
-/// indexes: it is answered, withdrawn or expired, or about to be entered again as overdue.
+/// Takes a request (as `meta` had it until now) out of its recipient's work and the expiry
+/// index: it is answered, withdrawn or expired.
 pub(super) fn leave(kv: &mut impl KvWrite, meta: &RequestMeta) {
     kv.delete(work_key(meta));
-    if meta.due_ms != 0 && !meta.overdue() {
-        kv.delete(due_key(meta.due_ms, meta.request_idx));
-    }
     if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
         kv.delete(expiry_key(meta.expires_ms, meta.request_idx));
     }
+}
+
+/// Moves a request that became overdue (`after`; `before` as it was) to the head of its
+/// recipient's work.
+pub(super) fn overdue(
+    kv: &mut impl KvWrite,
+    id: &RequestId,
+    before: &RequestMeta,
+    after: &RequestMeta,
+) {
+    kv.delete(work_key(before));
+    kv.put(work_key(after), id.0.to_vec());
 }
 
 /// Takes an acknowledged request out of the expiry index.

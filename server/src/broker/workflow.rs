@@ -205,16 +205,14 @@ impl Broker {
             as_of_ms: now,
             more: false,
         };
-        for (index, deadline) in [
-            (views::work::DUE, Deadline::Due),
-            (views::work::EXPIRY, Deadline::Expiry),
-        ] {
-            let due: Vec<(RequestId, Deadline)> = views
-                .due_by(index, now, DEADLINES_PER_RUN)?
-                .into_iter()
-                .map(|id| (id, deadline))
-                .collect();
-            run.more |= due.len() == DEADLINES_PER_RUN;
+        for deadline in [Deadline::Due, Deadline::Expiry] {
+            let ids = match deadline {
+                Deadline::Due => views.due_by(now, DEADLINES_PER_RUN)?,
+                Deadline::Expiry => views.expiring_by(now, DEADLINES_PER_RUN)?,
+            };
+            run.more |= ids.len() == DEADLINES_PER_RUN;
+            let due: Vec<(RequestId, Deadline)> =
+                ids.into_iter().map(|id| (id, deadline)).collect();
             let marked = self.ledger.deadlines(&actor, now, &due).await?;
             let n = marked.iter().filter(|m| **m).count() as u32;
             match deadline {
