@@ -422,8 +422,8 @@ impl Broker {
     ) -> Result<Submitted, BrokerError> {
         let target = Target::Subject(subject);
         let replay = self.replay(caller, V::KIND, key, body);
-        if let Some(done) = self.audited(caller, op, target, replay).await? {
-            return Ok(done);
+        if let Some((request_id, index)) = self.audited(caller, op, target, replay).await? {
+            return self.replayed(request_id, index).await;
         }
         let (valid, allowed) = self.audited(caller, op, target, check()).await?;
         let time_ms = self.clock.now_ms();
@@ -453,7 +453,7 @@ impl Broker {
                 replayed: false,
                 receipt,
             }),
-            Opened::Replayed { request_id, index } => self.replayed(request_id, index),
+            Opened::Replayed { request_id, index } => self.replayed(request_id, index).await,
         }
     }
 
@@ -513,16 +513,16 @@ impl Broker {
         out
     }
 
-    /// The earlier submission with this idempotency key, if its content is the same (a
-    /// conflict if not); `None` when there is none, or the input is too malformed to say (its
-    /// validation then says why).
+    /// The exchange an earlier submission with this idempotency key opened, and its opening
+    /// record's index, if its content is the same (a conflict if not); `None` when there is
+    /// none, or the input is too malformed to say (its validation then says why).
     fn replay(
         &self,
         caller: &Caller,
         kind: MessageKind,
         key: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<Option<Submitted>, BrokerError> {
+    ) -> Result<Option<(RequestId, u64)>, BrokerError> {
         let Some(body) = body else {
             return Ok(None);
         };
@@ -533,19 +533,21 @@ impl Broker {
         let hash = self.keys.idempotency(agency, key);
         replay_of(self.ledger.views(), agency, &hash, kind, &body, |k, id| {
             self.ledger.body(k, id)
-        })?
-        .map(|(request_id, index)| self.replayed(request_id, index))
-        .transpose()
+        })
     }
 
     /// The result of the submission that opened `request_id` (record `index`), as a replay.
-    fn replayed(&self, request_id: RequestId, index: u64) -> Result<Submitted, BrokerError> {
+    pub(crate) async fn replayed(
+        &self,
+        request_id: RequestId,
+        index: u64,
+    ) -> Result<Submitted, BrokerError> {
         Ok(Submitted {
             request_id,
             index,
             time_ms: self.ledger.decoded(index)?.time_ms,
             replayed: true,
-            receipt: self.ledger.receipt(index)?,
+            receipt: self.ledger.receipt_once_signed(index).await?,
         })
     }
 
@@ -566,6 +568,7 @@ impl Broker {
             .acknowledge(caller.actor(), self.clock.now_ms(), request_id, kind)
             .await;
         self.once(self.audited(caller, op, target, acknowledged).await?)
+            .await
     }
 
     /// Respond. Returns the response record's index, time and receipt.

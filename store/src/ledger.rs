@@ -133,6 +133,9 @@ pub struct Ledger {
 /// The published protocol register: replaced whole after each batch that changes it.
 pub(crate) type SharedProtocols = Arc<RwLock<Arc<ProtocolStore>>>;
 
+/// Longest [`Ledger::receipt_once_signed`] waits for the head to cover a record it was handed.
+pub const SIGNED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn stopped() -> BrokerError {
     BrokerError::Unavailable("the ledger has stopped".into())
 }
@@ -398,6 +401,23 @@ impl Ledger {
             proof,
             record,
         })
+    }
+
+    /// A receipt for the record at `log_index`, once the head's signed checkpoint covers it.
+    /// A record found through the views (an earlier submission's, an earlier
+    /// acknowledgement's) may be a moment ahead of the head: the views of a durable batch are
+    /// visible before the writer publishes its checkpoint, and on a shared log another broker's
+    /// batch before this one folds it in. Waits for that, at most [`SIGNED_WITHIN`].
+    pub async fn receipt_once_signed(&self, log_index: u64) -> Result<Receipt, BrokerError> {
+        let mut applied = self.applied();
+        match tokio::time::timeout(SIGNED_WITHIN, applied.wait_for(|size| *size >= log_index)).await
+        {
+            Ok(Ok(_)) => self.receipt(log_index),
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(BrokerError::Unavailable(format!(
+                "record {log_index} is not yet under a checkpoint of this broker's; retry"
+            ))),
+        }
     }
 
     /// The bytes of the committed record at `index`, read from the log.

@@ -48,10 +48,11 @@ impl Broker {
         };
         let withdrawn = self.ledger.withdraw(record, body).await;
         self.once(self.audited(caller, op, target, withdrawn).await?)
+            .await
     }
 
     /// The answer to a change made at most once: its receipt, now or from before.
-    pub(super) fn once(&self, done: Once) -> Result<Acknowledged, BrokerError> {
+    pub(super) async fn once(&self, done: Once) -> Result<Acknowledged, BrokerError> {
         Ok(match done {
             Once::New(receipt) => Acknowledged {
                 log_index: receipt.log_index,
@@ -61,7 +62,7 @@ impl Broker {
             Once::Before { index } => Acknowledged {
                 log_index: index,
                 already: true,
-                receipt: self.ledger.receipt(index)?,
+                receipt: self.ledger.receipt_once_signed(index).await?,
             },
         })
     }
@@ -77,8 +78,8 @@ impl Broker {
         let op = Operation::SendUpdate;
         let target = Target::Exchange(RequestId::parse(&input.request_id));
         let replay = self.update_replay(caller, input);
-        if let Some(done) = self.audited(caller, op, target, replay).await? {
-            return Ok(done);
+        if let Some((request_id, index)) = self.audited(caller, op, target, replay).await? {
+            return self.replayed(request_id, index).await;
         }
         let checked = self.check_update(caller, input);
         let (update, original, allowed) = self.audited(caller, op, target, checked).await?;
@@ -120,16 +121,17 @@ impl Broker {
                 replayed: false,
                 receipt,
             }),
-            Opened::Replayed { request_id, index } => self.replayed(request_id, index),
+            Opened::Replayed { request_id, index } => self.replayed(request_id, index).await,
         }
     }
 
-    /// The earlier update with this idempotency key, if its content is the same.
+    /// The update an earlier call with this idempotency key made, and its record's index, if
+    /// its content is the same.
     fn update_replay(
         &self,
         caller: &Caller,
         input: &v1::SendUpdateRequest,
-    ) -> Result<Option<Submitted>, BrokerError> {
+    ) -> Result<Option<(RequestId, u64)>, BrokerError> {
         let (Some(update), false) = (&input.update, input.idempotency_key.is_empty()) else {
             return Ok(None);
         };
@@ -143,9 +145,7 @@ impl Broker {
             MessageKind::Update,
             &body,
             |k, id| self.ledger.body(k, id),
-        )?
-        .map(|(request_id, index)| self.replayed(request_id, index))
-        .transpose()
+        )
     }
 
     /// Checks an update: its form, that the caller can see the request, and the policy (the
