@@ -445,7 +445,19 @@ impl Broker {
             event: event(&valid, ids),
         };
         let opened = self.ledger.open_exchange(record, body).await;
-        match self.audited(caller, op, target, opened).await? {
+        let opened = self.audited(caller, op, target, opened).await?;
+        self.submitted(request_id, time_ms, opened).await
+    }
+
+    /// What opening exchange `request_id` at `time_ms` came to: the new exchange, or the one an
+    /// earlier submission with the same key opened.
+    pub(crate) async fn submitted(
+        &self,
+        request_id: RequestId,
+        time_ms: u64,
+        opened: Opened,
+    ) -> Result<Submitted, BrokerError> {
+        match opened {
             Opened::New(receipt) => Ok(Submitted {
                 request_id,
                 index: receipt.log_index,

@@ -11,7 +11,7 @@ use crate::error::BrokerError;
 use crate::policy;
 use crate::records::{Actor, Event, Record, RequestId, RequestWithdrawn, UpdateSubmitted};
 use crate::store::bodies::BodyEntry;
-use crate::store::ledger::{Deadline, Once, Opened, replay_of, visible_meta};
+use crate::store::ledger::{Deadline, Once, replay_of, visible_meta};
 use crate::validate;
 use crate::views;
 
@@ -113,16 +113,8 @@ impl Broker {
             }),
         };
         let opened = self.ledger.open_exchange(record, body).await;
-        match self.audited(caller, op, target, opened).await? {
-            Opened::New(receipt) => Ok(Submitted {
-                request_id: update_id,
-                index: receipt.log_index,
-                time_ms,
-                replayed: false,
-                receipt,
-            }),
-            Opened::Replayed { request_id, index } => self.replayed(request_id, index).await,
-        }
+        let opened = self.audited(caller, op, target, opened).await?;
+        self.submitted(update_id, time_ms, opened).await
     }
 
     /// The update an earlier call with this idempotency key made, and its record's index, if
