@@ -215,18 +215,21 @@ impl Default for Calendar {
 }
 
 impl Calendar {
-    /// The deadlines of a request submitted at `submitted_ms` with `urgency` under `protocol`.
+    /// The deadlines of a request submitted at `submitted_ms` with `urgency` under `protocol`
+    /// (`None`: the defaults, [`ResponseTimes::default`] and this calendar's window).
     pub fn deadlines(
         &self,
         submitted_ms: u64,
         urgency: Urgency,
-        protocol: &crate::protocol::Protocol,
+        protocol: Option<&crate::protocol::Protocol>,
     ) -> Deadlines {
+        let times = protocol.map(|p| p.response_times).unwrap_or_default();
+        let window = protocol.and_then(|p| p.collection_window);
         deadlines(
             submitted_ms,
             urgency,
-            &protocol.response_times,
-            protocol.collection_window.unwrap_or(self.collection_window),
+            &times,
+            window.unwrap_or(self.collection_window),
             &self.holidays,
         )
     }

@@ -218,13 +218,6 @@ coded_enum! {
     }
 }
 
-impl MessageKind {
-    /// Whether it opens an exchange of its own (and is acknowledged by its recipient).
-    pub fn opens_exchange(self) -> bool {
-        matches!(self, Self::Request | Self::Disclosure | Self::Update)
-    }
-}
-
 coded_enum! {
     /// What a notice in an inbox says.
     pub enum NoticeKind {

@@ -359,16 +359,8 @@ impl Broker {
         urgency: crate::domain::Urgency,
     ) -> crate::deadline::Deadlines {
         let protocols = self.ledger.protocols();
-        match protocols.get(protocol_id, version) {
-            Some(entry) => self.calendar.deadlines(time_ms, urgency, &entry.protocol),
-            None => crate::deadline::deadlines(
-                time_ms,
-                urgency,
-                &crate::deadline::ResponseTimes::default(),
-                self.calendar.collection_window,
-                &self.calendar.holidays,
-            ),
-        }
+        let judged_under = protocols.get(protocol_id, version).map(|e| &*e.protocol);
+        self.calendar.deadlines(time_ms, urgency, judged_under)
     }
 
     /// Disclose (proactive disclosure).

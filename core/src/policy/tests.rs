@@ -640,18 +640,24 @@ fn response_rules() {
             &r.store,
             today(),
         );
-        match (expected, got) {
-            (None, Ok(_)) => {}
-            (Some((rule, code)), Err(d)) => {
-                assert_eq!(
-                    (d.rule, d.reason.code()),
-                    (rule, code),
-                    "{name}: {}",
-                    d.message
-                );
-            }
-            (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        judged(name, expected, got);
+    }
+}
+
+/// Asserts that a case of an answer's rules came out as `expected`: allowed, or refused by that
+/// rule with that reason code.
+fn judged(name: &str, expected: Option<(&str, &str)>, got: Result<Allowed, Denial>) {
+    match (expected, got) {
+        (None, Ok(_)) => {}
+        (Some((rule, code)), Err(d)) => {
+            assert_eq!(
+                (d.rule, d.reason.code()),
+                (rule, code),
+                "{name}: {}",
+                d.message
+            );
         }
+        (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
     }
 }
 
@@ -722,13 +728,7 @@ fn update_rules() {
             &r.store,
             today(),
         );
-        match (expected, got) {
-            (None, Ok(_)) => {}
-            (Some((rule, code)), Err(d)) => {
-                assert_eq!((d.rule, d.reason.code()), (rule, code), "{name}");
-            }
-            (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
-        }
+        judged(name, expected, got);
     }
 }
 
