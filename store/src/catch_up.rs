@@ -15,8 +15,9 @@ use crate::records::{Event, ProtocolEvent, Record, code};
 pub(crate) struct Folded {
     pub(crate) records: u64,
     pub(crate) register_changed: bool,
-    /// Another writer rotated the log's signing key: this one holds only the old key.
-    pub(crate) key_rotated: bool,
+    /// Another writer rotated the log's signing key to this public key (the last rotation
+    /// folded): this writer holds only the key before it.
+    pub(crate) rotated_to: Option<[u8; 32]>,
 }
 
 /// Why a fold stopped.
@@ -63,7 +64,24 @@ pub(crate) fn fold(
                 }
                 folded.register_changed = true;
             }
-            folded.key_rotated |= event == Some(code::LOG_KEY_ROTATED);
+            if event == Some(code::LOG_KEY_ROTATED) {
+                match Record::decode(raw) {
+                    Ok(Record {
+                        event: Event::LogKeyRotated { public_key },
+                        ..
+                    }) => folded.rotated_to = Some(public_key),
+                    other => {
+                        failed = Some(FoldError::Record {
+                            index,
+                            message: other.map_or_else(
+                                |e| e.to_string(),
+                                |_| "a key rotation that is not one".into(),
+                            ),
+                        });
+                        return Err(crate::backend::StorageError::new("stopped"));
+                    }
+                }
+            }
             tree.push(leaf_hash(raw));
             folded.records += 1;
             Ok(())

@@ -159,6 +159,40 @@ impl LogKeys {
         Ok(rotation)
     }
 
+    /// Takes up the key another writer of a shared log rotated to (its LogKeyRotated record
+    /// names `public_key`), from the keys directory the writers share. `Ok(false)` while the
+    /// directory's current key is still another one: the rotating writer has committed the
+    /// record but not yet stated and installed the new key (or died between the two, and the
+    /// next start of any writer finishes it).
+    pub fn adopt(&mut self, public_key: &[u8]) -> Result<bool, String> {
+        if self.signer.public_key() == public_key {
+            return Ok(true);
+        }
+        let Some(dir) = &self.dir else {
+            return Err("an ephemeral log's key cannot be rotated by another writer".into());
+        };
+        let current = dir.join("log-signing.pk8");
+        let pkcs8 = std::fs::read(&current).map_err(|e| format!("{}: {e}", current.display()))?;
+        let next = signer(&self.origin, &pkcs8)?;
+        if next.public_key() != public_key {
+            return Ok(false);
+        }
+        // Stated before installed (see `complete_rotation`): the statement is there by now.
+        self.rotations = read_rotations(&dir.join("rotations"))?;
+        if !self
+            .rotations
+            .iter()
+            .any(|r| r.new_key == next.verifier_key())
+        {
+            return Err(format!(
+                "{}: the key rotated to is installed without its rotation statement",
+                current.display()
+            ));
+        }
+        self.signer = next;
+        Ok(true)
+    }
+
     /// The pending key replaces the current one (whose private half is then gone).
     fn install(&mut self, next: NoteSigner) -> Result<(), String> {
         if let Some(dir) = &self.dir {
@@ -310,5 +344,32 @@ mod tests {
         let reopened = open(dir.path(), Some(public(&next)), 4);
         assert_eq!(reopened.signer().verifier_key(), rotation.new_key);
         assert_eq!(reopened.rotations().len(), 1, "stated once");
+    }
+
+    #[test]
+    fn another_writer_takes_up_a_rotation_once_it_is_stated_and_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rotating = open(dir.path(), None, 3);
+        let mut other = open(dir.path(), None, 3);
+        let next = rotating.prepare_rotation().unwrap();
+        let to = public(&next);
+        // The record is in the log, the key still pending: not yet.
+        assert!(!other.adopt(&to).unwrap());
+        assert_eq!(
+            other.signer().verifier_key(),
+            rotating.signer().verifier_key()
+        );
+        let note = rotating.signer().sign(&checkpoint(4));
+        let rotation = rotating.complete_rotation(next, &note, 4).unwrap();
+        assert!(other.adopt(&to).unwrap());
+        assert_eq!(other.signer().verifier_key(), rotation.new_key);
+        assert_eq!(other.rotations(), std::slice::from_ref(&rotation));
+        assert_eq!(
+            other.verifiers().unwrap().len(),
+            2,
+            "the old key still verifies"
+        );
+        // A key nobody installed is never taken up.
+        assert!(!other.adopt(&[1; 32]).unwrap());
     }
 }

@@ -13,10 +13,13 @@
 //! with the highest id, and every key present opens what it sealed. Back the directory up with
 //! the log signing key (a body whose key is lost cannot be read again); to rotate, stop the
 //! broker, run `infoshare-server --new-body-key DATA_DIR`, and start it: new bodies use the new
-//! key, old ones keep theirs.
+//! key, old ones keep theirs. A frame under a key id not loaded sends the keys to be read again
+//! from their directory: brokers sharing one (on one PostgreSQL log) open what a broker restarted
+//! with a newer key sealed, without a restart of their own.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -28,15 +31,19 @@ pub use crate::bodies::SEALED;
 const HEADER: usize = 1 + 16 + 4;
 const TAG: usize = 16;
 
+type KeyMap = BTreeMap<u32, Arc<LessSafeKey>>;
+
 /// The body keys of a data directory.
 pub struct BodyKeys {
-    keys: BTreeMap<u32, LessSafeKey>,
+    /// Where they are read from (`None`: given, as in tests), read again for a missing id.
+    dir: Option<PathBuf>,
+    keys: RwLock<KeyMap>,
     rng: SystemRandom,
 }
 
 impl std::fmt::Debug for BodyKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BodyKeys({:?})", self.keys.keys().collect::<Vec<_>>())
+        write!(f, "BodyKeys({:?})", self.read().keys().collect::<Vec<_>>())
     }
 }
 
@@ -62,17 +69,16 @@ fn key_of(bytes: &[u8]) -> Result<LessSafeKey, String> {
 impl BodyKeys {
     /// The keys in `dir` (`keys/body`), making the first one (mode 0600) if there is none.
     pub fn load_or_create(dir: &Path) -> Result<Self, String> {
-        let mut keys = Self::load(dir)?;
-        if keys.keys.is_empty() {
-            keys = Self::add_key(dir)?;
+        if read_keys(dir)?.is_empty() {
+            return Self::add_key(dir);
         }
-        Ok(keys)
+        Self::load(dir)
     }
 
     /// Writes a new key with the next id into `dir`; the keys then in it.
     pub fn add_key(dir: &Path) -> Result<Self, String> {
-        let existing = Self::load(dir)?;
-        let id = existing.keys.keys().next_back().map_or(1, |id| id + 1);
+        let existing = read_keys(dir)?;
+        let id = existing.keys().next_back().map_or(1, |id| id + 1);
         let mut secret = [0u8; 32];
         SystemRandom::new()
             .fill(&mut secret)
@@ -84,35 +90,9 @@ impl BodyKeys {
     }
 
     fn load(dir: &Path) -> Result<Self, String> {
-        let mut keys = BTreeMap::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    keys,
-                    rng: SystemRandom::new(),
-                });
-            }
-            Err(e) => return Err(format!("{}: {e}", dir.display())),
-        };
-        for entry in entries {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            let Some(id) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".key"))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            keys.insert(
-                id,
-                key_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
-            );
-        }
         Ok(Self {
-            keys,
+            dir: Some(dir.to_path_buf()),
+            keys: RwLock::new(read_keys(dir)?),
             rng: SystemRandom::new(),
         })
     }
@@ -120,17 +100,48 @@ impl BodyKeys {
     /// Keys from given secrets (tests).
     pub fn from_secrets(secrets: &[(u32, [u8; 32])]) -> Self {
         Self {
-            keys: secrets
-                .iter()
-                .map(|(id, s)| (*id, key_of(s).expect("32 bytes")))
-                .collect(),
+            dir: None,
+            keys: RwLock::new(
+                secrets
+                    .iter()
+                    .map(|(id, s)| (*id, Arc::new(key_of(s).expect("32 bytes"))))
+                    .collect(),
+            ),
             rng: SystemRandom::new(),
         }
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyMap> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of `id`, the directory read again if it is not loaded (another broker of a
+    /// shared log may have been started with a newer key).
+    fn key(&self, id: u32) -> Result<Arc<LessSafeKey>, SealError> {
+        if let Some(key) = self.read().get(&id) {
+            return Ok(key.clone());
+        }
+        let dir = self.dir.as_ref().ok_or(SealError::MissingKey(id))?;
+        let fresh = read_keys(dir).map_err(|e| {
+            tracing::warn!(error = %e, "could not read the body keys again");
+            SealError::MissingKey(id)
+        })?;
+        let key = fresh.get(&id).cloned().ok_or(SealError::MissingKey(id))?;
+        // Only ever added to: a key loaded once stays (its bodies may still be read).
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        for (id, key) in fresh {
+            keys.entry(id).or_insert(key);
+        }
+        Ok(key)
+    }
+
     /// The sealed frame of `entry`, under the newest key.
     pub fn seal(&self, entry: &BodyEntry) -> Vec<u8> {
-        let (&id, key) = self.keys.iter().next_back().expect("at least one body key");
+        let (id, key) = {
+            let keys = self.read();
+            let (&id, key) = keys.iter().next_back().expect("at least one body key");
+            (id, key.clone())
+        };
         let mut nonce = [0u8; NONCE_LEN];
         // Random 96-bit nonces: safe for far more bodies than one key will ever seal.
         self.rng
@@ -162,7 +173,7 @@ impl BodyKeys {
             return Err(DecodeError::Truncated(stored.len()).into());
         }
         let id = u32::from_be_bytes(stored[17..21].try_into().expect("4 bytes"));
-        let key = self.keys.get(&id).ok_or(SealError::MissingKey(id))?;
+        let key = self.key(id)?;
         let nonce: [u8; NONCE_LEN] = stored[HEADER..HEADER + NONCE_LEN]
             .try_into()
             .expect("12 bytes");
@@ -180,6 +191,31 @@ impl BodyKeys {
         frame.extend_from_slice(plain);
         Ok(BodyEntry::decode(&frame)?)
     }
+}
+
+/// The keys in `dir` by id (none if it does not exist).
+fn read_keys(dir: &Path) -> Result<KeyMap, String> {
+    let mut keys = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".key"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = key_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        keys.insert(id, Arc::new(key));
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -256,5 +292,12 @@ mod tests {
             u32::from_be_bytes(rotated.seal(&entry())[17..21].try_into().unwrap()),
             2
         );
+        // A broker loaded before the new key (another broker's, on a shared directory) opens
+        // what the new key sealed: the missing id sends it back to the directory.
+        assert_eq!(again.open(&rotated.seal(&entry())).unwrap(), entry());
+        assert!(matches!(
+            again.open(&BodyKeys::from_secrets(&[(9, [9; 32])]).seal(&entry())),
+            Err(SealError::MissingKey(9))
+        ));
     }
 }

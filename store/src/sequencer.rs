@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use infoshare_tlog::tiles::TileStore;
 use infoshare_tlog::{Checkpoint, Receipt, Tree, leaf_hash};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -28,8 +27,12 @@ use crate::log_keys::LogKeys;
 use crate::open_error::OpenError;
 use crate::overlay::Overlay;
 use crate::protocol::ProtocolStore;
-use crate::records::{Actor, Event, Record, RequestId, code};
+use crate::records::{Actor, Event, Record, RequestId};
 use crate::views::{self, ViewError};
+
+mod opening;
+
+use opening::{interrupted_rotation, load_register, open_tree, rebuild_tree};
 
 /// What the writer is asked to do, each with where its answer goes.
 pub(crate) enum Job {
@@ -105,7 +108,12 @@ pub(crate) struct Sequencer {
     on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
     /// Set by the log check if the log is found changed: from then on, writes are refused.
     fault: Arc<std::sync::Mutex<Option<String>>>,
+    /// Another broker of a shared log rotated its key to this one, not taken up yet.
+    rotated_to: Option<[u8; 32]>,
 }
+
+/// Longest a fold waits for another broker to install the key it rotated to.
+const ADOPT_KEY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn internal(e: impl std::fmt::Display) -> BrokerError {
     BrokerError::Internal(e.to_string())
@@ -232,6 +240,7 @@ impl Sequencer {
             max_batch: options.max_batch.max(1),
             on_batch: options.on_batch.clone(),
             fault,
+            rotated_to: None,
         };
         Ok((sequencer, shared))
     }
@@ -332,17 +341,16 @@ impl Sequencer {
 
     /// Folds the records the reader holds beyond this writer's tree into the tree, the register
     /// and the head, and checks the tree against the stored checkpoint that covers them.
+    /// Resumable: records folded before a failure stay folded, and are checked at the next call.
     fn catch_up(&mut self) -> Result<(), BrokerError> {
         use crate::catch_up::{FoldError, fold};
         // Only this thread moves the tree: a look under the read lock is enough, and readers are
         // not held up at every batch of an engine with one writer.
-        let known = self
-            .head
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .tree
-            .size();
-        if self.reader.records() <= known {
+        let checked = {
+            let head = self.head.read().unwrap_or_else(|e| e.into_inner());
+            (head.tree.size() == head.checkpoint.size).then_some(head.tree.size())
+        };
+        if checked.is_some_and(|size| self.reader.records() <= size) {
             return Ok(());
         }
         let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
@@ -356,11 +364,34 @@ impl Sequencer {
                 return Err(self.poison(format!("the shared log does not fold in: {e}")));
             }
         };
+        if folded.register_changed {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(self.register.clone());
+        }
+        // Readers are not held up while a rotated key is waited for.
+        drop(head);
+        self.rotated_to = folded.rotated_to.or(self.rotated_to);
+        if let Some(public_key) = self.rotated_to {
+            match adopt_key(&mut self.keys, &public_key) {
+                Ok(true) => {
+                    self.rotated_to = None;
+                    self.head.write().unwrap_or_else(|e| e.into_inner()).key =
+                        SigningKey::of(&self.keys);
+                }
+                Ok(false) => {
+                    return Err(BrokerError::Unavailable(
+                        "another broker is rotating the log's signing key: its new key is not in \
+                         the keys directory yet"
+                            .into(),
+                    ));
+                }
+                Err(why) => {
+                    return Err(self.poison(format!("the shared log's new signing key: {why}")));
+                }
+            }
+        }
+        let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
         let checked = match (self.reader.checkpoint(), self.keys.verifiers()) {
-            _ if folded.key_rotated => Err(
-                "another broker rotated the log's signing key: restart this one with the keys it wrote"
-                    .to_string(),
-            ),
             (Some(note), Ok(verifiers)) => check_signed(&note, &verifiers, &head.tree)
                 .map_err(|e| e.to_string())
                 .and_then(|cp| match cp.size == head.tree.size() {
@@ -390,10 +421,6 @@ impl Sequencer {
             size,
             "folded in other brokers' records"
         );
-        if folded.register_changed {
-            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(self.register.clone());
-        }
         self.applied.send_replace(size);
         Ok(())
     }
@@ -702,82 +729,22 @@ impl Sequencer {
     }
 }
 
-/// The tree of the log: from the engine's tiles if it keeps them (reading only the last partial
-/// tile's records), else, or if the tiles are incomplete, rebuilt from every record.
-/// Whether it came from the tiles is returned with it.
-fn open_tree(
-    reader: &dyn Reader,
-    tiles: Option<Arc<dyn TileStore>>,
-) -> Result<(Tree, bool), OpenError> {
-    let size = reader.records();
-    if let Some(store) = &tiles {
-        match Tree::open(store.clone(), size, |i| {
-            reader.record(i + 1).ok().map(|raw| leaf_hash(&raw))
-        }) {
-            Ok(tree) => return Ok((tree, true)),
-            Err(e) => tracing::warn!(error = %e, "tiles incomplete; rebuilding them from the log"),
+/// Takes up the key another broker rotated the shared log to, once that broker has stated and
+/// installed it in the shared keys directory: a few milliseconds after its record commits, so
+/// it is waited for (briefly: the caller may hold the sequencer lock).
+fn adopt_key(keys: &mut LogKeys, public_key: &[u8; 32]) -> Result<bool, String> {
+    let until = std::time::Instant::now() + ADOPT_KEY_WAIT;
+    loop {
+        if keys.adopt(public_key)? {
+            tracing::info!(
+                verifier_key = %keys.signer().verifier_key(),
+                "took up the log signing key another broker rotated to"
+            );
+            return Ok(true);
         }
+        if std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok((rebuild_tree(reader, tiles)?, false))
-}
-
-/// The tree made again from every record of the log (its tiles rewritten, if kept).
-fn rebuild_tree(reader: &dyn Reader, tiles: Option<Arc<dyn TileStore>>) -> Result<Tree, OpenError> {
-    let mut tree = match tiles {
-        Some(store) => Tree::with_store(store),
-        None => Tree::new(),
-    };
-    reader
-        .for_each_record(1, &mut |_, raw| {
-            tree.push(leaf_hash(raw));
-            Ok(())
-        })
-        .map_err(|e| OpenError::Storage(e.0))?;
-    Ok(tree)
-}
-
-/// The key named by the log's last LogKeyRotated record, and the log's checkpoint as its records
-/// give it (reads the whole log, once).
-fn interrupted_rotation(
-    reader: &dyn Reader,
-    origin: &str,
-) -> Result<(Option<[u8; 32]>, Checkpoint), OpenError> {
-    let mut rotated_to = None;
-    let mut bad = None;
-    let mut frontier = infoshare_tlog::Frontier::default();
-    reader
-        .for_each_record(1, &mut |index, raw| {
-            frontier.push(leaf_hash(raw));
-            if Record::event_code_of(raw) == Some(code::LOG_KEY_ROTATED) {
-                match Record::decode(raw) {
-                    Ok(Record {
-                        event: Event::LogKeyRotated { public_key },
-                        ..
-                    }) => rotated_to = Some(public_key),
-                    Ok(_) => {}
-                    Err(error) => bad = bad.take().or(Some(OpenError::Record { index, error })),
-                }
-            }
-            Ok(())
-        })
-        .map_err(|e| OpenError::Storage(e.0))?;
-    let checkpoint = Checkpoint {
-        origin: origin.to_string(),
-        size: frontier.size(),
-        root: frontier.root(),
-    };
-    bad.map_or(Ok((rotated_to, checkpoint)), Err)
-}
-
-/// The protocol register, folded from its records and their documents.
-fn load_register(reader: &dyn Reader) -> Result<ProtocolStore, OpenError> {
-    let mut register = ProtocolStore::default();
-    for record in reader.protocol_records()? {
-        let document =
-            crate::catch_up::protocol_document(reader, &record).map_err(OpenError::Register)?;
-        register
-            .apply(&record, document.as_deref())
-            .map_err(OpenError::Register)?;
-    }
-    Ok(register)
 }

@@ -259,6 +259,56 @@ async fn two_brokers_on_one_postgres_log_keep_one_order() {
     assert!(heard < std::time::Duration::from_millis(500), "{heard:?}");
 }
 
+/// A key rotation through one broker of a shared log: the other takes up the new key from the
+/// shared keys directory at its next batch (no restart), signs with it, and both brokers sign
+/// one checkpoint for one size.
+#[tokio::test]
+async fn a_key_rotated_through_one_broker_is_taken_up_by_the_other() {
+    let Some(a) = World::postgres().await else {
+        return;
+    };
+    let b = a.replica().await;
+    let police = a.agency("police");
+    a.submit_sample(&police, "before").await;
+    let old = b.broker.ledger().verifier_key();
+    let admin = infoshare_server::records::Actor {
+        role: Role::Admin,
+        id: "registry-admin".into(),
+        cert_sha256: [0; 32],
+    };
+    let statement = a.broker.rotate_log_key(admin).await.unwrap();
+    let new = a.broker.ledger().verifier_key();
+    assert_ne!(new, old);
+
+    let sent = b.submit_sample(&police, "through-b").await;
+    assert_eq!(
+        b.broker.ledger().verifier_key(),
+        new,
+        "B signs with the new key"
+    );
+    assert_eq!(
+        b.broker.ledger().head().key.rotations,
+        vec![std::sync::Arc::<str>::from(statement.as_str())],
+        "and knows the statement that hands over to it"
+    );
+    verify(&b, &sent.receipt);
+    let then = a.submit_sample(&police, "through-a").await;
+    verify(&a, &then.receipt);
+    let mut applied = b.broker.ledger().applied();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        applied.wait_for(|&n| n >= then.index),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        a.broker.ledger().head().note,
+        b.broker.ledger().head().note,
+        "one signed checkpoint for one size"
+    );
+}
+
 /// A broker given other keys than the log's is refused at start: it could only sign
 /// checkpoints no auditor of the log would accept, and read no body.
 #[tokio::test]
