@@ -19,6 +19,19 @@ use std::path::{Path, PathBuf};
 
 use infoshare_tlog::{Checkpoint, NoteSigner, NoteVerifier, Rotation};
 
+/// A rotation's new key, made and stored as pending, until its record is in the log.
+pub struct NextKey {
+    signer: NoteSigner,
+    pkcs8: Vec<u8>,
+}
+
+impl NextKey {
+    /// The new key's signer.
+    pub fn signer(&self) -> &NoteSigner {
+        &self.signer
+    }
+}
+
 /// The current signer and the rotations that led to it.
 pub struct LogKeys {
     /// Where the keys are kept; `None` for an ephemeral log (the in-memory engine).
@@ -112,7 +125,7 @@ impl LogKeys {
     }
 
     /// Makes the next key and stores it as pending (step one of a rotation).
-    pub fn prepare_rotation(&self) -> Result<NoteSigner, String> {
+    pub fn prepare_rotation(&self) -> Result<NextKey, String> {
         let pkcs8 = NoteSigner::generate_pkcs8().map_err(|e| e.to_string())?;
         if let Some(dir) = &self.dir {
             let pending = dir.join("log-signing.pk8.new");
@@ -121,7 +134,10 @@ impl LogKeys {
             crate::secret_file::write_new_secret(&pending, &pkcs8)
                 .map_err(|e| format!("{}: {e}", pending.display()))?;
         }
-        signer(&self.origin, &pkcs8)
+        Ok(NextKey {
+            signer: signer(&self.origin, &pkcs8)?,
+            pkcs8,
+        })
     }
 
     /// Completes a rotation whose LogKeyRotated record is covered by `note` (signed by the
@@ -129,12 +145,22 @@ impl LogKeys {
     /// over. Returns the statement.
     pub fn complete_rotation(
         &mut self,
-        next: NoteSigner,
+        next: NextKey,
         note: &str,
         size: u64,
     ) -> Result<Rotation, String> {
-        let rotation = self.state_rotation(&next, note, size)?;
-        self.install(next)?;
+        let rotation = self.state_rotation(&next.signer, note, size)?;
+        if let Some(dir) = &self.dir
+            && !dir.join("log-signing.pk8.new").exists()
+        {
+            // Another broker of a shared log started between this key being made and its
+            // record committing, and discarded it as a rotation that never reached the log:
+            // it is written again from memory, so the rotation completes.
+            let pending = dir.join("log-signing.pk8.new");
+            crate::secret_file::write_new_secret(&pending, &next.pkcs8)
+                .map_err(|e| format!("{}: {e}", pending.display()))?;
+        }
+        self.install(next.signer)?;
         Ok(rotation)
     }
 
@@ -320,9 +346,9 @@ mod tests {
         let keys = open(dir.path(), None, 3);
         let old = keys.signer().verifier_key();
         let next = keys.prepare_rotation().unwrap();
-        let new_key = next.verifier_key();
+        let new_key = next.signer().verifier_key();
         drop(keys); // crash after the record, before the statement
-        let reopened = open(dir.path(), Some(public(&next)), 4);
+        let reopened = open(dir.path(), Some(public(next.signer())), 4);
         assert_eq!(reopened.signer().verifier_key(), new_key);
         let stated = &reopened.rotations()[0];
         assert_eq!(
@@ -339,9 +365,9 @@ mod tests {
         let mut keys = open(dir.path(), None, 3);
         let next = keys.prepare_rotation().unwrap();
         let note = keys.signer().sign(&checkpoint(4));
-        let rotation = keys.state_rotation(&next, &note, 4).unwrap();
+        let rotation = keys.state_rotation(next.signer(), &note, 4).unwrap();
         drop(keys); // crash before the new key replaced the old
-        let reopened = open(dir.path(), Some(public(&next)), 4);
+        let reopened = open(dir.path(), Some(public(next.signer())), 4);
         assert_eq!(reopened.signer().verifier_key(), rotation.new_key);
         assert_eq!(reopened.rotations().len(), 1, "stated once");
     }
@@ -352,7 +378,7 @@ mod tests {
         let mut rotating = open(dir.path(), None, 3);
         let mut other = open(dir.path(), None, 3);
         let next = rotating.prepare_rotation().unwrap();
-        let to = public(&next);
+        let to = public(next.signer());
         // The record is in the log, the key still pending: not yet.
         assert!(!other.adopt(&to).unwrap());
         assert_eq!(
@@ -371,5 +397,23 @@ mod tests {
         );
         // A key nobody installed is never taken up.
         assert!(!other.adopt(&[1; 32]).unwrap());
+    }
+
+    #[test]
+    fn a_pending_key_discarded_by_another_writers_start_is_written_again_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rotating = open(dir.path(), None, 3);
+        let next = rotating.prepare_rotation().unwrap();
+        let to = public(next.signer());
+        // Another writer starts before the record commits: to it, the rotation never happened.
+        let started = open(dir.path(), None, 3);
+        assert!(!dir.path().join("log-signing.pk8.new").exists());
+        drop(started);
+        let note = rotating.signer().sign(&checkpoint(4));
+        let rotation = rotating.complete_rotation(next, &note, 4).unwrap();
+        assert_eq!(rotating.signer().verifier_key(), rotation.new_key);
+        let mut other = open(dir.path(), None, 4);
+        assert_eq!(other.signer().verifier_key(), rotation.new_key, "installed");
+        assert!(other.adopt(&to).unwrap());
     }
 }

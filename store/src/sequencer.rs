@@ -692,6 +692,7 @@ impl Sequencer {
         let unavailable = |e: String| BrokerError::Unavailable(format!("key rotation: {e}"));
         let next = self.keys.prepare_rotation().map_err(unavailable)?;
         let public_key: [u8; 32] = next
+            .signer()
             .public_key()
             .try_into()
             .expect("Ed25519 keys are 32 bytes");
