@@ -153,15 +153,29 @@ pub trait Reader: KvRead + Send + Sync {
     /// The latest stored checkpoint note, if any.
     fn checkpoint(&self) -> Option<String>;
 
-    /// Every exchange (request or proactive disclosure) with its meta, in id order.
-    fn exchanges(&self) -> Result<Vec<(RequestId, views::RequestMeta)>, ViewError> {
-        let mut out = Vec::new();
-        self.scan(b"r", b"s", &mut |k, v| {
+    /// Up to `limit` exchanges (requests, proactive disclosures, updates) with their metas, in
+    /// id order, the first after `after` (from the first if `None`): a page, so that a pass
+    /// over every exchange holds one page at a time.
+    fn exchanges_page(
+        &self,
+        after: Option<&RequestId>,
+        limit: usize,
+    ) -> Result<Vec<(RequestId, views::RequestMeta)>, ViewError> {
+        let from = match after {
+            // The first key after `r ‖ after`.
+            Some(id) => [&b"r"[..], &id.0, &[0]].concat(),
+            None => b"r".to_vec(),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.scan(&from, b"s", &mut |k, v| {
             let id = k[1..]
                 .try_into()
                 .map_err(|_| ViewError::Store("bad request meta key".into()))?;
             out.push((RequestId(id), views::RequestMeta::decode(v)?));
-            Ok(true)
+            Ok(out.len() < limit)
         })?;
         Ok(out)
     }

@@ -5,14 +5,45 @@ use super::Broker;
 use crate::error::BrokerError;
 use crate::records::{Actor, RequestId};
 
+/// Exchanges a retention run reads at a time (and purges at most in one batch).
+const RETENTION_PAGE: usize = 512;
+
 impl Broker {
     /// Erases the bodies of every exchange whose protocol's retention has ended by `now_ms`
     /// (each erasure logged as a BodiesPurged record by `actor`); returns how many exchanges
     /// were purged by this run. The log, and every proof over it, is untouched.
+    ///
+    /// A page of exchanges at a time, each page's expired ones purged before the next is read:
+    /// the run's memory and each purge's batch are bounded, whatever the size of the log.
     pub async fn run_retention(&self, actor: Actor, now_ms: u64) -> Result<usize, BrokerError> {
+        let mut purged = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .ledger
+                .views()
+                .exchanges_page(after.as_ref(), RETENTION_PAGE)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(purged);
+            };
+            after = Some(*last);
+            let exchanges = self.expired_exchanges(page, now_ms)?;
+            if !exchanges.is_empty() {
+                purged += self.ledger.purge(actor.clone(), now_ms, exchanges).await?;
+            }
+        }
+    }
+
+    /// The exchanges of `page` whose retention has ended by `now_ms`, not purged yet, with
+    /// their subjects.
+    fn expired_exchanges(
+        &self,
+        page: Vec<(RequestId, crate::views::RequestMeta)>,
+        now_ms: u64,
+    ) -> Result<Vec<(RequestId, Vec<crate::crypto::Pseudonym>)>, BrokerError> {
         let views = self.ledger.views();
         let mut opened = Vec::new();
-        for (request_id, meta) in views.exchanges()? {
+        for (request_id, meta) in page {
             if crate::views::purged(views, &request_id)? {
                 continue;
             }
@@ -42,15 +73,11 @@ impl Broker {
         .collect();
         // Held exchanges are skipped by the writer, which sees every hold placed before it
         // erases.
-        let exchanges: Vec<_> = opened
+        Ok(opened
             .into_iter()
             .filter(|(o, _)| expired.contains(&o.request_id))
             .map(|(o, subjects)| (o.request_id, subjects))
-            .collect();
-        if exchanges.is_empty() {
-            return Ok(0);
-        }
-        self.ledger.purge(actor, now_ms, exchanges).await
+            .collect())
     }
 
     /// Unacknowledged inbox items, by agency (for the inbox-depth gauge).

@@ -544,6 +544,28 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
     assert_eq!(world.run_retention().await, 0);
 }
 
+/// More exchanges due than a retention run reads at a time (512): every one is purged, in
+/// more than one purge, and a second run finds nothing.
+async fn retention_reads_and_purges_a_page_at_a_time(world: World) {
+    const N: usize = 600;
+    let world = std::sync::Arc::new(world);
+    let police = world.agency("police");
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let (world, police) = (world.clone(), police.clone());
+        sends.spawn(async move { world.submit_sample(&police, &format!("p{i}")).await });
+    }
+    assert_eq!(sends.join_all().await.len(), N);
+    world.advance_days(365);
+    let before = world.broker.ledger().batches_committed();
+    assert_eq!(world.run_retention().await, N);
+    assert!(
+        world.broker.ledger().batches_committed() - before >= 2,
+        "purged in more than one batch"
+    );
+    assert_eq!(world.run_retention().await, 0);
+}
+
 async fn ages_are_reckoned_on_new_zealand_dates(world: World) {
     let police = world.agency("police");
     // 06:00 on 15 January 2027 in New Zealand is still the 14th in UTC.
@@ -653,6 +675,7 @@ on_memory_and_postgres!(a_retry_replays_and_a_changed_retry_conflicts);
 on_memory_and_postgres!(refusals_name_their_rule_and_are_logged);
 on_memory_and_postgres!(an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged);
 on_memory_and_postgres!(retention_erases_bodies_on_the_new_zealand_day_it_ends);
+on_memory_and_postgres!(retention_reads_and_purges_a_page_at_a_time);
 on_memory_and_postgres!(ages_are_reckoned_on_new_zealand_dates);
 on_memory_and_postgres!(a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered);
 on_memory_and_postgres!(a_legal_hold_keeps_bodies_past_retention_until_released);
