@@ -44,6 +44,7 @@ pub mod mem;
 mod open_error;
 pub mod overlay;
 pub mod postgres;
+pub mod postings;
 pub mod seal;
 pub mod secret_file;
 mod sequencer;

@@ -35,6 +35,7 @@ pub mod schema;
 mod tiles;
 mod tls;
 mod verify;
+mod view_rows;
 mod writer;
 
 pub use verify::verify_postgres;
@@ -61,6 +62,8 @@ use crate::views::{KvRead, ViewError};
 
 /// Rows read per round trip by a scan or a walk of the log.
 const PAGE: i64 = 512;
+/// The session setting of every connection the engine makes (see `PgSettings::connect_with`).
+const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
 
 /// Where the engine's database is and how to reach it.
 #[derive(Clone, Debug)]
@@ -97,6 +100,15 @@ impl PgSettings {
     /// The connection configuration and its TLS connector (see `tls`).
     pub(crate) fn connect_with(&self) -> Result<(tokio_postgres::Config, tls::Tls), String> {
         let mut config = self.connection()?;
+        // The views table grows from empty: a generic plan cached while it was small went on
+        // scanning it whole for `key = ANY($1)` (the ledger alone measured 2,200 records/s
+        // instead of 11,000). Every statement is planned for the tables as they are.
+        let options = [config.get_options(), Some(CUSTOM_PLANS)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        config.options(&options);
         let tls = tls::configure(&mut config, self.ca.as_deref())?;
         Ok((config, tls))
     }
@@ -367,16 +379,11 @@ impl Backend for PostgresEngine {
             .collect();
         let (body_keys, sealed): (Vec<_>, Vec<_>) = bodies.into_iter().unzip();
         let (kinds, ids): (Vec<i16>, Vec<Vec<u8>>) = body_keys.into_iter().unzip();
-        let (mut keys, mut values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, value) in batch.views {
-            match value {
-                Some(v) => {
-                    keys.push(key);
-                    values.push(v);
-                }
-                None => deleted.push(key),
-            }
-        }
+        let view_rows::ViewRows {
+            keys,
+            values,
+            deleted,
+        } = view_rows::rows(batch.views, batch.first_index - 1)?;
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
@@ -552,6 +559,9 @@ fn view_error(e: StorageError) -> ViewError {
 
 impl KvRead for PgReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        if crate::postings::is_index_key(key) {
+            return Ok(view_rows::contains(self, key)?.then(Vec::new));
+        }
         let key = key.to_vec();
         self.db
             .with(move |client| async move {
@@ -565,6 +575,9 @@ impl KvRead for PgReader {
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ViewError> {
+        if keys.iter().any(|k| crate::postings::is_index_key(k)) {
+            return keys.iter().map(|k| self.get(k)).collect();
+        }
         let wanted = keys.to_vec();
         let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = self
             .db
@@ -581,6 +594,10 @@ impl KvRead for PgReader {
 }
 
 impl Reader for PgReader {
+    fn indexed(&self, prefix: &[u8], after: u64, limit: usize) -> Result<Vec<u64>, ViewError> {
+        view_rows::indexed(self, prefix, after, limit)
+    }
+
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
         let mut start = from.to_vec();
         let end = to.to_vec();

@@ -32,7 +32,11 @@ pub(super) fn run(reader: &PgReader) -> Result<(), StorageError> {
             return Ok(());
         }
         let end = (next + CHUNK - 1).min(last);
-        let writes = fold(reader, next, end)?;
+        let super::view_rows::ViewRows {
+            keys,
+            values,
+            deleted,
+        } = super::view_rows::rows(fold(reader, next, end)?, next as u64 - 1)?;
         let moved = db.with(move |mut client| async move {
             let tx = client
                 .transaction()
@@ -48,16 +52,6 @@ pub(super) fn run(reader: &PgReader) -> Result<(), StorageError> {
             if moved != 1 {
                 // Another broker folded this chunk first; ours goes with the rollback.
                 return Ok(false);
-            }
-            let (mut keys, mut values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-            for (key, value) in writes {
-                match value {
-                    Some(v) => {
-                        keys.push(key);
-                        values.push(v);
-                    }
-                    None => deleted.push(key),
-                }
             }
             tx.execute(queries::UPSERT_VIEWS, &[&keys, &values])
                 .await

@@ -156,7 +156,10 @@ async fn check_config_reports_the_postgres_database_and_its_schema() {
     };
     assert!(check().contains("PostgreSQL reachable; empty database"));
     drop(env.start_bare());
-    assert!(check().contains("PostgreSQL reachable; schema version 2"));
+    assert!(check().contains(&format!(
+        "PostgreSQL reachable; schema version {}",
+        infoshare_server::store::postgres::schema::SCHEMA_VERSION
+    )));
 
     let text = std::fs::read_to_string(&config).unwrap();
     let with_password = text.replace("postgresql://infoshare@", "postgresql://infoshare:pw@");

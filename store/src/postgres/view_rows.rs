@@ -1,0 +1,79 @@
+//! The views as rows of the `views` table: every key as it is, except the audit index entries,
+//! which are stored as posting chunks ([`crate::postings`]): a batch's entries under one prefix
+//! one row, instead of a row each (a record adds five to seven of them).
+
+use super::PgReader;
+use crate::backend::{Reader, StorageError, ViewWrites, prefix_end};
+use crate::postings;
+use crate::views::ViewError;
+
+/// What one transaction writes to the views table.
+#[derive(Default)]
+pub(super) struct ViewRows {
+    pub(super) keys: Vec<Vec<u8>>,
+    pub(super) values: Vec<Vec<u8>>,
+    pub(super) deleted: Vec<Vec<u8>>,
+}
+
+/// The rows `writes` make, over views that hold the audit index entries of records up to
+/// `applied` (each new entry must be above it).
+pub(super) fn rows(writes: ViewWrites, applied: u64) -> Result<ViewRows, StorageError> {
+    let mut rows = ViewRows::default();
+    let mut entries = Vec::new();
+    for (key, value) in writes {
+        match value {
+            Some(_) if postings::is_index_key(&key) => entries.push(key),
+            None if postings::is_index_key(&key) => {
+                return Err(StorageError::new(
+                    "an audit index entry deleted (they are never deleted)",
+                ));
+            }
+            Some(v) => {
+                rows.keys.push(key);
+                rows.values.push(v);
+            }
+            None => rows.deleted.push(key),
+        }
+    }
+    for (key, value) in
+        postings::chunks(applied, entries).map_err(|e| StorageError(e.to_string()))?
+    {
+        rows.keys.push(key);
+        rows.values.push(value);
+    }
+    Ok(rows)
+}
+
+/// Up to `limit` indexes above `after` under the audit index `prefix`, ascending.
+pub(super) fn indexed(
+    reader: &PgReader,
+    prefix: &[u8],
+    after: u64,
+    limit: usize,
+) -> Result<Vec<u64>, ViewError> {
+    let from = after.saturating_add(1);
+    let mut chunks = Vec::new();
+    let mut held = 0;
+    reader.scan(
+        &postings::chunk_key(prefix, from),
+        &prefix_end(prefix),
+        &mut |k, v| {
+            if held >= limit {
+                return Ok(false);
+            }
+            // Keys of longer prefixes that begin with this one are not its chunks.
+            if k.len() == prefix.len() + 8 {
+                held += postings::decode(k, v)?.len();
+                chunks.push(Ok((k.to_vec(), v.to_vec())));
+            }
+            Ok(true)
+        },
+    )?;
+    postings::read_chunks(chunks, from, limit)
+}
+
+/// Whether the audit index entry `key` is stored.
+pub(super) fn contains(reader: &PgReader, key: &[u8]) -> Result<bool, ViewError> {
+    let (prefix, index) = postings::split(key)?;
+    Ok(indexed(reader, prefix, index - 1, 1)?.first() == Some(&index))
+}
