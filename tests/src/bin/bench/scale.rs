@@ -142,7 +142,7 @@ pub(crate) async fn scale(dir: &std::path::Path, n: u64) -> String {
     };
     let disk = |sub: &str| dir_bytes(&dir.join(sub)) as f64 / f64::from(1 << 20);
     format!(
-        "scale {n} records: open {} s, rss {} MiB, append {:.2} of empty, query p99 {} ms   (append {full:.0}/s vs {empty:.0}/s empty; {records} records made through the ledger in {fill_secs:.0} s; a fresh process opened them in {} s (the engine {} s), held {} MiB after the queries and {} MiB once the log check ({}) had rehashed every record in {} s; the writer took {stop_secs:.2} s to stop; on disk: log {:.0} MiB, bodies {:.0} MiB, views {:.0} MiB, tiles {:.0} MiB)",
+        "scale {n} records: open {} s, rss {} MiB, append {:.2} of empty, query p99 {} ms   (append {full:.0}/s vs {empty:.0}/s empty; {records} records made through the ledger in {fill_secs:.0} s; a fresh process opened them in {} s (the engine {} s), held {} MiB after the queries, {} MiB once the log check ({}) had rehashed every record in {} s and {} MiB two seconds later (freed memory goes back to the system a second or so after it is freed); the writer took {stop_secs:.2} s to stop; on disk: log {:.0} MiB, bodies {:.0} MiB, views {:.0} MiB, tiles {:.0} MiB)",
         field("open"),
         field("rss"),
         full / empty,
@@ -153,6 +153,7 @@ pub(crate) async fn scale(dir: &std::path::Path, n: u64) -> String {
         field("rss_after"),
         field("check"),
         field("check_secs"),
+        field("rss_settled"),
         disk("log"),
         disk("bodies"),
         disk("views"),
@@ -226,8 +227,10 @@ pub(crate) async fn reopen(dir: &std::path::Path, records: u64) {
         infoshare_server::store::log_check::LogCheck::Passed { .. } => "passed".to_string(),
         other => format!("{other:?}").replace(' ', "_"),
     };
+    let rss_after = rss_mib();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
-        "open {open_secs:.2} engine {engine_secs:.2} rss {rss:.0} query_p99 {:.2} check {outcome} check_secs {check_secs:.1} rss_after {:.0}",
+        "open {open_secs:.2} engine {engine_secs:.2} rss {rss:.0} query_p99 {:.2} check {outcome} check_secs {check_secs:.1} rss_after {rss_after:.0} rss_settled {:.0}",
         queries.pct(0.99),
         rss_mib()
     );
