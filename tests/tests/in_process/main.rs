@@ -239,22 +239,7 @@ async fn two_brokers_on_one_postgres_log_keep_one_order() {
         "one total order"
     );
 
-    let size = a.log_size().max(b.log_size());
-    for world in [&a, &b] {
-        let mut applied = world.broker.ledger().applied();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            applied.wait_for(|&n| n >= size),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    }
-    assert_eq!(
-        a.broker.ledger().head().note,
-        b.broker.ledger().head().note,
-        "one signed checkpoint for one size"
-    );
+    one_checkpoint_for_one_size(&a, &b, a.log_size().max(b.log_size())).await;
     eprintln!("a batch through A reached B in {heard:?}");
     assert!(heard < std::time::Duration::from_millis(500), "{heard:?}");
 }
@@ -294,14 +279,21 @@ async fn a_key_rotated_through_one_broker_is_taken_up_by_the_other() {
     verify(&b, &sent.receipt);
     let then = a.submit_sample(&police, "through-a").await;
     verify(&a, &then.receipt);
-    let mut applied = b.broker.ledger().applied();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        applied.wait_for(|&n| n >= then.index),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    one_checkpoint_for_one_size(&a, &b, then.index).await;
+}
+
+/// Once both brokers have folded in the log up to `size`, they hold one signed checkpoint.
+async fn one_checkpoint_for_one_size(a: &World, b: &World, size: u64) {
+    for world in [a, b] {
+        let mut applied = world.broker.ledger().applied();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            applied.wait_for(|&n| n >= size),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
     assert_eq!(
         a.broker.ledger().head().note,
         b.broker.ledger().head().note,
