@@ -110,6 +110,8 @@ pub(crate) struct Sequencer {
     fault: Arc<std::sync::Mutex<Option<String>>>,
     /// Another broker of a shared log rotated its key to this one, not taken up yet.
     rotated_to: Option<[u8; 32]>,
+    /// Other brokers' register changes folded in, not yet checked and published to readers.
+    register_unpublished: bool,
 }
 
 /// Longest a fold waits for another broker to install the key it rotated to.
@@ -241,6 +243,7 @@ impl Sequencer {
             on_batch: options.on_batch.clone(),
             fault,
             rotated_to: None,
+            register_unpublished: false,
         };
         Ok((sequencer, shared))
     }
@@ -364,12 +367,10 @@ impl Sequencer {
                 return Err(self.poison(format!("the shared log does not fold in: {e}")));
             }
         };
-        if folded.register_changed {
-            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(self.register.clone());
-        }
         // Readers are not held up while a rotated key is waited for.
         drop(head);
+        // Both kept until the fold is checked, however many calls that takes.
+        self.register_unpublished |= folded.register_changed;
         self.rotated_to = folded.rotated_to.or(self.rotated_to);
         if let Some(public_key) = self.rotated_to {
             match adopt_key(&mut self.keys, &public_key) {
@@ -421,6 +422,10 @@ impl Sequencer {
             size,
             "folded in other brokers' records"
         );
+        if std::mem::take(&mut self.register_unpublished) {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(self.register.clone());
+        }
         self.applied.send_replace(size);
         Ok(())
     }
