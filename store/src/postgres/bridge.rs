@@ -1,7 +1,10 @@
 //! The engine's own tokio runtime, where its PostgreSQL connections live. The `Backend` and
 //! `Reader` seams are synchronous (the sequencer is a thread; readers are called from the
 //! broker's tasks like a disk read), so each call is spawned here and waited for on a plain
-//! channel: never `block_on`, which panics inside another runtime.
+//! channel: never `block_on`, which panics inside another runtime. A caller on a worker of a
+//! multi-threaded runtime (the broker's) waits through `block_in_place`, which hands that
+//! worker's other tasks to another thread: a round trip to the database is far longer than a
+//! disk read, and on two cores two waiting readers would otherwise stop every call.
 
 use std::future::Future;
 use std::time::Duration;
@@ -61,8 +64,14 @@ impl Bridge {
             };
             let _ = tx.send(answer);
         });
-        rx.recv()
-            .map_err(|_| StorageError::new("the PostgreSQL client runtime has stopped"))?
+        let wait = || {
+            rx.recv()
+                .map_err(|_| StorageError::new("the PostgreSQL client runtime has stopped"))?
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            _ => wait(),
+        }
     }
 }
 
