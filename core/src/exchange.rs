@@ -128,11 +128,14 @@ pub fn first_reads(command: &Change) -> Vec<Vec<u8>> {
         Change::Acknowledge { request_id, .. } | Change::Deadline { request_id, .. } => {
             vec![views::meta_key(request_id)]
         }
+        // Both check whether the exchange's bodies were purged: a read that finds nothing,
+        // as often as not, but a read all the same.
         Change::Respond { record, .. } | Change::Withdraw { record, .. } => record
             .event
             .request_id()
-            .map(|id| views::meta_key(&id))
+            .map(|id| [views::meta_key(&id), views::purged_key(&id)])
             .into_iter()
+            .flatten()
             .collect(),
         _ => Vec::new(),
     }
