@@ -69,10 +69,11 @@ fn key_of(bytes: &[u8]) -> Result<LessSafeKey, String> {
 impl BodyKeys {
     /// The keys in `dir` (`keys/body`), making the first one (mode 0600) if there is none.
     pub fn load_or_create(dir: &Path) -> Result<Self, String> {
-        if read_keys(dir)?.is_empty() {
+        let keys = Self::load(dir)?;
+        if keys.read().is_empty() {
             return Self::add_key(dir);
         }
-        Self::load(dir)
+        Ok(keys)
     }
 
     /// Writes a new key with the next id into `dir`; the keys then in it.
