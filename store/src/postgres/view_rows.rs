@@ -52,24 +52,21 @@ pub(super) fn indexed(
     limit: usize,
 ) -> Result<Vec<u64>, ViewError> {
     let from = after.saturating_add(1);
-    let mut chunks = Vec::new();
-    let mut held = 0;
+    let mut out = Vec::new();
     reader.scan(
         &postings::chunk_key(prefix, from),
         &prefix_end(prefix),
         &mut |k, v| {
-            if held >= limit {
-                return Ok(false);
-            }
             // Keys of longer prefixes that begin with this one are not its chunks.
             if k.len() == prefix.len() + 8 {
-                held += postings::decode(k, v)?.len();
-                chunks.push(Ok((k.to_vec(), v.to_vec())));
+                // The first chunk may begin below `from`: only what is at or above it counts.
+                out.extend(postings::decode(k, v)?.into_iter().filter(|i| *i >= from));
             }
-            Ok(true)
+            Ok(out.len() < limit)
         },
     )?;
-    postings::read_chunks(chunks, from, limit)
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// Whether the audit index entry `key` is stored.

@@ -565,6 +565,21 @@ async fn audit_pages_read_an_agencys_records_once_in_order(world: World) {
         after = page.next_after;
     }
     assert_eq!(paged, whole);
+
+    // The index itself, read from inside every chunk: a short read from any point is the next
+    // entries, never fewer while more are stored.
+    let prefix = infoshare_server::views::audit_index::agency("police");
+    let views = world.broker.ledger().views();
+    let all = views.indexed(&prefix, 0, 10_000).unwrap();
+    assert!(submitted.iter().all(|i| all.contains(i)));
+    for (at, after) in all.iter().enumerate() {
+        let want: Vec<u64> = all.iter().skip(at + 1).take(3).copied().collect();
+        assert_eq!(
+            views.indexed(&prefix, *after, 3).unwrap(),
+            want,
+            "after {after}"
+        );
+    }
 }
 
 async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
