@@ -63,29 +63,40 @@ pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The record of syncs, for the power-loss simulation.
+/// The record of syncs, for the power-loss simulation: kept only under the directories a test
+/// watches (each sync there reads the file whole).
 #[cfg(test)]
 pub(crate) mod record {
     use std::collections::{HashMap, HashSet};
     use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
+
+    /// A file's bytes as they were when it was synced.
+    pub(crate) type Content = Arc<[u8]>;
 
     /// What has been synced, by path.
     #[derive(Clone, Debug, Default)]
     pub(crate) struct Synced {
-        /// Length of each file at its last data sync.
-        pub(crate) lengths: HashMap<PathBuf, u64>,
+        /// Each file's bytes at its last sync: all a power cut leaves of it, but for the write
+        /// in flight.
+        pub(crate) contents: HashMap<PathBuf, Content>,
         /// Names made durable by a sync of their directory.
         pub(crate) names: HashSet<PathBuf>,
-        /// Every file sync in order: the path and its length then.
-        pub(crate) events: Vec<(PathBuf, u64)>,
+        /// The file syncs not yet taken (`take_events`), in order: the path and its bytes then.
+        pub(crate) events: Vec<(PathBuf, Content)>,
     }
 
-    static SYNCED: Mutex<Option<Synced>> = Mutex::new(None);
+    #[derive(Default)]
+    struct Recorder {
+        watched: Vec<PathBuf>,
+        synced: Synced,
+    }
 
-    fn with(f: impl FnOnce(&mut Synced)) {
-        let mut guard = SYNCED.lock().unwrap_or_else(|e| e.into_inner());
-        f(guard.get_or_insert_with(Synced::default));
+    static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+
+    fn with<T>(f: impl FnOnce(&mut Recorder) -> T) -> T {
+        let mut guard = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+        f(guard.get_or_insert_with(Recorder::default))
     }
 
     fn canonical(path: &Path) -> PathBuf {
@@ -97,12 +108,25 @@ pub(crate) mod record {
         }
     }
 
-    pub(super) fn file_synced(file: &std::fs::File, path: &Path) {
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    fn watched(path: &Path) -> bool {
+        with(|r| r.watched.iter().any(|root| path.starts_with(root)))
+    }
+
+    /// Records every sync under `root` (an existing directory) from now on.
+    pub(crate) fn watch(root: &Path) {
+        let root = std::fs::canonicalize(root).expect("a watched root exists");
+        with(|r| r.watched.push(root));
+    }
+
+    pub(super) fn file_synced(_file: &std::fs::File, path: &Path) {
         let path = canonical(path);
-        with(|s| {
-            s.lengths.insert(path.clone(), len);
-            s.events.push((path, len));
+        if !watched(&path) {
+            return;
+        }
+        let content: Content = std::fs::read(&path).unwrap_or_default().into();
+        with(|r| {
+            r.synced.contents.insert(path.clone(), content.clone());
+            r.synced.events.push((path, content));
         });
     }
 
@@ -110,54 +134,62 @@ pub(crate) mod record {
         let Ok(dir) = std::fs::canonicalize(dir) else {
             return;
         };
+        if !watched(&dir.join("x")) {
+            return;
+        }
         let names: Vec<PathBuf> = std::fs::read_dir(&dir)
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| dir.join(e.file_name()))
             .collect();
-        with(|s| s.names.extend(names));
+        with(|r| r.synced.names.extend(names));
     }
 
     pub(super) fn renamed(from: &Path, to: &Path) {
         let (from, to) = (canonical(from), canonical(to));
-        with(|s| {
+        if !watched(&to) {
+            return;
+        }
+        with(|r| {
+            let s = &mut r.synced;
             // The bytes synced under the old name are the file's; its new name is not durable
             // until its directory is synced.
-            if let Some(len) = s.lengths.remove(&from) {
-                s.lengths.insert(to.clone(), len);
+            if let Some(content) = s.contents.remove(&from) {
+                s.contents.insert(to.clone(), content);
             } else {
-                s.lengths.remove(&to);
+                s.contents.remove(&to);
             }
             s.names.remove(&from);
             s.names.remove(&to);
         });
     }
 
-    /// What has been synced under `root` so far.
-    pub(crate) fn under(root: &Path) -> Synced {
+    /// What has been synced under `root` so far, with the syncs made since the last call
+    /// (taken: the next call returns only later ones).
+    pub(crate) fn take(root: &Path) -> Synced {
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        let mut out = Synced::default();
-        with(|s| {
-            out.lengths = s
-                .lengths
-                .iter()
-                .filter(|(p, _)| p.starts_with(&root))
-                .map(|(p, l)| (p.clone(), *l))
-                .collect();
-            out.names = s
-                .names
-                .iter()
-                .filter(|p| p.starts_with(&root))
-                .cloned()
-                .collect();
-            out.events = s
-                .events
-                .iter()
-                .filter(|(p, _)| p.starts_with(&root))
-                .cloned()
-                .collect();
-        });
-        out
+        with(|r| {
+            let s = &mut r.synced;
+            let (mine, others) = std::mem::take(&mut s.events)
+                .into_iter()
+                .partition(|(p, _)| p.starts_with(&root));
+            s.events = others;
+            Synced {
+                contents: s
+                    .contents
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&root))
+                    .map(|(p, c)| (p.clone(), c.clone()))
+                    .collect(),
+                names: s
+                    .names
+                    .iter()
+                    .filter(|p| p.starts_with(&root))
+                    .cloned()
+                    .collect(),
+                events: mine,
+            }
+        })
     }
 }

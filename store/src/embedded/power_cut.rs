@@ -125,50 +125,62 @@ struct Round {
     acked: Acknowledged,
 }
 
-/// A file in a power-cut state: as far as `durable` bytes of `after` (its content once the
-/// in-flight write is done), the in-flight bytes torn by `dice`.
-fn torn(after: &[u8], durable: usize, in_flight_end: usize, dice: &mut Dice) -> Vec<u8> {
-    let durable = durable.min(after.len());
-    let end = in_flight_end.clamp(durable, after.len());
-    let mut out = after[..durable].to_vec();
-    if end > durable {
-        let tail = &after[durable..end];
-        match dice.roll(3) {
-            0 => {}
-            1 => out.extend_from_slice(&tail[..dice.roll(tail.len() as u64 + 1) as usize]),
-            _ => {
-                let mut tail = tail.to_vec();
-                let sector = dice.roll(tail.len().div_ceil(512) as u64) as usize * 512;
-                let stop = (sector + 512).min(tail.len());
-                tail[sector..stop].fill(0);
-                out.extend_from_slice(&tail);
+/// A file in a power-cut state: its bytes at its last sync (`durable`), with the write in
+/// flight (what its next sync would have found, `next`) torn by `dice`: not there at all, there
+/// up to some byte, or there but for one lost sector. Bytes the write adds past the file's end
+/// read as zeros where they did not land.
+fn torn(durable: &[u8], next: &[u8], dice: &mut Dice) -> Vec<u8> {
+    if next.len() < durable.len() {
+        // A cut in flight (a finished segment cut to its frames): done or not.
+        return if dice.roll(2) == 0 { durable } else { next }.to_vec();
+    }
+    let mut base = durable.to_vec();
+    base.resize(next.len(), 0);
+    let Some(first) = base.iter().zip(next).position(|(a, b)| a != b) else {
+        return durable.to_vec();
+    };
+    match dice.roll(3) {
+        0 => durable.to_vec(),
+        1 => {
+            let k = first + dice.roll((next.len() - first) as u64 + 1) as usize;
+            let mut out = next[..k].to_vec();
+            if k < durable.len() {
+                out.extend_from_slice(&durable[k..]);
             }
+            out
+        }
+        _ => {
+            let mut out = next.to_vec();
+            let sectors = (next.len() - first).div_ceil(512) as u64;
+            let at = first + dice.roll(sectors) as usize * 512;
+            let stop = (at + 512).min(out.len());
+            out[at..stop].copy_from_slice(&base[at..stop]);
+            out
         }
     }
-    out
 }
 
 /// Builds in `dir` the state a power cut leaves just after the round's first `cut` syncs
-/// (`events`: the round's syncs in order, path and length).
+/// (`events`: the round's syncs in order, path and bytes then).
 fn build_state(
     dir: &Path,
     root: &Path,
     before: &Round,
     after: &Round,
-    events: &[(PathBuf, u64)],
+    events: &[(PathBuf, record::Content)],
     cut: usize,
     dice: &mut Dice,
 ) -> bool {
     let mut tile_lost = false;
     let root = std::fs::canonicalize(root).unwrap();
-    let mut durable: BTreeMap<PathBuf, u64> = before
+    let mut durable: BTreeMap<PathBuf, record::Content> = before
         .synced
-        .lengths
+        .contents
         .iter()
-        .map(|(p, l)| (p.clone(), *l))
+        .map(|(p, c)| (p.clone(), c.clone()))
         .collect();
-    for (path, len) in &events[..cut] {
-        durable.insert(path.clone(), *len);
+    for (path, content) in &events[..cut] {
+        durable.insert(path.clone(), content.clone());
     }
     let in_flight = events.get(cut).cloned();
     let finished = cut == events.len();
@@ -185,17 +197,16 @@ fn build_state(
             .ancestors()
             .take_while(|a| *a != root)
             .all(|a| names.contains(a));
-        let content = if let Some(&len) = durable.get(&abs) {
-            // Synced at least once: as far as synced, the write in flight (if it is this
+        let content = if let Some(synced) = durable.get(&abs) {
+            // Synced at least once: as it was synced, the write in flight (if it is this
             // file's) torn.
-            let Some(now) = after.files.get(rel) else {
+            if !after.files.contains_key(rel) {
                 continue;
-            };
-            let end = match &in_flight {
-                Some((p, l)) if *p == abs => *l as usize,
-                _ => len as usize,
-            };
-            Some(torn(now, len as usize, end, dice))
+            }
+            Some(match &in_flight {
+                Some((p, next)) if *p == abs => torn(synced, next, dice),
+                _ => synced.to_vec(),
+            })
         } else {
             // Never synced (the witness, the views, a file made in this round): as before the
             // round or, once its last sync is done, as after it; or empty, cut short, gone.
@@ -278,10 +289,47 @@ async fn check_state(dir: &Path, acked: &Acknowledged, what: &str) {
     }
     // And it goes on: a new exchange is acknowledged on top of what was recovered.
     let (record, body) = request(10_000 + report.records);
-    ledger
+    let crate::ledger::Opened::New(receipt) = ledger
         .open_exchange(record, body)
         .await
-        .unwrap_or_else(|e| panic!("{what}: no append after recovery: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: no append after recovery: {e}"))
+    else {
+        panic!("{what}: a new exchange was taken for a replay");
+    };
+    // And what was written after recovery is read back alone: nothing left of the cut write
+    // joins it.
+    drop(ledger);
+    let mut reopened = Ledger::open(dir, &LedgerOptions::new(ORIGIN));
+    for _ in 0..100 {
+        // The last reader of the dropped ledger (its log check) lets the directory go soon.
+        if !matches!(reopened, Err(crate::open_error::OpenError::Locked(_))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        reopened = Ledger::open(dir, &LedgerOptions::new(ORIGIN));
+    }
+    let (ledger, again) =
+        reopened.unwrap_or_else(|e| panic!("{what}: second start-up refused: {e}"));
+    assert_eq!(
+        again.records, receipt.log_index,
+        "{what}: records after reopening"
+    );
+    assert_eq!(
+        again.truncated,
+        (0, 0),
+        "{what}: a clean stop left a torn tail"
+    );
+    assert_eq!(ledger.record(receipt.log_index).unwrap(), receipt.record);
+    let mut check = ledger.log_check();
+    let checked = check
+        .wait_for(|c| *c != crate::log_check::LogCheck::Running)
+        .await
+        .unwrap()
+        .clone();
+    assert!(
+        matches!(checked, crate::log_check::LogCheck::Passed { records, .. } if records == receipt.log_index),
+        "{what}: the log check after reopening: {checked:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,6 +337,7 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("data");
     std::fs::create_dir_all(&root).unwrap();
+    record::watch(&root);
     let (ledger, _) = Ledger::open(&root, &LedgerOptions::new(ORIGIN)).unwrap();
     let mut acked = Acknowledged::default();
     // Enough history first for full tiles of the tree (written beside the log, never synced).
@@ -304,9 +353,11 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
         acked.records.insert(r.log_index, r.record);
     }
     assert!(root.join("tile/0/001").exists(), "no full tile written");
+    let mut synced = record::take(&root);
+    synced.events.clear(); // the preload's: only the rounds' syncs are cut after
     let mut rounds = vec![Round {
         files: snapshot(&root),
-        synced: record::under(&root),
+        synced,
         acked: acked.clone(),
     }];
     for i in 0..ROUNDS {
@@ -325,7 +376,7 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
         }
         rounds.push(Round {
             files: snapshot(&root),
-            synced: record::under(&root),
+            synced: record::take(&root),
             acked: acked.clone(),
         });
     }
@@ -336,7 +387,7 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
     let mut tiles_lost = 0;
     for (round, pair) in rounds.windows(2).enumerate() {
         let (before, after) = (&pair[0], &pair[1]);
-        let events = &after.synced.events[before.synced.events.len()..];
+        let events = &after.synced.events;
         assert!(!events.is_empty(), "a round with no sync");
         for cut in 0..=events.len() {
             for variant in 0..3 {

@@ -439,13 +439,13 @@ async fn checkpoints_stay_consistent_across_restarts_and_indexes_rebuild_the_sam
     verify::records(&second.checkpoint, &second.records, &key).unwrap();
 }
 
-/// (offset of each frame's payload, payload length) in a segment file.
 /// The record frames of a segment (payload offset, length); the mark frames between batches
-/// (length's top bit set: the batch's signed checkpoint) are skipped.
+/// (length's top bit set: the batch's signed checkpoint) are skipped, and the zeros the engine
+/// writes ahead of its last frame end the list.
 fn frames(data: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut pos = 16;
-    while pos + 8 <= data.len() {
+    while pos + 8 <= data.len() && data[pos..pos + 8] != [0; 8] {
         let flagged = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap());
         let len = (flagged & !(1 << 31)) as usize;
         if flagged & (1 << 31) == 0 {

@@ -48,6 +48,14 @@ pub fn check_frame(data: &[u8], pos: usize) -> Result<Frame, &'static str> {
     })
 }
 
+/// One past the last byte at or after `pos` that is not zero (`pos` if there is none): where
+/// what was written ends and the zeros written ahead begin.
+pub(super) fn written_end(data: &[u8], pos: usize) -> usize {
+    data.get(pos..)
+        .and_then(|rest| rest.iter().rposition(|&b| b != 0))
+        .map_or(pos, |i| pos + i + 1)
+}
+
 pub(super) fn push_frame(buf: &mut Vec<u8>, flagged: u32, payload: &[u8]) {
     buf.extend_from_slice(&flagged.to_le_bytes());
     buf.extend_from_slice(&frame_crc(flagged, payload).to_le_bytes());

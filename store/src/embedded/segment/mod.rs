@@ -17,6 +17,17 @@
 //! last; they are checked again by [`scan_read_only`] (`--verify-log`, and the ledger's log
 //! check after every start), which names the first bad entry.
 //!
+//! The last segment is written ahead with zeros, [`PREALLOC_CHUNK`] at a time, in the same write
+//! and `fdatasync` as the batch that needs the room: a batch that lands in bytes already
+//! allocated changes only data, so its `fdatasync` waits for no journal commit (the reason
+//! PostgreSQL zero-fills its WAL segments; measured here, a batch's sync 0.25 → 0.17 ms at 1 KB
+//! a batch, 0.36 → 0.22 ms at 30 KB, p99 no worse with chunks of 256 KiB — larger chunks put
+//! multi-millisecond stalls on the batch that writes them). Zeros never pass a frame's check
+//! (the CRC covers the length), so the end of the frames followed by nothing but zeros is the
+//! clean end of the log; anything else after the last good frame is a torn write. A finished
+//! segment is cut to its frames (and synced) before the next is begun, so only the last segment
+//! has such a tail.
+//!
 //! An indexed log keeps beside each segment `<first>.idx`: where each entry lies (offset:u64le
 //! len:u32le), written with each append and synced when its segment is finished, so that an
 //! entry is found by number without holding every position in memory. The last segment's index
@@ -24,6 +35,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +47,7 @@ mod read;
 
 use frame::{
     FRAME, MARK, check_header, corrupt, frame_crc, last_mark_in, push_frame, read_segment,
+    written_end,
 };
 pub use frame::{Frame, check_frame};
 pub use index::SegmentIndex;
@@ -47,6 +60,8 @@ const HEADER: u64 = 16;
 pub const MAX_ENTRY: usize = 4 << 20;
 /// A new segment is started once the current one passes this size.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Zeros written ahead of the last frame when a batch needs more room (see the module's notes).
+pub const PREALLOC_CHUNK: u64 = 256 << 10;
 
 /// Where an entry's payload lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +117,10 @@ pub struct SegmentLog {
     magic: [u8; 8],
     segments: Vec<u64>,
     file: File,
+    /// The end of the last segment's frames: where the next write goes.
     file_len: u64,
+    /// The last segment's length: zeros from `file_len` to here.
+    allocated: u64,
     next: u64,
     max_segment_bytes: u64,
     last_mark: Option<Vec<u8>>,
@@ -180,6 +198,7 @@ impl SegmentLog {
         let mut next = 1u64;
         let mut last_mark = None;
         let mut last_positions = Vec::new();
+        let mut frames_end = HEADER;
         let count = segments.len();
         let mut keep = Vec::with_capacity(count);
         for (i, &first) in segments.iter().enumerate() {
@@ -212,12 +231,17 @@ impl SegmentLog {
                         }
                         pos = frame.end;
                     }
-                    Err(what) if !last || next <= protected => {
-                        return Err(corrupt(&path, next, pos as u64, what));
-                    }
-                    Err(_) => {
-                        quarantine(dir, &data[pos..])?;
-                        recovery.truncated_bytes = (data.len() - pos) as u64;
+                    Err(what) => {
+                        let torn = written_end(&data, pos) - pos;
+                        if torn == 0 {
+                            // Nothing but the zeros written ahead: the clean end.
+                            break;
+                        }
+                        if next <= protected {
+                            return Err(corrupt(&path, next, pos as u64, what));
+                        }
+                        quarantine(dir, &data[pos..pos + torn])?;
+                        recovery.truncated_bytes = torn as u64;
                         let f = OpenOptions::new()
                             .write(true)
                             .open(&path)
@@ -228,6 +252,7 @@ impl SegmentLog {
                     }
                 }
             }
+            frames_end = pos as u64;
             keep.push(first);
         }
         segments = keep;
@@ -237,19 +262,16 @@ impl SegmentLog {
             let before = segments[segments.len() - 2];
             last_mark = last_mark_in(&segment_path(dir, before), magic)?;
         }
-        let (file, file_len) = match segments.last() {
+        let (file, file_len, allocated) = match segments.last() {
             Some(&first) => {
                 let path = segment_path(dir, first);
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
+                let file = open_for_writing(&path)?;
                 let len = file.metadata().map_err(io_err(&path))?.len();
-                (file, len)
+                (file, frames_end, len)
             }
             None => {
                 segments.push(next);
-                (create_segment(dir, magic, next)?, HEADER)
+                (create_segment(dir, magic, next)?, HEADER, HEADER)
             }
         };
         let index = if indexed {
@@ -276,6 +298,7 @@ impl SegmentLog {
                 segments,
                 file,
                 file_len,
+                allocated,
                 next,
                 max_segment_bytes,
                 last_mark,
@@ -334,7 +357,14 @@ impl SegmentLog {
             .map(|p| FRAME + p.as_ref().len())
             .sum::<usize>()
             + mark.map_or(0, |m| FRAME + m.len());
-        let mut buf = Vec::with_capacity(total);
+        let end = self.file_len + total as u64;
+        // Room for the batch, else zeros ahead to the next chunk boundary in the same write.
+        let allocated = if end > self.allocated {
+            end.next_multiple_of(PREALLOC_CHUNK)
+        } else {
+            self.allocated
+        };
+        let mut buf = Vec::with_capacity((allocated.max(end) - self.file_len) as usize);
         let mut positions = Vec::with_capacity(payloads.len());
         for p in payloads {
             let p = p.as_ref();
@@ -355,16 +385,21 @@ impl SegmentLog {
             assert!(m.len() <= MAX_ENTRY, "mark exceeds MAX_ENTRY");
             push_frame(&mut buf, m.len() as u32 | MARK, m);
         }
+        debug_assert_eq!(buf.len(), total);
+        buf.resize((allocated.max(end) - self.file_len) as usize, 0);
         let written = self
             .file
-            .write_all(&buf)
+            .write_all_at(&buf, self.file_len)
             .and_then(|()| durable::sync_data(&self.file, &path));
         if let Err(e) = written {
-            // Best effort: leave no partial batch for the next append to build on.
+            // Best effort: leave no partial batch for the next append to build on (the zeros
+            // ahead go with it; the next append writes them again).
             let _ = self.file.set_len(self.file_len);
+            self.allocated = self.file_len;
             return Err(SegmentError::Io { path, source: e });
         }
-        self.file_len += buf.len() as u64;
+        self.file_len = end;
+        self.allocated = allocated.max(end);
         self.next += payloads.len() as u64;
         if let Some(m) = mark {
             self.last_mark = Some(m.to_vec());
@@ -422,16 +457,24 @@ impl SegmentLog {
             sync_dir(&self.dir)?;
             if Some(&segment) == self.segments.last() {
                 // Appends go on in the new file.
-                self.file = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
+                self.file = open_for_writing(&path)?;
             }
         }
         Ok(())
     }
 
     fn rotate(&mut self) -> Result<(), SegmentError> {
+        if self.allocated > self.file_len {
+            // A finished segment ends at its last frame, durably, before the next is begun:
+            // only the last segment has zeros ahead.
+            let last = *self.segments.last().expect("always one segment");
+            let path = segment_path(&self.dir, last);
+            self.file
+                .set_len(self.file_len)
+                .and_then(|()| durable::sync_all(&self.file, &path))
+                .map_err(io_err(&path))?;
+            self.allocated = self.file_len;
+        }
         if let Some((_, file)) = &mut self.index {
             // The finished segment's index is kept for good: synced once, now; the new
             // segment's is made before the directory is synced with the segment.
@@ -447,6 +490,7 @@ impl SegmentLog {
         }
         self.file = create_segment(&self.dir, self.magic, self.next)?;
         self.file_len = HEADER;
+        self.allocated = HEADER;
         self.segments.push(self.next);
         Ok(())
     }
@@ -508,16 +552,25 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
     Ok(out)
 }
 
+/// The last segment, opened for writes at explicit offsets (not `O_APPEND`, under which Linux
+/// ignores a `pwrite`'s offset).
+fn open_for_writing(path: &Path) -> Result<File, SegmentError> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))
+}
+
 fn create_segment(dir: &Path, magic: [u8; 8], first: u64) -> Result<File, SegmentError> {
     let path = segment_path(dir, first);
-    let mut file = OpenOptions::new()
-        .append(true)
+    let file = OpenOptions::new()
+        .write(true)
         .create_new(true)
         .open(&path)
         .map_err(io_err(&path))?;
     let mut header = magic.to_vec();
     header.extend_from_slice(&first.to_le_bytes());
-    file.write_all(&header).map_err(io_err(&path))?;
+    file.write_all_at(&header, 0).map_err(io_err(&path))?;
     durable::sync_all(&file, &path).map_err(io_err(&path))?;
     sync_dir(dir)?;
     Ok(file)

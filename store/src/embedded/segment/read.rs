@@ -5,7 +5,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::frame::{FRAME, Frame, check_frame, corrupt, read_segment};
+use super::frame::{FRAME, Frame, check_frame, corrupt, read_segment, written_end};
 use super::{HEADER, Position, SegmentError, io_err, list_segments, segment_path};
 
 /// What a read-only scan found.
@@ -51,8 +51,12 @@ pub fn scan_range(
         let data = read_segment(&path, magic, first, next)?;
         let mut pos = HEADER as usize;
         while pos < data.len() && next <= to {
-            let Frame { start, end, mark } =
-                check_frame(&data, pos).map_err(|what| corrupt(&path, next, pos as u64, what))?;
+            let Frame { start, end, mark } = match check_frame(&data, pos) {
+                Ok(frame) => frame,
+                // The zeros written ahead of the last segment's frames.
+                Err(_) if written_end(&data, pos) == pos => break,
+                Err(what) => return Err(corrupt(&path, next, pos as u64, what)),
+            };
             if mark {
                 last_mark = Some(data[start..end].to_vec());
             } else {

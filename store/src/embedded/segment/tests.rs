@@ -12,6 +12,11 @@ fn entries(log: &SegmentLog) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// Where the frames of a segment file end (the zeros written ahead of them follow).
+fn frames_end(path: &Path) -> u64 {
+    written_end(&fs::read(path).unwrap(), 0) as u64
+}
+
 #[test]
 fn appends_numbered_entries_across_segments_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,12 +123,12 @@ fn marks_are_not_entries_and_the_last_intact_one_is_kept() {
     log.append_marked(&[b"d"], Some(b"m3")).unwrap();
     drop(log);
     let path = segment_path(dir.path(), 1);
-    let len = fs::metadata(&path).unwrap().len();
+    let len = frames_end(&path);
     OpenOptions::new()
         .write(true)
         .open(&path)
         .unwrap()
-        .set_len(len - 1)
+        .write_all_at(&[0], len - 1)
         .unwrap();
     let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
     assert_eq!((rec.entries, rec.truncated_bytes), (4, 9));
@@ -137,8 +142,10 @@ fn torn_tail_is_cut_and_quarantined() {
     log.append(&[b"one".to_vec(), b"two".to_vec()]).unwrap();
     drop(log);
     let seg = segment_path(dir.path(), 1);
-    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-    f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap(); // half a frame header
+    let f = OpenOptions::new().write(true).open(&seg).unwrap();
+    // Half a frame header, where the next write would have gone.
+    f.write_all_at(&[9, 0, 0, 0, 1, 2], frames_end(&seg))
+        .unwrap();
     drop(f);
     let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
     assert_eq!(rec.entries, 2);
@@ -162,7 +169,7 @@ fn a_bad_frame_in_a_protected_entry_is_corruption_not_a_torn_tail() {
     drop(log);
     let seg = segment_path(dir.path(), 1);
     let mut data = fs::read(&seg).unwrap();
-    let last = data.len() - 1;
+    let last = frames_end(&seg) as usize - 1;
     data[last] ^= 1; // the payload of entry 3
     fs::write(&seg, &data).unwrap();
     match SegmentLog::open_protecting(dir.path(), MAGIC, DEFAULT_SEGMENT_BYTES, 3) {
@@ -258,4 +265,83 @@ fn a_segment_from_another_log_is_refused() {
         SegmentLog::open(dir.path(), *b"OTHERLOG"),
         Err(SegmentError::Corrupt { .. })
     ));
+}
+
+#[test]
+fn zeros_written_ahead_are_the_clean_end_and_appends_go_on_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append_marked(&[b"one", b"two"], Some(b"m1")).unwrap();
+    drop(log);
+    let seg = segment_path(dir.path(), 1);
+    let (len, end) = (fs::metadata(&seg).unwrap().len(), frames_end(&seg));
+    assert_eq!(len, PREALLOC_CHUNK, "zeros written ahead to the chunk");
+    assert!(end < len);
+    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (2, 0));
+    assert_eq!(log.last_mark(), Some(&b"m1"[..]));
+    // The next write lands at the frames' end, inside the room already made.
+    log.append(&[b"three"]).unwrap();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), len);
+    assert_eq!(frames_end(&seg), end + FRAME as u64 + 5);
+    // A batch larger than the room left makes more, in the same write.
+    let big = vec![0xab_u8; PREALLOC_CHUNK as usize];
+    log.append(&[&big]).unwrap();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 2 * PREALLOC_CHUNK);
+    drop(log);
+    let scanned = scan_read_only(dir.path(), MAGIC, |_, _| {}).unwrap();
+    assert_eq!(scanned.entries, 4);
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (4, 0));
+    assert_eq!(entries(&log)[3].1, big);
+}
+
+#[test]
+fn a_finished_segment_is_cut_to_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 64).unwrap();
+    for i in 0..6u8 {
+        log.append(&[vec![i + 1; 40]]).unwrap();
+    }
+    let segments = list_segments(dir.path()).unwrap();
+    assert!(segments.len() > 2);
+    for &first in &segments[..segments.len() - 1] {
+        let path = segment_path(dir.path(), first);
+        assert_eq!(fs::metadata(&path).unwrap().len(), frames_end(&path));
+    }
+    let last = segment_path(dir.path(), *segments.last().unwrap());
+    assert_eq!(fs::metadata(&last).unwrap().len(), PREALLOC_CHUNK);
+}
+
+#[test]
+fn a_torn_write_with_a_lost_sector_is_cut_whole_so_no_stray_frame_outlives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append(&[b"one"]).unwrap();
+    drop(log);
+    // A batch's write torn by a power cut: its first sector never reached the disk (still
+    // zeros), a later one did, holding a whole, valid frame.
+    let seg = segment_path(dir.path(), 1);
+    let end = frames_end(&seg);
+    let mut stray = Vec::new();
+    push_frame(&mut stray, 5, b"ghost");
+    let f = OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(&stray, end + 512).unwrap();
+    drop(f);
+    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (1, 512 + 13));
+    // The next write is shorter than the gap: had the stray frame been left, it would follow
+    // this write's frames and be read as an entry.
+    log.append(&[b"two"]).unwrap();
+    drop(log);
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (2, 0));
+    let payloads: Vec<Vec<u8>> = entries(&log).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(payloads, [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(
+        scan_read_only(dir.path(), MAGIC, |_, _| {})
+            .unwrap()
+            .entries,
+        2
+    );
 }
