@@ -352,6 +352,11 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
         let r = task.await.unwrap();
         acked.records.insert(r.log_index, r.record);
     }
+    // Tile files are made by a thread of their own, in order: the second there, both are.
+    let made = std::time::Instant::now();
+    while !root.join("tile/0/001").exists() && made.elapsed().as_secs() < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert!(root.join("tile/0/001").exists(), "no full tile written");
     let mut synced = record::take(&root);
     synced.events.clear(); // the preload's: only the rounds' syncs are cut after

@@ -16,6 +16,7 @@
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
 //! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64),
 //! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it;
+//! INFOSHARE_BENCH_LEDGER_ONLY runs only the embedded ledger phase and its two disk baselines;
 //! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
 //! INFOSHARE_BENCH_PG_STATS the rows it wrote per table).
 //!
@@ -201,6 +202,26 @@ fn main() {
         println!(
             "{}",
             rt.block_on(scale::scale(&root.path().join("scale-data"), n))
+        );
+        return;
+    }
+    if std::env::var_os("INFOSHARE_BENCH_LEDGER_ONLY").is_some() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (rate, batch) = rt.block_on(ledger_under_load(
+            &root.path().join("ledger-bench"),
+            Duration::from_secs(secs),
+        ));
+        println!("ledger alone           {rate:>9.0} records/s   ({batch:.1} per batch)");
+        let batch = batch.round().max(1.0) as usize;
+        let (append, ahead) = (
+            bare_fdatasync(root.path(), batch, false),
+            bare_fdatasync(root.path(), batch, true),
+        );
+        println!(
+            "ledger ÷ bare fdatasync appending {:.2}, ÷ into zeros written ahead {:.2}",
+            rate / append,
+            rate / ahead
         );
         return;
     }
@@ -413,46 +434,7 @@ fn main() {
     println!(
         "ledger alone           {ledger_rate:>9.0} records/s   ({ledger_batch:.1} per batch: each batch one fdatasync of bodies, one of the log)"
     );
-    // `ahead`: the file written ahead with zeros as the ledger's segments are (a batch that
-    // needs room writes zeros to the next 256 KiB boundary in the same write), so its syncs
-    // change no metadata; without, every sync also commits the file's new length.
-    let fsync_at = |batch: usize, ahead: bool| {
-        let path = root.join(format!("fsync-{batch}-{ahead}.bin"));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        let frame = vec![0x5a_u8; 260];
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let (mut records, mut end, mut allocated) = (0u64, 0u64, 0u64);
-        let t = Instant::now();
-        while Instant::now() < deadline {
-            let mut buf = Vec::with_capacity(frame.len() * batch);
-            for _ in 0..batch {
-                buf.extend_from_slice(&frame);
-            }
-            let next = end + buf.len() as u64;
-            if ahead && next > allocated {
-                allocated = next
-                    .next_multiple_of(infoshare_server::store::embedded::segment::PREALLOC_CHUNK);
-                buf.resize((allocated - end) as usize, 0);
-            }
-            f.write_all_at(&buf, end).unwrap();
-            f.sync_data().unwrap();
-            end = next;
-            records += batch as u64;
-        }
-        let rate = records as f64 / t.elapsed().as_secs_f64();
-        let how = if ahead {
-            "into zeros written ahead"
-        } else {
-            "appending"
-        };
-        println!("bare fdatasync loop    {rate:>9.0} records/s at {batch} per sync, {how}");
-        rate
-    };
+    let fsync_at = |batch: usize, ahead: bool| bare_fdatasync(root, batch, ahead);
     let ledger_fsync_rate = fsync_at(ledger_batch.round().max(1.0) as usize, false);
     let ledger_ahead_rate = fsync_at(ledger_batch.round().max(1.0) as usize, true);
     let view_us = view_cost_per_key(&root.join("view-bench"));
@@ -722,6 +704,49 @@ async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
 
 /// Drives a ledger of its own in `dir` with 64 concurrent submitters of requests with bodies
 /// for `duration`; returns (records/s, records per batch).
+/// A bare batched `fdatasync` loop for two seconds: records (260 bytes each) per second at
+/// `batch` records per sync. `ahead`: the file written ahead with zeros as the ledger's
+/// segments are (a batch that needs room writes zeros to the next 256 KiB boundary in the same
+/// write), so its syncs change no metadata; without, every sync also commits the file's new
+/// length.
+fn bare_fdatasync(root: &std::path::Path, batch: usize, ahead: bool) -> f64 {
+    let path = root.join(format!("fsync-{batch}-{ahead}.bin"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let frame = vec![0x5a_u8; 260];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let (mut records, mut end, mut allocated) = (0u64, 0u64, 0u64);
+    let t = Instant::now();
+    while Instant::now() < deadline {
+        let mut buf = Vec::with_capacity(frame.len() * batch);
+        for _ in 0..batch {
+            buf.extend_from_slice(&frame);
+        }
+        let next = end + buf.len() as u64;
+        if ahead && next > allocated {
+            allocated =
+                next.next_multiple_of(infoshare_server::store::embedded::segment::PREALLOC_CHUNK);
+            buf.resize((allocated - end) as usize, 0);
+        }
+        f.write_all_at(&buf, end).unwrap();
+        f.sync_data().unwrap();
+        end = next;
+        records += batch as u64;
+    }
+    let rate = records as f64 / t.elapsed().as_secs_f64();
+    let how = if ahead {
+        "into zeros written ahead"
+    } else {
+        "appending"
+    };
+    println!("bare fdatasync loop    {rate:>9.0} records/s at {batch} per sync, {how}");
+    rate
+}
+
 async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f64) {
     use infoshare_server::store::ledger::{Ledger, LedgerOptions};
     std::fs::create_dir_all(dir).unwrap();
