@@ -26,6 +26,7 @@ use crate::validate::{self, Opening, ValidResponse, ValidSubject};
 mod admin;
 pub mod audit;
 pub mod holds;
+mod inbox_depths;
 mod lists;
 mod register;
 mod results;
@@ -108,6 +109,8 @@ pub struct Broker {
     pub(crate) clock: crate::clock::Clock,
     /// What deadlines are counted with: the public holidays, the default collection window.
     calendar: Arc<crate::deadline::Calendar>,
+    /// What the inbox-depth gauge found last (so that it reads only what changed since).
+    inbox_depths: Arc<inbox_depths::InboxDepths>,
 }
 
 impl Broker {
@@ -123,6 +126,7 @@ impl Broker {
         Self {
             clock,
             calendar: Arc::new(calendar),
+            inbox_depths: Arc::default(),
             ledger,
             registry: Arc::new(std::sync::RwLock::new(Arc::new(registry))),
             keys: Arc::new(keys),

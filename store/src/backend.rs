@@ -321,16 +321,6 @@ pub trait Reader: KvRead + Send + Sync {
         Ok(out)
     }
 
-    /// How many of `agency`'s inbox items are unacknowledged.
-    fn unacknowledged(&self, agency: &str) -> Result<u64, ViewError> {
-        let mut n = 0;
-        inbox(self, agency, 0, &mut |_, entry| {
-            n += u64::from(!entry.acknowledged);
-            true
-        })?;
-        Ok(n)
-    }
-
     /// Log indexes of a request's records, oldest first.
     fn timeline(&self, id: &RequestId) -> Result<Vec<u64>, ViewError> {
         let prefix = views::timeline_prefix(id);

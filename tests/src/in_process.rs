@@ -77,6 +77,14 @@ impl World {
         }
     }
 
+    /// Another broker over this one's ledger and clock, with none of its state in memory (as
+    /// after a restart).
+    pub fn another_broker(&self) -> Broker {
+        let reading = self.now.clone();
+        let clock = Clock::from_fn(move || reading.load(Ordering::SeqCst));
+        Self::broker(self.broker.ledger().clone(), clock)
+    }
+
     /// The database of a broker on PostgreSQL.
     pub fn database(&self) -> Option<PgSettings> {
         self.shared.as_ref().map(|(settings, _)| settings.clone())

@@ -86,7 +86,7 @@ impl Broker {
         registry
             .agency_ids()
             .map(|agency| {
-                let n = self.ledger.views().unacknowledged(agency)?;
+                let n = self.inbox_depths.count(self.ledger.views(), agency)?;
                 Ok((agency.to_string(), n))
             })
             .collect()

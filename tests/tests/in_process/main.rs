@@ -35,6 +35,7 @@ macro_rules! on_memory_and_postgres {
     };
 }
 
+mod gauges;
 mod workflow;
 
 fn submit(request: api::InformationRequest, key: &str) -> v1::SubmitRequestRequest {
