@@ -29,6 +29,33 @@ fn tile_root(entries: &[Hash]) -> Hash {
     level[0]
 }
 
+/// Full tile `(level, index)` from `store`, or, if the store has lost it, made again from the
+/// tiles below it (each read or, lost too, made again) or, at level 0, from the leaves, and
+/// written back.
+fn tile_or_remake(
+    store: &dyn TileStore,
+    level: u8,
+    index: u64,
+    leaf: &mut impl FnMut(u64) -> Option<Hash>,
+) -> Result<Vec<Hash>, TileError> {
+    if let Some(tile) = store.read(level, index) {
+        return Ok(tile);
+    }
+    let hashes = (index * TILE_WIDTH..(index + 1) * TILE_WIDTH)
+        .map(|i| match level {
+            0 => leaf(i).ok_or_else(|| {
+                TileError::Missing(format!(
+                    "{} (leaf {i} is not there to make it again)",
+                    crate::tiles::tile_path(0, index, TILE_WIDTH)
+                ))
+            }),
+            _ => tile_or_remake(store, level - 1, i, leaf).map(|below| tile_root(&below)),
+        })
+        .collect::<Result<Vec<Hash>, TileError>>()?;
+    store.write(level, index, &hashes);
+    Ok(hashes)
+}
+
 /// The complete tiles of a tree: in memory (each level's tile entries end to end), or in a store.
 #[derive(Clone)]
 enum FullTiles {
@@ -105,7 +132,10 @@ impl Tree {
 
     /// The tree of `size` leaves whose full tiles are in `store`; `leaf(i)` gives the leaf hashes
     /// of the partial level-0 tile (the last `size % 256` leaves). Reads at most 255 tiles per
-    /// level. The caller checks the root against a signed checkpoint.
+    /// level. A tile it needs that the store has lost (the last ones, typically: a crash before
+    /// their files were made, a power cut) is made again from the tiles below it, or at level 0
+    /// from its 256 leaves, and written back: only what is missing is read again. The caller
+    /// checks the root against a signed checkpoint.
     pub fn open(
         store: Arc<dyn TileStore>,
         size: u64,
@@ -123,10 +153,7 @@ impl Tree {
                 let hash = if level == 0 {
                     leaf(i).ok_or_else(|| TileError::Missing(format!("leaf {i}")))?
                 } else {
-                    let below = store.read(level - 1, i).ok_or_else(|| {
-                        TileError::Missing(crate::tiles::tile_path(level - 1, i, TILE_WIDTH))
-                    })?;
-                    tile_root(&below)
+                    tile_root(&tile_or_remake(&*store, level - 1, i, &mut leaf)?)
                 };
                 push_within(&mut edge, hash);
             }
@@ -460,6 +487,36 @@ mod tests {
             assert!(opened.tile(0, last_tile + 1).is_none());
             assert_eq!(opened.leaf(size - 1), Some(leaves[size as usize - 1]));
         }
+        // Tiles lost from the store (the last full one of level 0 and the first of level 1)
+        // are made again on opening, from the leaves they cover and the tiles below: only the
+        // missing tile's leaves are read, besides the partial tile's.
+        let size = 66_000u64;
+        let lost = [(0u8, size / 256 - 1), (1u8, 0u64)];
+        for key in lost {
+            assert!(store.0.lock().unwrap().remove(&key).is_some(), "{key:?}");
+        }
+        let mut leaves_read = 0;
+        let opened = Tree::open(store.clone(), size, |i| {
+            leaves_read += 1;
+            leaves.get(i as usize).copied()
+        })
+        .unwrap();
+        assert_eq!(opened.root(size), Some(reference(&leaves)));
+        assert_eq!(leaves_read, 256 + size % 256);
+        for key in lost {
+            assert!(
+                store.0.lock().unwrap().contains_key(&key),
+                "{key:?} written back"
+            );
+        }
+        // Without the leaves to make it from, a lost tile is still an error.
+        store.0.lock().unwrap().remove(&lost[0]);
+        assert!(
+            Tree::open(store.clone(), size, |i| (i >= size - size % 256)
+                .then(|| leaves[i as usize]))
+            .is_err()
+        );
+
         // The frontier gives the same roots, leaf by leaf.
         let mut frontier = Frontier::default();
         for (i, l) in leaves.iter().enumerate().take(70_000) {
@@ -481,8 +538,9 @@ mod tests {
             opened.push(*l);
         }
         assert_eq!(opened.root(n), Some(reference(&leaves)));
-        // A lost tile is a refusal to open, not a wrong root.
+        // A lost tile is made again, never a wrong root.
         store.0.lock().unwrap().remove(&(0, 256));
-        assert!(Tree::open(store, 66_000, |i| leaves.get(i as usize).copied()).is_err());
+        let opened = Tree::open(store, 66_000, |i| leaves.get(i as usize).copied()).unwrap();
+        assert_eq!(opened.root(66_000), Some(reference(&leaves)));
     }
 }

@@ -164,3 +164,39 @@ async fn a_record_changed_under_a_full_tile_is_found_after_start_up_and_stops_wr
         "{refused}"
     );
 }
+
+/// A tile lost while the rest are there (the last ones, after a crash before their files were
+/// made, or a power cut) is made again on opening from the records it covers, without the whole
+/// tree being rebuilt: the other tiles' files are left as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_tile_is_made_again_alone_on_opening() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), &LedgerOptions::new("test/log")).unwrap();
+    concurrent_appends(&ledger, 600).await;
+    let root_before = ledger.head().checkpoint.root;
+    drop(ledger);
+    let (first, second) = (dir.path().join("tile/0/000"), dir.path().join("tile/0/001"));
+    let ledger = reopen(dir.path()).await; // waits for the last handle to have made the files
+    drop(ledger);
+    let kept = std::fs::metadata(&first).unwrap().ino();
+    std::fs::remove_file(&second).unwrap();
+    let ledger = reopen(dir.path()).await;
+    assert_eq!(ledger.head().checkpoint.root, root_before);
+    let ledger_check = log_check_outcome(&ledger).await;
+    assert_eq!(
+        ledger_check,
+        crate::log_check::LogCheck::Passed {
+            records: 600,
+            tiles_repaired: 0
+        }
+    );
+    drop(ledger);
+    let _ = reopen(dir.path()).await;
+    assert!(second.exists(), "the lost tile was written back");
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().ino(),
+        kept,
+        "a tile that was there was written again: the whole tree was rebuilt"
+    );
+}
