@@ -1,7 +1,7 @@
 //! The gauges read from the broker's state at every metrics collection.
 
 use super::*;
-use infoshare_server::broker::Broker;
+use infoshare_server::broker::{Broker, Caller};
 
 /// The inbox-depth gauge's figure for `agency`, checked against the inbox read whole.
 fn depth(world: &World, agency: &str) -> u64 {
@@ -34,41 +34,31 @@ fn depth_by(broker: &Broker, world: &World, agency: &str) -> u64 {
 async fn the_inbox_depth_gauge_follows_what_is_added_and_acknowledged(world: World) {
     let police = world.agency("police");
     let school = world.agency("rangitoto-school-board");
+    let submit = async |key: &str| {
+        world
+            .submit_sample(&police, key)
+            .await
+            .request_id
+            .to_string()
+    };
+    let acknowledge = async |who: &Caller, id: &str, kind: MessageKind| {
+        world.broker.acknowledge(who, &ack(id, kind)).await.unwrap();
+    };
     assert_eq!(depth(&world, "rangitoto-school-board"), 0);
     let mut ids = Vec::new();
     for key in ["g1", "g2", "g3"] {
-        ids.push(
-            world
-                .submit_sample(&police, key)
-                .await
-                .request_id
-                .to_string(),
-        );
+        ids.push(submit(key).await);
     }
     assert_eq!(depth(&world, "rangitoto-school-board"), 3);
-    world
-        .broker
-        .acknowledge(&school, &ack(&ids[0], MessageKind::Request))
-        .await
-        .unwrap();
+    acknowledge(&school, &ids[0], MessageKind::Request).await;
     assert_eq!(depth(&world, "rangitoto-school-board"), 2);
     for key in ["g4", "g5"] {
-        ids.push(
-            world
-                .submit_sample(&police, key)
-                .await
-                .request_id
-                .to_string(),
-        );
+        ids.push(submit(key).await);
     }
     for id in &ids[1..3] {
-        world
-            .broker
-            .acknowledge(&school, &ack(id, MessageKind::Request))
-            .await
-            .unwrap();
+        acknowledge(&school, id, MessageKind::Request).await;
     }
-    // Two acknowledged among those seen open, two new ones, one of the first still open.
+    // The two still open at the last count are acknowledged now; the two new ones are open.
     assert_eq!(depth(&world, "rangitoto-school-board"), 2);
     assert_eq!(depth(&world, "police"), 0);
     world
@@ -77,11 +67,7 @@ async fn the_inbox_depth_gauge_follows_what_is_added_and_acknowledged(world: Wor
         .await
         .unwrap();
     assert_eq!(depth(&world, "police"), 1);
-    world
-        .broker
-        .acknowledge(&police, &ack(&ids[0], MessageKind::Response))
-        .await
-        .unwrap();
+    acknowledge(&police, &ids[0], MessageKind::Response).await;
     assert_eq!(depth(&world, "police"), 0);
     assert_eq!(depth(&world, "rangitoto-school-board"), 2);
     let again = world.another_broker();
