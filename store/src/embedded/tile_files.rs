@@ -62,6 +62,10 @@ impl TileFiles {
     /// Hands the tile to the file thread (started at the first tile); false if it cannot take
     /// it (full, or no thread), and the caller writes it.
     fn hand_over(&self, key: (u8, u64), hashes: &[Hash]) -> bool {
+        let mut state = self.waiting.lock();
+        if state.tiles.len() >= MAX_WAITING {
+            return false;
+        }
         let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
         if thread.is_none() {
             let (root, waiting) = (self.root.clone(), self.waiting.clone());
@@ -75,11 +79,6 @@ impl TileFiles {
                     return false;
                 }
             }
-        }
-        drop(thread);
-        let mut state = self.waiting.lock();
-        if state.tiles.len() >= MAX_WAITING {
-            return false;
         }
         state.tiles.insert(key, hashes.into());
         state.queue.push_back(key);
@@ -207,9 +206,14 @@ mod tests {
                 state.tiles.insert((3, i), tile(1).into());
             }
         }
-        // Full: written inline, so its file is there as soon as the call returns.
+        // Full: written inline, so its file is there as soon as the call returns, and no thread
+        // was started to take it.
         tiles.write(0, 5, &tile(5));
         assert!(dir.path().join(tile_path(0, 5, TILE_WIDTH)).exists());
+        assert!(
+            tiles.thread.lock().unwrap().is_none(),
+            "handed over, not written inline"
+        );
         tiles.waiting.lock().tiles.clear();
     }
 }
