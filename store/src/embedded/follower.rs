@@ -24,7 +24,7 @@ use crate::views::ViewError;
 pub(super) const MAX_PENDING: usize = 200_000;
 
 /// Pending writes: a value, or `None` for a deletion (which hides the stored value).
-type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+pub(super) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// The two generations; a key in `active` is newer than the same key in `folding`.
 #[derive(Default)]
@@ -66,9 +66,14 @@ impl Pending {
 
     /// Makes a batch's writes visible, all at once, with the marks the view store carries once
     /// they are in it.
-    pub(super) fn insert(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>, marks: (u64, u64)) {
+    pub(super) fn insert(&self, writes: Writes, marks: (u64, u64)) {
         let mut maps = self.write();
-        maps.active.extend(writes);
+        if maps.active.is_empty() {
+            // The follower has just taken the last round: the batch's map becomes the next.
+            maps.active = writes;
+        } else {
+            maps.active.extend(writes);
+        }
         maps.active_marks = marks;
     }
 
@@ -283,8 +288,8 @@ mod tests {
             .apply([kv("a", "1"), kv("c", "3"), kv("e", "5")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(vec![kv("b", "2"), kv("c", "33")], (4, 0));
-        pending.insert(vec![kv("f", "6")], (5, 0));
+        pending.insert(Writes::from_iter([kv("b", "2"), kv("c", "33")]), (4, 0));
+        pending.insert(Writes::from_iter([kv("f", "6")]), (5, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b2 c33 e5 f6");
         assert_eq!(scan(&pending, &store, "a", "l", 3), "a1 b2 c33");
         assert_eq!(scan(&pending, &store, "b", "e", 100), "b2 c33");
@@ -300,10 +305,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
         let pending = Pending::default();
-        pending.insert(vec![kv("a", "1"), kv("b", "2")], (2, 0));
+        pending.insert(Writes::from_iter([kv("a", "1"), kv("b", "2")]), (2, 0));
         let (round, marks) = pending.freeze().unwrap();
         assert_eq!((round.len(), marks), (2, (2, 0)));
-        pending.insert(vec![kv("b", "22"), kv("c", "3")], (3, 0));
+        pending.insert(Writes::from_iter([kv("b", "22"), kv("c", "3")]), (3, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
         store
             .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
@@ -326,7 +331,7 @@ mod tests {
             .apply([kv("a", "1"), kv("b", "2"), kv("c", "3")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(vec![gone("b")], (4, 0));
+        pending.insert(Writes::from_iter([gone("b")]), (4, 0));
         assert_eq!(pending.get(b"b"), Some(None));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
         assert_eq!(scan(&pending, &store, "b", "c", 100), "");
@@ -337,7 +342,7 @@ mod tests {
         pending.folded();
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
         assert_eq!(crate::views::KvRead::get(&store, b"b").unwrap(), None);
-        pending.insert(vec![gone("c"), kv("b", "22")], (5, 0));
+        pending.insert(Writes::from_iter([gone("c"), kv("b", "22")]), (5, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22");
     }
 }

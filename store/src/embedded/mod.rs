@@ -264,11 +264,8 @@ impl Backend for EmbeddedEngine {
             .zip(body_positions)
             .map(|(b, pos)| body_location(b.kind, &b.request_id, pos));
         let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
-        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
-            .views
-            .into_iter()
-            .chain(locations.map(|(k, v)| (k, Some(v))))
-            .collect();
+        let mut writes = batch.views;
+        writes.extend(locations.map(|(k, v)| (k, Some(v))));
         self.reader.pending.insert(writes, marks);
         self.follower
             .wake
