@@ -279,7 +279,8 @@ mod tests {
     }
 
     /// Readers see pending writes over the store, in key order, a pending write in place of the
-    /// stored value; a scan stops where its visitor says.
+    /// stored value (and a later pending batch's in place of an earlier one's); a scan stops
+    /// where its visitor says.
     #[test]
     fn pending_writes_read_over_the_store_in_key_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -296,6 +297,12 @@ mod tests {
         assert_eq!(scan(&pending, &store, "d", "l", 1), "e5");
         assert_eq!(pending.get(b"c"), Some(Some(b"33".to_vec())));
         assert_eq!(pending.get(b"a"), None);
+        // A later batch's write of a key an earlier pending batch wrote takes its place.
+        pending.insert(Writes::from_iter([kv("b", "222"), gone("f")]), (6, 0));
+        assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b222 c33 e5");
+        let (round, marks) = pending.freeze().unwrap();
+        assert_eq!((round.len(), marks), (3, (6, 0)));
+        assert_eq!(round.get(b"f".as_slice()), Some(&None));
     }
 
     /// A frozen round stays readable until folded; a newer write to one of its keys wins over it;
