@@ -23,8 +23,9 @@ use crate::views::ViewError;
 /// View writes queued for the follower, at most (about 20 MiB of keys and values).
 pub(super) const MAX_PENDING: usize = 200_000;
 
-/// Pending writes: a value, or `None` for a deletion (which hides the stored value).
-pub(super) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// Pending writes: a value, or `None` for a deletion (which hides the stored value); a batch's
+/// view writes as the writer built them.
+type Writes = crate::backend::ViewWrites;
 
 /// The two generations; a key in `active` is newer than the same key in `folding`.
 #[derive(Default)]
