@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo run --release -p infoshare-tests --bin infoshare-bench` (INFOSHARE_BENCH_SECS,
 //! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64),
-//! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it;
+//! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it,
+//! INFOSHARE_BENCH_VIEW_CACHE_MIB the scale run's view cache (default the server's, 256);
 //! INFOSHARE_BENCH_LEDGER_ONLY runs only the embedded ledger phase and its two disk baselines;
 //! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
 //! INFOSHARE_BENCH_PG_STATS the rows it wrote per table).

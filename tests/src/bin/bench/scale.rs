@@ -83,13 +83,26 @@ pub(crate) async fn append_requests(
     total
 }
 
+/// The scale run's ledger options: the defaults, with the view store's cache from
+/// `INFOSHARE_BENCH_VIEW_CACHE_MIB` if set (the server's `view_cache_mib`).
+fn scale_options() -> infoshare_server::store::ledger::LedgerOptions {
+    let mut options = infoshare_server::store::ledger::LedgerOptions::new("bench.invalid/log");
+    if let Some(mib) = std::env::var("INFOSHARE_BENCH_VIEW_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options.view_cache_bytes = mib << 20;
+    }
+    options
+}
+
 /// Fills a ledger in `dir` with `n` records and measures what a log of that size costs: the
 /// append rate then against an empty log's, and, in a fresh process (as a restarted server
 /// would be), the time to open it again, the memory it holds, audit-shaped queries (50 records
 /// by subject, or by agency from a point) over it, and the check of the whole log after start.
 pub(crate) async fn scale(dir: &std::path::Path, n: u64) -> String {
-    use infoshare_server::store::ledger::{Ledger, LedgerOptions};
-    let options = LedgerOptions::new("bench.invalid/log");
+    use infoshare_server::store::ledger::Ledger;
+    let options = scale_options();
     std::fs::create_dir_all(dir).unwrap();
     let (ledger, _) = Ledger::open(dir, &options).unwrap();
     let counter = Arc::new(AtomicU64::new(0));
@@ -178,9 +191,9 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 /// restarted server would, and prints what it took (`open`, `engine`, `rss`, `query_p99`,
 /// `check`, `check_secs`, `rss_after`, as `name value` pairs).
 pub(crate) async fn reopen(dir: &std::path::Path, records: u64) {
-    use infoshare_server::store::ledger::{Ledger, LedgerOptions};
+    use infoshare_server::store::ledger::Ledger;
     use infoshare_server::views::audit_index;
-    let options = LedgerOptions::new("bench.invalid/log");
+    let options = scale_options();
     let t = Instant::now();
     let (engine, _) = infoshare_server::store::embedded::EmbeddedEngine::open(dir).unwrap();
     let engine_secs = t.elapsed().as_secs_f64();
