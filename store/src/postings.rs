@@ -95,22 +95,23 @@ pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Vec<u64>, ViewError> {
 /// A stored chunk: its key (`prefix ‖ last index`) and its value (the indexes).
 pub(crate) type Chunk = (Vec<u8>, Vec<u8>);
 
-/// The chunks (key, value) that store audit index entries `keys` (keys for which
-/// [`is_index_key`] holds): one per prefix and [`CHUNK`] indexes. `applied` is the last record
-/// whose entries are already stored: every entry must be above it, so that chunks stay disjoint
-/// and ascending (checked against the mark, not per prefix: a lookup per prefix per
-/// transaction is what the chunks save).
-pub(crate) fn chunks(
+/// Audit index entries by prefix, each prefix's indexes ascending and distinct.
+pub(crate) type Groups = BTreeMap<Vec<u8>, Vec<u64>>;
+
+/// Audit index entries `keys` (keys for which [`is_index_key`] holds) by prefix. `applied` is
+/// the last record whose entries are already stored: every entry must be above it, so that
+/// chunks stay disjoint and ascending (checked against the mark, not per prefix: a lookup per
+/// prefix per transaction is what the chunks save).
+pub(crate) fn group(
     applied: u64,
     keys: impl IntoIterator<Item = Vec<u8>>,
-) -> Result<Vec<Chunk>, ViewError> {
-    let mut by_prefix: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+) -> Result<Groups, ViewError> {
+    let mut by_prefix = Groups::new();
     for key in keys {
         let (prefix, index) = split(&key)?;
         by_prefix.entry(prefix.to_vec()).or_default().push(index);
     }
-    let mut out = Vec::new();
-    for (prefix, mut indexes) in by_prefix {
+    for indexes in by_prefix.values_mut() {
         indexes.sort_unstable();
         indexes.dedup();
         if indexes[0] <= applied {
@@ -118,12 +119,31 @@ pub(crate) fn chunks(
                 "an entry for a record already folded in (the log folded twice?)",
             ));
         }
-        for chunk in indexes.chunks(CHUNK) {
-            let last = *chunk.last().expect("chunks are not empty");
-            out.push((chunk_key(&prefix, last), encode(chunk)));
-        }
     }
-    Ok(out)
+    Ok(by_prefix)
+}
+
+/// The chunks (key, value) that store one prefix's `indexes` (ascending): one per [`CHUNK`].
+pub(crate) fn chunks_of<'a>(
+    prefix: &'a [u8],
+    indexes: &'a [u64],
+) -> impl Iterator<Item = Chunk> + 'a {
+    indexes.chunks(CHUNK).map(move |chunk| {
+        let last = *chunk.last().expect("chunks are not empty");
+        (chunk_key(prefix, last), encode(chunk))
+    })
+}
+
+/// The chunks (key, value) that store audit index entries `keys`: one per prefix and [`CHUNK`]
+/// indexes, every entry above `applied` (see [`group`]).
+pub(crate) fn chunks(
+    applied: u64,
+    keys: impl IntoIterator<Item = Vec<u8>>,
+) -> Result<Vec<Chunk>, ViewError> {
+    Ok(group(applied, keys)?
+        .iter()
+        .flat_map(|(prefix, indexes)| chunks_of(prefix, indexes).collect::<Vec<_>>())
+        .collect())
 }
 
 /// Up to `limit` indexes from `from` on, from the chunks of one prefix in key order starting

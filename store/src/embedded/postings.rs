@@ -1,28 +1,103 @@
-//! The audit indexes as posting lists in redb (see [`crate::postings`] for the layout): what
-//! one transaction adds under one prefix is one value.
+//! The audit indexes as posting lists in redb (see [`crate::postings`] for the layout). What
+//! the follower folds is held here until the store's next durable commit, and written then:
+//! each prefix's entries of all the rounds in between become one chunk, so a prefix that is
+//! written to rarely (a subject, a staff member) costs one B-tree leaf per durable commit
+//! rather than one per round. A crash loses nothing: it takes the store back to its last
+//! durable commit, whose entries are all in it, and opening replays the log from there.
+//!
+//! Measured (10 M records, benchmark scale run): the subject postings written each round put
+//! the append rate at 0.68–0.84 of an empty log's; with them left out altogether, 0.91.
+
+use std::sync::RwLock;
 
 use redb::ReadableTable;
 
 pub(super) use crate::postings::is_index_key;
-use crate::postings::{chunk_key, chunks, read_chunks, split};
+use crate::postings::{Groups, chunk_key, chunks_of, read_chunks, split};
 use crate::views::ViewError;
 
-/// Adds audit index entries (keys for which [`is_index_key`] holds; their values are empty) to
-/// `table`, one chunk per prefix and [`CHUNK`] indexes. `applied` is the last record the table
-/// holds the views of: every stored chunk ends at or below it, so entries above it keep chunks
-/// disjoint and ascending (checked against the mark, not per prefix: a lookup per prefix per
-/// transaction is what the chunks save).
-pub(super) fn add(
-    table: &mut redb::Table<'_, &[u8], &[u8]>,
-    applied: u64,
-    keys: impl IntoIterator<Item = Vec<u8>>,
-) -> Result<(), ViewError> {
-    for (key, value) in chunks(applied, keys)? {
-        table
-            .insert(key.as_slice(), value.as_slice())
-            .map_err(store_err)?;
+/// Entries folded into the views but not yet written into the table. Readers MUST look here
+/// before they take the store's snapshot: entries leave this set only after the snapshot that
+/// holds them is published.
+#[derive(Default)]
+pub(super) struct Held(RwLock<Groups>);
+
+impl Held {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Groups> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
     }
-    Ok(())
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Groups> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a round's entries (each above everything held: the log is folded in order).
+    pub(super) fn extend(&self, round: Groups) {
+        let mut held = self.write();
+        for (prefix, indexes) in round {
+            held.entry(prefix).or_default().extend(indexes);
+        }
+    }
+
+    /// Up to `limit` held indexes from `from` on under `prefix`, ascending.
+    pub(super) fn indexed(&self, prefix: &[u8], from: u64, limit: usize) -> Vec<u64> {
+        let held = self.read();
+        let Some(indexes) = held.get(prefix) else {
+            return Vec::new();
+        };
+        let at = indexes.partition_point(|i| *i < from);
+        indexes[at..].iter().take(limit).copied().collect()
+    }
+
+    /// Whether the audit index entry `key` is held.
+    pub(super) fn contains(&self, key: &[u8]) -> Result<bool, ViewError> {
+        let (prefix, index) = split(key)?;
+        Ok(self
+            .read()
+            .get(prefix)
+            .is_some_and(|indexes| indexes.binary_search(&index).is_ok()))
+    }
+
+    /// Writes every held entry and `round`'s (above them) into `table`, one chunk per prefix
+    /// and [`crate::postings::CHUNK`] indexes; they stay held until [`Self::clear`].
+    pub(super) fn write_into(
+        &self,
+        table: &mut redb::Table<'_, &[u8], &[u8]>,
+        round: &Groups,
+    ) -> Result<(), ViewError> {
+        let held = self.read();
+        let mut merged = Vec::new();
+        let mut insert = |prefix: &[u8], indexes: &[u64]| {
+            for (key, value) in chunks_of(prefix, indexes) {
+                table
+                    .insert(key.as_slice(), value.as_slice())
+                    .map_err(store_err)?;
+            }
+            Ok::<_, ViewError>(())
+        };
+        for (prefix, indexes) in held.iter() {
+            match round.get(prefix) {
+                Some(more) => {
+                    merged.clear();
+                    merged.extend_from_slice(indexes);
+                    merged.extend_from_slice(more);
+                    insert(prefix, &merged)?;
+                }
+                None => insert(prefix, indexes)?,
+            }
+        }
+        for (prefix, indexes) in round {
+            if !held.contains_key(prefix) {
+                insert(prefix, indexes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The held entries are in the published snapshot: readers find them there now.
+    pub(super) fn clear(&self) {
+        self.write().clear();
+    }
 }
 
 fn store_err(e: impl std::fmt::Display) -> ViewError {
@@ -139,6 +214,65 @@ mod tests {
             })
             .unwrap();
         assert!(seen.iter().all(|k| !is_index_key(k)), "{seen:?}");
+    }
+
+    /// Entries are held between durable commits, read as if stored (by `indexed` and `get`),
+    /// and written with the next one merged with its round's; the file as a crash would leave
+    /// it holds exactly the entries through its own mark; a close writes what is held.
+    #[test]
+    fn held_entries_read_as_stored_and_a_crash_keeps_the_marks_exact() {
+        use crate::views::KvRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = super::super::view_store::ViewStore::recreate(dir.path(), 8 << 20).unwrap();
+        // Durable only every DURABLE_EVERY (100,000) records from here, and on close.
+        store.durable_by_count_only();
+        let (p, q): (&[u8], &[u8]) = (b"xs\x07", b"xa a\0");
+        let meta = |i: u64| (b"r-meta".to_vec(), Some(i.to_be_bytes().to_vec()));
+        for i in 1..=3u64 {
+            store.apply([entry(p, i), meta(i)], (i, 0)).unwrap();
+        }
+        store.apply([entry(q, 4)], (4, 0)).unwrap();
+        assert!(
+            !store.stored(&entry(p, 2).0),
+            "written before a durable commit"
+        );
+        assert_eq!(store.indexed(p, 0, 10).unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.indexed(p, 2, 1).unwrap(), vec![2]);
+        assert_eq!(store.get(&entry(p, 3).0).unwrap(), Some(Vec::new()));
+        assert_eq!(store.get(&entry(p, 4).0).unwrap(), None);
+        // The round that makes the durable commit: held and new entries of a prefix together.
+        let at = 100_000u64;
+        store.apply([entry(p, at)], (at, 0)).unwrap();
+        assert!(store.stored(&entry(p, 2).0) && store.stored(&entry(p, at).0));
+        assert!(store.stored(&entry(q, 4).0));
+        for i in at + 1..=at + 2 {
+            store.apply([entry(p, i)], (i, 0)).unwrap();
+        }
+        let all = vec![1, 2, 3, at, at + 1, at + 2];
+        assert_eq!(store.indexed(p, 0, 10).unwrap(), all);
+        assert_eq!(store.indexed(p, 3, 2).unwrap(), vec![3, at]);
+        // The files now, as a crash would leave them: the durable commit, exactly.
+        let crashed = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            std::fs::copy(f.path(), crashed.path().join(f.file_name())).unwrap();
+        }
+        let (copy, rebuilt) =
+            super::super::view_store::ViewStore::open(crashed.path(), 8 << 20).unwrap();
+        assert!(!rebuilt);
+        assert_eq!(copy.marks().unwrap().0, at);
+        assert_eq!(copy.indexed(p, 0, 10).unwrap(), vec![1, 2, 3, at]);
+        // What the log replays from there is taken; an entry replayed twice is refused.
+        copy.apply([entry(p, at + 1), entry(p, at + 2)], (at + 2, 0))
+            .unwrap();
+        assert_eq!(copy.indexed(p, 0, 10).unwrap(), all);
+        assert!(copy.apply([entry(p, at + 2)], (at + 3, 0)).is_err());
+        drop(copy);
+        // A clean close writes what is held.
+        drop(store);
+        let (store, _) = super::super::view_store::ViewStore::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(store.marks().unwrap().0, at + 2);
+        assert!(store.stored(&entry(p, at + 1).0));
+        assert_eq!(store.indexed(p, 0, 10).unwrap(), all);
     }
 
     /// Folding entries at or below one already stored (the log folded twice) is refused, and
