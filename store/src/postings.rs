@@ -142,7 +142,7 @@ pub(crate) fn chunks(
 ) -> Result<Vec<Chunk>, ViewError> {
     Ok(group(applied, keys)?
         .iter()
-        .flat_map(|(prefix, indexes)| chunks_of(prefix, indexes).collect::<Vec<_>>())
+        .flat_map(|(prefix, indexes)| chunks_of(prefix, indexes))
         .collect())
 }
 

@@ -8,7 +8,7 @@
 //! Measured (10 M records, the benchmark's scale run): written each round, the postings put the
 //! append rate at 0.68–0.84 of an empty log's (every subject's new chunk another leaf of a
 //! 10 GB tree copied and written); with the subject postings left out altogether, 0.91; held
-//! to the durable commit, 0.85–0.99.
+//! to the durable commit, 0.85–0.99 (three runs).
 
 use std::sync::RwLock;
 
