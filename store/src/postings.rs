@@ -146,6 +146,15 @@ pub(crate) fn chunks(
         .collect())
 }
 
+/// The first `limit` of the indexes several sources found (each its own first `limit`, so the
+/// first `limit` of all of them are among these), ascending and distinct.
+pub(crate) fn first(mut found: Vec<u64>, limit: usize) -> Vec<u64> {
+    found.sort_unstable();
+    found.dedup();
+    found.truncate(limit);
+    found
+}
+
 /// Up to `limit` indexes from `from` on, from the chunks of one prefix in key order starting
 /// at the first whose key is at or above `prefix ‖ from`.
 pub(crate) fn read_chunks(

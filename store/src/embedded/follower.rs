@@ -135,7 +135,7 @@ impl Pending {
         let start = [prefix, &from.to_be_bytes()].concat();
         let end = [prefix, &u64::MAX.to_be_bytes()].concat();
         let maps = self.read();
-        let mut out: Vec<u64> = [&maps.active, &*maps.folding]
+        let found: Vec<u64> = [&maps.active, &*maps.folding]
             .into_iter()
             .flat_map(|m| {
                 m.range(start.clone()..=end.clone())
@@ -144,10 +144,7 @@ impl Pending {
                     .take(limit)
             })
             .collect();
-        out.sort_unstable();
-        out.dedup();
-        out.truncate(limit);
-        out
+        crate::postings::first(found, limit)
     }
 
     /// Visits the entries with `from <= key < to` of the pending writes over `store`, in key

@@ -340,14 +340,10 @@ impl Reader for EmbeddedReader {
         let Some(from) = after.checked_add(1) else {
             return Ok(Vec::new());
         };
-        // Pending first, the store after (see `follower::Pending::scan`); each gives its first
-        // `limit`, so the first `limit` of both together are among them.
+        // Pending first, the store after (see `follower::Pending::scan`).
         let mut found = self.pending.indexed(prefix, from, limit);
         found.extend(self.views.indexed(prefix, from, limit)?);
-        found.sort_unstable();
-        found.dedup();
-        found.truncate(limit);
-        Ok(found)
+        Ok(crate::postings::first(found, limit))
     }
 
     fn records(&self) -> u64 {

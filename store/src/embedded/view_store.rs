@@ -217,13 +217,10 @@ impl ViewStore {
 
     /// Up to `limit` indexes from `from` on under the audit index `prefix`, ascending.
     pub fn indexed(&self, prefix: &[u8], from: u64, limit: usize) -> Result<Vec<u64>, ViewError> {
-        // Held first, the snapshot after (see `postings::Held`); each gives its first `limit`.
+        // Held first, the snapshot after (see `postings::Held`).
         let mut found = self.held.indexed(prefix, from, limit);
         found.extend(postings::read(&*self.snapshot(), prefix, from, limit)?);
-        found.sort_unstable();
-        found.dedup();
-        found.truncate(limit);
-        Ok(found)
+        Ok(crate::postings::first(found, limit))
     }
 
     /// Visits the entries with `from <= key < to` in key order while `visit` says go on; the
