@@ -367,14 +367,19 @@ impl SegmentLog {
             + mark.map_or(0, |m| FRAME + m.len());
         let end = self.file_len + total as u64;
         // Room for the batch, else zeros ahead to the next chunk boundary in the same write.
-        let allocated = if end > self.allocated {
-            end.next_multiple_of(PREALLOC_CHUNK)
+        // Bytes past the frames up to `allocated` are zeros on disk already (written and synced
+        // by the batch that made the room, or left by a cut at open): only a batch that needs
+        // room writes zeros, up to the new boundary. Writing them again would give every sync
+        // up to a chunk of unchanged pages to flush.
+        let (allocated, written_to) = if end > self.allocated {
+            let allocated = end.next_multiple_of(PREALLOC_CHUNK);
+            (allocated, allocated)
         } else {
-            self.allocated
+            (self.allocated, end)
         };
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        buf.reserve((allocated.max(end) - self.file_len) as usize);
+        buf.reserve((written_to - self.file_len) as usize);
         let mut positions = Vec::with_capacity(payloads.len());
         for p in payloads {
             let p = p.as_ref();
@@ -396,7 +401,7 @@ impl SegmentLog {
             push_frame(&mut buf, m.len() as u32 | MARK, m);
         }
         debug_assert_eq!(buf.len(), total);
-        buf.resize((allocated.max(end) - self.file_len) as usize, 0);
+        buf.resize((written_to - self.file_len) as usize, 0);
         let written = self
             .file
             .write_all_at(&buf, self.file_len)
@@ -412,7 +417,7 @@ impl SegmentLog {
             return Err(SegmentError::Io { path, source: e });
         }
         self.file_len = end;
-        self.allocated = allocated.max(end);
+        self.allocated = allocated;
         self.next += payloads.len() as u64;
         if let Some(m) = mark {
             self.last_mark = Some(m.to_vec());

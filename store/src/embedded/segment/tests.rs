@@ -296,6 +296,44 @@ fn zeros_written_ahead_are_the_clean_end_and_appends_go_on_before_them() {
     assert_eq!(entries(&log)[3].1, big);
 }
 
+/// A batch that fits in the room already made writes its frames and nothing after them: the
+/// zeros ahead are on disk from the batch that made the room, and writing them again would have
+/// every sync flush up to a chunk of unchanged pages (a byte planted past the frames shows it).
+#[test]
+fn a_batch_within_the_room_writes_only_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append_marked(&[b"one"], Some(b"m1")).unwrap();
+    let seg = segment_path(dir.path(), 1);
+    let planted_at = frames_end(&seg) + 4096;
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    let plant = |byte: u8| {
+        std::os::unix::fs::FileExt::write_all_at(&file, &[byte], planted_at).unwrap();
+    };
+    plant(0x77);
+    log.append_marked(&[b"two".as_slice(), b"three"], Some(b"m2"))
+        .unwrap();
+    let data = fs::read(&seg).unwrap();
+    assert_eq!(data.len() as u64, PREALLOC_CHUNK, "no new room was made");
+    assert_eq!(
+        data[planted_at as usize], 0x77,
+        "the batch wrote past its frames"
+    );
+    plant(0);
+    drop(log);
+    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (3, 0));
+    assert_eq!(log.last_mark(), Some(&b"m2"[..]));
+    // A batch that needs room makes it, zeros to the new boundary in the same write.
+    let big = vec![0xab_u8; PREALLOC_CHUNK as usize];
+    log.append(&[&big]).unwrap();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 2 * PREALLOC_CHUNK);
+    drop(log);
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (4, 0));
+    assert_eq!(entries(&log)[3].1, big);
+}
+
 #[test]
 fn a_finished_segment_is_cut_to_its_frames() {
     let dir = tempfile::tempdir().unwrap();
