@@ -366,11 +366,10 @@ impl SegmentLog {
             .sum::<usize>()
             + mark.map_or(0, |m| FRAME + m.len());
         let end = self.file_len + total as u64;
-        // Room for the batch, else zeros ahead to the next chunk boundary in the same write.
-        // Bytes past the frames up to `allocated` are zeros on disk already (written and synced
-        // by the batch that made the room, or left by a cut at open): only a batch that needs
-        // room writes zeros, up to the new boundary. Writing them again would give every sync
-        // up to a chunk of unchanged pages to flush.
+        // Room for the batch, else zeros ahead to the next chunk boundary in the same write. The
+        // bytes past the frames up to `allocated` are zeros on disk already (synced by the batch
+        // that made the room, or left by a cut at open): a batch that fits writes only its
+        // frames, or every sync would flush up to a chunk of unchanged pages.
         let (allocated, written_to) = if end > self.allocated {
             let allocated = end.next_multiple_of(PREALLOC_CHUNK);
             (allocated, allocated)

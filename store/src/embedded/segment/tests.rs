@@ -319,19 +319,12 @@ fn a_batch_within_the_room_writes_only_its_frames() {
         data[planted_at as usize], 0x77,
         "the batch wrote past its frames"
     );
+    // With the planted byte gone, the frames end in zeros again: the clean end.
     plant(0);
     drop(log);
-    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
     assert_eq!((rec.entries, rec.truncated_bytes), (3, 0));
     assert_eq!(log.last_mark(), Some(&b"m2"[..]));
-    // A batch that needs room makes it, zeros to the new boundary in the same write.
-    let big = vec![0xab_u8; PREALLOC_CHUNK as usize];
-    log.append(&[&big]).unwrap();
-    assert_eq!(fs::metadata(&seg).unwrap().len(), 2 * PREALLOC_CHUNK);
-    drop(log);
-    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
-    assert_eq!((rec.entries, rec.truncated_bytes), (4, 0));
-    assert_eq!(entries(&log)[3].1, big);
 }
 
 #[test]
