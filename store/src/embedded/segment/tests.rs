@@ -327,6 +327,62 @@ fn a_batch_within_the_room_writes_only_its_frames() {
     assert_eq!(log.last_mark(), Some(&b"m2"[..]));
 }
 
+/// Once less than half a chunk of room is left, the next chunk is made ahead by the helper, so
+/// the batch that reaches the end of the room finds more and grows nothing itself; a rotation
+/// waits for a chunk being made and cuts the finished segment to its frames all the same.
+#[test]
+fn room_is_made_ahead_of_the_writer_and_finished_segments_are_still_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 4 * PREALLOC_CHUNK).unwrap();
+    let entry = vec![0x5c_u8; (PREALLOC_CHUNK / 3) as usize];
+    let seg = segment_path(dir.path(), 1);
+    log.append(&[&entry]).unwrap();
+    assert_eq!(log.room.made(true), None, "room enough: nothing asked");
+    log.append(&[&entry]).unwrap();
+    // Less than half a chunk left: the next one is made, by the helper.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::metadata(&seg).unwrap().len() < 2 * PREALLOC_CHUNK {
+        assert!(std::time::Instant::now() < deadline, "no room made ahead");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The batch past the first chunk writes its frames only, into the room made ahead (bytes
+    // planted at the end of that room stay).
+    let third = [0x77_u8; 16];
+    std::os::unix::fs::FileExt::write_all_at(
+        &OpenOptions::new().write(true).open(&seg).unwrap(),
+        &third,
+        2 * PREALLOC_CHUNK - 16,
+    )
+    .unwrap();
+    log.append(&[&entry]).unwrap();
+    let data = fs::read(&seg).unwrap();
+    assert_eq!(
+        data[(2 * PREALLOC_CHUNK - 16) as usize..],
+        third,
+        "it wrote past its frames"
+    );
+    std::os::unix::fs::FileExt::write_all_at(
+        &OpenOptions::new().write(true).open(&seg).unwrap(),
+        &[0; 16],
+        2 * PREALLOC_CHUNK - 16,
+    )
+    .unwrap();
+    // On through rotations, chunks made ahead or not: every entry back, finished segments cut.
+    for _ in 0..20 {
+        log.append(&[&entry]).unwrap();
+    }
+    drop(log);
+    let segments = list_segments(dir.path()).unwrap();
+    assert!(segments.len() >= 2);
+    for &first in &segments[..segments.len() - 1] {
+        let path = segment_path(dir.path(), first);
+        assert_eq!(fs::metadata(&path).unwrap().len(), frames_end(&path));
+    }
+    let (log, rec) = SegmentLog::open_with(dir.path(), MAGIC, 4 * PREALLOC_CHUNK).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (23, 0));
+    assert!(entries(&log).iter().all(|(_, e)| *e == entry));
+}
+
 #[test]
 fn a_finished_segment_is_cut_to_its_frames() {
     let dir = tempfile::tempdir().unwrap();
