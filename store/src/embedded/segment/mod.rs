@@ -360,9 +360,7 @@ impl SegmentLog {
         if payloads.is_empty() && mark.is_none() {
             return Ok(Vec::new());
         }
-        if let Some(made) = self.room.made(false) {
-            self.allocated = self.allocated.max(made);
-        }
+        self.take_room(false);
         if self.file_len >= self.max_segment_bytes {
             self.rotate()?;
         }
@@ -377,9 +375,7 @@ impl SegmentLog {
         if end > self.allocated {
             // The chunk being made ahead may be the room the batch needs; and the writer never
             // writes where that chunk is being written.
-            if let Some(made) = self.room.made(true) {
-                self.allocated = self.allocated.max(made);
-            }
+            self.take_room(true);
         }
         // Room for the batch, else zeros ahead to the next chunk boundary in the same write. The
         // bytes past the frames up to `allocated` are zeros on disk already (synced by the batch
@@ -426,7 +422,7 @@ impl SegmentLog {
         if let Err(e) = written {
             // Best effort: leave no partial batch for the next append to build on (the zeros
             // ahead go with it; the next append writes them again).
-            self.room.made(true);
+            self.take_room(true);
             let _ = self.file.set_len(self.file_len);
             self.allocated = self.file_len;
             return Err(SegmentError::Io { path, source: e });
@@ -455,9 +451,7 @@ impl SegmentLog {
     /// or the new segment, never a torn frame.
     pub fn overwrite(&mut self, patches: &[(Position, Vec<u8>)]) -> Result<(), SegmentError> {
         // The last segment may be rewritten below: no chunk is being made in the old file then.
-        if let Some(made) = self.room.made(true) {
-            self.allocated = self.allocated.max(made);
-        }
+        self.take_room(true);
         let mut by_segment: std::collections::BTreeMap<u64, Vec<&(Position, Vec<u8>)>> =
             Default::default();
         for patch in patches {
@@ -504,10 +498,18 @@ impl SegmentLog {
         Ok(())
     }
 
+    /// Counts the chunk made ahead into the room, if one is done (`wait`: once it is done, so
+    /// that nothing is being written past the room any more).
+    fn take_room(&mut self, wait: bool) {
+        if let Some(made) = self.room.made(wait) {
+            self.allocated = self.allocated.max(made);
+        }
+    }
+
     fn rotate(&mut self) -> Result<(), SegmentError> {
         // A chunk made ahead, even one that failed half-way, may lie past `allocated`: the
         // file's own length says what to cut.
-        self.room.made(true);
+        self.take_room(true);
         let last = *self.segments.last().expect("always one segment");
         let path = segment_path(&self.dir, last);
         let on_disk = self.file.metadata().map_err(io_err(&path))?.len();

@@ -12,6 +12,16 @@ fn entries(log: &SegmentLog) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// Writes `bytes` into the file at `path`, at `offset`, behind the log's back.
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
 /// Where the frames of a segment file end (the zeros written ahead of them follow).
 fn frames_end(path: &Path) -> u64 {
     written_end(&fs::read(path).unwrap(), 0) as u64
@@ -124,12 +134,7 @@ fn marks_are_not_entries_and_the_last_intact_one_is_kept() {
     drop(log);
     let path = segment_path(dir.path(), 1);
     let len = frames_end(&path);
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .write_all_at(&[0], len - 1)
-        .unwrap();
+    write_at(&path, len - 1, &[0]);
     let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
     assert_eq!((rec.entries, rec.truncated_bytes), (4, 9));
     assert_eq!(log.last_mark(), Some(&b"m2"[..]));
@@ -306,11 +311,7 @@ fn a_batch_within_the_room_writes_only_its_frames() {
     log.append_marked(&[b"one"], Some(b"m1")).unwrap();
     let seg = segment_path(dir.path(), 1);
     let planted_at = frames_end(&seg) + 4096;
-    let file = OpenOptions::new().write(true).open(&seg).unwrap();
-    let plant = |byte: u8| {
-        std::os::unix::fs::FileExt::write_all_at(&file, &[byte], planted_at).unwrap();
-    };
-    plant(0x77);
+    write_at(&seg, planted_at, &[0x77]);
     log.append_marked(&[b"two".as_slice(), b"three"], Some(b"m2"))
         .unwrap();
     let data = fs::read(&seg).unwrap();
@@ -320,7 +321,7 @@ fn a_batch_within_the_room_writes_only_its_frames() {
         "the batch wrote past its frames"
     );
     // With the planted byte gone, the frames end in zeros again: the clean end.
-    plant(0);
+    write_at(&seg, planted_at, &[0]);
     drop(log);
     let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
     assert_eq!((rec.entries, rec.truncated_bytes), (3, 0));
@@ -348,12 +349,7 @@ fn room_is_made_ahead_of_the_writer_and_finished_segments_are_still_cut() {
     // The batch past the first chunk writes its frames only, into the room made ahead (bytes
     // planted at the end of that room stay).
     let third = [0x77_u8; 16];
-    std::os::unix::fs::FileExt::write_all_at(
-        &OpenOptions::new().write(true).open(&seg).unwrap(),
-        &third,
-        2 * PREALLOC_CHUNK - 16,
-    )
-    .unwrap();
+    write_at(&seg, 2 * PREALLOC_CHUNK - 16, &third);
     log.append(&[&entry]).unwrap();
     let data = fs::read(&seg).unwrap();
     assert_eq!(
@@ -361,12 +357,7 @@ fn room_is_made_ahead_of_the_writer_and_finished_segments_are_still_cut() {
         third,
         "it wrote past its frames"
     );
-    std::os::unix::fs::FileExt::write_all_at(
-        &OpenOptions::new().write(true).open(&seg).unwrap(),
-        &[0; 16],
-        2 * PREALLOC_CHUNK - 16,
-    )
-    .unwrap();
+    write_at(&seg, 2 * PREALLOC_CHUNK - 16, &[0; 16]);
     // On through rotations, chunks made ahead or not: every entry back, finished segments cut.
     for _ in 0..20 {
         log.append(&[&entry]).unwrap();
