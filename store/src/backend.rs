@@ -30,11 +30,6 @@ impl From<ViewError> for StorageError {
 /// View writes, in key order: a value to set, or `None` to delete the key.
 pub type ViewWrites = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// A batch's view writes to keep: moved out if no one else holds them, copied if someone does.
-pub fn owned(views: std::sync::Arc<ViewWrites>) -> ViewWrites {
-    std::sync::Arc::try_unwrap(views).unwrap_or_else(|shared| (*shared).clone())
-}
-
 /// Visits one view entry (key, value); returns whether to go on.
 pub type VisitEntry<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, ViewError> + 'a;
 /// Visits one record (index, bytes).
@@ -48,9 +43,8 @@ pub struct Batch<'a> {
     pub records: &'a [Vec<u8>],
     /// The bodies the records commit to.
     pub bodies: &'a [BodyEntry],
-    /// The view writes the records fold into (key → value, or a deletion). Shared: the writer
-    /// may still be reading them (see [`Backend::one_writer`]); [`owned`] takes them.
-    pub views: std::sync::Arc<ViewWrites>,
+    /// The view writes the records fold into (key → value, or a deletion).
+    pub views: ViewWrites,
     /// The signed checkpoint covering the log once `records` are in it.
     pub checkpoint: &'a str,
 }
@@ -107,15 +101,6 @@ pub trait Backend: Send + 'static {
 
     /// Ends a batch begun by `begin_batch` that committed nothing.
     fn end_batch(&mut self) {}
-
-    /// Whether this engine's sequencer is the only writer its log will ever have. If so, the
-    /// sequencer decides each batch while the one before it is made durable (against that
-    /// batch's writes, which it keeps until the reader shows them) and never calls
-    /// `begin_batch`; so an engine that answers `true` MUST NOT have another writer, and its
-    /// reader MUST show a batch's view writes and bodies once `commit` returns `Ok`.
-    fn one_writer(&self) -> bool {
-        false
-    }
 
     /// Brings the reader up to what other writers have committed, without waiting for them.
     fn refresh(&mut self) -> Result<(), StorageError> {

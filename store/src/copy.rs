@@ -120,7 +120,7 @@ pub fn copy(from: &dyn Reader, to: &mut dyn Backend, keys_dir: &Path) -> Result<
             first_index: first,
             records: &raws,
             bodies: &carried,
-            views: overlay.into_writes().into(),
+            views: overlay.into_writes(),
             checkpoint: &signed,
         })
         .map_err(|e| format!("records {first} to {last}: {e}"))?;

@@ -198,7 +198,7 @@ impl Ledger {
                 let _ = tx.try_send(Job::Refresh { size });
             }
         }));
-        let (sequencer, shared) = Sequencer::start(engine, keys_dir, options, tx.downgrade())?;
+        let (sequencer, shared) = Sequencer::start(engine, keys_dir, options)?;
         std::thread::Builder::new()
             .name("infoshare-ledger".into())
             .spawn(move || sequencer.run(rx))

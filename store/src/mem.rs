@@ -52,7 +52,7 @@ impl Backend for MemEngine {
             state.bodies.insert((b.kind, b.request_id), Some(b.clone()));
         }
         state.records.extend(batch.records.iter().cloned());
-        for (key, value) in crate::backend::owned(batch.views) {
+        for (key, value) in batch.views {
             match value {
                 Some(v) => state.views.insert(key, v),
                 None => state.views.remove(&key),
@@ -78,10 +78,6 @@ impl Backend for MemEngine {
             .unwrap_or_else(|e| e.into_inner())
             .checkpoint = Some(note.to_string());
         Ok(())
-    }
-
-    fn one_writer(&self) -> bool {
-        true
     }
 
     fn reader(&self) -> Arc<dyn Reader> {

@@ -10,14 +10,6 @@ use std::collections::HashMap;
 use crate::backend::ViewWrites;
 use crate::views::{KvRead, KvWrite, ViewError};
 
-/// An overlay's state without its base.
-#[derive(Default)]
-pub struct OverlayParts {
-    /// The writes (a deletion as `None`).
-    pub pending: ViewWrites,
-    read: HashMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
 /// View writes pending over `base`.
 pub struct Overlay<'a> {
     base: &'a dyn KvRead,
@@ -32,24 +24,6 @@ impl<'a> Overlay<'a> {
             base,
             pending: ViewWrites::new(),
             read: RefCell::default(),
-        }
-    }
-
-    /// Writes pending over `base` and what was read from it for them, as
-    /// [`into_parts`](Self::into_parts) left them: a batch decided a few changes at a time.
-    pub fn from_parts(base: &'a dyn KvRead, parts: OverlayParts) -> Self {
-        Self {
-            base,
-            pending: parts.pending,
-            read: RefCell::new(parts.read),
-        }
-    }
-
-    /// The pending writes and what was read, to go on with later over the same base.
-    pub fn into_parts(self) -> OverlayParts {
-        OverlayParts {
-            pending: self.pending,
-            read: self.read.into_inner(),
         }
     }
 

@@ -1,41 +1,37 @@
 //! The one writer, the same for every engine: it takes changes in arrival order, batches them,
 //! decides each with `core`'s [`decide`] against the views as the batch so far has left them,
 //! folds what it appends into the views and the register, signs one checkpoint over the new tree,
-//! and hands the batch to its second stage (`committer`), which has the engine make it durable
-//! and answers every caller in it. On an engine with one writer the next batch is decided while
-//! the last one is made durable, against its writes (`in_flight`); on another, each batch is
-//! committed before the next is begun. A purge or a key rotation runs alone, between batches,
-//! once every batch before it is committed.
+//! hands the batch to the engine, and answers every caller in the batch once the engine says it
+//! is durable. A purge or a key rotation runs alone, between batches.
 //!
 //! Fail-stop: after a storage failure every later write is refused until restart, so nothing is
 //! acknowledged that the log might not hold.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
-use infoshare_tlog::{Checkpoint, Receipt, Tree};
+use infoshare_tlog::{Checkpoint, Receipt, Tree, leaf_hash};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::backend::{Backend, Reader};
+use crate::backend::{Backend, Batch, Reader};
+use crate::bodies::BodyEntry;
 use crate::checkpoint::{CheckpointError, check_signed};
 use crate::crypto::Pseudonym;
+use crate::domain::MessageKind;
 use crate::error::BrokerError;
-use crate::exchange::Change;
+use crate::exchange::{Change, Step, decide};
 use crate::ledger::{LedgerOptions, LogHead, SharedProtocols, SigningKey};
 use crate::log_check::LogCheck;
 use crate::log_keys::LogKeys;
 use crate::open_error::OpenError;
+use crate::overlay::Overlay;
 use crate::protocol::ProtocolStore;
-use crate::records::{Actor, RequestId};
+use crate::records::{Actor, Event, Record, RequestId};
+use crate::views::{self, ViewError};
 
-mod alone;
-mod committer;
-mod deciding;
-mod in_flight;
 mod opening;
 
-use committer::{Committer, ToCommit};
-use in_flight::InFlight;
 use opening::{interrupted_rotation, load_register, open_tree, rebuild_tree};
 
 /// What the writer is asked to do, each with where its answer goes.
@@ -58,8 +54,6 @@ pub(crate) enum Job {
     /// Another writer of a shared log committed up to `size` records (see
     /// `Backend::watch_others`).
     Refresh { size: u64 },
-    /// The committer has finished a batch: the open one can go.
-    Wake,
 }
 
 /// A change, once its batch is durable.
@@ -99,11 +93,9 @@ pub(crate) struct Shared {
 type ChangeJob = (Change, oneshot::Sender<Result<Decided, BrokerError>>);
 
 pub(crate) struct Sequencer {
-    /// Shared with the committer, which holds it while a batch is made durable; the writer
-    /// takes it only between batches (or, on an engine with other writers, to begin one).
-    engine: Arc<Mutex<Box<dyn Backend>>>,
+    engine: Box<dyn Backend>,
     reader: Arc<dyn Reader>,
-    applied: Arc<watch::Sender<u64>>,
+    applied: watch::Sender<u64>,
     poisoned: Option<String>,
     /// The register including this batch's changes (what register changes are decided against).
     register: ProtocolStore,
@@ -111,17 +103,9 @@ pub(crate) struct Sequencer {
     published: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
     keys: LogKeys,
+    batches: Arc<std::sync::atomic::AtomicU64>,
     max_batch: usize,
-    /// The engine has no other writer: batches are decided while the last one is committed.
-    pipelined: bool,
-    in_flight: Arc<InFlight>,
-    /// A rendezvous: a batch is handed over once the committer has finished the one before.
-    to_commit: std::sync::mpsc::SyncSender<ToCommit>,
-    committer: Option<std::thread::JoinHandle<()>>,
-    /// The committer holds no batch (it is waiting for the next).
-    idle: Arc<std::sync::atomic::AtomicBool>,
-    /// Set by the committer at a storage failure.
-    failed: Arc<Mutex<Option<String>>>,
+    on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
     /// Set by the log check if the log is found changed: from then on, writes are refused.
     fault: Arc<std::sync::Mutex<Option<String>>>,
     /// Another broker of a shared log rotated its key to this one, not taken up yet.
@@ -150,12 +134,10 @@ impl SigningKey {
 impl Sequencer {
     /// Rebuilds the tree and the register from what `engine` holds, holds them to its signed
     /// checkpoint, and stores the checkpoint of the tree as it is.
-    /// `wake` is the writer's own queue, where the committer says it has finished a batch.
     pub(crate) fn start(
         mut engine: Box<dyn Backend>,
         keys_dir: Option<PathBuf>,
         options: &LedgerOptions,
-        wake: mpsc::WeakSender<Job>,
     ) -> Result<(Self, Shared), OpenError> {
         let origin = options.origin.as_str();
         // Held until the checkpoint below is stored: no other writer of a shared log moves it
@@ -239,31 +221,6 @@ impl Sequencer {
         let published: SharedProtocols = Arc::new(RwLock::new(Arc::new(register.clone())));
         let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (applied, applied_rx) = watch::channel(last);
-        let applied = Arc::new(applied);
-        let pipelined = engine.one_writer();
-        let engine = Arc::new(Mutex::new(engine));
-        let in_flight = Arc::new(InFlight::default());
-        let failed = Arc::new(Mutex::new(None));
-        let idle = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let committer = Committer {
-            idle: idle.clone(),
-            // Waking the writer is for deciding while the committer works; without that, the
-            // writer waits for each batch itself.
-            wake: pipelined.then_some(wake),
-            engine: engine.clone(),
-            head: head.clone(),
-            applied: applied.clone(),
-            published: published.clone(),
-            batches: batches.clone(),
-            on_batch: options.on_batch.clone(),
-            in_flight: in_flight.clone(),
-            failed: failed.clone(),
-        };
-        let (to_commit, to_committer) = std::sync::mpsc::sync_channel(0);
-        let committer = std::thread::Builder::new()
-            .name("ledger-commit".into())
-            .spawn(move || committer.run(to_committer))
-            .map_err(|e| OpenError::Storage(format!("cannot start the committer: {e}")))?;
         let shared = Shared {
             applied: applied_rx,
             reader: reader.clone(),
@@ -281,13 +238,9 @@ impl Sequencer {
             published,
             head,
             keys,
+            batches,
             max_batch: options.max_batch.max(1),
-            pipelined,
-            in_flight,
-            to_commit,
-            committer: Some(committer),
-            idle,
-            failed,
+            on_batch: options.on_batch.clone(),
             fault,
             rotated_to: None,
             register_unpublished: false,
@@ -297,75 +250,27 @@ impl Sequencer {
 
     /// Runs until every handle is dropped.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut open: Option<deciding::Open> = None;
-        loop {
-            if let Some(batch) = open.take_if(|o| o.len() >= self.max_batch || self.may_seal()) {
-                self.seal(batch);
-            }
-            let Some(first) = rx.blocking_recv() else {
-                break;
-            };
-            let room = self.max_batch - open.as_ref().map_or(0, deciding::Open::len);
-            let mut changes: Vec<ChangeJob> = Vec::new();
+        let mut changes: Vec<ChangeJob> = Vec::with_capacity(self.max_batch);
+        while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
                     Job::Change { change, reply } => changes.push((*change, reply)),
-                    Job::Wake => {}
                     // Alone, between the batches before and after it.
                     alone => {
-                        self.decide_into(&mut open, std::mem::take(&mut changes));
-                        if let Some(batch) = open.take() {
-                            self.seal(batch);
-                        }
+                        self.batch(&mut changes);
                         self.alone(alone);
                     }
                 }
-                if changes.len() < room {
+                if changes.len() < self.max_batch {
                     next = rx.try_recv().ok();
                 }
             }
-            self.decide_into(&mut open, changes);
+            self.batch(&mut changes);
         }
-        if let Some(batch) = open.take() {
-            self.seal(batch);
-        }
-        // The committer finishes what it holds, then lets go of the engine.
-        let Self {
-            to_commit,
-            committer,
-            ..
-        } = self;
-        drop(to_commit);
-        if let Some(thread) = committer {
-            let _ = thread.join();
-        }
-    }
-
-    /// Whether the open batch can be handed over now: the committer is free (on an engine with
-    /// other writers it always is, as each batch is waited for).
-    fn may_seal(&self) -> bool {
-        !self.pipelined || self.idle.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Waits until every batch handed over is committed (or refused).
-    fn flush(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.to_commit.send(ToCommit::Flush(done)).is_ok() && wait.recv().is_ok() {
-            debug_assert!(
-                self.in_flight.is_empty(),
-                "a batch committed is still in flight"
-            );
-        }
-    }
-
-    fn engine(&self) -> std::sync::MutexGuard<'_, Box<dyn Backend>> {
-        self.engine.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn alone(&mut self, job: Job) {
-        // Alone: after every batch before it is committed.
-        self.flush();
         match job {
             Job::Purge {
                 actor,
@@ -383,7 +288,7 @@ impl Sequencer {
                 let _ = reply.send(self.rotate_key(actor, time_ms));
             }
             Job::Refresh { size } => self.refresh(size),
-            Job::Change { .. } | Job::Wake => unreachable!("not a job that runs alone"),
+            Job::Change { change, reply } => self.batch(&mut vec![(*change, reply)]),
         }
     }
 
@@ -395,13 +300,7 @@ impl Sequencer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
-                .map(|why| format!("the log does not match its signed checkpoint ({why})"))
-                .or_else(|| {
-                    self.failed
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone()
-                });
+                .map(|why| format!("the log does not match its signed checkpoint ({why})"));
         }
         self.poisoned.clone()
     }
@@ -416,12 +315,13 @@ impl Sequencer {
     /// Becomes the log's one writer (a no-op on an engine with no other) and folds in what
     /// other writers appended before. On an error the batch is ended: nothing was written.
     fn begin(&mut self) -> Result<(), BrokerError> {
-        let begun = self.engine().begin_batch();
-        let begun = begun
+        let begun = self
+            .engine
+            .begin_batch()
             .map_err(|e| BrokerError::Unavailable(format!("storage: {e}")))
             .and_then(|()| self.catch_up());
         if begun.is_err() {
-            self.engine().end_batch();
+            self.engine.end_batch();
         }
         begun
     }
@@ -432,8 +332,9 @@ impl Sequencer {
         if self.poisoned.is_some() || size <= self.reader.records() {
             return;
         }
-        let refreshed = self.engine().refresh();
-        let refreshed = refreshed
+        let refreshed = self
+            .engine
+            .refresh()
             .map_err(|e| BrokerError::Unavailable(format!("storage: {e}")))
             .and_then(|()| self.catch_up());
         if let Err(e) = refreshed {
@@ -528,6 +429,310 @@ impl Sequencer {
         self.applied.send_replace(size);
         Ok(())
     }
+
+    fn batch(&mut self, jobs: &mut Vec<ChangeJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        if let Some(why) = self.refused() {
+            for (_, reply) in jobs.drain(..) {
+                let _ = reply.send(Err(BrokerError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        if let Err(e) = self.begin() {
+            for (_, reply) in jobs.drain(..) {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        let started = std::time::Instant::now();
+        let first_index = self.reader.records() + 1;
+        let span = tracing::info_span!(
+            "ledger.commit",
+            commands = jobs.len(),
+            records = tracing::field::Empty,
+            bodies = tracing::field::Empty,
+            first_index,
+        );
+        let _in_span = span.enter();
+        let reader = self.reader.clone();
+        let mut ov = Overlay::new(&*reader);
+        let first_reads: Vec<Vec<u8>> = jobs
+            .iter()
+            .flat_map(|(change, _)| crate::exchange::first_reads(change))
+            .collect();
+        if let Err(e) = ov.prefetch(&first_reads) {
+            // Only a shortcut: decide reads them one by one.
+            tracing::warn!(error = %e, "could not read the batch's keys at once");
+        }
+        let mut results: Vec<Result<Option<Decided>, BrokerError>> = Vec::with_capacity(jobs.len());
+        let mut raws: Vec<Vec<u8>> = Vec::new();
+        let mut bodies: Vec<BodyEntry> = Vec::new();
+        let mut pending_bodies: HashMap<(RequestId, MessageKind), usize> = HashMap::new();
+        let mut register_changed = false;
+        for (change, _) in jobs.iter() {
+            let step = decide(change, &ov, &self.register, |kind, id| match pending_bodies
+                .get(&(*id, kind))
+            {
+                Some(&i) => Ok(Some(bodies[i].clone())),
+                None => reader.body(kind, id).map_err(internal),
+            });
+            results.push(match step {
+                Ok(Step::Append(record, body)) => {
+                    let index = first_index + raws.len() as u64;
+                    let raw = record.encode();
+                    let folded = views::apply(&mut ov, index, &record, &raw).and_then(|()| {
+                        if let Event::Protocol(_) = record.event {
+                            register_changed = true;
+                            let document = body
+                                .as_ref()
+                                .map(|b| String::from_utf8_lossy(&b.body).into_owned());
+                            self.register
+                                .apply(&record, document.as_deref())
+                                .map_err(ViewError::Store)?;
+                        }
+                        Ok(())
+                    });
+                    folded.map_err(BrokerError::from).map(|()| {
+                        raws.push(raw);
+                        if let Some(b) = body {
+                            pending_bodies.insert((b.request_id, b.kind), bodies.len());
+                            bodies.push(b);
+                        }
+                        None
+                    })
+                }
+                Ok(Step::Replayed { request_id, index }) => {
+                    Ok(Some(Decided::Replayed { request_id, index }))
+                }
+                Ok(Step::AlreadyDone { index }) => Ok(Some(Decided::AlreadyDone { index })),
+                Ok(Step::NotDue) => Ok(Some(Decided::NotDue)),
+                Err(e) => Err(e),
+            });
+        }
+        if !raws.is_empty() {
+            let writes = ov.into_writes();
+            if let Err(why) = self.commit(first_index, &raws, &bodies, writes) {
+                tracing::error!(error = %why, "storage failure: refusing further writes");
+                self.poisoned = Some(format!(
+                    "storage failure; writes refused until restart ({why})"
+                ));
+                for (_, reply) in jobs.drain(..) {
+                    let _ = reply.send(Err(BrokerError::Unavailable("storage failure".into())));
+                }
+                return;
+            }
+            span.record("records", raws.len());
+            span.record("bodies", bodies.len());
+            if let Some(on_batch) = &self.on_batch {
+                on_batch(raws.len(), started.elapsed());
+            }
+        } else {
+            self.engine.end_batch();
+        }
+        if register_changed {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(self.register.clone());
+        }
+        let head = self.head.read().unwrap_or_else(|e| e.into_inner());
+        let mut appended = first_index;
+        for ((_, reply), result) in jobs.drain(..).zip(results) {
+            let answer = result.map(|done| {
+                done.unwrap_or_else(|| {
+                    let index = appended;
+                    appended += 1;
+                    Decided::Appended(Receipt {
+                        log_index: index,
+                        checkpoint: head.note.clone(),
+                        proof: head
+                            .tree
+                            .inclusion_proof(index - 1, head.checkpoint.size)
+                            .expect("an appended record is in the tree"),
+                        record: raws[(index - first_index) as usize].clone(),
+                    })
+                })
+            });
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Signs the tree with the batch's leaves, has the engine make the batch durable, then
+    /// publishes the new head and applied index.
+    fn commit(
+        &mut self,
+        first_index: u64,
+        raws: &[Vec<u8>],
+        bodies: &[BodyEntry],
+        views: crate::backend::ViewWrites,
+    ) -> Result<(), String> {
+        // The leaves go into the tree first; receipts and proofs are bounded by the checkpoint's
+        // size, which moves only once the engine has the batch.
+        let (checkpoint, note) = {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            for raw in raws {
+                head.tree.push(leaf_hash(raw));
+            }
+            let size = head.tree.size();
+            let checkpoint = Checkpoint {
+                origin: head.checkpoint.origin.clone(),
+                size,
+                root: head.tree.root(size).expect("size of the tree"),
+            };
+            let note: Arc<str> = self.keys.signer().sign(&checkpoint).into();
+            (checkpoint, note)
+        };
+        self.engine
+            .commit(Batch {
+                first_index,
+                records: raws,
+                bodies,
+                views,
+                checkpoint: &note,
+            })
+            .map_err(|e| e.0)?;
+        let size = checkpoint.size;
+        {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            head.checkpoint = checkpoint;
+            head.note = note;
+        }
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.applied.send_replace(size);
+        Ok(())
+    }
+
+    /// Appends records on the writer's own account, through a batch of their own; Ok once every
+    /// one is durable.
+    fn append_own(&mut self, records: Vec<Record>) -> Result<(), BrokerError> {
+        let (mut jobs, replies): (Vec<ChangeJob>, Vec<_>) = records
+            .into_iter()
+            .map(|record| {
+                let (reply, rx) = oneshot::channel();
+                ((Change::Append { record }, reply), rx)
+            })
+            .unzip();
+        self.batch(&mut jobs);
+        // The batch answers synchronously: every reply is in by now.
+        replies.into_iter().try_for_each(|mut rx| {
+            rx.try_recv()
+                .unwrap_or_else(|_| Err(internal("own record unanswered")))
+                .map(|_| ())
+        })
+    }
+
+    /// Erases the bodies of a purge's exchanges, then logs one BodiesPurged record for each.
+    /// Erasure comes first: if the process dies between the two, the next run finds the
+    /// exchanges unmarked, erases again (a no-op) and logs them.
+    fn purge(
+        &mut self,
+        actor: Actor,
+        time_ms: u64,
+        exchanges: &[(RequestId, Vec<Pseudonym>)],
+    ) -> Result<usize, BrokerError> {
+        if let Some(why) = self.refused() {
+            return Err(BrokerError::Unavailable(why));
+        }
+        // One writer from the checks to the records: two brokers on one log running retention
+        // at once do not both log an exchange's purge.
+        self.begin()?;
+        let purged = self.purge_begun(actor, time_ms, exchanges);
+        self.engine.end_batch();
+        purged
+    }
+
+    fn purge_begun(
+        &mut self,
+        actor: Actor,
+        time_ms: u64,
+        exchanges: &[(RequestId, Vec<Pseudonym>)],
+    ) -> Result<usize, BrokerError> {
+        let reader = self.reader.clone();
+        let mut erase = Vec::new();
+        let mut purged = Vec::new();
+        for (id, subjects) in exchanges {
+            if views::purged(&*reader, id)?
+                || views::request_meta(&*reader, id)?.is_none()
+                || views::held(&*reader, id, subjects)?
+            {
+                continue;
+            }
+            // An exchange with nothing stored is still marked purged (kinds 0), so it is not
+            // looked at again.
+            let mut kinds = 0u8;
+            for kind in [
+                MessageKind::Request,
+                MessageKind::Response,
+                MessageKind::Disclosure,
+                MessageKind::Update,
+                MessageKind::Withdrawal,
+            ] {
+                if reader.body_stored(kind, id).map_err(internal)? {
+                    erase.push((kind, *id));
+                    kinds |= crate::records::purged_bit(kind);
+                }
+            }
+            purged.push((*id, kinds));
+        }
+        self.engine.erase_bodies(&erase).map_err(internal)?;
+        let records = purged
+            .iter()
+            .map(|&(request_id, kinds)| Record {
+                time_ms,
+                actor: actor.clone(),
+                event: Event::BodiesPurged { request_id, kinds },
+            })
+            .collect();
+        self.append_own(records)?;
+        Ok(purged.len())
+    }
+
+    /// Rotates the signing key: the new key is stored as pending, a LogKeyRotated record is
+    /// committed under the old key, the new key cosigns that checkpoint, and takes over.
+    fn rotate_key(&mut self, actor: Actor, time_ms: u64) -> Result<String, BrokerError> {
+        if let Some(why) = self.refused() {
+            return Err(BrokerError::Unavailable(why));
+        }
+        let unavailable = |e: String| BrokerError::Unavailable(format!("key rotation: {e}"));
+        let next = self.keys.prepare_rotation().map_err(unavailable)?;
+        let public_key: [u8; 32] = next
+            .signer()
+            .public_key()
+            .try_into()
+            .expect("Ed25519 keys are 32 bytes");
+        let record = Record {
+            time_ms,
+            actor,
+            event: Event::LogKeyRotated { public_key },
+        };
+        // Not in the log on failure: the pending key is discarded at the next start (or replaced
+        // by the next rotation).
+        self.append_own(vec![record])?;
+        let (note, size) = {
+            let head = self.head.read().unwrap_or_else(|e| e.into_inner());
+            (head.note.to_string(), head.checkpoint.size)
+        };
+        let rotation = self
+            .keys
+            .complete_rotation(next, &note, size)
+            .map_err(|e| {
+                // The record is in the log and the new key pending: the next start finishes the
+                // rotation. Until then this writer signs with the old key, and says so.
+                tracing::error!(error = %e, "log key rotation not completed; it completes at the next start");
+                unavailable(e)
+            })?;
+        {
+            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+            head.note = rotation.note.clone().into();
+            head.key = SigningKey::of(&self.keys);
+        }
+        if let Err(e) = self.engine.store_checkpoint(&rotation.note) {
+            tracing::warn!(error = %e, "could not store the cosigned checkpoint");
+        }
+        tracing::info!(verifier_key = %rotation.new_key, size, "log signing key rotated");
+        Ok(rotation.render())
+    }
 }
 
 /// Takes up the key another broker rotated the shared log to, once that broker has stated and
@@ -549,6 +754,3 @@ fn adopt_key(keys: &mut LogKeys, public_key: &[u8; 32]) -> Result<bool, String> 
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
-
-#[cfg(test)]
-mod tests;

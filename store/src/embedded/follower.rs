@@ -6,10 +6,9 @@
 //!
 //! Pending writes are kept in two generations: batches go into `active`; the follower freezes
 //! it (taking, under the same lock, the marks of the last batch in it, so the store's marks
-//! always say exactly what it holds), writes the frozen batches into the store in one
-//! transaction, and drops them. Readers look in `active`, newest batch first, then the frozen
-//! batches, then the store; nothing is copied on the way (a batch's writes are shared with the
-//! writer, which may still be reading them, and read in place).
+//! always say exactly what it holds), writes the frozen map into the store in one transaction,
+//! and drops it. Readers look in `active`, then the frozen map, then the store; nothing is
+//! copied on the way (a batch's writes move into `active`, the frozen map is read in place).
 //! Pending writes are bounded: the writer waits while more than [`MAX_PENDING`] are queued.
 
 use std::collections::BTreeMap;
@@ -28,28 +27,14 @@ pub(super) const MAX_PENDING: usize = 200_000;
 /// view writes as the writer built them.
 type Writes = crate::backend::ViewWrites;
 
-/// Batches' writes, oldest first: a key in a later one is newer than in an earlier one.
-type Batches = Vec<Arc<Writes>>;
-
 /// The two generations; a key in `active` is newer than the same key in `folding`.
 #[derive(Default)]
 struct Generations {
-    active: Batches,
+    active: Writes,
     /// The (log, bodies) marks of the last batch in `active`.
     active_marks: (u64, u64),
     /// What the follower is writing into the store now.
-    folding: Arc<Batches>,
-}
-
-impl Generations {
-    /// Every pending batch, newest first.
-    fn newest_first(&self) -> impl Iterator<Item = &Writes> {
-        self.active
-            .iter()
-            .rev()
-            .chain(self.folding.iter().rev())
-            .map(|w| &**w)
-    }
+    folding: Arc<Writes>,
 }
 
 /// Writes acknowledged but not yet in the view store.
@@ -73,19 +58,29 @@ impl Pending {
 
     /// A pending write of `key`, if it has one (`Some(None)`: a pending deletion).
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.read().newest_first().find_map(|w| w.get(key)).cloned()
+        let maps = self.read();
+        maps.active
+            .get(key)
+            .or_else(|| maps.folding.get(key))
+            .cloned()
     }
 
     /// Makes a batch's writes visible, all at once, with the marks the view store carries once
     /// they are in it.
-    pub(super) fn insert(&self, writes: impl IntoIterator<Item = Arc<Writes>>, marks: (u64, u64)) {
+    pub(super) fn insert(&self, writes: Writes, marks: (u64, u64)) {
         let mut maps = self.write();
-        maps.active.extend(writes);
+        if maps.active.is_empty() {
+            // The follower has just taken the last round: the batch's map becomes the next.
+            maps.active = writes;
+        } else {
+            maps.active.extend(writes);
+        }
         maps.active_marks = marks;
     }
 
     fn len(&self) -> usize {
-        self.read().newest_first().map(Writes::len).sum()
+        let maps = self.read();
+        maps.active.len() + maps.folding.len()
     }
 
     /// Waits while too many writes are pending; the follower's failure, if it failed.
@@ -114,7 +109,7 @@ impl Pending {
     }
 
     /// The follower's next round: the active writes, frozen, with their marks (none if empty).
-    fn freeze(&self) -> Option<(Arc<Batches>, (u64, u64))> {
+    fn freeze(&self) -> Option<(Arc<Writes>, (u64, u64))> {
         let mut maps = self.write();
         if maps.active.is_empty() {
             return None;
@@ -140,8 +135,8 @@ impl Pending {
         let start = [prefix, &from.to_be_bytes()].concat();
         let end = [prefix, &u64::MAX.to_be_bytes()].concat();
         let maps = self.read();
-        let found: Vec<u64> = maps
-            .newest_first()
+        let found: Vec<u64> = [&maps.active, &*maps.folding]
+            .into_iter()
             .flat_map(|m| {
                 m.range(start.clone()..=end.clone())
                     .filter_map(|(k, _)| k.get(prefix.len()..)?.try_into().ok())
@@ -171,11 +166,9 @@ impl Pending {
         let pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
             let maps = self.read();
             let range = || from.to_vec()..to.to_vec();
-            let mut merged: BTreeMap<&Vec<u8>, &Option<Vec<u8>>> = BTreeMap::new();
-            // Oldest first: a newer write of a key takes the place of an older one.
-            for batch in maps.folding.iter().chain(&maps.active) {
-                merged.extend(batch.range(range()));
-            }
+            let mut merged: BTreeMap<&Vec<u8>, &Option<Vec<u8>>> =
+                maps.folding.range(range()).collect();
+            merged.extend(maps.active.range(range()));
             merged
                 .into_iter()
                 .filter(|(k, _)| !postings::is_index_key(k))
@@ -225,12 +218,8 @@ pub(super) fn run(
     loop {
         let open = wake.recv().is_ok();
         while wake.try_recv().is_ok() {}
-        if let Some((batches, marks)) = pending.freeze() {
-            // Oldest first: where two batches write one key, the newer is written last.
-            let entries = batches
-                .iter()
-                .flat_map(|w| w.iter())
-                .map(|(k, v)| (k.as_slice(), v.as_deref()));
+        if let Some((writes, marks)) = pending.freeze() {
+            let entries = writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
             if let Err(e) = store.views.apply(entries, marks) {
                 tracing::error!(error = %e, "the view store failed; writes are refused until restart");
                 pending.fail(format!("view store: {e}"));
@@ -272,15 +261,6 @@ mod tests {
         (k.as_bytes().to_vec(), None)
     }
 
-    fn batch<const N: usize>(writes: [(Vec<u8>, Option<Vec<u8>>); N]) -> [Arc<Writes>; 1] {
-        [Arc::new(Writes::from_iter(writes))]
-    }
-
-    /// What folding `round` into a store leaves: every key's newest write.
-    fn merged(round: &Batches) -> Writes {
-        round.iter().flat_map(|w| (**w).clone()).collect()
-    }
-
     fn scan(pending: &Pending, store: &ViewStore, from: &str, to: &str, most: usize) -> String {
         let mut out = Vec::new();
         pending
@@ -307,8 +287,8 @@ mod tests {
             .apply([kv("a", "1"), kv("c", "3"), kv("e", "5")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(batch([kv("b", "2"), kv("c", "33")]), (4, 0));
-        pending.insert(batch([kv("f", "6")]), (5, 0));
+        pending.insert(Writes::from_iter([kv("b", "2"), kv("c", "33")]), (4, 0));
+        pending.insert(Writes::from_iter([kv("f", "6")]), (5, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b2 c33 e5 f6");
         assert_eq!(scan(&pending, &store, "a", "l", 3), "a1 b2 c33");
         assert_eq!(scan(&pending, &store, "b", "e", 100), "b2 c33");
@@ -316,11 +296,11 @@ mod tests {
         assert_eq!(pending.get(b"c"), Some(Some(b"33".to_vec())));
         assert_eq!(pending.get(b"a"), None);
         // A later batch's write of a key an earlier pending batch wrote takes its place.
-        pending.insert(batch([kv("b", "222"), gone("f")]), (6, 0));
+        pending.insert(Writes::from_iter([kv("b", "222"), gone("f")]), (6, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b222 c33 e5");
         let (round, marks) = pending.freeze().unwrap();
-        assert_eq!((merged(&round).len(), marks), (3, (6, 0)));
-        assert_eq!(merged(&round).get(b"f".as_slice()), Some(&None));
+        assert_eq!((round.len(), marks), (3, (6, 0)));
+        assert_eq!(round.get(b"f".as_slice()), Some(&None));
     }
 
     /// A frozen round stays readable until folded; a newer write to one of its keys wins over it;
@@ -330,19 +310,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
         let pending = Pending::default();
-        pending.insert(batch([kv("a", "1"), kv("b", "2")]), (2, 0));
+        pending.insert(Writes::from_iter([kv("a", "1"), kv("b", "2")]), (2, 0));
         let (round, marks) = pending.freeze().unwrap();
-        assert_eq!((merged(&round).len(), marks), (2, (2, 0)));
-        pending.insert(batch([kv("b", "22"), kv("c", "3")]), (3, 0));
+        assert_eq!((round.len(), marks), (2, (2, 0)));
+        pending.insert(Writes::from_iter([kv("b", "22"), kv("c", "3")]), (3, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
         store
-            .apply(merged(&round).iter().map(|(k, v)| (k, v.as_deref())), marks)
+            .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
             .unwrap();
         pending.folded();
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
         assert_eq!(store.marks().unwrap(), (2, 0));
         let (round, marks) = pending.freeze().unwrap();
-        assert_eq!((merged(&round).len(), marks), (2, (3, 0)));
+        assert_eq!((round.len(), marks), (2, (3, 0)));
         assert!(Pending::default().freeze().is_none());
     }
 
@@ -356,18 +336,18 @@ mod tests {
             .apply([kv("a", "1"), kv("b", "2"), kv("c", "3")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(batch([gone("b")]), (4, 0));
+        pending.insert(Writes::from_iter([gone("b")]), (4, 0));
         assert_eq!(pending.get(b"b"), Some(None));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
         assert_eq!(scan(&pending, &store, "b", "c", 100), "");
         let (round, marks) = pending.freeze().unwrap();
         store
-            .apply(merged(&round).iter().map(|(k, v)| (k, v.as_deref())), marks)
+            .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
             .unwrap();
         pending.folded();
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
         assert_eq!(crate::views::KvRead::get(&store, b"b").unwrap(), None);
-        pending.insert(batch([gone("c"), kv("b", "22")]), (5, 0));
+        pending.insert(Writes::from_iter([gone("c"), kv("b", "22")]), (5, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22");
     }
 }

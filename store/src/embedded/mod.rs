@@ -35,7 +35,7 @@
 mod follower;
 mod postings;
 #[cfg(test)]
-pub(crate) mod power_cut;
+mod power_cut;
 mod recovery;
 pub mod segment;
 pub mod tile_files;
@@ -264,12 +264,9 @@ impl Backend for EmbeddedEngine {
             .zip(body_positions)
             .map(|(b, pos)| body_location(b.kind, &b.request_id, pos));
         let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
-        let locations: crate::backend::ViewWrites = locations.map(|(k, v)| (k, Some(v))).collect();
-        // The batch's writes as they are (the writer may be reading them still), and beside
-        // them where its bodies are.
-        self.reader
-            .pending
-            .insert([batch.views, Arc::new(locations)], marks);
+        let mut writes = batch.views;
+        writes.extend(locations.map(|(k, v)| (k, Some(v))));
+        self.reader.pending.insert(writes, marks);
         self.follower
             .wake
             .as_ref()
@@ -304,11 +301,6 @@ impl Backend for EmbeddedEngine {
 
     fn reader(&self) -> Arc<dyn Reader> {
         self.reader.clone()
-    }
-
-    /// The data directory's lock keeps every other writer out.
-    fn one_writer(&self) -> bool {
-        true
     }
 
     fn tiles(&self) -> Option<Arc<dyn infoshare_tlog::tiles::TileStore>> {

@@ -55,8 +55,7 @@ impl Dice {
     }
 }
 
-/// Request `i` of police to a school, with a body of 300 to 900 bytes.
-pub(crate) fn request(i: u64) -> (Record, BodyEntry) {
+fn request(i: u64) -> (Record, BodyEntry) {
     let id = RequestId(u128::from(i + 1).to_be_bytes());
     let record = Record {
         time_ms: 1_800_000_000_000 + i,

@@ -383,7 +383,7 @@ impl Backend for PostgresEngine {
             keys,
             values,
             deleted,
-        } = view_rows::rows(crate::backend::owned(batch.views), batch.first_index - 1)?;
+        } = view_rows::rows(batch.views, batch.first_index - 1)?;
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
