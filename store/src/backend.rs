@@ -212,14 +212,30 @@ pub trait Reader: KvRead + Send + Sync {
         after: u64,
         visit: &mut dyn FnMut(u64, RequestId) -> bool,
     ) -> Result<(), ViewError> {
+        // A posting list of the openings' indexes: each exchange is read from its record.
+        const PAGE: usize = 256;
         let prefix = views::work::outbox_prefix(agency);
-        let start = views::work::outbox_key(agency, after.saturating_add(1));
-        self.scan(&start, &prefix_end(&prefix), &mut |k, v| {
-            Ok(visit(
-                index_after(k, prefix.len(), "outbox")?,
-                request_id(v)?,
-            ))
-        })
+        let mut after = after;
+        loop {
+            let page = self.indexed(&prefix, after, PAGE)?;
+            for &index in &page {
+                let raw = self.record(index).map_err(|e| ViewError::Store(e.0))?;
+                let id = Record::decode(&raw)?
+                    .event
+                    .opening()
+                    .map(|o| o.request_id)
+                    .ok_or_else(|| {
+                        ViewError::Store(format!("outbox entry {index} opens no exchange"))
+                    })?;
+                if !visit(index, id) {
+                    return Ok(());
+                }
+            }
+            match page.last() {
+                Some(&last) if page.len() == PAGE => after = last,
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Up to `limit` of the requests awaiting `agency`'s answer after position `after` (see
@@ -321,15 +337,18 @@ pub trait Reader: KvRead + Send + Sync {
         Ok(out)
     }
 
-    /// Log indexes of a request's records, oldest first.
+    /// Log indexes of a request's records, oldest first (see [`views::timeline_of`]).
     fn timeline(&self, id: &RequestId) -> Result<Vec<u64>, ViewError> {
         let prefix = views::timeline_prefix(id);
-        let mut out = Vec::new();
+        let mut keyed = Vec::new();
         self.scan(&prefix, &prefix_end(&prefix), &mut |k, _| {
-            out.push(index_after(k, prefix.len(), "timeline")?);
+            keyed.push(index_after(k, prefix.len(), "timeline")?);
             Ok(true)
         })?;
-        Ok(out)
+        Ok(views::timeline_of(
+            views::request_meta(self, id)?.as_ref(),
+            keyed,
+        ))
     }
 
     /// The protocol register's records, in log order.

@@ -177,6 +177,23 @@ impl RequestMeta {
         Ok(meta)
     }
 
+    /// The records this meta points to, 0 where it points to none: the opening, the
+    /// acknowledgements, the answer, the overdue notice, the withdrawal or expiry, and each
+    /// party's last acknowledgement of its notices. They are the exchange's timeline, but for
+    /// the records that have a key of their own there (see [`super::timeline_of`]).
+    pub fn record_indexes(&self) -> [u64; 8] {
+        [
+            self.request_idx,
+            self.request_ack_idx,
+            self.response_idx,
+            self.response_ack_idx,
+            self.overdue_idx,
+            self.closed_idx,
+            self.requester_notices_acked,
+            self.recipient_notices_acked,
+        ]
+    }
+
     /// Whether `agency` is a party (requester or recipient).
     pub fn is_party(&self, agency: &str) -> bool {
         self.requester == agency || self.recipient == agency

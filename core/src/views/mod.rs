@@ -5,16 +5,20 @@
 //! Keys (all byte strings):
 //! ```text
 //! r ‖ request_id                       → RequestMeta (requests, disclosures, updates)
-//! t ‖ request_id ‖ index:u64be         → () (the exchange's records, oldest first; a request's
-//!                                        also lists the records that link to it: its updates
-//!                                        and the requests sent on from it)
+//! t ‖ request_id ‖ index:u64be         → () (the exchange's records that its meta does not
+//!                                        point to — holds, purges, notices acknowledged before
+//!                                        the last — and, for a request, the records that link
+//!                                        to it: its updates and the requests sent on from it;
+//!                                        see [`timeline_of`])
 //! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
 //! p ‖ request_id                       → kinds:u8 (its bodies were purged)
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
 //! h ‖ 1 ‖ request_id | h ‖ 2 ‖ subject → index:u64be of the record placing a legal hold
 //!                                        (empty once released)
-//! o, w, c, l                           → outboxes, work queues, expiries, links ([`work`])
+//! w, c, l                              → work queues, expiries, links ([`work`])
+//! xo ‖ agency ‖ 0x00 ‖ index           → () (the exchanges it opened: a posting list, as the
+//!                                        audit indexes are; see [`work::outbox_key`])
 //! xs ‖ subject pseudonym ‖ index       → audit index by subject (requests, disclosures,
 //!                                        updates, refusals that named the subject, holds)
 //! xa ‖ agency ‖ 0x00 ‖ index           → audit index by agency (actor or other party)
@@ -272,7 +276,6 @@ pub fn apply(
     } else {
         follow_up(kv, index, record, id)?;
     }
-    kv.put(timeline_key(&id, index), Vec::new());
     if let Some(related) = record.event.related() {
         // An update and a request sent on show in the timeline of the request they link to.
         kv.put(timeline_key(&related, index), Vec::new());
@@ -283,6 +286,19 @@ pub fn apply(
 
 fn timeline_key(id: &RequestId, index: u64) -> Vec<u8> {
     [timeline_prefix(id).as_slice(), &index.to_be_bytes()].concat()
+}
+
+/// An exchange's timeline, oldest first: the records its meta points to (see
+/// [`RequestMeta::record_indexes`]) and those with a key of their own under
+/// [`timeline_prefix`] (`keyed`). Most records of an exchange set a field of its meta, which is
+/// written anyway, so they cost no key of their own.
+pub fn timeline_of(meta: Option<&RequestMeta>, mut keyed: Vec<u64>) -> Vec<u64> {
+    if let Some(meta) = meta {
+        keyed.extend(meta.record_indexes().into_iter().filter(|i| *i != 0));
+    }
+    keyed.sort_unstable();
+    keyed.dedup();
+    keyed
 }
 
 /// Folds a record that changes an existing exchange.
@@ -386,6 +402,16 @@ fn follow_up(
             unreachable!("openings and records of no exchange are folded elsewhere")
         }
     }
+    // The timeline: a key for this record unless the meta now points to it, and for any record
+    // the meta pointed to before and no longer does (an earlier acknowledgement of notices).
+    let points_to = meta.record_indexes();
+    let dropped = before
+        .record_indexes()
+        .into_iter()
+        .filter(|i| *i != 0 && !points_to.contains(i));
+    for at in dropped.chain((!points_to.contains(&index)).then_some(index)) {
+        kv.put(timeline_key(&id, at), Vec::new());
+    }
     if meta != before {
         kv.put(meta_key(&id), meta.encode());
     }
@@ -428,7 +454,7 @@ fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
     let mut w = Writer::new();
     w.fixed(&o.request_id.0).u64(index);
     kv.put(idempotency_key(sender, o.idempotency), w.finish());
-    kv.put(work::outbox_key(sender, index), o.request_id.0.to_vec());
+    kv.put(work::outbox_key(sender, index), Vec::new());
 }
 
 fn existing(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<RequestMeta, ViewError> {

@@ -52,11 +52,67 @@ fn a_request_flows_through_its_states() {
         RequestStatus::Acknowledged
     );
 
-    let timeline: Vec<_> =
-        kv.0.keys()
-            .filter(|k| k.starts_with(&timeline_prefix(&id)))
-            .collect();
-    assert_eq!(timeline.len(), 2);
+    assert_eq!(timeline(&kv, &id), vec![1, 2]);
+    assert!(
+        keys_under(&kv, &timeline_prefix(&id)).is_empty(),
+        "the meta points to the opening and its acknowledgement: no key of their own"
+    );
+}
+
+/// The timeline as a reader makes it: the records the meta points to and the keyed ones.
+fn timeline(kv: &Mem, id: &RequestId) -> Vec<u64> {
+    let prefix = timeline_prefix(id);
+    let keyed = keys_under(kv, &prefix)
+        .iter()
+        .map(|k| u64::from_be_bytes(k[prefix.len()..].try_into().unwrap()))
+        .collect();
+    timeline_of(request_meta(kv, id).unwrap().as_ref(), keyed)
+}
+
+/// Records the meta does not point to — a hold, a purge, an acknowledgement of notices that a
+/// later one replaced — keep a key of their own, so the timeline loses none of them.
+#[test]
+fn a_timeline_keeps_the_records_its_meta_does_not_point_to() {
+    let mut kv = Mem::default();
+    let id = RequestId([1; 16]);
+    fold(&mut kv, 1, &with_deadlines(1));
+    let exchange = HoldTarget::Exchange(id);
+    fold(&mut kv, 2, &by("police", Event::LegalHoldPlaced(exchange)));
+    fold(
+        &mut kv,
+        3,
+        &by("police", Event::RequestOverdue { request_id: id }),
+    );
+    fold(
+        &mut kv,
+        4,
+        &by("police", Event::NoticesAcknowledged { request_id: id }),
+    );
+    fold(
+        &mut kv,
+        5,
+        &by("police", Event::LegalHoldReleased(exchange)),
+    );
+    fold(
+        &mut kv,
+        6,
+        &by("police", Event::NoticesAcknowledged { request_id: id }),
+    );
+    fold(
+        &mut kv,
+        7,
+        &by(
+            "oranga-tamariki",
+            Event::RequestAcknowledged { request_id: id },
+        ),
+    );
+    assert_eq!(timeline(&kv, &id), (1..=7).collect::<Vec<_>>());
+    let keyed: Vec<_> = keys_under(&kv, &timeline_prefix(&id));
+    assert_eq!(
+        keyed,
+        [2, 4, 5].map(|i| timeline_key(&id, i)).to_vec(),
+        "the holds and the replaced acknowledgement of notices"
+    );
 }
 
 #[test]
@@ -128,6 +184,10 @@ fn a_request_leaves_the_work_and_deadlines_as_it_is_settled() {
     assert_eq!(
         keys_under(&kv, &work::outbox_prefix("police")),
         vec![work::outbox_key("police", 1)]
+    );
+    assert!(
+        kv.0[&work::outbox_key("police", 1)].is_empty(),
+        "a posting: the exchange is the record's"
     );
 
     fold(
@@ -278,8 +338,11 @@ fn updates_and_requests_sent_on_are_linked_to_their_request() {
     assert_eq!(meta.kind, MessageKind::Update);
     assert_eq!(meta.linked, Some(request_id));
     assert!(kv.0.contains_key(&work::link_key(&request_id, 3)));
-    let timeline: Vec<_> = keys_under(&kv, &timeline_prefix(&request_id));
-    assert_eq!(timeline.len(), 2, "the request and its update");
+    assert_eq!(
+        timeline(&kv, &request_id),
+        vec![2, 3],
+        "the request and its update"
+    );
     let inbox = inbox_of(&kv, "police");
     assert_eq!(inbox.last().unwrap().kind, MessageKind::Update);
     assert!(

@@ -8,7 +8,8 @@
 //! the log writer's path.
 //!
 //! ```text
-//! o ‖ agency ‖ 0x00 ‖ index:u64be                      → request_id (exchanges it opened)
+//! xo ‖ agency ‖ 0x00 ‖ index:u64be                     → () (exchanges it opened: a posting
+//!                                         list; the exchange is the record's at `index`)
 //! w ‖ agency ‖ 0x00 ‖ rank:u8 ‖ due:u64be ‖ index:u64be → request_id (requests awaiting its
 //!                                         answer; rank 0 overdue, 1 immediate-safety,
 //!                                         2 priority, 3 routine; due u64::MAX when none)
@@ -29,9 +30,10 @@ pub const OPEN_RANKS: [u8; 3] = [1, 2, 3];
 /// Prefix of the expiry index (requests awaiting acknowledgement, by expiry time).
 pub const EXPIRY: &[u8] = b"c";
 
-/// Prefix of an agency's outbox.
+/// Prefix of an agency's outbox. Under `x`, so engines keep it as they keep the audit indexes:
+/// a posting list, the entries of a batch (or more) one stored value rather than a key each.
 pub fn outbox_prefix(agency: &str) -> Vec<u8> {
-    [b"o".as_slice(), agency.as_bytes(), &[0]].concat()
+    [b"xo".as_slice(), agency.as_bytes(), &[0]].concat()
 }
 
 /// Key of an outbox item.
