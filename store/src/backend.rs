@@ -30,6 +30,9 @@ impl From<ViewError> for StorageError {
 /// View writes, in key order: a value to set, or `None` to delete the key.
 pub type ViewWrites = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Keys a batch's view writes set for the first time (see [`crate::views::KvWrite::create`]).
+pub type Created = std::collections::HashSet<Vec<u8>>;
+
 /// Visits one view entry (key, value); returns whether to go on.
 pub type VisitEntry<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, ViewError> + 'a;
 /// Visits one record (index, bytes).
@@ -45,6 +48,9 @@ pub struct Batch<'a> {
     pub bodies: &'a [BodyEntry],
     /// The view writes the records fold into (key → value, or a deletion).
     pub views: ViewWrites,
+    /// The keys of `views` no earlier batch wrote, if the engine asked for them
+    /// ([`Backend::wants_created`]); empty otherwise.
+    pub created: Created,
     /// The signed checkpoint covering the log once `records` are in it.
     pub checkpoint: &'a str,
 }
@@ -81,6 +87,12 @@ pub trait Backend: Send + 'static {
 
     /// A reader of what is committed.
     fn reader(&self) -> std::sync::Arc<dyn Reader>;
+
+    /// Whether batches MUST say which view keys they set for the first time
+    /// ([`Batch::created`]), for an engine that writes those more cheaply than others.
+    fn wants_created(&self) -> bool {
+        false
+    }
 
     /// Where the engine keeps the Merkle tree's full tiles, if it does; if not, the sequencer
     /// holds the tree in memory, rebuilt from the log at every start. The tiles MUST be kept

@@ -89,7 +89,7 @@ pub fn copy(from: &dyn Reader, to: &mut dyn Backend, keys_dir: &Path) -> Result<
         let last = (first + CHUNK - 1).min(records);
         let mut raws = Vec::with_capacity((last - first + 1) as usize);
         let mut carried: Vec<BodyEntry> = Vec::new();
-        let mut overlay = Overlay::new(&*target);
+        let mut overlay = Overlay::new(&*target).noting_created(to.wants_created());
         for index in first..=last {
             let raw = from.record(index).map_err(|e| e.0)?;
             let record = Record::decode(&raw).map_err(|e| format!("record {index}: {e}"))?;
@@ -116,11 +116,13 @@ pub fn copy(from: &dyn Reader, to: &mut dyn Backend, keys_dir: &Path) -> Result<
         } else {
             keys.signer().sign(&checkpoint)
         };
+        let (views, created) = overlay.into_parts();
         to.commit(Batch {
             first_index: first,
             records: &raws,
             bodies: &carried,
-            views: overlay.into_writes(),
+            views,
+            created,
             checkpoint: &signed,
         })
         .map_err(|e| format!("records {first} to {last}: {e}"))?;

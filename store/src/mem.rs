@@ -47,6 +47,12 @@ impl Backend for MemEngine {
                 batch.first_index
             )));
         }
+        // The contract of `create`, held to here so that every test on this engine checks it.
+        if let Some(key) = batch.created.iter().find(|k| state.views.contains_key(*k)) {
+            return Err(StorageError(format!(
+                "view key {key:?} created, but it exists: the views and the log disagree"
+            )));
+        }
         // One lock: readers see the batch whole or not at all.
         for b in batch.bodies {
             state.bodies.insert((b.kind, b.request_id), Some(b.clone()));
@@ -70,6 +76,10 @@ impl Backend for MemEngine {
             }
         }
         Ok(())
+    }
+
+    fn wants_created(&self) -> bool {
+        true
     }
 
     fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError> {
@@ -138,5 +148,35 @@ impl Reader for MemReader {
 
     fn checkpoint(&self) -> Option<String> {
         read(&self.state).checkpoint.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Created, ViewWrites};
+
+    fn batch<'a>(first_index: u64, records: &'a [Vec<u8>], key: &[u8]) -> Batch<'a> {
+        Batch {
+            first_index,
+            records,
+            bodies: &[],
+            views: ViewWrites::from([(key.to_vec(), Some(b"v".to_vec()))]),
+            created: Created::from([key.to_vec()]),
+            checkpoint: "note",
+        }
+    }
+
+    /// A batch that creates a key an earlier one wrote is refused whole: the views and the log
+    /// disagree, and every test on this engine would show it.
+    #[test]
+    fn a_key_created_twice_is_refused() {
+        let mut engine = MemEngine::new();
+        let records = [b"r".to_vec()];
+        engine.commit(batch(1, &records, b"k")).unwrap();
+        engine.commit(batch(2, &records, b"j")).unwrap();
+        let err = engine.commit(batch(3, &records, b"k")).unwrap_err();
+        assert!(err.0.contains("created, but it exists"), "{err}");
+        assert_eq!(engine.reader().records(), 2, "nothing of the refused batch");
     }
 }

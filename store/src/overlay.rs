@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::backend::ViewWrites;
+use crate::backend::{Created, ViewWrites};
 use crate::views::{KvRead, KvWrite, ViewError};
 
 /// View writes pending over `base`.
@@ -15,6 +15,8 @@ pub struct Overlay<'a> {
     base: &'a dyn KvRead,
     pending: ViewWrites,
     read: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The keys set by `create`, when asked for (`noting_created`).
+    created: Option<Created>,
 }
 
 impl<'a> Overlay<'a> {
@@ -24,7 +26,15 @@ impl<'a> Overlay<'a> {
             base,
             pending: ViewWrites::new(),
             read: RefCell::default(),
+            created: None,
         }
+    }
+
+    /// Notes the keys set by `create` (see [`Self::into_parts`]) if `wanted`; engines that do
+    /// not use them are spared the copies.
+    pub fn noting_created(mut self, wanted: bool) -> Self {
+        self.created = wanted.then(Created::new);
+        self
     }
 
     /// Number of pending writes.
@@ -61,6 +71,11 @@ impl<'a> Overlay<'a> {
     pub fn into_writes(self) -> ViewWrites {
         self.pending
     }
+
+    /// The pending writes and the keys among them set by `create` (empty unless noted).
+    pub fn into_parts(self) -> (ViewWrites, Created) {
+        (self.pending, self.created.unwrap_or_default())
+    }
 }
 
 impl KvRead for Overlay<'_> {
@@ -84,5 +99,12 @@ impl KvWrite for Overlay<'_> {
 
     fn delete(&mut self, key: Vec<u8>) {
         self.pending.insert(key, None);
+    }
+
+    fn create(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if let Some(created) = &mut self.created {
+            created.insert(key.clone());
+        }
+        self.pending.insert(key, Some(value));
     }
 }

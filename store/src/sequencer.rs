@@ -457,7 +457,7 @@ impl Sequencer {
         );
         let _in_span = span.enter();
         let reader = self.reader.clone();
-        let mut ov = Overlay::new(&*reader);
+        let mut ov = Overlay::new(&*reader).noting_created(self.engine.wants_created());
         let first_reads: Vec<Vec<u8>> = jobs
             .iter()
             .flat_map(|(change, _)| crate::exchange::first_reads(change))
@@ -512,7 +512,7 @@ impl Sequencer {
             });
         }
         if !raws.is_empty() {
-            let writes = ov.into_writes();
+            let writes = ov.into_parts();
             if let Err(why) = self.commit(first_index, &raws, &bodies, writes) {
                 tracing::error!(error = %why, "storage failure: refusing further writes");
                 self.poisoned = Some(format!(
@@ -564,7 +564,7 @@ impl Sequencer {
         first_index: u64,
         raws: &[Vec<u8>],
         bodies: &[BodyEntry],
-        views: crate::backend::ViewWrites,
+        (views, created): (crate::backend::ViewWrites, crate::backend::Created),
     ) -> Result<(), String> {
         // The leaves go into the tree first; receipts and proofs are bounded by the checkpoint's
         // size, which moves only once the engine has the batch.
@@ -588,6 +588,7 @@ impl Sequencer {
                 records: raws,
                 bodies,
                 views,
+                created,
                 checkpoint: &note,
             })
             .map_err(|e| e.0)?;

@@ -66,6 +66,14 @@ pub trait KvRead {
 pub trait KvWrite: KvRead {
     /// Sets `key` to `value`.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
+    /// Sets `key`, which no earlier record wrote, to `value`: a key that names the folding
+    /// record's own index, or the exchange it opens. MUST NOT be called for a key that may
+    /// exist; a store MAY refuse one that does (a refusal means the views and the log
+    /// disagree). A store that can write a new key more cheaply than it can overwrite one
+    /// (PostgreSQL: a plain insert rather than an upsert) does so here.
+    fn create(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.put(key, value);
+    }
     /// Removes `key` (a key that is not there is no error).
     fn delete(&mut self, key: Vec<u8>);
 }
@@ -256,7 +264,7 @@ pub fn apply(
 ) -> Result<(), ViewError> {
     index_for_audit(kv, index, record);
     if let Event::Protocol(_) = record.event {
-        kv.put(protocol_record_key(index), raw.to_vec());
+        kv.create(protocol_record_key(index), raw.to_vec());
         return Ok(());
     }
     if let Event::LegalHoldPlaced(t @ HoldTarget::Subject(_))
@@ -278,8 +286,8 @@ pub fn apply(
     }
     if let Some(related) = record.event.related() {
         // An update and a request sent on show in the timeline of the request they link to.
-        kv.put(timeline_key(&related, index), Vec::new());
-        kv.put(work::link_key(&related, index), id.0.to_vec());
+        kv.create(timeline_key(&related, index), Vec::new());
+        kv.create(work::link_key(&related, index), id.0.to_vec());
     }
     Ok(())
 }
@@ -346,7 +354,7 @@ fn follow_up(
                 acknowledged: false,
                 notice: None,
             };
-            kv.put(inbox_key(&r.requester, index), entry.encode());
+            kv.create(inbox_key(&r.requester, index), entry.encode());
         }
         Event::ResponseAcknowledged { .. } => {
             meta.response_ack_idx = index;
@@ -357,8 +365,8 @@ fn follow_up(
             meta.overdue_idx = index;
             work::overdue(kv, &id, &before, &meta);
             let entry = notice(NoticeKind::Overdue).encode();
-            kv.put(inbox_key(&meta.requester, index), entry.clone());
-            kv.put(inbox_key(&meta.recipient, index), entry);
+            kv.create(inbox_key(&meta.requester, index), entry.clone());
+            kv.create(inbox_key(&meta.recipient, index), entry);
         }
         Event::RequestWithdrawn(_) | Event::RequestExpired { .. } => {
             let (status, kind, to) = match record.event {
@@ -369,7 +377,7 @@ fn follow_up(
                 ),
                 _ => (RequestStatus::Expired, NoticeKind::Expired, &meta.requester),
             };
-            kv.put(inbox_key(to, index), notice(kind).encode());
+            kv.create(inbox_key(to, index), notice(kind).encode());
             meta.status = status;
             meta.closed_idx = index;
             work::leave(kv, &before);
@@ -409,8 +417,11 @@ fn follow_up(
         .record_indexes()
         .into_iter()
         .filter(|i| *i != 0 && !points_to.contains(i));
-    for at in dropped.chain((!points_to.contains(&index)).then_some(index)) {
+    for at in dropped {
         kv.put(timeline_key(&id, at), Vec::new());
+    }
+    if !points_to.contains(&index) {
+        kv.create(timeline_key(&id, index), Vec::new());
     }
     if meta != before {
         kv.put(meta_key(&id), meta.encode());
@@ -441,7 +452,7 @@ fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
         meta.expires_ms = r.expires_ms;
         work::enter(kv, &o.request_id, &meta);
     }
-    kv.put(meta_key(&o.request_id), meta.encode());
+    kv.create(meta_key(&o.request_id), meta.encode());
     let entry = InboxEntry {
         kind: o.kind,
         request_id: o.request_id,
@@ -450,10 +461,11 @@ fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
         acknowledged: false,
         notice: None,
     };
-    kv.put(inbox_key(o.recipient, index), entry.encode());
+    kv.create(inbox_key(o.recipient, index), entry.encode());
     let mut w = Writer::new();
     w.fixed(&o.request_id.0).u64(index);
-    kv.put(idempotency_key(sender, o.idempotency), w.finish());
+    // New: an opening is appended only when no exchange holds its key (`exchange::replay_of`).
+    kv.create(idempotency_key(sender, o.idempotency), w.finish());
     kv.put(work::outbox_key(sender, index), Vec::new());
 }
 

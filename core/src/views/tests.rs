@@ -14,6 +14,13 @@ impl KvWrite for Mem {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.0.insert(key, value);
     }
+    fn create(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        assert!(
+            !self.0.contains_key(&key),
+            "created a key that exists: {key:?}"
+        );
+        self.0.insert(key, value);
+    }
     fn delete(&mut self, key: Vec<u8>) {
         self.0.remove(&key);
     }
@@ -133,12 +140,14 @@ fn keys_under(kv: &Mem, prefix: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A request with deadlines, due at 1,000 and expiring at 2,000.
+/// A request with deadlines, due at 1,000 and expiring at 2,000, its idempotency key `[id; 32]`.
 fn with_deadlines(id: u8) -> Record {
     let mut rec = submitted(id);
     if let Event::RequestSubmitted(r) = &mut rec.event {
         r.due_ms = 1_000;
         r.expires_ms = 2_000;
+        // Each its own key, as the sequencer would have it (a second use is a replay).
+        r.idempotency = [id; 32];
     }
     rec
 }

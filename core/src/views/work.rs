@@ -95,9 +95,10 @@ pub fn link_key(id: &RequestId, index: u64) -> Vec<u8> {
 /// Enters a request that awaits its answer (as `meta` has it now) in its recipient's work and,
 /// until it is acknowledged, the expiry index.
 pub(super) fn enter(kv: &mut impl KvWrite, id: &RequestId, meta: &RequestMeta) {
-    kv.put(work_key(meta), id.0.to_vec());
+    // Both keys end with the opening's index: new.
+    kv.create(work_key(meta), id.0.to_vec());
     if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
-        kv.put(expiry_key(meta.expires_ms, meta.request_idx), id.0.to_vec());
+        kv.create(expiry_key(meta.expires_ms, meta.request_idx), id.0.to_vec());
     }
 }
 

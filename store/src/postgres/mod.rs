@@ -379,11 +379,8 @@ impl Backend for PostgresEngine {
             .collect();
         let (body_keys, sealed): (Vec<_>, Vec<_>) = bodies.into_iter().unzip();
         let (kinds, ids): (Vec<i16>, Vec<Vec<u8>>) = body_keys.into_iter().unzip();
-        let view_rows::ViewRows {
-            keys,
-            values,
-            deleted,
-        } = view_rows::rows(batch.views, batch.first_index - 1)?;
+        let view_rows::ViewRows { new, set, deleted } =
+            view_rows::rows(batch.views, &batch.created, batch.first_index - 1)?;
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
@@ -414,11 +411,21 @@ impl Backend for PostgresEngine {
                         .map_err(failed("appending records"))
                 },
                 async {
-                    match keys.is_empty() {
+                    match new.0.is_empty() {
                         true => Ok(0),
                         false => c
                             .client
-                            .execute(&c.views, &[&keys, &values])
+                            .execute(&c.new_views, &[&new.0, &new.1])
+                            .await
+                            .map_err(failed("writing new views")),
+                    }
+                },
+                async {
+                    match set.0.is_empty() {
+                        true => Ok(0),
+                        false => c
+                            .client
+                            .execute(&c.views, &[&set.0, &set.1])
                             .await
                             .map_err(failed("writing views")),
                     }
@@ -499,6 +506,10 @@ impl Backend for PostgresEngine {
         })?;
         self.set_head(size, Some(note.to_string()));
         Ok(())
+    }
+
+    fn wants_created(&self) -> bool {
+        true
     }
 
     fn reader(&self) -> Arc<dyn Reader> {

@@ -28,6 +28,9 @@ pub(crate) const ERASE_BODIES: &str = "UPDATE bodies SET sealed = NULL \
 pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value) \
      SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
+/// Rows new to the table: a key that exists fails the batch (the views and the log disagree).
+pub(crate) const INSERT_VIEWS: &str =
+    "INSERT INTO views (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])";
 pub(crate) const DELETE_VIEWS: &str = "DELETE FROM views WHERE key = ANY($1)";
 pub(crate) const SELECT_VIEW: &str = "SELECT value FROM views WHERE key = $1";
 pub(crate) const SELECT_VIEWS: &str = "SELECT key, value FROM views WHERE key = ANY($1)";

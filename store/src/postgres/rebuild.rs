@@ -32,11 +32,9 @@ pub(super) fn run(reader: &PgReader) -> Result<(), StorageError> {
             return Ok(());
         }
         let end = (next + CHUNK - 1).min(last);
-        let super::view_rows::ViewRows {
-            keys,
-            values,
-            deleted,
-        } = super::view_rows::rows(fold(reader, next, end)?, next as u64 - 1)?;
+        let (writes, created) = fold(reader, next, end)?;
+        let super::view_rows::ViewRows { new, set, deleted } =
+            super::view_rows::rows(writes, &created, next as u64 - 1)?;
         let moved = db.with(move |mut client| async move {
             let tx = client
                 .transaction()
@@ -53,7 +51,10 @@ pub(super) fn run(reader: &PgReader) -> Result<(), StorageError> {
                 // Another broker folded this chunk first; ours goes with the rollback.
                 return Ok(false);
             }
-            tx.execute(queries::UPSERT_VIEWS, &[&keys, &values])
+            tx.execute(queries::INSERT_VIEWS, &[&new.0, &new.1])
+                .await
+                .map_err(failed("writing new views"))?;
+            tx.execute(queries::UPSERT_VIEWS, &[&set.0, &set.1])
                 .await
                 .map_err(failed("writing views"))?;
             tx.execute(queries::DELETE_VIEWS, &[&deleted])
@@ -82,7 +83,11 @@ fn pending(db: &Db) -> Result<Option<i64>, StorageError> {
 }
 
 /// The view writes records `from..=to` fold into, over the views as they are.
-fn fold(reader: &PgReader, from: i64, to: i64) -> Result<crate::backend::ViewWrites, StorageError> {
+fn fold(
+    reader: &PgReader,
+    from: i64,
+    to: i64,
+) -> Result<(crate::backend::ViewWrites, crate::backend::Created), StorageError> {
     let rows: Vec<(i64, Vec<u8>)> = reader.db.with(move |client| async move {
         let rows = client
             .query(
@@ -93,7 +98,7 @@ fn fold(reader: &PgReader, from: i64, to: i64) -> Result<crate::backend::ViewWri
             .map_err(failed("reading records"))?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     })?;
-    let mut ov = Overlay::new(reader);
+    let mut ov = Overlay::new(reader).noting_created(true);
     for (expected, (index, raw)) in (from..=to).zip(&rows) {
         if *index != expected {
             return Err(StorageError(format!("record {expected} is not in the log")));
@@ -108,5 +113,5 @@ fn fold(reader: &PgReader, from: i64, to: i64) -> Result<crate::backend::ViewWri
             rows.len()
         )));
     }
-    Ok(ov.into_writes())
+    Ok(ov.into_parts())
 }

@@ -32,6 +32,7 @@ pub(super) struct Conn {
     pub(super) bodies: Statement,
     pub(super) records: Statement,
     pub(super) views: Statement,
+    pub(super) new_views: Statement,
     pub(super) unviews: Statement,
     pub(super) tiles: Statement,
     pub(super) notify: Statement,
@@ -48,18 +49,20 @@ impl Conn {
                     .map_err(failed("preparing a statement"))
             }
         };
-        let (lock, head, advance, store, bodies, records, views, unviews, tiles, notify) = tokio::try_join!(
-            p(queries::LOCK_SEQUENCER),
-            p(queries::SELECT_CHECKPOINT),
-            p(queries::ADVANCE_CHECKPOINT),
-            p(queries::STORE_CHECKPOINT),
-            p(queries::UPSERT_BODIES),
-            p(queries::INSERT_RECORDS),
-            p(queries::UPSERT_VIEWS),
-            p(queries::DELETE_VIEWS),
-            p(queries::UPSERT_TILES),
-            p(queries::NOTIFY_LOG),
-        )?;
+        let (lock, head, advance, store, bodies, records, views, new_views, unviews, tiles, notify) =
+            tokio::try_join!(
+                p(queries::LOCK_SEQUENCER),
+                p(queries::SELECT_CHECKPOINT),
+                p(queries::ADVANCE_CHECKPOINT),
+                p(queries::STORE_CHECKPOINT),
+                p(queries::UPSERT_BODIES),
+                p(queries::INSERT_RECORDS),
+                p(queries::UPSERT_VIEWS),
+                p(queries::INSERT_VIEWS),
+                p(queries::DELETE_VIEWS),
+                p(queries::UPSERT_TILES),
+                p(queries::NOTIFY_LOG),
+            )?;
         Ok(Self {
             client,
             lock,
@@ -69,6 +72,7 @@ impl Conn {
             bodies,
             records,
             views,
+            new_views,
             unviews,
             tiles,
             notify,
