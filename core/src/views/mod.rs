@@ -366,7 +366,10 @@ fn follow_up(
             work::overdue(kv, &id, &before, &meta);
             let entry = notice(NoticeKind::Overdue).encode();
             kv.create(inbox_key(&meta.requester, index), entry.clone());
-            kv.create(inbox_key(&meta.recipient, index), entry);
+            if meta.recipient != meta.requester {
+                // One key if an agency ever asked itself: each is created once.
+                kv.create(inbox_key(&meta.recipient, index), entry);
+            }
         }
         Event::RequestWithdrawn(_) | Event::RequestExpired { .. } => {
             let (status, kind, to) = match record.event {

@@ -448,3 +448,25 @@ fn a_hold_on_a_request_holds_its_updates() {
     assert!(held(&kv, &update_id, &[]).unwrap());
     assert!(held(&kv, &request_id, &[]).unwrap());
 }
+
+/// An overdue notice to a request an agency sent itself is one inbox item, created once.
+#[test]
+fn an_overdue_notice_to_an_agency_that_asked_itself_is_one_item() {
+    let mut kv = Mem::default();
+    let id = RequestId([1; 16]);
+    let mut rec = with_deadlines(1);
+    if let Event::RequestSubmitted(r) = &mut rec.event {
+        r.recipient = "police".into();
+    }
+    fold(&mut kv, 1, &rec);
+    fold(
+        &mut kv,
+        2,
+        &by("police", Event::RequestOverdue { request_id: id }),
+    );
+    let notices: Vec<_> = inbox_of(&kv, "police")
+        .into_iter()
+        .filter(|e| e.notice == Some(NoticeKind::Overdue))
+        .collect();
+    assert_eq!(notices.len(), 1);
+}
