@@ -349,6 +349,23 @@ impl PostgresEngine {
     }
 }
 
+/// Runs one of a batch's statements in its transaction, unless it has nothing to write (`empty`).
+async fn unless_empty(
+    c: &writer::Conn,
+    empty: bool,
+    statement: &tokio_postgres::Statement,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    what: &'static str,
+) -> Result<u64, StorageError> {
+    if empty {
+        return Ok(0);
+    }
+    c.client
+        .execute(statement, params)
+        .await
+        .map_err(failed(what))
+}
+
 /// Writes the tiles a batch completed, in its transaction (none: nothing sent).
 async fn write_tiles(c: &writer::Conn, tiles: &tiles::TileRows) -> Result<u64, StorageError> {
     if tiles.0.is_empty() {
@@ -386,6 +403,11 @@ impl Backend for PostgresEngine {
         let stored = note.clone();
         let bridge = &self.reader.db.bridge;
         self.writer.commit(bridge, move |c| async move {
+            use tokio_postgres::types::ToSql;
+            let body_params: [&(dyn ToSql + Sync); 3] = [&kinds, &ids, &sealed];
+            let new_params: [&(dyn ToSql + Sync); 2] = [&new.0, &new.1];
+            let set_params: [&(dyn ToSql + Sync); 2] = [&set.0, &set.1];
+            let deleted_params: [&(dyn ToSql + Sync); 1] = [&deleted];
             // Sent together; the checkpoint's guard is checked before the commit is sent.
             let (advanced, ..) = tokio::try_join!(
                 async {
@@ -394,52 +416,34 @@ impl Backend for PostgresEngine {
                         .await
                         .map_err(failed("moving the checkpoint"))
                 },
-                async {
-                    match kinds.is_empty() {
-                        true => Ok(0),
-                        false => c
-                            .client
-                            .execute(&c.bodies, &[&kinds, &ids, &sealed])
-                            .await
-                            .map_err(failed("storing bodies")),
-                    }
-                },
+                unless_empty(
+                    &c,
+                    kinds.is_empty(),
+                    &c.bodies,
+                    &body_params,
+                    "storing bodies"
+                ),
                 async {
                     c.client
                         .execute(&c.records, &[&indexes, &records])
                         .await
                         .map_err(failed("appending records"))
                 },
-                async {
-                    match new.0.is_empty() {
-                        true => Ok(0),
-                        false => c
-                            .client
-                            .execute(&c.new_views, &[&new.0, &new.1])
-                            .await
-                            .map_err(failed("writing new views")),
-                    }
-                },
-                async {
-                    match set.0.is_empty() {
-                        true => Ok(0),
-                        false => c
-                            .client
-                            .execute(&c.views, &[&set.0, &set.1])
-                            .await
-                            .map_err(failed("writing views")),
-                    }
-                },
-                async {
-                    match deleted.is_empty() {
-                        true => Ok(0),
-                        false => c
-                            .client
-                            .execute(&c.unviews, &[&deleted])
-                            .await
-                            .map_err(failed("deleting views")),
-                    }
-                },
+                unless_empty(
+                    &c,
+                    new.0.is_empty(),
+                    &c.new_views,
+                    &new_params,
+                    "writing new views"
+                ),
+                unless_empty(&c, set.0.is_empty(), &c.views, &set_params, "writing views"),
+                unless_empty(
+                    &c,
+                    deleted.is_empty(),
+                    &c.unviews,
+                    &deleted_params,
+                    "deleting views"
+                ),
                 write_tiles(&c, &tiles),
                 async {
                     c.client
