@@ -403,6 +403,16 @@ fn main() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    if std::env::var_os("INFOSHARE_BENCH_BROKER_ONLY").is_some() {
+        println!(
+            "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
+            broker_calls,
+            echo_rate,
+            broker_calls / echo_rate
+        );
+        std::mem::forget(server_rt);
+        return;
+    }
     if let Some((_cluster, dbs)) = &pg {
         let one = Run {
             broker_calls,
@@ -666,30 +676,44 @@ async fn closed_loop(
 /// latencies, each from its scheduled time.
 async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
     let total = rate * secs;
-    let start = tokio::time::Instant::now() + Duration::from_millis(50);
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
-        tokio::time::sleep_until(scheduled).await;
-        let clients = clients.clone();
-        tasks.push(tokio::spawn(async move {
-            // A full round trip is offered at each scheduled time; the submit's latency
-            // counts from that time, not from when the task got to run.
-            let (from, to) = PAIRS[(i % 4) as usize];
-            let key = format!("open-{rate}-{i}");
-            let sent = clients.by_agency[from]
-                .submit_request(sample_request(to), &key)
-                .await
-                .unwrap();
-            let submit = scheduled.elapsed().as_micros() as u64;
-            clients.by_agency[to]
-                .respond(&sent.request_id, answer(to))
-                .await
-                .unwrap();
-            let round_trip = scheduled.elapsed().as_micros() as u64;
-            (submit, round_trip)
-        }));
-    }
+    // Round trips are started by a thread of their own that sleeps to each scheduled time:
+    // tokio's timer has a resolution of 1 ms, so starting them from `sleep_until` started each
+    // up to 1 ms late, and that lateness, counted from the scheduled time, was charged to the
+    // broker.
+    let handle = tokio::runtime::Handle::current();
+    let clients = clients.clone();
+    let start = Instant::now() + Duration::from_millis(50);
+    let pacer = std::thread::spawn(move || {
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
+            if let Some(ahead) = scheduled.checked_duration_since(Instant::now()) {
+                std::thread::sleep(ahead);
+            }
+            let clients = clients.clone();
+            tasks.push(handle.spawn(async move {
+                // A full round trip is offered at each scheduled time; the submit's latency
+                // counts from that time, not from when the task got to run.
+                let (from, to) = PAIRS[(i % 4) as usize];
+                let key = format!("open-{rate}-{i}");
+                let sent = clients.by_agency[from]
+                    .submit_request(sample_request(to), &key)
+                    .await
+                    .unwrap();
+                let submit = scheduled.elapsed().as_micros() as u64;
+                clients.by_agency[to]
+                    .respond(&sent.request_id, answer(to))
+                    .await
+                    .unwrap();
+                let round_trip = scheduled.elapsed().as_micros() as u64;
+                (submit, round_trip)
+            }));
+        }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap())
+        .await
+        .unwrap();
     let (mut s, mut rt) = (Samples::default(), Samples::default());
     for t in tasks {
         let (a, b) = t.await.unwrap();
