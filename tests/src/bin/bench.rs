@@ -404,12 +404,7 @@ fn main() {
     }
 
     if std::env::var_os("INFOSHARE_BENCH_BROKER_ONLY").is_some() {
-        println!(
-            "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
-            broker_calls,
-            echo_rate,
-            broker_calls / echo_rate
-        );
+        println!("{}", broker_ratio(broker_calls, echo_rate));
         std::mem::forget(server_rt);
         return;
     }
@@ -460,12 +455,7 @@ fn main() {
     let verify_secs = scale::verify_run(&root.join("verify-data"), verify_n);
 
     println!();
-    println!(
-        "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
-        broker_calls,
-        echo_rate,
-        broker_calls / echo_rate
-    );
+    println!("{}", broker_ratio(broker_calls, echo_rate));
     println!(
         "log append rate (ledger alone) vs bare fdatasync at the same batch size: {:.0} / {:.0} = {:.2}",
         ledger_rate,
@@ -576,12 +566,7 @@ fn postgres_phases(
     });
 
     println!();
-    println!(
-        "broker calls/s vs raw echo calls/s: {:.0} / {:.0} = {:.2}",
-        one.broker_calls,
-        one.echo_rate,
-        one.broker_calls / one.echo_rate
-    );
+    println!("{}", broker_ratio(one.broker_calls, one.echo_rate));
     println!(
         "log append rate (ledger alone) vs PostgreSQL insert-and-commit at the same batch size: {:.0} / {:.0} = {:.2}",
         ledger_rate,
@@ -674,6 +659,14 @@ async fn closed_loop(
 
 /// Offers `rate` full round trips per second for `secs` and prints the submit and round-trip
 /// latencies, each from its scheduled time.
+/// The line a script reads for broker ÷ echo.
+fn broker_ratio(broker_calls: f64, echo_rate: f64) -> String {
+    format!(
+        "broker calls/s vs raw echo calls/s: {broker_calls:.0} / {echo_rate:.0} = {:.2}",
+        broker_calls / echo_rate
+    )
+}
+
 async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
     let total = rate * secs;
     // Round trips are started by a thread of their own that sleeps to each scheduled time:
