@@ -657,8 +657,6 @@ async fn closed_loop(
     )
 }
 
-/// Offers `rate` full round trips per second for `secs` and prints the submit and round-trip
-/// latencies, each from its scheduled time.
 /// The line a script reads for broker ÷ echo.
 fn broker_ratio(broker_calls: f64, echo_rate: f64) -> String {
     format!(
@@ -667,16 +665,18 @@ fn broker_ratio(broker_calls: f64, echo_rate: f64) -> String {
     )
 }
 
+/// Offers `rate` full round trips per second for `secs` and prints the submit and round-trip
+/// latencies, each from its scheduled time.
 async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
     let total = rate * secs;
-    // Round trips are started by a thread of their own that sleeps to each scheduled time:
+    // Round trips are started by a blocking task of their own that sleeps to each scheduled time:
     // tokio's timer has a resolution of 1 ms, so starting them from `sleep_until` started each
     // up to 1 ms late, and that lateness, counted from the scheduled time, was charged to the
     // broker.
     let handle = tokio::runtime::Handle::current();
     let clients = clients.clone();
     let start = Instant::now() + Duration::from_millis(50);
-    let pacer = std::thread::spawn(move || {
+    let tasks = tokio::task::spawn_blocking(move || {
         let mut tasks = Vec::with_capacity(total as usize);
         for i in 0..total {
             let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
@@ -703,10 +703,9 @@ async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
             }));
         }
         tasks
-    });
-    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap())
-        .await
-        .unwrap();
+    })
+    .await
+    .unwrap();
     let (mut s, mut rt) = (Samples::default(), Samples::default());
     for t in tasks {
         let (a, b) = t.await.unwrap();
