@@ -420,5 +420,7 @@ async fn start_up_succeeds_after_a_power_cut_at_every_sync_with_every_acknowledg
     }
     eprintln!("{states} power-cut states recovered, {tiles_lost} of them with tiles lost or cut");
     assert!(tiles_lost > 0, "no state lost a tile");
-    assert!(states >= ROUNDS as usize * 3 * 3);
+    // At least one sync a round (a batch's bodies, records and checkpoint are one write and one
+    // sync): every cut before and after it, three variants each.
+    assert!(states >= ROUNDS as usize * 2 * 3);
 }

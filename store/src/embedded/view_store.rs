@@ -89,12 +89,31 @@ pub fn body_key(kind: MessageKind, id: &RequestId) -> Vec<u8> {
     [b"b".as_slice(), &id.0, &[kind.code()]].concat()
 }
 
-/// The view write recording where a body is stored (keys under `b` are this engine's own).
-pub fn body_location(kind: MessageKind, id: &RequestId, pos: Position) -> (Vec<u8>, Vec<u8>) {
-    let mut v = Vec::with_capacity(20);
+/// The segments a body lies in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFile {
+    /// An attachment in the log's segments, written and synced with its batch's records.
+    Log,
+    /// An entry of the body segments (`bodies/`), where data directories made before bodies
+    /// moved into the log keep them.
+    Bodies,
+}
+
+/// The view write recording where a body is stored (keys under `b` are this engine's own). The
+/// value is the position, then `1` if it is in the log (20 bytes: in the body segments).
+pub fn body_location(
+    kind: MessageKind,
+    id: &RequestId,
+    file: BodyFile,
+    pos: Position,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut v = Vec::with_capacity(21);
     v.extend_from_slice(&pos.segment.to_be_bytes());
     v.extend_from_slice(&pos.offset.to_be_bytes());
     v.extend_from_slice(&pos.len.to_be_bytes());
+    if file == BodyFile::Log {
+        v.push(1);
+    }
     (body_key(kind, id), v)
 }
 
@@ -344,15 +363,20 @@ fn write_marks(
 }
 
 /// A body location as [`body_location`] wrote it.
-pub fn parse_body_position(v: &[u8]) -> Result<Position, ViewError> {
-    if v.len() != 20 {
-        return Err(ViewError::Store("bad body position".into()));
-    }
-    Ok(Position {
-        segment: u64::from_be_bytes(v[..8].try_into().expect("8")),
-        offset: u64::from_be_bytes(v[8..16].try_into().expect("8")),
-        len: u32::from_be_bytes(v[16..].try_into().expect("4")),
-    })
+pub fn parse_body_position(v: &[u8]) -> Result<(BodyFile, Position), ViewError> {
+    let file = match v.len() {
+        20 => BodyFile::Bodies,
+        21 if v[20] == 1 => BodyFile::Log,
+        _ => return Err(ViewError::Store("bad body position".into())),
+    };
+    Ok((
+        file,
+        Position {
+            segment: u64::from_be_bytes(v[..8].try_into().expect("8")),
+            offset: u64::from_be_bytes(v[8..16].try_into().expect("8")),
+            len: u32::from_be_bytes(v[16..20].try_into().expect("4")),
+        },
+    ))
 }
 
 impl Drop for ViewStore {

@@ -438,7 +438,7 @@ fn main() {
     let (ledger_rate, ledger_batch) =
         client_rt.block_on(ledger_under_load(&root.join("ledger-bench"), duration));
     println!(
-        "ledger alone           {ledger_rate:>9.0} records/s   ({ledger_batch:.1} per batch: each batch one fdatasync of bodies, one of the log)"
+        "ledger alone           {ledger_rate:>9.0} records/s   ({ledger_batch:.1} per batch: each batch one write and one fdatasync of its bodies, records and checkpoint)"
     );
     let fsync_at = |batch: usize, ahead: bool| bare_fdatasync(root, batch, ahead);
     let ledger_fsync_rate = fsync_at(ledger_batch.round().max(1.0) as usize, false);

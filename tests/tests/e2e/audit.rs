@@ -440,15 +440,16 @@ async fn checkpoints_stay_consistent_across_restarts_and_indexes_rebuild_the_sam
 }
 
 /// The record frames of a segment (payload offset, length); the mark frames between batches
-/// (length's top bit set: the batch's signed checkpoint) are skipped, and the zeros the engine
-/// writes ahead of its last frame end the list.
+/// (length's top bit set: the batch's signed checkpoint) and the attachments (the next bit: the
+/// batch's sealed bodies) are skipped, and the zeros the engine writes ahead of its last frame
+/// end the list.
 fn frames(data: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut pos = 16;
     while pos + 8 <= data.len() && data[pos..pos + 8] != [0; 8] {
         let flagged = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap());
-        let len = (flagged & !(1 << 31)) as usize;
-        if flagged & (1 << 31) == 0 {
+        let len = (flagged & !(3 << 30)) as usize;
+        if flagged & (3 << 30) == 0 {
             out.push((pos + 8, len));
         }
         pos += 8 + len;

@@ -51,7 +51,8 @@ async fn log_holds_no_personal_information_and_records_refusals() {
     server.kill9();
 
     let log = read_dir_bytes(&env.data_dir().join("log"));
-    let bodies = read_dir_bytes(&env.data_dir().join("bodies"));
+    // The bodies are attachments in the log's segments, sealed.
+    let bodies = &log;
     let request = sample_request("rangitoto-school-board");
     let subject = request.subject.clone().unwrap();
     let disclosed = &sample_disclosure().items[0].content;
@@ -87,7 +88,7 @@ async fn log_holds_no_personal_information_and_records_refusals() {
         "relationship_manager",
     ] {
         assert!(
-            !contains(&bodies, secret),
+            !contains(bodies, secret),
             "a body file holds {secret:?} in the clear"
         );
     }
@@ -95,9 +96,9 @@ async fn log_holds_no_personal_information_and_records_refusals() {
         infoshare_server::store::seal::BodyKeys::load_or_create(&env.data_dir().join("keys/body"))
             .unwrap();
     let mut opened = Vec::new();
-    infoshare_server::store::embedded::segment::scan_read_only(
-        &env.data_dir().join("bodies"),
-        infoshare_server::store::bodies::BODY_MAGIC,
+    infoshare_server::store::embedded::segment::scan_attachments(
+        &env.data_dir().join("log"),
+        LOG_MAGIC,
         |_, frame| opened.extend(keys.open(frame).unwrap().body),
     )
     .unwrap();
@@ -189,11 +190,12 @@ async fn withdrawal_reasons_and_updates_are_sealed_bodies_not_log_content() {
     server.kill9();
 
     let log = read_dir_bytes(&env.data_dir().join("log"));
-    let bodies = read_dir_bytes(&env.data_dir().join("bodies"));
+    // The bodies are attachments in the log's segments, sealed.
+    let bodies = &log;
     for secret in [reason, content] {
         assert!(!contains(&log, secret), "the log contains {secret:?}");
         assert!(
-            !contains(&bodies, secret),
+            !contains(bodies, secret),
             "a body holds {secret:?} in the clear"
         );
     }
@@ -201,9 +203,9 @@ async fn withdrawal_reasons_and_updates_are_sealed_bodies_not_log_content() {
         infoshare_server::store::seal::BodyKeys::load_or_create(&env.data_dir().join("keys/body"))
             .unwrap();
     let mut opened = Vec::new();
-    infoshare_server::store::embedded::segment::scan_read_only(
-        &env.data_dir().join("bodies"),
-        infoshare_server::store::bodies::BODY_MAGIC,
+    infoshare_server::store::embedded::segment::scan_attachments(
+        &env.data_dir().join("log"),
+        LOG_MAGIC,
         |_, frame| opened.extend(keys.open(frame).unwrap().body),
     )
     .unwrap();

@@ -20,27 +20,16 @@ fn marked_request(marker: &str) -> api::InformationRequest {
     request
 }
 
-/// The bytes of the files the bodies are stored in, all together.
-fn body_bytes(env: &TestEnv) -> Vec<u8> {
-    let files = env.body_store_files();
-    assert!(!files.is_empty(), "no body store files");
-    // A file may go between listing and reading it (PostgreSQL recycles its own).
-    files
-        .into_iter()
-        .flat_map(|f| std::fs::read(f).unwrap_or_default())
-        .collect()
-}
-
 /// Whether any file the bodies are stored in holds `marker` (bodies are sealed: never).
 fn on_disk(env: &TestEnv, marker: &str) -> bool {
-    body_bytes(env)
+    env.body_bytes()
         .windows(marker.len())
         .any(|w| w == marker.as_bytes())
 }
 
-/// Zero bytes in the body segments: erasure zeroes a sealed frame in place.
+/// Zero bytes where bodies are stored: erasure zeroes a sealed frame in place.
 fn zeros(env: &TestEnv) -> usize {
-    body_bytes(env).iter().filter(|b| **b == 0).count()
+    env.body_bytes().iter().filter(|b| **b == 0).count()
 }
 
 #[tokio::test]

@@ -11,8 +11,10 @@ pub(super) const FRAME: usize = 8;
 
 /// The length's flag of a mark frame.
 pub(super) const MARK: u32 = 1 << 31;
+/// The length's flag of an attachment frame.
+pub(super) const ATTACHMENT: u32 = 1 << 30;
 
-/// One intact frame: where its payload lies in the data, and whether it is a mark.
+/// One intact frame: where its payload lies in the data, and what kind of frame it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// First byte of the payload.
@@ -21,6 +23,15 @@ pub struct Frame {
     pub end: usize,
     /// A mark, not an entry.
     pub mark: bool,
+    /// An attachment, not an entry.
+    pub attachment: bool,
+}
+
+impl Frame {
+    /// An entry: neither a mark nor an attachment (these are not numbered).
+    pub fn is_entry(&self) -> bool {
+        !self.mark && !self.attachment
+    }
 }
 
 pub(super) fn frame_crc(len: u32, payload: &[u8]) -> u32 {
@@ -32,9 +43,12 @@ pub fn check_frame(data: &[u8], pos: usize) -> Result<Frame, &'static str> {
     let head = data.get(pos..pos + FRAME).ok_or("truncated frame header")?;
     let flagged = u32::from_le_bytes(head[..4].try_into().expect("4"));
     let crc = u32::from_le_bytes(head[4..].try_into().expect("4"));
-    let len = (flagged & !MARK) as usize;
+    let len = (flagged & !(MARK | ATTACHMENT)) as usize;
     if len > MAX_ENTRY {
         return Err("impossible length");
+    }
+    if flagged & MARK != 0 && flagged & ATTACHMENT != 0 {
+        return Err("a mark and an attachment at once");
     }
     let start = pos + FRAME;
     let payload = data.get(start..start + len).ok_or("truncated payload")?;
@@ -45,6 +59,7 @@ pub fn check_frame(data: &[u8], pos: usize) -> Result<Frame, &'static str> {
         start,
         end: start + len,
         mark: flagged & MARK != 0,
+        attachment: flagged & ATTACHMENT != 0,
     })
 }
 

@@ -110,7 +110,7 @@ pub(super) fn ensure_index(dir: &Path, first: u64, entries: u64) -> Result<(), S
             offset: pos as u64,
             what,
         })?;
-        if !frame.mark {
+        if frame.is_entry() {
             positions.push(Position {
                 segment: first,
                 offset: pos as u64,

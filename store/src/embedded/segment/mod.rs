@@ -2,12 +2,16 @@
 //! a CRC32C, made durable with `fdatasync`. A write may end with a *mark*: a frame that is not an
 //! entry (the length's top bit set), synced with the entries before it. The log keeps the last
 //! intact mark; the ledger's is the signed checkpoint of its batch, so the checkpoint is durable
-//! in the same `fdatasync` as the records it covers.
+//! in the same `fdatasync` as the records it covers. A write may begin with *attachments*
+//! (the length's next bit set): frames that are not entries either, found by position, synced
+//! with the entries after them, and rewritable in place (`overwrite`); the ledger's are the
+//! sealed bodies of its batch's records. Attachments at the end of the log, with no entry or
+//! mark after them, are a write cut short and go with its torn tail.
 //!
 //! ```text
 //! segment file  <first index, 20 digits>.seg
 //!   header      magic:[8] first_index:u64le
-//!   frame*      len:u32le crc32c(len ‖ payload):u32le payload:[len & !MARK]
+//!   frame*      len:u32le crc32c(len ‖ payload):u32le payload:[len & !(MARK | ATTACHMENT)]
 //! ```
 //!
 //! Entries are numbered from 1. Opening reads only the last segment, whatever the log's size:
@@ -48,13 +52,13 @@ mod read;
 mod room;
 
 use frame::{
-    FRAME, MARK, check_header, corrupt, frame_crc, last_mark_in, push_frame, read_segment,
-    written_end,
+    ATTACHMENT, FRAME, MARK, check_header, corrupt, frame_crc, last_mark_in, push_frame,
+    read_segment, written_end,
 };
 pub use frame::{Frame, check_frame};
 pub use index::SegmentIndex;
 use index::{ensure_index, index_bytes, index_path};
-pub use read::{Scanned, SegmentReader, scan_range, scan_read_only};
+pub use read::{Scanned, SegmentReader, scan_attachments, scan_range, scan_read_only};
 
 /// Size of a segment header.
 const HEADER: u64 = 16;
@@ -227,11 +231,20 @@ impl SegmentLog {
             }
             let data = read_segment(&path, magic, first, next)?;
             let mut pos = HEADER as usize;
-            while pos < data.len() {
+            // The first of the attachments after the last entry or mark: a write always ends
+            // with one of those, so attachments at the end are a batch cut short.
+            let mut orphans = None;
+            let failed = loop {
+                if pos >= data.len() {
+                    break None;
+                }
                 match check_frame(&data, pos) {
                     Ok(frame) => {
                         if frame.mark {
                             last_mark = Some(data[frame.start..frame.end].to_vec());
+                            orphans = None;
+                        } else if frame.attachment {
+                            orphans.get_or_insert(pos);
                         } else {
                             last_positions.push(Position {
                                 segment: first,
@@ -239,30 +252,35 @@ impl SegmentLog {
                                 len: (frame.end - frame.start) as u32,
                             });
                             next += 1;
+                            orphans = None;
                         }
                         pos = frame.end;
                     }
-                    Err(what) => {
-                        let torn = written_end(&data, pos) - pos;
-                        if torn == 0 {
-                            // Nothing but the zeros written ahead: the clean end.
-                            break;
-                        }
-                        if next <= protected {
-                            return Err(corrupt(&path, next, pos as u64, what));
-                        }
-                        quarantine(dir, &data[pos..pos + torn])?;
-                        recovery.truncated_bytes = torn as u64;
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(&path)
-                            .map_err(io_err(&path))?;
-                        f.set_len(pos as u64).map_err(io_err(&path))?;
-                        durable::sync_all(&f, &path).map_err(io_err(&path))?;
-                        break;
-                    }
+                    Err(what) => break Some(what),
                 }
+            };
+            // Past `pos`: nothing but the zeros written ahead (the clean end), or a torn write.
+            let written = written_end(&data, pos);
+            if let Some(what) = failed
+                && written > pos
+                && next <= protected
+            {
+                return Err(corrupt(&path, next, pos as u64, what));
             }
+            // Orphaned attachments go with the torn write, unless acknowledged entries are
+            // missing after them (then they are evidence, kept for the caller's refusal).
+            let cut = orphans.filter(|_| next > protected).unwrap_or(pos);
+            if written > cut {
+                quarantine(dir, &data[cut..written])?;
+                recovery.truncated_bytes = (written - cut) as u64;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                f.set_len(cut as u64).map_err(io_err(&path))?;
+                durable::sync_all(&f, &path).map_err(io_err(&path))?;
+            }
+            pos = cut;
             frames_end = pos as u64;
             keep.push(first);
         }
@@ -357,8 +375,24 @@ impl SegmentLog {
         payloads: &[P],
         mark: Option<&[u8]>,
     ) -> Result<Vec<Position>, SegmentError> {
+        self.append_batch::<&[u8], P>(&[], payloads, mark)
+            .map(|(_, entries)| entries)
+    }
+
+    /// As [`append_marked`](Self::append_marked), the write beginning with `attachments`:
+    /// frames that are not entries (not numbered, not in the index, skipped by scans), found by
+    /// the positions returned first, and durable in the same `fdatasync` as the entries after
+    /// them. A batch of attachments with neither entries nor a mark is refused: opening takes
+    /// attachments at the end of a segment for a write cut short.
+    pub fn append_batch<A: AsRef<[u8]>, P: AsRef<[u8]>>(
+        &mut self,
+        attachments: &[A],
+        payloads: &[P],
+        mark: Option<&[u8]>,
+    ) -> Result<(Vec<Position>, Vec<Position>), SegmentError> {
         if payloads.is_empty() && mark.is_none() {
-            return Ok(Vec::new());
+            assert!(attachments.is_empty(), "attachments with no entry or mark");
+            return Ok((Vec::new(), Vec::new()));
         }
         self.take_room(false);
         if self.file_len >= self.max_segment_bytes {
@@ -366,9 +400,10 @@ impl SegmentLog {
         }
         let segment = *self.segments.last().expect("always one segment");
         let path = segment_path(&self.dir, segment);
-        let total: usize = payloads
+        let total: usize = attachments
             .iter()
-            .map(|p| FRAME + p.as_ref().len())
+            .map(|a| FRAME + a.as_ref().len())
+            .chain(payloads.iter().map(|p| FRAME + p.as_ref().len()))
             .sum::<usize>()
             + mark.map_or(0, |m| FRAME + m.len());
         let end = self.file_len + total as u64;
@@ -390,6 +425,17 @@ impl SegmentLog {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.reserve((written_to - self.file_len) as usize);
+        let mut attached = Vec::with_capacity(attachments.len());
+        for a in attachments {
+            let a = a.as_ref();
+            assert!(a.len() <= MAX_ENTRY, "attachment exceeds MAX_ENTRY");
+            attached.push(Position {
+                segment,
+                offset: self.file_len + buf.len() as u64,
+                len: a.len() as u32,
+            });
+            push_frame(&mut buf, a.len() as u32 | ATTACHMENT, a);
+        }
         let mut positions = Vec::with_capacity(payloads.len());
         for p in payloads {
             let p = p.as_ref();
@@ -442,11 +488,11 @@ impl SegmentLog {
                 .map_err(io_err(&index_path(&self.dir, segment)))?;
             shared.publish(&self.segments, self.next - 1);
         }
-        Ok(positions)
+        Ok((attached, positions))
     }
 
-    /// Replaces the payloads of existing entries with payloads of the same length (erasure at
-    /// the end of retention), keeping every position valid. Each affected segment is rewritten
+    /// Replaces the payloads of existing entries or attachments with payloads of the same length
+    /// (erasure at the end of retention), keeping every position valid. Each affected segment is rewritten
     /// to a new file, synced, and renamed over the old one, so a crash leaves either the old
     /// or the new segment, never a torn frame.
     pub fn overwrite(&mut self, patches: &[(Position, Vec<u8>)]) -> Result<(), SegmentError> {
@@ -463,13 +509,14 @@ impl SegmentLog {
             for (pos, payload) in patches {
                 let at = pos.offset as usize;
                 // The frame must be exactly where the index says, and the same length.
-                let Frame { start, end, mark } =
-                    check_frame(&data, at).map_err(|what| SegmentError::Corrupt {
-                        path: path.clone(),
-                        index: 0,
-                        offset: pos.offset,
-                        what,
-                    })?;
+                let Frame {
+                    start, end, mark, ..
+                } = check_frame(&data, at).map_err(|what| SegmentError::Corrupt {
+                    path: path.clone(),
+                    index: 0,
+                    offset: pos.offset,
+                    what,
+                })?;
                 if mark || end - start != payload.len() || payload.len() != pos.len as usize {
                     return Err(SegmentError::Corrupt {
                         path,
@@ -478,7 +525,9 @@ impl SegmentLog {
                         what: "overwrite of another length",
                     });
                 }
-                data[at + 4..at + 8].copy_from_slice(&frame_crc(pos.len, payload).to_le_bytes());
+                // The frame keeps its flags (an attachment stays one); its checksum covers them.
+                let flagged = u32::from_le_bytes(data[at..at + 4].try_into().expect("4"));
+                data[at + 4..at + 8].copy_from_slice(&frame_crc(flagged, payload).to_le_bytes());
                 data[start..end].copy_from_slice(payload);
             }
             let tmp = path.with_extension("seg.tmp");
@@ -548,33 +597,60 @@ impl SegmentLog {
         from: u64,
         mut f: impl FnMut(u64, Position, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.for_each_frame_from(from, |item| match item {
+            Item::Entry(index, position, payload) => f(index, position, payload),
+            Item::Attachment(..) => Ok(()),
+        })
+    }
+
+    /// Calls `f` with each entry from index `from` on and each attachment written with them
+    /// (those of `from`'s own batch included: they lie after the entry before it), in order.
+    pub fn for_each_frame_from<E: From<SegmentError>>(
+        &self,
+        from: u64,
+        mut f: impl FnMut(Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let start = self.segments.partition_point(|&first| first <= from).max(1) - 1;
         for &first in &self.segments[start..] {
             let path = segment_path(&self.dir, first);
             let data = fs::read(&path).map_err(io_err(&path))?;
             let mut pos = HEADER as usize;
             let mut index = first;
-            while pos < data.len() && index < self.next {
-                let Frame { start, end, mark } = check_frame(&data, pos)
+            // The last segment's frames end where the next write goes (zeros after that).
+            let end = match self.segments.last() {
+                Some(&last) if last == first => data.len().min(self.file_len as usize),
+                _ => data.len(),
+            };
+            while pos < end {
+                let frame = check_frame(&data, pos)
                     .map_err(|what| corrupt(&path, index, pos as u64, what))?;
-                if mark {
-                    pos = end;
-                    continue;
+                let position = Position {
+                    segment: first,
+                    offset: pos as u64,
+                    len: (frame.end - frame.start) as u32,
+                };
+                let payload = &data[frame.start..frame.end];
+                if frame.attachment && index >= from {
+                    f(Item::Attachment(position, payload))?;
+                } else if frame.is_entry() {
+                    if index >= from {
+                        f(Item::Entry(index, position, payload))?;
+                    }
+                    index += 1;
                 }
-                if index >= from {
-                    let position = Position {
-                        segment: first,
-                        offset: pos as u64,
-                        len: (end - start) as u32,
-                    };
-                    f(index, position, &data[start..end])?;
-                }
-                pos = end;
-                index += 1;
+                pos = frame.end;
             }
         }
         Ok(())
     }
+}
+
+/// A frame as [`SegmentLog::for_each_frame_from`] visits it.
+pub enum Item<'a> {
+    /// An entry: its index, position and payload.
+    Entry(u64, Position, &'a [u8]),
+    /// An attachment: its position and payload.
+    Attachment(Position, &'a [u8]),
 }
 
 /// The segments in `dir`, oldest first. A rewrite cut short by a crash (`*.seg.tmp`) is

@@ -51,15 +51,16 @@ pub fn scan_range(
         let data = read_segment(&path, magic, first, next)?;
         let mut pos = HEADER as usize;
         while pos < data.len() && next <= to {
-            let Frame { start, end, mark } = match check_frame(&data, pos) {
+            let frame = match check_frame(&data, pos) {
                 Ok(frame) => frame,
                 // The zeros written ahead of the last segment's frames.
                 Err(_) if written_end(&data, pos) == pos => break,
                 Err(what) => return Err(corrupt(&path, next, pos as u64, what)),
             };
-            if mark {
+            let (start, end) = (frame.start, frame.end);
+            if frame.mark {
                 last_mark = Some(data[start..end].to_vec());
-            } else {
+            } else if frame.is_entry() {
                 if next >= from {
                     f(next, &data[start..end]);
                 }
@@ -74,13 +75,51 @@ pub fn scan_range(
     })
 }
 
+/// Calls `f` with the position and payload of every attachment in the log in `dir`, in order,
+/// without changing anything; stops at the first frame that fails its checks, as
+/// [`scan_read_only`] does.
+pub fn scan_attachments(
+    dir: &Path,
+    magic: [u8; 8],
+    mut f: impl FnMut(Position, &[u8]),
+) -> Result<(), SegmentError> {
+    let mut next = 1;
+    for first in list_segments(dir)? {
+        let path = segment_path(dir, first);
+        let data = read_segment(&path, magic, first, next)?;
+        let mut pos = HEADER as usize;
+        while pos < data.len() {
+            let frame = match check_frame(&data, pos) {
+                Ok(frame) => frame,
+                Err(_) if written_end(&data, pos) == pos => break,
+                Err(what) => return Err(corrupt(&path, next, pos as u64, what)),
+            };
+            if frame.attachment {
+                let at = Position {
+                    segment: first,
+                    offset: pos as u64,
+                    len: (frame.end - frame.start) as u32,
+                };
+                f(at, &data[frame.start..frame.end]);
+            } else if frame.is_entry() {
+                next += 1;
+            }
+            pos = frame.end;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<u8>, SegmentError> {
     let mut buf = vec![0u8; FRAME + pos.len as usize];
     file.read_exact_at(&mut buf, pos.offset)
         .map_err(io_err(path))?;
     // Read by position, the entry's number is not known here (0).
     let bad = |what| corrupt(path, 0, pos.offset, what);
-    let Frame { start, end, mark } = check_frame(&buf, 0).map_err(bad)?;
+    // An entry or an attachment; a mark is never read by position.
+    let Frame {
+        start, end, mark, ..
+    } = check_frame(&buf, 0).map_err(bad)?;
     if mark || end - start != pos.len as usize {
         return Err(bad("length differs from index"));
     }

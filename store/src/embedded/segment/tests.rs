@@ -423,3 +423,117 @@ fn a_torn_write_with_a_lost_sector_is_cut_whole_so_no_stray_frame_outlives_it() 
         2
     );
 }
+
+/// A batch's attachments are written before its entries, found by their positions, and are not
+/// entries: not numbered, not in the index, not in scans, whatever the segment they are in.
+#[test]
+fn attachments_ride_with_their_batch_and_are_not_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open_indexed(dir.path(), MAGIC, 200, 0).unwrap();
+    let mut attached = Vec::new();
+    for i in 0..6u8 {
+        let (a, e) = log
+            .append_batch(&[vec![100 + i; 10]], &[vec![i; 5], vec![i; 6]], Some(b"m"))
+            .unwrap();
+        assert_eq!(e.len(), 2);
+        attached.extend(a);
+    }
+    assert_eq!(log.next_index(), 13);
+    assert!(list_segments(dir.path()).unwrap().len() > 1);
+    let reader = SegmentReader::new(dir.path());
+    assert_eq!(reader.read(attached[4]).unwrap(), vec![104; 10]);
+    let index = log.index().unwrap();
+    assert_eq!(reader.read(index.position(3).unwrap()).unwrap(), vec![1; 5]);
+    drop(log);
+    let (log, rec) = SegmentLog::open_indexed(dir.path(), MAGIC, 200, 0).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (12, 0));
+    let numbered: Vec<u64> = entries(&log).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(numbered, (1..=12).collect::<Vec<_>>());
+    let scanned = scan_read_only(dir.path(), MAGIC, |_, p| assert!(p.len() < 10)).unwrap();
+    assert_eq!(scanned.entries, 12);
+    let mut seen = Vec::new();
+    scan_attachments(dir.path(), MAGIC, |pos, p| seen.push((pos, p[0]))).unwrap();
+    assert_eq!(
+        seen,
+        attached.iter().copied().zip(100..106).collect::<Vec<_>>()
+    );
+    // From an entry on: the attachments of its batch and of those after, none before.
+    let mut from = Vec::new();
+    log.for_each_frame_from(5, |item| {
+        from.push(match item {
+            Item::Entry(i, _, _) => format!("e{i}"),
+            Item::Attachment(_, p) => format!("a{}", p[0]),
+        });
+        Ok::<_, SegmentError>(())
+    })
+    .unwrap();
+    assert_eq!(
+        from.join(" "),
+        "a102 e5 e6 a103 e7 e8 a104 e9 e10 a105 e11 e12"
+    );
+}
+
+/// Attachments at the end of the log are a batch whose entries never reached the disk: they are
+/// cut with the torn write, and the log goes on where that batch began.
+#[test]
+fn attachments_at_the_end_are_a_torn_batch_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    log.append_batch(&[b"body1"], &[b"rec1"], Some(b"m1"))
+        .unwrap();
+    drop(log);
+    let path = segment_path(dir.path(), 1);
+    let mut orphan = Vec::new();
+    push_frame(&mut orphan, 5 | ATTACHMENT, b"body2");
+    write_at(&path, frames_end(&path), &orphan);
+    let attachments = |dir: &Path| {
+        let mut seen = Vec::new();
+        scan_attachments(dir, MAGIC, |_, p| seen.push(p.to_vec())).unwrap();
+        seen
+    };
+    assert_eq!(
+        attachments(dir.path()).len(),
+        2,
+        "the orphan is a whole frame"
+    );
+    let (mut log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (1, orphan.len() as u64));
+    assert_eq!(attachments(dir.path()), [b"body1".to_vec()]);
+    log.append_batch(&[b"body3"], &[b"rec2"], Some(b"m2"))
+        .unwrap();
+    assert_eq!(
+        attachments(dir.path()),
+        [b"body1".to_vec(), b"body3".to_vec()]
+    );
+    assert_eq!(
+        entries(&log),
+        [(1, b"rec1".to_vec()), (2, b"rec2".to_vec())]
+    );
+}
+
+/// An attachment overwritten (a body erased) stays an attachment of the same length, readable
+/// where it was; the old bytes are gone from the file.
+#[test]
+fn an_attachment_overwritten_stays_an_attachment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    let (a, _) = log
+        .append_batch(&[b"secret"], &[b"rec"], Some(b"m"))
+        .unwrap();
+    log.overwrite(&[(a[0], b"erased".to_vec())]).unwrap();
+    assert_eq!(
+        SegmentReader::new(dir.path()).read(a[0]).unwrap(),
+        b"erased"
+    );
+    log.append_batch(&[b"next"], &[b"rec2"], Some(b"m2"))
+        .unwrap();
+    drop(log);
+    let bytes = fs::read(segment_path(dir.path(), 1)).unwrap();
+    assert!(!bytes.windows(6).any(|w| w == b"secret"));
+    let (log, rec) = SegmentLog::open(dir.path(), MAGIC).unwrap();
+    assert_eq!((rec.entries, rec.truncated_bytes), (2, 0));
+    let mut seen = Vec::new();
+    scan_attachments(dir.path(), MAGIC, |_, p| seen.push(p.to_vec())).unwrap();
+    assert_eq!(seen, [b"erased".to_vec(), b"next".to_vec()]);
+    assert_eq!(log.last_mark(), Some(&b"m2"[..]));
+}

@@ -110,7 +110,7 @@ impl TestEnv {
         self.root.path().join("data")
     }
 
-    /// Every file bodies are stored in: the body segments, or, for a log in PostgreSQL, every
+    /// Every file bodies are stored in: the log's segments, or, for a log in PostgreSQL, every
     /// file of the cluster (tables, indexes and write-ahead log).
     pub(crate) fn body_store_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -126,9 +126,33 @@ impl TestEnv {
         let mut files = Vec::new();
         match &self.postgres {
             Some((cluster, _)) => walk(&cluster.dir().join("data"), &mut files),
-            None => walk(&self.data_dir().join("bodies"), &mut files),
+            None => walk(&self.data_dir().join("log"), &mut files),
         }
         files
+    }
+
+    /// The bytes bodies are stored in: on PostgreSQL its data files, all together; on the
+    /// embedded engine the payloads of the log's attachments (not the records, nor the zeros
+    /// written ahead of them).
+    pub(crate) fn body_bytes(&self) -> Vec<u8> {
+        if self.postgres.is_none() {
+            let mut out = Vec::new();
+            infoshare_server::store::embedded::segment::scan_attachments(
+                &self.data_dir().join("log"),
+                infoshare_server::store::ledger::LOG_MAGIC,
+                |_, payload| out.extend_from_slice(payload),
+            )
+            .unwrap();
+            assert!(!out.is_empty(), "no bodies in the log");
+            return out;
+        }
+        let files = self.body_store_files();
+        assert!(!files.is_empty(), "no body store files");
+        // A file may go between listing and reading it (PostgreSQL recycles its own).
+        files
+            .into_iter()
+            .flat_map(|f| std::fs::read(f).unwrap_or_default())
+            .collect()
     }
 
     pub(crate) fn identity_dir(&self, role: Role, id: &str) -> PathBuf {
