@@ -382,8 +382,8 @@ impl SegmentLog {
     /// As [`append_marked`](Self::append_marked), the write beginning with `attachments`:
     /// frames that are not entries (not numbered, not in the index, skipped by scans), found by
     /// the positions returned first, and durable in the same `fdatasync` as the entries after
-    /// them. A batch of attachments with neither entries nor a mark is refused: opening takes
-    /// attachments at the end of a segment for a write cut short.
+    /// them. Attachments MUST come with entries or a mark (a caller's error otherwise, which
+    /// panics): opening takes attachments at the end of a segment for a write cut short.
     pub fn append_batch<A: AsRef<[u8]>, P: AsRef<[u8]>>(
         &mut self,
         attachments: &[A],
