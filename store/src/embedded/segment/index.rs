@@ -5,9 +5,9 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::frame::check_frame;
+use super::read::OpenFiles;
 use super::{HEADER, Position, SegmentError, io_err, segment_path};
 use crate::durable;
 
@@ -32,7 +32,7 @@ pub struct SegmentIndex {
     dir: PathBuf,
     /// The first entry of each segment, and the number of entries, as published by the writer.
     state: std::sync::RwLock<(Vec<u64>, u64)>,
-    files: std::sync::Mutex<std::collections::HashMap<u64, Arc<File>>>,
+    files: OpenFiles,
 }
 
 impl SegmentIndex {
@@ -41,7 +41,7 @@ impl SegmentIndex {
         Self {
             dir: dir.to_path_buf(),
             state: std::sync::RwLock::new((segments, entries)),
-            files: Default::default(),
+            files: OpenFiles::default(),
         }
     }
 
@@ -60,21 +60,12 @@ impl SegmentIndex {
             let at = state.0.partition_point(|&first| first <= index);
             state.0[at - 1]
         };
-        let path = index_path(&self.dir, segment);
-        let file = {
-            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            match files.get(&segment) {
-                Some(f) => f.clone(),
-                None => {
-                    let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
-                    files.insert(segment, f.clone());
-                    f
-                }
-            }
-        };
+        let path = || index_path(&self.dir, segment);
         let mut entry = [0u8; INDEX_ENTRY as usize];
-        file.read_exact_at(&mut entry, (index - segment) * INDEX_ENTRY)
-            .map_err(io_err(&path))?;
+        self.files
+            .get(segment, path)?
+            .read_exact_at(&mut entry, (index - segment) * INDEX_ENTRY)
+            .map_err(|e| io_err(&path())(e))?;
         Ok(Position {
             segment,
             offset: u64::from_le_bytes(entry[..8].try_into().expect("8")),

@@ -1,9 +1,11 @@
 //! Reading a log without writing to it: the scans of the whole log (or a range of it) and the
 //! reads of one entry by position.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::frame::{FRAME, Frame, check_frame, corrupt, read_segment, written_end};
 use super::{HEADER, Position, SegmentError, io_err, list_segments, segment_path};
@@ -39,10 +41,53 @@ pub fn scan_range(
     to: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> Result<Scanned, SegmentError> {
+    let mut last_mark = None;
+    let entries = walk(dir, magic, from, to, |frame| match frame {
+        Walked::Entry(index, payload) if index >= from => f(index, payload),
+        Walked::Mark(payload) => last_mark = Some(payload.to_vec()),
+        _ => {}
+    })?;
+    Ok(Scanned { entries, last_mark })
+}
+
+/// Calls `f` with the position and payload of every attachment in the log in `dir`, in order,
+/// without changing anything; stops at the first frame that fails its checks, as
+/// [`scan_read_only`] does.
+pub fn scan_attachments(
+    dir: &Path,
+    magic: [u8; 8],
+    mut f: impl FnMut(Position, &[u8]),
+) -> Result<(), SegmentError> {
+    walk(dir, magic, 1, u64::MAX, |frame| {
+        if let Walked::Attachment(at, payload) = frame {
+            f(at, payload);
+        }
+    })
+    .map(drop)
+}
+
+/// A frame met by [`walk`].
+enum Walked<'a> {
+    /// An entry and its number.
+    Entry(u64, &'a [u8]),
+    Attachment(Position, &'a [u8]),
+    Mark(&'a [u8]),
+}
+
+/// The one walk over a log's frames that the scans share: from the segment holding entry `from`
+/// (every frame of it, entries before `from` included) until the entry after `to`, checking
+/// every frame and stopping at the zeros written ahead of the last one. Returns the number of
+/// the last entry walked (0 if none).
+fn walk(
+    dir: &Path,
+    magic: [u8; 8],
+    from: u64,
+    to: u64,
+    mut visit: impl FnMut(Walked<'_>),
+) -> Result<u64, SegmentError> {
     let segments = list_segments(dir)?;
     let start = segments.partition_point(|&first| first <= from).max(1) - 1;
     let mut next = segments.get(start).copied().unwrap_or(1);
-    let mut last_mark = None;
     for &first in &segments[start.min(segments.len())..] {
         if next > to {
             break;
@@ -57,65 +102,36 @@ pub fn scan_range(
                 Err(_) if written_end(&data, pos) == pos => break,
                 Err(what) => return Err(corrupt(&path, next, pos as u64, what)),
             };
-            let (start, end) = (frame.start, frame.end);
+            let payload = &data[frame.start..frame.end];
             if frame.mark {
-                last_mark = Some(data[start..end].to_vec());
-            } else if frame.is_entry() {
-                if next >= from {
-                    f(next, &data[start..end]);
-                }
-                next += 1;
-            }
-            pos = end;
-        }
-    }
-    Ok(Scanned {
-        entries: next - 1,
-        last_mark,
-    })
-}
-
-/// Calls `f` with the position and payload of every attachment in the log in `dir`, in order,
-/// without changing anything; stops at the first frame that fails its checks, as
-/// [`scan_read_only`] does.
-pub fn scan_attachments(
-    dir: &Path,
-    magic: [u8; 8],
-    mut f: impl FnMut(Position, &[u8]),
-) -> Result<(), SegmentError> {
-    let mut next = 1;
-    for first in list_segments(dir)? {
-        let path = segment_path(dir, first);
-        let data = read_segment(&path, magic, first, next)?;
-        let mut pos = HEADER as usize;
-        while pos < data.len() {
-            let frame = match check_frame(&data, pos) {
-                Ok(frame) => frame,
-                Err(_) if written_end(&data, pos) == pos => break,
-                Err(what) => return Err(corrupt(&path, next, pos as u64, what)),
-            };
-            if frame.attachment {
+                visit(Walked::Mark(payload));
+            } else if frame.attachment {
                 let at = Position {
                     segment: first,
                     offset: pos as u64,
-                    len: (frame.end - frame.start) as u32,
+                    len: payload.len() as u32,
                 };
-                f(at, &data[frame.start..frame.end]);
-            } else if frame.is_entry() {
+                visit(Walked::Attachment(at, payload));
+            } else {
+                visit(Walked::Entry(next, payload));
                 next += 1;
             }
             pos = frame.end;
         }
     }
-    Ok(())
+    Ok(next - 1)
 }
 
-pub(super) fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<u8>, SegmentError> {
+fn read_frame(
+    file: &File,
+    path: impl Fn() -> PathBuf,
+    pos: Position,
+) -> Result<Vec<u8>, SegmentError> {
     let mut buf = vec![0u8; FRAME + pos.len as usize];
     file.read_exact_at(&mut buf, pos.offset)
-        .map_err(io_err(path))?;
+        .map_err(|e| io_err(&path())(e))?;
     // Read by position, the entry's number is not known here (0).
-    let bad = |what| corrupt(path, 0, pos.offset, what);
+    let bad = |what| corrupt(&path(), 0, pos.offset, what);
     // An entry or an attachment; a mark is never read by position.
     let Frame {
         start, end, mark, ..
@@ -127,11 +143,41 @@ pub(super) fn read_frame(file: &File, path: &Path, pos: Position) -> Result<Vec<
     Ok(buf)
 }
 
-/// Reads entries by position for many readers at once, keeping each segment file open: one
-/// `open` per segment, not one per read (deliveries and audit reads are on the hot path).
+/// Files of a log kept open by segment, each opened at its first read: one `open` per file, not
+/// one per read (deliveries and audit reads are on the hot path), and no path made for a read
+/// that finds its file open.
+#[derive(Default)]
+pub(super) struct OpenFiles(Mutex<HashMap<u64, Arc<File>>>);
+
+impl OpenFiles {
+    /// The open file of `segment`, opened at `path()` if it is not open yet.
+    pub(super) fn get(
+        &self,
+        segment: u64,
+        path: impl FnOnce() -> PathBuf,
+    ) -> Result<Arc<File>, SegmentError> {
+        let mut files = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = files.get(&segment) {
+            return Ok(f.clone());
+        }
+        let path = path();
+        let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
+        files.insert(segment, f.clone());
+        Ok(f)
+    }
+
+    fn forget(&self, segment: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&segment);
+    }
+}
+
+/// Reads entries by position for many readers at once, keeping each segment file open.
 pub struct SegmentReader {
     dir: PathBuf,
-    files: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<File>>>,
+    files: OpenFiles,
 }
 
 impl SegmentReader {
@@ -139,33 +185,19 @@ impl SegmentReader {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
-            files: Default::default(),
+            files: OpenFiles::default(),
         }
     }
 
     /// Reads one entry by position, checking its frame. Safe while the log is appended to.
     pub fn read(&self, pos: Position) -> Result<Vec<u8>, SegmentError> {
-        let path = segment_path(&self.dir, pos.segment);
-        let file = {
-            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            match files.get(&pos.segment) {
-                Some(f) => f.clone(),
-                None => {
-                    let f = std::sync::Arc::new(File::open(&path).map_err(io_err(&path))?);
-                    files.insert(pos.segment, f.clone());
-                    f
-                }
-            }
-        };
-        read_frame(&file, &path, pos)
+        let path = || segment_path(&self.dir, pos.segment);
+        read_frame(&*self.files.get(pos.segment, path)?, path, pos)
     }
 
     /// Closes a segment's file (before it is deleted, so a later read fails rather than
     /// reading a deleted file through an old handle).
     pub fn forget(&self, segment: u64) {
-        self.files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&segment);
+        self.files.forget(segment);
     }
 }
