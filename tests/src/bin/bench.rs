@@ -331,7 +331,8 @@ fn main() {
     );
 
     // 1. Raw transport: echo, closed loop, 64 in flight over 4 connections.
-    let echo_rate = client_rt.block_on(async {
+    let (echo_rate, echo_cpu_us) = client_rt.block_on(async {
+        let cpu_before = cpu_secs();
         let url = format!("https://localhost:{}", echo_addr.port());
         let mut channels = Vec::new();
         for _ in 0..4 {
@@ -364,8 +365,10 @@ fn main() {
             all.0.extend(t.await.unwrap());
         }
         let rate = all.0.len() as f64 / secs as f64;
+        let cpu = cpu_secs() - cpu_before;
         println!("{}", all.line("echo (baseline)", secs as f64));
-        rate
+        println!("{}", cpu_line(cpu, secs, all.0.len()));
+        (rate, cpu * 1e6 / all.0.len().max(1) as f64)
     });
 
     // 2. Broker, closed loop: `inflight` cycles at once; every agency also follows its inbox.
@@ -393,8 +396,9 @@ fn main() {
         }
         Arc::new(Clients { by_agency })
     });
-    let (broker_calls, records_per_batch, append_rate) =
+    let (broker_calls, records_per_batch, append_rate, broker_cpu_us) =
         client_rt.block_on(closed_loop(&clients, inflight, secs, 0, &batches));
+    let cpu_ratio = cpu_per_call_ratio(broker_cpu_us, echo_cpu_us);
     std::thread::sleep(Duration::from_millis(500));
 
     // 3. Open loop at a fixed offered rate of round trips: the configured rate, then 3,000/s.
@@ -405,6 +409,7 @@ fn main() {
 
     if std::env::var_os("INFOSHARE_BENCH_BROKER_ONLY").is_some() {
         println!("{}", broker_ratio(broker_calls, echo_rate));
+        println!("{cpu_ratio}");
         std::mem::forget(server_rt);
         return;
     }
@@ -456,6 +461,7 @@ fn main() {
 
     println!();
     println!("{}", broker_ratio(broker_calls, echo_rate));
+    println!("{cpu_ratio}");
     println!(
         "log append rate (ledger alone) vs bare fdatasync at the same batch size: {:.0} / {:.0} = {:.2}",
         ledger_rate,
@@ -601,7 +607,7 @@ async fn closed_loop(
     secs: u64,
     first: u64,
     batches: &dyn Fn() -> u64,
-) -> (f64, f64, f64) {
+) -> (f64, f64, f64, f64) {
     let batches_before = batches();
     let cpu_before = cpu_secs();
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -645,15 +651,33 @@ async fn closed_loop(
         "full round trips       {cycles:>9.0}/s   ({records} durable records in {b} batches: {:.1} per fdatasync)",
         records as f64 / b as f64
     );
-    println!(
-        "cpu busy               {:>9.2} of {} cores (client and server together)",
-        (cpu_secs() - cpu_before) / secs as f64,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    let cpu = cpu_secs() - cpu_before;
+    println!("{}", cpu_line(cpu, secs, records));
     (
         calls,
         records as f64 / b as f64,
         records as f64 / secs as f64,
+        cpu * 1e6 / records.max(1) as f64,
+    )
+}
+
+/// How busy the cores were in a closed loop of `calls` calls, and the CPU each call cost.
+fn cpu_line(cpu: f64, secs: u64, calls: usize) -> String {
+    format!(
+        "cpu busy               {:>9.2} of {} cores (client and server together), {:.1} µs a call",
+        cpu / secs as f64,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu * 1e6 / calls.max(1) as f64
+    )
+}
+
+/// Broker ÷ echo in CPU a call rather than calls a second: what the ratio would be if both
+/// closed loops kept every core busy (the broker's waits for its batches' syncs leave part
+/// of a core idle at the same number in flight; see the README).
+fn cpu_per_call_ratio(broker_us: f64, echo_us: f64) -> String {
+    format!(
+        "cpu a call, echo ÷ broker (client and server together): {echo_us:.1} / {broker_us:.1} µs = {:.2}",
+        echo_us / broker_us
     )
 }
 
