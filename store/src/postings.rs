@@ -102,49 +102,25 @@ pub(crate) type Groups = BTreeMap<Vec<u8>, Vec<u64>>;
 /// the last record whose entries are already stored: every entry must be above it, so that
 /// chunks stay disjoint and ascending (checked against the mark, not per prefix: a lookup per
 /// prefix per transaction is what the chunks save).
-pub(crate) fn group<K: AsRef<[u8]>>(
+pub(crate) fn group(
     applied: u64,
-    keys: impl IntoIterator<Item = K>,
+    keys: impl IntoIterator<Item = Vec<u8>>,
 ) -> Result<Groups, ViewError> {
-    let mut grouping = Grouping::default();
+    let mut by_prefix = Groups::new();
     for key in keys {
-        grouping.add(key.as_ref())?;
+        let (prefix, index) = split(&key)?;
+        by_prefix.entry(prefix.to_vec()).or_default().push(index);
     }
-    grouping.finish(applied)
-}
-
-/// [`group`] an entry at a time, for callers that meet the entries among other keys (borrowed:
-/// nothing is copied but each prefix, once).
-#[derive(Default)]
-pub(crate) struct Grouping(Groups);
-
-impl Grouping {
-    pub(crate) fn add(&mut self, key: &[u8]) -> Result<(), ViewError> {
-        let (prefix, index) = split(key)?;
-        match self.0.get_mut(prefix) {
-            Some(indexes) => indexes.push(index),
-            None => {
-                let mut indexes = Vec::with_capacity(8);
-                indexes.push(index);
-                self.0.insert(prefix.to_vec(), indexes);
-            }
+    for indexes in by_prefix.values_mut() {
+        indexes.sort_unstable();
+        indexes.dedup();
+        if indexes[0] <= applied {
+            return Err(bad(
+                "an entry for a record already folded in (the log folded twice?)",
+            ));
         }
-        Ok(())
     }
-
-    /// The groups, each prefix's indexes ascending and distinct, every one above `applied`.
-    pub(crate) fn finish(mut self, applied: u64) -> Result<Groups, ViewError> {
-        for indexes in self.0.values_mut() {
-            indexes.sort_unstable();
-            indexes.dedup();
-            if indexes[0] <= applied {
-                return Err(bad(
-                    "an entry for a record already folded in (the log folded twice?)",
-                ));
-            }
-        }
-        Ok(self.0)
-    }
+    Ok(by_prefix)
 }
 
 /// The chunks (key, value) that store one prefix's `indexes` (ascending): one per [`CHUNK`].
@@ -160,9 +136,9 @@ pub(crate) fn chunks_of<'a>(
 
 /// The chunks (key, value) that store audit index entries `keys`: one per prefix and [`CHUNK`]
 /// indexes, every entry above `applied` (see [`group`]).
-pub(crate) fn chunks<K: AsRef<[u8]>>(
+pub(crate) fn chunks(
     applied: u64,
-    keys: impl IntoIterator<Item = K>,
+    keys: impl IntoIterator<Item = Vec<u8>>,
 ) -> Result<Vec<Chunk>, ViewError> {
     Ok(group(applied, keys)?
         .iter()

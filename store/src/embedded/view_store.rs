@@ -282,7 +282,7 @@ impl ViewStore {
         };
         let mut round = Groups::new();
         self.write(durability, |table| {
-            let mut index_entries = crate::postings::Grouping::default();
+            let mut index_entries = Vec::new();
             for (k, v) in writes {
                 let k = k.as_ref();
                 let Some(v) = v else {
@@ -297,7 +297,7 @@ impl ViewStore {
                     if !v.is_empty() {
                         return Err(ViewError::Store("an audit index entry with a value".into()));
                     }
-                    index_entries.add(k)?;
+                    index_entries.push(k.to_vec());
                     continue;
                 }
                 table.insert(k, v).map_err(store_err)?;
@@ -309,7 +309,7 @@ impl ViewStore {
                     .map_err(store_err)?
                     .map(|v| v.value().to_vec()),
             )?;
-            round = index_entries.finish(applied)?;
+            round = crate::postings::group(applied, index_entries)?;
             if due {
                 self.held.write_into(table, &round)?;
             }
