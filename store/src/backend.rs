@@ -55,6 +55,10 @@ pub struct Batch<'a> {
     pub checkpoint: &'a str,
 }
 
+/// Called once, the moment a submitted batch is durable and visible (see [`Backend::submit`]);
+/// dropped uncalled if it never is.
+pub type OnDurable = Box<dyn FnOnce() + Send>;
+
 /// A storage engine, driven by exactly one sequencer.
 ///
 /// - `commit` MUST make every body of the batch durable before any of its records, and the
@@ -77,6 +81,44 @@ pub struct Batch<'a> {
 pub trait Backend: Send + 'static {
     /// Makes `batch` durable, then visible.
     fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError>;
+
+    /// Hands `batch` over to be made durable as `commit` does, and calls `on_durable` once it
+    /// is; an engine MAY return before then (the batch pending), so that the sequencer decides
+    /// the next batch while this one is written (PostgreSQL: a batch's time is mostly the
+    /// database's).
+    ///
+    /// - It MUST call `on_durable` only once the batch is durable and visible to readers, and
+    ///   MUST NOT make a pending batch visible before then; it MUST drop it uncalled if the
+    ///   batch fails. It MAY call it on another thread, but MUST NOT where its blocking would
+    ///   hold up the engine's own reads (it takes the locks of the log's head, which a reader
+    ///   may hold while it reads).
+    /// - It MUST NOT write any of this batch before the batch submitted before it is durable:
+    ///   a failed batch keeps every later one out. An `Err` of `submit` or `settle` is the
+    ///   failure of a batch: fail-stop, as for `commit`.
+    /// - The caller MUST `settle` before calling anything else of the engine's but `submit`,
+    ///   `reader`, `tiles`, `wants_created`, `writes_behind` and `writer_held`.
+    fn submit(&mut self, batch: Batch<'_>, on_durable: OnDurable) -> Result<(), StorageError> {
+        self.commit(batch)?;
+        on_durable();
+        Ok(())
+    }
+
+    /// Whether `submit` may leave a batch pending.
+    fn writes_behind(&self) -> bool {
+        false
+    }
+
+    /// Returns once the batch `submit` left pending, if any, is durable and visible (its
+    /// `on_durable` called), or has failed.
+    fn settle(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Whether the caller is still the log's one writer, so that `begin_batch` would be a
+    /// no-op (a lease held, see `begin_batch`); an engine with one writer always says yes.
+    fn writer_held(&self) -> bool {
+        true
+    }
 
     /// Erases these bodies in place.
     fn erase_bodies(&mut self, bodies: &[(MessageKind, RequestId)]) -> Result<(), StorageError>;
@@ -102,16 +144,20 @@ pub trait Backend: Send + 'static {
         None
     }
 
-    /// Makes the caller the log's one writer until its next `commit`, `store_checkpoint` or
-    /// `end_batch`. An engine that several brokers write (PostgreSQL) MUST return only once no
-    /// other writer can commit before then, with its reader showing every record committed
-    /// before it returned, so the caller folds those in before it decides anything. MUST be a
-    /// no-op if a batch is already begun. An engine with one writer has nothing to do.
+    /// Makes the caller the log's one writer, at least until its next `commit`,
+    /// `store_checkpoint` or `end_batch`. An engine that several brokers write (PostgreSQL)
+    /// MUST return only once no other writer can commit before then, with its reader showing
+    /// every record committed before it returned, so the caller folds those in before it
+    /// decides anything. It MAY keep the caller the one writer over several batches (a
+    /// lease): then calls while it is held MUST be no-ops, and it MUST end the lease only in a
+    /// call of `begin_batch` (whose reader then shows what others committed meanwhile) or of
+    /// `end_batch`. An engine with one writer has nothing to do.
     fn begin_batch(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
 
-    /// Ends a batch begun by `begin_batch` that committed nothing.
+    /// Ends the caller's turn as the one writer (a batch that committed nothing, or a lease
+    /// the sequencer no longer needs: it calls this whenever it has nothing queued).
     fn end_batch(&mut self) {}
 
     /// Brings the reader up to what other writers have committed, without waiting for them.

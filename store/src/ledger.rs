@@ -410,9 +410,14 @@ impl Ledger {
     /// batch before this one folds it in. Waits for that, at most [`SIGNED_WITHIN`].
     pub async fn receipt_once_signed(&self, log_index: u64) -> Result<Receipt, BrokerError> {
         let mut applied = self.applied();
-        match tokio::time::timeout(SIGNED_WITHIN, applied.wait_for(|size| *size >= log_index)).await
-        {
-            Ok(Ok(_)) => self.receipt(log_index),
+        // The borrow `wait_for` returns is let go before the record is read: the writer
+        // publishes the applied index under that lock.
+        let signed = tokio::time::timeout(SIGNED_WITHIN, async {
+            applied.wait_for(|size| *size >= log_index).await.map(drop)
+        })
+        .await;
+        match signed {
+            Ok(Ok(())) => self.receipt(log_index),
             Ok(Err(_)) => Err(stopped()),
             Err(_) => Err(BrokerError::Unavailable(format!(
                 "record {log_index} is not yet under a checkpoint of this broker's; retry"

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use infoshare_tlog::{Checkpoint, Receipt, Tree, leaf_hash};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::backend::{Backend, Batch, Reader};
+use crate::backend::{Backend, Batch, OnDurable, Reader};
 use crate::bodies::BodyEntry;
 use crate::checkpoint::{CheckpointError, check_signed};
 use crate::crypto::Pseudonym;
@@ -30,8 +30,10 @@ use crate::protocol::ProtocolStore;
 use crate::records::{Actor, Event, Record, RequestId};
 use crate::views::{self, ViewError};
 
+mod in_flight;
 mod opening;
 
+use in_flight::{Answers, Durable, InFlight, Layered, Publish};
 use opening::{interrupted_rotation, load_register, open_tree, rebuild_tree};
 
 /// What the writer is asked to do, each with where its answer goes.
@@ -95,23 +97,24 @@ type ChangeJob = (Change, oneshot::Sender<Result<Decided, BrokerError>>);
 pub(crate) struct Sequencer {
     engine: Box<dyn Backend>,
     reader: Arc<dyn Reader>,
-    applied: watch::Sender<u64>,
     poisoned: Option<String>,
     /// The register including this batch's changes (what register changes are decided against).
     register: ProtocolStore,
-    /// The register readers see, replaced after a batch that changed it commits.
-    published: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
     keys: LogKeys,
-    batches: Arc<std::sync::atomic::AtomicU64>,
     max_batch: usize,
-    on_batch: Option<Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>>,
+    /// What a durable batch publishes (the register readers see among it).
+    publish: Publish,
     /// Set by the log check if the log is found changed: from then on, writes are refused.
     fault: Arc<std::sync::Mutex<Option<String>>>,
     /// Another broker of a shared log rotated its key to this one, not taken up yet.
     rotated_to: Option<[u8; 32]>,
     /// Other brokers' register changes folded in, not yet checked and published to readers.
     register_unpublished: bool,
+    /// The batch the engine is still writing, if it writes behind (see `Backend::submit`).
+    in_flight: Option<InFlight>,
+    /// Where the writer waits for a job or its batch in flight, whichever comes first.
+    idle: tokio::runtime::Runtime,
 }
 
 /// Longest a fold waits for another broker to install the key it rotated to.
@@ -232,18 +235,27 @@ impl Sequencer {
         let sequencer = Self {
             engine,
             reader,
-            applied,
             poisoned: None,
             register,
-            published,
+            publish: Publish {
+                head: head.clone(),
+                applied: Arc::new(applied),
+                published,
+                batches,
+                on_batch: options.on_batch.clone(),
+                known: Arc::new(std::sync::atomic::AtomicU64::new(last)),
+                settled: Arc::new(tokio::sync::Notify::new()),
+            },
             head,
             keys,
-            batches,
             max_batch: options.max_batch.max(1),
-            on_batch: options.on_batch.clone(),
             fault,
             rotated_to: None,
             register_unpublished: false,
+            in_flight: None,
+            idle: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| OpenError::Storage(format!("cannot start the writer: {e}")))?,
         };
         Ok((sequencer, shared))
     }
@@ -251,14 +263,28 @@ impl Sequencer {
     /// Runs until every handle is dropped.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut changes: Vec<ChangeJob> = Vec::with_capacity(self.max_batch);
-        while let Some(first) = rx.blocking_recv() {
+        loop {
+            let first = match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Empty) => match self.wait_for_job(&mut rx) {
+                    Some(Some(job)) => job,
+                    Some(None) => break,
+                    None => continue,
+                },
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
                     Job::Change { change, reply } => changes.push((*change, reply)),
+                    // This writer's own batch heard back (others cannot write while one is in
+                    // flight), or nothing new: not worth splitting the batch for.
+                    Job::Refresh { size }
+                        if self.in_flight.is_some() || size <= self.reader.records() => {}
                     // Alone, between the batches before and after it.
                     alone => {
                         self.batch(&mut changes);
+                        self.settle();
                         self.alone(alone);
                     }
                 }
@@ -268,6 +294,7 @@ impl Sequencer {
             }
             self.batch(&mut changes);
         }
+        self.settle();
     }
 
     fn alone(&mut self, job: Job) {
@@ -351,7 +378,9 @@ impl Sequencer {
         // not held up at every batch of an engine with one writer.
         let checked = {
             let head = self.head.read().unwrap_or_else(|e| e.into_inner());
-            (head.tree.size() == head.checkpoint.size).then_some(head.tree.size())
+            // A batch in flight is this writer's, past the checkpoint until it settles.
+            (head.tree.size() == head.checkpoint.size || self.in_flight.is_some())
+                .then_some(head.tree.size())
         };
         if checked.is_some_and(|size| self.reader.records() <= size) {
             return Ok(());
@@ -423,16 +452,23 @@ impl Sequencer {
             "folded in other brokers' records"
         );
         if std::mem::take(&mut self.register_unpublished) {
-            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(self.register.clone());
+            *self
+                .publish
+                .published
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = Arc::new(self.register.clone());
         }
-        self.applied.send_replace(size);
+        self.publish.applied.send_replace(size);
         Ok(())
     }
 
     fn batch(&mut self, jobs: &mut Vec<ChangeJob>) {
         if jobs.is_empty() {
             return;
+        }
+        if !self.engine.writer_held() {
+            // Others may write before this batch: what is in flight settles first.
+            self.settle();
         }
         if let Some(why) = self.refused() {
             for (_, reply) in jobs.drain(..) {
@@ -447,7 +483,10 @@ impl Sequencer {
             return;
         }
         let started = std::time::Instant::now();
-        let first_index = self.reader.records() + 1;
+        let first_index = match &self.in_flight {
+            Some(sent) => sent.end,
+            None => self.reader.records(),
+        } + 1;
         let span = tracing::info_span!(
             "ledger.commit",
             commands = jobs.len(),
@@ -457,7 +496,12 @@ impl Sequencer {
         );
         let _in_span = span.enter();
         let reader = self.reader.clone();
-        let mut ov = Overlay::new(&*reader).noting_created(self.engine.wants_created());
+        let in_flight = self.in_flight.as_ref();
+        let committed = Layered {
+            base: &*reader,
+            top: in_flight.map(|sent| &sent.views),
+        };
+        let mut ov = Overlay::new(&committed).noting_created(self.engine.wants_created());
         let first_reads: Vec<Vec<u8>> = jobs
             .iter()
             .flat_map(|(change, _)| crate::exchange::first_reads(change))
@@ -476,7 +520,10 @@ impl Sequencer {
                 .get(&(*id, kind))
             {
                 Some(&i) => Ok(Some(bodies[i].clone())),
-                None => reader.body(kind, id).map_err(internal),
+                None => match in_flight.and_then(|sent| sent.body(kind, id)) {
+                    Some(body) => Ok(Some(body)),
+                    None => reader.body(kind, id).map_err(internal),
+                },
             });
             results.push(match step {
                 Ok(Step::Append(record, body)) => {
@@ -511,61 +558,81 @@ impl Sequencer {
                 Err(e) => Err(e),
             });
         }
-        if !raws.is_empty() {
-            let writes = ov.into_parts();
-            if let Err(why) = self.commit(first_index, &raws, &bodies, writes) {
-                tracing::error!(error = %why, "storage failure: refusing further writes");
-                self.poisoned = Some(format!(
-                    "storage failure; writes refused until restart ({why})"
-                ));
-                for (_, reply) in jobs.drain(..) {
-                    let _ = reply.send(Err(BrokerError::Unavailable("storage failure".into())));
-                }
-                return;
-            }
-            span.record("records", raws.len());
-            span.record("bodies", bodies.len());
-            if let Some(on_batch) = &self.on_batch {
-                on_batch(raws.len(), started.elapsed());
-            }
-        } else {
+        let answers: Vec<_> = jobs
+            .drain(..)
+            .map(|(_, reply)| reply)
+            .zip(results)
+            .collect();
+        if raws.is_empty() {
+            // Answers may name records of the batch in flight: they wait for it.
+            self.settle();
             self.engine.end_batch();
+            if self.poisoned.is_some() {
+                drop(Answers(answers));
+            } else {
+                self.finish_unwritten(answers);
+            }
+            return;
         }
-        if register_changed {
-            *self.published.write().unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(self.register.clone());
+        let (views, created) = ov.into_parts();
+        span.record("records", raws.len());
+        span.record("bodies", bodies.len());
+        let register = register_changed.then(|| Arc::new(self.register.clone()));
+        let raws_published = raws.clone();
+        let outcome = self.publish.outcome(first_index - 1 + raws.len() as u64);
+        let durable = move |checkpoint, note| Durable {
+            first_index,
+            raws: raws_published,
+            checkpoint,
+            note,
+            answers: Answers(answers),
+            register,
+            started,
+            outcome,
+        };
+        let publish = self.publish.clone();
+        let on_durable = move |checkpoint, note| publish.on_durable(durable(checkpoint, note));
+        match self.submit(first_index, &raws, &bodies, views, created, on_durable) {
+            // Whatever was in flight is durable: the engine took this batch only after it.
+            Ok(views) => {
+                self.in_flight = views.map(|views| InFlight {
+                    end: first_index - 1 + raws.len() as u64,
+                    bodies,
+                    views,
+                });
+            }
+            // The callers of this batch and of the one in flight are told by their dropped
+            // `on_durable`.
+            Err(why) => {
+                self.in_flight = None;
+                self.storage_failed(&why);
+            }
         }
-        let head = self.head.read().unwrap_or_else(|e| e.into_inner());
-        let mut appended = first_index;
-        for ((_, reply), result) in jobs.drain(..).zip(results) {
-            let answer = result.map(|done| {
-                done.unwrap_or_else(|| {
-                    let index = appended;
-                    appended += 1;
-                    Decided::Appended(Receipt {
-                        log_index: index,
-                        checkpoint: head.note.clone(),
-                        proof: head
-                            .tree
-                            .inclusion_proof(index - 1, head.checkpoint.size)
-                            .expect("an appended record is in the tree"),
-                        record: raws[(index - first_index) as usize].clone(),
-                    })
-                })
+    }
+
+    /// Answers a batch that appended nothing (replays, refusals), once nothing is in flight.
+    fn finish_unwritten(&mut self, answers: Vec<in_flight::Answer>) {
+        for (reply, result) in answers {
+            let answer = result.and_then(|done| {
+                done.ok_or_else(|| internal("a change appended nothing, yet had no answer"))
             });
             let _ = reply.send(answer);
         }
     }
 
-    /// Signs the tree with the batch's leaves, has the engine make the batch durable, then
-    /// publishes the new head and applied index.
-    fn commit(
+    /// Signs the tree with the batch's leaves and hands the batch to the engine, with what
+    /// publishes it once durable (`on_durable`, given the batch's checkpoint and note). Returns
+    /// the view writes if the engine may leave the batch pending (the next batch reads through
+    /// them until it settles).
+    fn submit(
         &mut self,
         first_index: u64,
         raws: &[Vec<u8>],
         bodies: &[BodyEntry],
-        (views, created): (crate::backend::ViewWrites, crate::backend::Created),
-    ) -> Result<(), String> {
+        views: crate::backend::ViewWrites,
+        created: crate::backend::Created,
+        on_durable: impl FnOnce(Checkpoint, Arc<str>) -> OnDurable,
+    ) -> Result<Option<crate::backend::ViewWrites>, String> {
         // The leaves go into the tree first; receipts and proofs are bounded by the checkpoint's
         // size, which moves only once the engine has the batch.
         let (checkpoint, note) = {
@@ -582,26 +649,22 @@ impl Sequencer {
             let note: Arc<str> = self.keys.signer().sign(&checkpoint).into();
             (checkpoint, note)
         };
+        // Kept for the next batch only by an engine that may leave this one pending.
+        let kept = self.engine.writes_behind().then(|| views.clone());
         self.engine
-            .commit(Batch {
-                first_index,
-                records: raws,
-                bodies,
-                views,
-                created,
-                checkpoint: &note,
-            })
+            .submit(
+                Batch {
+                    first_index,
+                    records: raws,
+                    bodies,
+                    views,
+                    created,
+                    checkpoint: &note,
+                },
+                on_durable(checkpoint, note.clone()),
+            )
             .map_err(|e| e.0)?;
-        let size = checkpoint.size;
-        {
-            let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
-            head.checkpoint = checkpoint;
-            head.note = note;
-        }
-        self.batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.applied.send_replace(size);
-        Ok(())
+        Ok(kept)
     }
 
     /// Appends records on the writer's own account, through a batch of their own; Ok once every
@@ -615,7 +678,8 @@ impl Sequencer {
             })
             .unzip();
         self.batch(&mut jobs);
-        // The batch answers synchronously: every reply is in by now.
+        self.settle();
+        // Settled: every reply is in by now.
         replies.into_iter().try_for_each(|mut rx| {
             rx.try_recv()
                 .unwrap_or_else(|_| Err(internal("own record unanswered")))

@@ -53,6 +53,15 @@ impl Bridge {
         T: Send + 'static,
         F: Future<Output = Result<T, StorageError>> + Send + 'static,
     {
+        self.spawn_for(limit, call).wait()
+    }
+
+    /// Starts `call` on the engine's runtime, at most `limit`; its answer is waited for later.
+    pub(crate) fn spawn_for<T, F>(&self, limit: Duration, call: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle().spawn(async move {
             let answer = match tokio::time::timeout(limit, call).await {
@@ -64,8 +73,19 @@ impl Bridge {
             };
             let _ = tx.send(answer);
         });
+        Answer(rx)
+    }
+}
+
+/// The answer of a call started on the engine's runtime.
+pub(crate) struct Answer<T>(std::sync::mpsc::Receiver<Result<T, StorageError>>);
+
+impl<T> Answer<T> {
+    /// Waits for it (the call's own limit bounds the wait).
+    pub(crate) fn wait(self) -> Result<T, StorageError> {
         let wait = || {
-            rx.recv()
+            self.0
+                .recv()
                 .map_err(|_| StorageError::new("the PostgreSQL client runtime has stopped"))?
         };
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {

@@ -337,16 +337,6 @@ impl PostgresEngine {
             tiles: Arc::new(PgTiles::new(db)),
         })
     }
-
-    /// What the reader shows of the log: `size` records, signed by `note`.
-    fn set_head(&self, size: i64, note: Option<String>) {
-        self.reader.records.store(size as u64, Ordering::SeqCst);
-        *self
-            .reader
-            .checkpoint
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = note;
-    }
 }
 
 /// Runs one of a batch's statements in its transaction, unless it has nothing to write (`empty`).
@@ -379,6 +369,15 @@ async fn write_tiles(c: &writer::Conn, tiles: &tiles::TileRows) -> Result<u64, S
 
 impl Backend for PostgresEngine {
     fn commit(&mut self, batch: Batch<'_>) -> Result<(), StorageError> {
+        self.submit(batch, Box::new(|| ()))?;
+        self.settle()
+    }
+
+    fn submit(
+        &mut self,
+        batch: Batch<'_>,
+        on_durable: crate::backend::OnDurable,
+    ) -> Result<(), StorageError> {
         let first = i64::try_from(batch.first_index).map_err(StorageError::new)?;
         let size = first - 1 + batch.records.len() as i64;
         let indexes: Vec<i64> = (first..=size).collect();
@@ -401,8 +400,13 @@ impl Backend for PostgresEngine {
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();
+        let reader = self.reader.clone();
+        let published = move || {
+            reader.set_head(size, Some(stored));
+            on_durable();
+        };
         let bridge = &self.reader.db.bridge;
-        self.writer.commit(bridge, move |c| async move {
+        self.writer.send(bridge, published, move |c| async move {
             use tokio_postgres::types::ToSql;
             let body_params: [&(dyn ToSql + Sync); 3] = [&kinds, &ids, &sealed];
             let new_params: [&(dyn ToSql + Sync); 2] = [&new.0, &new.1];
@@ -459,12 +463,23 @@ impl Backend for PostgresEngine {
                 )));
             }
             Ok(())
-        })?;
-        self.set_head(size, Some(stored));
-        Ok(())
+        })
+    }
+
+    fn settle(&mut self) -> Result<(), StorageError> {
+        self.writer.settle()
+    }
+
+    fn writer_held(&self) -> bool {
+        self.writer.holds_lease()
+    }
+
+    fn writes_behind(&self) -> bool {
+        true
     }
 
     fn erase_bodies(&mut self, bodies: &[(MessageKind, RequestId)]) -> Result<(), StorageError> {
+        self.settle()?;
         if bodies.is_empty() {
             return Ok(());
         }
@@ -488,6 +503,7 @@ impl Backend for PostgresEngine {
             .nth(1)
             .and_then(|l| l.parse::<i64>().ok())
             .ok_or_else(|| StorageError::new("a checkpoint without a tree size"))?;
+        self.settle()?;
         let tiles = self.tiles.take_pending();
         let text = note.to_string();
         let bridge = &self.reader.db.bridge;
@@ -508,7 +524,7 @@ impl Backend for PostgresEngine {
             }
             Ok(())
         })?;
-        self.set_head(size, Some(note.to_string()));
+        self.reader.set_head(size, Some(note.to_string()));
         Ok(())
     }
 
@@ -525,13 +541,20 @@ impl Backend for PostgresEngine {
     }
 
     fn begin_batch(&mut self) -> Result<(), StorageError> {
+        if !self.writer.holds_role() {
+            self.settle()?;
+        }
         if let Some((size, note)) = self.writer.begin(&self.reader.db.bridge)? {
-            self.set_head(size, note);
+            self.reader.set_head(size, note);
         }
         Ok(())
     }
 
     fn end_batch(&mut self) {
+        if let Err(e) = self.settle() {
+            // The sequencer settles first; this only keeps the lease under a transaction.
+            tracing::error!(error = %e, "PostgreSQL: a batch failed unsettled");
+        }
         self.writer.end(&self.reader.db.bridge);
     }
 
@@ -545,7 +568,7 @@ impl Backend for PostgresEngine {
         })?;
         // Never backwards: a reader may be behind this writer's own last batch.
         if size as u64 > self.reader.records() {
-            self.set_head(size, note);
+            self.reader.set_head(size, note);
         }
         Ok(())
     }
@@ -717,6 +740,12 @@ impl Reader for PgReader {
 }
 
 impl PgReader {
+    /// What the reader shows of the log: `size` records, signed by `note`.
+    fn set_head(&self, size: i64, note: Option<String>) {
+        self.records.store(size as u64, Ordering::SeqCst);
+        *self.checkpoint.write().unwrap_or_else(|e| e.into_inner()) = note;
+    }
+
     /// `None`: never stored; `Some(None)`: erased.
     fn stored_body(
         &self,

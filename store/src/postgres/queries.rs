@@ -42,9 +42,12 @@ pub(crate) const UPSERT_TILES: &str = "INSERT INTO tiles (level, idx, hashes) \
      ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes";
 pub(crate) const SELECT_TILE: &str = "SELECT hashes FROM tiles WHERE level = $1 AND idx = $2";
 
-/// Transaction-scoped: every batch takes it first, so batches of all brokers on one log follow
-/// one another (see `writer`).
+/// Transaction-scoped, for work outside the batches (folding the views again at start); the
+/// batches are written under the lease below, the same lock.
 pub(crate) const LOCK_SEQUENCER: &str = "SELECT pg_advisory_xact_lock($1)";
+/// The same lock held by a writer's session over several batches (see `writer`).
+pub(crate) const TAKE_LEASE: &str = "SELECT pg_advisory_lock($1)";
+pub(crate) const GIVE_UP_LEASE: &str = "SELECT pg_advisory_unlock($1)";
 /// Sent in every batch's transaction with the log's new size; delivered once it commits.
 pub(crate) const NOTIFY_LOG: &str = "SELECT pg_notify('infoshare_log', $1)";
 pub(crate) const LISTEN_LOG: &str = "LISTEN infoshare_log";

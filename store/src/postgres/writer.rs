@@ -1,31 +1,39 @@
-//! The connection batches are written on. A batch is one transaction that begins by taking the
-//! sequencer lock, a transaction-scoped advisory lock, so the lock and the batch's writes end
-//! together: on commit, on rollback, or with the connection (`kill -9` of the broker included).
-//! No broker can hold the lock without its transaction, nor write a batch without the lock.
+//! The connection batches are written on. A broker writes only while it holds the sequencer
+//! lease, a session-level advisory lock on this connection: it ends when the broker gives it up
+//! (when it has nothing queued, or after its turn, [`LEASE_TURN`], so other brokers get theirs)
+//! or with the connection (`kill -9` of the broker included). While it is held no other broker
+//! commits, so a broker that takes it reads the log's head once and then writes batch after
+//! batch without reading it again; each batch is one transaction whose checkpoint guard
+//! (`ADVANCE_CHECKPOINT`) would refuse it even if two brokers ever held the lease at once.
 //!
 //! Round trips are what a batch costs here, not the disk: every statement is prepared once per
 //! connection, and a batch's statements are sent together (tokio-postgres pipelines queries
-//! polled at once): one round trip to begin, one for the writes, one to commit.
+//! polled at once): one round trip to begin and write, one to commit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, Statement};
 
-use super::bridge::Bridge;
+use super::bridge::{Answer, Bridge, CALL_TIMEOUT};
 use super::tls::Tls;
 use super::{describe, failed, queries};
 use crate::backend::StorageError;
 
 /// The advisory lock key of the sequencer lock ("infosh" then 2).
 pub(super) const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
-/// Longest a batch waits for another broker's batch to end before it is refused.
+/// Longest a batch waits for another broker's turn to end before it is refused.
 const LOCK_TIMEOUT: &str = "SET lock_timeout = '10s'";
+/// Longest a broker keeps the lease while it has batches to write; then it gives others a
+/// turn (a batch takes a few milliseconds).
+const LEASE_TURN: Duration = Duration::from_millis(20);
 
 /// The writer's connection and its prepared statements (see `queries`).
 pub(super) struct Conn {
     pub(super) client: Client,
     lock: Statement,
+    unlock: Statement,
     head: Statement,
     pub(super) advance: Statement,
     pub(super) store: Statement,
@@ -49,23 +57,37 @@ impl Conn {
                     .map_err(failed("preparing a statement"))
             }
         };
-        let (lock, head, advance, store, bodies, records, views, new_views, unviews, tiles, notify) =
-            tokio::try_join!(
-                p(queries::LOCK_SEQUENCER),
-                p(queries::SELECT_CHECKPOINT),
-                p(queries::ADVANCE_CHECKPOINT),
-                p(queries::STORE_CHECKPOINT),
-                p(queries::UPSERT_BODIES),
-                p(queries::INSERT_RECORDS),
-                p(queries::UPSERT_VIEWS),
-                p(queries::INSERT_VIEWS),
-                p(queries::DELETE_VIEWS),
-                p(queries::UPSERT_TILES),
-                p(queries::NOTIFY_LOG),
-            )?;
+        let (
+            lock,
+            unlock,
+            head,
+            advance,
+            store,
+            bodies,
+            records,
+            views,
+            new_views,
+            unviews,
+            tiles,
+            notify,
+        ) = tokio::try_join!(
+            p(queries::TAKE_LEASE),
+            p(queries::GIVE_UP_LEASE),
+            p(queries::SELECT_CHECKPOINT),
+            p(queries::ADVANCE_CHECKPOINT),
+            p(queries::STORE_CHECKPOINT),
+            p(queries::UPSERT_BODIES),
+            p(queries::INSERT_RECORDS),
+            p(queries::UPSERT_VIEWS),
+            p(queries::INSERT_VIEWS),
+            p(queries::DELETE_VIEWS),
+            p(queries::UPSERT_TILES),
+            p(queries::NOTIFY_LOG),
+        )?;
         Ok(Self {
             client,
             lock,
+            unlock,
             head,
             advance,
             store,
@@ -84,8 +106,10 @@ pub(super) struct Writer {
     config: tokio_postgres::Config,
     tls: Tls,
     connection: Option<(Arc<Conn>, Arc<AtomicBool>)>,
-    /// A transaction is open and holds the lock.
-    in_batch: bool,
+    /// When this writer took the sequencer lease, if it holds it on its connection.
+    leased_at: Option<Instant>,
+    /// The transaction of the batch sent last, until it is known committed.
+    pending: Option<Answer<()>>,
 }
 
 impl Writer {
@@ -94,7 +118,8 @@ impl Writer {
             config,
             tls,
             connection: None,
-            in_batch: false,
+            leased_at: None,
+            pending: None,
         }
     }
 
@@ -105,6 +130,8 @@ impl Writer {
         {
             return Ok(client.clone());
         }
+        // A lease ends with its connection.
+        self.leased_at = None;
         let (config, tls) = (self.config.clone(), self.tls.clone());
         let lost = Arc::new(AtomicBool::new(false));
         let ended = lost.clone();
@@ -126,98 +153,171 @@ impl Writer {
         Ok(client)
     }
 
-    /// Opens the batch's transaction and takes the sequencer lock (waiting for another broker's
-    /// batch to end), then reads the checkpoint row: the log's size and signed note as the
-    /// last batch before this one left them. A no-op (`None`) if a batch is open.
+    /// Whether this writer holds the lease on a live connection, taken less than
+    /// [`LEASE_TURN`] ago.
+    pub(super) fn holds_lease(&self) -> bool {
+        let live = self
+            .connection
+            .as_ref()
+            .is_some_and(|(_, lost)| !lost.load(Ordering::SeqCst));
+        live && self.leased_at.is_some_and(|at| at.elapsed() < LEASE_TURN)
+    }
+
+    /// Whether `begin` would be a no-op: the lease is held for its turn, or a batch sent
+    /// under it is still pending (the lease is never given up under a transaction still being
+    /// written; the turn ends once it is settled).
+    pub(super) fn holds_role(&self) -> bool {
+        self.holds_lease() || (self.pending.is_some() && self.leased_at.is_some())
+    }
+
+    /// Takes the sequencer lease (waiting for another broker's turn to end), then reads the
+    /// checkpoint row: the log's size and signed note as the last batch before this one left
+    /// them. A lease held for its turn is given up first, in the same round trip, so a broker
+    /// waiting for it goes before this one (PostgreSQL grants a released lock to its waiters).
+    /// A no-op (`None`) while the lease is held and its turn not over (see `holds_role`).
     pub(super) fn begin(
         &mut self,
         bridge: &Bridge,
     ) -> Result<Option<(i64, Option<String>)>, StorageError> {
-        if self.in_batch {
+        if self.holds_role() {
             return Ok(None);
         }
         let c = self.client(bridge)?;
+        let renew = self.leased_at.is_some();
         let head = bridge.run(async move {
-            // In one round trip; the lock's wait holds back the read that follows it.
-            let begun = tokio::try_join!(
+            let (_, _, head) = tokio::try_join!(
                 async {
+                    if !renew {
+                        return Ok(());
+                    }
                     c.client
-                        .batch_execute("BEGIN")
+                        .query_one(&c.unlock, &[&SEQUENCER_LOCK])
                         .await
-                        .map_err(failed("starting a batch"))
+                        .map(drop)
+                        .map_err(failed("giving up the sequencer lease"))
                 },
                 async {
                     c.client
-                        .execute(&c.lock, &[&SEQUENCER_LOCK])
+                        .query_one(&c.lock, &[&SEQUENCER_LOCK])
                         .await
-                        .map_err(failed("taking the sequencer lock"))
+                        .map_err(failed("taking the sequencer lease"))
                 },
+                // Sent after the lock, so read once it is held.
                 async {
                     c.client
                         .query_one(&c.head, &[])
                         .await
                         .map_err(failed("reading the checkpoint"))
                 },
-            );
-            match begun {
-                Ok((_, _, head)) => Ok((head.get(0), head.get(1))),
-                Err(e) => {
-                    let _ = c.client.batch_execute("ROLLBACK").await;
-                    Err(e)
-                }
-            }
+            )?;
+            Ok((head.get(0), head.get(1)))
         });
+        // On an error the lease's state is unknown: the connection, and any lease, goes.
         let head = self.or_disconnect(head)?;
-        self.in_batch = true;
+        self.leased_at = Some(Instant::now());
         Ok(Some(head))
     }
 
-    /// Runs `writes` in the open batch (begun first if none is) and commits it, or rolls it
-    /// back if any of them fails.
+    /// Runs `writes` in a transaction (the lease taken first if it is not held) and commits
+    /// it, or rolls it back if any of them fails. The lease is kept.
     pub(super) fn commit<F, Fut>(&mut self, bridge: &Bridge, writes: F) -> Result<(), StorageError>
     where
         F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), StorageError>> + Send,
     {
-        self.begin(bridge)?;
-        self.in_batch = false;
-        // The connection that holds the transaction, never a new one: on another, the writes
-        // would commit one by one, without the lock.
+        self.send(bridge, || (), writes)?;
+        self.settle()
+    }
+
+    /// As [`commit`](Self::commit), without waiting for the transaction to end: once the one
+    /// sent before it has committed, it is sent, `committed` is called as soon as it commits
+    /// (on a blocking thread of the engine's runtime), and [`settle`](Self::settle) waits for
+    /// both.
+    pub(super) fn send<C, F, Fut>(
+        &mut self,
+        bridge: &Bridge,
+        committed: C,
+        writes: F,
+    ) -> Result<(), StorageError>
+    where
+        C: FnOnce() + Send + 'static,
+        F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), StorageError>> + Send,
+    {
+        // Never two at once: the one before may fail, and this one was decided on top of it.
+        self.settle()?;
+        if self.leased_at.is_none() {
+            self.begin(bridge)?;
+        }
+        // The connection that holds the lease, never a new one: on another, the writes would
+        // commit without it.
         let Some((c, _)) = self.connection.clone() else {
             return Err(StorageError::new(
                 "the writer's connection was lost during the batch",
             ));
         };
-        let committed = bridge.run(async move {
-            let written = writes(c.clone()).await;
-            let committed = match written {
-                Ok(()) => c
+        self.pending = Some(bridge.spawn_for(CALL_TIMEOUT, async move {
+            // In one round trip: BEGIN is sent before the writes (polled first).
+            let written = tokio::try_join!(
+                async {
+                    c.client
+                        .batch_execute("BEGIN")
+                        .await
+                        .map_err(failed("starting a batch"))
+                },
+                writes(c.clone()),
+            );
+            let done = match written {
+                Ok(_) => c
                     .client
                     .batch_execute("COMMIT")
                     .await
                     .map_err(failed("committing a batch")),
                 Err(e) => Err(e),
             };
-            if committed.is_err() {
-                let _ = c.client.batch_execute("ROLLBACK").await;
+            match done {
+                // Off the runtime's workers: publishing takes locks whose readers may be
+                // waiting on this runtime (a receipt reading its record under the head).
+                Ok(()) => tokio::task::spawn_blocking(committed)
+                    .await
+                    .map_err(|e| StorageError(format!("publishing a committed batch: {e}"))),
+                Err(e) => {
+                    let _ = c.client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
             }
-            committed
-        });
-        self.or_disconnect(committed)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the transaction sent last, if any, to commit.
+    pub(super) fn settle(&mut self) -> Result<(), StorageError> {
+        match self.pending.take() {
+            Some(answer) => {
+                let committed = answer.wait();
+                self.or_disconnect(committed)
+            }
+            None => Ok(()),
+        }
     }
 
     /// After a failed call the connection's state is unknown (a call that timed out may still
-    /// hold the transaction): it is dropped, and PostgreSQL ends what it held.
+    /// hold the transaction or the lease): it is dropped, and PostgreSQL ends what it held.
     fn or_disconnect<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
         if result.is_err() {
             self.connection = None;
+            self.leased_at = None;
         }
         result
     }
 
-    /// Rolls the open batch back, releasing the lock; a no-op if none is open.
+    /// Gives up the lease, so other brokers may write; a no-op if it is not held.
     pub(super) fn end(&mut self, bridge: &Bridge) {
-        if !std::mem::take(&mut self.in_batch) {
+        if let Err(e) = self.settle() {
+            // The engine's caller settles first; this only keeps the lease under a transaction.
+            tracing::error!(error = %e, "PostgreSQL: a batch failed unsettled");
+        }
+        if self.leased_at.take().is_none() {
             return;
         }
         let Some((c, _)) = self.connection.clone() else {
@@ -225,11 +325,11 @@ impl Writer {
         };
         if let Err(e) = bridge.run(async move {
             c.client
-                .batch_execute("ROLLBACK")
+                .query_one(&c.unlock, &[&SEQUENCER_LOCK])
                 .await
-                .map_err(failed("ending a batch"))
+                .map_err(failed("giving up the sequencer lease"))
         }) {
-            // The lock goes with the connection: drop it rather than hold the lock on.
+            // The lease goes with the connection: drop it rather than hold the lease on.
             tracing::warn!(error = %e, "PostgreSQL: dropping the writer's connection");
             self.connection = None;
         }

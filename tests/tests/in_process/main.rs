@@ -329,6 +329,51 @@ async fn a_broker_with_other_keys_is_refused_on_a_shared_log() {
     world.submit_sample(&world.agency("police"), "after").await;
 }
 
+/// Retries racing their first submission: on PostgreSQL a batch is decided while the one before
+/// it is still being written, so a retry is often decided against a first submission not yet
+/// durable. Each key appends once, every retry replays its index, and no answer comes before
+/// its record is durable and readable.
+async fn racing_retries_append_once_and_answer_once_durable(world: World) {
+    let world = std::sync::Arc::new(world);
+    let police = world.agency("police");
+    let before = world.log_size();
+    let mut sends = tokio::task::JoinSet::new();
+    for round in 0..6 {
+        for key in 0..12 {
+            let (world, police) = (world.clone(), police.clone());
+            sends.spawn(async move {
+                let request = sample_request("rangitoto-school-board");
+                let sent = world
+                    .broker
+                    .submit_request(&police, &submit(request, &format!("race-{key}")))
+                    .await
+                    .unwrap();
+                let ledger = world.broker.ledger();
+                assert!(
+                    ledger.views().records() >= sent.index && world.log_size() >= sent.index,
+                    "answered before record {} was durable and readable",
+                    sent.index
+                );
+                ledger.decoded(sent.index).unwrap();
+                (key, round, sent.request_id, sent.index, sent.replayed)
+            });
+        }
+        // A batch takes a millisecond or two on PostgreSQL: the next round meets it in flight.
+        tokio::time::sleep(std::time::Duration::from_micros(700)).await;
+    }
+    let sent = sends.join_all().await;
+    for key in 0..12 {
+        let mine: Vec<_> = sent.iter().filter(|s| s.0 == key).collect();
+        assert_eq!(mine.len(), 6);
+        assert_eq!(mine.iter().filter(|s| !s.4).count(), 1, "key {key}");
+        assert!(
+            mine.iter().all(|s| (s.2, s.3) == (mine[0].2, mine[0].3)),
+            "key {key}: {mine:?}"
+        );
+    }
+    assert_eq!(world.log_size(), before + 12, "each key appended once");
+}
+
 async fn a_retry_replays_and_a_changed_retry_conflicts(world: World) {
     let police = world.agency("police");
     let request = sample_request("rangitoto-school-board");
@@ -734,6 +779,7 @@ async fn a_legal_hold_keeps_bodies_past_retention_until_released(world: World) {
 
 // The cases above that take a `World`, each on the memory and PostgreSQL engines.
 on_memory_and_postgres!(a_retry_replays_and_a_changed_retry_conflicts);
+on_memory_and_postgres!(racing_retries_append_once_and_answer_once_durable);
 on_memory_and_postgres!(refusals_name_their_rule_and_are_logged);
 on_memory_and_postgres!(an_auditor_finds_a_subjects_exchanges_and_refusals_and_the_query_is_logged);
 on_memory_and_postgres!(retention_erases_bodies_on_the_new_zealand_day_it_ends);
