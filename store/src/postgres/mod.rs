@@ -541,9 +541,6 @@ impl Backend for PostgresEngine {
     }
 
     fn begin_batch(&mut self) -> Result<(), StorageError> {
-        if !self.writer.holds_role() {
-            self.settle()?;
-        }
         if let Some((size, note)) = self.writer.begin(&self.reader.db.bridge)? {
             self.reader.set_head(size, note);
         }
@@ -551,10 +548,6 @@ impl Backend for PostgresEngine {
     }
 
     fn end_batch(&mut self) {
-        if let Err(e) = self.settle() {
-            // The sequencer settles first; this only keeps the lease under a transaction.
-            tracing::error!(error = %e, "PostgreSQL: a batch failed unsettled");
-        }
         self.writer.end(&self.reader.db.bridge);
     }
 

@@ -166,7 +166,7 @@ impl Writer {
     /// Whether `begin` would be a no-op: the lease is held for its turn, or a batch sent
     /// under it is still pending (the lease is never given up under a transaction still being
     /// written; the turn ends once it is settled).
-    pub(super) fn holds_role(&self) -> bool {
+    fn holds_role(&self) -> bool {
         self.holds_lease() || (self.pending.is_some() && self.leased_at.is_some())
     }
 
@@ -182,6 +182,8 @@ impl Writer {
         if self.holds_role() {
             return Ok(None);
         }
+        // The lease is never given up or taken again under a transaction still being written.
+        self.settle()?;
         let c = self.client(bridge)?;
         let renew = self.leased_at.is_some();
         let head = bridge.run(async move {
