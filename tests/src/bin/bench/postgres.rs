@@ -136,6 +136,34 @@ async fn print_table_stats(settings: &PgSettings) {
             (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         println!("  {name:<28} inserted {ins:>9} updated {upd:>8} (hot {hot:>8}) deleted {del:>8}");
     }
+    let prefixes = client
+        .query(
+            "SELECT CASE WHEN get_byte(key, 0) = 120 THEN substr(key, 1, 2) ELSE substr(key, 1, 1) END AS p, \
+             count(*) FROM views GROUP BY p ORDER BY count(*) DESC",
+            &[],
+        )
+        .await
+        .unwrap();
+    let shown: Vec<String> = prefixes
+        .iter()
+        .map(|r| {
+            let (p, n): (Vec<u8>, i64) = (r.get(0), r.get(1));
+            format!("{} {n}", String::from_utf8_lossy(&p))
+        })
+        .collect();
+    println!("  view rows by key prefix: {}", shown.join(", "));
+    let wal = client
+        .query_one(
+            "SELECT wal_records, wal_fpi, wal_bytes::bigint FROM pg_stat_wal",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (records, fpi, bytes): (i64, i64, i64) = (wal.get(0), wal.get(1), wal.get(2));
+    println!(
+        "  WAL: {records} records, {fpi} full-page images, {} MiB",
+        bytes >> 20
+    );
 }
 
 /// PostgreSQL's rate of writing the very rows the ledger wrote on `settings` (records, bodies,
