@@ -19,7 +19,7 @@
 //! INFOSHARE_BENCH_VIEW_CACHE_MIB the scale run's view cache (default the server's, 256);
 //! INFOSHARE_BENCH_LEDGER_ONLY runs only the embedded ledger phase and its two disk baselines;
 //! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
-//! INFOSHARE_BENCH_PG_STATS the rows it wrote per table).
+//! INFOSHARE_BENCH_PG_STATS the rows it wrote per table and by view key prefix, and the WAL).
 //!
 //! `INFOSHARE_BENCH_BACKEND=postgres`: the broker and the ledger on a throwaway PostgreSQL
 //! cluster instead; the disk baseline is PostgreSQL's own insert-and-commit rate at the same
