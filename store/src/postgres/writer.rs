@@ -6,6 +6,14 @@
 //! batch without reading it again; each batch is one transaction whose checkpoint guard
 //! (`ADVANCE_CHECKPOINT`) would refuse it even if two brokers ever held the lease at once.
 //!
+//! A broker that hangs (stopped, swapping, cut off from the database by the network) while it
+//! holds the lease would keep it for as long as its connection looks alive to PostgreSQL —
+//! hours, with TCP's defaults — and no other broker could write. So the writer's session is
+//! ended by PostgreSQL itself once it has sat idle for [`LEASE_IDLE_LIMIT`]: inside a
+//! transaction always, outside one while it holds the lease (a broker under load sends a batch
+//! every few milliseconds, and gives the lease up when it has none). Its transaction, never
+//! acknowledged, goes with it, and another broker takes the lease.
+//!
 //! Round trips are what a batch costs here, not the disk: every statement is prepared once per
 //! connection, and a batch's statements are sent together (tokio-postgres pipelines queries
 //! polled at once): one round trip to begin and write, one to commit.
@@ -23,8 +31,33 @@ use crate::backend::StorageError;
 
 /// The advisory lock key of the sequencer lock ("infosh" then 2).
 pub(super) const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
-/// Longest a batch waits for another broker's turn to end before it is refused.
-const LOCK_TIMEOUT: &str = "SET lock_timeout = '10s'";
+/// Longest a batch waits for another broker's turn to end before it is refused: longer than
+/// [`LEASE_IDLE_LIMIT`], so a batch waiting behind a broker that hung goes through once
+/// PostgreSQL has ended that broker's session.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a writer's session may sit idle in a transaction, or outside one while it holds
+/// the lease, before PostgreSQL ends it, and the lease with it. Not shorter: the longest a
+/// healthy broker holds the lease without writing is a retention run's check of a page of
+/// exchanges (up to 512, about nine reads each: 4.6 s at a millisecond a round trip), and a
+/// writer whose session is ended under it refuses writes until restarted.
+const LEASE_IDLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The writer session's settings, made once per connection.
+fn session_settings() -> String {
+    format!(
+        "SET lock_timeout = '{}ms'; SET idle_in_transaction_session_timeout = '{}ms'",
+        LOCK_TIMEOUT.as_millis(),
+        LEASE_IDLE_LIMIT.as_millis()
+    )
+}
+
+/// Set with the lease, cleared with it (`idle_session_timeout`, PostgreSQL 14 and later).
+fn idle_limit(on: bool) -> String {
+    let ms = if on { LEASE_IDLE_LIMIT.as_millis() } else { 0 };
+    format!("SET idle_session_timeout = '{ms}ms'")
+}
+/// The first server version with `idle_session_timeout`.
+const IDLE_LIMIT_SINCE: i32 = 140_000;
 /// Longest a broker keeps the lease while it has batches to write; then it gives others a
 /// turn (a batch takes a few milliseconds).
 const LEASE_TURN: Duration = Duration::from_millis(20);
@@ -32,6 +65,8 @@ const LEASE_TURN: Duration = Duration::from_millis(20);
 /// The writer's connection and its prepared statements (see `queries`).
 pub(super) struct Conn {
     pub(super) client: Client,
+    /// Whether the server bounds an idle session (see [`IDLE_LIMIT_SINCE`]).
+    idle_limit: bool,
     lock: Statement,
     unlock: Statement,
     head: Statement,
@@ -84,8 +119,22 @@ impl Conn {
             p(queries::UPSERT_TILES),
             p(queries::NOTIFY_LOG),
         )?;
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(failed("reading the server's version"))?
+            .get(0);
+        let idle_limit = version >= IDLE_LIMIT_SINCE;
+        if !idle_limit {
+            tracing::warn!(
+                version,
+                "PostgreSQL before 14: a broker that hangs holding the sequencer lease keeps it \
+                 until its connection ends"
+            );
+        }
         Ok(Self {
             client,
+            idle_limit,
             lock,
             unlock,
             head,
@@ -144,9 +193,9 @@ impl Writer {
                 ended.store(true, Ordering::SeqCst);
             });
             client
-                .batch_execute(LOCK_TIMEOUT)
+                .batch_execute(&session_settings())
                 .await
-                .map_err(failed("setting the lock timeout"))?;
+                .map_err(failed("setting the session's timeouts"))?;
             Ok(Arc::new(Conn::prepare(client).await?))
         })?;
         self.connection = Some((client.clone(), lost));
@@ -187,7 +236,7 @@ impl Writer {
         let c = self.client(bridge)?;
         let renew = self.leased_at.is_some();
         let head = bridge.run(async move {
-            let (_, _, head) = tokio::try_join!(
+            let (_, _, _, head) = tokio::try_join!(
                 async {
                     if !renew {
                         return Ok(());
@@ -203,6 +252,15 @@ impl Writer {
                         .query_one(&c.lock, &[&SEQUENCER_LOCK])
                         .await
                         .map_err(failed("taking the sequencer lease"))
+                },
+                async {
+                    if renew || !c.idle_limit {
+                        return Ok(());
+                    }
+                    c.client
+                        .batch_execute(&idle_limit(true))
+                        .await
+                        .map_err(failed("bounding the lease's idle time"))
                 },
                 // Sent after the lock, so read once it is held.
                 async {
@@ -326,10 +384,24 @@ impl Writer {
             return;
         };
         if let Err(e) = bridge.run(async move {
-            c.client
-                .query_one(&c.unlock, &[&SEQUENCER_LOCK])
-                .await
-                .map_err(failed("giving up the sequencer lease"))
+            let (_, unlocked) = tokio::try_join!(
+                async {
+                    if !c.idle_limit {
+                        return Ok(());
+                    }
+                    c.client
+                        .batch_execute(&idle_limit(false))
+                        .await
+                        .map_err(failed("unbounding the session's idle time"))
+                },
+                async {
+                    c.client
+                        .query_one(&c.unlock, &[&SEQUENCER_LOCK])
+                        .await
+                        .map_err(failed("giving up the sequencer lease"))
+                },
+            )?;
+            Ok(unlocked)
         }) {
             // The lease goes with the connection: drop it rather than hold the lease on.
             tracing::warn!(error = %e, "PostgreSQL: dropping the writer's connection");

@@ -1,6 +1,7 @@
 //! Several brokers on one PostgreSQL log, as separate processes on one database: what is
 //! submitted through one is delivered on another's stream, and `kill -9` of one under load loses
-//! nothing that was acknowledged while the other goes on and the CLI's stream moves to it.
+//! nothing that was acknowledged while the other goes on and the CLI's stream moves to it; one
+//! that hangs holding the sequencer lease loses it within seconds.
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
@@ -202,5 +203,169 @@ async fn two_brokers_on_one_log_deliver_across_and_lose_nothing_when_one_is_kill
         "across brokers: {across:?}; {} requests acknowledged, all kept; first acknowledgement \
          after kill -9 within {failover:?}",
         ids.len()
+    );
+}
+
+/// Submits through `server` until `stop` is set; the request ids it had acknowledged.
+async fn submit_until(
+    server: String,
+    identity: infoshare_client::Identity,
+    name: &'static str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<AtomicUsize>,
+) -> Vec<String> {
+    let mut acked = Vec::new();
+    let Ok(client) = Client::connect(&server, &identity).await else {
+        return acked;
+    };
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let key = format!("{name}-{i}");
+        i += 1;
+        if let Ok(sent) = client
+            .submit_request(sample_request("rangitoto-school-board"), &key)
+            .await
+        {
+            acked.push(sent.request_id);
+            done.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_hangs_holding_the_lease_loses_it_and_the_other_goes_on() {
+    let Some(env) = TestEnv::on_postgres("").await else {
+        return;
+    };
+    let a = env.start().await;
+    let b = env.start_bare();
+    let identity = env.identity(Role::Agency, "police");
+
+    // A under load holds the sequencer lease nearly all the time; it is stopped (SIGSTOP: its
+    // process and its connections stay, as a hung or cut-off broker's would).
+    let (stop, done) = (
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let on_a: Vec<_> = ["a0", "a1"]
+        .into_iter()
+        .map(|name| {
+            tokio::spawn(submit_until(
+                a.url(),
+                identity.clone(),
+                name,
+                stop.clone(),
+                done.clone(),
+            ))
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    while done.load(Ordering::SeqCst) < 20 {
+        assert!(Instant::now() < until, "the load on A did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Stopped while it holds the lease (it gives it up between its turns, and when idle).
+    let mut attempts = 0;
+    loop {
+        a.signal("STOP");
+        if env.sequencer_lease_held().await {
+            break;
+        }
+        a.signal("CONT");
+        attempts += 1;
+        assert!(attempts < 50, "A never seen holding the lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = Instant::now();
+
+    // B takes the lease once PostgreSQL has ended A's idle session, and goes on.
+    let police_on_b = b.agency(&env, "police").await;
+    let mut through_b = Vec::new();
+    let taken_over = loop {
+        match police_on_b
+            .submit_request(sample_request("rangitoto-school-board"), "through-b")
+            .await
+        {
+            Ok(sent) => {
+                through_b.push(sent.request_id);
+                break stopped.elapsed();
+            }
+            Err(e) => {
+                assert!(
+                    stopped.elapsed() < Duration::from_secs(30),
+                    "B never wrote while A hung: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // The writer's idle limit (10 s), then the lease.
+    assert!(taken_over < Duration::from_secs(15), "{taken_over:?}");
+    for i in 0..5 {
+        let sent = police_on_b
+            .submit_request(sample_request("rangitoto-school-board"), &format!("b-{i}"))
+            .await
+            .unwrap();
+        through_b.push(sent.request_id);
+    }
+
+    // A resumes: what it acknowledged, before or after, is in the log with B's writes, and
+    // the log verifies.
+    a.signal("CONT");
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = through_b.clone();
+    for w in on_a {
+        acked.extend(
+            tokio::time::timeout(Duration::from_secs(40), w)
+                .await
+                .expect("A's submitters end once it resumes")
+                .unwrap(),
+        );
+    }
+    // Resumed, A finds its session ended: it writes again under a new lease, or, if a batch of
+    // its was in flight, refuses writes until restarted (that batch failed unacknowledged).
+    let police_on_a = a.agency(&env, "police").await;
+    let resumed = match police_on_a
+        .submit_request(sample_request("rangitoto-school-board"), "a-resumed")
+        .await
+    {
+        Ok(sent) => {
+            acked.push(sent.request_id);
+            "wrote again"
+        }
+        Err(e) => {
+            assert!(
+                e.to_string().contains("writes refused until restart"),
+                "{e}"
+            );
+            "refused writes until restart"
+        }
+    };
+    let school_on_b = b.agency(&env, "rangitoto-school-board").await;
+    let mut listed = HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = school_on_b.list_inbox(after, 100, false).await.unwrap();
+        listed.extend(page.items.iter().map(|i| i.request_id.clone()));
+        if !page.more {
+            break;
+        }
+        after = page.next_cursor;
+    }
+    for id in &acked {
+        assert!(
+            listed.contains(id),
+            "{id} acknowledged but not in the inbox"
+        );
+    }
+    let audit = tempfile::tempdir().unwrap();
+    auditor_verifies(&env, &b, audit.path());
+    let (ok, said) = env.verify_log();
+    assert!(ok, "{said}");
+    eprintln!(
+        "B wrote {taken_over:?} after A was stopped holding the lease; {} acknowledged, all \
+         kept; A, resumed, {resumed}",
+        acked.len()
     );
 }

@@ -131,6 +131,29 @@ impl TestEnv {
         files
     }
 
+    /// Whether some broker holds the PostgreSQL log's sequencer lease (its advisory lock).
+    pub(crate) async fn sequencer_lease_held(&self) -> bool {
+        /// The engine's key for the lock ("infosh" then 2), as `writer::SEQUENCER_LOCK`.
+        const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
+        let (cluster, url) = self.postgres.as_ref().expect("on PostgreSQL");
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.password(std::fs::read_to_string(cluster.password_file()).unwrap());
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let held: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1",
+                &[&SEQUENCER_LOCK],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        drop(client);
+        let _ = driver.await;
+        held > 0
+    }
+
     /// The bytes bodies are stored in: on PostgreSQL its data files, all together; on the
     /// embedded engine the payloads of the log's attachments (not the records, nor the zeros
     /// written ahead of them).
