@@ -41,6 +41,8 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
 /// exchanges (up to 512, about nine reads each: 4.6 s at a millisecond a round trip), and a
 /// writer whose session is ended under it refuses writes until restarted.
 const LEASE_IDLE_LIMIT: Duration = Duration::from_secs(10);
+/// The first server version with `idle_session_timeout`.
+const IDLE_LIMIT_SINCE: i32 = 140_000;
 
 /// The writer session's settings, made once per connection.
 fn session_settings() -> String {
@@ -56,8 +58,7 @@ fn idle_limit(on: bool) -> String {
     let ms = if on { LEASE_IDLE_LIMIT.as_millis() } else { 0 };
     format!("SET idle_session_timeout = '{ms}ms'")
 }
-/// The first server version with `idle_session_timeout`.
-const IDLE_LIMIT_SINCE: i32 = 140_000;
+
 /// Longest a broker keeps the lease while it has batches to write; then it gives others a
 /// turn (a batch takes a few milliseconds).
 const LEASE_TURN: Duration = Duration::from_millis(20);

@@ -63,6 +63,20 @@ async fn worker(
     (acked, after_kill)
 }
 
+/// Every request id in `client`'s inbox, page by page.
+async fn inbox_ids(client: &Client) -> HashSet<String> {
+    let mut listed = HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = client.list_inbox(after, 100, false).await.unwrap();
+        listed.extend(page.items.iter().map(|i| i.request_id.clone()));
+        if !page.more {
+            return listed;
+        }
+        after = page.next_cursor;
+    }
+}
+
 /// The request ids a `--json inbox --follow` process printed so far, in order.
 fn follow(env: &TestEnv, servers: &str) -> (std::process::Child, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_infoshare-cli-under-test"))
@@ -158,16 +172,7 @@ async fn two_brokers_on_one_log_deliver_across_and_lose_nothing_when_one_is_kill
 
     // Every acknowledged request is in the log and the inbox; the CLI's stream moved to B and
     // printed each exactly once.
-    let mut listed = HashSet::new();
-    let mut after = 0;
-    loop {
-        let page = school_on_b.list_inbox(after, 100, false).await.unwrap();
-        listed.extend(page.items.iter().map(|i| i.request_id.clone()));
-        if !page.more {
-            break;
-        }
-        after = page.next_cursor;
-    }
+    let listed = inbox_ids(&school_on_b).await;
     for id in &ids {
         assert!(
             listed.contains(*id),
@@ -343,16 +348,7 @@ async fn a_broker_that_hangs_holding_the_lease_loses_it_and_the_other_goes_on() 
         }
     };
     let school_on_b = b.agency(&env, "rangitoto-school-board").await;
-    let mut listed = HashSet::new();
-    let mut after = 0;
-    loop {
-        let page = school_on_b.list_inbox(after, 100, false).await.unwrap();
-        listed.extend(page.items.iter().map(|i| i.request_id.clone()));
-        if !page.more {
-            break;
-        }
-        after = page.next_cursor;
-    }
+    let listed = inbox_ids(&school_on_b).await;
     for id in &acked {
         assert!(
             listed.contains(id),
