@@ -208,6 +208,18 @@ pub trait Reader: KvRead + Send + Sync {
     /// Whether a body of `kind` was ever stored for `id` (erased or not).
     fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError>;
 
+    /// `body_stored` of each of `wanted`, in its order. MUST answer as `body_stored` would; a
+    /// store where each read is a round trip answers them in one.
+    fn bodies_stored(
+        &self,
+        wanted: &[(MessageKind, RequestId)],
+    ) -> Result<Vec<bool>, StorageError> {
+        wanted
+            .iter()
+            .map(|(kind, id)| self.body_stored(*kind, id))
+            .collect()
+    }
+
     /// The latest stored checkpoint note, if any.
     fn checkpoint(&self) -> Option<String>;
 

@@ -22,6 +22,8 @@ pub(crate) const UPSERT_BODIES: &str = "INSERT INTO bodies (kind, request_id, se
      ON CONFLICT (kind, request_id) DO UPDATE SET sealed = EXCLUDED.sealed";
 pub(crate) const SELECT_BODY: &str =
     "SELECT sealed FROM bodies WHERE kind = $1 AND request_id = $2";
+pub(crate) const SELECT_BODIES_STORED: &str = "SELECT kind, request_id FROM bodies \
+     WHERE (kind, request_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))";
 pub(crate) const ERASE_BODIES: &str = "UPDATE bodies SET sealed = NULL \
      WHERE (kind, request_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))";
 

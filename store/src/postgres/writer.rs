@@ -36,10 +36,10 @@ pub(super) const SEQUENCER_LOCK: i64 = 0x696e_666f_7368_0002;
 /// PostgreSQL has ended that broker's session.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a writer's session may sit idle in a transaction, or outside one while it holds
-/// the lease, before PostgreSQL ends it, and the lease with it. Not shorter: the longest a
-/// healthy broker holds the lease without writing is a retention run's check of a page of
-/// exchanges (up to 512, about nine reads each: 4.6 s at a millisecond a round trip), and a
-/// writer whose session is ended under it refuses writes until restarted.
+/// the lease, before PostgreSQL ends it, and the lease with it. With room to spare: a healthy
+/// broker holds the lease without writing only for moments (folding in other brokers' records,
+/// a retention page's checks in two reads, waiting up to 2 s for a rotated key), and a writer
+/// whose session is ended under it refuses writes until restarted.
 const LEASE_IDLE_LIMIT: Duration = Duration::from_secs(10);
 /// The first server version with `idle_session_timeout`.
 const IDLE_LIMIT_SINCE: i32 = 140_000;

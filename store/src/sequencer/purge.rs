@@ -5,7 +5,8 @@ use super::{Sequencer, internal};
 use crate::crypto::Pseudonym;
 use crate::domain::MessageKind;
 use crate::error::BrokerError;
-use crate::records::{Actor, Event, Record, RequestId};
+use crate::overlay::Overlay;
+use crate::records::{Actor, Event, HoldTarget, Record, RequestId};
 use crate::views;
 
 impl Sequencer {
@@ -35,30 +36,61 @@ impl Sequencer {
         time_ms: u64,
         exchanges: &[(RequestId, Vec<Pseudonym>)],
     ) -> Result<usize, BrokerError> {
+        // Under the lease, and on PostgreSQL each read a round trip: the page's views are read
+        // in one call and its bodies in another, not a dozen calls an exchange.
         let reader = self.reader.clone();
-        let mut erase = Vec::new();
-        let mut purged = Vec::new();
+        let known = Overlay::new(&*reader);
+        let keys: Vec<Vec<u8>> = exchanges
+            .iter()
+            .flat_map(|(id, subjects)| {
+                [
+                    views::purged_key(id),
+                    views::meta_key(id),
+                    views::hold_key(&HoldTarget::Exchange(*id)),
+                ]
+                .into_iter()
+                .chain(
+                    subjects
+                        .iter()
+                        .map(|s| views::hold_key(&HoldTarget::Subject(*s))),
+                )
+            })
+            .collect();
+        known.prefetch(&keys)?;
+        let mut open = Vec::new();
         for (id, subjects) in exchanges {
-            if views::purged(&*reader, id)?
-                || views::request_meta(&*reader, id)?.is_none()
-                || views::held(&*reader, id, subjects)?
+            if views::purged(&known, id)?
+                || views::request_meta(&known, id)?.is_none()
+                || views::held(&known, id, subjects)?
             {
                 continue;
             }
+            open.push(*id);
+        }
+        const KINDS: [MessageKind; 5] = [
+            MessageKind::Request,
+            MessageKind::Response,
+            MessageKind::Disclosure,
+            MessageKind::Update,
+            MessageKind::Withdrawal,
+        ];
+        let wanted: Vec<(MessageKind, RequestId)> = open
+            .iter()
+            .flat_map(|id| KINDS.map(|kind| (kind, *id)))
+            .collect();
+        let stored = reader.bodies_stored(&wanted).map_err(internal)?;
+        if stored.len() != wanted.len() {
+            return Err(internal("the engine answered for fewer bodies than asked"));
+        }
+        let mut erase = Vec::new();
+        let mut purged = Vec::with_capacity(open.len());
+        for (id, found) in open.iter().zip(stored.chunks(KINDS.len())) {
             // An exchange with nothing stored is still marked purged (kinds 0), so it is not
             // looked at again.
             let mut kinds = 0u8;
-            for kind in [
-                MessageKind::Request,
-                MessageKind::Response,
-                MessageKind::Disclosure,
-                MessageKind::Update,
-                MessageKind::Withdrawal,
-            ] {
-                if reader.body_stored(kind, id).map_err(internal)? {
-                    erase.push((kind, *id));
-                    kinds |= crate::records::purged_bit(kind);
-                }
+            for (kind, _) in KINDS.iter().zip(found).filter(|(_, stored)| **stored) {
+                erase.push((*kind, *id));
+                kinds |= crate::records::purged_bit(*kind);
             }
             purged.push((*id, kinds));
         }

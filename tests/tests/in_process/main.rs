@@ -640,6 +640,17 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
     assert_eq!(world.run_retention().await, 1);
     let purged = world.broker.ledger().decoded(world.log_size()).unwrap();
     assert_eq!(event_name(purged.event.code()), "bodies-purged");
+    // The one body stored, the request's, and no other kind, is logged as erased.
+    match purged.event {
+        Event::BodiesPurged { request_id, kinds } => {
+            assert_eq!(request_id.to_string(), id);
+            assert_eq!(
+                kinds,
+                infoshare_server::records::purged_bit(MessageKind::Request)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     let detail = world.broker.get_request(&police, &id).await.unwrap();
     assert!(detail.opening.is_none());
     assert!(
