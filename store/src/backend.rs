@@ -194,6 +194,12 @@ pub trait Reader: KvRead + Send + Sync {
     /// The record committed at `index`.
     fn record(&self, index: u64) -> Result<Vec<u8>, StorageError>;
 
+    /// The records committed at `indexes`, in their order. MUST answer as `record` would for
+    /// each; a store where each read is a round trip answers them in one.
+    fn records_at(&self, indexes: &[u64]) -> Result<Vec<Vec<u8>>, StorageError> {
+        indexes.iter().map(|i| self.record(*i)).collect()
+    }
+
     /// Visits every record from `from` on, in order (engines may read them faster than one by one).
     fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {
         for index in from..=self.records() {

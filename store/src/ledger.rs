@@ -438,13 +438,27 @@ impl Ledger {
             .map_err(|e| BrokerError::Internal(format!("record {index}: {e}")))
     }
 
+    /// The committed records at `indexes`, decoded, in their order (read at once).
+    pub fn decoded_many(&self, indexes: &[u64]) -> Result<Vec<Record>, BrokerError> {
+        let raws = self
+            .reader
+            .records_at(indexes)
+            .map_err(|e| BrokerError::Internal(e.to_string()))?;
+        indexes
+            .iter()
+            .zip(raws)
+            .map(|(index, raw)| {
+                Record::decode(&raw)
+                    .map_err(|e| BrokerError::Internal(format!("record {index}: {e}")))
+            })
+            .collect()
+    }
+
     /// A request's records, oldest first.
     pub fn timeline(&self, id: &RequestId) -> Result<Vec<(u64, Record)>, BrokerError> {
-        self.reader
-            .timeline(id)?
-            .into_iter()
-            .map(|i| Ok((i, self.decoded(i)?)))
-            .collect()
+        let indexes = self.reader.timeline(id)?;
+        let records = self.decoded_many(&indexes)?;
+        Ok(indexes.into_iter().zip(records).collect())
     }
 
     /// The protocol register as of the last committed batch.

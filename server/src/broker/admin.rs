@@ -41,13 +41,23 @@ impl Broker {
         page: Vec<(RequestId, crate::views::RequestMeta)>,
         now_ms: u64,
     ) -> Result<Vec<(RequestId, Vec<crate::crypto::Pseudonym>)>, BrokerError> {
+        // A page's purge marks in one read and its opening records in another (on PostgreSQL
+        // each read is a round trip).
         let views = self.ledger.views();
+        let marks: Vec<Vec<u8>> = page
+            .iter()
+            .map(|(id, _)| crate::views::purged_key(id))
+            .collect();
+        let purged = views.get_many(&marks)?;
+        let page: Vec<_> = page
+            .into_iter()
+            .zip(purged)
+            .filter_map(|(exchange, mark)| mark.is_none().then_some(exchange))
+            .collect();
+        let indexes: Vec<u64> = page.iter().map(|(_, meta)| meta.request_idx).collect();
+        let records = self.ledger.decoded_many(&indexes)?;
         let mut opened = Vec::new();
-        for (request_id, meta) in page {
-            if crate::views::purged(views, &request_id)? {
-                continue;
-            }
-            let record = self.ledger.decoded(meta.request_idx)?;
+        for ((request_id, meta), record) in page.into_iter().zip(records) {
             let Some(o) = record.event.opening() else {
                 return Err(BrokerError::Internal(format!(
                     "record {} does not open {request_id}",

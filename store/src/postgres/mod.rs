@@ -606,6 +606,36 @@ impl Reader for PgReader {
         })
     }
 
+    fn records_at(&self, indexes: &[u64]) -> Result<Vec<Vec<u8>>, StorageError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = indexes
+            .iter()
+            .map(|i| i64::try_from(*i).map_err(StorageError::new))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let found: std::collections::HashMap<i64, Vec<u8>> =
+            self.db.with(move |client| async move {
+                let rows = client
+                    .query(
+                        &prepared(&client, queries::SELECT_RECORDS_AT).await?,
+                        &[&wanted],
+                    )
+                    .await
+                    .map_err(failed("reading records"))?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+            })?;
+        indexes
+            .iter()
+            .map(|i| {
+                found
+                    .get(&(*i as i64))
+                    .cloned()
+                    .ok_or_else(|| StorageError(format!("record {i} is not in the log")))
+            })
+            .collect()
+    }
+
     fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {
         let last = self.records() as i64;
         let mut next = i64::try_from(from.max(1)).map_err(StorageError::new)?;

@@ -14,6 +14,7 @@ pub(crate) const COUNT_RECORDS: &str = "SELECT coalesce(max(idx), 0) FROM log_re
 pub(crate) const INSERT_RECORDS: &str =
     "INSERT INTO log_records (idx, bytes) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
 pub(crate) const SELECT_RECORD: &str = "SELECT bytes FROM log_records WHERE idx = $1";
+pub(crate) const SELECT_RECORDS_AT: &str = "SELECT idx, bytes FROM log_records WHERE idx = ANY($1)";
 pub(crate) const SELECT_RECORDS_FROM: &str = "SELECT idx, bytes FROM log_records \
      WHERE idx >= $1 AND idx <= $2 ORDER BY idx LIMIT $3";
 
