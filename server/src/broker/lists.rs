@@ -299,43 +299,58 @@ impl Broker {
                 true
             })?;
             let ids: Vec<RequestId> = batch.iter().map(|(_, id)| *id).collect();
+            let (mut shown, mut full) = (Vec::new(), false);
             for ((cursor, id), meta) in batch.into_iter().zip(self.metas(&ids)?) {
-                if items.len() == limit || looked == LOOK_MAX {
-                    return Ok((items, next, true));
+                if items.len() + shown.len() == limit || looked == LOOK_MAX {
+                    full = true;
+                    break;
                 }
                 looked += 1;
                 next = cursor;
                 if statuses.is_empty() || statuses.contains(&meta.status) {
-                    items.push(self.outbox_item(cursor, id, meta)?);
+                    shown.push((cursor, id, meta));
                 }
             }
-            if !more {
-                return Ok((items, next, false));
+            items.extend(self.outbox_items(shown)?);
+            if full || !more {
+                return Ok((items, next, full));
             }
         }
     }
 
-    /// An exchange of the outbox, with its first and last records.
-    fn outbox_item(
+    /// Exchanges of the outbox, each with its first and last records (read at once: on
+    /// PostgreSQL a read is a round trip).
+    fn outbox_items(
         &self,
-        cursor: u64,
-        request_id: RequestId,
-        meta: RequestMeta,
-    ) -> Result<OutboxItem, BrokerError> {
-        let last = self
-            .ledger
-            .views()
-            .timeline(&request_id)?
-            .last()
-            .copied()
-            .unwrap_or(cursor);
-        Ok(OutboxItem {
-            cursor,
-            request_id,
-            sent_ms: self.ledger.decoded(meta.request_idx)?.time_ms,
-            last_event: (last, self.ledger.decoded(last)?),
-            meta,
-        })
+        shown: Vec<(u64, RequestId, RequestMeta)>,
+    ) -> Result<Vec<OutboxItem>, BrokerError> {
+        let views = self.ledger.views();
+        let lasts = shown
+            .iter()
+            .map(|(cursor, id, _)| Ok(views.timeline(id)?.last().copied().unwrap_or(*cursor)))
+            .collect::<Result<Vec<u64>, BrokerError>>()?;
+        let indexes: Vec<u64> = shown
+            .iter()
+            .zip(&lasts)
+            .flat_map(|((_, _, meta), last)| [meta.request_idx, *last])
+            .collect();
+        let mut records = self.ledger.decoded_many(&indexes)?.into_iter();
+        shown
+            .into_iter()
+            .zip(lasts)
+            .map(|((cursor, request_id, meta), last)| {
+                let (Some(first), Some(latest)) = (records.next(), records.next()) else {
+                    return Err(BrokerError::Internal("a record read short".into()));
+                };
+                Ok(OutboxItem {
+                    cursor,
+                    request_id,
+                    sent_ms: first.time_ms,
+                    last_event: (last, latest),
+                    meta,
+                })
+            })
+            .collect()
     }
 }
 
