@@ -7,7 +7,21 @@ use std::collections::BTreeMap;
 use crate::bodies::BodyEntry;
 use crate::domain::MessageKind;
 use crate::records::{HoldTarget, Record, RequestId};
-use crate::views::{self, InboxEntry, KvRead, ViewError};
+use crate::views::{self, InboxEntry, KvRead, RequestMeta, ViewError};
+
+/// Inbox items read a round at most (their records and their metas).
+const INBOX_READ: usize = 256;
+
+/// An item of an agency's inbox as read, its exchange as it is now.
+#[derive(Clone, Debug)]
+pub struct InboxRead {
+    /// Where it is in the inbox: the index of its record.
+    pub cursor: u64,
+    /// What it is, and whether its addressee acknowledged it.
+    pub entry: InboxEntry,
+    /// Its exchange's meta (for a notice, of the request it is about).
+    pub meta: RequestMeta,
+}
 
 /// Why an engine could not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,8 +192,8 @@ pub trait Backend: Send + 'static {
 ///
 /// - `get` and `scan` MUST read the views as of a committed batch; `scan` MUST visit keys in
 ///   ascending byte order and stop when the visitor returns `false`.
-/// - `indexed` MUST return the entries of the posting lists (keys under `x`: the audit indexes
-///   and the outboxes, see `views`) however the engine stores them; `scan` MAY leave those
+/// - `indexed` MUST return the entries of the posting lists (keys under `x`: the audit indexes,
+///   the inboxes and the outboxes, see `views`) however the engine stores them; `scan` MAY leave those
 ///   keys out (an engine may keep them as posting lists), so nothing reads them but `indexed`.
 /// - `record` MUST return the bytes committed at `index` (1-based), or an error if there is none.
 /// - `body` MUST return `None` for a body never stored or erased, and `body_stored` whether one
@@ -256,28 +270,88 @@ pub trait Reader: KvRead + Send + Sync {
         Ok(out)
     }
 
-    /// Up to `limit` inbox items of `agency` with cursor > `after`, and whether there are more.
+    /// Up to `limit` inbox items of `agency` with cursor > `after` (only those unacknowledged,
+    /// if asked), each with its exchange's meta, and whether there are more.
     fn inbox_page(
         &self,
         agency: &str,
         after: u64,
         limit: usize,
         unacknowledged_only: bool,
-    ) -> Result<(Vec<(u64, InboxEntry)>, bool), ViewError> {
+    ) -> Result<(Vec<InboxRead>, bool), ViewError> {
+        let prefix = views::inbox_prefix(agency);
         let mut out = Vec::new();
-        let mut more = false;
-        inbox(self, agency, after, &mut |cursor, entry| {
-            if unacknowledged_only && entry.acknowledged {
-                return true;
+        let mut after = after;
+        loop {
+            // One more than the page holds, to know whether there are more.
+            let want = (limit + 1 - out.len()).min(INBOX_READ);
+            let cursors = self.indexed(&prefix, after, want)?;
+            let Some(&last) = cursors.last() else {
+                return Ok((out, false));
+            };
+            for (cursor, (entry, meta)) in cursors.iter().zip(self.inbox_at(agency, &cursors)?) {
+                if unacknowledged_only && entry.acknowledged {
+                    continue;
+                }
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(InboxRead {
+                    cursor: *cursor,
+                    entry,
+                    meta,
+                });
             }
-            if out.len() == limit {
-                more = true;
-                return false;
+            if cursors.len() < want {
+                return Ok((out, false));
             }
-            out.push((cursor, entry));
-            true
-        })?;
-        Ok((out, more))
+            after = last;
+        }
+    }
+
+    /// `agency`'s inbox items at `cursors` (indexes its inbox lists), each with its exchange's
+    /// meta as it is now, in their order: read at once, the records and then the metas.
+    fn inbox_at(
+        &self,
+        agency: &str,
+        cursors: &[u64],
+    ) -> Result<Vec<(InboxEntry, RequestMeta)>, ViewError> {
+        let raws = self
+            .records_at(cursors)
+            .map_err(|e| ViewError::Store(e.0))?;
+        let records = cursors
+            .iter()
+            .zip(raws)
+            .map(|(index, raw)| {
+                Record::decode(&raw).map_err(|e| ViewError::Store(format!("record {index}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = cursors
+            .iter()
+            .zip(&records)
+            .map(|(index, record)| {
+                record
+                    .event
+                    .request_id()
+                    .map(|id| views::meta_key(&id))
+                    .ok_or_else(|| {
+                        ViewError::Store(format!("inbox item {index} is of no exchange"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let metas = self.get_many(&keys)?;
+        cursors
+            .iter()
+            .zip(records)
+            .zip(metas)
+            .map(|((index, record), meta)| {
+                let meta = meta.ok_or_else(|| {
+                    ViewError::Store(format!("inbox item {index}: its exchange has no meta"))
+                })?;
+                let meta = RequestMeta::decode(&meta)?;
+                Ok((views::inbox_entry(agency, *index, &record, &meta)?, meta))
+            })
+            .collect()
     }
 
     /// The exchanges `agency` opened with cursor > `after`, in order (cursor, id), while
@@ -471,21 +545,6 @@ pub trait Reader: KvRead + Send + Sync {
         })?;
         Ok(out)
     }
-}
-
-/// Visits `agency`'s inbox items with cursor > `after`, in order, while `visit` says go on.
-fn inbox<R: Reader + ?Sized>(
-    reader: &R,
-    agency: &str,
-    after: u64,
-    visit: &mut dyn FnMut(u64, InboxEntry) -> bool,
-) -> Result<(), ViewError> {
-    let prefix = views::inbox_prefix(agency);
-    let start = views::inbox_key(agency, after.saturating_add(1));
-    reader.scan(&start, &prefix_end(&prefix), &mut |k, v| {
-        let cursor = index_after(k, prefix.len(), "inbox")?;
-        Ok(visit(cursor, InboxEntry::decode(v)?))
-    })
 }
 
 fn request_id(v: &[u8]) -> Result<RequestId, ViewError> {

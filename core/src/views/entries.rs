@@ -238,7 +238,8 @@ impl RequestMeta {
     }
 }
 
-/// One item of an agency's inbox.
+/// One item of an agency's inbox, as read from its record and its exchange's meta
+/// ([`super::inbox_entry`]); not stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboxEntry {
     /// Request, response, disclosure, update or notice.
@@ -253,37 +254,4 @@ pub struct InboxEntry {
     pub acknowledged: bool,
     /// What a notice says (none for other items).
     pub notice: Option<NoticeKind>,
-}
-
-impl InboxEntry {
-    pub(super) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u8(self.kind.code())
-            .fixed(&self.request_id.0)
-            .str8(&self.from)
-            .u64(self.time_ms)
-            .u8(self.acknowledged as u8);
-        if let Some(n) = self.notice {
-            w.u8(n.code());
-        }
-        w.finish()
-    }
-
-    /// Decodes a stored entry.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let mut entry = Self {
-            kind: r.code("kind", MessageKind::from_code)?,
-            request_id: RequestId(r.fixed()?),
-            from: r.str8()?,
-            time_ms: r.u64()?,
-            acknowledged: r.code("acknowledged", |c| (c <= 1).then_some(c == 1))?,
-            notice: None,
-        };
-        if !r.is_empty() {
-            entry.notice = Some(r.code("notice", NoticeKind::from_code)?);
-        }
-        r.end()?;
-        Ok(entry)
-    }
 }

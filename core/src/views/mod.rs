@@ -10,13 +10,15 @@
 //!                                        the last — and, for a request, the records that link
 //!                                        to it: its updates and the requests sent on from it;
 //!                                        see [`timeline_of`])
-//! i ‖ agency ‖ 0x00 ‖ index:u64be      → InboxEntry (cursor = index)
 //! k ‖ agency ‖ 0x00 ‖ idempotency:[32] → request_id ‖ index:u64be
 //! p ‖ request_id                       → kinds:u8 (its bodies were purged)
 //! q ‖ index:u64be                      → a protocol register record (folded at start-up)
 //! h ‖ 1 ‖ request_id | h ‖ 2 ‖ subject → index:u64be of the record placing a legal hold
 //!                                        (empty once released)
 //! w, c, l                              → work queues, expiries, links ([`work`])
+//! xi ‖ agency ‖ 0x00 ‖ index           → () (its inbox, cursor = index: a posting list, as the
+//!                                        audit indexes are; an item is read from its record
+//!                                        and its exchange's meta, see [`inbox_entry`])
 //! xo ‖ agency ‖ 0x00 ‖ index           → () (the exchanges it opened: a posting list, as the
 //!                                        audit indexes are; see [`work::outbox_key`])
 //! xs ‖ subject pseudonym ‖ index       → audit index by subject (requests, disclosures,
@@ -88,9 +90,11 @@ pub fn timeline_prefix(id: &RequestId) -> Vec<u8> {
     [b"t".as_slice(), &id.0].concat()
 }
 
-/// Prefix of an agency's inbox.
+/// Prefix of an agency's inbox. Under `x`, so engines keep it as a posting list: what an item
+/// says is its record's, whether it is acknowledged its exchange's meta's ([`inbox_entry`]), so
+/// an item costs no value of its own and its acknowledgement no second write.
 pub fn inbox_prefix(agency: &str) -> Vec<u8> {
-    [b"i".as_slice(), agency.as_bytes(), &[0]].concat()
+    [b"xi".as_slice(), agency.as_bytes(), &[0]].concat()
 }
 
 /// Key of an inbox item.
@@ -245,14 +249,41 @@ pub fn idempotent_request(
     Ok(Some((id, index)))
 }
 
-fn set_acknowledged(kv: &mut impl KvWrite, agency: &str, index: u64) -> Result<(), ViewError> {
-    let key = inbox_key(agency, index);
-    if let Some(v) = kv.get(&key)? {
-        let mut entry = InboxEntry::decode(&v)?;
-        entry.acknowledged = true;
-        kv.put(key, entry.encode());
-    }
-    Ok(())
+/// What record `index` (`record`) is in `agency`'s inbox, which lists it, with `meta` its
+/// exchange's meta as it is now (the exchange is `record.event.request_id()`): an opening is
+/// acknowledged once its exchange is, a response once it is, a notice once `agency` acknowledged
+/// its notices after it (an acknowledgement covers the notices before it, not those after).
+pub fn inbox_entry(
+    agency: &str,
+    index: u64,
+    record: &Record,
+    meta: &RequestMeta,
+) -> Result<InboxEntry, ViewError> {
+    let not_an_item = || ViewError::Store(format!("record {index} is not an inbox item"));
+    let request_id = record.event.request_id().ok_or_else(not_an_item)?;
+    let (kind, notice, acknowledged) = match &record.event {
+        Event::RequestSubmitted(_) | Event::DisclosureSubmitted(_) | Event::UpdateSubmitted(_) => {
+            let kind = record.event.opening().ok_or_else(not_an_item)?.kind;
+            (kind, None, meta.request_ack_idx != 0)
+        }
+        Event::ResponseSubmitted(_) => (MessageKind::Response, None, meta.response_ack_idx != 0),
+        Event::RequestOverdue { .. } => (MessageKind::Notice, Some(NoticeKind::Overdue), false),
+        Event::RequestWithdrawn(_) => (MessageKind::Notice, Some(NoticeKind::Withdrawn), false),
+        Event::RequestExpired { .. } => (MessageKind::Notice, Some(NoticeKind::Expired), false),
+        _ => return Err(not_an_item()),
+    };
+    let acknowledged = match notice {
+        Some(_) => meta.notices_acked_by(agency) > index,
+        None => acknowledged,
+    };
+    Ok(InboxEntry {
+        kind,
+        request_id,
+        from: record.actor.id.clone(),
+        time_ms: record.time_ms,
+        acknowledged,
+        notice,
+    })
 }
 
 /// Folds record `index` (whose encoding is `raw`) into the views.
@@ -318,19 +349,13 @@ fn follow_up(
 ) -> Result<(), ViewError> {
     let before = existing(kv, &id)?;
     let mut meta = before.clone();
-    let notice = |kind| InboxEntry {
-        kind: MessageKind::Notice,
-        request_id: id,
-        from: record.actor.id.clone(),
-        time_ms: record.time_ms,
-        acknowledged: false,
-        notice: Some(kind),
-    };
+    // Inbox items are postings: what they say is read from the record, and whether they are
+    // acknowledged from the meta written below (`inbox_entry`).
+    let item = |to: &str| inbox_key(to, index);
     match &record.event {
         Event::DisclosureAcknowledged { .. } | Event::UpdateAcknowledged { .. } => {
             meta.request_ack_idx = index;
             meta.status = RequestStatus::Completed;
-            set_acknowledged(kv, &meta.recipient, meta.request_idx)?;
         }
         Event::RequestAcknowledged { .. } => {
             meta.request_ack_idx = index;
@@ -338,7 +363,6 @@ fn follow_up(
                 meta.status = RequestStatus::Acknowledged;
             }
             work::acknowledged(kv, &before);
-            set_acknowledged(kv, &meta.recipient, meta.request_idx)?;
         }
         Event::ResponseSubmitted(r) => {
             meta.response_idx = index;
@@ -346,50 +370,33 @@ fn follow_up(
             meta.not_held = r.ground == Some(DeclineGround::NotHeld);
             meta.referral = r.referral.clone();
             work::leave(kv, &before);
-            let entry = InboxEntry {
-                kind: MessageKind::Response,
-                request_id: id,
-                from: record.actor.id.clone(),
-                time_ms: record.time_ms,
-                acknowledged: false,
-                notice: None,
-            };
-            kv.create(inbox_key(&r.requester, index), entry.encode());
+            kv.put(item(&r.requester), Vec::new());
         }
         Event::ResponseAcknowledged { .. } => {
             meta.response_ack_idx = index;
             meta.status = RequestStatus::Completed;
-            set_acknowledged(kv, &meta.requester, meta.response_idx)?;
         }
         Event::RequestOverdue { .. } => {
             meta.overdue_idx = index;
             work::overdue(kv, &id, &before, &meta);
-            let entry = notice(NoticeKind::Overdue).encode();
-            kv.create(inbox_key(&meta.requester, index), entry.clone());
+            kv.put(item(&meta.requester), Vec::new());
             if meta.recipient != meta.requester {
-                // One key if an agency ever asked itself: each is created once.
-                kv.create(inbox_key(&meta.recipient, index), entry);
+                // One item if an agency ever asked itself.
+                kv.put(item(&meta.recipient), Vec::new());
             }
         }
         Event::RequestWithdrawn(_) | Event::RequestExpired { .. } => {
-            let (status, kind, to) = match record.event {
-                Event::RequestWithdrawn(_) => (
-                    RequestStatus::Withdrawn,
-                    NoticeKind::Withdrawn,
-                    &meta.recipient,
-                ),
-                _ => (RequestStatus::Expired, NoticeKind::Expired, &meta.requester),
+            let (status, to) = match record.event {
+                Event::RequestWithdrawn(_) => (RequestStatus::Withdrawn, &meta.recipient),
+                _ => (RequestStatus::Expired, &meta.requester),
             };
-            kv.create(inbox_key(to, index), notice(kind).encode());
+            kv.put(item(to), Vec::new());
             meta.status = status;
             meta.closed_idx = index;
             work::leave(kv, &before);
         }
         Event::NoticesAcknowledged { .. } => {
             let agency = &record.actor.id;
-            for at in meta.notices_to(agency) {
-                set_acknowledged(kv, agency, at)?;
-            }
             if *agency == meta.requester {
                 meta.requester_notices_acked = index;
             } else {
@@ -456,15 +463,7 @@ fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
         work::enter(kv, &o.request_id, &meta);
     }
     kv.create(meta_key(&o.request_id), meta.encode());
-    let entry = InboxEntry {
-        kind: o.kind,
-        request_id: o.request_id,
-        from: sender.to_string(),
-        time_ms: record.time_ms,
-        acknowledged: false,
-        notice: None,
-    };
-    kv.create(inbox_key(o.recipient, index), entry.encode());
+    kv.put(inbox_key(o.recipient, index), Vec::new());
     let mut w = Writer::new();
     w.fixed(&o.request_id.0).u64(index);
     // New: an opening is appended only when no exchange holds its key (`exchange::replay_of`).

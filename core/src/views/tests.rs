@@ -2,9 +2,13 @@ use super::*;
 use crate::records::tests::submitted;
 use std::collections::BTreeMap;
 
-/// An in-memory view store for tests of the pure view functions.
+/// An in-memory view store for tests of the pure view functions, with the records folded into
+/// it by [`fold`] (an inbox item is read from its record).
 #[derive(Default, Clone, PartialEq, Debug)]
-pub(crate) struct Mem(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
+pub(crate) struct Mem(
+    pub(crate) BTreeMap<Vec<u8>, Vec<u8>>,
+    pub(crate) BTreeMap<u64, Record>,
+);
 impl KvRead for Mem {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
         Ok(self.0.get(key).cloned())
@@ -31,7 +35,7 @@ fn a_request_flows_through_its_states() {
     let mut kv = Mem::default();
     let rec = submitted(1);
     let id = RequestId([1; 16]);
-    apply(&mut kv, 1, &rec, &rec.encode()).unwrap();
+    fold(&mut kv, 1, &rec);
     let meta = request_meta(&kv, &id).unwrap().unwrap();
     assert_eq!(meta.status, RequestStatus::Submitted);
     assert_eq!(
@@ -50,10 +54,20 @@ fn a_request_flows_through_its_states() {
     let mut ack = rec.clone();
     ack.actor.id = "oranga-tamariki".into();
     ack.event = Event::RequestAcknowledged { request_id: id };
-    apply(&mut kv, 2, &ack, &ack.encode()).unwrap();
-    let entry =
-        InboxEntry::decode(&kv.get(&inbox_key("oranga-tamariki", 1)).unwrap().unwrap()).unwrap();
+    let unacknowledged = inbox_of(&kv, "oranga-tamariki");
+    assert_eq!(unacknowledged.len(), 1);
+    assert!(!unacknowledged[0].acknowledged);
+    assert_eq!(
+        (unacknowledged[0].kind, unacknowledged[0].request_id),
+        (MessageKind::Request, id)
+    );
+    fold(&mut kv, 2, &ack);
+    let entry = &inbox_of(&kv, "oranga-tamariki")[0];
     assert!(entry.acknowledged);
+    assert!(
+        kv.0[&inbox_key("oranga-tamariki", 1)].is_empty(),
+        "a posting: the item is its record's"
+    );
     assert_eq!(
         request_meta(&kv, &id).unwrap().unwrap().status,
         RequestStatus::Acknowledged
@@ -161,12 +175,22 @@ fn by(agency: &str, event: Event) -> Record {
 
 fn fold(kv: &mut Mem, index: u64, rec: &Record) {
     apply(kv, index, rec, &rec.encode()).unwrap();
+    kv.1.insert(index, rec.clone());
 }
 
+/// `agency`'s inbox as a reader reads it: each item from its record and its exchange's meta.
 fn inbox_of(kv: &Mem, agency: &str) -> Vec<InboxEntry> {
-    keys_under(kv, &inbox_prefix(agency))
+    let prefix = inbox_prefix(agency);
+    keys_under(kv, &prefix)
         .iter()
-        .map(|k| InboxEntry::decode(&kv.0[k]).unwrap())
+        .map(|k| {
+            let index = u64::from_be_bytes(k[prefix.len()..].try_into().unwrap());
+            let record = &kv.1[&index];
+            let meta = request_meta(kv, &record.event.request_id().unwrap())
+                .unwrap()
+                .unwrap();
+            inbox_entry(agency, index, record, &meta).unwrap()
+        })
         .collect()
 }
 
@@ -374,8 +398,8 @@ fn updates_and_requests_sent_on_are_linked_to_their_request() {
     );
 }
 
-/// Views written before deadlines existed still read: a meta and an inbox entry in their old
-/// layout decode as having none of the new fields; a meta with every field set round-trips,
+/// Views written before deadlines existed still read: a meta in its old layout decodes as
+/// having none of the new fields; a meta with every field set round-trips,
 /// one with none set is the old layout, and an unknown field is refused.
 #[test]
 fn values_in_the_first_layout_still_read() {
@@ -407,21 +431,6 @@ fn values_in_the_first_layout_still_read() {
     let mut unknown = some.encode();
     unknown[old_len] |= 0x80;
     assert!(RequestMeta::decode(&unknown).is_err());
-    let entry = InboxEntry {
-        kind: MessageKind::Request,
-        request_id: RequestId([3; 16]),
-        from: "police".into(),
-        time_ms: 9,
-        acknowledged: true,
-        notice: None,
-    };
-    assert_eq!(InboxEntry::decode(&entry.encode()).unwrap(), entry);
-    let notice = InboxEntry {
-        notice: Some(NoticeKind::Expired),
-        kind: MessageKind::Notice,
-        ..entry
-    };
-    assert_eq!(InboxEntry::decode(&notice.encode()).unwrap(), notice);
 }
 
 /// A legal hold on a request keeps its updates' bodies too (an update is an exchange of its
@@ -469,4 +478,95 @@ fn an_overdue_notice_to_an_agency_that_asked_itself_is_one_item() {
         .filter(|e| e.notice == Some(NoticeKind::Overdue))
         .collect();
     assert_eq!(notices.len(), 1);
+}
+
+/// An acknowledgement of notices covers those before it, not a notice that comes after it; an
+/// answer's item is acknowledged once the answer is, and a withdrawal's notice is its
+/// recipient's alone.
+#[test]
+fn an_inbox_item_is_acknowledged_as_its_exchange_says() {
+    let mut kv = Mem::default();
+    let id = RequestId([1; 16]);
+    fold(&mut kv, 1, &with_deadlines(1));
+    fold(
+        &mut kv,
+        2,
+        &by(
+            "infoshare-deadlines",
+            Event::RequestOverdue { request_id: id },
+        ),
+    );
+    fold(
+        &mut kv,
+        3,
+        &by("police", Event::NoticesAcknowledged { request_id: id }),
+    );
+    fold(
+        &mut kv,
+        4,
+        &by(
+            "infoshare-deadlines",
+            Event::RequestExpired { request_id: id },
+        ),
+    );
+    let police: Vec<_> = inbox_of(&kv, "police")
+        .into_iter()
+        .map(|e| (e.notice, e.acknowledged, e.from))
+        .collect();
+    assert_eq!(
+        police,
+        vec![
+            (
+                Some(NoticeKind::Overdue),
+                true,
+                "infoshare-deadlines".to_string()
+            ),
+            (
+                Some(NoticeKind::Expired),
+                false,
+                "infoshare-deadlines".to_string()
+            ),
+        ]
+    );
+    let ot: Vec<_> = inbox_of(&kv, "oranga-tamariki")
+        .into_iter()
+        .map(|e| (e.kind, e.notice, e.acknowledged))
+        .collect();
+    assert_eq!(
+        ot,
+        vec![
+            (MessageKind::Request, None, false),
+            (MessageKind::Notice, Some(NoticeKind::Overdue), false),
+        ],
+        "the requester's acknowledgement is not the recipient's"
+    );
+    fold(
+        &mut kv,
+        5,
+        &by("police", Event::NoticesAcknowledged { request_id: id }),
+    );
+    assert!(inbox_of(&kv, "police").iter().all(|e| e.acknowledged));
+
+    let mut kv = Mem::default();
+    fold(&mut kv, 1, &with_deadlines(1));
+    let mut answer = all_answer();
+    answer.actor.id = "oranga-tamariki".into();
+    fold(&mut kv, 2, &answer);
+    let item = |kv: &Mem| inbox_of(kv, "police").pop().unwrap();
+    assert_eq!(
+        (item(&kv).kind, item(&kv).acknowledged),
+        (MessageKind::Response, false)
+    );
+    fold(
+        &mut kv,
+        3,
+        &by("police", Event::ResponseAcknowledged { request_id: id }),
+    );
+    assert!(item(&kv).acknowledged);
+    assert!(
+        inbox_of(&kv, "oranga-tamariki")
+            .iter()
+            .all(|e| !e.acknowledged),
+        "the request itself was never acknowledged"
+    );
 }

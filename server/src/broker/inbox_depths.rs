@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use crate::store::backend::Reader;
-use crate::views::{self, InboxEntry, ViewError};
+use crate::views::ViewError;
 
 /// Inbox items read per page of new ones.
 const PAGE: usize = 1024;
@@ -35,27 +35,21 @@ impl InboxDepths {
         let depth = by_agency.entry(agency.to_string()).or_default();
         // Those open at the last count: still open?
         let was_open: Vec<u64> = depth.open.iter().copied().collect();
-        let keys: Vec<Vec<u8>> = was_open
-            .iter()
-            .map(|&cursor| views::inbox_key(agency, cursor))
-            .collect();
-        for (cursor, value) in was_open.into_iter().zip(reader.get_many(&keys)?) {
-            let still_open = match value {
-                Some(v) => !InboxEntry::decode(&v)?.acknowledged,
-                None => false,
-            };
-            if !still_open {
-                depth.open.remove(&cursor);
+        for chunk in was_open.chunks(PAGE) {
+            for (cursor, (entry, _)) in chunk.iter().zip(reader.inbox_at(agency, chunk)?) {
+                if entry.acknowledged {
+                    depth.open.remove(cursor);
+                }
             }
         }
         // Those added since.
         loop {
             let (items, more) = reader.inbox_page(agency, depth.through, PAGE, false)?;
-            for (cursor, entry) in items {
-                if !entry.acknowledged {
-                    depth.open.insert(cursor);
+            for item in items {
+                if !item.entry.acknowledged {
+                    depth.open.insert(item.cursor);
                 }
-                depth.through = cursor;
+                depth.through = item.cursor;
             }
             if !more {
                 return Ok(depth.open.len() as u64);

@@ -5,6 +5,7 @@ use super::{Broker, Caller, InboxItem, PAGE_BYTES};
 use crate::domain::{MessageKind, NoticeKind, RequestStatus};
 use crate::error::BrokerError;
 use crate::records::{Record, RequestId};
+use crate::store::backend::InboxRead;
 use crate::validate;
 use crate::views::{self, InboxEntry, RequestMeta};
 
@@ -115,14 +116,10 @@ impl Broker {
             .collect()
     }
 
-    /// Inbox entries with the state of their exchanges (read at once) and their bodies.
-    fn inbox_items(&self, entries: Vec<(u64, InboxEntry)>) -> Result<Vec<InboxItem>, BrokerError> {
-        let ids: Vec<RequestId> = entries.iter().map(|(_, e)| e.request_id).collect();
-        let metas = self.metas(&ids)?;
-        entries
-            .into_iter()
-            .zip(metas)
-            .map(|((cursor, entry), meta)| self.inbox_item(cursor, entry, meta))
+    /// Inbox items as read, with their bodies.
+    fn inbox_items(&self, read: Vec<InboxRead>) -> Result<Vec<InboxItem>, BrokerError> {
+        read.into_iter()
+            .map(|r| self.inbox_item(r.cursor, r.entry, r.meta))
             .collect()
     }
 
@@ -208,23 +205,23 @@ impl Broker {
                 loop {
                     let (work, more) = views.work_page(agency, after, limit)?;
                     let ids: Vec<RequestId> = work.iter().map(|(_, id)| *id).collect();
-                    let metas = self.metas(&ids)?;
-                    let keys: Vec<Vec<u8>> = metas
-                        .iter()
-                        .map(|m| views::inbox_key(agency, m.request_idx))
-                        .collect();
-                    let entries = views.get_many(&keys)?;
-                    for (((position, id), meta), entry) in work.into_iter().zip(metas).zip(entries)
+                    // A request's inbox item is its opening record's.
+                    let cursors: Vec<u64> =
+                        self.metas(&ids)?.iter().map(|m| m.request_idx).collect();
+                    let read = views.inbox_at(agency, &cursors)?;
+                    for (((position, id), cursor), (entry, meta)) in
+                        work.into_iter().zip(cursors).zip(read)
                     {
-                        let entry = entry.ok_or_else(|| {
-                            BrokerError::Internal(format!("work item {id} not in the inbox"))
-                        })?;
-                        let entry = InboxEntry::decode(&entry).map_err(views::ViewError::from)?;
+                        if entry.request_id != id || entry.kind != MessageKind::Request {
+                            return Err(BrokerError::Internal(format!(
+                                "work item {id} is not a request in the inbox"
+                            )));
+                        }
                         if unacknowledged_only && entry.acknowledged {
                             after = Some(position);
                             continue;
                         }
-                        if !page.take(self.inbox_item(meta.request_idx, entry, meta)?) {
+                        if !page.take(self.inbox_item(cursor, entry, meta)?) {
                             return Ok((page.items, after.map(PageToken::Work)));
                         }
                         after = Some(position);

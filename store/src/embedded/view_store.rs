@@ -26,7 +26,7 @@ use crate::records::RequestId;
 use crate::views::{KvRead, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 8;
+const VIEW_FORMAT: u64 = 9;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";

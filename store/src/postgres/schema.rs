@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 use crate::backend::StorageError;
 
 /// The schema version this broker writes.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Held (transaction-scoped) while migrating, so two brokers starting together do not both
 /// migrate.
@@ -59,6 +59,11 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO views_rebuild (next_idx) VALUES (1);",
     // 4: the outboxes became posting lists and most of a timeline is read from the exchange's
     // meta (no key a record): the views are folded again from the log, as for 2.
+    "DELETE FROM views;
+     DELETE FROM views_rebuild;
+     INSERT INTO views_rebuild (next_idx) VALUES (1);",
+    // 5: the inboxes became posting lists (an item is read from its record and its exchange's
+    // meta): the views are folded again from the log, as for 2.
     "DELETE FROM views;
      DELETE FROM views_rebuild;
      INSERT INTO views_rebuild (next_idx) VALUES (1);",
