@@ -43,12 +43,6 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
 const LEASE_IDLE_LIMIT: Duration = Duration::from_secs(10);
 /// The first server version with `idle_session_timeout`.
 const IDLE_LIMIT_SINCE: i32 = 140_000;
-/// The first server version with `plan_cache_mode`. The batch's statements are planned once
-/// per connection: PostgreSQL otherwise plans each anew for its first five executions and then
-/// whenever it judges a custom plan cheaper, and its arrays' lengths change every batch.
-/// Measured (ledger alone on PostgreSQL, three alternating pairs): 10,767–16,534 →
-/// 14,663–17,130 records/s; planning had been 8% of the writer's backend.
-const GENERIC_PLANS_SINCE: i32 = 120_000;
 
 /// The writer session's settings, made once per connection.
 fn session_settings() -> String {
@@ -131,12 +125,6 @@ impl Conn {
             .await
             .map_err(failed("reading the server's version"))?
             .get(0);
-        if version >= GENERIC_PLANS_SINCE {
-            client
-                .batch_execute("SET plan_cache_mode = force_generic_plan")
-                .await
-                .map_err(failed("setting the session's plans"))?;
-        }
         let idle_limit = version >= IDLE_LIMIT_SINCE;
         if !idle_limit {
             tracing::warn!(
