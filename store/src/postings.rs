@@ -23,7 +23,8 @@ use crate::views::ViewError;
 /// Indexes per chunk, at most: a reader decodes one chunk to find its place.
 pub(crate) const CHUNK: usize = 2048;
 
-/// Whether `key` belongs to a posting list: the audit indexes and the outboxes, all under `x`.
+/// Whether `key` belongs to a posting list: the audit indexes, the inboxes and the outboxes, all
+/// under `x`.
 pub fn is_index_key(key: &[u8]) -> bool {
     key.first() == Some(&b'x')
 }
