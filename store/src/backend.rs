@@ -23,6 +23,20 @@ pub struct InboxRead {
     pub meta: RequestMeta,
 }
 
+/// A page of an agency's inbox as read.
+#[derive(Clone, Debug)]
+pub struct InboxPage {
+    /// The items, in cursor order.
+    pub items: Vec<InboxRead>,
+    /// Whether there may be more after `through`.
+    pub more: bool,
+    /// The cursor of the last item looked at (taken, or skipped as acknowledged): where the
+    /// next page begins (the page's `after` if it looked at none).
+    pub through: u64,
+    /// How many items it looked at.
+    pub looked: usize,
+}
+
 /// Why an engine could not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -271,41 +285,53 @@ pub trait Reader: KvRead + Send + Sync {
     }
 
     /// Up to `limit` inbox items of `agency` with cursor > `after` (only those unacknowledged,
-    /// if asked), each with its exchange's meta, and whether there are more.
+    /// if asked), each with its exchange's meta; it stops once it has looked at about `look`
+    /// items (the acknowledged ones it skips cost a record and a meta each), saying so with
+    /// `more` and where to go on with `through`.
     fn inbox_page(
         &self,
         agency: &str,
         after: u64,
         limit: usize,
         unacknowledged_only: bool,
-    ) -> Result<(Vec<InboxRead>, bool), ViewError> {
+        look: usize,
+    ) -> Result<InboxPage, ViewError> {
         let prefix = views::inbox_prefix(agency);
-        let mut out = Vec::new();
-        let mut after = after;
+        let mut page = InboxPage {
+            items: Vec::new(),
+            more: false,
+            through: after,
+            looked: 0,
+        };
         loop {
+            if page.looked >= look {
+                page.more = true;
+                return Ok(page);
+            }
             // One more than the page holds, to know whether there are more.
-            let want = (limit + 1 - out.len()).min(INBOX_READ);
-            let cursors = self.indexed(&prefix, after, want)?;
-            let Some(&last) = cursors.last() else {
-                return Ok((out, false));
-            };
+            let want = (limit + 1 - page.items.len()).min(INBOX_READ);
+            let cursors = self.indexed(&prefix, page.through, want)?;
             for (cursor, (entry, meta)) in cursors.iter().zip(self.inbox_at(agency, &cursors)?) {
                 if unacknowledged_only && entry.acknowledged {
+                    page.looked += 1;
+                    page.through = *cursor;
                     continue;
                 }
-                if out.len() == limit {
-                    return Ok((out, true));
+                if page.items.len() == limit {
+                    page.more = true;
+                    return Ok(page);
                 }
-                out.push(InboxRead {
+                page.looked += 1;
+                page.through = *cursor;
+                page.items.push(InboxRead {
                     cursor: *cursor,
                     entry,
                     meta,
                 });
             }
             if cursors.len() < want {
-                return Ok((out, false));
+                return Ok(page);
             }
-            after = last;
         }
     }
 

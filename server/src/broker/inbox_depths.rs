@@ -44,8 +44,9 @@ impl InboxDepths {
         }
         // Those added since.
         loop {
-            let (items, more) = reader.inbox_page(agency, depth.through, PAGE, false)?;
-            for item in items {
+            let page = reader.inbox_page(agency, depth.through, PAGE, false, usize::MAX)?;
+            let more = page.more;
+            for item in page.items {
                 if !item.entry.acknowledged {
                     depth.open.insert(item.cursor);
                 }

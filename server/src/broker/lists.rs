@@ -157,24 +157,43 @@ impl Broker {
         page_size: u32,
         unacknowledged_only: bool,
     ) -> Result<(Vec<InboxItem>, bool), BrokerError> {
+        let (items, more, _) =
+            self.inbox_page_through(caller, after, page_size, unacknowledged_only)?;
+        Ok((items, more))
+    }
+
+    /// [`Broker::inbox_page`], and the cursor the next page goes on from: past the
+    /// acknowledged items it skipped, when only unacknowledged ones are asked for (a page looks
+    /// at [`LOOK_MAX`] items at most, so it may hold none and still have more).
+    pub fn inbox_page_through(
+        &self,
+        caller: &Caller,
+        after: u64,
+        page_size: u32,
+        unacknowledged_only: bool,
+    ) -> Result<(Vec<InboxItem>, bool, u64), BrokerError> {
         let limit = validate::page_size(page_size)?;
-        let (entries, more) = self.ledger.views().inbox_page(
+        let read = self.ledger.views().inbox_page(
             &caller.principal.id,
             after,
             limit,
             unacknowledged_only,
+            LOOK_MAX,
         )?;
         let mut page = Page {
-            items: Vec::with_capacity(entries.len()),
+            items: Vec::with_capacity(read.items.len()),
             bytes: 0,
             limit,
         };
-        for item in self.inbox_items(entries)? {
+        let mut through = after;
+        for item in self.inbox_items(read.items)? {
+            let cursor = item.cursor;
             if !page.take(item) {
-                return Ok((page.items, true));
+                return Ok((page.items, true, through));
             }
+            through = cursor;
         }
-        Ok((page.items, more))
+        Ok((page.items, read.more, through.max(read.through)))
     }
 
     /// A page of the caller's inbox in priority order — first the requests awaiting its
@@ -242,17 +261,24 @@ impl Broker {
             if room == 0 {
                 return Ok((page.items, Some(PageToken::Rest(after_cursor))));
             }
-            let (entries, more) =
-                views.inbox_page(agency, after_cursor, room, unacknowledged_only)?;
-            for item in self.inbox_items(entries)? {
-                looked += 1;
+            let read = views.inbox_page(
+                agency,
+                after_cursor,
+                room,
+                unacknowledged_only,
+                LOOK_MAX - looked,
+            )?;
+            looked += read.looked;
+            for item in self.inbox_items(read.items)? {
                 let cursor = item.cursor;
                 if !awaits_answer_of(&item.entry, &item.meta, agency) && !page.take(item) {
                     return Ok((page.items, Some(PageToken::Rest(after_cursor))));
                 }
                 after_cursor = cursor;
             }
-            if !more {
+            // Past the acknowledged items it skipped too.
+            after_cursor = after_cursor.max(read.through);
+            if !read.more {
                 return Ok((page.items, None));
             }
             if looked >= LOOK_MAX {

@@ -79,11 +79,10 @@ impl v1::exchange_service_server::ExchangeService for ExchangeApi {
                     let e = BrokerError::invalid("page_token", "is only for PRIORITY order");
                     return Err(status::of(e));
                 }
-                let (items, more) = self
+                let (items, more, next_cursor) = self
                     .broker
-                    .inbox_page(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)
+                    .inbox_page_through(&caller, r.after_cursor, r.page_size, r.unacknowledged_only)
                     .map_err(status::of)?;
-                let next_cursor = items.last().map_or(r.after_cursor, |i| i.cursor);
                 (items, more, next_cursor, String::new())
             }
             Ok(v1::InboxOrder::Priority) => {

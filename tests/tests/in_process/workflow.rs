@@ -639,6 +639,57 @@ async fn notices_are_acknowledged_by_the_party_they_reached(world: World) {
 }
 on_memory_and_postgres!(notices_are_acknowledged_by_the_party_they_reached);
 
+/// A page of unacknowledged items goes on past the acknowledged ones it skipped, and looks at a
+/// bounded number of items: an inbox item is read from its record and its exchange's meta, so
+/// skipping costs reads. Stopped by the bound, a page says there is more and where to go on.
+async fn unacknowledged_pages_go_on_past_what_they_skipped(world: World) {
+    let police = world.agency("police");
+    let school = world.agency("rangitoto-school-board");
+    let mut ids = Vec::new();
+    for key in ["u1", "u2", "u3", "u4", "u5", "u6"] {
+        ids.push(world.submit_sample(&police, key).await.request_id);
+    }
+    for id in &ids[..4] {
+        world
+            .broker
+            .acknowledge(&school, &ack(&id.to_string(), MessageKind::Request))
+            .await
+            .unwrap();
+    }
+    let ids_of = |items: &[infoshare_server::broker::InboxItem]| {
+        items.iter().map(|i| i.entry.request_id).collect::<Vec<_>>()
+    };
+    let (items, more, through) = world
+        .broker
+        .inbox_page_through(&school, 0, 100, true)
+        .unwrap();
+    assert_eq!(ids_of(&items), ids[4..]);
+    assert!(!more);
+    assert_eq!(through, items[1].cursor);
+    assert!(items.iter().all(|i| !i.entry.acknowledged));
+
+    // Pages of one read two cursors a round: two rounds of acknowledged items pass the bound.
+    let agency = &school.principal.id;
+    let views = world.broker.ledger().views();
+    let stopped = views.inbox_page(agency, 0, 1, true, 3).unwrap();
+    assert!(stopped.items.is_empty());
+    assert!(stopped.more, "stopped by the bound, not at the end");
+    assert_eq!(stopped.looked, 4);
+    let (all, _) = world.broker.inbox_page(&school, 0, 100, false).unwrap();
+    assert_eq!(stopped.through, all[3].cursor, "past the four it skipped");
+    let next = views
+        .inbox_page(agency, stopped.through, 1, true, 3)
+        .unwrap();
+    assert_eq!(next.items.len(), 1);
+    assert_eq!(next.items[0].entry.request_id, ids[4]);
+    assert!(next.more, "the sixth is unacknowledged too");
+    assert_eq!(next.through, next.items[0].cursor);
+    let last = views.inbox_page(agency, next.through, 1, true, 3).unwrap();
+    assert_eq!(last.items[0].entry.request_id, ids[5]);
+    assert!(!last.more);
+}
+on_memory_and_postgres!(unacknowledged_pages_go_on_past_what_they_skipped);
+
 /// The outbox lists what the caller sent, oldest first, with status and due time, filtered by
 /// status and paged; another agency's exchanges are not in it.
 async fn the_outbox_lists_what_was_sent(world: World) {
