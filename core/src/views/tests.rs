@@ -488,27 +488,15 @@ fn an_inbox_item_is_acknowledged_as_its_exchange_says() {
     let mut kv = Mem::default();
     let id = RequestId([1; 16]);
     fold(&mut kv, 1, &with_deadlines(1));
-    fold(
-        &mut kv,
-        2,
-        &by(
-            "infoshare-deadlines",
-            Event::RequestOverdue { request_id: id },
-        ),
-    );
-    fold(
-        &mut kv,
-        3,
-        &by("police", Event::NoticesAcknowledged { request_id: id }),
-    );
-    fold(
-        &mut kv,
-        4,
-        &by(
-            "infoshare-deadlines",
-            Event::RequestExpired { request_id: id },
-        ),
-    );
+    let deadlines = "infoshare-deadlines";
+    let later = [
+        by(deadlines, Event::RequestOverdue { request_id: id }),
+        by("police", Event::NoticesAcknowledged { request_id: id }),
+        by(deadlines, Event::RequestExpired { request_id: id }),
+    ];
+    for (index, record) in (2..).zip(&later) {
+        fold(&mut kv, index, record);
+    }
     let police: Vec<_> = inbox_of(&kv, "police")
         .into_iter()
         .map(|e| (e.notice, e.acknowledged, e.from))
