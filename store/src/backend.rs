@@ -207,8 +207,9 @@ pub trait Backend: Send + 'static {
 /// - `get` and `scan` MUST read the views as of a committed batch; `scan` MUST visit keys in
 ///   ascending byte order and stop when the visitor returns `false`.
 /// - `indexed` MUST return the entries of the posting lists (keys under `x`: the audit indexes,
-///   the inboxes and the outboxes, see `views`) however the engine stores them; `scan` MAY leave those
-///   keys out (an engine may keep them as posting lists), so nothing reads them but `indexed`.
+///   the inboxes and the outboxes, see `views`) however the engine stores them; `scan` MAY
+///   leave those keys out (an engine may keep them as posting lists), so nothing reads them
+///   but `indexed`.
 /// - `record` MUST return the bytes committed at `index` (1-based), or an error if there is none.
 /// - `body` MUST return `None` for a body never stored or erased, and `body_stored` whether one
 ///   was ever stored (erased or not).

@@ -224,13 +224,17 @@ impl Broker {
                 loop {
                     let (work, more) = views.work_page(agency, after, limit)?;
                     let ids: Vec<RequestId> = work.iter().map(|(_, id)| *id).collect();
-                    // A request's inbox item is its opening record's.
-                    let cursors: Vec<u64> =
-                        self.metas(&ids)?.iter().map(|m| m.request_idx).collect();
-                    let read = views.inbox_at(agency, &cursors)?;
-                    for (((position, id), cursor), (entry, meta)) in
-                        work.into_iter().zip(cursors).zip(read)
+                    // A request's inbox item is its opening record's, read with the metas
+                    // already at hand.
+                    let metas = self.metas(&ids)?;
+                    let cursors: Vec<u64> = metas.iter().map(|m| m.request_idx).collect();
+                    let records = self.ledger.decoded_many(&cursors)?;
+                    for (((position, id), meta), (cursor, record)) in work
+                        .into_iter()
+                        .zip(metas)
+                        .zip(cursors.into_iter().zip(records))
                     {
+                        let entry = views::inbox_entry(agency, cursor, &record, &meta)?;
                         if entry.request_id != id || entry.kind != MessageKind::Request {
                             return Err(BrokerError::Internal(format!(
                                 "work item {id} is not a request in the inbox"
