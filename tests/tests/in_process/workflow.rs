@@ -667,6 +667,17 @@ async fn unacknowledged_pages_go_on_past_what_they_skipped(world: World) {
     assert!(!more);
     assert_eq!(through, items[1].cursor);
     assert!(items.iter().all(|i| !i.entry.acknowledged));
+    // In priority order too: the requests awaiting the school's answer that it acknowledged
+    // are left out.
+    let (by_priority, _) = world
+        .broker
+        .inbox_by_priority(&school, PageToken::Start, 100, true)
+        .unwrap();
+    let mut unacked = ids_of(&by_priority);
+    unacked.sort();
+    let mut expected = ids[4..].to_vec();
+    expected.sort();
+    assert_eq!(unacked, expected);
 
     // Pages of one read two cursors a round: two rounds of acknowledged items pass the bound.
     let agency = &school.principal.id;
