@@ -209,11 +209,12 @@ fn main() {
     if std::env::var_os("INFOSHARE_BENCH_LEDGER_ONLY").is_some() {
         let root = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let (rate, batch) = rt.block_on(ledger_under_load(
+        let (rate, batch, cpu) = rt.block_on(ledger_under_load(
             &root.path().join("ledger-bench"),
             Duration::from_secs(secs),
         ));
         println!("ledger alone           {rate:>9.0} records/s   ({batch:.1} per batch)");
+        println!("{cpu}");
         let batch = batch.round().max(1.0) as usize;
         let (append, ahead) = (
             bare_fdatasync(root.path(), batch, false),
@@ -440,11 +441,12 @@ fn main() {
     // 4. The log alone under load (no TLS, no gRPC): 64 writers submitting requests with
     // their bodies straight to the ledger, against a bare batched fdatasync loop at the batch
     // size the ledger reached, and at the broker's.
-    let (ledger_rate, ledger_batch) =
+    let (ledger_rate, ledger_batch, ledger_cpu) =
         client_rt.block_on(ledger_under_load(&root.join("ledger-bench"), duration));
     println!(
         "ledger alone           {ledger_rate:>9.0} records/s   ({ledger_batch:.1} per batch: each batch one write and one fdatasync of its bodies, records and checkpoint)"
     );
+    println!("{ledger_cpu}");
     let fsync_at = |batch: usize, ahead: bool| bare_fdatasync(root, batch, ahead);
     let ledger_fsync_rate = fsync_at(ledger_batch.round().max(1.0) as usize, false);
     let ledger_ahead_rate = fsync_at(ledger_batch.round().max(1.0) as usize, true);
@@ -788,18 +790,86 @@ fn bare_fdatasync(root: &std::path::Path, batch: usize, ahead: bool) -> f64 {
     rate
 }
 
-async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f64) {
+async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f64, String) {
     use infoshare_server::store::ledger::{Ledger, LedgerOptions};
     std::fs::create_dir_all(dir).unwrap();
     let (ledger, _) = Ledger::open(dir, &LedgerOptions::new("bench.invalid/log")).unwrap();
     let counter = Arc::new(AtomicU64::new(0));
     let before = ledger.batches_committed();
+    let threads_before = thread_times();
     let t = Instant::now();
     let records =
         scale::append_requests(&ledger, &counter, u64::MAX, Some(t + duration), false).await;
     let secs = t.elapsed().as_secs_f64();
+    let threads = thread_times_since(&threads_before);
     let batches = (ledger.batches_committed() - before).max(1);
-    (records as f64 / secs, records as f64 / batches as f64)
+    (
+        records as f64 / secs,
+        records as f64 / batches as f64,
+        thread_line(&threads, secs, records),
+    )
+}
+
+/// Per thread name: nanoseconds run on a core, and nanoseconds runnable but waiting for one
+/// (`/proc/self/task/*/schedstat`), summed over the threads of that name.
+fn thread_times() -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let mut f = stat
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        let (run, wait) = (f.next().unwrap_or(0), f.next().unwrap_or(0));
+        let e: &mut (u64, u64) = out.entry(comm.trim().to_string()).or_default();
+        e.0 += run;
+        e.1 += wait;
+    }
+    out
+}
+
+fn thread_times_since(
+    before: &std::collections::BTreeMap<String, (u64, u64)>,
+) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut now = thread_times();
+    for (name, (run, wait)) in &mut now {
+        let (r0, w0) = before.get(name).copied().unwrap_or_default();
+        *run = run.saturating_sub(r0);
+        *wait = wait.saturating_sub(w0);
+    }
+    now
+}
+
+/// Where the ledger's CPU went, per record: the log writer (the serial stage), the view
+/// follower, the rest (the submitters, the threads making room and tiles); and how long the
+/// writer was runnable but waiting for a core.
+fn thread_line(
+    threads: &std::collections::BTreeMap<String, (u64, u64)>,
+    secs: f64,
+    records: u64,
+) -> String {
+    let per = |ns: u64| ns as f64 / 1000.0 / records.max(1) as f64;
+    let of = |prefix: &str| {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .fold((0, 0), |(r, w), (_, (r1, w1))| (r + r1, w + w1))
+    };
+    let (writer, writer_wait) = of("infoshare-ledge");
+    let (follower, _) = of("view-follower");
+    let (all, _) = of("");
+    format!(
+        "ledger cpu             writer {:.1} µs a record ({:.2} of a core, runnable without one {:.2}), view follower {:.1} µs, the rest {:.1} µs",
+        per(writer),
+        writer as f64 / 1e9 / secs,
+        writer_wait as f64 / 1e9 / secs,
+        per(follower),
+        per(all - writer - follower),
+    )
 }
 
 /// The cost of writing one view key to the view store, in µs: 200,000 keys shaped like the
