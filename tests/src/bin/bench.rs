@@ -811,7 +811,8 @@ async fn ledger_under_load(dir: &std::path::Path, duration: Duration) -> (f64, f
 }
 
 /// Per thread name: nanoseconds run on a core, and nanoseconds runnable but waiting for one
-/// (`/proc/self/task/*/schedstat`), summed over the threads of that name.
+/// (`/proc/self/task/*/schedstat`), summed over the threads of that name (a thread that has
+/// exited is no longer listed, so a phase's figures leave out threads that ended within it).
 fn thread_times() -> std::collections::BTreeMap<String, (u64, u64)> {
     let mut out = std::collections::BTreeMap::new();
     for task in std::fs::read_dir("/proc/self/task")
