@@ -847,7 +847,8 @@ fn thread_times_since(
 
 /// Where the ledger's CPU went, per record: the log writer (the serial stage), the view
 /// follower, the rest (the submitters, the threads making room and tiles); and how long the
-/// writer was runnable but waiting for a core.
+/// writer was runnable but waiting for a core. Threads are told apart by name, so in the
+/// default run the broker's own writer and follower, idle by then, are counted with these.
 fn thread_line(
     threads: &std::collections::BTreeMap<String, (u64, u64)>,
     secs: f64,
