@@ -438,12 +438,17 @@ impl Ledger {
             .map_err(|e| BrokerError::Internal(format!("record {index}: {e}")))
     }
 
+    /// The bytes of the committed records at `indexes`, in their order (read at once: one
+    /// round trip on PostgreSQL).
+    pub fn records_at(&self, indexes: &[u64]) -> Result<Vec<Vec<u8>>, BrokerError> {
+        self.reader
+            .records_at(indexes)
+            .map_err(|e| BrokerError::Internal(e.to_string()))
+    }
+
     /// The committed records at `indexes`, decoded, in their order (read at once).
     pub fn decoded_many(&self, indexes: &[u64]) -> Result<Vec<Record>, BrokerError> {
-        let raws = self
-            .reader
-            .records_at(indexes)
-            .map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let raws = self.records_at(indexes)?;
         indexes
             .iter()
             .zip(raws)

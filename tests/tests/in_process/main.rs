@@ -628,6 +628,56 @@ async fn audit_pages_read_an_agencys_records_once_in_order(world: World) {
     }
 }
 
+/// An export larger than one answer stops at a whole record, says there is more, and a query
+/// from where it stopped goes on with the next records: the records are read a chunk at a time,
+/// and the answer is cut inside a chunk.
+async fn an_export_larger_than_an_answer_is_cut_and_goes_on(world: World) {
+    let world = std::sync::Arc::new(world);
+    let police = world.agency("police");
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..6_000 {
+        let (world, police) = (world.clone(), police.clone());
+        sends.spawn(async move { world.submit_sample(&police, &format!("e{i}")).await.index });
+    }
+    let mut submitted = sends.join_all().await;
+    submitted.sort_unstable();
+    let auditor = world.caller(Role::Auditor, "privacy-audit");
+    let by_police = Filter {
+        agency: Some("police".into()),
+        ..Filter::default()
+    };
+    let export = world
+        .broker
+        .audit_export(&auditor, &by_police)
+        .await
+        .unwrap();
+    let exported: Vec<u64> = export.records.iter().map(|r| r.index).collect();
+    assert!(export.more, "{} records fit in one answer", exported.len());
+    assert!(exported.len() > 256, "cut before the first chunk's end");
+    assert!(exported.len() < submitted.len());
+    assert!(exported.windows(2).all(|w| w[0] < w[1]), "in log order");
+    let bytes: usize = export
+        .records
+        .iter()
+        .map(|r| r.bytes.len() + r.proof.len() * 34)
+        .sum();
+    assert!(bytes <= infoshare_server::broker::PAGE_BYTES);
+    // Every submission up to the cut is in it, each record whole and as the log holds it.
+    let last = *exported.last().unwrap();
+    let through: Vec<u64> = submitted.iter().copied().filter(|&i| i <= last).collect();
+    assert!(through.iter().all(|i| exported.contains(i)));
+    for r in export.records.iter().step_by(97) {
+        assert_eq!(r.bytes, world.broker.ledger().record(r.index).unwrap());
+    }
+    let next = world
+        .broker
+        .audit_query(&auditor, &by_police, last, 500)
+        .await
+        .unwrap();
+    let after = submitted.iter().copied().find(|&i| i > last).unwrap();
+    assert_eq!(next.records.first().map(|r| r.index), Some(after));
+}
+
 async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
     let police = world.agency("police");
     let school = world.agency("rangitoto-school-board");
@@ -796,6 +846,7 @@ on_memory_and_postgres!(an_auditor_finds_a_subjects_exchanges_and_refusals_and_t
 on_memory_and_postgres!(retention_erases_bodies_on_the_new_zealand_day_it_ends);
 on_memory_and_postgres!(retention_reads_and_purges_a_page_at_a_time);
 on_memory_and_postgres!(audit_pages_read_an_agencys_records_once_in_order);
+on_memory_and_postgres!(an_export_larger_than_an_answer_is_cut_and_goes_on);
 on_memory_and_postgres!(ages_are_reckoned_on_new_zealand_dates);
 on_memory_and_postgres!(a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered);
 on_memory_and_postgres!(a_legal_hold_keeps_bodies_past_retention_until_released);
