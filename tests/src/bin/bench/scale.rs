@@ -214,9 +214,35 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 /// The scale run's second half, in a process of its own: opens the ledger in `dir` as a
 /// restarted server would, and prints what it took (`open`, `engine`, `rss`, `query_p99`,
 /// `check`, `check_secs`, `rss_after`, as `name value` pairs).
+/// `count` audit-shaped queries of 50 records over a ledger of `records`: by subject, and by
+/// agency from a point of the log, in turn; each read as the broker's audit query reads them
+/// (the index, then the page's records at once). Their times, in microseconds.
+pub(crate) fn audit_queries(
+    ledger: &infoshare_server::store::ledger::Ledger,
+    records: u64,
+    count: u64,
+) -> Samples {
+    use infoshare_server::views::audit_index;
+    let mut queries = Samples::default();
+    for q in 0..count {
+        let t = Instant::now();
+        let (prefix, after) = if q % 2 == 0 {
+            (audit_index::subject(&scale_subject(q * 7919)), 0)
+        } else {
+            (
+                audit_index::agency("police"),
+                (q * 104_729) % records.max(1),
+            )
+        };
+        let found = ledger.views().indexed(&prefix, after, 50).unwrap();
+        ledger.decoded_many(&found).unwrap();
+        queries.0.push(t.elapsed().as_micros() as u64);
+    }
+    queries
+}
+
 pub(crate) async fn reopen(dir: &std::path::Path, records: u64) {
     use infoshare_server::store::ledger::Ledger;
-    use infoshare_server::views::audit_index;
     let options = scale_options();
     let t = Instant::now();
     let (engine, _) = infoshare_server::store::embedded::EmbeddedEngine::open(dir).unwrap();
@@ -236,22 +262,7 @@ pub(crate) async fn reopen(dir: &std::path::Path, records: u64) {
     // The whole log is rehashed after start-up; the queries run while it does.
     let mut check = reopened.log_check();
     let t = Instant::now();
-    let mut queries = Samples::default();
-    for q in 0..2000u64 {
-        let t = Instant::now();
-        let (prefix, after) = if q % 2 == 0 {
-            (audit_index::subject(&scale_subject(q * 7919)), 0)
-        } else {
-            (
-                audit_index::agency("police"),
-                (q * 104_729) % records.max(1),
-            )
-        };
-        // As the broker's audit query reads them: the page's records at once.
-        let found = reopened.views().indexed(&prefix, after, 50).unwrap();
-        reopened.decoded_many(&found).unwrap();
-        queries.0.push(t.elapsed().as_micros() as u64);
-    }
+    let mut queries = audit_queries(&reopened, records, 2000);
     let rss = rss_mib();
     let checked = check
         .wait_for(|c| *c != infoshare_server::store::log_check::LogCheck::Running)
