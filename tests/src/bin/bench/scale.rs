@@ -211,9 +211,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// The scale run's second half, in a process of its own: opens the ledger in `dir` as a
-/// restarted server would, and prints what it took (`open`, `engine`, `rss`, `query_p99`,
-/// `check`, `check_secs`, `rss_after`, as `name value` pairs).
 /// `count` audit-shaped queries of 50 records over a ledger of `records`: by subject, and by
 /// agency from a point of the log, in turn; each read as the broker's audit query reads them
 /// (the index, then the page's records at once). Their times, in microseconds.
@@ -241,6 +238,9 @@ pub(crate) fn audit_queries(
     queries
 }
 
+/// The scale run's second half, in a process of its own: opens the ledger in `dir` as a
+/// restarted server would, and prints what it took (`open`, `engine`, `rss`, `query_p99`,
+/// `check`, `check_secs`, `rss_after`, as `name value` pairs).
 pub(crate) async fn reopen(dir: &std::path::Path, records: u64) {
     use infoshare_server::store::ledger::Ledger;
     let options = scale_options();
