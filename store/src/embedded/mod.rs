@@ -256,11 +256,7 @@ impl Backend for EmbeddedEngine {
         }
         // A follower that failed, or is too far behind, holds the batch back before it is logged.
         self.reader.pending.wait_for_room().map_err(StorageError)?;
-        let sealed: Vec<Vec<u8>> = batch
-            .bodies
-            .iter()
-            .map(|b| self.reader.body_keys.seal(b))
-            .collect();
+        let sealed = self.reader.body_keys.seal_all(batch.bodies);
         // Bodies, records and checkpoint in one write and one `fdatasync` (see the module's notes).
         let (body_positions, _) = self
             .log

@@ -311,12 +311,8 @@ impl Backend for PostgresEngine {
         let bodies: BTreeMap<(i16, Vec<u8>), Vec<u8>> = batch
             .bodies
             .iter()
-            .map(|b| {
-                (
-                    (i16::from(b.kind.code()), b.request_id.0.to_vec()),
-                    self.reader.body_keys.seal(b),
-                )
-            })
+            .map(|b| (i16::from(b.kind.code()), b.request_id.0.to_vec()))
+            .zip(self.reader.body_keys.seal_all(batch.bodies))
             .collect();
         let (body_keys, sealed): (Vec<_>, Vec<_>) = bodies.into_iter().unzip();
         let (kinds, ids): (Vec<i16>, Vec<Vec<u8>>) = body_keys.into_iter().unzip();
