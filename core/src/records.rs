@@ -583,6 +583,40 @@ impl Event {
         }
     }
 
+    /// The body this record commits to, if it carries one: as it is stored, by kind and id
+    /// (for an update, the update's own id; for a registration, the protocol version's).
+    pub fn body(&self) -> Option<(MessageKind, RequestId)> {
+        match self {
+            Event::RequestSubmitted(r) => Some((MessageKind::Request, r.request_id)),
+            Event::ResponseSubmitted(r) => Some((MessageKind::Response, r.request_id)),
+            Event::DisclosureSubmitted(d) => Some((MessageKind::Disclosure, d.request_id)),
+            Event::UpdateSubmitted(u) => Some((MessageKind::Update, u.update_id)),
+            Event::RequestWithdrawn(w) => Some((MessageKind::Withdrawal, w.request_id)),
+            Event::Protocol(ProtocolEvent::Registered {
+                protocol_id,
+                version,
+                ..
+            }) => Some((
+                MessageKind::Protocol,
+                crate::bodies::protocol_body_id(protocol_id, *version),
+            )),
+            Event::Protocol(_)
+            | Event::RequestAcknowledged { .. }
+            | Event::ResponseAcknowledged { .. }
+            | Event::Denied(_)
+            | Event::DisclosureAcknowledged { .. }
+            | Event::AuditQueried(_)
+            | Event::BodiesPurged { .. }
+            | Event::LogKeyRotated { .. }
+            | Event::LegalHoldPlaced(_)
+            | Event::LegalHoldReleased(_)
+            | Event::RequestOverdue { .. }
+            | Event::RequestExpired { .. }
+            | Event::UpdateAcknowledged { .. }
+            | Event::NoticesAcknowledged { .. } => None,
+        }
+    }
+
     /// The exchange the event concerns, if any (for an update, the update's own id).
     pub fn request_id(&self) -> Option<RequestId> {
         match self {

@@ -12,12 +12,11 @@ use std::path::Path;
 use infoshare_tlog::{Checkpoint, Tree, leaf_hash};
 
 use crate::backend::{Backend, Batch, Reader};
-use crate::bodies::{BodyEntry, protocol_body_id};
+use crate::bodies::BodyEntry;
 use crate::checkpoint::check_signed;
-use crate::domain::MessageKind;
 use crate::log_keys::LogKeys;
 use crate::overlay::Overlay;
-use crate::records::{Event, ProtocolEvent, Record, RequestId};
+use crate::records::Record;
 use crate::views;
 
 /// Records per transaction of the copy.
@@ -95,7 +94,7 @@ pub fn copy(from: &dyn Reader, to: &mut dyn Backend, keys_dir: &Path) -> Result<
             let record = Record::decode(&raw).map_err(|e| format!("record {index}: {e}"))?;
             views::apply(&mut overlay, index, &record, &raw)
                 .map_err(|e| format!("record {index}: {e}"))?;
-            if let Some((kind, id)) = body_of(&record)
+            if let Some((kind, id)) = record.event.body()
                 && let Some(body) = from.body(kind, &id).map_err(|e| e.0)?
             {
                 carried.push(body);
@@ -160,22 +159,4 @@ fn log_keys(keys_dir: &Path, origin: &str) -> Result<LogKeys, String> {
     LogKeys::open(keys_dir, origin, || {
         Err("a key rotation is pending: start the source's broker once, then copy".into())
     })
-}
-
-/// The body a record commits to, if it carries one.
-fn body_of(record: &Record) -> Option<(MessageKind, RequestId)> {
-    match &record.event {
-        Event::RequestSubmitted(r) => Some((MessageKind::Request, r.request_id)),
-        Event::ResponseSubmitted(r) => Some((MessageKind::Response, r.request_id)),
-        Event::DisclosureSubmitted(d) => Some((MessageKind::Disclosure, d.request_id)),
-        Event::Protocol(ProtocolEvent::Registered {
-            protocol_id,
-            version,
-            ..
-        }) => Some((
-            MessageKind::Protocol,
-            protocol_body_id(protocol_id, *version),
-        )),
-        _ => None,
-    }
 }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use infoshare_client::api::MessageKind;
+use infoshare_client::api::{self, MessageKind};
 use infoshare_tests::{sample_disclosure, sample_request};
 
 use crate::common::{TestEnv, auditor_verifies};
@@ -33,6 +33,26 @@ async fn an_embedded_log_is_copied_into_postgres_proved_and_served_from_there() 
         .await
         .unwrap();
     school.respond(&sent[0], sample_disclosure()).await.unwrap();
+    // Every kind of body a record commits to: an update and a withdrawal's reasons too.
+    let update = api::InformationUpdate {
+        items: vec![api::DisclosedItem {
+            category: "attendance".into(),
+            classification: api::Classification::InConfidence as i32,
+            content: "back at school on Monday".into(),
+        }],
+        staff_id: "attendance-officer-7".into(),
+        consultation: Some(infoshare_tests::consulted()),
+        ..Default::default()
+    };
+    school
+        .send_update(&sent[0], update.clone(), "m-update")
+        .await
+        .unwrap();
+    let reason = "no longer needed: the whanau moved";
+    police
+        .withdraw(&sent[1], reason, "constable-4821")
+        .await
+        .unwrap();
     let audit = tempfile::tempdir().unwrap();
     auditor_verifies(&env, &server, audit.path());
     server.signal("TERM");
@@ -70,15 +90,32 @@ async fn an_embedded_log_is_copied_into_postgres_proved_and_served_from_there() 
     let server = env.start().await;
     let school = server.agency(&env, "rangitoto-school-board").await;
     let inbox = school.list_inbox(0, 50, false).await.unwrap();
-    let ids: Vec<&str> = inbox.items.iter().map(|i| i.request_id.as_str()).collect();
+    let requests: Vec<_> = inbox
+        .items
+        .iter()
+        .filter(|i| i.kind == MessageKind::Request as i32)
+        .collect();
+    let ids: Vec<&str> = requests.iter().map(|i| i.request_id.as_str()).collect();
     assert_eq!(ids, sent.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
-        inbox.items.iter().all(|i| i.request.is_some()),
+        requests.iter().all(|i| i.request.is_some()),
         "bodies copied"
     );
     let police = server.agency(&env, "police").await;
     let answered = police.get_request(&sent[0]).await.unwrap();
     assert_eq!(answered.response.unwrap(), sample_disclosure());
+    assert_eq!(answered.updates.len(), 1);
+    assert_eq!(
+        answered.updates[0].update.as_ref(),
+        Some(&update),
+        "the update's body copied"
+    );
+    let withdrawn = police.get_request(&sent[1]).await.unwrap();
+    assert_eq!(
+        withdrawn.withdrawal.map(|w| w.reason).as_deref(),
+        Some(reason),
+        "the withdrawal's reasons copied"
+    );
     // The auditor's checkpoint from the embedded log is consistent with the database's.
     auditor_verifies(&env, &server, audit.path());
     police
