@@ -695,7 +695,7 @@ impl Broker {
         let (request_id, meta) = self
             .audited(caller, Operation::GetRequest, target, visible)
             .await?;
-        let body = |kind| self.ledger.body(kind, &request_id);
+        let body = |kind| self.ledger.body_in(kind, &request_id, &meta);
         let response = match meta.response_idx {
             0 => None,
             _ => body(MessageKind::Response)?,
@@ -720,7 +720,9 @@ impl Broker {
                 MessageKind::Update => updates.push(LinkedUpdate {
                     update_id: linked,
                     time_ms: self.ledger.decoded(index)?.time_ms,
-                    body: self.ledger.body(MessageKind::Update, &linked)?,
+                    body: self
+                        .ledger
+                        .body_in(MessageKind::Update, &linked, &linked_meta)?,
                     acknowledged: linked_meta.request_ack_idx != 0,
                 }),
                 _ => resent_as.push(linked),

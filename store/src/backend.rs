@@ -240,6 +240,19 @@ pub trait Reader: KvRead + Send + Sync {
     /// A stored body, or `None` (never stored, or erased).
     fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError>;
 
+    /// [`body`](Self::body) of exchange `id`, for a caller that holds its meta as the views
+    /// have it (`meta`). MUST answer as `body` would; an engine that finds a body through its
+    /// exchange's meta (PostgreSQL) spares the meta's read.
+    fn body_in(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+        meta: &crate::views::RequestMeta,
+    ) -> Result<Option<BodyEntry>, StorageError> {
+        let _ = meta;
+        self.body(kind, id)
+    }
+
     /// Whether a body of `kind` was ever stored for `id` (erased or not).
     fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError>;
 

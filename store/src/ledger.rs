@@ -499,6 +499,18 @@ impl Ledger {
             .body(kind, id)
             .map_err(|e| BrokerError::Internal(e.to_string()))
     }
+
+    /// [`body`](Self::body) of exchange `id`, whose meta the caller read (`meta`).
+    pub fn body_in(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+        meta: &crate::views::RequestMeta,
+    ) -> Result<Option<BodyEntry>, BrokerError> {
+        self.reader
+            .body_in(kind, id, meta)
+            .map_err(|e| BrokerError::Internal(e.to_string()))
+    }
 }
 
 #[cfg(test)]

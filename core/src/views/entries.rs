@@ -226,6 +226,23 @@ impl RequestMeta {
         out
     }
 
+    /// The record that commits to this exchange's body of `kind` (see
+    /// [`crate::records::Event::body`]), if it has one: its opening for the exchange's own kind,
+    /// its answer for a response, its withdrawal for the requester's reasons.
+    pub fn body_record(&self, kind: MessageKind) -> Option<u64> {
+        let index = match kind {
+            MessageKind::Response => self.response_idx,
+            MessageKind::Withdrawal if self.status == RequestStatus::Withdrawn => self.closed_idx,
+            MessageKind::Request | MessageKind::Disclosure | MessageKind::Update
+                if kind == self.kind =>
+            {
+                self.request_idx
+            }
+            _ => 0,
+        };
+        (index != 0).then_some(index)
+    }
+
     /// The index of `agency`'s last acknowledgement of its notices (0: none).
     pub fn notices_acked_by(&self, agency: &str) -> u64 {
         if agency == self.requester {

@@ -558,3 +558,56 @@ fn an_inbox_item_is_acknowledged_as_its_exchange_says() {
         "the request itself was never acknowledged"
     );
 }
+
+/// Every exchange body is found through its exchange's meta at the record that commits to it
+/// (an engine that keeps a body in its record's row reads it so), and no record is named for a
+/// body the exchange does not have.
+#[test]
+fn each_body_is_found_at_the_record_that_commits_to_it() {
+    let mut kv = Mem::default();
+    let update = crate::records::tests::all_kinds()
+        .into_iter()
+        .find(|r| matches!(r.event, Event::UpdateSubmitted(_)))
+        .unwrap();
+    let withdrawal = by(
+        "police",
+        Event::RequestWithdrawn(crate::records::RequestWithdrawn {
+            request_id: RequestId([3; 16]),
+            staff: [1; 32],
+            body_commitment: [2; 32],
+        }),
+    );
+    let records = [
+        with_deadlines(1),
+        all_answer(),
+        with_deadlines(3),
+        withdrawal,
+        update,
+        with_deadlines(6),
+    ];
+    for (at, record) in records.iter().enumerate() {
+        fold(&mut kv, at as u64 + 1, record);
+    }
+    for (at, record) in records.iter().enumerate() {
+        let (kind, id) = record
+            .event
+            .body()
+            .expect("each of these commits to a body");
+        let meta = request_meta(&kv, &id).unwrap().unwrap();
+        assert_eq!(
+            meta.body_record(kind),
+            Some(at as u64 + 1),
+            "{kind} of {id}"
+        );
+    }
+    let unanswered = request_meta(&kv, &RequestId([6; 16])).unwrap().unwrap();
+    for kind in [
+        MessageKind::Response,
+        MessageKind::Withdrawal,
+        MessageKind::Disclosure,
+        MessageKind::Protocol,
+        MessageKind::Notice,
+    ] {
+        assert_eq!(unanswered.body_record(kind), None, "{kind}");
+    }
+}

@@ -136,7 +136,7 @@ impl Broker {
             (kind, _) => Some(kind),
         };
         let body = match body_kind {
-            Some(kind) => self.ledger.body(kind, &entry.request_id)?,
+            Some(kind) => self.ledger.body_in(kind, &entry.request_id, &meta)?,
             None => None,
         };
         Ok(InboxItem {

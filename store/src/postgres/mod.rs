@@ -3,8 +3,11 @@
 //! transaction.
 //!
 //! ```text
-//! log_records (idx, bytes)               the log, the source of truth
-//! bodies (kind, request_id, sealed)      AES-256-GCM frames (`seal`); sealed NULL once erased
+//! log_records (idx, bytes, body)         the log, the source of truth; with an exchange's body
+//!                                        (AES-256-GCM, `seal`) in the row of the record that
+//!                                        commits to it, empty once erased (`body_rows`)
+//! bodies (kind, request_id, sealed)      protocol documents, and bodies from before schema 6;
+//!                                        sealed NULL once erased
 //! views (key, value)                     the derived views, the same keys as every engine
 //! tiles (level, idx, hashes)             full tiles (C2SP tlog-tiles), derived from the log
 //! checkpoint (size, note)                one row: the latest signed checkpoint
@@ -27,6 +30,7 @@
 //! Keys (the log signing key, the body keys) are files in the broker's keys directory, not in
 //! the database: a copy of the database alone reveals no body.
 
+mod body_rows;
 mod bridge;
 mod listen;
 mod queries;
@@ -42,7 +46,6 @@ mod writer;
 pub use settings::PgSettings;
 pub use verify::verify_postgres;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -307,15 +310,16 @@ impl Backend for PostgresEngine {
         let size = first - 1 + batch.records.len() as i64;
         let indexes: Vec<i64> = (first..=size).collect();
         let records: Vec<Vec<u8>> = batch.records.to_vec();
-        // The last body of a (kind, id) wins, as in every engine; one row each for the upsert.
-        let bodies: BTreeMap<(i16, Vec<u8>), Vec<u8>> = batch
-            .bodies
-            .iter()
-            .map(|b| (i16::from(b.kind.code()), b.request_id.0.to_vec()))
-            .zip(self.reader.body_keys.seal_all(batch.bodies))
-            .collect();
-        let (body_keys, sealed): (Vec<_>, Vec<_>) = bodies.into_iter().unzip();
-        let (kinds, ids): (Vec<i16>, Vec<Vec<u8>>) = body_keys.into_iter().unzip();
+        let body_rows::Placed {
+            in_rows,
+            kinds,
+            ids,
+            sealed,
+        } = body_rows::place(
+            batch.records,
+            batch.bodies,
+            self.reader.body_keys.seal_all(batch.bodies),
+        );
         let view_rows::ViewRows { new, set, deleted } =
             view_rows::rows(batch.views, &batch.created, batch.first_index - 1)?;
         let tiles = self.tiles.take_pending();
@@ -350,7 +354,7 @@ impl Backend for PostgresEngine {
                 ),
                 async {
                     c.client
-                        .execute(&c.records, &[&indexes, &records])
+                        .execute(&c.records, &[&indexes, &records, &in_rows])
                         .await
                         .map_err(failed("appending records"))
                 },
@@ -404,18 +408,7 @@ impl Backend for PostgresEngine {
         if bodies.is_empty() {
             return Ok(());
         }
-        let kinds: Vec<i16> = bodies.iter().map(|(k, _)| i16::from(k.code())).collect();
-        let ids: Vec<Vec<u8>> = bodies.iter().map(|(_, id)| id.0.to_vec()).collect();
-        self.reader.db.with(move |client| async move {
-            client
-                .execute(
-                    &prepared(&client, queries::ERASE_BODIES).await?,
-                    &[&kinds, &ids],
-                )
-                .await
-                .map_err(failed("erasing bodies"))
-                .map(drop)
-        })
+        body_rows::erase(&self.reader, bodies)
     }
 
     fn store_checkpoint(&mut self, note: &str) -> Result<(), StorageError> {
@@ -661,18 +654,26 @@ impl Reader for PgReader {
     }
 
     fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError> {
-        match self.stored_body(kind, id)? {
-            Some(Some(sealed)) => self
-                .body_keys
-                .open(&sealed)
-                .map(Some)
-                .map_err(|e| StorageError(format!("body {kind} of {id}: {e}"))),
-            _ => Ok(None),
-        }
+        let [record] = body_rows::records_of(self, &[(kind, *id)])?[..] else {
+            return Err(StorageError::new("one record for one body"));
+        };
+        body_rows::open(self, record, kind, id)
+    }
+
+    fn body_in(
+        &self,
+        kind: MessageKind,
+        id: &RequestId,
+        meta: &crate::views::RequestMeta,
+    ) -> Result<Option<BodyEntry>, StorageError> {
+        body_rows::open(self, body_rows::record_in(meta, kind)?, kind, id)
     }
 
     fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError> {
-        Ok(self.stored_body(kind, id)?.is_some())
+        let [record] = body_rows::records_of(self, &[(kind, *id)])?[..] else {
+            return Err(StorageError::new("one record for one body"));
+        };
+        Ok(body_rows::stored(self, record, kind, id)?.is_some())
     }
 
     fn bodies_stored(
@@ -682,23 +683,7 @@ impl Reader for PgReader {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let kinds: Vec<i16> = wanted.iter().map(|(k, _)| i16::from(k.code())).collect();
-        let ids: Vec<Vec<u8>> = wanted.iter().map(|(_, id)| id.0.to_vec()).collect();
-        let stored: std::collections::HashSet<(i16, Vec<u8>)> =
-            self.db.with(move |client| async move {
-                let rows = client
-                    .query(
-                        &prepared(&client, queries::SELECT_BODIES_STORED).await?,
-                        &[&kinds, &ids],
-                    )
-                    .await
-                    .map_err(failed("reading which bodies are stored"))?;
-                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-            })?;
-        Ok(wanted
-            .iter()
-            .map(|(k, id)| stored.contains(&(i16::from(k.code()), id.0.to_vec())))
-            .collect())
+        body_rows::stored_many(self, wanted)
     }
 
     fn checkpoint(&self) -> Option<String> {
@@ -714,24 +699,5 @@ impl PgReader {
     fn set_head(&self, size: i64, note: Option<String>) {
         self.records.store(size as u64, Ordering::SeqCst);
         *self.checkpoint.write().unwrap_or_else(|e| e.into_inner()) = note;
-    }
-
-    /// `None`: never stored; `Some(None)`: erased.
-    fn stored_body(
-        &self,
-        kind: MessageKind,
-        id: &RequestId,
-    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
-        let (kind, id) = (i16::from(kind.code()), id.0.to_vec());
-        self.db.with(move |client| async move {
-            Ok(client
-                .query_opt(
-                    &prepared(&client, queries::SELECT_BODY).await?,
-                    &[&kind, &id],
-                )
-                .await
-                .map_err(failed("reading a body"))?
-                .map(|r| r.get::<_, Option<Vec<u8>>>(0)))
-        })
     }
 }

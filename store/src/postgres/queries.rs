@@ -11,8 +11,9 @@ pub(crate) const STORE_CHECKPOINT: &str =
 pub(crate) const SELECT_CHECKPOINT: &str = "SELECT size, note FROM checkpoint";
 pub(crate) const COUNT_RECORDS: &str = "SELECT coalesce(max(idx), 0) FROM log_records";
 
-pub(crate) const INSERT_RECORDS: &str =
-    "INSERT INTO log_records (idx, bytes) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
+/// The records, each with the body it commits to where it is kept in the row (NULL if not).
+pub(crate) const INSERT_RECORDS: &str = "INSERT INTO log_records (idx, bytes, body) \
+     SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])";
 pub(crate) const SELECT_RECORD: &str = "SELECT bytes FROM log_records WHERE idx = $1";
 pub(crate) const SELECT_RECORDS_AT: &str = "SELECT idx, bytes FROM log_records WHERE idx = ANY($1)";
 pub(crate) const SELECT_RECORDS_FROM: &str = "SELECT idx, bytes FROM log_records \
@@ -21,8 +22,17 @@ pub(crate) const SELECT_RECORDS_FROM: &str = "SELECT idx, bytes FROM log_records
 pub(crate) const UPSERT_BODIES: &str = "INSERT INTO bodies (kind, request_id, sealed) \
      SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
      ON CONFLICT (kind, request_id) DO UPDATE SET sealed = EXCLUDED.sealed";
-pub(crate) const SELECT_BODY: &str =
-    "SELECT sealed FROM bodies WHERE kind = $1 AND request_id = $2";
+/// A body in its record's row (record `$1`), or else in the bodies table: no row if never
+/// stored, an empty value if erased.
+pub(crate) const SELECT_BODY: &str = "SELECT body FROM log_records WHERE idx = $1 AND body IS NOT NULL \
+     UNION ALL SELECT coalesce(sealed, ''::bytea) FROM bodies WHERE kind = $2 AND request_id = $3 \
+     LIMIT 1";
+/// Which of the records `$1` keep a body in their row (erased or not).
+pub(crate) const SELECT_RECORD_BODIES_STORED: &str =
+    "SELECT idx FROM log_records WHERE idx = ANY($1) AND body IS NOT NULL";
+/// Erases the bodies kept in the rows of records `$1` (the rows and their records stay).
+pub(crate) const ERASE_RECORD_BODIES: &str =
+    "UPDATE log_records SET body = ''::bytea WHERE idx = ANY($1) AND body IS NOT NULL";
 pub(crate) const SELECT_BODIES_STORED: &str = "SELECT kind, request_id FROM bodies \
      WHERE (kind, request_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))";
 pub(crate) const ERASE_BODIES: &str = "UPDATE bodies SET sealed = NULL \

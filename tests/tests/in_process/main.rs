@@ -718,6 +718,53 @@ async fn retention_erases_bodies_on_the_new_zealand_day_it_ends(world: World) {
     assert_eq!(world.run_retention().await, 0);
 }
 
+/// Bodies a broker before schema 6 wrote, in the bodies table with their records' rows keeping
+/// none, are still read there, and erased there when their retention ends.
+#[tokio::test]
+async fn bodies_written_before_they_moved_into_their_records_are_read_and_erased() {
+    let Some(world) = World::postgres().await else {
+        return;
+    };
+    let police = world.agency("police");
+    let sent = world.submit_sample(&police, "older").await;
+    let id = sent.request_id.to_string();
+    let config = world.database().unwrap().connection().unwrap();
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // As a database migrated from schema 5 holds them (a sealed frame begins with its kind,
+    // flagged, and its exchange's id).
+    let moved = client
+        .execute(
+            "INSERT INTO bodies (kind, request_id, sealed) \
+             SELECT (get_byte(body, 0) & 63)::smallint, substring(body from 2 for 16), body \
+             FROM log_records WHERE octet_length(body) > 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(moved >= 1, "no body in a record's row");
+    client
+        .execute("UPDATE log_records SET body = NULL", &[])
+        .await
+        .unwrap();
+    let detail = world.broker.get_request(&police, &id).await.unwrap();
+    assert!(detail.opening.is_some(), "the older body is read");
+    world.advance_days(365);
+    assert_eq!(world.run_retention().await, 1);
+    let detail = world.broker.get_request(&police, &id).await.unwrap();
+    assert!(detail.opening.is_none(), "the older body is erased");
+    let erased: i64 = client
+        .query_one(
+            "SELECT count(*) FROM bodies WHERE sealed IS NULL AND request_id = $1",
+            &[&sent.request_id.0.to_vec()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(erased, 1, "erased where it is, its row kept");
+    assert_eq!(world.run_retention().await, 0);
+}
+
 /// More exchanges due than a retention run reads at a time (512): every one is purged, in
 /// more than one purge, and a second run finds nothing.
 async fn retention_reads_and_purges_a_page_at_a_time(world: World) {

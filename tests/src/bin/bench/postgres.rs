@@ -199,7 +199,7 @@ pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64,
         let client = &client;
         async move { client.query(sql, &[]).await.unwrap() }
     };
-    let records = all("SELECT idx, bytes FROM log_records ORDER BY idx").await;
+    let records = all("SELECT idx, bytes, body FROM log_records ORDER BY idx").await;
     let bodies = all("SELECT kind, request_id, sealed FROM bodies ORDER BY ctid").await;
     let views = all("SELECT key, value FROM views ORDER BY ctid").await;
     let n = records.len().max(1);
@@ -217,9 +217,11 @@ pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64,
         let idx: Vec<i64> = chunk.iter().map(|r| r.get(0)).collect();
         let kinds: Vec<i16> = b.iter().map(|r| r.get(0)).collect();
         let tx = client.transaction().await.unwrap();
+        let in_rows: Vec<Option<Vec<u8>>> = chunk.iter().map(|r| r.get(2)).collect();
         tx.execute(
-            "INSERT INTO copy_records (idx, bytes) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-            &[&idx, &column(chunk, 1)],
+            "INSERT INTO copy_records (idx, bytes, body) \
+             SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])",
+            &[&idx, &column(chunk, 1), &in_rows],
         )
         .await
         .unwrap();
