@@ -79,6 +79,21 @@ pub(super) fn record_in(meta: &views::RequestMeta, kind: MessageKind) -> Result<
     i64::try_from(index).map_err(StorageError::new)
 }
 
+/// The record whose row would keep the body of `kind` of `id` (0: none, or a body kept in the
+/// table), from the exchange's meta.
+pub(super) fn record_of(
+    views: &dyn KvRead,
+    kind: MessageKind,
+    id: &RequestId,
+) -> Result<i64, StorageError> {
+    let [record] = records_of(views, &[(kind, *id)])?[..] else {
+        return Err(StorageError::new(
+            "the views answered for more bodies than asked",
+        ));
+    };
+    Ok(record)
+}
+
 /// For each of `wanted`, the record whose row would keep its body (0: none, or a body kept in
 /// the table), from the exchanges' metas, read at once.
 pub(super) fn records_of(
@@ -90,7 +105,12 @@ pub(super) fn records_of(
         .filter(|(kind, _)| in_row(*kind))
         .map(|(_, id)| views::meta_key(id))
         .collect();
-    let mut metas = views.get_many(&keys)?.into_iter();
+    // Only documents asked for: no read (on PostgreSQL a read is a round trip).
+    let metas = match keys.is_empty() {
+        true => Vec::new(),
+        false => views.get_many(&keys)?,
+    };
+    let mut metas = metas.into_iter();
     wanted
         .iter()
         .map(|(kind, id)| {
@@ -159,8 +179,7 @@ pub(super) fn erase(
     reader: &PgReader,
     bodies: &[(MessageKind, RequestId)],
 ) -> Result<(), StorageError> {
-    let kinds: Vec<i16> = bodies.iter().map(|(k, _)| i16::from(k.code())).collect();
-    let ids: Vec<Vec<u8>> = bodies.iter().map(|(_, id)| id.0.to_vec()).collect();
+    let (kinds, ids) = table_keys(bodies);
     let records = records_of(reader, bodies)?;
     reader.db.with(move |client| async move {
         let (in_rows, in_table) = tokio::join!(
@@ -192,8 +211,7 @@ pub(super) fn stored_many(
     reader: &PgReader,
     wanted: &[(MessageKind, RequestId)],
 ) -> Result<Vec<bool>, StorageError> {
-    let kinds: Vec<i16> = wanted.iter().map(|(k, _)| i16::from(k.code())).collect();
-    let ids: Vec<Vec<u8>> = wanted.iter().map(|(_, id)| id.0.to_vec()).collect();
+    let (kinds, ids) = table_keys(wanted);
     let records = records_of(reader, wanted)?;
     let asked = records.clone();
     type Found = (HashSet<i64>, HashSet<(i16, Vec<u8>)>);
@@ -230,4 +248,12 @@ pub(super) fn stored_many(
             in_rows.contains(&record) || in_table.contains(&(i16::from(k.code()), id.0.to_vec()))
         })
         .collect())
+}
+
+/// The bodies table's keys of `wanted`: kinds and ids, in its order.
+fn table_keys(wanted: &[(MessageKind, RequestId)]) -> (Vec<i16>, Vec<Vec<u8>>) {
+    wanted
+        .iter()
+        .map(|(kind, id)| (i16::from(kind.code()), id.0.to_vec()))
+        .unzip()
 }

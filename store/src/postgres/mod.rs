@@ -654,10 +654,7 @@ impl Reader for PgReader {
     }
 
     fn body(&self, kind: MessageKind, id: &RequestId) -> Result<Option<BodyEntry>, StorageError> {
-        let [record] = body_rows::records_of(self, &[(kind, *id)])?[..] else {
-            return Err(StorageError::new("one record for one body"));
-        };
-        body_rows::open(self, record, kind, id)
+        body_rows::open(self, body_rows::record_of(self, kind, id)?, kind, id)
     }
 
     fn body_in(
@@ -670,9 +667,7 @@ impl Reader for PgReader {
     }
 
     fn body_stored(&self, kind: MessageKind, id: &RequestId) -> Result<bool, StorageError> {
-        let [record] = body_rows::records_of(self, &[(kind, *id)])?[..] else {
-            return Err(StorageError::new("one record for one body"));
-        };
+        let record = body_rows::record_of(self, kind, id)?;
         Ok(body_rows::stored(self, record, kind, id)?.is_some())
     }
 
