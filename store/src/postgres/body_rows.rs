@@ -182,27 +182,14 @@ pub(super) fn erase(
     let (kinds, ids) = table_keys(bodies);
     let records = records_of(reader, bodies)?;
     reader.db.with(move |client| async move {
-        let (in_rows, in_table) = tokio::join!(
-            async {
-                client
-                    .execute(
-                        &prepared(&client, queries::ERASE_RECORD_BODIES).await?,
-                        &[&records],
-                    )
-                    .await
-                    .map_err(failed("erasing bodies"))
-            },
-            async {
-                client
-                    .execute(
-                        &prepared(&client, queries::ERASE_BODIES).await?,
-                        &[&kinds, &ids],
-                    )
-                    .await
-                    .map_err(failed("erasing bodies"))
-            },
-        );
-        in_rows.and(in_table).map(drop)
+        client
+            .execute(
+                &prepared(&client, queries::ERASE_BODIES).await?,
+                &[&records, &kinds, &ids],
+            )
+            .await
+            .map_err(failed("erasing bodies"))
+            .map(drop)
     })
 }
 
@@ -216,30 +203,26 @@ pub(super) fn stored_many(
     let asked = records.clone();
     type Found = (HashSet<i64>, HashSet<(i16, Vec<u8>)>);
     let (in_rows, in_table): Found = reader.db.with(move |client| async move {
-        let (rows, table) = tokio::try_join!(
-            async {
-                client
-                    .query(
-                        &prepared(&client, queries::SELECT_RECORD_BODIES_STORED).await?,
-                        &[&asked],
-                    )
-                    .await
-                    .map_err(failed("reading which bodies are stored"))
-            },
-            async {
-                client
-                    .query(
-                        &prepared(&client, queries::SELECT_BODIES_STORED).await?,
-                        &[&kinds, &ids],
-                    )
-                    .await
-                    .map_err(failed("reading which bodies are stored"))
-            },
-        )?;
-        Ok((
-            rows.into_iter().map(|r| r.get(0)).collect(),
-            table.into_iter().map(|r| (r.get(0), r.get(1))).collect(),
-        ))
+        let rows = client
+            .query(
+                &prepared(&client, queries::SELECT_BODIES_STORED).await?,
+                &[&asked, &kinds, &ids],
+            )
+            .await
+            .map_err(failed("reading which bodies are stored"))?;
+        let mut found: Found = Default::default();
+        for row in rows {
+            match (row.get(0), row.get(1), row.get(2)) {
+                (Some(record), _, _) => {
+                    found.0.insert(record);
+                }
+                (None, Some(kind), Some(id)) => {
+                    found.1.insert((kind, id));
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
     })?;
     Ok(wanted
         .iter()

@@ -27,16 +27,18 @@ pub(crate) const UPSERT_BODIES: &str = "INSERT INTO bodies (kind, request_id, se
 pub(crate) const SELECT_BODY: &str = "SELECT body FROM log_records WHERE idx = $1 AND body IS NOT NULL \
      UNION ALL SELECT coalesce(sealed, ''::bytea) FROM bodies WHERE kind = $2 AND request_id = $3 \
      LIMIT 1";
-/// Which of the records `$1` keep a body in their row (erased or not).
-pub(crate) const SELECT_RECORD_BODIES_STORED: &str =
-    "SELECT idx FROM log_records WHERE idx = ANY($1) AND body IS NOT NULL";
-/// Erases the bodies kept in the rows of records `$1` (the rows and their records stay).
-pub(crate) const ERASE_RECORD_BODIES: &str =
-    "UPDATE log_records SET body = ''::bytea WHERE idx = ANY($1) AND body IS NOT NULL";
-pub(crate) const SELECT_BODIES_STORED: &str = "SELECT kind, request_id FROM bodies \
-     WHERE (kind, request_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))";
-pub(crate) const ERASE_BODIES: &str = "UPDATE bodies SET sealed = NULL \
-     WHERE (kind, request_id) IN (SELECT * FROM unnest($1::smallint[], $2::bytea[]))";
+/// Which bodies are stored (erased or not), of those kept in the rows of records `$1` (by
+/// record) and in the bodies table (`$2`, `$3`: by kind and id), in one read.
+pub(crate) const SELECT_BODIES_STORED: &str = "SELECT idx, NULL::smallint, NULL::bytea \
+     FROM log_records WHERE idx = ANY($1) AND body IS NOT NULL \
+     UNION ALL SELECT NULL::bigint, kind, request_id FROM bodies \
+     WHERE (kind, request_id) IN (SELECT * FROM unnest($2::smallint[], $3::bytea[]))";
+/// Erases bodies kept in the rows of records `$1` (the rows and their records stay) and in the
+/// bodies table (`$2`, `$3`), in one statement: all of them or none.
+pub(crate) const ERASE_BODIES: &str = "WITH in_rows AS (UPDATE log_records SET body = ''::bytea \
+     WHERE idx = ANY($1) AND body IS NOT NULL RETURNING idx) \
+     UPDATE bodies SET sealed = NULL \
+     WHERE (kind, request_id) IN (SELECT * FROM unnest($2::smallint[], $3::bytea[]))";
 
 pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value) \
      SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
