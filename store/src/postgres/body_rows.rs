@@ -70,13 +70,9 @@ pub(super) fn place(records: &[Vec<u8>], bodies: &[BodyEntry], sealed: Vec<Vec<u
 }
 
 /// The record whose row would keep the body of `kind` of the exchange whose meta is `meta`
-/// (0: none, or a body kept in the table).
+/// (0: none, or a body kept in the table: `body_record` names no record for a document).
 pub(super) fn record_in(meta: &views::RequestMeta, kind: MessageKind) -> Result<i64, StorageError> {
-    let index = match in_row(kind) {
-        true => meta.body_record(kind).unwrap_or(0),
-        false => 0,
-    };
-    i64::try_from(index).map_err(StorageError::new)
+    i64::try_from(meta.body_record(kind).unwrap_or(0)).map_err(StorageError::new)
 }
 
 /// The record whose row would keep the body of `kind` of `id` (0: none, or a body kept in the
