@@ -362,14 +362,12 @@ fn follow_up(
             if meta.status == RequestStatus::Submitted {
                 meta.status = RequestStatus::Acknowledged;
             }
-            work::acknowledged(kv, &before);
         }
         Event::ResponseSubmitted(r) => {
             meta.response_idx = index;
             meta.status = RequestStatus::Responded;
             meta.not_held = r.ground == Some(DeclineGround::NotHeld);
             meta.referral = r.referral.clone();
-            work::leave(kv, &before);
             kv.put(item(&r.requester), Vec::new());
         }
         Event::ResponseAcknowledged { .. } => {
@@ -378,7 +376,6 @@ fn follow_up(
         }
         Event::RequestOverdue { .. } => {
             meta.overdue_idx = index;
-            work::overdue(kv, &id, &before, &meta);
             kv.put(item(&meta.requester), Vec::new());
             if meta.recipient != meta.requester {
                 // One item if an agency ever asked itself.
@@ -393,7 +390,6 @@ fn follow_up(
             kv.put(item(to), Vec::new());
             meta.status = status;
             meta.closed_idx = index;
-            work::leave(kv, &before);
         }
         Event::NoticesAcknowledged { .. } => {
             let agency = &record.actor.id;
@@ -434,6 +430,7 @@ fn follow_up(
         kv.create(timeline_key(&id, index), Vec::new());
     }
     if meta != before {
+        work::follow(kv, &id, Some(&before), &meta);
         kv.put(meta_key(&id), meta.encode());
     }
     Ok(())
@@ -460,8 +457,8 @@ fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
         meta.urgency = Some(r.urgency);
         meta.due_ms = r.due_ms;
         meta.expires_ms = r.expires_ms;
-        work::enter(kv, &o.request_id, &meta);
     }
+    work::follow(kv, &o.request_id, None, &meta);
     kv.create(meta_key(&o.request_id), meta.encode());
     kv.put(inbox_key(o.recipient, index), Vec::new());
     let mut w = Writer::new();

@@ -611,3 +611,73 @@ fn each_body_is_found_at_the_record_that_commits_to_it() {
         assert_eq!(unanswered.body_record(kind), None, "{kind}");
     }
 }
+
+/// The work and expiry keys are exactly what the exchanges' metas imply (`work::entries`), at
+/// every step of a request's life, so that an engine may keep them with the meta instead.
+#[test]
+fn the_work_and_expiry_keys_are_what_the_metas_imply() {
+    let implied = |kv: &Mem| {
+        let mut keys: Vec<Vec<u8>> = keys_under(kv, b"r")
+            .iter()
+            .flat_map(|k| {
+                let e = work::entries(&RequestMeta::decode(&kv.0[k]).unwrap());
+                [e.work, e.expiry]
+            })
+            .flatten()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let held = |kv: &Mem| {
+        let mut keys = keys_under(kv, work::WORK);
+        keys.extend(keys_under(kv, work::EXPIRY));
+        keys.sort();
+        keys
+    };
+    let id = RequestId([1; 16]);
+    let mut answer = all_answer();
+    answer.actor.id = "oranga-tamariki".into();
+    let steps = [
+        by(
+            "oranga-tamariki",
+            Event::RequestAcknowledged { request_id: id },
+        ),
+        by(
+            "infoshare-deadlines",
+            Event::RequestOverdue { request_id: id },
+        ),
+        by("police", Event::NoticesAcknowledged { request_id: id }),
+        answer,
+        by("police", Event::ResponseAcknowledged { request_id: id }),
+    ];
+    let mut kv = Mem::default();
+    fold(&mut kv, 1, &with_deadlines(1));
+    let mut seen = vec![held(&kv)];
+    assert_eq!(held(&kv), implied(&kv));
+    for (i, step) in steps.iter().enumerate() {
+        fold(&mut kv, i as u64 + 2, step);
+        assert_eq!(held(&kv), implied(&kv), "after step {}", i + 2);
+        seen.push(held(&kv));
+    }
+    // Entered, out of the expiry index, moved to rank 0, out of the work.
+    assert_eq!(
+        seen.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 1, 1, 1, 0, 0]
+    );
+    assert_ne!(seen[1], seen[2], "overdue moves the work key");
+    // Withdrawn or expired before acknowledgement: both go at once.
+    for closing in [
+        Event::RequestWithdrawn(crate::records::RequestWithdrawn {
+            request_id: id,
+            staff: [1; 32],
+            body_commitment: [2; 32],
+        }),
+        Event::RequestExpired { request_id: id },
+    ] {
+        let mut kv = Mem::default();
+        fold(&mut kv, 1, &with_deadlines(1));
+        fold(&mut kv, 2, &by("police", closing));
+        assert!(held(&kv).is_empty());
+        assert_eq!(held(&kv), implied(&kv));
+    }
+}

@@ -18,7 +18,7 @@
 //! ```
 
 use super::{KvWrite, RequestMeta};
-use crate::domain::Urgency;
+use crate::domain::{MessageKind, Urgency};
 use crate::records::RequestId;
 
 /// Prefix of every agency's work (requests awaiting an answer).
@@ -92,40 +92,52 @@ pub fn link_key(id: &RequestId, index: u64) -> Vec<u8> {
     [links_prefix(id).as_slice(), &index.to_be_bytes()].concat()
 }
 
-/// Enters a request that awaits its answer (as `meta` has it now) in its recipient's work and,
-/// until it is acknowledged, the expiry index.
-pub(super) fn enter(kv: &mut impl KvWrite, id: &RequestId, meta: &RequestMeta) {
-    // Both keys end with the opening's index: new.
-    kv.create(work_key(meta), id.0.to_vec());
-    if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
-        kv.create(expiry_key(meta.expires_ms, meta.request_idx), id.0.to_vec());
+/// The work and expiry entries a request's meta implies: its place in its recipient's work
+/// while it awaits an answer, and its expiry while it also awaits acknowledgement (none for
+/// other exchanges). The views hold exactly these ([`follow`]), so an engine may keep them
+/// with the meta rather than as keys of their own (PostgreSQL does).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    /// Its key in its recipient's work.
+    pub work: Option<Vec<u8>>,
+    /// Its key in the expiry index.
+    pub expiry: Option<Vec<u8>>,
+}
+
+/// See [`Entries`].
+pub fn entries(meta: &RequestMeta) -> Entries {
+    if meta.kind != MessageKind::Request || !meta.status.awaits_answer() {
+        return Entries::default();
+    }
+    Entries {
+        work: Some(work_key(meta)),
+        expiry: (meta.expires_ms != 0 && meta.request_ack_idx == 0)
+            .then(|| expiry_key(meta.expires_ms, meta.request_idx)),
     }
 }
 
-/// Takes a request (as `meta` had it until now) out of its recipient's work and the expiry
-/// index: it is answered, withdrawn or expired.
-pub(super) fn leave(kv: &mut impl KvWrite, meta: &RequestMeta) {
-    kv.delete(work_key(meta));
-    if meta.expires_ms != 0 && meta.request_ack_idx == 0 {
-        kv.delete(expiry_key(meta.expires_ms, meta.request_idx));
-    }
-}
-
-/// Moves a request that became overdue (`after`; `before` as it was) to the head of its
-/// recipient's work.
-pub(super) fn overdue(
+/// Moves an exchange's work and expiry entries from what its meta implied (`before`; `None`:
+/// it is being opened) to what it implies now (`after`).
+pub(super) fn follow(
     kv: &mut impl KvWrite,
     id: &RequestId,
-    before: &RequestMeta,
+    before: Option<&RequestMeta>,
     after: &RequestMeta,
 ) {
-    kv.delete(work_key(before));
-    kv.put(work_key(after), id.0.to_vec());
-}
-
-/// Takes an acknowledged request out of the expiry index.
-pub(super) fn acknowledged(kv: &mut impl KvWrite, meta: &RequestMeta) {
-    if meta.expires_ms != 0 {
-        kv.delete(expiry_key(meta.expires_ms, meta.request_idx));
+    let was = before.map(entries).unwrap_or_default();
+    let now = entries(after);
+    for (was, now) in [(was.work, now.work), (was.expiry, now.expiry)] {
+        if was == now {
+            continue;
+        }
+        if let Some(key) = was {
+            kv.delete(key);
+        }
+        match now {
+            // An opening's keys end with its own index: new.
+            Some(key) if before.is_none() => kv.create(key, id.0.to_vec()),
+            Some(key) => kv.put(key, id.0.to_vec()),
+            None => {}
+        }
     }
 }
