@@ -8,7 +8,9 @@
 //!                                        commits to it, empty once erased (`body_rows`)
 //! bodies (kind, request_id, sealed)      protocol documents, and bodies from before schema 6;
 //!                                        sealed NULL once erased
-//! views (key, value)                     the derived views, the same keys as every engine
+//! views (key, value, work, expiry)       the derived views, the same keys as every engine;
+//!                                        a request's work and expiry entries in the
+//!                                        columns of its meta's row (`view_rows`)
 //! tiles (level, idx, hashes)             full tiles (C2SP tlog-tiles), derived from the log
 //! checkpoint (size, note)                one row: the latest signed checkpoint
 //! infoshare_schema (version)             the migrations applied (`schema`)
@@ -334,8 +336,10 @@ impl Backend for PostgresEngine {
         self.writer.send(bridge, published, move |c| async move {
             use tokio_postgres::types::ToSql;
             let body_params: [&(dyn ToSql + Sync); 3] = [&kinds, &ids, &sealed];
-            let new_params: [&(dyn ToSql + Sync); 2] = [&new.0, &new.1];
-            let set_params: [&(dyn ToSql + Sync); 2] = [&set.0, &set.1];
+            let new_params: [&(dyn ToSql + Sync); 4] =
+                [&new.keys, &new.values, &new.work, &new.expiry];
+            let set_params: [&(dyn ToSql + Sync); 4] =
+                [&set.keys, &set.values, &set.work, &set.expiry];
             let deleted_params: [&(dyn ToSql + Sync); 1] = [&deleted];
             // Sent together; the checkpoint's guard is checked before the commit is sent.
             let (advanced, ..) = tokio::try_join!(
@@ -360,12 +364,12 @@ impl Backend for PostgresEngine {
                 },
                 unless_empty(
                     &c,
-                    new.0.is_empty(),
+                    new.is_empty(),
                     &c.new_views,
                     &new_params,
                     "writing new views"
                 ),
-                unless_empty(&c, set.0.is_empty(), &c.views, &set_params, "writing views"),
+                unless_empty(&c, set.is_empty(), &c.views, &set_params, "writing views"),
                 unless_empty(
                     &c,
                     deleted.is_empty(),
@@ -507,11 +511,16 @@ impl KvRead for PgReader {
         if crate::postings::is_index_key(key) {
             return Ok(view_rows::contains(self, key)?.then(Vec::new));
         }
+        let query = match key.first() {
+            _ if !view_rows::is_entry_key(key) => queries::SELECT_VIEW,
+            Some(b'w') => queries::SELECT_WORK,
+            _ => queries::SELECT_EXPIRY,
+        };
         let key = key.to_vec();
         self.db
             .with(move |client| async move {
                 let row = client
-                    .query_opt(&prepared(&client, queries::SELECT_VIEW).await?, &[&key])
+                    .query_opt(&prepared(&client, query).await?, &[&key])
                     .await
                     .map_err(failed("reading a view"))?;
                 Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
@@ -520,7 +529,10 @@ impl KvRead for PgReader {
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ViewError> {
-        if keys.iter().any(|k| crate::postings::is_index_key(k)) {
+        if keys
+            .iter()
+            .any(|k| crate::postings::is_index_key(k) || view_rows::is_entry_key(k))
+        {
             return keys.iter().map(|k| self.get(k)).collect();
         }
         let wanted = keys.to_vec();
@@ -544,36 +556,9 @@ impl Reader for PgReader {
     }
 
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
-        let mut start = from.to_vec();
-        let end = to.to_vec();
-        while start < end {
-            let (from, to) = (start.clone(), end.clone());
-            let rows: Vec<(Vec<u8>, Vec<u8>)> = self
-                .db
-                .with(move |client| async move {
-                    let rows = client
-                        .query(
-                            &prepared(&client, queries::SCAN_VIEWS).await?,
-                            &[&from, &to, &PAGE],
-                        )
-                        .await
-                        .map_err(failed("scanning views"))?;
-                    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-                })
-                .map_err(view_error)?;
-            let full = rows.len() as i64 == PAGE;
-            for (k, v) in &rows {
-                if !visit(k, v)? {
-                    return Ok(());
-                }
-            }
-            match rows.into_iter().next_back() {
-                // The first key after the last one seen.
-                Some((mut last, _)) if full => {
-                    last.push(0);
-                    start = last;
-                }
-                _ => break,
+        for (from, to, query) in view_rows::scan_parts(from, to) {
+            if !self.scan_part(from, to, query, visit)? {
+                break;
             }
         }
         Ok(())
@@ -690,6 +675,45 @@ impl Reader for PgReader {
 }
 
 impl PgReader {
+    /// Visits `[from, to)` with `query` (see `view_rows::scan_parts`), a page at a time;
+    /// whether the visitor wants more.
+    fn scan_part(
+        &self,
+        mut start: Vec<u8>,
+        end: Vec<u8>,
+        query: &'static str,
+        visit: &mut VisitEntry<'_>,
+    ) -> Result<bool, ViewError> {
+        while start < end {
+            let (from, to) = (start.clone(), end.clone());
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = self
+                .db
+                .with(move |client| async move {
+                    let rows = client
+                        .query(&prepared(&client, query).await?, &[&from, &to, &PAGE])
+                        .await
+                        .map_err(failed("scanning views"))?;
+                    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+                })
+                .map_err(view_error)?;
+            let full = rows.len() as i64 == PAGE;
+            for (k, v) in &rows {
+                if !visit(k, v)? {
+                    return Ok(false);
+                }
+            }
+            match rows.into_iter().next_back() {
+                // The first key after the last one seen.
+                Some((mut last, _)) if full => {
+                    last.push(0);
+                    start = last;
+                }
+                _ => break,
+            }
+        }
+        Ok(true)
+    }
+
     /// What the reader shows of the log: `size` records, signed by `note`.
     fn set_head(&self, size: i64, note: Option<String>) {
         self.records.store(size as u64, Ordering::SeqCst);

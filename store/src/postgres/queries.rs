@@ -40,17 +40,26 @@ pub(crate) const ERASE_BODIES: &str = "WITH in_rows AS (UPDATE log_records SET b
      UPDATE bodies SET sealed = NULL \
      WHERE (kind, request_id) IN (SELECT * FROM unnest($2::smallint[], $3::bytea[]))";
 
-pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value) \
-     SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value";
+/// Rows with the work and expiry entries their metas imply (NULL: none; see `view_rows`).
+pub(crate) const UPSERT_VIEWS: &str = "INSERT INTO views (key, value, work, expiry) \
+     SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[]) \
+     ON CONFLICT (key) DO UPDATE \
+     SET value = EXCLUDED.value, work = EXCLUDED.work, expiry = EXCLUDED.expiry";
 /// Rows new to the table: a key that exists fails the batch (the views and the log disagree).
-pub(crate) const INSERT_VIEWS: &str =
-    "INSERT INTO views (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])";
+pub(crate) const INSERT_VIEWS: &str = "INSERT INTO views (key, value, work, expiry) \
+     SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[])";
 pub(crate) const DELETE_VIEWS: &str = "DELETE FROM views WHERE key = ANY($1)";
 pub(crate) const SELECT_VIEW: &str = "SELECT value FROM views WHERE key = $1";
 pub(crate) const SELECT_VIEWS: &str = "SELECT key, value FROM views WHERE key = ANY($1)";
 pub(crate) const SCAN_VIEWS: &str =
     "SELECT key, value FROM views WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3";
+/// A work or expiry entry, kept in its meta's row (`r` ‖ id): its value is the id.
+pub(crate) const SELECT_WORK: &str = "SELECT substr(key, 2) FROM views WHERE work = $1";
+pub(crate) const SELECT_EXPIRY: &str = "SELECT substr(key, 2) FROM views WHERE expiry = $1";
+pub(crate) const SCAN_WORK: &str = "SELECT work, substr(key, 2) FROM views \
+     WHERE work >= $1 AND work < $2 ORDER BY work LIMIT $3";
+pub(crate) const SCAN_EXPIRY: &str = "SELECT expiry, substr(key, 2) FROM views \
+     WHERE expiry >= $1 AND expiry < $2 ORDER BY expiry LIMIT $3";
 
 pub(crate) const UPSERT_TILES: &str = "INSERT INTO tiles (level, idx, hashes) \
      SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \

@@ -51,12 +51,18 @@ pub(super) fn run(reader: &PgReader) -> Result<(), StorageError> {
                 // Another broker folded this chunk first; ours goes with the rollback.
                 return Ok(false);
             }
-            tx.execute(queries::INSERT_VIEWS, &[&new.0, &new.1])
-                .await
-                .map_err(failed("writing new views"))?;
-            tx.execute(queries::UPSERT_VIEWS, &[&set.0, &set.1])
-                .await
-                .map_err(failed("writing views"))?;
+            tx.execute(
+                queries::INSERT_VIEWS,
+                &[&new.keys, &new.values, &new.work, &new.expiry],
+            )
+            .await
+            .map_err(failed("writing new views"))?;
+            tx.execute(
+                queries::UPSERT_VIEWS,
+                &[&set.keys, &set.values, &set.work, &set.expiry],
+            )
+            .await
+            .map_err(failed("writing views"))?;
             tx.execute(queries::DELETE_VIEWS, &[&deleted])
                 .await
                 .map_err(failed("deleting views"))?;

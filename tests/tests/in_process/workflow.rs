@@ -817,14 +817,20 @@ async fn postgres_views_are_folded_again_by_the_migrations() {
              SELECT (get_byte(body, 0) & 63)::smallint, substring(body from 2 for 16), body \
              FROM log_records WHERE octet_length(body) > 0; \
              ALTER TABLE log_records DROP COLUMN body; \
+             ALTER TABLE views DROP COLUMN work, DROP COLUMN expiry; \
              DELETE FROM views; DROP TABLE views_rebuild; \
              DELETE FROM infoshare_schema WHERE version >= 2;",
         )
         .await
         .unwrap();
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM views", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
     drop(client);
     let _ = driver.await;
-    assert!(all_views(&world).is_empty());
 
     let reopened = world.replica().await;
     assert_eq!(all_views(&reopened), written);

@@ -201,7 +201,7 @@ pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64,
     };
     let records = all("SELECT idx, bytes, body FROM log_records ORDER BY idx").await;
     let bodies = all("SELECT kind, request_id, sealed FROM bodies ORDER BY ctid").await;
-    let views = all("SELECT key, value FROM views ORDER BY ctid").await;
+    let views = all("SELECT key, value, work, expiry FROM views ORDER BY ctid").await;
     let n = records.len().max(1);
     let (views_per, bodies_per) = (views.len() / n, bodies.len() / n);
     let t = Instant::now();
@@ -212,6 +212,9 @@ pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64,
         let v = &views
             [(at * views_per).min(views.len())..((at + chunk.len()) * views_per).min(views.len())];
         let column = |rows: &[tokio_postgres::Row], c: usize| -> Vec<Vec<u8>> {
+            rows.iter().map(|r| r.get(c)).collect()
+        };
+        let nullable = |rows: &[tokio_postgres::Row], c: usize| -> Vec<Option<Vec<u8>>> {
             rows.iter().map(|r| r.get(c)).collect()
         };
         let idx: Vec<i64> = chunk.iter().map(|r| r.get(0)).collect();
@@ -236,8 +239,14 @@ pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64,
         tx.execute(
             // A plain insert, as the engine writes the keys a batch creates (each row here is
             // the last value of its key, so none exists yet).
-            "INSERT INTO copy_views (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])",
-            &[&column(v, 0), &column(v, 1)],
+            "INSERT INTO copy_views (key, value, work, expiry) \
+             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[])",
+            &[
+                &column(v, 0),
+                &column(v, 1),
+                &nullable(v, 2),
+                &nullable(v, 3),
+            ],
         )
         .await
         .unwrap();
