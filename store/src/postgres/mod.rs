@@ -511,11 +511,7 @@ impl KvRead for PgReader {
         if crate::postings::is_index_key(key) {
             return Ok(view_rows::contains(self, key)?.then(Vec::new));
         }
-        let query = match key.first() {
-            _ if !view_rows::is_entry_key(key) => queries::SELECT_VIEW,
-            Some(b'w') => queries::SELECT_WORK,
-            _ => queries::SELECT_EXPIRY,
-        };
+        let query = view_rows::get_query(key);
         let key = key.to_vec();
         self.db
             .with(move |client| async move {
