@@ -78,7 +78,8 @@ impl RequestMeta {
         }
     }
 
-    pub(super) fn encode(&self) -> Vec<u8> {
+    /// The bytes [`Self::decode`] reads.
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(self.kind.code())
             .str8(&self.requester)

@@ -178,7 +178,45 @@ pub(super) fn scan_parts(from: &[u8], to: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, &'sta
 #[cfg(test)]
 mod tests {
     use super::super::queries::{SCAN_EXPIRY, SCAN_VIEWS, SCAN_WORK};
-    use super::scan_parts;
+    use super::{rows, scan_parts};
+    use crate::backend::{Created, ViewWrites};
+    use crate::domain::MessageKind;
+    use crate::records::RequestId;
+    use crate::views::{RequestMeta, meta_key, work};
+
+    /// A request's meta row carries the entries its meta implies, and the entries' own keys
+    /// make no rows; an entry that no meta of the batch implies refuses the batch.
+    #[test]
+    fn a_metas_row_carries_its_entries_and_a_stray_entry_is_refused() {
+        let id = RequestId([7; 16]);
+        let mut meta = RequestMeta::opened(MessageKind::Request, "police", "oranga-tamariki", 9);
+        meta.expires_ms = 5_000;
+        let implied = work::entries(&meta);
+        let (w, c) = (
+            implied.work.clone().unwrap(),
+            implied.expiry.clone().unwrap(),
+        );
+        let writes = ViewWrites::from([
+            (meta_key(&id), Some(meta.encode())),
+            (w.clone(), Some(id.0.to_vec())),
+            (c.clone(), Some(id.0.to_vec())),
+        ]);
+        let created = Created::from([meta_key(&id), w.clone(), c.clone()]);
+        let made = rows(writes, &created, 8).unwrap();
+        assert_eq!(made.new.keys, [meta_key(&id)]);
+        assert_eq!(
+            (made.new.work[0].as_ref(), made.new.expiry[0].as_ref()),
+            (Some(&w), Some(&c))
+        );
+        assert!(made.set.is_empty() && made.deleted.is_empty());
+
+        let stray = ViewWrites::from([(w, Some(id.0.to_vec()))]);
+        assert!(rows(stray, &Created::new(), 8).is_err());
+        // A deleted entry goes with its meta's row: nothing to write for it alone.
+        let gone = ViewWrites::from([(c, None)]);
+        let made = rows(gone, &Created::new(), 8).unwrap();
+        assert!(made.new.is_empty() && made.set.is_empty() && made.deleted.is_empty());
+    }
 
     #[test]
     fn a_scan_reads_the_entry_columns_under_their_prefixes_only() {
