@@ -16,9 +16,10 @@
 //! infoshare_schema (version)             the migrations applied (`schema`)
 //! ```
 //!
-//! A batch is one transaction: the checkpoint row moves from `first_index − 1` to the new size
-//! (no row moves if the log is not where this writer thinks it is, and the batch is refused),
-//! then the bodies, records, view writes and the tiles the batch completed. PostgreSQL's commit
+//! A batch is one statement, and so one transaction (`queries::WRITE_BATCH`): the checkpoint
+//! row moves from `first_index − 1` to the new size (if the log is not where this writer
+//! thinks it is, no row moves and the statement refuses itself), with the bodies, records,
+//! view writes and the tiles the batch completed. PostgreSQL's commit
 //! makes it durable and visible at once, so there is nothing to replay or cut at start: readers
 //! see a batch whole or not at all, and the stored checkpoint always covers exactly the records.
 //!
@@ -269,23 +270,6 @@ impl PostgresEngine {
     }
 }
 
-/// Runs one of a batch's statements in its transaction, unless it has nothing to write (`empty`).
-async fn unless_empty(
-    c: &writer::Conn,
-    empty: bool,
-    statement: &tokio_postgres::Statement,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    what: &'static str,
-) -> Result<u64, StorageError> {
-    if empty {
-        return Ok(0);
-    }
-    c.client
-        .execute(statement, params)
-        .await
-        .map_err(failed(what))
-}
-
 /// Writes the tiles a batch completed, in its transaction (none: nothing sent).
 async fn write_tiles(c: &writer::Conn, tiles: &tiles::TileRows) -> Result<u64, StorageError> {
     if tiles.0.is_empty() {
@@ -334,64 +318,37 @@ impl Backend for PostgresEngine {
         };
         let bridge = &self.reader.db.bridge;
         self.writer.send(bridge, published, move |c| async move {
-            use tokio_postgres::types::ToSql;
-            let body_params: [&(dyn ToSql + Sync); 3] = [&kinds, &ids, &sealed];
-            let new_params: [&(dyn ToSql + Sync); 4] =
-                [&new.keys, &new.values, &new.work, &new.expiry];
-            let set_params: [&(dyn ToSql + Sync); 4] =
-                [&set.keys, &set.values, &set.work, &set.expiry];
-            let deleted_params: [&(dyn ToSql + Sync); 1] = [&deleted];
-            // Sent together; the checkpoint's guard is checked before the commit is sent.
-            let (advanced, ..) = tokio::try_join!(
-                async {
-                    c.client
-                        .execute(&c.advance, &[&size, &note, &(first - 1)])
-                        .await
-                        .map_err(failed("moving the checkpoint"))
-                },
-                unless_empty(
-                    &c,
-                    kinds.is_empty(),
-                    &c.bodies,
-                    &body_params,
-                    "storing bodies"
-                ),
-                async {
-                    c.client
-                        .execute(&c.records, &[&indexes, &records, &in_rows])
-                        .await
-                        .map_err(failed("appending records"))
-                },
-                unless_empty(
-                    &c,
-                    new.is_empty(),
-                    &c.new_views,
-                    &new_params,
-                    "writing new views"
-                ),
-                unless_empty(&c, set.is_empty(), &c.views, &set_params, "writing views"),
-                unless_empty(
-                    &c,
-                    deleted.is_empty(),
-                    &c.unviews,
-                    &deleted_params,
-                    "deleting views"
-                ),
-                write_tiles(&c, &tiles),
-                async {
-                    c.client
-                        .execute(&c.notify, &[&size.to_string()])
-                        .await
-                        .map_err(failed("notifying other brokers"))
-                },
-            )?;
-            if advanced != 1 {
-                return Err(StorageError(format!(
-                    "the log is not at {} records as this writer holds: refused the batch",
-                    first - 1
-                )));
-            }
-            Ok(())
+            c.client
+                .execute(
+                    &c.batch,
+                    &[
+                        &size,
+                        &note,
+                        &(first - 1),
+                        &indexes,
+                        &records,
+                        &in_rows,
+                        &kinds,
+                        &ids,
+                        &sealed,
+                        &new.keys,
+                        &new.values,
+                        &new.work,
+                        &new.expiry,
+                        &set.keys,
+                        &set.values,
+                        &set.work,
+                        &set.expiry,
+                        &deleted,
+                        &tiles.0,
+                        &tiles.1,
+                        &tiles.2,
+                        &size.to_string(),
+                    ],
+                )
+                .await
+                .map(drop)
+                .map_err(failed("writing a batch"))
         })
     }
 

@@ -72,8 +72,18 @@ const MIGRATIONS: &[&str] = &[
     // `bodies` and are read and erased there.
     "ALTER TABLE log_records ADD COLUMN body bytea;",
     // 7: a request's work and expiry entries are kept in its meta's row (`view_rows`), not in
-    // rows of their own: the views are folded again from the log, as for 2.
-    "ALTER TABLE views ADD COLUMN work bytea, ADD COLUMN expiry bytea;
+    // rows of their own: the views are folded again from the log, as for 2. A batch is one
+    // statement (`queries::WRITE_BATCH`), which refuses itself through `infoshare_advanced`
+    // unless it moved the checkpoint row.
+    "CREATE FUNCTION infoshare_advanced(moved bigint, from_size bigint) RETURNS void
+     LANGUAGE plpgsql AS $$
+     BEGIN
+         IF moved <> 1 THEN
+             RAISE EXCEPTION 'the log is not at % records as this writer holds: refused the batch',
+                 from_size USING ERRCODE = 'P0001';
+         END IF;
+     END $$;
+     ALTER TABLE views ADD COLUMN work bytea, ADD COLUMN expiry bytea;
      CREATE UNIQUE INDEX views_work ON views (work) WHERE work IS NOT NULL;
      CREATE UNIQUE INDEX views_expiry ON views (expiry) WHERE expiry IS NOT NULL;
      DELETE FROM views;

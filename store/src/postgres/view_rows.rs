@@ -25,10 +25,6 @@ pub(super) struct Rows {
 }
 
 impl Rows {
-    pub(super) fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     fn push(&mut self, key: Vec<u8>, value: Vec<u8>, entries: work::Entries) {
         self.keys.push(key);
         self.values.push(value);
@@ -208,14 +204,14 @@ mod tests {
             (made.new.work[0].as_ref(), made.new.expiry[0].as_ref()),
             (Some(&w), Some(&c))
         );
-        assert!(made.set.is_empty() && made.deleted.is_empty());
+        assert!(made.set.keys.is_empty() && made.deleted.is_empty());
 
         let stray = ViewWrites::from([(w, Some(id.0.to_vec()))]);
         assert!(rows(stray, &Created::new(), 8).is_err());
         // A deleted entry goes with its meta's row: nothing to write for it alone.
         let gone = ViewWrites::from([(c, None)]);
         let made = rows(gone, &Created::new(), 8).unwrap();
-        assert!(made.new.is_empty() && made.set.is_empty() && made.deleted.is_empty());
+        assert!(made.new.keys.is_empty() && made.set.keys.is_empty() && made.deleted.is_empty());
     }
 
     #[test]

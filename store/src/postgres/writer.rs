@@ -15,8 +15,10 @@
 //! acknowledged, goes with it, and another broker takes the lease.
 //!
 //! Round trips are what a batch costs here, not the disk: every statement is prepared once per
-//! connection, and a batch's statements are sent together (tokio-postgres pipelines queries
-//! polled at once): one round trip to begin and write, one to commit.
+//! connection, and a batch is one statement (`queries::WRITE_BATCH`), a transaction of its own
+//! that commits as it ends: one round trip. Other writes (a stored checkpoint with its tiles)
+//! send `BEGIN` and their statements together (tokio-postgres pipelines queries polled at
+//! once), then `COMMIT`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,15 +73,9 @@ pub(super) struct Conn {
     lock: Statement,
     unlock: Statement,
     head: Statement,
-    pub(super) advance: Statement,
+    pub(super) batch: Statement,
     pub(super) store: Statement,
-    pub(super) bodies: Statement,
-    pub(super) records: Statement,
-    pub(super) views: Statement,
-    pub(super) new_views: Statement,
-    pub(super) unviews: Statement,
     pub(super) tiles: Statement,
-    pub(super) notify: Statement,
 }
 
 impl Conn {
@@ -93,32 +89,13 @@ impl Conn {
                     .map_err(failed("preparing a statement"))
             }
         };
-        let (
-            lock,
-            unlock,
-            head,
-            advance,
-            store,
-            bodies,
-            records,
-            views,
-            new_views,
-            unviews,
-            tiles,
-            notify,
-        ) = tokio::try_join!(
+        let (lock, unlock, head, batch, store, tiles) = tokio::try_join!(
             p(queries::TAKE_LEASE),
             p(queries::GIVE_UP_LEASE),
             p(queries::SELECT_CHECKPOINT),
-            p(queries::ADVANCE_CHECKPOINT),
+            p(queries::WRITE_BATCH),
             p(queries::STORE_CHECKPOINT),
-            p(queries::UPSERT_BODIES),
-            p(queries::INSERT_RECORDS),
-            p(queries::UPSERT_VIEWS),
-            p(queries::INSERT_VIEWS),
-            p(queries::DELETE_VIEWS),
             p(queries::UPSERT_TILES),
-            p(queries::NOTIFY_LOG),
         )?;
         let version: i32 = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
@@ -139,17 +116,20 @@ impl Conn {
             lock,
             unlock,
             head,
-            advance,
+            batch,
             store,
-            bodies,
-            records,
-            views,
-            new_views,
-            unviews,
             tiles,
-            notify,
         })
     }
+}
+
+/// How a write is made one transaction.
+#[derive(Clone, Copy)]
+enum Transaction {
+    /// Several statements, between `BEGIN` and `COMMIT`.
+    Explicit,
+    /// One statement, in its own (it commits as it ends).
+    Implicit,
 }
 
 pub(super) struct Writer {
@@ -286,17 +266,32 @@ impl Writer {
         F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), StorageError>> + Send,
     {
-        self.send(bridge, || (), writes)?;
+        self.send_in(bridge, Transaction::Explicit, || (), writes)?;
         self.settle()
     }
 
-    /// As [`commit`](Self::commit), without waiting for the transaction to end: once the one
-    /// sent before it has committed, it is sent, `committed` is called as soon as it commits
-    /// (on a blocking thread of the engine's runtime), and [`settle`](Self::settle) waits for
-    /// both.
+    /// Sends `write`, one statement and so a transaction of its own (the lease taken first if
+    /// it is not held), without waiting for it to end: once the one sent before it has
+    /// committed, it is sent, `committed` is called as soon as it commits (on a blocking
+    /// thread of the engine's runtime), and [`settle`](Self::settle) waits for both.
     pub(super) fn send<C, F, Fut>(
         &mut self,
         bridge: &Bridge,
+        committed: C,
+        write: F,
+    ) -> Result<(), StorageError>
+    where
+        C: FnOnce() + Send + 'static,
+        F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), StorageError>> + Send,
+    {
+        self.send_in(bridge, Transaction::Implicit, committed, write)
+    }
+
+    fn send_in<C, F, Fut>(
+        &mut self,
+        bridge: &Bridge,
+        transaction: Transaction,
         committed: C,
         writes: F,
     ) -> Result<(), StorageError>
@@ -318,35 +313,39 @@ impl Writer {
             ));
         };
         self.pending = Some(bridge.spawn_for(CALL_TIMEOUT, async move {
-            // In one round trip: BEGIN is sent before the writes (polled first).
-            let written = tokio::try_join!(
-                async {
-                    c.client
-                        .batch_execute("BEGIN")
-                        .await
-                        .map_err(failed("starting a batch"))
-                },
-                writes(c.clone()),
-            );
-            let done = match written {
-                Ok(_) => c
-                    .client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(failed("committing a batch")),
-                Err(e) => Err(e),
-            };
-            match done {
-                // Off the runtime's workers: publishing takes locks whose readers may be
-                // waiting on this runtime (a receipt reading its record under the head).
-                Ok(()) => tokio::task::spawn_blocking(committed)
-                    .await
-                    .map_err(|e| StorageError(format!("publishing a committed batch: {e}"))),
-                Err(e) => {
-                    let _ = c.client.batch_execute("ROLLBACK").await;
-                    Err(e)
+            let done = match transaction {
+                // Its own transaction: committed as it ends, nothing of it kept if it fails.
+                Transaction::Implicit => writes(c.clone()).await,
+                Transaction::Explicit => {
+                    // In one round trip: BEGIN is sent before the writes (polled first).
+                    let written = tokio::try_join!(
+                        async {
+                            c.client
+                                .batch_execute("BEGIN")
+                                .await
+                                .map_err(failed("starting a batch"))
+                        },
+                        writes(c.clone()),
+                    );
+                    match written {
+                        Ok(_) => c
+                            .client
+                            .batch_execute("COMMIT")
+                            .await
+                            .map_err(failed("committing a batch")),
+                        Err(e) => {
+                            let _ = c.client.batch_execute("ROLLBACK").await;
+                            Err(e)
+                        }
+                    }
                 }
-            }
+            };
+            done?;
+            // Off the runtime's workers: publishing takes locks whose readers may be waiting
+            // on this runtime (a receipt reading its record under the head).
+            tokio::task::spawn_blocking(committed)
+                .await
+                .map_err(|e| StorageError(format!("publishing a committed batch: {e}")))
         }));
         Ok(())
     }

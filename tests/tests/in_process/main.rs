@@ -903,3 +903,63 @@ on_memory_and_postgres!(an_export_larger_than_an_answer_is_cut_and_goes_on);
 on_memory_and_postgres!(ages_are_reckoned_on_new_zealand_dates);
 on_memory_and_postgres!(a_proactive_disclosure_reaches_its_recipient_and_cannot_be_answered);
 on_memory_and_postgres!(a_legal_hold_keeps_bodies_past_retention_until_released);
+
+/// The checkpoint guard: a batch from a writer whose idea of the log is stale (as if two
+/// brokers ever held the sequencer lease at once) is refused whole, and names why; nothing of
+/// it stays, and the log stays where the other writer left it.
+#[tokio::test]
+async fn a_batch_from_a_stale_writer_is_refused_whole() {
+    use infoshare_server::store::backend::{Backend, Batch, Created, ViewWrites};
+    use infoshare_server::store::postgres::PostgresEngine;
+    let Some(cluster) = infoshare_tests::pg_cluster::PgCluster::start() else {
+        return;
+    };
+    let settings = cluster.database().await;
+    let (client, connection) = settings
+        .connection()
+        .unwrap()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let keys = tempfile::tempdir().unwrap();
+    let keys_dir = keys.path().to_path_buf();
+    let mut engine = tokio::task::spawn_blocking(move || {
+        let mut engine = PostgresEngine::open(&settings, &keys_dir).unwrap();
+        // The lease, and the log's head as this writer will hold it: empty.
+        engine.begin_batch().unwrap();
+        engine
+    })
+    .await
+    .unwrap();
+    // Another writer moves the log meanwhile.
+    client
+        .execute("UPDATE checkpoint SET size = 1, note = 'another'", &[])
+        .await
+        .unwrap();
+    let refused = tokio::task::spawn_blocking(move || {
+        let key = b"zz".to_vec();
+        engine.commit(Batch {
+            first_index: 1,
+            records: &[b"a record".to_vec()],
+            bodies: &[],
+            views: ViewWrites::from([(key.clone(), Some(b"v".to_vec()))]),
+            created: Created::from([key]),
+            checkpoint: "this writer's note",
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        refused.0.contains("not at 0 records") && refused.0.contains("refused the batch"),
+        "{refused}"
+    );
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM log_records").await, 0);
+    assert_eq!(count("SELECT count(*) FROM views").await, 0);
+    assert_eq!(count("SELECT size FROM checkpoint").await, 1);
+}

@@ -818,6 +818,7 @@ async fn postgres_views_are_folded_again_by_the_migrations() {
              FROM log_records WHERE octet_length(body) > 0; \
              ALTER TABLE log_records DROP COLUMN body; \
              ALTER TABLE views DROP COLUMN work, DROP COLUMN expiry; \
+             DROP FUNCTION infoshare_advanced; \
              DELETE FROM views; DROP TABLE views_rebuild; \
              DELETE FROM infoshare_schema WHERE version >= 2;",
         )
