@@ -179,9 +179,9 @@ async fn print_table_stats(settings: &PgSettings) {
 }
 
 /// PostgreSQL's rate of writing the very rows the ledger wrote on `settings` (records, bodies,
-/// views), `batch` records a transaction with the engine's own statements, into copies of its
-/// tables: what the ledger would reach with no cost of its own. Returns (records/s, rows per
-/// record).
+/// views), `batch` records a transaction, a statement a table between `BEGIN` and `COMMIT` (the
+/// engine writes a batch as one statement, so it can beat this), into copies of its tables.
+/// Returns (records/s, rows per record).
 pub(crate) async fn same_rows_rate(settings: &PgSettings, batch: usize) -> (f64, f64) {
     let config = settings.connection().unwrap();
     let (mut client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
