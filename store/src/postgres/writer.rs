@@ -4,7 +4,7 @@
 //! or with the connection (`kill -9` of the broker included). While it is held no other broker
 //! commits, so a broker that takes it reads the log's head once and then writes batch after
 //! batch without reading it again; each batch is one transaction whose checkpoint guard
-//! (`ADVANCE_CHECKPOINT`) would refuse it even if two brokers ever held the lease at once.
+//! (in `WRITE_BATCH`) would refuse it even if two brokers ever held the lease at once.
 //!
 //! A broker that hangs (stopped, swapping, cut off from the database by the network) while it
 //! holds the lease would keep it for as long as its connection looks alive to PostgreSQL —
