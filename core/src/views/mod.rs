@@ -80,9 +80,17 @@ pub trait KvWrite: KvRead {
     fn delete(&mut self, key: Vec<u8>);
 }
 
+/// Prefix of the exchanges' metas.
+pub const META: &[u8] = b"r";
+
 /// Key of a request's meta.
 pub fn meta_key(id: &RequestId) -> Vec<u8> {
-    [b"r".as_slice(), &id.0].concat()
+    [META, &id.0].concat()
+}
+
+/// Whether `key` is an exchange's meta (see [`meta_key`]).
+pub fn is_meta_key(key: &[u8]) -> bool {
+    key.len() == META.len() + std::mem::size_of::<RequestId>() && key.starts_with(META)
 }
 
 /// Prefix of a request's timeline.

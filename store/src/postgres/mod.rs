@@ -19,9 +19,9 @@
 //! A batch is one statement, and so one transaction (`queries::WRITE_BATCH`): the checkpoint
 //! row moves from `first_index − 1` to the new size (if the log is not where this writer
 //! thinks it is, no row moves and the statement refuses itself), with the bodies, records,
-//! view writes and the tiles the batch completed. PostgreSQL's commit
-//! makes it durable and visible at once, so there is nothing to replay or cut at start: readers
-//! see a batch whole or not at all, and the stored checkpoint always covers exactly the records.
+//! view writes and the tiles the batch completed. PostgreSQL's commit makes it durable and
+//! visible at once, so there is nothing to replay or cut at start: readers see a batch whole or
+//! not at all, and the stored checkpoint always covers exactly the records.
 //!
 //! Several brokers on one log: each batch's transaction first takes the sequencer lock (see
 //! `writer`), so batches of every broker follow one another; a broker that takes it folds in

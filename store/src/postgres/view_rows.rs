@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use super::PgReader;
 use crate::backend::{Created, Reader, StorageError, ViewWrites, prefix_end};
 use crate::postings;
-use crate::views::{RequestMeta, ViewError, work};
+use crate::views::{RequestMeta, ViewError, is_meta_key, work};
 
 /// Rows of the views table, as the arrays a statement takes: keys, values, and for an
 /// exchange's meta the work and expiry entries it implies.
@@ -61,11 +61,6 @@ pub(super) fn get_query(key: &[u8]) -> &'static str {
     }
 }
 
-/// Whether `key` is an exchange's meta.
-fn is_meta_key(key: &[u8]) -> bool {
-    key.len() == 17 && key[0] == b'r'
-}
-
 /// The rows `writes` make (`created` the keys among them no earlier transaction wrote), over
 /// views that hold the posting lists' entries of records up to `applied` (each new entry
 /// must be above it, so each chunk's key is new too).
@@ -76,7 +71,7 @@ pub(super) fn rows(
 ) -> Result<ViewRows, StorageError> {
     let mut rows = ViewRows::default();
     let mut entries = Vec::new();
-    let mut work_entries = Vec::new();
+    let mut entries_written = Vec::new();
     let mut implied = HashSet::new();
     for (key, value) in writes {
         match value {
@@ -87,7 +82,7 @@ pub(super) fn rows(
                 ));
             }
             // Moved with its meta's row (its deletion too: the meta no longer implies it).
-            Some(_) if is_entry_key(&key) => work_entries.push(key),
+            Some(_) if is_entry_key(&key) => entries_written.push(key),
             None if is_entry_key(&key) => {}
             Some(v) => {
                 let implies = match is_meta_key(&key) {
@@ -107,7 +102,7 @@ pub(super) fn rows(
         }
     }
     // The columns hold what the metas imply; the views' own entries must agree.
-    if work_entries.iter().any(|k| !implied.contains(k)) {
+    if entries_written.iter().any(|k| !implied.contains(k)) {
         return Err(StorageError::new(
             "a work or expiry entry written that no meta written with it implies",
         ));
