@@ -58,6 +58,10 @@ impl From<ViewError> for StorageError {
 /// View writes, in key order: a value to set, or `None` to delete the key.
 pub type ViewWrites = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Posting list entries a batch adds (see [`crate::views::KvWrite::post`]): `(prefix, index)`,
+/// in log order.
+pub type Posted = Vec<(Vec<u8>, u64)>;
+
 /// Keys a batch's view writes set for the first time (see [`crate::views::KvWrite::create`]).
 pub type Created = std::collections::HashSet<Vec<u8>>;
 
@@ -76,6 +80,9 @@ pub struct Batch<'a> {
     pub bodies: &'a [BodyEntry],
     /// The view writes the records fold into (key → value, or a deletion).
     pub views: ViewWrites,
+    /// The posting list entries they add, apart from `views` (an engine that keeps them as keys
+    /// of their own takes them with [`crate::postings::keys`]).
+    pub postings: Posted,
     /// The keys of `views` no earlier batch wrote, if the engine asked for them
     /// ([`Backend::wants_created`]); empty otherwise.
     pub created: Created,

@@ -115,12 +115,13 @@ pub fn copy(from: &dyn Reader, to: &mut dyn Backend, keys_dir: &Path) -> Result<
         } else {
             keys.signer().sign(&checkpoint)
         };
-        let (views, created) = overlay.into_parts();
+        let (views, postings, created) = overlay.into_parts();
         to.commit(Batch {
             first_index: first,
             records: &raws,
             bodies: &carried,
             views,
+            postings,
             created,
             checkpoint: &signed,
         })

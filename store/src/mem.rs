@@ -58,7 +58,11 @@ impl Backend for MemEngine {
             state.bodies.insert((b.kind, b.request_id), Some(b.clone()));
         }
         state.records.extend(batch.records.iter().cloned());
-        for (key, value) in batch.views {
+        for (key, value) in batch
+            .views
+            .into_iter()
+            .chain(crate::postings::keys(batch.postings))
+        {
             match value {
                 Some(v) => state.views.insert(key, v),
                 None => state.views.remove(&key),
@@ -162,6 +166,7 @@ mod tests {
             records,
             bodies: &[],
             views: ViewWrites::from([(key.to_vec(), Some(b"v".to_vec()))]),
+            postings: Vec::new(),
             created: Created::from([key.to_vec()]),
             checkpoint: "note",
         }

@@ -7,13 +7,15 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::backend::{Created, ViewWrites};
+use crate::backend::{Created, Posted, ViewWrites};
 use crate::views::{KvRead, KvWrite, ViewError};
 
 /// View writes pending over `base`.
 pub struct Overlay<'a> {
     base: &'a dyn KvRead,
     pending: ViewWrites,
+    /// Posting list entries, apart from `pending` (see `KvWrite::post`).
+    posted: Posted,
     read: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
     /// The keys set by `create`, when asked for (`noting_created`).
     created: Option<Created>,
@@ -25,6 +27,7 @@ impl<'a> Overlay<'a> {
         Self {
             base,
             pending: ViewWrites::new(),
+            posted: Posted::new(),
             read: RefCell::default(),
             created: None,
         }
@@ -37,14 +40,14 @@ impl<'a> Overlay<'a> {
         self
     }
 
-    /// Number of pending writes.
+    /// Number of pending writes, posting list entries included.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.posted.len()
     }
 
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.len() == 0
     }
 
     /// Reads `keys` from the base at once (those not read or written yet), so that what is
@@ -67,14 +70,31 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    /// The pending writes (a deletion as `None`), for the engine to commit.
+    /// The pending writes (a deletion as `None`), posting list entries as keys of their own,
+    /// for the engine to commit.
     pub fn into_writes(self) -> ViewWrites {
-        self.pending
+        let mut writes = self.pending;
+        writes.extend(crate::postings::keys(self.posted));
+        writes
     }
 
-    /// The pending writes and the keys among them set by `create` (empty unless noted).
-    pub fn into_parts(self) -> (ViewWrites, Created) {
-        (self.pending, self.created.unwrap_or_default())
+    /// The pending writes, the posting list entries apart, and the keys among the writes set by
+    /// `create` (empty unless noted).
+    pub fn into_parts(self) -> (ViewWrites, Posted, Created) {
+        (self.pending, self.posted, self.created.unwrap_or_default())
+    }
+}
+
+impl Overlay<'_> {
+    /// Whether `key` is a posting list entry posted here (entries are read by key rarely, if
+    /// ever, while a batch is folded: a search of the batch's few hundred will do).
+    fn is_posted(&self, key: &[u8]) -> bool {
+        let Ok((prefix, index)) = crate::postings::split(key) else {
+            return false;
+        };
+        self.posted
+            .iter()
+            .any(|(p, i)| *i == index && p.as_slice() == prefix)
     }
 }
 
@@ -85,6 +105,9 @@ impl KvRead for Overlay<'_> {
         }
         if let Some(v) = self.read.borrow().get(key) {
             return Ok(v.clone());
+        }
+        if crate::postings::is_index_key(key) && self.is_posted(key) {
+            return Ok(Some(Vec::new()));
         }
         let v = self.base.get(key)?;
         self.read.borrow_mut().insert(key.to_vec(), v.clone());
@@ -101,10 +124,50 @@ impl KvWrite for Overlay<'_> {
         self.pending.insert(key, None);
     }
 
+    fn post(&mut self, prefix: Vec<u8>, index: u64) {
+        self.posted.push((prefix, index));
+    }
+
     fn create(&mut self, key: Vec<u8>, value: Vec<u8>) {
         if let Some(created) = &mut self.created {
             created.insert(key.clone());
         }
         self.pending.insert(key, Some(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+
+    /// Posting list entries are kept apart from the other writes, each once, and read back by
+    /// key; handed over as writes, they are keys of their own.
+    #[test]
+    fn posted_entries_are_kept_apart_and_read_back() {
+        let reader = crate::mem::MemEngine::new().reader();
+        let mut ov = Overlay::new(&*reader);
+        let entry = |prefix: &[u8], index: u64| [prefix, &index.to_be_bytes()].concat();
+        ov.put(b"r-meta".to_vec(), b"v".to_vec());
+        ov.post(b"xa police\0".to_vec(), 7);
+        ov.post(b"xs\x01".to_vec(), 7);
+        assert_eq!(ov.len(), 3);
+        assert_eq!(ov.get(&entry(b"xa police\0", 7)).unwrap(), Some(Vec::new()));
+        assert_eq!(ov.get(&entry(b"xa police\0", 6)).unwrap(), None);
+        assert_eq!(ov.get(&entry(b"xa polic", 7)).unwrap(), None);
+        let writes = ov.into_writes();
+        assert_eq!(
+            writes.keys().cloned().collect::<Vec<_>>(),
+            [
+                b"r-meta".to_vec(),
+                entry(b"xa police\0", 7),
+                entry(b"xs\x01", 7)
+            ]
+        );
+        assert!(
+            writes
+                .iter()
+                .all(|(k, v)| k.as_slice() == b"r-meta" || v.as_deref() == Some(&[][..]))
+        );
     }
 }

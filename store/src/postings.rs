@@ -1,12 +1,13 @@
-//! The audit indexes as posting lists. The views fold writes one empty-valued key per entry
-//! (`x… ‖ index:u64be`, see `views`); a record adds five to seven of them, each one more B-tree
-//! insert for the view store. Here the entries one transaction adds under one prefix become one
+//! The audit indexes, inboxes and outboxes as posting lists. The views post each entry
+//! (`views::KvWrite::post`: prefix and index; as a key of its own, `x… ‖ index:u64be` with an
+//! empty value); a record adds five to nine of them, each one more B-tree insert for the view
+//! store if stored so. Here the entries one transaction adds under one prefix become one
 //! value: key `prefix ‖ last index:u64be`, value the indexes ascending, delta-encoded (LEB128).
 //! A chunk's key sorts by its last index, so a range scan from `prefix ‖ n` starts at the first
 //! chunk that can hold an index ≥ n.
 //!
 //! Chunks of one prefix are disjoint and ascending: the log is folded in order, once, so a
-//! transaction only adds indexes above the last record already folded in; [`add`] refuses
+//! transaction only adds indexes above the last record already folded in; [`group`] refuses
 //! anything else rather than leave a chunk that readers would misplace.
 //!
 //! Both durable engines keep them so: the embedded one in redb (`embedded::postings`), the
@@ -46,6 +47,13 @@ pub(crate) fn split(key: &[u8]) -> Result<(&[u8], u64), ViewError> {
 
 pub(crate) fn chunk_key(prefix: &[u8], last: u64) -> Vec<u8> {
     [prefix, &last.to_be_bytes()].concat()
+}
+
+/// Posting list entries as the view writes of keys of their own (`prefix ‖ index`, empty).
+pub fn keys(posted: crate::backend::Posted) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
+    posted
+        .into_iter()
+        .map(|(prefix, index)| (chunk_key(&prefix, index), Some(Vec::new())))
 }
 
 fn encode(indexes: &[u64]) -> Vec<u8> {
@@ -122,6 +130,47 @@ pub(crate) fn group(
         }
     }
     Ok(by_prefix)
+}
+
+/// Adds `index` to `prefix`'s list (kept ascending and distinct); whether it was not there.
+/// Entries come in log order, so it is almost always a push.
+pub(crate) fn insert(groups: &mut Groups, prefix: Vec<u8>, index: u64) -> bool {
+    let list = groups.entry(prefix).or_default();
+    match list.last() {
+        Some(&last) if last >= index => match list.binary_search(&index) {
+            Ok(_) => false,
+            Err(at) => {
+                list.insert(at, index);
+                true
+            }
+        },
+        _ => {
+            list.push(index);
+            true
+        }
+    }
+}
+
+/// Adds the lists of `more` to `groups`, every entry above `applied` (see [`group`]).
+pub(crate) fn merge(groups: &mut Groups, more: &Groups, applied: u64) -> Result<(), ViewError> {
+    for (prefix, indexes) in more {
+        if indexes.first().is_some_and(|first| *first <= applied) {
+            return Err(bad(
+                "an entry for a record already folded in (the log folded twice?)",
+            ));
+        }
+        match groups.get_mut(prefix) {
+            None => {
+                groups.insert(prefix.clone(), indexes.clone());
+            }
+            Some(list) => {
+                list.extend_from_slice(indexes);
+                list.sort_unstable();
+                list.dedup();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The chunks (key, value) that store one prefix's `indexes` (ascending): one per [`CHUNK`].

@@ -95,6 +95,13 @@ pub(crate) struct Shared {
 
 type ChangeJob = (Change, oneshot::Sender<Result<Decided, BrokerError>>);
 
+/// What a batch's records fold into (see `Batch`).
+struct Writes {
+    views: crate::backend::ViewWrites,
+    postings: crate::backend::Posted,
+    created: crate::backend::Created,
+}
+
 pub(crate) struct Sequencer {
     engine: Box<dyn Backend>,
     reader: Arc<dyn Reader>,
@@ -575,7 +582,7 @@ impl Sequencer {
             }
             return;
         }
-        let (views, created) = ov.into_parts();
+        let (views, postings, created) = ov.into_parts();
         span.record("records", raws.len());
         span.record("bodies", bodies.len());
         let register = register_changed.then(|| Arc::new(self.register.clone()));
@@ -593,7 +600,12 @@ impl Sequencer {
         };
         let publish = self.publish.clone();
         let on_durable = move |checkpoint, note| publish.on_durable(durable(checkpoint, note));
-        match self.submit(first_index, &raws, &bodies, views, created, on_durable) {
+        let writes = Writes {
+            views,
+            postings,
+            created,
+        };
+        match self.submit(first_index, &raws, &bodies, writes, on_durable) {
             // Whatever was in flight is durable: the engine took this batch only after it.
             Ok(views) => {
                 self.in_flight = views.map(|views| InFlight {
@@ -630,8 +642,7 @@ impl Sequencer {
         first_index: u64,
         raws: &[Vec<u8>],
         bodies: &[BodyEntry],
-        views: crate::backend::ViewWrites,
-        created: crate::backend::Created,
+        writes: Writes,
         on_durable: impl FnOnce(Checkpoint, Arc<str>) -> OnDurable,
     ) -> Result<Option<crate::backend::ViewWrites>, String> {
         // The leaves go into the tree first; receipts and proofs are bounded by the checkpoint's
@@ -650,8 +661,17 @@ impl Sequencer {
             let note: Arc<str> = self.keys.signer().sign(&checkpoint).into();
             (checkpoint, note)
         };
+        let Writes {
+            views,
+            postings,
+            created,
+        } = writes;
         // Kept for the next batch only by an engine that may leave this one pending.
-        let kept = self.engine.writes_behind().then(|| views.clone());
+        let kept = self.engine.writes_behind().then(|| {
+            let mut kept = views.clone();
+            kept.extend(crate::postings::keys(postings.clone()));
+            kept
+        });
         self.engine
             .submit(
                 Batch {
@@ -659,6 +679,7 @@ impl Sequencer {
                     records: raws,
                     bodies,
                     views,
+                    postings,
                     created,
                     checkpoint: &note,
                 },

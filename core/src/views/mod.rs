@@ -78,6 +78,18 @@ pub trait KvWrite: KvRead {
     }
     /// Removes `key` (a key that is not there is no error).
     fn delete(&mut self, key: Vec<u8>);
+    /// Adds the folding record's `index` to the posting list under `prefix` (an audit index,
+    /// an inbox, an outbox: keys under `x`). Posting lists only grow, in log order: an entry
+    /// is never deleted, every entry is above those of the records folded before it, and a
+    /// record posted twice under one prefix is one entry. Its
+    /// key is `prefix ‖ index:u64be` with an empty value; a store MAY keep the entries apart
+    /// from its other writes (the embedded engine does: they are half of a record's keys).
+    fn post(&mut self, prefix: Vec<u8>, index: u64) {
+        self.put(
+            [prefix.as_slice(), &index.to_be_bytes()].concat(),
+            Vec::new(),
+        );
+    }
 }
 
 /// Prefix of the exchanges' metas.
@@ -193,8 +205,7 @@ pub mod audit_index {
 /// Adds a record to the audit indexes.
 fn index_for_audit(kv: &mut impl KvWrite, index: u64, record: &Record) {
     use audit_index as x;
-    let at = index.to_be_bytes();
-    let mut put = |prefix: Vec<u8>| kv.put([prefix.as_slice(), &at].concat(), Vec::new());
+    let mut put = |prefix: Vec<u8>| kv.post(prefix, index);
     put(x::event(record.event.code()));
     put(x::agency(&record.actor.id));
     if let Some(o) = record.event.opening() {
@@ -359,7 +370,7 @@ fn follow_up(
     let mut meta = before.clone();
     // Inbox items are postings: what they say is read from the record, and whether they are
     // acknowledged from the meta written below (`inbox_entry`).
-    let item = |to: &str| inbox_key(to, index);
+    let item = |to: &str| inbox_prefix(to);
     match &record.event {
         Event::DisclosureAcknowledged { .. } | Event::UpdateAcknowledged { .. } => {
             meta.request_ack_idx = index;
@@ -376,7 +387,7 @@ fn follow_up(
             meta.status = RequestStatus::Responded;
             meta.not_held = r.ground == Some(DeclineGround::NotHeld);
             meta.referral = r.referral.clone();
-            kv.put(item(&r.requester), Vec::new());
+            kv.post(item(&r.requester), index);
         }
         Event::ResponseAcknowledged { .. } => {
             meta.response_ack_idx = index;
@@ -384,10 +395,10 @@ fn follow_up(
         }
         Event::RequestOverdue { .. } => {
             meta.overdue_idx = index;
-            kv.put(item(&meta.requester), Vec::new());
+            kv.post(item(&meta.requester), index);
             if meta.recipient != meta.requester {
                 // One item if an agency ever asked itself.
-                kv.put(item(&meta.recipient), Vec::new());
+                kv.post(item(&meta.recipient), index);
             }
         }
         Event::RequestWithdrawn(_) | Event::RequestExpired { .. } => {
@@ -395,7 +406,7 @@ fn follow_up(
                 Event::RequestWithdrawn(_) => (RequestStatus::Withdrawn, &meta.recipient),
                 _ => (RequestStatus::Expired, &meta.requester),
             };
-            kv.put(item(to), Vec::new());
+            kv.post(item(to), index);
             meta.status = status;
             meta.closed_idx = index;
         }
@@ -468,12 +479,12 @@ fn opened(kv: &mut impl KvWrite, index: u64, record: &Record) {
     }
     work::follow(kv, &o.request_id, None, &meta);
     kv.create(meta_key(&o.request_id), meta.encode());
-    kv.put(inbox_key(o.recipient, index), Vec::new());
+    kv.post(inbox_prefix(o.recipient), index);
     let mut w = Writer::new();
     w.fixed(&o.request_id.0).u64(index);
     // New: an opening is appended only when no exchange holds its key (`exchange::replay_of`).
     kv.create(idempotency_key(sender, o.idempotency), w.finish());
-    kv.put(work::outbox_key(sender, index), Vec::new());
+    kv.post(work::outbox_prefix(sender), index);
 }
 
 fn existing(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<RequestMeta, ViewError> {

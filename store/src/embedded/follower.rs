@@ -9,6 +9,7 @@
 //! always say exactly what it holds), writes the frozen map into the store in one transaction,
 //! and drops it. Readers look in `active`, then the frozen map, then the store; nothing is
 //! copied on the way (a batch's writes move into `active`, the frozen map is read in place).
+//! A batch's posting list entries are pending beside its writes, as lists by prefix (`Posted`).
 //! Pending writes are bounded: the writer waits while more than [`MAX_PENDING`] are queued.
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use super::postings;
 use super::view_store::ViewStore;
 use crate::backend::VisitEntry;
+use crate::postings::Groups;
 use crate::views::ViewError;
 
 /// View writes queued for the follower, at most (about 20 MiB of keys and values).
@@ -37,14 +39,59 @@ const ROUND_ENOUGH: usize = 1024;
 /// view writes as the writer built them.
 type Writes = crate::backend::ViewWrites;
 
+/// Posting list entries pending, kept apart from the writes as lists by prefix (a record's
+/// five to nine entries were half of the keys of the writes, each one more key to order,
+/// merge and fold).
+#[derive(Default)]
+struct Posted {
+    lists: Groups,
+    entries: usize,
+}
+
+impl Posted {
+    fn add(&mut self, posted: crate::backend::Posted) {
+        for (prefix, index) in posted {
+            self.entries += usize::from(crate::postings::insert(&mut self.lists, prefix, index));
+        }
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        crate::postings::split(key).is_ok_and(|(prefix, index)| {
+            self.lists
+                .get(prefix)
+                .is_some_and(|list| list.binary_search(&index).is_ok())
+        })
+    }
+
+    /// Up to `limit` of `prefix`'s entries from `from` on.
+    fn from(&self, prefix: &[u8], from: u64, limit: usize) -> impl Iterator<Item = u64> + '_ {
+        let list = self.lists.get(prefix).map_or(&[][..], Vec::as_slice);
+        let at = list.partition_point(|i| *i < from);
+        list[at..].iter().take(limit).copied()
+    }
+}
+
+/// A generation: writes and posting list entries.
+#[derive(Default)]
+struct Round {
+    writes: Writes,
+    posted: Posted,
+}
+
+impl Round {
+    fn len(&self) -> usize {
+        self.writes.len() + self.posted.entries
+    }
+}
+
 /// The two generations; a key in `active` is newer than the same key in `folding`.
 #[derive(Default)]
 struct Generations {
-    active: Writes,
+    active: Round,
     /// The (log, bodies) marks of the last batch in `active`.
     active_marks: (u64, u64),
     /// What the follower is writing into the store now.
-    folding: Arc<Writes>,
+    folding: Arc<Round>,
 }
 
 /// Writes acknowledged but not yet in the view store.
@@ -69,25 +116,38 @@ impl Pending {
     /// A pending write of `key`, if it has one (`Some(None)`: a pending deletion).
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
         let maps = self.read();
+        if postings::is_index_key(key)
+            && (maps.active.posted.contains(key) || maps.folding.posted.contains(key))
+        {
+            return Some(Some(Vec::new()));
+        }
         maps.active
+            .writes
             .get(key)
-            .or_else(|| maps.folding.get(key))
+            .or_else(|| maps.folding.writes.get(key))
             .cloned()
     }
 
-    /// Makes a batch's writes visible, all at once, with the marks the view store carries once
-    /// they are in it.
-    pub(super) fn insert(&self, mut writes: Writes, marks: (u64, u64)) {
+    /// Makes a batch's writes and posting list entries visible, all at once, with the marks
+    /// the view store carries once they are in it.
+    pub(super) fn insert(
+        &self,
+        mut writes: Writes,
+        posted: crate::backend::Posted,
+        marks: (u64, u64),
+    ) {
         let mut maps = self.write();
+        maps.active.posted.add(posted);
+        let active = &mut maps.active.writes;
         // A merge of two sorted maps builds one tree of both (and takes the batch's map as it
         // is when nothing is pending): worth it while the batch is not much smaller than what
         // is pending (inserting key by key was 6% of the ledger alone's samples, a fifth of
         // them comparing keys), not once the pending writes are many batches' (each batch
         // would rebuild them all). The batch's value wins either way.
-        if maps.active.len() <= MERGE_WHOLE * writes.len() {
-            maps.active.append(&mut writes);
+        if active.len() <= MERGE_WHOLE * writes.len() {
+            active.append(&mut writes);
         } else {
-            maps.active.extend(writes);
+            active.extend(writes);
         }
         maps.active_marks = marks;
     }
@@ -123,9 +183,9 @@ impl Pending {
     }
 
     /// The follower's next round: the active writes, frozen, with their marks (none if empty).
-    fn freeze(&self) -> Option<(Arc<Writes>, (u64, u64))> {
+    fn freeze(&self) -> Option<(Arc<Round>, (u64, u64))> {
         let mut maps = self.write();
-        if maps.active.is_empty() {
+        if maps.active.len() == 0 {
             return None;
         }
         let frozen = Arc::new(std::mem::take(&mut maps.active));
@@ -146,17 +206,10 @@ impl Pending {
 
     /// Up to `limit` pending audit index entries under `prefix` from index `from` on, ascending.
     pub(super) fn indexed(&self, prefix: &[u8], from: u64, limit: usize) -> Vec<u64> {
-        let start = [prefix, &from.to_be_bytes()].concat();
-        let end = [prefix, &u64::MAX.to_be_bytes()].concat();
         let maps = self.read();
         let found: Vec<u64> = [&maps.active, &*maps.folding]
             .into_iter()
-            .flat_map(|m| {
-                m.range(start.clone()..=end.clone())
-                    .filter_map(|(k, _)| k.get(prefix.len()..)?.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .take(limit)
-            })
+            .flat_map(|round| round.posted.from(prefix, from, limit))
             .collect();
         crate::postings::first(found, limit)
     }
@@ -181,8 +234,8 @@ impl Pending {
             let maps = self.read();
             let range = || from.to_vec()..to.to_vec();
             let mut merged: BTreeMap<&Vec<u8>, &Option<Vec<u8>>> =
-                maps.folding.range(range()).collect();
-            merged.extend(maps.active.range(range()));
+                maps.folding.writes.range(range()).collect();
+            merged.extend(maps.active.writes.range(range()));
             merged
                 .into_iter()
                 .filter(|(k, _)| !postings::is_index_key(k))
@@ -231,9 +284,12 @@ pub(super) fn run(
 ) {
     loop {
         let open = wake.recv().is_ok() && gather(&wake, &pending, ROUND_GATHER);
-        if let Some((writes, marks)) = pending.freeze() {
-            let entries = writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
-            if let Err(e) = store.views.apply(entries, marks) {
+        if let Some((round, marks)) = pending.freeze() {
+            let entries = round
+                .writes
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()));
+            if let Err(e) = store.views.fold(entries, &round.posted.lists, marks) {
                 tracing::error!(error = %e, "the view store failed; writes are refused until restart");
                 pending.fail(format!("view store: {e}"));
                 return;
@@ -320,8 +376,12 @@ mod tests {
             .apply([kv("a", "1"), kv("c", "3"), kv("e", "5")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(Writes::from_iter([kv("b", "2"), kv("c", "33")]), (4, 0));
-        pending.insert(Writes::from_iter([kv("f", "6")]), (5, 0));
+        pending.insert(
+            Writes::from_iter([kv("b", "2"), kv("c", "33")]),
+            Vec::new(),
+            (4, 0),
+        );
+        pending.insert(Writes::from_iter([kv("f", "6")]), Vec::new(), (5, 0));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b2 c33 e5 f6");
         assert_eq!(scan(&pending, &store, "a", "l", 3), "a1 b2 c33");
         assert_eq!(scan(&pending, &store, "b", "e", 100), "b2 c33");
@@ -329,11 +389,15 @@ mod tests {
         assert_eq!(pending.get(b"c"), Some(Some(b"33".to_vec())));
         assert_eq!(pending.get(b"a"), None);
         // A later batch's write of a key an earlier pending batch wrote takes its place.
-        pending.insert(Writes::from_iter([kv("b", "222"), gone("f")]), (6, 0));
+        pending.insert(
+            Writes::from_iter([kv("b", "222"), gone("f")]),
+            Vec::new(),
+            (6, 0),
+        );
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b222 c33 e5");
         let (round, marks) = pending.freeze().unwrap();
         assert_eq!((round.len(), marks), (3, (6, 0)));
-        assert_eq!(round.get(b"f".as_slice()), Some(&None));
+        assert_eq!(round.writes.get(b"f".as_slice()), Some(&None));
     }
 
     /// A later batch's value wins whether it is merged whole into the pending writes or, once
@@ -344,17 +408,25 @@ mod tests {
         let many: Writes = (0..MERGE_WHOLE * 4)
             .map(|i| kv(&format!("k{i:03}"), "old"))
             .collect();
-        pending.insert(many, (1, 0));
+        pending.insert(many, Vec::new(), (1, 0));
         // Far smaller than what is pending: inserted key by key.
-        pending.insert(Writes::from_iter([kv("k001", "new"), gone("k002")]), (2, 0));
+        pending.insert(
+            Writes::from_iter([kv("k001", "new"), gone("k002")]),
+            Vec::new(),
+            (2, 0),
+        );
         assert_eq!(pending.get(b"k001"), Some(Some(b"new".to_vec())));
         assert_eq!(pending.get(b"k002"), Some(None));
         // As large as what is pending: merged whole.
         let as_many: Writes = (0..MERGE_WHOLE * 4)
             .map(|i| kv(&format!("k{i:03}"), if i == 3 { "newer" } else { "old" }))
             .collect();
-        pending.insert(as_many, (3, 0));
-        pending.insert(Writes::from_iter([kv("k004", "newest")]), (4, 0));
+        pending.insert(as_many, Vec::new(), (3, 0));
+        pending.insert(
+            Writes::from_iter([kv("k004", "newest")]),
+            Vec::new(),
+            (4, 0),
+        );
         assert_eq!(pending.get(b"k001"), Some(Some(b"old".to_vec())));
         assert_eq!(pending.get(b"k002"), Some(Some(b"old".to_vec())));
         assert_eq!(pending.get(b"k003"), Some(Some(b"newer".to_vec())));
@@ -370,13 +442,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
         let pending = Pending::default();
-        pending.insert(Writes::from_iter([kv("a", "1"), kv("b", "2")]), (2, 0));
+        pending.insert(
+            Writes::from_iter([kv("a", "1"), kv("b", "2")]),
+            Vec::new(),
+            (2, 0),
+        );
         let (round, marks) = pending.freeze().unwrap();
         assert_eq!((round.len(), marks), (2, (2, 0)));
-        pending.insert(Writes::from_iter([kv("b", "22"), kv("c", "3")]), (3, 0));
+        pending.insert(
+            Writes::from_iter([kv("b", "22"), kv("c", "3")]),
+            Vec::new(),
+            (3, 0),
+        );
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
         store
-            .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
+            .apply(round.writes.iter().map(|(k, v)| (k, v.as_deref())), marks)
             .unwrap();
         pending.folded();
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22 c3");
@@ -395,7 +475,7 @@ mod tests {
         let short = std::time::Duration::from_millis(20);
         let (tx, rx) = mpsc::channel();
         let pending = Pending::default();
-        pending.insert(Writes::from_iter([kv("a", "1")]), (1, 0));
+        pending.insert(Writes::from_iter([kv("a", "1")]), Vec::new(), (1, 0));
         let t = std::time::Instant::now();
         tx.send(()).unwrap();
         assert!(gather(&rx, &pending, short));
@@ -406,17 +486,54 @@ mod tests {
         let many: Writes = (0..ROUND_ENOUGH)
             .map(|i| kv(&format!("k{i:06}"), "v"))
             .collect();
-        pending.insert(many, (2, 0));
+        pending.insert(many, Vec::new(), (2, 0));
         let t = std::time::Instant::now();
         assert!(gather(&rx, &pending, LONG));
         assert!(t.elapsed() < LONG / 2, "{:?}", t.elapsed());
 
         let small = Pending::default();
-        small.insert(Writes::from_iter([kv("a", "1")]), (1, 0));
+        small.insert(Writes::from_iter([kv("a", "1")]), Vec::new(), (1, 0));
         drop(tx);
         let t = std::time::Instant::now();
         assert!(!gather(&rx, &small, LONG));
         assert!(t.elapsed() < LONG / 2, "{:?}", t.elapsed());
+    }
+
+    /// Posting list entries are pending apart from the writes: read by `indexed` and `get`
+    /// from either generation, an entry posted twice is one, one posted out of order takes its
+    /// place; once folded the store answers for them, and folding them again is refused.
+    #[test]
+    fn posted_entries_read_while_pending_and_once_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
+        let pending = Pending::default();
+        let (p, q) = (b"xa police\0".to_vec(), b"xs\x07".to_vec());
+        let key = |prefix: &[u8], index: u64| [prefix, &index.to_be_bytes()].concat();
+        let first = vec![(p.clone(), 1), (q.clone(), 1), (p.clone(), 1)];
+        pending.insert(Writes::from_iter([kv("r1", "m")]), first, (1, 0));
+        pending.insert(Writes::new(), vec![(p.clone(), 3), (p.clone(), 2)], (3, 0));
+        assert_eq!(pending.len(), 5);
+        assert_eq!(pending.indexed(&p, 0, 10), vec![1, 2, 3]);
+        assert_eq!(pending.indexed(&p, 2, 1), vec![2]);
+        assert_eq!(pending.get(&key(&p, 2)), Some(Some(Vec::new())));
+        assert_eq!(pending.get(&key(&q, 2)), None);
+        assert_eq!(
+            scan(&pending, &store, "r", "z", 100),
+            "r1m",
+            "scans leave them out"
+        );
+        let (round, marks) = pending.freeze().unwrap();
+        pending.insert(Writes::new(), vec![(p.clone(), 4)], (4, 0));
+        assert_eq!(pending.indexed(&p, 0, 10), vec![1, 2, 3, 4]);
+        let writes = || round.writes.iter().map(|(k, v)| (k, v.as_deref()));
+        store.fold(writes(), &round.posted.lists, marks).unwrap();
+        pending.folded();
+        assert_eq!(pending.indexed(&p, 0, 10), vec![4]);
+        assert_eq!(store.indexed(&p, 0, 10).unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.indexed(&q, 0, 10).unwrap(), vec![1]);
+        let again = store.fold(writes(), &round.posted.lists, (5, 0));
+        assert!(again.is_err(), "entries at or below the mark folded again");
+        assert_eq!(store.marks().unwrap(), (3, 0));
     }
 
     /// A pending deletion hides the stored value from reads and scans until the follower
@@ -429,18 +546,22 @@ mod tests {
             .apply([kv("a", "1"), kv("b", "2"), kv("c", "3")], (3, 0))
             .unwrap();
         let pending = Pending::default();
-        pending.insert(Writes::from_iter([gone("b")]), (4, 0));
+        pending.insert(Writes::from_iter([gone("b")]), Vec::new(), (4, 0));
         assert_eq!(pending.get(b"b"), Some(None));
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
         assert_eq!(scan(&pending, &store, "b", "c", 100), "");
         let (round, marks) = pending.freeze().unwrap();
         store
-            .apply(round.iter().map(|(k, v)| (k, v.as_deref())), marks)
+            .apply(round.writes.iter().map(|(k, v)| (k, v.as_deref())), marks)
             .unwrap();
         pending.folded();
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 c3");
         assert_eq!(crate::views::KvRead::get(&store, b"b").unwrap(), None);
-        pending.insert(Writes::from_iter([gone("c"), kv("b", "22")]), (5, 0));
+        pending.insert(
+            Writes::from_iter([gone("c"), kv("b", "22")]),
+            Vec::new(),
+            (5, 0),
+        );
         assert_eq!(scan(&pending, &store, "a", "l", 100), "a1 b22");
     }
 }

@@ -272,7 +272,7 @@ impl Backend for EmbeddedEngine {
         let marks = (self.log.next_index() - 1, self.bodies.next_index() - 1);
         let mut writes = batch.views;
         writes.extend(locations.map(|(k, v)| (k, Some(v))));
-        self.reader.pending.insert(writes, marks);
+        self.reader.pending.insert(writes, batch.postings, marks);
         self.follower
             .wake
             .as_ref()

@@ -273,6 +273,17 @@ impl ViewStore {
         writes: impl IntoIterator<Item = (K, Option<V>)>,
         marks: (u64, u64),
     ) -> Result<(), ViewError> {
+        self.fold(writes, &Groups::new(), marks)
+    }
+
+    /// [`Self::apply`], with posting list entries `posted` beside the writes (each list's
+    /// entries above those of the records applied before).
+    pub(super) fn fold<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        writes: impl IntoIterator<Item = (K, Option<V>)>,
+        posted: &Groups,
+        marks: (u64, u64),
+    ) -> Result<(), ViewError> {
         let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
         let due = durable.0.elapsed() >= self.durable_after || marks.0 >= durable.1 + DURABLE_EVERY;
         let durability = if due {
@@ -310,6 +321,7 @@ impl ViewStore {
                     .map(|v| v.value().to_vec()),
             )?;
             round = crate::postings::group(applied, index_entries)?;
+            crate::postings::merge(&mut round, posted, applied)?;
             if due {
                 self.held.write_into(table, &round)?;
             }

@@ -306,8 +306,10 @@ impl Backend for PostgresEngine {
             batch.bodies,
             self.reader.body_keys.seal_all(batch.bodies),
         );
+        let mut views = batch.views;
+        views.extend(crate::postings::keys(batch.postings));
         let view_rows::ViewRows { new, set, deleted } =
-            view_rows::rows(batch.views, &batch.created, batch.first_index - 1)?;
+            view_rows::rows(views, &batch.created, batch.first_index - 1)?;
         let tiles = self.tiles.take_pending();
         let note = batch.checkpoint.to_string();
         let stored = note.clone();

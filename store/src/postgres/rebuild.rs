@@ -119,5 +119,7 @@ fn fold(
             rows.len()
         )));
     }
-    Ok(ov.into_parts())
+    let (mut views, posted, created) = ov.into_parts();
+    views.extend(crate::postings::keys(posted));
+    Ok((views, created))
 }

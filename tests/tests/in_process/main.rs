@@ -944,6 +944,7 @@ async fn a_batch_from_a_stale_writer_is_refused_whole() {
             records: &[b"a record".to_vec()],
             bodies: &[],
             views: ViewWrites::from([(key.clone(), Some(b"v".to_vec()))]),
+            postings: Vec::new(),
             created: Created::from([key]),
             checkpoint: "this writer's note",
         })
