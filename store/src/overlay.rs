@@ -40,6 +40,13 @@ impl<'a> Overlay<'a> {
         self
     }
 
+    /// Makes room for the posting list entries of about `records` records at once (a record
+    /// posts five to nine), rather than growing the list again and again while they are folded.
+    pub fn expecting(mut self, records: usize) -> Self {
+        self.posted.reserve(records * 8);
+        self
+    }
+
     /// Number of pending writes, posting list entries included.
     pub fn len(&self) -> usize {
         self.pending.len() + self.posted.len()

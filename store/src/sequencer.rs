@@ -509,7 +509,9 @@ impl Sequencer {
             base: &*reader,
             top: in_flight.map(|sent| &sent.views),
         };
-        let mut ov = Overlay::new(&committed).noting_created(self.engine.wants_created());
+        let mut ov = Overlay::new(&committed)
+            .noting_created(self.engine.wants_created())
+            .expecting(jobs.len());
         let first_reads: Vec<Vec<u8>> = jobs
             .iter()
             .flat_map(|(change, _)| crate::exchange::first_reads(change))
