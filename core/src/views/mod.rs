@@ -81,9 +81,9 @@ pub trait KvWrite: KvRead {
     /// Adds the folding record's `index` to the posting list under `prefix` (an audit index,
     /// an inbox, an outbox: keys under `x`). Posting lists only grow, in log order: an entry
     /// is never deleted, every entry is above those of the records folded before it, and a
-    /// record posted twice under one prefix is one entry. Its
-    /// key is `prefix ‖ index:u64be` with an empty value; a store MAY keep the entries apart
-    /// from its other writes (the embedded engine does: they are half of a record's keys).
+    /// record posted twice under one prefix is one entry. As a key of its own, an entry is
+    /// `prefix ‖ index:u64be` with an empty value; a store MAY keep the entries apart from its
+    /// other writes (the embedded engine does: they are half of a record's keys).
     fn post(&mut self, prefix: Vec<u8>, index: u64) {
         self.put(
             [prefix.as_slice(), &index.to_be_bytes()].concat(),

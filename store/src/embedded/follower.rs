@@ -9,7 +9,7 @@
 //! always say exactly what it holds), writes the frozen map into the store in one transaction,
 //! and drops it. Readers look in `active`, then the frozen map, then the store; nothing is
 //! copied on the way (a batch's writes move into `active`, the frozen map is read in place).
-//! A batch's posting list entries are pending beside its writes, as lists by prefix (`Posted`).
+//! A batch's posting list entries are pending beside its writes, as lists by prefix (`Postings`).
 //! Pending writes are bounded: the writer waits while more than [`MAX_PENDING`] are queued.
 
 use std::collections::BTreeMap;
@@ -43,12 +43,12 @@ type Writes = crate::backend::ViewWrites;
 /// five to nine entries were half of the keys of the writes, each one more key to order,
 /// merge and fold).
 #[derive(Default)]
-struct Posted {
+struct Postings {
     lists: Groups,
     entries: usize,
 }
 
-impl Posted {
+impl Postings {
     fn add(&mut self, posted: crate::backend::Posted) {
         for (prefix, index) in posted {
             self.entries += usize::from(crate::postings::insert(&mut self.lists, prefix, index));
@@ -75,12 +75,12 @@ impl Posted {
 #[derive(Default)]
 struct Round {
     writes: Writes,
-    posted: Posted,
+    postings: Postings,
 }
 
 impl Round {
     fn len(&self) -> usize {
-        self.writes.len() + self.posted.entries
+        self.writes.len() + self.postings.entries
     }
 }
 
@@ -117,7 +117,7 @@ impl Pending {
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
         let maps = self.read();
         if postings::is_index_key(key)
-            && (maps.active.posted.contains(key) || maps.folding.posted.contains(key))
+            && (maps.active.postings.contains(key) || maps.folding.postings.contains(key))
         {
             return Some(Some(Vec::new()));
         }
@@ -137,7 +137,7 @@ impl Pending {
         marks: (u64, u64),
     ) {
         let mut maps = self.write();
-        maps.active.posted.add(posted);
+        maps.active.postings.add(posted);
         let active = &mut maps.active.writes;
         // A merge of two sorted maps builds one tree of both (and takes the batch's map as it
         // is when nothing is pending): worth it while the batch is not much smaller than what
@@ -209,7 +209,7 @@ impl Pending {
         let maps = self.read();
         let found: Vec<u64> = [&maps.active, &*maps.folding]
             .into_iter()
-            .flat_map(|round| round.posted.from(prefix, from, limit))
+            .flat_map(|round| round.postings.from(prefix, from, limit))
             .collect();
         crate::postings::first(found, limit)
     }
@@ -289,7 +289,7 @@ pub(super) fn run(
                 .writes
                 .iter()
                 .map(|(k, v)| (k.as_slice(), v.as_deref()));
-            if let Err(e) = store.views.fold(entries, &round.posted.lists, marks) {
+            if let Err(e) = store.views.fold(entries, &round.postings.lists, marks) {
                 tracing::error!(error = %e, "the view store failed; writes are refused until restart");
                 pending.fail(format!("view store: {e}"));
                 return;
@@ -526,12 +526,12 @@ mod tests {
         pending.insert(Writes::new(), vec![(p.clone(), 4)], (4, 0));
         assert_eq!(pending.indexed(&p, 0, 10), vec![1, 2, 3, 4]);
         let writes = || round.writes.iter().map(|(k, v)| (k, v.as_deref()));
-        store.fold(writes(), &round.posted.lists, marks).unwrap();
+        store.fold(writes(), &round.postings.lists, marks).unwrap();
         pending.folded();
         assert_eq!(pending.indexed(&p, 0, 10), vec![4]);
         assert_eq!(store.indexed(&p, 0, 10).unwrap(), vec![1, 2, 3]);
         assert_eq!(store.indexed(&q, 0, 10).unwrap(), vec![1]);
-        let again = store.fold(writes(), &round.posted.lists, (5, 0));
+        let again = store.fold(writes(), &round.postings.lists, (5, 0));
         assert!(again.is_err(), "entries at or below the mark folded again");
         assert_eq!(store.marks().unwrap(), (3, 0));
     }
