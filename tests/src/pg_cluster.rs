@@ -253,6 +253,23 @@ impl PgCluster {
         settings
     }
 
+    /// A plain client of the database `settings` reach (the test cluster takes no TLS), and the
+    /// task driving its connection (it ends once the client is dropped).
+    pub async fn client(
+        settings: &PgSettings,
+    ) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+        let (client, connection) = settings
+            .connection()
+            .expect("the settings' connection")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        (client, driver)
+    }
+
     /// The cluster's directory (its server log is `server.log`).
     pub fn dir(&self) -> &Path {
         self.root.path()

@@ -34,13 +34,7 @@ async fn the_broker_reaches_its_database_over_tls_checked_against_the_configured
         .await
         .unwrap();
 
-    let (client, connection) = settings
-        .connection()
-        .unwrap()
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let (client, _) = infoshare_tests::pg_cluster::PgCluster::client(&settings).await;
     let row = client
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE s.ssl AND s.version = 'TLSv1.3') \

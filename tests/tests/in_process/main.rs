@@ -728,9 +728,8 @@ async fn bodies_written_before_they_moved_into_their_records_are_read_and_erased
     let police = world.agency("police");
     let sent = world.submit_sample(&police, "older").await;
     let id = sent.request_id.to_string();
-    let config = world.database().unwrap().connection().unwrap();
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let (client, _) =
+        infoshare_tests::pg_cluster::PgCluster::client(&world.database().unwrap()).await;
     // As a database migrated from schema 5 holds them (a sealed frame begins with its kind,
     // flagged, and its exchange's id).
     let moved = client
@@ -915,13 +914,7 @@ async fn a_batch_from_a_stale_writer_is_refused_whole() {
         return;
     };
     let settings = cluster.database().await;
-    let (client, connection) = settings
-        .connection()
-        .unwrap()
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let (client, _) = infoshare_tests::pg_cluster::PgCluster::client(&settings).await;
     let keys = tempfile::tempdir().unwrap();
     let keys_dir = keys.path().to_path_buf();
     let mut engine = tokio::task::spawn_blocking(move || {

@@ -808,9 +808,7 @@ async fn postgres_views_are_folded_again_by_the_migrations() {
     // begins with its kind, flagged, and its exchange's id), as a broker of before would have
     // left the database.
     let settings = world.database().unwrap();
-    let config = settings.connection().unwrap();
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    let driver = tokio::spawn(connection);
+    let (client, driver) = infoshare_tests::pg_cluster::PgCluster::client(&settings).await;
     client
         .batch_execute(
             "INSERT INTO bodies (kind, request_id, sealed) \
