@@ -4,7 +4,8 @@
 //! - raw transport: a minimal tonic unary echo over the same TLS 1.3 mTLS setup;
 //! - broker: full lawful cycles (request → delivery → response → delivery) plus 10% denied
 //!   requests, closed loop, then open loop at a fixed offered rate (latency from the scheduled
-//!   time, so stalls are not hidden by coordinated omission);
+//!   time, so stalls are not hidden by coordinated omission), each open loop after the echo's
+//!   at the same offered rate;
 //! - disk: a bare batched `fdatasync` loop at the batch size the broker's group commit reached;
 //! - verification: the time to verify a log of N records from scratch (checksums, decoding,
 //!   Merkle tree).
@@ -41,6 +42,8 @@ use infoshare_client::{Client, Identity};
 use infoshare_proto::bench::v1 as echo;
 use infoshare_tests::{categories_of, sample_request};
 
+#[path = "bench/open_loop.rs"]
+mod open_loop;
 #[path = "bench/postgres.rs"]
 mod postgres;
 #[path = "bench/scale.rs"]
@@ -332,7 +335,7 @@ fn main() {
     );
 
     // 1. Raw transport: echo, closed loop, 64 in flight over 4 connections.
-    let (echo_rate, echo_cpu_us) = client_rt.block_on(async {
+    let (echo_rate, echo_cpu_us, echo_channels) = client_rt.block_on(async {
         let cpu_before = cpu_secs();
         let url = format!("https://localhost:{}", echo_addr.port());
         let mut channels = Vec::new();
@@ -369,7 +372,7 @@ fn main() {
         let cpu = cpu_secs() - cpu_before;
         println!("{}", all.line("echo (baseline)", secs as f64));
         println!("{}", cpu_line(cpu, secs, all.0.len()));
-        (rate, cpu * 1e6 / all.0.len().max(1) as f64)
+        (rate, cpu * 1e6 / all.0.len().max(1) as f64, channels)
     });
 
     // 2. Broker, closed loop: `inflight` cycles at once; every agency also follows its inbox.
@@ -402,9 +405,12 @@ fn main() {
     let cpu_ratio = cpu_per_call_ratio(broker_cpu_us, echo_cpu_us);
     std::thread::sleep(Duration::from_millis(500));
 
-    // 3. Open loop at a fixed offered rate of round trips: the configured rate, then 3,000/s.
+    // 3. Open loop at a fixed offered rate of round trips: the configured rate, then 3,000/s;
+    // at each, the echo offered the same load first.
     for offered in [rate, 3000] {
-        client_rt.block_on(open_loop(&clients, offered, secs));
+        client_rt.block_on(open_loop::echo_baseline(&echo_channels, offered, secs));
+        std::thread::sleep(Duration::from_millis(500));
+        client_rt.block_on(open_loop::broker(&clients, offered, secs));
         std::thread::sleep(Duration::from_millis(500));
     }
 
@@ -689,60 +695,6 @@ fn broker_ratio(broker_calls: f64, echo_rate: f64) -> String {
         "broker calls/s vs raw echo calls/s: {broker_calls:.0} / {echo_rate:.0} = {:.2}",
         broker_calls / echo_rate
     )
-}
-
-/// Offers `rate` full round trips per second for `secs` and prints the submit and round-trip
-/// latencies, each from its scheduled time.
-async fn open_loop(clients: &Arc<Clients>, rate: u64, secs: u64) {
-    let total = rate * secs;
-    // Round trips are started by a blocking task of their own that sleeps to each scheduled time:
-    // tokio's timer has a resolution of 1 ms, so starting them from `sleep_until` started each
-    // up to 1 ms late, and that lateness, counted from the scheduled time, was charged to the
-    // broker.
-    let handle = tokio::runtime::Handle::current();
-    let clients = clients.clone();
-    let start = Instant::now() + Duration::from_millis(50);
-    let tasks = tokio::task::spawn_blocking(move || {
-        let mut tasks = Vec::with_capacity(total as usize);
-        for i in 0..total {
-            let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
-            if let Some(ahead) = scheduled.checked_duration_since(Instant::now()) {
-                std::thread::sleep(ahead);
-            }
-            let clients = clients.clone();
-            tasks.push(handle.spawn(async move {
-                // A full round trip is offered at each scheduled time; the submit's latency
-                // counts from that time, not from when the task got to run.
-                let (from, to) = PAIRS[(i % 4) as usize];
-                let key = format!("open-{rate}-{i}");
-                let sent = clients.by_agency[from]
-                    .submit_request(sample_request(to), &key)
-                    .await
-                    .unwrap();
-                let submit = scheduled.elapsed().as_micros() as u64;
-                clients.by_agency[to]
-                    .respond(&sent.request_id, answer(to))
-                    .await
-                    .unwrap();
-                let round_trip = scheduled.elapsed().as_micros() as u64;
-                (submit, round_trip)
-            }));
-        }
-        tasks
-    })
-    .await
-    .unwrap();
-    let (mut s, mut rt) = (Samples::default(), Samples::default());
-    for t in tasks {
-        let (a, b) = t.await.unwrap();
-        s.0.push(a);
-        rt.0.push(b);
-    }
-    println!(
-        "{}",
-        s.line(&format!("open-loop submit @{rate}/s"), secs as f64)
-    );
-    println!("{}", rt.line("open-loop round trip", secs as f64));
 }
 
 /// Drives a ledger of its own in `dir` with 64 concurrent submitters of requests with bodies

@@ -1,0 +1,104 @@
+//! The open-loop phases: full round trips offered at a fixed rate, each latency counted from its
+//! scheduled time (so stalls are not hidden by coordinated omission), for the broker and, as the
+//! baseline of the same run, for the raw mTLS echo offered the same way.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Clients, PAIRS, Samples, answer, echo};
+use infoshare_tests::sample_request;
+
+/// Offers `rate` starts a second for `secs`; at each, `trip(i, scheduled)` makes two calls one
+/// after the other and gives the µs from `scheduled` to the end of each. Returns both sets.
+async fn offer<F, Fut>(rate: u64, secs: u64, trip: F) -> (Samples, Samples)
+where
+    F: Fn(u64, Instant) -> Fut + Send + 'static,
+    Fut: Future<Output = (u64, u64)> + Send + 'static,
+{
+    let total = rate * secs;
+    // Trips are started by a blocking task of their own that sleeps to each scheduled time:
+    // tokio's timer has a resolution of 1 ms, so starting them from `sleep_until` started each
+    // up to 1 ms late, and that lateness, counted from the scheduled time, was charged to the
+    // server.
+    let handle = tokio::runtime::Handle::current();
+    let start = Instant::now() + Duration::from_millis(50);
+    let tasks = tokio::task::spawn_blocking(move || {
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
+            if let Some(ahead) = scheduled.checked_duration_since(Instant::now()) {
+                std::thread::sleep(ahead);
+            }
+            tasks.push(handle.spawn(trip(i, scheduled)));
+        }
+        tasks
+    })
+    .await
+    .unwrap();
+    let (mut first, mut second) = (Samples::default(), Samples::default());
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        first.0.push(a);
+        second.0.push(b);
+    }
+    (first, second)
+}
+
+/// Offers `rate` full round trips (submit, then respond) a second for `secs` and prints the
+/// submit and round-trip latencies.
+pub(super) async fn broker(clients: &Arc<Clients>, rate: u64, secs: u64) {
+    let clients = clients.clone();
+    let (mut submit, mut round_trip) = offer(rate, secs, move |i, scheduled| {
+        let clients = clients.clone();
+        async move {
+            let (from, to) = PAIRS[(i % 4) as usize];
+            let key = format!("open-{rate}-{i}");
+            let sent = clients.by_agency[from]
+                .submit_request(sample_request(to), &key)
+                .await
+                .unwrap();
+            let submit = scheduled.elapsed().as_micros() as u64;
+            clients.by_agency[to]
+                .respond(&sent.request_id, answer(to))
+                .await
+                .unwrap();
+            (submit, scheduled.elapsed().as_micros() as u64)
+        }
+    })
+    .await;
+    println!(
+        "{}",
+        submit.line(&format!("open-loop submit @{rate}/s"), secs as f64)
+    );
+    println!("{}", round_trip.line("open-loop round trip", secs as f64));
+}
+
+/// The baseline of [`broker`]: the same offered load of two calls a trip, each a bare echo
+/// over the same mTLS (4 connections, as the broker's agencies have); prints the first call's
+/// latency, the floor under a submit's on this machine at this rate.
+pub(super) async fn echo_baseline(channels: &[tonic::transport::Channel], rate: u64, secs: u64) {
+    let clients: Vec<_> = channels
+        .iter()
+        .map(|c| echo::echo_service_client::EchoServiceClient::new(c.clone()))
+        .collect();
+    let (mut first, _) = offer(rate, secs, move |i, scheduled| {
+        let mut c = clients[(i % clients.len() as u64) as usize].clone();
+        async move {
+            let mut call = async || {
+                c.echo(echo::EchoRequest {
+                    payload: vec![7; 512],
+                })
+                .await
+                .unwrap();
+                scheduled.elapsed().as_micros() as u64
+            };
+            (call().await, call().await)
+        }
+    })
+    .await;
+    println!(
+        "{}",
+        first.line(&format!("open-loop echo @{rate}/s"), secs as f64)
+    );
+}
