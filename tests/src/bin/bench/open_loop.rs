@@ -75,8 +75,9 @@ pub(super) async fn broker(clients: &Arc<Clients>, rate: u64, secs: u64) {
 }
 
 /// The baseline of [`broker`]: the same offered load of two calls a trip, each a bare echo
-/// over the same mTLS (4 connections, as the broker's agencies have); prints the first call's
-/// latency, the floor under a submit's on this machine at this rate.
+/// over the same mTLS (the closed-loop echo's 4 connections; the broker's trips use 5, one an
+/// agency); prints the first call's latency, the floor under a submit's on this machine at
+/// this rate.
 pub(super) async fn echo_baseline(channels: &[tonic::transport::Channel], rate: u64, secs: u64) {
     let clients: Vec<_> = channels
         .iter()
