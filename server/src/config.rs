@@ -226,8 +226,7 @@ pub struct LedgerTuning {
     /// Changes that may wait for the writer, 1 to 1,048,576; callers beyond wait to enqueue.
     #[serde(default = "default_queue")]
     pub queue: usize,
-    /// MiB of view pages cached in memory, 8 to 65,536 (the views are B-trees on disk; a
-    /// quarter of it caches the idempotency entries' LSM blocks).
+    /// MiB of view pages cached in memory, 8 to 65,536 (the views are B-trees on disk).
     #[serde(default = "default_view_cache_mib")]
     pub view_cache_mib: usize,
 }

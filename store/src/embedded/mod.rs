@@ -8,8 +8,7 @@
 //!                          (a mark frame)
 //! <data>/bodies/           body segments of directories made before bodies moved into the log:
 //!                          read and erased, never appended to
-//! <data>/views/            redb: the derived views, with their applied-through marks; in
-//!                          `idempotency/`, the idempotency entries (an LSM, `fjall`)
+//! <data>/views/            redb: the derived views, with their applied-through marks
 //! <data>/tile/             the Merkle tree's full tiles (C2SP tlog-tiles), derived from the log
 //! <data>/checkpoint.witness  the latest checkpoint, written after its batch is synced (`witness`)
 //! <data>/keys/             the log signing key and its rotations (see `log_keys`)
@@ -43,7 +42,6 @@
 //! (`log_check`).
 
 mod follower;
-mod idempotency;
 mod postings;
 #[cfg(test)]
 mod power_cut;

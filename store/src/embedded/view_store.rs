@@ -5,8 +5,7 @@
 //! there. A durable commit is made at most `DURABLE_AFTER` or `DURABLE_EVERY` records apart
 //! (bounding that replay, and letting redb reuse freed pages) and when the store is closed; the
 //! audit index entries folded in between are held in memory and written with it (see
-//! [`postings`]). The idempotency entries are kept beside the table, in an LSM synced before
-//! each durable commit (see [`idempotency`]).
+//! [`postings`]).
 //!
 //! redb rather than sled (measured here, 1.2 M view-shaped keys in batches of 600): 2.1 µs per
 //! key written against sled's 13.4, 3.6 µs per random read against 17.2, 150 MB against 250 MB;
@@ -18,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::idempotency::{self, Entries};
 use super::postings;
 use super::segment::Position;
 use crate::backend::VisitEntry;
@@ -28,7 +26,7 @@ use crate::records::RequestId;
 use crate::views::{KvRead, ViewError};
 
 /// Bump when the layout of views changes: a store of another format is rebuilt.
-const VIEW_FORMAT: u64 = 10;
+const VIEW_FORMAT: u64 = 9;
 const MARK_FORMAT: &[u8] = b"m:format";
 const MARK_LOG: &[u8] = b"m:log";
 const MARK_BODIES: &[u8] = b"m:bodies";
@@ -69,8 +67,6 @@ pub struct ViewStore {
     held: postings::Held,
     /// `DURABLE_AFTER`, but for tests that must see what happens between durable commits.
     durable_after: Duration,
-    /// The idempotency entries, kept apart (see [`idempotency`]).
-    entries: Entries,
 }
 
 impl KvRead for ViewStore {
@@ -79,9 +75,6 @@ impl KvRead for ViewStore {
             // Held first, the snapshot after (see `postings::Held`).
             let found = self.held.contains(key)? || postings::contains(&*self.snapshot(), key)?;
             return Ok(found.then(Vec::new));
-        }
-        if idempotency::is_key(key) {
-            return self.entries.get(key);
         }
         Ok(self
             .snapshot()
@@ -154,11 +147,8 @@ impl ViewStore {
 
     fn try_open(path: &Path, cache_bytes: usize) -> Result<Self, ViewError> {
         std::fs::create_dir_all(path).map_err(store_err)?;
-        // A quarter of the cache for the entries' blocks: a lookup there reads one block of a
-        // run whose filter passed, where a B-tree lookup reads a path of pages.
-        let entries = Entries::open(path, cache_bytes / 4)?;
         let db = redb::Database::builder()
-            .set_cache_size(cache_bytes - cache_bytes / 4)
+            .set_cache_size(cache_bytes)
             .create(path.join(FILE))
             .map_err(store_err)?;
         // The table exists from the first open on, so reads never find it missing.
@@ -174,16 +164,9 @@ impl ViewStore {
             durable: Mutex::new((Instant::now(), 0)),
             held: postings::Held::default(),
             durable_after: DURABLE_AFTER,
-            entries,
         };
         // What is on disk is a durable commit: every audit index entry through its mark is in it.
         let applied = store.marks()?.0;
-        let entries_mark = store.entries.mark()?;
-        if entries_mark < applied {
-            return Err(ViewError::Store(format!(
-                "idempotency entries through record {entries_mark}, views through {applied}"
-            )));
-        }
         store.durable.lock().unwrap_or_else(|e| e.into_inner()).1 = applied;
         Ok(store)
     }
@@ -260,8 +243,7 @@ impl ViewStore {
     }
 
     /// Visits the entries with `from <= key < to` in key order while `visit` says go on; the
-    /// audit indexes (stored as postings) are read with [`Self::indexed`] instead, and the
-    /// idempotency entries (kept apart) only with `get`.
+    /// audit indexes (stored as postings) are read with [`Self::indexed`] instead.
     pub fn scan(
         &self,
         from: &[u8],
@@ -312,12 +294,11 @@ impl ViewStore {
         let mut round = Groups::new();
         self.write(durability, |table| {
             let mut index_entries = Vec::new();
-            let mut idempotency_entries = Vec::new();
             for (k, v) in writes {
                 let k = k.as_ref();
                 let Some(v) = v else {
-                    if postings::is_index_key(k) || idempotency::is_key(k) {
-                        return Err(ViewError::Store("an append-only view entry deleted".into()));
+                    if postings::is_index_key(k) {
+                        return Err(ViewError::Store("an audit index entry deleted".into()));
                     }
                     table.remove(k).map_err(store_err)?;
                     continue;
@@ -330,21 +311,7 @@ impl ViewStore {
                     index_entries.push(k.to_vec());
                     continue;
                 }
-                if idempotency::is_key(k) {
-                    idempotency_entries.push((k.to_vec(), v.to_vec()));
-                    continue;
-                }
                 table.insert(k, v).map_err(store_err)?;
-            }
-            // Before the marks that cover them are committed, and synced before a durable one.
-            self.entries.write(
-                idempotency_entries
-                    .iter()
-                    .map(|(k, v)| (k.as_slice(), v.as_slice())),
-                marks.0,
-            )?;
-            if due {
-                self.entries.sync()?;
             }
             // Every entry of the records applied so far is held or stored: new ones are above.
             let applied = read_u64(
@@ -381,16 +348,9 @@ impl ViewStore {
         postings::contains(&*self.snapshot(), key).unwrap()
     }
 
-    /// Whether the table itself holds `key` (not the idempotency entries beside it).
-    #[cfg(test)]
-    pub(super) fn in_table(&self, key: &[u8]) -> bool {
-        self.snapshot().get(key).unwrap().is_some()
-    }
-
     /// A durable commit of what is held, as on close.
     fn flush(&self) -> Result<(), ViewError> {
         let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
-        self.entries.sync()?;
         self.write(Durability::Immediate, |table| {
             self.held.write_into(table, &Groups::new())
         })?;
@@ -436,20 +396,6 @@ impl Drop for ViewStore {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
             tracing::warn!(error = %e, "view store not flushed on close; the next open replays the log");
-        }
-    }
-}
-
-/// Copies the files under `from` into `to` as they are now (as `kill -9` would leave them).
-#[cfg(test)]
-pub(super) fn copy_files(from: &Path, to: &Path) {
-    for f in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(f.file_name());
-        if f.path().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_files(&f.path(), &target);
-        } else {
-            std::fs::copy(f.path(), target).unwrap();
         }
     }
 }
