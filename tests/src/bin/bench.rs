@@ -18,6 +18,10 @@
 //! INFOSHARE_BENCH_RATE, INFOSHARE_BENCH_INFLIGHT (broker cycles in flight, default 64),
 //! INFOSHARE_BENCH_VERIFY_RECORDS and INFOSHARE_BENCH_SCALE (N, default 1,000,000) adjust it,
 //! INFOSHARE_BENCH_VIEW_CACHE_MIB the scale run's view cache (default the server's, 256);
+//! INFOSHARE_BENCH_SCALE_KEEP keeps the scale run's filled ledger and prints its path, and
+//! INFOSHARE_BENCH_REOPEN=<path> with INFOSHARE_BENCH_REOPEN_RECORDS=<n> reruns only the
+//! fresh process's half on it (open, memory, queries, log check), e.g. after dropping the
+//! page cache;
 //! INFOSHARE_BENCH_LEDGER_ONLY runs only the embedded ledger phase and its two disk baselines;
 //! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
 //! INFOSHARE_BENCH_PG_STATS the rows it wrote per table and by view key prefix, and the WAL).
@@ -203,10 +207,12 @@ fn main() {
         let n: u64 = env_or("INFOSHARE_BENCH_SCALE", 1_000_000);
         let root = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        println!(
-            "{}",
-            rt.block_on(scale::scale(&root.path().join("scale-data"), n))
-        );
+        let dir = root.path().join("scale-data");
+        println!("{}", rt.block_on(scale::scale(&dir, n)));
+        if std::env::var_os("INFOSHARE_BENCH_SCALE_KEEP").is_some() {
+            let kept = root.keep();
+            println!("kept {}", kept.join("scale-data").display());
+        }
         return;
     }
     if std::env::var_os("INFOSHARE_BENCH_LEDGER_ONLY").is_some() {

@@ -55,7 +55,7 @@ pub(crate) async fn ledger_under_load(
     let batches = (ledger.batches_committed() - before).max(1);
     let mut queries = tokio::task::spawn_blocking(move || {
         let size = ledger.head().checkpoint.size;
-        super::scale::audit_queries(&ledger, size, 200)
+        super::scale::audit_queries(&ledger, size, 200).whole
     })
     .await
     .unwrap();

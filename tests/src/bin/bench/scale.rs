@@ -168,7 +168,7 @@ pub(crate) async fn scale(dir: &std::path::Path, n: u64) -> String {
     };
     let disk = |sub: &str| dir_bytes(&dir.join(sub)) as f64 / f64::from(1 << 20);
     format!(
-        "scale {n} records: open {} s, rss {} MiB, append {:.2} of empty, query p99 {} ms   (append {full:.0}/s vs {empty:.0}/s empty before the fill and {empty_after:.0}/s on a fresh log after it; {records} records made through the ledger in {fill_secs:.0} s; a fresh process opened them in {} s (the engine {} s), held {} MiB after the queries, {} MiB once the log check ({}) had rehashed every record in {} s and {} MiB two seconds later (freed memory goes back to the system a second or so after it is freed); the writer took {stop_secs:.2} s to stop; on disk: log {:.0} MiB, bodies {:.0} MiB, views {:.0} MiB, tiles {:.0} MiB)",
+        "scale {n} records: open {} s, rss {} MiB, append {:.2} of empty, query p99 {} ms   (append {full:.0}/s vs {empty:.0}/s empty before the fill and {empty_after:.0}/s on a fresh log after it; {records} records made through the ledger in {fill_secs:.0} s; a fresh process opened them in {} s (the engine {} s), held {} MiB after the queries, {} MiB once the log check ({}) had rehashed every record in {} s and {} MiB two seconds later (freed memory goes back to the system a second or so after it is freed); the queries' p99 was {} ms reading the index and {} ms reading the records; the writer took {stop_secs:.2} s to stop; on disk: log {:.0} MiB, bodies {:.0} MiB, views {:.0} MiB, tiles {:.0} MiB)",
         field("open"),
         field("rss"),
         full / empty_mean,
@@ -180,6 +180,8 @@ pub(crate) async fn scale(dir: &std::path::Path, n: u64) -> String {
         field("check"),
         field("check_secs"),
         field("rss_settled"),
+        field("index_p99"),
+        field("records_p99"),
         disk("log"),
         disk("bodies"),
         disk("views"),
@@ -213,14 +215,15 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 
 /// `count` audit-shaped queries of 50 records over a ledger of `records`: by subject, and by
 /// agency from a point of the log, in turn; each read as the broker's audit query reads them
-/// (the index, then the page's records at once). Their times, in microseconds.
+/// (the index, then the page's records at once). Their times, in microseconds: whole, and of
+/// each of the two parts.
 pub(crate) fn audit_queries(
     ledger: &infoshare_server::store::ledger::Ledger,
     records: u64,
     count: u64,
-) -> Samples {
+) -> QueryTimes {
     use infoshare_server::views::audit_index;
-    let mut queries = Samples::default();
+    let mut times = QueryTimes::default();
     for q in 0..count {
         let t = Instant::now();
         let (prefix, after) = if q % 2 == 0 {
@@ -232,10 +235,25 @@ pub(crate) fn audit_queries(
             )
         };
         let found = ledger.views().indexed(&prefix, after, 50).unwrap();
+        let indexed = t.elapsed();
         ledger.decoded_many(&found).unwrap();
-        queries.0.push(t.elapsed().as_micros() as u64);
+        let whole = t.elapsed();
+        times.whole.0.push(whole.as_micros() as u64);
+        times.index.0.push(indexed.as_micros() as u64);
+        times.records.0.push((whole - indexed).as_micros() as u64);
     }
-    queries
+    times
+}
+
+/// What [`audit_queries`] measured.
+#[derive(Default)]
+pub(crate) struct QueryTimes {
+    /// Each query, whole.
+    pub whole: Samples,
+    /// Its read of the index (the views' posting list).
+    pub index: Samples,
+    /// Its read of the records the index named.
+    pub records: Samples,
 }
 
 /// The scale run's second half, in a process of its own: opens the ledger in `dir` as a
@@ -277,8 +295,10 @@ pub(crate) async fn reopen(dir: &std::path::Path, records: u64) {
     let rss_after = rss_mib();
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
-        "open {open_secs:.2} engine {engine_secs:.2} rss {rss:.0} query_p99 {:.2} check {outcome} check_secs {check_secs:.1} rss_after {rss_after:.0} rss_settled {:.0}",
-        queries.pct(0.99),
+        "open {open_secs:.2} engine {engine_secs:.2} rss {rss:.0} query_p99 {:.2} index_p99 {:.2} records_p99 {:.2} check {outcome} check_secs {check_secs:.1} rss_after {rss_after:.0} rss_settled {:.0}",
+        queries.whole.pct(0.99),
+        queries.index.pct(0.99),
+        queries.records.pct(0.99),
         rss_mib()
     );
 }
