@@ -357,6 +357,17 @@ impl KvRead for EmbeddedReader {
     }
 }
 
+/// A failed read of a record (`which`: its number, or the numbers of a batch) as the store
+/// reports it.
+fn record_error(which: &dyn std::fmt::Display, e: segment::SegmentError) -> StorageError {
+    match e {
+        segment::SegmentError::Missing(index) => {
+            StorageError(format!("record {index} is not in the log"))
+        }
+        other => StorageError(format!("record {which}: {other}")),
+    }
+}
+
 impl Reader for EmbeddedReader {
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut VisitEntry<'_>) -> Result<(), ViewError> {
         self.pending.scan(&self.views, from, to, visit)
@@ -377,15 +388,23 @@ impl Reader for EmbeddedReader {
     }
 
     fn record(&self, index: u64) -> Result<Vec<u8>, StorageError> {
-        let pos = self.index.position(index).map_err(|e| match e {
-            segment::SegmentError::Missing(_) => {
-                StorageError(format!("record {index} is not in the log"))
-            }
-            other => StorageError(format!("record {index}: {other}")),
-        })?;
+        let pos = self
+            .index
+            .position(index)
+            .map_err(|e| record_error(&index, e))?;
+        self.records.read(pos).map_err(|e| record_error(&index, e))
+    }
+
+    fn records_at(&self, indexes: &[u64]) -> Result<Vec<Vec<u8>>, StorageError> {
+        // All at once: on a log bigger than the page cache, each cold read would otherwise
+        // wait for the disk in turn (two reads a record: its index entry, then its frame).
+        let positions = self
+            .index
+            .positions(indexes)
+            .map_err(|e| record_error(&format_args!("in {indexes:?}"), e))?;
         self.records
-            .read(pos)
-            .map_err(|e| StorageError(format!("record {index}: {e}")))
+            .read_many(&positions)
+            .map_err(|e| record_error(&format_args!("in {indexes:?}"), e))
     }
 
     fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {

@@ -5,9 +5,10 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::frame::check_frame;
-use super::read::OpenFiles;
+use super::read::{OpenFiles, will_need};
 use super::{HEADER, Position, SegmentError, io_err, segment_path};
 use crate::durable;
 
@@ -52,6 +53,31 @@ impl SegmentIndex {
 
     /// Where entry `index` (1-based) lies.
     pub fn position(&self, index: u64) -> Result<Position, SegmentError> {
+        let (segment, file) = self.entry_file(index)?;
+        self.read_entry(index, segment, &file)
+    }
+
+    /// [`position`](Self::position) of each of `indexes`, in their order, with every index
+    /// entry asked of the disk before the first is read (see [`will_need`]).
+    pub fn positions(&self, indexes: &[u64]) -> Result<Vec<Position>, SegmentError> {
+        let files = indexes
+            .iter()
+            .map(|&index| self.entry_file(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        if indexes.len() > 1 {
+            for (&index, (segment, file)) in indexes.iter().zip(&files) {
+                will_need(file, (index - segment) * INDEX_ENTRY, INDEX_ENTRY);
+            }
+        }
+        indexes
+            .iter()
+            .zip(&files)
+            .map(|(&index, (segment, file))| self.read_entry(index, *segment, file))
+            .collect()
+    }
+
+    /// The first entry of the segment holding entry `index`, and its open index file.
+    fn entry_file(&self, index: u64) -> Result<(u64, Arc<File>), SegmentError> {
         let segment = {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
             if index == 0 || index > state.1 {
@@ -60,12 +86,14 @@ impl SegmentIndex {
             let at = state.0.partition_point(|&first| first <= index);
             state.0[at - 1]
         };
-        let path = || index_path(&self.dir, segment);
+        let file = self.files.get(segment, || index_path(&self.dir, segment))?;
+        Ok((segment, file))
+    }
+
+    fn read_entry(&self, index: u64, segment: u64, file: &File) -> Result<Position, SegmentError> {
         let mut entry = [0u8; INDEX_ENTRY as usize];
-        self.files
-            .get(segment, path)?
-            .read_exact_at(&mut entry, (index - segment) * INDEX_ENTRY)
-            .map_err(|e| io_err(&path())(e))?;
+        file.read_exact_at(&mut entry, (index - segment) * INDEX_ENTRY)
+            .map_err(|e| io_err(&index_path(&self.dir, segment))(e))?;
         Ok(Position {
             segment,
             offset: u64::from_le_bytes(entry[..8].try_into().expect("8")),

@@ -143,6 +143,19 @@ fn read_frame(
     Ok(buf)
 }
 
+/// Tells the kernel that `len` bytes at `offset` of `file` will be read soon, so that it starts
+/// reading them from the disk now. A batch of reads advised first, then made, waits about one
+/// disk round trip for all of them instead of one each (an audit query's 50 records on a log
+/// bigger than the page cache). Advice only: a failure is ignored, and the read still happens.
+pub(super) fn will_need(file: &File, offset: u64, len: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::WillNeed,
+    );
+}
+
 /// Files of a log kept open by segment, each opened at its first read: one `open` per file, not
 /// one per read (deliveries and audit reads are on the hot path), and no path made for a read
 /// that finds its file open.
@@ -193,6 +206,28 @@ impl SegmentReader {
     pub fn read(&self, pos: Position) -> Result<Vec<u8>, SegmentError> {
         let path = || segment_path(&self.dir, pos.segment);
         read_frame(&*self.files.get(pos.segment, path)?, path, pos)
+    }
+
+    /// [`read`](Self::read) of each of `positions`, in their order, with every frame asked of
+    /// the disk before the first is read (see [`will_need`]).
+    pub fn read_many(&self, positions: &[Position]) -> Result<Vec<Vec<u8>>, SegmentError> {
+        let files = positions
+            .iter()
+            .map(|pos| {
+                self.files
+                    .get(pos.segment, || segment_path(&self.dir, pos.segment))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if positions.len() > 1 {
+            for (file, pos) in files.iter().zip(positions) {
+                will_need(file, pos.offset, FRAME as u64 + u64::from(pos.len));
+            }
+        }
+        files
+            .iter()
+            .zip(positions)
+            .map(|(file, &pos)| read_frame(file, || segment_path(&self.dir, pos.segment), pos))
+            .collect()
     }
 
     /// Closes a segment's file (before it is deleted, so a later read fails rather than

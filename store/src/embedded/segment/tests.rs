@@ -243,6 +243,22 @@ fn the_index_finds_every_entry_and_is_rebuilt_when_lost() {
             index.position(expected.len() as u64 + 1),
             Err(SegmentError::Missing(_))
         ));
+        // Read as a batch (advised to the kernel first): the same entries, in the order asked,
+        // across segments, repeats included; a batch with an entry past the end fails whole.
+        let asked: Vec<u64> = [40, 1, 17, 2, 40, 23, 9]
+            .into_iter()
+            .filter(|&i| i <= expected.len() as u64)
+            .collect();
+        assert!(asked.len() > 4, "the batch spans segments");
+        let positions = index.positions(&asked).unwrap();
+        let read = reader.read_many(&positions).unwrap();
+        let wanted: Vec<&Vec<u8>> = asked.iter().map(|&i| &expected[i as usize - 1]).collect();
+        assert_eq!(read.iter().collect::<Vec<_>>(), wanted);
+        assert!(matches!(
+            index.positions(&[1, expected.len() as u64 + 1]),
+            Err(SegmentError::Missing(n)) if n == expected.len() as u64 + 1
+        ));
+        assert!(index.positions(&[]).unwrap().is_empty());
     };
     check(&log);
     drop(log);
