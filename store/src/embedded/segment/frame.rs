@@ -63,6 +63,19 @@ pub fn check_frame(data: &[u8], pos: usize) -> Result<Frame, &'static str> {
     })
 }
 
+/// The bytes of the frame whose header starts `head` (header and payload; a length past
+/// [`MAX_ENTRY`] counts as the header alone, which [`check_frame`] then refuses).
+pub(super) fn frame_len(head: &[u8]) -> usize {
+    let Some(head) = head.get(..4) else {
+        return FRAME;
+    };
+    let flagged = u32::from_le_bytes(head.try_into().expect("4"));
+    match (flagged & !(MARK | ATTACHMENT)) as usize {
+        len if len <= MAX_ENTRY => FRAME + len,
+        _ => FRAME,
+    }
+}
+
 /// One past the last byte at or after `pos` that is not zero (`pos` if there is none): where
 /// what was written ends and the zeros written ahead begin.
 pub(super) fn written_end(data: &[u8], pos: usize) -> usize {

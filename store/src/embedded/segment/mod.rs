@@ -50,6 +50,7 @@ mod frame;
 mod index;
 mod read;
 mod room;
+mod stream;
 
 use frame::{
     ATTACHMENT, FRAME, MARK, check_header, corrupt, frame_crc, last_mark_in, push_frame,

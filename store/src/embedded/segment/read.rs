@@ -7,7 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::frame::{FRAME, Frame, check_frame, corrupt, read_segment, written_end};
+use super::frame::{FRAME, Frame, check_frame, corrupt, frame_len, header_error};
+use super::stream::Stream;
 use super::{HEADER, Position, SegmentError, io_err, list_segments, segment_path};
 
 /// What a read-only scan found.
@@ -93,22 +94,36 @@ fn walk(
             break;
         }
         let path = segment_path(dir, first);
-        let data = read_segment(&path, magic, first, next)?;
-        let mut pos = HEADER as usize;
-        while pos < data.len() && next <= to {
-            let frame = match check_frame(&data, pos) {
+        let mut data = Stream::new(File::open(&path).map_err(io_err(&path))?);
+        let header = data.bytes(0, HEADER as usize).map_err(io_err(&path))?;
+        if let Some(what) = header_error(header, magic, first, next) {
+            return Err(corrupt(&path, next, 0, what));
+        }
+        let mut pos = HEADER;
+        while next <= to {
+            let head = data.bytes(pos, FRAME).map_err(io_err(&path))?;
+            if head.is_empty() {
+                break;
+            }
+            let len = frame_len(head);
+            let bytes = data.bytes(pos, len).map_err(io_err(&path))?;
+            let frame = match check_frame(bytes, 0) {
                 Ok(frame) => frame,
-                // The zeros written ahead of the last segment's frames.
-                Err(_) if written_end(&data, pos) == pos => break,
-                Err(what) => return Err(corrupt(&path, next, pos as u64, what)),
+                Err(what) => {
+                    // The zeros written ahead of the last segment's frames.
+                    if data.zeros_from(pos).map_err(io_err(&path))? {
+                        break;
+                    }
+                    return Err(corrupt(&path, next, pos, what));
+                }
             };
-            let payload = &data[frame.start..frame.end];
+            let payload = &bytes[frame.start..frame.end];
             if frame.mark {
                 visit(Walked::Mark(payload));
             } else if frame.attachment {
                 let at = Position {
                     segment: first,
-                    offset: pos as u64,
+                    offset: pos,
                     len: payload.len() as u32,
                 };
                 visit(Walked::Attachment(at, payload));
@@ -116,7 +131,7 @@ fn walk(
                 visit(Walked::Entry(next, payload));
                 next += 1;
             }
-            pos = frame.end;
+            pos += frame.end as u64;
         }
     }
     Ok(next - 1)

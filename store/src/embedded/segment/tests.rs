@@ -553,3 +553,75 @@ fn an_attachment_overwritten_stays_an_attachment() {
     assert_eq!(seen, [b"erased".to_vec(), b"next".to_vec()]);
     assert_eq!(log.last_mark(), Some(&b"m2"[..]));
 }
+
+/// The scans read a segment a chunk at a time: frames that straddle chunks (and entries larger
+/// than a chunk) come out whole, corruption past the first chunk is named where it is, and
+/// zeros after the last frame are the clean end however many chunks they fill, but not if a
+/// byte past them is set.
+#[test]
+fn scans_read_a_segment_in_chunks_and_find_frames_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open_with(dir.path(), MAGIC, 64 << 20).unwrap();
+    let sizes = [
+        100,
+        stream::CHUNK - 40,
+        stream::CHUNK + stream::CHUNK / 2,
+        7,
+        MAX_ENTRY,
+        3,
+    ];
+    let written: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| vec![i as u8 + 1; n])
+        .collect();
+    for entry in &written {
+        log.append(std::slice::from_ref(entry)).unwrap();
+    }
+    drop(log);
+    let seg = segment_path(dir.path(), 1);
+    assert_eq!(list_segments(dir.path()).unwrap(), vec![1]);
+    let mut seen = Vec::new();
+    let scanned = scan_read_only(dir.path(), MAGIC, |i, p| seen.push((i, p.to_vec()))).unwrap();
+    assert_eq!(scanned.entries, 6);
+    let expected: Vec<(u64, Vec<u8>)> = (1..).zip(written.iter().cloned()).collect();
+    assert_eq!(seen, expected);
+    let mut from_4 = Vec::new();
+    scan_range(dir.path(), MAGIC, 4, 5, |i, p| from_4.push((i, p.len()))).unwrap();
+    assert_eq!(from_4, vec![(4, 7), (5, MAX_ENTRY)]);
+
+    // Zeros filling several chunks after the last frame: the clean end.
+    let end = frames_end(&seg);
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    file.set_len(end + 3 * stream::CHUNK as u64 + 5).unwrap();
+    assert_eq!(
+        scan_read_only(dir.path(), MAGIC, |_, _| {})
+            .unwrap()
+            .entries,
+        6
+    );
+    // A byte set at the far end of them: what precedes it is no clean end.
+    write_at(&seg, end + 3 * stream::CHUNK as u64 + 4, &[1]);
+    match scan_read_only(dir.path(), MAGIC, |_, _| {}) {
+        Err(SegmentError::Corrupt { index, offset, .. }) => assert_eq!((index, offset), (7, end)),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    write_at(&seg, end + 3 * stream::CHUNK as u64 + 4, &[0]);
+
+    // A payload byte flipped in the fifth entry, chunks past the start of the file.
+    let fifth = HEADER as usize + written[..4].iter().map(|e| FRAME + e.len()).sum::<usize>();
+    assert!(fifth > 2 * stream::CHUNK);
+    write_at(&seg, (fifth + FRAME + MAX_ENTRY / 2) as u64, &[0xff]);
+    match scan_read_only(dir.path(), MAGIC, |_, _| {}) {
+        Err(SegmentError::Corrupt {
+            index,
+            offset,
+            what,
+            ..
+        }) => assert_eq!(
+            (index, offset, what),
+            (5, fifth as u64, "checksum mismatch")
+        ),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
