@@ -231,7 +231,8 @@ pub trait Reader: KvRead + Send + Sync {
     fn record(&self, index: u64) -> Result<Vec<u8>, StorageError>;
 
     /// The records committed at `indexes`, in their order. MUST answer as `record` would for
-    /// each; a store where each read is a round trip answers them in one.
+    /// each; a store where each read is a round trip answers them in one, and one whose reads
+    /// may wait for a disk asks for them all before waiting for any.
     fn records_at(&self, indexes: &[u64]) -> Result<Vec<Vec<u8>>, StorageError> {
         indexes.iter().map(|i| self.record(*i)).collect()
     }
