@@ -398,13 +398,15 @@ impl Reader for EmbeddedReader {
     fn records_at(&self, indexes: &[u64]) -> Result<Vec<Vec<u8>>, StorageError> {
         // All at once: on a log bigger than the page cache, each cold read would otherwise
         // wait for the disk in turn (two reads a record: its index entry, then its frame).
+        let which = format_args!("among {} read at once", indexes.len());
+        let current = self.index.last_segment();
         let positions = self
             .index
             .positions(indexes)
-            .map_err(|e| record_error(&format_args!("in {indexes:?}"), e))?;
+            .map_err(|e| record_error(&which, e))?;
         self.records
-            .read_many(&positions)
-            .map_err(|e| record_error(&format_args!("in {indexes:?}"), e))
+            .read_many(&positions, current)
+            .map_err(|e| record_error(&which, e))
     }
 
     fn for_each_record(&self, from: u64, visit: &mut VisitRecord<'_>) -> Result<(), StorageError> {

@@ -58,15 +58,20 @@ impl SegmentIndex {
     }
 
     /// [`position`](Self::position) of each of `indexes`, in their order, with every index
-    /// entry asked of the disk before the first is read (see [`will_need`]).
+    /// entry outside the last segment asked of the disk before the first is read (see
+    /// [`will_need`]; the last segment's were just written through the page cache, and asking
+    /// would cost a system call each for nothing: deliveries read the newest records).
     pub fn positions(&self, indexes: &[u64]) -> Result<Vec<Position>, SegmentError> {
         let files = indexes
             .iter()
             .map(|&index| self.entry_file(index))
             .collect::<Result<Vec<_>, _>>()?;
         if indexes.len() > 1 {
+            let last = self.last_segment();
             for (&index, (segment, file)) in indexes.iter().zip(&files) {
-                will_need(file, (index - segment) * INDEX_ENTRY, INDEX_ENTRY);
+                if *segment != last {
+                    will_need(file, (index - segment) * INDEX_ENTRY, INDEX_ENTRY);
+                }
             }
         }
         indexes
@@ -74,6 +79,12 @@ impl SegmentIndex {
             .zip(&files)
             .map(|(&index, (segment, file))| self.read_entry(index, *segment, file))
             .collect()
+    }
+
+    /// The first entry of the segment being written (the last one).
+    pub fn last_segment(&self) -> u64 {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.0.last().copied().unwrap_or(1)
     }
 
     /// The first entry of the segment holding entry `index`, and its open index file.

@@ -223,9 +223,14 @@ impl SegmentReader {
         read_frame(&*self.files.get(pos.segment, path)?, path, pos)
     }
 
-    /// [`read`](Self::read) of each of `positions`, in their order, with every frame asked of
-    /// the disk before the first is read (see [`will_need`]).
-    pub fn read_many(&self, positions: &[Position]) -> Result<Vec<Vec<u8>>, SegmentError> {
+    /// [`read`](Self::read) of each of `positions`, in their order, with every frame outside
+    /// segment `current` (the one being written, whose frames were just written through the
+    /// page cache) asked of the disk before the first is read (see [`will_need`]).
+    pub fn read_many(
+        &self,
+        positions: &[Position],
+        current: u64,
+    ) -> Result<Vec<Vec<u8>>, SegmentError> {
         let files = positions
             .iter()
             .map(|pos| {
@@ -235,7 +240,9 @@ impl SegmentReader {
             .collect::<Result<Vec<_>, _>>()?;
         if positions.len() > 1 {
             for (file, pos) in files.iter().zip(positions) {
-                will_need(file, pos.offset, FRAME as u64 + u64::from(pos.len));
+                if pos.segment != current {
+                    will_need(file, pos.offset, FRAME as u64 + u64::from(pos.len));
+                }
             }
         }
         files

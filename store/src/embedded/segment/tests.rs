@@ -251,7 +251,7 @@ fn the_index_finds_every_entry_and_is_rebuilt_when_lost() {
             .collect();
         assert!(asked.len() > 4, "the batch spans segments");
         let positions = index.positions(&asked).unwrap();
-        let read = reader.read_many(&positions).unwrap();
+        let read = reader.read_many(&positions, index.last_segment()).unwrap();
         let wanted: Vec<&Vec<u8>> = asked.iter().map(|&i| &expected[i as usize - 1]).collect();
         assert_eq!(read.iter().collect::<Vec<_>>(), wanted);
         assert!(matches!(
