@@ -399,10 +399,11 @@ impl Reader for EmbeddedReader {
         // All at once: on a log bigger than the page cache, each cold read would otherwise
         // wait for the disk in turn (two reads a record: its index entry, then its frame).
         let which = format_args!("among {} read at once", indexes.len());
+        // The segment being written was just written through the page cache: not asked for.
         let current = self.index.last_segment();
         let positions = self
             .index
-            .positions(indexes)
+            .positions(indexes, current)
             .map_err(|e| record_error(&which, e))?;
         self.records
             .read_many(&positions, current)

@@ -58,18 +58,18 @@ impl SegmentIndex {
     }
 
     /// [`position`](Self::position) of each of `indexes`, in their order, with every index
-    /// entry outside the last segment asked of the disk before the first is read (see
-    /// [`will_need`]; the last segment's were just written through the page cache, and asking
-    /// would cost a system call each for nothing: deliveries read the newest records).
-    pub fn positions(&self, indexes: &[u64]) -> Result<Vec<Position>, SegmentError> {
+    /// entry outside segment `current` asked of the disk before the first is read (see
+    /// [`will_need`]; `current` is the segment being written, whose entries were just written
+    /// through the page cache: asking would cost a system call each for nothing, and
+    /// deliveries read the newest records).
+    pub fn positions(&self, indexes: &[u64], current: u64) -> Result<Vec<Position>, SegmentError> {
         let files = indexes
             .iter()
             .map(|&index| self.entry_file(index))
             .collect::<Result<Vec<_>, _>>()?;
         if indexes.len() > 1 {
-            let last = self.last_segment();
             for (&index, (segment, file)) in indexes.iter().zip(&files) {
-                if *segment != last {
+                if *segment != current {
                     will_need(file, (index - segment) * INDEX_ENTRY, INDEX_ENTRY);
                 }
             }

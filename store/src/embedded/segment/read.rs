@@ -224,8 +224,8 @@ impl SegmentReader {
     }
 
     /// [`read`](Self::read) of each of `positions`, in their order, with every frame outside
-    /// segment `current` (the one being written, whose frames were just written through the
-    /// page cache) asked of the disk before the first is read (see [`will_need`]).
+    /// segment `current` asked of the disk before the first is read (as
+    /// [`SegmentIndex::positions`](super::SegmentIndex::positions) does).
     pub fn read_many(
         &self,
         positions: &[Position],

@@ -250,15 +250,15 @@ fn the_index_finds_every_entry_and_is_rebuilt_when_lost() {
             .filter(|&i| i <= expected.len() as u64)
             .collect();
         assert!(asked.len() > 4, "the batch spans segments");
-        let positions = index.positions(&asked).unwrap();
+        let positions = index.positions(&asked, index.last_segment()).unwrap();
         let read = reader.read_many(&positions, index.last_segment()).unwrap();
         let wanted: Vec<&Vec<u8>> = asked.iter().map(|&i| &expected[i as usize - 1]).collect();
         assert_eq!(read.iter().collect::<Vec<_>>(), wanted);
         assert!(matches!(
-            index.positions(&[1, expected.len() as u64 + 1]),
+            index.positions(&[1, expected.len() as u64 + 1], 0),
             Err(SegmentError::Missing(n)) if n == expected.len() as u64 + 1
         ));
-        assert!(index.positions(&[]).unwrap().is_empty());
+        assert!(index.positions(&[], 0).unwrap().is_empty());
     };
     check(&log);
     drop(log);
