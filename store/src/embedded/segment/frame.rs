@@ -43,7 +43,7 @@ pub fn check_frame(data: &[u8], pos: usize) -> Result<Frame, &'static str> {
     let head = data.get(pos..pos + FRAME).ok_or("truncated frame header")?;
     let flagged = u32::from_le_bytes(head[..4].try_into().expect("4"));
     let crc = u32::from_le_bytes(head[4..].try_into().expect("4"));
-    let len = (flagged & !(MARK | ATTACHMENT)) as usize;
+    let len = payload_len(flagged);
     if len > MAX_ENTRY {
         return Err("impossible length");
     }
@@ -69,11 +69,15 @@ pub(super) fn frame_len(head: &[u8]) -> usize {
     let Some(head) = head.get(..4) else {
         return FRAME;
     };
-    let flagged = u32::from_le_bytes(head.try_into().expect("4"));
-    match (flagged & !(MARK | ATTACHMENT)) as usize {
+    match payload_len(u32::from_le_bytes(head.try_into().expect("4"))) {
         len if len <= MAX_ENTRY => FRAME + len,
         _ => FRAME,
     }
+}
+
+/// The payload's length in a frame header's first word (`flagged`: the length and its flags).
+fn payload_len(flagged: u32) -> usize {
+    (flagged & !(MARK | ATTACHMENT)) as usize
 }
 
 /// One past the last byte at or after `pos` that is not zero (`pos` if there is none): where
