@@ -142,9 +142,10 @@ pub fn first_reads(command: &Change) -> Vec<Vec<u8>> {
 }
 
 /// Decides a change against the current state: what to append, or why nothing is. Pure but for
-/// `body` (reading a stored body to compare a resubmission).
+/// `body` (reading a stored body to compare a resubmission). Takes the change, so that the record
+/// and body it appends are moved, not copied, on the log writer's path.
 pub fn decide(
-    command: &Change,
+    command: Change,
     kv: &(impl KvRead + ?Sized),
     register: &ProtocolStore,
     body: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
@@ -160,7 +161,7 @@ pub fn decide(
             {
                 return Ok(Step::Replayed { request_id, index });
             }
-            let mut record = record.clone();
+            let mut record = record;
             match &mut record.event {
                 Event::UpdateSubmitted(u) => {
                     // The update goes to whoever asked; the log says so from the views.
@@ -173,7 +174,7 @@ pub fn decide(
                 }
                 _ => {}
             }
-            Ok(Step::Append(Box::new(record), Some(new.clone())))
+            Ok(Step::Append(Box::new(record), Some(new)))
         }
         Change::Acknowledge {
             actor,
@@ -181,9 +182,9 @@ pub fn decide(
             request_id,
             kind,
         } => {
-            let meta = visible_meta(kv, request_id, &actor.id)?;
+            let meta = visible_meta(kv, &request_id, &actor.id)?;
             let Some((is_owner, done, event)) =
-                acknowledgement(&meta, *request_id, *kind, &actor.id)?
+                acknowledgement(&meta, request_id, kind, &actor.id)?
             else {
                 return Ok(Step::AlreadyDone {
                     index: meta.notices_acked_by(&actor.id),
@@ -202,8 +203,8 @@ pub fn decide(
             }
             Ok(Step::Append(
                 Box::new(Record {
-                    time_ms: *time_ms,
-                    actor: actor.clone(),
+                    time_ms,
+                    actor,
                     event,
                 }),
                 None,
@@ -251,12 +252,13 @@ pub fn decide(
                     ),
                 });
             }
-            let mut record = record.clone();
+            let requester = meta.requester;
+            let mut record = record;
             if let Event::ResponseSubmitted(r) = &mut record.event {
                 // The answer goes to whoever asked; the log says so from the views, not the caller.
-                r.requester = meta.requester;
+                r.requester = requester;
             }
-            Ok(Step::Append(Box::new(record), Some(body.clone())))
+            Ok(Step::Append(Box::new(record), Some(body)))
         }
         Change::Withdraw { record, body } => {
             let Event::RequestWithdrawn(w) = &record.event else {
@@ -285,7 +287,7 @@ pub fn decide(
                     ),
                 ));
             }
-            Ok(Step::Append(Box::new(record.clone()), Some(body.clone())))
+            Ok(Step::Append(Box::new(record), Some(body)))
         }
         Change::Deadline {
             actor,
@@ -293,37 +295,36 @@ pub fn decide(
             request_id,
             deadline,
         } => {
-            let Some(meta) = views::request_meta(kv, request_id)? else {
+            let Some(meta) = views::request_meta(kv, &request_id)? else {
                 return Ok(Step::NotDue);
             };
             let due = meta.kind == MessageKind::Request
                 && meta.status.awaits_answer()
                 && match deadline {
-                    Deadline::Due => !meta.overdue() && meta.due_ms != 0 && meta.due_ms <= *time_ms,
+                    Deadline::Due => !meta.overdue() && meta.due_ms != 0 && meta.due_ms <= time_ms,
                     Deadline::Expiry => {
                         meta.request_ack_idx == 0
                             && meta.expires_ms != 0
-                            && meta.expires_ms <= *time_ms
+                            && meta.expires_ms <= time_ms
                     }
                 };
             if !due {
                 return Ok(Step::NotDue);
             }
-            let request_id = *request_id;
             let event = match deadline {
                 Deadline::Due => Event::RequestOverdue { request_id },
                 Deadline::Expiry => Event::RequestExpired { request_id },
             };
             Ok(Step::Append(
                 Box::new(Record {
-                    time_ms: *time_ms,
-                    actor: actor.clone(),
+                    time_ms,
+                    actor,
                     event,
                 }),
                 None,
             ))
         }
-        Change::Append { record } => Ok(Step::Append(Box::new(record.clone()), None)),
+        Change::Append { record } => Ok(Step::Append(Box::new(record), None)),
         Change::Hold { record } => {
             let (target, placing) = match &record.event {
                 Event::LegalHoldPlaced(t) => (t, true),
@@ -345,11 +346,13 @@ pub fn decide(
                     },
                 ));
             }
-            Ok(Step::Append(Box::new(record.clone()), None))
+            Ok(Step::Append(Box::new(record), None))
         }
-        Change::Protocol { record, document } => {
-            let approver = &record.actor.id;
-            let mut record = record.clone();
+        Change::Protocol {
+            mut record,
+            document,
+        } => {
+            let approver = record.actor.id.clone();
             match &mut record.event {
                 Event::Protocol(ProtocolEvent::Registered { .. }) => {
                     let text = document
@@ -364,7 +367,7 @@ pub fn decide(
                     protocol_id,
                     version,
                     ..
-                }) => register.may_approve(protocol_id, *version, approver)?,
+                }) => register.may_approve(protocol_id, *version, &approver)?,
                 Event::Protocol(ProtocolEvent::StateChanged {
                     protocol_id,
                     version,
@@ -375,7 +378,7 @@ pub fn decide(
                 }
                 _ => return Err(BrokerError::Internal("Protocol without its record".into())),
             }
-            Ok(Step::Append(Box::new(record), document.clone()))
+            Ok(Step::Append(Box::new(record), document))
         }
     }
 }

@@ -525,7 +525,8 @@ impl Sequencer {
         let mut bodies: Vec<BodyEntry> = Vec::new();
         let mut pending_bodies: HashMap<(RequestId, MessageKind), usize> = HashMap::new();
         let mut register_changed = false;
-        for (change, _) in jobs.iter() {
+        let (changes, replies): (Vec<Change>, Vec<_>) = jobs.drain(..).unzip();
+        for change in changes {
             let step = decide(change, &ov, &self.register, |kind, id| match pending_bodies
                 .get(&(*id, kind))
             {
@@ -568,11 +569,7 @@ impl Sequencer {
                 Err(e) => Err(e),
             });
         }
-        let answers: Vec<_> = jobs
-            .drain(..)
-            .map(|(_, reply)| reply)
-            .zip(results)
-            .collect();
+        let answers: Vec<_> = replies.into_iter().zip(results).collect();
         if raws.is_empty() {
             // Answers may name records of the batch in flight: they wait for it.
             self.settle();
