@@ -151,7 +151,10 @@ pub fn decide(
     body: impl Fn(MessageKind, &RequestId) -> Result<Option<BodyEntry>, BrokerError>,
 ) -> Result<Step, BrokerError> {
     match command {
-        Change::Open { record, body: new } => {
+        Change::Open {
+            mut record,
+            body: new,
+        } => {
             let Some(opening) = record.event.opening() else {
                 return Err(BrokerError::Internal("Open without its record".into()));
             };
@@ -161,7 +164,6 @@ pub fn decide(
             {
                 return Ok(Step::Replayed { request_id, index });
             }
-            let mut record = record;
             match &mut record.event {
                 Event::UpdateSubmitted(u) => {
                     // The update goes to whoever asked; the log says so from the views.
@@ -210,7 +212,7 @@ pub fn decide(
                 None,
             ))
         }
-        Change::Respond { record, body } => {
+        Change::Respond { mut record, body } => {
             let Event::ResponseSubmitted(r) = &record.event else {
                 return Err(BrokerError::Internal("Respond without its record".into()));
             };
@@ -252,11 +254,9 @@ pub fn decide(
                     ),
                 });
             }
-            let requester = meta.requester;
-            let mut record = record;
             if let Event::ResponseSubmitted(r) = &mut record.event {
                 // The answer goes to whoever asked; the log says so from the views, not the caller.
-                r.requester = requester;
+                r.requester = meta.requester;
             }
             Ok(Step::Append(Box::new(record), Some(body)))
         }
@@ -352,7 +352,7 @@ pub fn decide(
             mut record,
             document,
         } => {
-            let approver = record.actor.id.clone();
+            let approver = &record.actor.id;
             match &mut record.event {
                 Event::Protocol(ProtocolEvent::Registered { .. }) => {
                     let text = document
@@ -367,7 +367,7 @@ pub fn decide(
                     protocol_id,
                     version,
                     ..
-                }) => register.may_approve(protocol_id, *version, &approver)?,
+                }) => register.may_approve(protocol_id, *version, approver)?,
                 Event::Protocol(ProtocolEvent::StateChanged {
                     protocol_id,
                     version,
