@@ -123,6 +123,7 @@ impl Once {
 pub struct Ledger {
     tx: mpsc::Sender<Job>,
     applied: watch::Receiver<u64>,
+    inbox_bells: crate::inbox_wakes::InboxBells,
     reader: Arc<dyn Reader>,
     protocols: SharedProtocols,
     head: Arc<RwLock<LogHead>>,
@@ -206,6 +207,7 @@ impl Ledger {
         Ok(Self {
             tx,
             applied: shared.applied,
+            inbox_bells: shared.inbox_bells,
             reader: shared.reader,
             protocols: shared.protocols,
             head: shared.head,
@@ -487,6 +489,13 @@ impl Ledger {
     /// A receiver of the last applied log index, which changes after every committed batch.
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
+    }
+
+    /// A receiver of the log's size that changes after each committed batch adding to
+    /// `agency`'s inbox, and only then (see [`crate::inbox_wakes`]); its wait ends with an
+    /// error once the writer is gone.
+    pub fn inbox_changes(&self, agency: &str) -> watch::Receiver<u64> {
+        self.inbox_bells.subscribe(agency, *self.applied.borrow())
     }
 
     /// Reads a stored body; `None` when it is not stored (purged).

@@ -37,6 +37,7 @@ pub mod checkpoint;
 pub mod copy;
 mod durable;
 pub mod embedded;
+mod inbox_wakes;
 pub mod ledger;
 pub mod log_check;
 pub mod log_keys;

@@ -86,6 +86,7 @@ impl Decided {
 /// What the handle shares with the writer.
 pub(crate) struct Shared {
     pub(crate) applied: watch::Receiver<u64>,
+    pub(crate) inbox_bells: crate::inbox_wakes::InboxBells,
     pub(crate) reader: Arc<dyn Reader>,
     pub(crate) protocols: SharedProtocols,
     pub(crate) head: Arc<RwLock<LogHead>>,
@@ -232,8 +233,10 @@ impl Sequencer {
         let published: SharedProtocols = Arc::new(RwLock::new(Arc::new(register.clone())));
         let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (applied, applied_rx) = watch::channel(last);
+        let (inbox_wakes, inbox_bells) = crate::inbox_wakes::pair();
         let shared = Shared {
             applied: applied_rx,
+            inbox_bells,
             reader: reader.clone(),
             protocols: published.clone(),
             head: head.clone(),
@@ -253,6 +256,7 @@ impl Sequencer {
                 on_batch: options.on_batch.clone(),
                 known: Arc::new(std::sync::atomic::AtomicU64::new(last)),
                 settled: Arc::new(tokio::sync::Notify::new()),
+                inbox_wakes,
             },
             head,
             keys,
@@ -467,6 +471,7 @@ impl Sequencer {
                 .unwrap_or_else(|e| e.into_inner()) = Arc::new(self.register.clone());
         }
         self.publish.applied.send_replace(size);
+        self.publish.inbox_wakes.ring_all(size);
         Ok(())
     }
 
@@ -582,6 +587,7 @@ impl Sequencer {
             return;
         }
         let (views, postings, created) = ov.into_parts();
+        let inboxes = crate::inbox_wakes::inboxes_of(&postings);
         span.record("records", raws.len());
         span.record("bodies", bodies.len());
         let register = register_changed.then(|| Arc::new(self.register.clone()));
@@ -590,6 +596,7 @@ impl Sequencer {
         let durable = move |checkpoint, note| Durable {
             first_index,
             raws: raws_published,
+            inboxes,
             checkpoint,
             note,
             answers: Answers(answers),

@@ -117,6 +117,11 @@ pub fn inbox_prefix(agency: &str) -> Vec<u8> {
     [b"xi".as_slice(), agency.as_bytes(), &[0]].concat()
 }
 
+/// Whether `prefix` is an agency's inbox's ([`inbox_prefix`]).
+pub fn is_inbox_prefix(prefix: &[u8]) -> bool {
+    prefix.len() > 3 && prefix.starts_with(b"xi") && prefix.ends_with(&[0])
+}
+
 /// Key of an inbox item.
 pub fn inbox_key(agency: &str, index: u64) -> Vec<u8> {
     [inbox_prefix(agency).as_slice(), &index.to_be_bytes()].concat()

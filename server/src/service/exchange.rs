@@ -363,12 +363,13 @@ async fn follow_inbox(
     tx: mpsc::Sender<Result<v1::SubscribeInboxResponse, Status>>,
     too_slow: &AtomicBool,
 ) -> StreamEnd {
-    let mut applied = broker.ledger().applied();
+    // Woken by the batches that add to this caller's inbox, not by every batch.
+    let mut delivered = broker.ledger().inbox_changes(&caller.principal.id);
     let mut shutting_down = broker.shutting_down();
     loop {
         // Mark the current commit as seen before reading, so a commit that lands after the
         // read wakes the wait below.
-        applied.borrow_and_update();
+        delivered.borrow_and_update();
         let page = broker
             .inbox_page(&caller, cursor, STREAM_PAGE, false)
             .and_then(|(items, more)| {
@@ -408,7 +409,7 @@ async fn follow_inbox(
             continue;
         }
         let stopping = tokio::select! {
-            changed = applied.changed() => changed.is_err(),
+            changed = delivered.changed() => changed.is_err(),
             _ = shutting_down.wait_for(|&stop| stop) => true,
             () = tx.closed() => return StreamEnd::Closed,
         };

@@ -44,7 +44,7 @@
 mod follower;
 mod postings;
 #[cfg(test)]
-mod power_cut;
+pub(crate) mod power_cut;
 mod recovery;
 pub mod segment;
 pub mod tile_files;

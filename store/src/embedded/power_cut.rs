@@ -55,7 +55,8 @@ impl Dice {
     }
 }
 
-fn request(i: u64) -> (Record, BodyEntry) {
+/// Exchange `i`, from the police to a school board, with its body.
+pub(crate) fn request(i: u64) -> (Record, BodyEntry) {
     let id = RequestId(u128::from(i + 1).to_be_bytes());
     let record = Record {
         time_ms: 1_800_000_000_000 + i,

@@ -200,3 +200,45 @@ async fn a_lost_tile_is_made_again_alone_on_opening() {
         "a tile that was there was written again: the whole tree was rebuilt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_wakes_the_streams_of_the_inboxes_it_adds_to_and_no_others() {
+    let ledger = Ledger::in_memory(&LedgerOptions::new("test/log")).unwrap();
+    let mut school = ledger.inbox_changes("rangitoto-school-board");
+    let mut police = ledger.inbox_changes("police");
+    school.borrow_and_update();
+    police.borrow_and_update();
+
+    // An audit record adds to no inbox.
+    ledger.append(denial(1)).await.unwrap();
+    assert!(!school.has_changed().unwrap() && !police.has_changed().unwrap());
+
+    // A request adds to the school's inbox: its bell rings once it is durable, and what rang it
+    // is readable by then.
+    let (record, body) = crate::embedded::power_cut::request(1);
+    let Opened::New(receipt) = ledger.open_exchange(record, body).await.unwrap() else {
+        panic!("a new exchange taken for a replay");
+    };
+    assert!(
+        school.has_changed().unwrap(),
+        "the recipient's stream not woken"
+    );
+    assert_eq!(*school.borrow_and_update(), receipt.log_index);
+    let page = ledger
+        .views()
+        .inbox_page("rangitoto-school-board", 0, 10, false, 10)
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].cursor, receipt.log_index);
+    assert!(
+        !police.has_changed().unwrap(),
+        "the sender's stream woken for nothing"
+    );
+
+    // Once the writer is gone, a waiting stream is told.
+    drop(ledger);
+    tokio::time::timeout(std::time::Duration::from_secs(10), police.changed())
+        .await
+        .expect("the wait outlived the writer")
+        .unwrap_err();
+}

@@ -104,6 +104,7 @@ pub(super) struct Publish {
     /// writer's wake-up when it moves: the writer may wait on its batch in flight.
     pub(super) known: Arc<AtomicU64>,
     pub(super) settled: Arc<tokio::sync::Notify>,
+    pub(super) inbox_wakes: Arc<crate::inbox_wakes::InboxWakes>,
 }
 
 /// Makes a batch's fate known when dropped: after it is published, or with its `OnDurable`
@@ -125,6 +126,8 @@ impl Drop for Outcome {
 pub(super) struct Durable {
     pub(super) first_index: u64,
     pub(super) raws: Vec<Vec<u8>>,
+    /// The inboxes the batch adds to (their posting list prefixes).
+    pub(super) inboxes: Vec<Vec<u8>>,
     pub(super) checkpoint: Checkpoint,
     pub(super) note: Arc<str>,
     pub(super) answers: Answers,
@@ -160,6 +163,7 @@ impl Publish {
         }
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.applied.send_replace(size);
+        self.inbox_wakes.ring(&batch.inboxes, size);
         if let Some(register) = batch.register {
             *self.published.write().unwrap_or_else(|e| e.into_inner()) = register;
         }
