@@ -22,6 +22,7 @@
 //! INFOSHARE_BENCH_REOPEN=<path> with INFOSHARE_BENCH_REOPEN_RECORDS=<n> reruns only the
 //! fresh process's half on it (open, memory, queries, log check), e.g. after dropping the
 //! page cache;
+//! INFOSHARE_BENCH_IDLE_STREAMS=<n> opens n more inbox streams, of agencies nothing is sent to;
 //! INFOSHARE_BENCH_LEDGER_ONLY runs only the embedded ledger phase and its two disk baselines;
 //! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
 //! INFOSHARE_BENCH_PG_STATS the rows it wrote per table and by view key prefix, and the WAL).
@@ -152,6 +153,17 @@ const AGENCIES: [&str; 5] = [
     "education",
     "oranga-tamariki",
     "rangitoto-school-board",
+];
+
+/// Agencies of the sample register the load never sends to (`INFOSHARE_BENCH_IDLE_STREAMS`).
+const IDLE_AGENCIES: [&str; 7] = [
+    "health-nz",
+    "kainga-ora",
+    "corrections",
+    "justice",
+    "te-whare-awhina",
+    "safe-homes-trust",
+    "dr-aroha-ngata",
 ];
 
 struct Clients {
@@ -404,6 +416,35 @@ fn main() {
                 }
             });
         }
+        // Streams of agencies the load never sends to, as a broker serving every agency of the
+        // register has open: what an open stream costs while nothing is delivered to it.
+        let idle: usize = std::env::var("INFOSHARE_BENCH_IDLE_STREAMS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut idle_clients = std::collections::HashMap::new();
+        for (i, a) in IDLE_AGENCIES.iter().cycle().take(idle).enumerate() {
+            if !idle_clients.contains_key(a) {
+                let client = Client::connect(&url, &identity(Role::Agency, a))
+                    .await
+                    .unwrap();
+                idle_clients.insert(*a, client);
+            }
+            let mut stream = idle_clients[a].subscribe_inbox(0).await.unwrap();
+            let delivered = delivered.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(_)) = stream.next().await {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            if i + 1 == idle {
+                println!(
+                    "idle inbox streams     {idle:>9} (of {} agencies the load does not send to)",
+                    idle_clients.len()
+                );
+            }
+        }
+        std::mem::forget(idle_clients);
         Arc::new(Clients { by_agency })
     });
     let (broker_calls, records_per_batch, append_rate, broker_cpu_us) =

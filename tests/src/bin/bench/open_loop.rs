@@ -6,17 +6,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Clients, PAIRS, Samples, answer, echo};
+use super::{Clients, PAIRS, Samples, answer, cpu_secs, echo};
 use infoshare_tests::sample_request;
 
 /// Offers `rate` starts a second for `secs`; at each, `trip(i, scheduled)` makes two calls one
-/// after the other and gives the µs from `scheduled` to the end of each. Returns both sets.
-async fn offer<F, Fut>(rate: u64, secs: u64, trip: F) -> (Samples, Samples)
+/// after the other and gives the µs from `scheduled` to the end of each. Returns both sets, and
+/// the line of the CPU the process spent a trip (client and server together), named `what`.
+async fn offer<F, Fut>(rate: u64, secs: u64, what: &str, trip: F) -> (Samples, Samples, String)
 where
     F: Fn(u64, Instant) -> Fut + Send + 'static,
     Fut: Future<Output = (u64, u64)> + Send + 'static,
 {
     let total = rate * secs;
+    let cpu_before = cpu_secs();
     // Trips are started by a blocking task of their own that sleeps to each scheduled time:
     // tokio's timer has a resolution of 1 ms, so starting them from `sleep_until` started each
     // up to 1 ms late, and that lateness, counted from the scheduled time, was charged to the
@@ -42,14 +44,20 @@ where
         first.0.push(a);
         second.0.push(b);
     }
-    (first, second)
+    let cpu = cpu_secs() - cpu_before;
+    let cpu = format!(
+        "open-loop cpu {what} @{rate}/s   {:.2} of the cores, {:.1} µs a trip (client and server together)",
+        cpu / secs as f64,
+        cpu * 1e6 / total.max(1) as f64
+    );
+    (first, second, cpu)
 }
 
 /// Offers `rate` full round trips (submit, then respond) a second for `secs` and prints the
 /// submit and round-trip latencies.
 pub(super) async fn broker(clients: &Arc<Clients>, rate: u64, secs: u64) {
     let clients = clients.clone();
-    let (mut submit, mut round_trip) = offer(rate, secs, move |i, scheduled| {
+    let (mut submit, mut round_trip, cpu) = offer(rate, secs, "broker", move |i, scheduled| {
         let clients = clients.clone();
         async move {
             let (from, to) = PAIRS[(i % 4) as usize];
@@ -72,6 +80,7 @@ pub(super) async fn broker(clients: &Arc<Clients>, rate: u64, secs: u64) {
         submit.line(&format!("open-loop submit @{rate}/s"), secs as f64)
     );
     println!("{}", round_trip.line("open-loop round trip", secs as f64));
+    println!("{cpu}");
 }
 
 /// The baseline of [`broker`]: the same offered load of two calls a trip, each a bare echo
@@ -83,7 +92,7 @@ pub(super) async fn echo_baseline(channels: &[tonic::transport::Channel], rate: 
         .iter()
         .map(|c| echo::echo_service_client::EchoServiceClient::new(c.clone()))
         .collect();
-    let (mut first, _) = offer(rate, secs, move |i, scheduled| {
+    let (mut first, _, cpu) = offer(rate, secs, "echo", move |i, scheduled| {
         let mut c = clients[(i % clients.len() as u64) as usize].clone();
         async move {
             let mut call = async || {
@@ -102,4 +111,5 @@ pub(super) async fn echo_baseline(channels: &[tonic::transport::Channel], rate: 
         "{}",
         first.line(&format!("open-loop echo @{rate}/s"), secs as f64)
     );
+    println!("{cpu}");
 }
