@@ -293,6 +293,7 @@ fn main() {
     // machine's two cores, as in the baseline).
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("server-rt")
         .enable_all()
         .build()
         .unwrap();
@@ -336,6 +337,7 @@ fn main() {
     });
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("client-rt")
         .enable_all()
         .build()
         .unwrap();
