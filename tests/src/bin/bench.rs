@@ -424,29 +424,32 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let mut idle_clients = std::collections::HashMap::new();
-        for (i, a) in IDLE_AGENCIES.iter().cycle().take(idle).enumerate() {
+        let mut idle_clients: std::collections::HashMap<&str, Client> =
+            std::collections::HashMap::new();
+        for a in IDLE_AGENCIES.iter().cycle().take(idle) {
             if !idle_clients.contains_key(a) {
                 let client = Client::connect(&url, &identity(Role::Agency, a))
                     .await
                     .unwrap();
                 idle_clients.insert(*a, client);
             }
-            let mut stream = idle_clients[a].subscribe_inbox(0).await.unwrap();
+            // The task keeps its client, and so its connection, for the rest of the run.
+            let client = idle_clients[a].clone();
+            let mut stream = client.subscribe_inbox(0).await.unwrap();
             let delivered = delivered.clone();
             tokio::spawn(async move {
+                let _client = client;
                 while let Ok(Some(_)) = stream.next().await {
                     delivered.fetch_add(1, Ordering::Relaxed);
                 }
             });
-            if i + 1 == idle {
-                println!(
-                    "idle inbox streams     {idle:>9} (of {} agencies the load does not send to)",
-                    idle_clients.len()
-                );
-            }
         }
-        std::mem::forget(idle_clients);
+        if idle > 0 {
+            println!(
+                "idle inbox streams     {idle:>9} (of {} agencies the load does not send to)",
+                idle_clients.len()
+            );
+        }
         Arc::new(Clients { by_agency })
     });
     let (broker_calls, records_per_batch, append_rate, broker_cpu_us) =
