@@ -28,8 +28,8 @@ impl InboxWakes {
         self.bells.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rings the bells of the inboxes `prefixes` (posting list prefixes; those not an inbox's
-    /// are passed over) with the log's size after the batch that added to them.
+    /// Rings the bells of the inboxes `prefixes` ([`inboxes_of`] a batch) with the log's size
+    /// after that batch.
     pub(crate) fn ring(&self, prefixes: &[Vec<u8>], size: u64) {
         let bells = self.bells();
         for prefix in prefixes {
@@ -61,7 +61,7 @@ pub(crate) fn inboxes_of(posted: &crate::backend::Posted) -> Vec<Vec<u8>> {
 
 /// What a ledger handle subscribes through.
 #[derive(Clone)]
-pub(crate) struct InboxBells(pub(crate) Weak<InboxWakes>);
+pub(crate) struct InboxBells(Weak<InboxWakes>);
 
 impl InboxBells {
     /// A receiver that changes (to the log's size) after each durable batch that adds to

@@ -155,6 +155,19 @@ const AGENCIES: [&str; 5] = [
     "rangitoto-school-board",
 ];
 
+/// Opens `client`'s inbox stream and counts what it delivers into `delivered`, in a task that
+/// keeps the client, and so its connection, for the rest of the run.
+async fn follow_inbox(client: Client, delivered: &Arc<AtomicU64>) {
+    let mut stream = client.subscribe_inbox(0).await.unwrap();
+    let delivered = delivered.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        while let Ok(Some(_)) = stream.next().await {
+            delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
 /// Agencies of the sample register the load never sends to (`INFOSHARE_BENCH_IDLE_STREAMS`).
 const IDLE_AGENCIES: [&str; 7] = [
     "health-nz",
@@ -410,13 +423,7 @@ fn main() {
             );
         }
         for a in agencies {
-            let mut stream = by_agency[a].subscribe_inbox(0).await.unwrap();
-            let delivered = delivered.clone();
-            tokio::spawn(async move {
-                while let Ok(Some(_)) = stream.next().await {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+            follow_inbox(by_agency[a].clone(), &delivered).await;
         }
         // Streams of agencies the load never sends to, as a broker serving every agency of the
         // register has open: what an open stream costs while nothing is delivered to it.
@@ -433,16 +440,7 @@ fn main() {
                     .unwrap();
                 idle_clients.insert(*a, client);
             }
-            // The task keeps its client, and so its connection, for the rest of the run.
-            let client = idle_clients[a].clone();
-            let mut stream = client.subscribe_inbox(0).await.unwrap();
-            let delivered = delivered.clone();
-            tokio::spawn(async move {
-                let _client = client;
-                while let Ok(Some(_)) = stream.next().await {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+            follow_inbox(idle_clients[a].clone(), &delivered).await;
         }
         if idle > 0 {
             println!(
