@@ -23,6 +23,7 @@
 //! fresh process's half on it (open, memory, queries, log check), e.g. after dropping the
 //! page cache;
 //! INFOSHARE_BENCH_IDLE_STREAMS=<n> opens n more inbox streams, of agencies nothing is sent to;
+//! INFOSHARE_BENCH_TRIPS=<file> appends every open-loop trip's schedule and latencies to it;
 //! INFOSHARE_BENCH_LEDGER_ONLY runs only the embedded ledger phase and its two disk baselines;
 //! INFOSHARE_BENCH_PG_LEDGER_ONLY runs only the PostgreSQL ledger phase and its baselines, with
 //! INFOSHARE_BENCH_PG_STATS the rows it wrote per table and by view key prefix, and the WAL).

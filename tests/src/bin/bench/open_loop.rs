@@ -45,12 +45,49 @@ where
         second.0.push(b);
     }
     let cpu = cpu_secs() - cpu_before;
+    if let Some(path) = std::env::var_os("INFOSHARE_BENCH_TRIPS") {
+        write_trips(&path, what, rate, start, &first, &second);
+    }
     let cpu = format!(
         "open-loop cpu {what} @{rate}/s   {:.2} of the cores, {:.1} µs a trip (client and server together)",
         cpu / secs as f64,
         cpu * 1e6 / total.max(1) as f64
     );
     (first, second, cpu)
+}
+
+/// Appends each trip of a phase to `path`, one line each: `<what> <rate> <start> <offset>
+/// <first> <second>` — the phase's start in µs of the Unix epoch (to line the trips up with
+/// samples taken outside the process), the trip's scheduled offset from it and its two
+/// latencies, in µs. For finding where a tail's trips fall in time.
+fn write_trips(
+    path: &std::ffi::OsStr,
+    what: &str,
+    rate: u64,
+    start: Instant,
+    first: &Samples,
+    second: &Samples,
+) {
+    use std::fmt::Write as _;
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let start_us = since_epoch
+        .as_micros()
+        .saturating_sub(start.elapsed().as_micros());
+    let mut out = String::new();
+    for (i, (a, b)) in first.0.iter().zip(&second.0).enumerate() {
+        let offset = i as u64 * 1_000_000 / rate;
+        let _ = writeln!(out, "{what} {rate} {start_us} {offset} {a} {b}");
+    }
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, out.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("infoshare-bench: cannot write the trips to {path:?}: {e}");
+    }
 }
 
 /// Offers `rate` full round trips (submit, then respond) a second for `secs` and prints the
