@@ -28,7 +28,7 @@ where
     let tasks = tokio::task::spawn_blocking(move || {
         let mut tasks = Vec::with_capacity(total as usize);
         for i in 0..total {
-            let scheduled = start + Duration::from_micros(i * 1_000_000 / rate);
+            let scheduled = start + Duration::from_micros(offset_us(i, rate));
             if let Some(ahead) = scheduled.checked_duration_since(Instant::now()) {
                 std::thread::sleep(ahead);
             }
@@ -56,6 +56,11 @@ where
     (first, second, cpu)
 }
 
+/// When trip `i` is due at `rate` a second, in µs from the phase's start.
+fn offset_us(i: u64, rate: u64) -> u64 {
+    i * 1_000_000 / rate
+}
+
 /// Appends each trip of a phase to `path`, one line each: `<what> <rate> <start> <offset>
 /// <first> <second>` — the phase's start in µs of the Unix epoch (to line the trips up with
 /// samples taken outside the process), the trip's scheduled offset from it and its two
@@ -77,7 +82,7 @@ fn write_trips(
         .saturating_sub(start.elapsed().as_micros());
     let mut out = String::new();
     for (i, (a, b)) in first.0.iter().zip(&second.0).enumerate() {
-        let offset = i as u64 * 1_000_000 / rate;
+        let offset = offset_us(i as u64, rate);
         let _ = writeln!(out, "{what} {rate} {start_us} {offset} {a} {b}");
     }
     let appended = std::fs::OpenOptions::new()
