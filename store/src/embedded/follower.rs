@@ -113,6 +113,21 @@ enum Listening {
     ForEnough,
 }
 
+impl Generations {
+    fn len(&self) -> usize {
+        self.active.len() + self.folding.len()
+    }
+
+    /// Whether what is pending is what the follower listens for when it listens for `what`.
+    fn has(&self, what: Listening) -> bool {
+        match what {
+            Listening::No => false,
+            Listening::ForAny => self.active.len() > 0,
+            Listening::ForEnough => self.len() >= ROUND_ENOUGH,
+        }
+    }
+}
+
 /// Writes acknowledged but not yet in the view store.
 #[derive(Default)]
 pub(super) struct Pending {
@@ -170,46 +185,25 @@ impl Pending {
             active.extend(writes);
         }
         maps.active_marks = marks;
-        let wake = match maps.listening {
-            Listening::No => false,
-            Listening::ForAny => true,
-            Listening::ForEnough => maps.active.len() + maps.folding.len() >= ROUND_ENOUGH,
-        };
+        let wake = maps.has(maps.listening);
         if wake {
             maps.listening = Listening::No;
         }
         wake
     }
 
-    /// Whether the follower may wait for a write: if nothing is pending, it is then woken by the
-    /// next one (checked and noted under one lock, so no write falls in between unheard).
-    fn listen_for_any(&self) -> bool {
+    /// Whether the follower may wait for `what` (not pending yet); if so, the write that
+    /// brings it wakes the follower (checked and noted under one lock, so no write falls in
+    /// between unheard).
+    fn listen(&self, what: Listening) -> bool {
         let mut maps = self.write();
-        let idle = maps.active.len() == 0;
-        maps.listening = if idle {
-            Listening::ForAny
-        } else {
-            Listening::No
-        };
-        idle
-    }
-
-    /// Whether the follower may wait for more writes: if fewer than a round's worth are
-    /// pending, it is then woken once they are.
-    fn listen_for_enough(&self) -> bool {
-        let mut maps = self.write();
-        let few = maps.active.len() + maps.folding.len() < ROUND_ENOUGH;
-        maps.listening = if few {
-            Listening::ForEnough
-        } else {
-            Listening::No
-        };
-        few
+        let wait = !maps.has(what);
+        maps.listening = if wait { what } else { Listening::No };
+        wait
     }
 
     fn len(&self) -> usize {
-        let maps = self.read();
-        maps.active.len() + maps.folding.len()
+        self.read().len()
     }
 
     /// Waits while too many writes are pending; the follower's failure, if it failed.
@@ -339,7 +333,7 @@ pub(super) fn run(
     wake: mpsc::Receiver<()>,
 ) {
     loop {
-        let open = (!pending.listen_for_any() || wake.recv().is_ok())
+        let open = (!pending.listen(Listening::ForAny) || wake.recv().is_ok())
             && gather(&wake, &pending, ROUND_GATHER);
         if let Some((round, marks)) = pending.freeze() {
             let entries = round
@@ -365,7 +359,7 @@ pub(super) fn run(
 /// in 5 s, for the same writes.
 fn gather(wake: &mpsc::Receiver<()>, pending: &Pending, most: std::time::Duration) -> bool {
     let deadline = std::time::Instant::now() + most;
-    while pending.listen_for_enough() {
+    while pending.listen(Listening::ForEnough) {
         let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
             break;
         };
@@ -468,18 +462,24 @@ mod tests {
             !pending.insert(one("a"), Vec::new(), (1, 0)),
             "not listening yet"
         );
-        assert!(!pending.listen_for_any(), "something is pending: no wait");
+        assert!(
+            !pending.listen(Listening::ForAny),
+            "something is pending: no wait"
+        );
         assert!(!pending.insert(one("b"), Vec::new(), (2, 0)));
         pending.freeze().unwrap();
         pending.folded();
-        assert!(pending.listen_for_any(), "nothing pending: it may wait");
+        assert!(
+            pending.listen(Listening::ForAny),
+            "nothing pending: it may wait"
+        );
         assert!(
             pending.insert(one("c"), Vec::new(), (3, 0)),
             "the write it waits for"
         );
         assert!(!pending.insert(one("d"), Vec::new(), (4, 0)), "woken once");
 
-        assert!(pending.listen_for_enough());
+        assert!(pending.listen(Listening::ForEnough));
         assert!(
             !pending.insert(one("e"), Vec::new(), (5, 0)),
             "too few for a round"
@@ -493,12 +493,12 @@ mod tests {
         );
         assert!(!pending.insert(one("f"), Vec::new(), (7, 0)), "woken once");
         assert!(
-            !pending.listen_for_enough(),
+            !pending.listen(Listening::ForEnough),
             "a round's worth pending: no wait"
         );
 
         pending.freeze().unwrap();
-        assert!(pending.listen_for_any());
+        assert!(pending.listen(Listening::ForAny));
         pending.freeze();
         assert!(
             !pending.insert(one("g"), Vec::new(), (8, 0)),
