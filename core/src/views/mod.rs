@@ -137,9 +137,13 @@ pub fn purged(kv: &(impl KvRead + ?Sized), id: &RequestId) -> Result<bool, ViewE
     Ok(kv.get(&purged_key(id))?.is_some())
 }
 
+/// Prefix of the idempotency entries. They are only ever created and read by key (never
+/// scanned, changed or deleted), so an engine may keep them apart from the other views.
+pub const IDEMPOTENCY: &[u8] = b"k";
+
 /// Key of an idempotency entry.
 pub fn idempotency_key(agency: &str, hash: &[u8; 32]) -> Vec<u8> {
-    [b"k".as_slice(), agency.as_bytes(), &[0], hash].concat()
+    [IDEMPOTENCY, agency.as_bytes(), &[0], hash].concat()
 }
 
 /// Key of a legal hold.

@@ -47,6 +47,7 @@ mod postings;
 pub(crate) mod power_cut;
 mod recovery;
 pub mod segment;
+mod sorted_runs;
 pub mod tile_files;
 pub mod view_store;
 mod witness;
