@@ -410,7 +410,7 @@ impl ViewStore {
     fn write_runs(
         &self,
         table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-        held: &std::collections::BTreeMap<sorted_runs::EntryId, Vec<u8>>,
+        held: &[(sorted_runs::EntryId, Vec<u8>)],
     ) -> Result<(Runs, Compactor), ViewError> {
         let runs = self.snapshot().runs.clone();
         let taken = self

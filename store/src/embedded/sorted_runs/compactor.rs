@@ -87,7 +87,7 @@ impl Compactor {
         &mut self,
         table: &mut Table<'_>,
         runs: &Runs,
-        held: &BTreeMap<EntryId, Vec<u8>>,
+        held: &[(EntryId, Vec<u8>)],
     ) -> Result<Runs, ViewError> {
         let mut runs = runs.0.clone();
         if !held.is_empty() {
@@ -169,7 +169,7 @@ impl Merge {
     fn new(table: &Table<'_>, sources: Vec<Arc<Run>>, id: u64) -> Result<Self, ViewError> {
         let mut cursors: Vec<Cursor> = sources.iter().map(|r| Cursor::new(r.clone())).collect();
         for c in &mut cursors {
-            c.fill(table)?;
+            c.advance(table)?;
         }
         let out = RunWriter::new(id, sources.iter().map(|r| r.count).sum());
         Ok(Self {
@@ -181,7 +181,7 @@ impl Merge {
 
     /// Merges up to `budget` entries; whether every entry is merged.
     fn step(&mut self, table: &mut Table<'_>, budget: u64) -> Result<bool, ViewError> {
-        let cursors = &mut self.cursors;
+        let Self { cursors, out, .. } = self;
         for _ in 0..budget {
             // The smallest id at the cursors; on a tie, the newest run's.
             let Some(at) = (0..cursors.len())
@@ -191,17 +191,18 @@ impl Merge {
                         cursors[a].peek().expect("some"),
                         cursors[b].peek().expect("some"),
                     );
-                    x.0.cmp(&y.0)
+                    x.0.cmp(y.0)
                         .then(cursors[b].run.id.cmp(&cursors[a].run.id))
                 })
             else {
                 return Ok(true);
             };
-            let (entry_id, value) = cursors[at].peek().expect("some").clone();
-            self.out.push(table, &entry_id, &value)?;
+            let (entry_id, value) = cursors[at].peek().expect("some");
+            let entry_id = *entry_id;
+            out.push(table, &entry_id, value)?;
             for c in cursors.iter_mut() {
                 if c.peek().is_some_and(|(i, _)| *i == entry_id) {
-                    c.fill(table)?;
+                    c.advance(table)?;
                 }
             }
         }
@@ -217,8 +218,9 @@ impl Merge {
 struct Cursor {
     run: Arc<Run>,
     next_block: u32,
-    block: std::vec::IntoIter<(EntryId, Vec<u8>)>,
-    current: Option<(EntryId, Vec<u8>)>,
+    /// The block being read (checked whole when read) and where its next entry starts.
+    block: Vec<u8>,
+    at: usize,
 }
 
 impl Cursor {
@@ -226,29 +228,36 @@ impl Cursor {
         Self {
             run,
             next_block: 0,
-            block: Vec::new().into_iter(),
-            current: None,
+            block: Vec::new(),
+            at: 0,
         }
     }
 
-    fn peek(&self) -> Option<&(EntryId, Vec<u8>)> {
-        self.current.as_ref()
+    /// The entry at the cursor, if the run has any left (read without copying: a merge moves
+    /// every entry of a level each time).
+    fn peek(&self) -> Option<(&EntryId, &[u8])> {
+        let rest = self.block.get(self.at..).filter(|r| r.len() > 32)?;
+        let (id, rest) = rest.split_at(32);
+        let len = usize::from(rest[0]);
+        Some((id.try_into().expect("32"), &rest[1..1 + len]))
     }
 
-    fn fill(&mut self, table: &Table<'_>) -> Result<(), ViewError> {
-        self.current = self.block.next();
-        while self.current.is_none() && (self.next_block as usize) < self.run.fences.len() {
+    /// Moves past the entry at the cursor (or, at first, to the run's first entry).
+    fn advance(&mut self, table: &Table<'_>) -> Result<(), ViewError> {
+        if let Some((_, value)) = self.peek() {
+            self.at += 33 + value.len();
+        }
+        while self.at >= self.block.len() && (self.next_block as usize) < self.run.fences.len() {
             let key = block_key(self.run.id, self.next_block);
             let stored = table
                 .get(key.as_slice())
                 .map_err(store_err)?
                 .ok_or_else(|| bad(format!("block of run {} is missing", self.run.id)))?;
-            let decoded: Vec<_> = entries(stored.value())
-                .map(|e| e.map(|(i, v)| (i, v.to_vec())))
-                .collect::<Result<_, _>>()?;
-            self.block = decoded.into_iter();
+            entries(stored.value()).try_for_each(|e| e.map(drop))?;
+            self.block.clear();
+            self.block.extend_from_slice(stored.value());
+            self.at = 0;
             self.next_block += 1;
-            self.current = self.block.next();
         }
         Ok(())
     }

@@ -16,7 +16,7 @@
 //! Everything lives in the view store's table and commits with its marks: a crash takes the
 //! runs and the marks back together, and opening replays the log from there.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use redb::ReadableTable;
@@ -282,7 +282,7 @@ pub(super) fn stored_blocks(table: &impl ReadableTable<&'static [u8], &'static [
 /// store's snapshot: entries leave this set only after the snapshot whose runs hold them is
 /// published.
 #[derive(Default)]
-pub(super) struct Held(RwLock<BTreeMap<EntryId, Vec<u8>>>);
+pub(super) struct Held(RwLock<HashMap<EntryId, Vec<u8>>>);
 
 impl Held {
     pub(super) fn get(&self, id: &EntryId) -> Option<Vec<u8>> {
@@ -300,10 +300,20 @@ impl Held {
             .extend(round);
     }
 
-    /// What is held, with `round` added (for a durable commit's run).
-    pub(super) fn with(&self, round: &[(EntryId, Vec<u8>)]) -> BTreeMap<EntryId, Vec<u8>> {
-        let mut all = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
-        all.extend(round.iter().cloned());
+    /// What is held, with `round` added (its values first), sorted by id: a durable commit's
+    /// run.
+    pub(super) fn with(&self, round: &[(EntryId, Vec<u8>)]) -> Vec<(EntryId, Vec<u8>)> {
+        let mut all = round.to_vec();
+        all.extend(
+            self.0
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(id, v)| (*id, v.clone())),
+        );
+        // Stable: of two values for one id, the round's (first) is kept.
+        all.sort_by_key(|(id, _)| *id);
+        all.dedup_by_key(|(id, _)| *id);
         all
     }
 
