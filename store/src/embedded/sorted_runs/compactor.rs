@@ -191,8 +191,7 @@ impl Merge {
                         cursors[a].peek().expect("some"),
                         cursors[b].peek().expect("some"),
                     );
-                    x.0.cmp(y.0)
-                        .then(cursors[b].run.id.cmp(&cursors[a].run.id))
+                    x.0.cmp(y.0).then(cursors[b].run.id.cmp(&cursors[a].run.id))
                 })
             else {
                 return Ok(true);
