@@ -29,6 +29,18 @@ fn fold(store: &ViewStore, from: u64, to: u64, per_round: u64, durable_mark: u64
     }
 }
 
+/// The store's files copied now, as a crash (the process's, not the machine's) would leave
+/// them, and the store they open as (not rebuilt).
+fn as_a_crash_leaves_it(dir: &tempfile::TempDir) -> (tempfile::TempDir, ViewStore) {
+    let crashed = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        std::fs::copy(f.path(), crashed.path().join(f.file_name())).unwrap();
+    }
+    let (copy, rebuilt) = ViewStore::open(crashed.path(), 8 << 20).unwrap();
+    assert!(!rebuilt);
+    (crashed, copy)
+}
+
 fn assert_all_found(store: &ViewStore, total: u64) {
     for n in (0..total).step_by(3).chain([total - 1]) {
         assert_eq!(store.get(&key(n)).unwrap(), Some(value(n)), "entry {n}");
@@ -112,12 +124,7 @@ fn a_crash_keeps_the_entries_of_the_last_durable_commit_exactly() {
     fold(&store, 0, 300, 50, 100_000);
     fold(&store, 300, 400, 50, 150_000);
     assert_eq!(store.get(&key(350)).unwrap(), Some(value(350)));
-    let crashed = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
-        std::fs::copy(f.path(), crashed.path().join(f.file_name())).unwrap();
-    }
-    let (copy, rebuilt) = ViewStore::open(crashed.path(), 8 << 20).unwrap();
-    assert!(!rebuilt);
+    let (_crashed, copy) = as_a_crash_leaves_it(&dir);
     assert_eq!(copy.marks().unwrap().0, 100_000);
     assert_eq!(copy.get(&key(299)).unwrap(), Some(value(299)));
     assert_eq!(copy.get(&key(300)).unwrap(), None);
@@ -146,12 +153,7 @@ fn a_crash_in_a_merge_loses_nothing_and_leaves_nothing() {
     }
     // FANOUT runs of 2,000 entries: their merge takes four commits; one is made.
     assert!(store.runs_blocks_stored() > store.runs_blocks());
-    let crashed = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
-        std::fs::copy(f.path(), crashed.path().join(f.file_name())).unwrap();
-    }
-    let (mut copy, rebuilt) = ViewStore::open(crashed.path(), 8 << 20).unwrap();
-    assert!(!rebuilt);
+    let (_crashed, mut copy) = as_a_crash_leaves_it(&dir);
     copy.durable_by_count_only();
     let total = commits * per_commit;
     assert_all_found(&copy, total);
