@@ -12,10 +12,11 @@ use super::{
 use crate::views::ViewError;
 
 /// Entries merged each durable commit by each merge under way: one for each entry the commit
-/// adds, and [`MERGE_FLOOR`] more. A level's merge moves `FANOUT` runs of it, and the level has
-/// `FANOUT` runs again once as many entries as they hold have come in at level 0, so each merge
-/// finishes before its level is due again, however many levels there are. (Every entry merged
-/// is written again in the same durable commit; twice the rate wrote more pages than it saved.)
+/// adds, and [`MERGE_FLOOR`] more. A level's merge moves the `FANOUT` or so runs it has, and
+/// the level has `FANOUT` runs again only once as many entries as they hold have come in, so
+/// each merge finishes before its level is due again, however many levels there are. (Every
+/// entry merged is written again in the same durable commit; twice the rate wrote more pages
+/// than it saved.)
 const MERGE_PER_ENTRY: u64 = 1;
 const MERGE_FLOOR: u64 = 512;
 /// A merge under way: key `MERGING ‖ run:u64be` of the run it is writing, whose blocks opening
@@ -131,8 +132,8 @@ impl Compactor {
     }
 }
 
-/// The levels with [`FANOUT`] runs (not counting those a merge is moving) and no merge under
-/// way.
+/// The levels with [`FANOUT`] runs or more and no merge under way (runs that come to a level
+/// while it is merged wait for its next merge).
 fn levels_due(runs: &[Arc<Run>], merges: &BTreeMap<u8, Merge>) -> Vec<u8> {
     let mut counts = BTreeMap::<u8, usize>::new();
     for r in runs {
