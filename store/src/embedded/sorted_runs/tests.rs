@@ -41,6 +41,15 @@ fn as_a_crash_leaves_it(dir: &tempfile::TempDir) -> (tempfile::TempDir, ViewStor
     (crashed, copy)
 }
 
+/// A new store whose durable commits are made only every DURABLE_EVERY records (and on close),
+/// so a test decides where they fall.
+fn store_durable_by_count() -> (tempfile::TempDir, ViewStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
+    store.durable_by_count_only();
+    (dir, store)
+}
+
 fn assert_all_found(store: &ViewStore, total: u64) {
     for n in (0..total).step_by(3).chain([total - 1]) {
         assert_eq!(store.get(&key(n)).unwrap(), Some(value(n)), "entry {n}");
@@ -56,9 +65,7 @@ fn assert_all_found(store: &ViewStore, total: u64) {
 /// finds the same, and scans pass over the runs.
 #[test]
 fn entries_are_found_through_held_rounds_runs_and_merges() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
-    store.durable_by_count_only();
+    let (dir, store) = store_durable_by_count();
     let per_commit = 700u64;
     let commits = 120u64;
     let mut most_runs = 0;
@@ -118,9 +125,7 @@ fn entries_are_found_through_held_rounds_runs_and_merges() {
 /// last durable commit; what the log replays from its mark is taken again.
 #[test]
 fn a_crash_keeps_the_entries_of_the_last_durable_commit_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
-    store.durable_by_count_only();
+    let (dir, store) = store_durable_by_count();
     fold(&store, 0, 300, 50, 100_000);
     fold(&store, 300, 400, 50, 150_000);
     assert_eq!(store.get(&key(350)).unwrap(), Some(value(350)));
@@ -137,9 +142,7 @@ fn a_crash_keeps_the_entries_of_the_last_durable_commit_exactly() {
 /// blocks and starts the merges again, which then finish.
 #[test]
 fn a_crash_in_a_merge_loses_nothing_and_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = ViewStore::recreate(dir.path(), 8 << 20).unwrap();
-    store.durable_by_count_only();
+    let (dir, store) = store_durable_by_count();
     let per_commit = 2_000u64;
     let commits = FANOUT as u64 + 1;
     for c in 0..commits {
